@@ -1,0 +1,90 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace seg {
+namespace {
+
+TEST(ConfigTest, ReadsTypedValuesAndKeepsDefaultsForMissingKeys) {
+  auto config = Config::FromString(
+      "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  batch: 500\nstats:\n  shards: 4\n"
+      "  enabled: true\n  ratio: 0.5\n  topics: [a, b]\n",
+      "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::string bootstrap;
+  int64_t batch = 0;
+  int32_t shards = 0, missing = 42;
+  bool enabled = false;
+  double ratio = 0;
+  std::vector<std::string> topics;
+  ASSERT_TRUE(config->Get("kafka.bootstrap_servers", &bootstrap).ok());
+  ASSERT_TRUE(config->Get("kafka.batch", &batch).ok());
+  ASSERT_TRUE(config->Get("stats.shards", &shards).ok());
+  ASSERT_TRUE(config->Get("stats.enabled", &enabled).ok());
+  ASSERT_TRUE(config->Get("stats.ratio", &ratio).ok());
+  ASSERT_TRUE(config->Get("stats.topics", &topics).ok());
+  ASSERT_TRUE(config->Get("stats.missing", &missing).ok());
+  EXPECT_EQ(bootstrap, "127.0.0.1:9092");
+  EXPECT_EQ(batch, 500);
+  EXPECT_EQ(shards, 4);
+  EXPECT_TRUE(enabled);
+  EXPECT_DOUBLE_EQ(ratio, 0.5);
+  EXPECT_EQ(topics, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(missing, 42);
+  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+}
+
+TEST(ConfigTest, BadValueNamesKeyAndFile) {
+  auto config = Config::FromString("store:\n  port: abc\n", "seg.yaml");
+  ASSERT_TRUE(config.ok());
+  int32_t port = 9090;
+  Status s = config->Get("store.port", &port);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("seg.yaml"), std::string_view::npos) << s;
+  EXPECT_NE(s.message().find("store.port"), std::string_view::npos) << s;
+  EXPECT_NE(s.message().find("'abc'"), std::string_view::npos) << s;
+  EXPECT_EQ(port, 9090);
+}
+
+TEST(ConfigTest, UnknownKeyNamesKeyAndFile) {
+  auto config = Config::FromString("store:\n  port: 1\n  prot: 2\n", "seg.yaml");
+  ASSERT_TRUE(config.ok());
+  int32_t port = 0;
+  ASSERT_TRUE(config->Get("store.port", &port).ok());
+  Status s = config->CheckNoUnknownKeys();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("seg.yaml"), std::string_view::npos) << s;
+  EXPECT_NE(s.message().find("'store.prot'"), std::string_view::npos) << s;
+}
+
+TEST(ConfigTest, OverrideWinsOverFileAndCreatesPaths) {
+  auto config = Config::FromString("store:\n  port: 1\n", "seg.yaml");
+  ASSERT_TRUE(config.ok());
+  ASSERT_TRUE(config->ApplyOverride("store.port=9191").ok());
+  ASSERT_TRUE(config->ApplyOverride("kafka.properties.security.protocol=SASL_SSL").ok());
+  int32_t port = 0;
+  ASSERT_TRUE(config->Get("store.port", &port).ok());
+  EXPECT_EQ(port, 9191);
+  std::map<std::string, std::string> props;
+  ASSERT_TRUE(config->Get("kafka.properties", &props).ok());
+  EXPECT_EQ(props["security.protocol"], "SASL_SSL");
+  EXPECT_TRUE(config->CheckNoUnknownKeys().ok()) << config->CheckNoUnknownKeys();
+  EXPECT_FALSE(config->ApplyOverride("novalue").ok());
+}
+
+TEST(ConfigTest, FileErrorsAreClear) {
+  auto missing = Config::LoadFile("/nonexistent/seg.yaml");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  std::string path = ::testing::TempDir() + "/broken.yaml";
+  std::ofstream(path) << "store: [unclosed\n";
+  auto broken = Config::LoadFile(path);
+  EXPECT_EQ(broken.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(broken.status().message().find(path), std::string_view::npos);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace seg

@@ -1,0 +1,166 @@
+#include "tests/harness/process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+namespace seg::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/segtest-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) std::abort();
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+Status WaitForTcpPort(int port, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    close(fd);
+    if (rc == 0) return Status::OK();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return DeadlineExceededError("port " + std::to_string(port) + " not accepting connections");
+    }
+    // Polling a port that is not up yet: nothing to block on.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+std::string BinaryDir() {
+  const char* dir = std::getenv("SEG_BINARY_DIR");
+  return dir ? dir : ".";
+}
+
+std::string SourceDir() {
+  const char* dir = std::getenv("SEG_SOURCE_DIR");
+  return dir ? dir : ".";
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && running()) {
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(other.pid_), exit_code_(other.exit_code_) {
+  other.pid_ = -1;
+}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    this->~ChildProcess();
+    pid_ = other.pid_;
+    exit_code_ = other.exit_code_;
+    other.pid_ = -1;
+  }
+  return *this;
+}
+
+StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
+                                           const std::string& log_path,
+                                           const std::vector<std::string>& env) {
+  if (argv.empty()) return InvalidArgumentError("empty argv");
+  pid_t pid = fork();
+  if (pid < 0) return InternalError("fork failed");
+  if (pid == 0) {
+    // Child: die with the parent so an aborted test leaves no orphans.
+    setpgid(0, 0);
+    if (!log_path.empty()) {
+      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+      }
+    }
+    for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  ChildProcess child;
+  child.pid_ = pid;
+  return child;
+}
+
+bool ChildProcess::running() {
+  if (pid_ <= 0) return false;
+  if (exit_code_ >= 0) return false;
+  int status = 0;
+  pid_t rc = waitpid(pid_, &status, WNOHANG);
+  if (rc == 0) return true;
+  if (rc == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  return false;
+}
+
+void ChildProcess::Signal(int signal) {
+  if (pid_ > 0 && running()) kill(pid_, signal);
+}
+
+StatusOr<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return DeadlineExceededError("process " + std::to_string(pid_) + " still running");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return exit_code_;
+}
+
+int ChildProcess::Stop(std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return exit_code_;
+  Signal(SIGTERM);
+  auto code = Wait(grace);
+  if (code.ok()) return *code;
+  Signal(SIGKILL);
+  auto killed = Wait(std::chrono::milliseconds(5000));
+  return killed.ok() ? *killed : -1;
+}
+
+}  // namespace seg::testing
