@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +107,7 @@ StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
   if (pid == 0) {
     // Child: die with the parent so an aborted test leaves no orphans.
     setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!log_path.empty()) {
       int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
