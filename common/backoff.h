@@ -12,8 +12,8 @@
 namespace seg {
 
 struct BackoffOptions {
-  int64_t initial_ms = 50;   // first delay ceiling
-  int64_t max_ms = 5000;     // cap, so a recovered server is noticed quickly
+  int64_t initial_ms = 50;  // first delay ceiling
+  int64_t max_ms = 5000;    // cap, so a recovered server is noticed quickly
 };
 
 class Backoff {

@@ -11,11 +11,11 @@
 namespace seg {
 
 struct EventView {
-  int64_t time_ms = 0;      // event time, Unix epoch ms
-  int32_t type = 0;         // seg::EventType code
+  int64_t time_ms = 0;  // event time, Unix epoch ms
+  int32_t type = 0;     // seg::EventType code
   std::string_view url;
   std::string_view referrer;
-  uint32_t ipv4 = 0;        // 0 when absent or IPv6
+  uint32_t ipv4 = 0;  // 0 when absent or IPv6
   std::string_view user_agent;
   std::string_view search_query;
   std::string_view event_id;

@@ -20,7 +20,8 @@ std::vector<std::string> SplitPath(std::string_view path) {
   return parts;
 }
 
-void CollectLeaves(const YAML::Node& node, const std::string& prefix, std::vector<std::string>* out) {
+void CollectLeaves(const YAML::Node& node, const std::string& prefix,
+                   std::vector<std::string>* out) {
   if (node.IsMap()) {
     for (const auto& kv : node) {
       std::string key = kv.first.as<std::string>();
@@ -190,7 +191,8 @@ Status Config::Get(std::string_view path, std::map<std::string, std::string>* ou
   CollectLeaves(node, "", &leaves);
   for (const auto& leaf : leaves) {
     YAML::Node value = impl_->Find(std::string(path) + "." + leaf);
-    if (!value.IsScalar()) return impl_->TypeError(std::string(path) + "." + leaf, "a scalar", value);
+    if (!value.IsScalar())
+      return impl_->TypeError(std::string(path) + "." + leaf, "a scalar", value);
     (*out)[leaf] = value.Scalar();
   }
   return Status::OK();

@@ -1,0 +1,90 @@
+#include "common/event_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "common/hash.h"
+#include "proto/events.pb.h"
+
+namespace seg {
+namespace {
+
+Event SampleEvent() {
+  Event e;
+  e.set_user_id("u1");
+  e.set_event_time_ms(1700000000123);
+  e.set_type(PAGE_VIEW);
+  e.set_url("https://cats.example/kittens?x=1");
+  e.set_referrer("https://search.example/");
+  e.set_ip("10.1.2.3");
+  e.set_user_agent("Mozilla/5.0");
+  e.set_search_query("");
+  (*e.mutable_attributes())["gender"] = "f";
+  (*e.mutable_attributes())["city"] = "novosibirsk";
+  e.set_source("web");
+  return e;
+}
+
+TEST(EventCodecTest, QualifierSortsByTimeAndRoundTrips) {
+  std::string a, b;
+  EncodeEventQualifier(1000, 0xFFFFFFFFFFFFFFFFull, 1, &a);
+  EncodeEventQualifier(1001, 0, 1, &b);
+  ASSERT_EQ(a.size(), kEventQualifierSize);
+  EXPECT_LT(a, b);  // bytewise order follows time, whatever the digest
+  int64_t t;
+  uint64_t d;
+  int32_t type;
+  ASSERT_TRUE(DecodeEventQualifier(a, &t, &d, &type).ok());
+  EXPECT_EQ(t, 1000);
+  EXPECT_EQ(d, 0xFFFFFFFFFFFFFFFFull);
+  EXPECT_EQ(type, 1);
+  EXPECT_FALSE(DecodeEventQualifier("short", &t, &d, &type).ok());
+}
+
+TEST(EventCodecTest, DigestUsesIdWhenPresentElseContent) {
+  Event a = SampleEvent(), b = SampleEvent();
+  EXPECT_EQ(EventDigest(a), EventDigest(b));  // same content, no id: same cell
+  b.set_url("https://cats.example/other");
+  EXPECT_NE(EventDigest(a), EventDigest(b));
+  a.set_event_id("ev-42");
+  b.set_event_id("ev-42");
+  EXPECT_EQ(EventDigest(a), EventDigest(b));  // same id wins over content
+  EXPECT_EQ(EventDigest(a), MurmurHash64A("ev-42", kEventDigestSeed));
+}
+
+TEST(EventCodecTest, CellDecodesToViewsIntoValue) {
+  Event e = SampleEvent();
+  std::string qualifier, value;
+  EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &qualifier);
+  ASSERT_TRUE(EncodeEventValue(e, &value).ok());
+  EventView view;
+  ASSERT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
+  EXPECT_EQ(view.time_ms, 1700000000123);
+  EXPECT_EQ(view.type, PAGE_VIEW);
+  EXPECT_EQ(view.url, e.url());
+  EXPECT_EQ(view.referrer, e.referrer());
+  EXPECT_EQ(view.user_agent, e.user_agent());
+  EXPECT_EQ(view.source, "web");
+  EXPECT_EQ(view.ipv4, (10u << 24) | (1u << 16) | (2u << 8) | 3u);
+  ASSERT_EQ(view.attributes.size(), 2u);
+  EXPECT_GE(view.url.data(), value.data());
+  EXPECT_LT(view.url.data(), value.data() + value.size());
+}
+
+TEST(EventCodecTest, BadIpAndCorruptValueAreErrors) {
+  Event e = SampleEvent();
+  e.set_ip("not-an-ip");
+  std::string value;
+  EXPECT_EQ(EncodeEventValue(e, &value).code(), StatusCode::kInvalidArgument);
+  e.set_ip("2001:db8::1");
+  ASSERT_TRUE(EncodeEventValue(e, &value).ok());
+  std::string qualifier;
+  EncodeEventQualifier(1, 2, 1, &qualifier);
+  EventView view;
+  EXPECT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
+  EXPECT_EQ(view.ipv4, 0u);
+  EXPECT_EQ(DecodeEventCell(qualifier, "\x12\xff\xff\xff\xff\x0f", &view).code(),
+            StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace seg
