@@ -1,0 +1,354 @@
+// The segmenter node's batch loop. Per batch (docs/ARCHITECTURE.md steps):
+//   1. bot blacklist, 2. skip cache, 3. one multi-get for the survivors,
+//   4. scripts, 5. results to Kafka, 6. stats to Redis, then the membership
+//   state back to family `s`, the skip cache, and 7. the offsets.
+// Any failure in 3-6 retries the whole batch with backoff: results and HLL
+// adds are idempotent for a replay, the state is written only after both
+// were acknowledged, and offsets only after the state.
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "common/backoff.h"
+#include "common/event_codec.h"
+#include "common/metrics.h"
+#include "proto/segmentation.pb.h"
+#include "segmenter/bot_blacklist.h"
+#include "segmenter/internal/membership.h"
+#include "segmenter/segmenter.h"
+#include "segmenter/skip_cache.h"
+#include "store/store.h"
+
+namespace seg::segmenter {
+namespace {
+
+constexpr int64_t kDayMs = 86'400'000;
+
+struct NodeMetrics {
+  metrics::Counter notices = metrics::GetCounter("seg_segmenter_notices_total", "Notices consumed");
+  metrics::Counter malformed = metrics::GetCounter("seg_segmenter_decisions_total",
+                                                   "Notices by decision", {{"decision", "malformed"}});
+  metrics::Counter skipped_cache = metrics::GetCounter(
+      "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "skipped_by_cache"}});
+  metrics::Counter skipped_bot = metrics::GetCounter(
+      "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "skipped_as_bot"}});
+  metrics::Counter segmented = metrics::GetCounter(
+      "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "segmented"}});
+  metrics::Counter results = metrics::GetCounter("seg_segmenter_results_total", "Results published");
+  metrics::Counter batch_failures =
+      metrics::GetCounter("seg_segmenter_batch_failures_total", "Batch attempts that failed");
+  metrics::Counter bad_cells =
+      metrics::GetCounter("seg_segmenter_bad_cells_total", "Undecodable event cells skipped");
+  metrics::Histogram dwell = metrics::GetHistogram(
+      "seg_segmenter_dwell_seconds", "Now minus the notice's Kafka timestamp at consumption");
+  metrics::Histogram e2e = metrics::GetHistogram(
+      "seg_segmenter_event_to_result_seconds", "Result acknowledged minus newest event time");
+  metrics::Histogram store_latency =
+      metrics::GetHistogram("seg_segmenter_store_seconds", "Multi-get latency per batch");
+  metrics::Histogram stats_latency =
+      metrics::GetHistogram("seg_segmenter_stats_seconds", "Stats write latency per batch");
+  metrics::Histogram batch_latency =
+      metrics::GetHistogram("seg_segmenter_batch_seconds", "Whole batch processing time");
+  metrics::Gauge lag = metrics::GetGauge("seg_segmenter_consumer_lag", "Notices behind");
+};
+
+// One user that survived the skips in this batch.
+struct PendingUser {
+  std::string_view user_id;  // view into the Kafka batch
+  int64_t newest_event_ms = 0;
+};
+
+class NodeImpl : public Node {
+ public:
+  NodeImpl(const NodeOptions& options, store::Store* store, Evaluator* evaluator,
+           StatsSink* stats, Clock* clock)
+      : options_(options), store_(store), evaluator_(evaluator), stats_(stats), clock_(clock) {}
+
+  Status Init() {
+    SEG_ASSIGN_OR_RETURN(producer_, kafka::Producer::Create(options_.kafka));
+    SEG_ASSIGN_OR_RETURN(consumer_, kafka::Consumer::Create(options_.kafka, options_.group_id));
+    SEG_RETURN_IF_ERROR(consumer_->Subscribe({options_.notices_topic}));
+    if (options_.skip_cache_enabled) {
+      SkipCache::Options o;
+      o.capacity_bytes = static_cast<size_t>(options_.skip_cache_bytes);
+      o.skew_margin_ms = options_.clock_skew_margin_ms;
+      SEG_ASSIGN_OR_RETURN(skip_cache_, SkipCache::Create(o));
+    }
+    if (options_.bot_blacklist_enabled) {
+      BotBlacklist::Options o;
+      o.window_ms = options_.bot_window_ms;
+      o.threshold_events = static_cast<uint32_t>(options_.bot_threshold_events);
+      o.blacklist_ms = options_.bot_blacklist_ms;
+      o.capacity_bytes = static_cast<size_t>(options_.bot_capacity_users) * 32;
+      SEG_ASSIGN_OR_RETURN(blacklist_, BotBlacklist::Create(o, clock_));
+    }
+    return Status::OK();
+  }
+
+  StatusOr<int> RunOnce() override {
+    if (reload_.exchange(false)) {
+      Status s = evaluator_->Reload();
+      if (!s.ok()) LOG(ERROR) << "script reload failed, keeping the previous set: " << s;
+    }
+    SEG_ASSIGN_OR_RETURN(kafka::Batch batch,
+                         consumer_->PollBatch(options_.batch_max_notices,
+                                              std::chrono::milliseconds(options_.batch_max_ms)));
+    if (batch.empty()) return 0;
+    Backoff backoff(BackoffOptions{100, 5000});
+    while (true) {
+      int64_t start_us = clock_->MonotonicUs();
+      Status s = ProcessBatch(batch);
+      if (s.ok()) {
+        metrics_.batch_latency.Observe((clock_->MonotonicUs() - start_us) / 1e6);
+        break;
+      }
+      ++stats_snapshot_.failed_batches;
+      metrics_.batch_failures.Inc();
+      if (stop_.load()) return s.WithContext("batch abandoned at shutdown, will be redelivered");
+      int64_t delay = backoff.NextDelayMs();
+      LOG(WARNING) << "batch of " << batch.size() << " notices failed (attempt "
+                   << backoff.attempts() << "), retrying in " << delay << " ms: " << s;
+      // Waiting out a failed dependency: nothing to synchronise with.
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    }
+    SEG_RETURN_IF_ERROR(consumer_->StoreOffsets(batch));
+    SEG_RETURN_IF_ERROR(consumer_->Commit(/*sync=*/false));
+    ++stats_snapshot_.batches;
+    metrics_.lag.Set(static_cast<double>(consumer_->Lag()));
+    return static_cast<int>(batch.size());
+  }
+
+  Status Run() override {
+    while (!stop_.load()) {
+      auto n = RunOnce();
+      if (!n.ok()) LOG(ERROR) << "segmenter: " << n.status();
+    }
+    return Close();
+  }
+
+  void RequestStop() override { stop_ = true; }
+  void RequestReload() override { reload_ = true; }
+  NodeStats stats() const override { return stats_snapshot_; }
+
+  Status Close() override {
+    if (closed_) return Status::OK();
+    closed_ = true;
+    Status flush = producer_->Flush(std::chrono::seconds(10));
+    Status close = consumer_->Close();
+    if (!flush.ok()) return flush;
+    return close;
+  }
+
+ private:
+  Status ProcessBatch(const kafka::Batch& batch) {
+    const int64_t now = clock_->NowMs();
+    pending_.clear();
+    pending_index_.clear();
+    bot_users_.clear();
+    int64_t skipped_cache = 0, skipped_bot = 0, malformed = 0;
+    for (const kafka::Message& msg : batch) {
+      if (!notice_.ParseFromArray(msg.value().data(), static_cast<int>(msg.value().size())) ||
+          notice_.user_id().empty()) {
+        ++malformed;
+        LOG_EVERY_N(WARNING, 1000) << "malformed notice at " << msg.topic() << "/"
+                                   << msg.partition() << "@" << msg.offset();
+        continue;
+      }
+      if (msg.timestamp_ms() > 0) metrics_.dwell.Observe((now - msg.timestamp_ms()) / 1e3);
+      // The user id as a view into the Kafka message keeps the batch allocation-free.
+      std::string_view user = msg.key().empty() ? std::string_view(notice_.user_id()) : msg.key();
+      if (blacklist_) {
+        auto decision = blacklist_->OnNotice(user, notice_.event_count());
+        if (decision != BotBlacklist::Decision::kProcess) {
+          ++skipped_bot;
+          if (decision == BotBlacklist::Decision::kNewlyBlacklisted) bot_users_.push_back(user);
+          continue;
+        }
+      }
+      if (skip_cache_ && skip_cache_->ShouldSkip(user, notice_.acked_at_ms())) {
+        ++skipped_cache;
+        continue;
+      }
+      auto [it, inserted] = pending_index_.emplace(user, pending_.size());
+      if (inserted) pending_.push_back(PendingUser{user, 0});
+      PendingUser& p = pending_[it->second];
+      p.newest_event_ms = std::max(p.newest_event_ms, notice_.newest_event_time_ms());
+    }
+
+    const int64_t read_started_ms = clock_->NowMs();
+    if (!pending_.empty()) SEG_RETURN_IF_ERROR(ReadRows(now));
+    results_.clear();
+    updates_.clear();
+    state_puts_.clear();
+    for (size_t i = 0; i < pending_.size(); ++i) SEG_RETURN_IF_ERROR(SegmentUser(i, now));
+    for (std::string_view bot : bot_users_) PublishBot(bot, now);
+
+    if (!updates_.empty()) {
+      int64_t t0 = clock_->MonotonicUs();
+      SEG_RETURN_IF_ERROR(stats_->Write(updates_).WithContext("stats write"));
+      metrics_.stats_latency.Observe((clock_->MonotonicUs() - t0) / 1e6);
+    }
+    for (const auto& [key, value] : results_) {
+      SEG_RETURN_IF_ERROR(producer_->Produce(options_.results_topic, key, value));
+    }
+    SEG_RETURN_IF_ERROR(producer_->Flush(std::chrono::seconds(30)).WithContext("results"));
+    if (!state_puts_.empty()) {
+      SEG_RETURN_IF_ERROR(store_->Put(options_.table, state_puts_).WithContext("state write"));
+    }
+    const int64_t done_ms = clock_->NowMs();
+    for (const PendingUser& p : pending_) {
+      if (skip_cache_) skip_cache_->RecordRead(p.user_id, read_started_ms);
+      if (p.newest_event_ms > 0) metrics_.e2e.Observe((done_ms - p.newest_event_ms) / 1e3);
+    }
+
+    stats_snapshot_.notices += static_cast<int64_t>(batch.size());
+    stats_snapshot_.malformed_notices += malformed;
+    stats_snapshot_.skipped_by_cache += skipped_cache;
+    stats_snapshot_.skipped_as_bot += skipped_bot;
+    stats_snapshot_.bots_flagged += static_cast<int64_t>(bot_users_.size());
+    stats_snapshot_.segmented += static_cast<int64_t>(pending_.size());
+    stats_snapshot_.results_published += static_cast<int64_t>(results_.size());
+    stats_snapshot_.stats_updates += static_cast<int64_t>(updates_.size());
+    metrics_.notices.Inc(static_cast<double>(batch.size()));
+    metrics_.malformed.Inc(static_cast<double>(malformed));
+    metrics_.skipped_cache.Inc(static_cast<double>(skipped_cache));
+    metrics_.skipped_bot.Inc(static_cast<double>(skipped_bot));
+    metrics_.segmented.Inc(static_cast<double>(pending_.size()));
+    metrics_.results.Inc(static_cast<double>(results_.size()));
+    return Status::OK();
+  }
+
+  // One multi-get: per user, the newest events of the history window and the state cell.
+  Status ReadRows(int64_t now) {
+    gets_.resize(pending_.size() * 2);
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      store::GetRequest& events = gets_[2 * i];
+      events.row.assign(pending_[i].user_id);
+      events.families = {options_.events_family};
+      events.time_range.min = now - int64_t{options_.history_days} * kDayMs;
+      events.newest_cells = options_.max_events_per_user;
+      store::GetRequest& state = gets_[2 * i + 1];
+      state.row.assign(pending_[i].user_id);
+      state.families = {options_.state_family};
+      state.qualifiers = {std::string(kStateQualifier)};
+    }
+    int64_t t0 = clock_->MonotonicUs();
+    SEG_RETURN_IF_ERROR(store_->MultiGet(options_.table, gets_, &rows_).WithContext("multi-get"));
+    metrics_.store_latency.Observe((clock_->MonotonicUs() - t0) / 1e6);
+    return Status::OK();
+  }
+
+  Status SegmentUser(size_t i, int64_t now) {
+    const PendingUser& p = pending_[i];
+    const store::RowResult& event_row = rows_[2 * i];
+    events_.resize(event_row.size());
+    size_t n = 0;
+    int64_t watermark = 0;
+    for (store::CellView cell : event_row) {
+      if (!DecodeEventCell(cell.qualifier, cell.value, &events_[n]).ok()) {
+        metrics_.bad_cells.Inc();
+        continue;
+      }
+      watermark = std::max(watermark, events_[n].time_ms);
+      ++n;
+    }
+    // Cells come in qualifier order, which is time order (common/event_codec.h).
+    std::span<const EventView> history(events_.data(), n);
+    SegmentState previous;
+    const store::RowResult& state_row = rows_[2 * i + 1];
+    if (!state_row.empty()) {
+      store::CellView cell = state_row.cell(0);
+      if (!previous.ParseFromArray(cell.value.data(), static_cast<int>(cell.value.size()))) {
+        LOG_EVERY_N(WARNING, 100) << "unreadable state for a user; treating as new";
+        previous.Clear();
+      }
+    }
+    evaluation_.segments.clear();
+    evaluation_.failed_scripts.clear();
+    SEG_RETURN_IF_ERROR(evaluator_->Evaluate(p.user_id, history, now, &evaluation_));
+
+    MembershipChange change = DiffMembership(previous, evaluation_.segments, DayOf(now));
+    const bool is_new = state_row.empty();
+    if (options_.publish_every_segmentation || is_new || change.changed()) {
+      SegmentationResult result;
+      result.set_user_id(std::string(p.user_id));
+      for (const auto& s : evaluation_.segments) result.add_segments(s);
+      for (const auto& s : change.entered) result.add_entered(s);
+      for (const auto& s : change.exited) result.add_exited(s);
+      result.set_data_watermark_ms(watermark);
+      result.set_segmented_at_ms(now);
+      result.set_script_set_version(evaluator_->ScriptSetVersion());
+      result.set_reason(SEGMENTED);
+      for (const auto& s : evaluation_.failed_scripts) result.add_failed_scripts(s);
+      results_.emplace_back(std::string(p.user_id), result.SerializeAsString());
+    }
+    if (!change.to_count.empty()) {
+      StatsUpdate& update = updates_.emplace_back();
+      update.user_id.assign(p.user_id);
+      for (const auto& segment : change.to_count) update.segment_days.emplace_back(segment, DayOf(now));
+    }
+    SegmentState next = NextState(previous, evaluation_.segments, change, DayOf(now));
+    next.set_script_set_version(evaluator_->ScriptSetVersion());
+    next.set_segmented_at_ms(now);
+    next.set_data_watermark_ms(std::max(watermark, previous.data_watermark_ms()));
+    store::RowPut& put = state_puts_.emplace_back();
+    put.row.assign(p.user_id);
+    put.cells.push_back(store::Cell{options_.state_family, std::string(kStateQualifier), now,
+                                    next.SerializeAsString()});
+    return Status::OK();
+  }
+
+  void PublishBot(std::string_view user, int64_t now) {
+    SegmentationResult result;
+    result.set_user_id(std::string(user));
+    result.set_bot(true);
+    result.set_reason(BOT);
+    result.set_segmented_at_ms(now);
+    result.set_script_set_version(evaluator_->ScriptSetVersion());
+    results_.emplace_back(std::string(user), result.SerializeAsString());
+  }
+
+  NodeOptions options_;
+  store::Store* store_;
+  Evaluator* evaluator_;
+  StatsSink* stats_;
+  Clock* clock_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<SkipCache> skip_cache_;
+  std::unique_ptr<BotBlacklist> blacklist_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> reload_{false};
+  bool closed_ = false;
+  NodeStats stats_snapshot_;
+  NodeMetrics metrics_;
+
+  // Reused across batches so steady state allocates little.
+  ChangeNotice notice_;
+  std::vector<PendingUser> pending_;
+  std::unordered_map<std::string_view, size_t> pending_index_;
+  std::vector<std::string_view> bot_users_;
+  std::vector<store::GetRequest> gets_;
+  std::vector<store::RowResult> rows_;
+  std::vector<EventView> events_;
+  Evaluation evaluation_;
+  std::vector<std::pair<std::string, std::string>> results_;
+  std::vector<StatsUpdate> updates_;
+  std::vector<store::RowPut> state_puts_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Node>> CreateNode(const NodeOptions& options, store::Store* store,
+                                           Evaluator* evaluator, StatsSink* stats, Clock* clock) {
+  if (store == nullptr || evaluator == nullptr || stats == nullptr) {
+    return InvalidArgumentError("segmenter node needs a store, an evaluator and a stats sink");
+  }
+  auto node = std::make_unique<NodeImpl>(options, store, evaluator, stats,
+                                         clock ? clock : Clock::Real());
+  SEG_RETURN_IF_ERROR(node->Init());
+  return std::unique_ptr<Node>(std::move(node));
+}
+
+}  // namespace seg::segmenter

@@ -1,0 +1,38 @@
+#include "segmenter/segmenter.h"
+
+namespace seg::segmenter {
+
+Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
+  const std::string p(prefix);
+  SEG_RETURN_IF_ERROR(kafka.LoadFrom(config, "kafka"));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".group_id", &group_id));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".notices_topic", &notices_topic));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".results_topic", &results_topic));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".batch_max_notices", &batch_max_notices));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".batch_max_ms", &batch_max_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".table", &table));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".events_family", &events_family));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".state_family", &state_family));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".max_events_per_user", &max_events_per_user));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".history_days", &history_days));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".publish_every_segmentation", &publish_every_segmentation));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.bytes", &skip_cache_bytes));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.clock_skew_margin_ms", &clock_skew_margin_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.enabled", &bot_blacklist_enabled));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.window_ms", &bot_window_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.threshold_events", &bot_threshold_events));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.blacklist_ms", &bot_blacklist_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.capacity_users", &bot_capacity_users));
+  if (batch_max_notices <= 0 || batch_max_ms <= 0) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".batch_max_notices and .batch_max_ms must be positive");
+  }
+  if (max_events_per_user <= 0 || history_days <= 0) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".max_events_per_user and .history_days must be positive");
+  }
+  return Status::OK();
+}
+
+}  // namespace seg::segmenter

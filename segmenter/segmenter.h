@@ -1,0 +1,149 @@
+// seg::segmenter — a segmenter node: consumes ChangeNotices from
+// `user-changes` in a consumer group, skips what it can (bot blacklist, then
+// the last-segmented-timestamp cache), reads the surviving users' rows with
+// one multi-get per batch, runs the segment scripts, publishes a
+// SegmentationResult per user, adds the user to per-day HyperLogLogs with one
+// Redis procedure call per user, writes the new membership back to family
+// `s`, and only then commits the batch's offsets (docs/ARCHITECTURE.md,
+// "Data flow", steps 1-7).
+//
+// The node sees its collaborators through the small interfaces below; only a
+// main() names the concrete classes (LuaJIT script host, Redis stats writer,
+// RocksDB or Thrift2 store, librdkafka).
+//
+// Thread-safety: a Node runs on one thread (Run or RunOnce); RequestStop()
+// and RequestReload() may be called from any thread or a signal handler's
+// helper thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/event.h"
+#include "common/kafka.h"
+#include "common/status.h"
+
+namespace seg::store {
+class Store;
+}
+
+namespace seg::segmenter {
+
+// What the scripts said about one user.
+struct Evaluation {
+  std::vector<std::string> segments;        // sorted, unique
+  std::vector<std::string> failed_scripts;  // errored or quarantined for this user
+};
+
+// Runs the segment scripts (the LuaJIT script host in production).
+class Evaluator {
+ public:
+  virtual ~Evaluator() = default;
+  // `events` are in time order. A failing script is reported in
+  // failed_scripts, not as an error; a non-OK Status means no evaluation.
+  virtual Status Evaluate(std::string_view user_id, std::span<const EventView> events,
+                          int64_t now_ms, Evaluation* out) = 0;
+  // Hash of the loaded scripts; goes into every result.
+  virtual std::string ScriptSetVersion() = 0;
+  // Reloads scripts from their directory; keeps the old set on error.
+  virtual Status Reload() = 0;
+};
+
+// One user's stats update: PFADD user into (segment, day) for each pair.
+struct StatsUpdate {
+  std::string user_id;
+  std::vector<std::pair<std::string, int32_t>> segment_days;  // (segment, yyyymmdd)
+};
+
+// Writes HyperLogLog adds (Redis Functions in production).
+class StatsSink {
+ public:
+  virtual ~StatsSink() = default;
+  // One procedure call per user, pipelined. OK = every update acknowledged.
+  virtual Status Write(std::span<const StatsUpdate> updates) = 0;
+};
+
+struct NodeOptions {
+  kafka::KafkaOptions kafka;
+  std::string group_id = "segmenter";
+  std::string notices_topic = "user-changes";
+  std::string results_topic = "segmentation-results";
+
+  // A batch closes at this many notices or this long after its first one;
+  // small enough that a batch finishes far within max.poll.interval.ms.
+  int32_t batch_max_notices = 2000;
+  int32_t batch_max_ms = 50;
+
+  std::string table = "users";
+  std::string events_family = "e";
+  std::string state_family = "s";
+  // Per-user read caps, so a bot row of a million cells cannot exhaust memory.
+  int32_t max_events_per_user = 2000;
+  int32_t history_days = 60;
+
+  // false: publish a result only when membership changed (or for a new user).
+  bool publish_every_segmentation = true;
+
+  // Skip rules.
+  bool skip_cache_enabled = true;
+  int64_t skip_cache_bytes = 64ll << 20;
+  int64_t clock_skew_margin_ms = 50;
+  bool bot_blacklist_enabled = true;
+  int64_t bot_window_ms = 60'000;
+  int64_t bot_threshold_events = 600;  // events per window
+  int64_t bot_blacklist_ms = 3'600'000;
+  int64_t bot_capacity_users = 1 << 20;
+
+
+  // Reads `<prefix>.*` keys; unknown keys are left for CheckNoUnknownKeys.
+  Status LoadFrom(Config& config, std::string_view prefix = "segmenter");
+};
+
+struct NodeStats {
+  int64_t notices = 0;
+  int64_t malformed_notices = 0;
+  int64_t skipped_by_cache = 0;
+  int64_t skipped_as_bot = 0;
+  int64_t bots_flagged = 0;
+  int64_t segmented = 0;
+  int64_t results_published = 0;
+  int64_t stats_updates = 0;
+  int64_t batches = 0;
+  int64_t failed_batches = 0;
+};
+
+class Node {
+ public:
+  virtual ~Node() = default;
+
+  // Polls one batch and processes it completely (or gives it up for
+  // redelivery on failure). Returns the number of notices handled.
+  virtual StatusOr<int> RunOnce() = 0;
+
+  // Runs until RequestStop(); then leaves the group cleanly.
+  virtual Status Run() = 0;
+  virtual void RequestStop() = 0;
+  // Scripts are reloaded between batches.
+  virtual void RequestReload() = 0;
+
+  virtual NodeStats stats() const = 0;
+  virtual Status Close() = 0;
+};
+
+// `store`, `evaluator` and `stats` must outlive the node. `clock` defaults to
+// the real clock.
+StatusOr<std::unique_ptr<Node>> CreateNode(const NodeOptions& options, store::Store* store,
+                                           Evaluator* evaluator, StatsSink* stats,
+                                           Clock* clock = nullptr);
+
+// UTC yyyymmdd of a Unix epoch ms time.
+int32_t DayOf(int64_t epoch_ms);
+
+}  // namespace seg::segmenter
