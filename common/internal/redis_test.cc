@@ -1,0 +1,356 @@
+// Integration tests of common/redis.h against a real local redis-server.
+#include "common/redis.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/metrics.h"
+#include "tests/harness/redis_server.h"
+
+namespace seg {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+using testing::LocalRedis;
+using testing::LocalRedisOptions;
+
+RedisOptions OptionsFor(const LocalRedis& redis) {
+  RedisOptions o;
+  o.host = "127.0.0.1";
+  o.port = redis.port();
+  o.password = redis.options().password;
+  o.connect_timeout_ms = 500;
+  o.command_timeout_ms = 300;
+  o.reconnect_initial_ms = 20;
+  o.reconnect_max_ms = 200;
+  return o;
+}
+
+std::unique_ptr<LocalRedis> StartRedis(LocalRedisOptions options = {}) {
+  auto redis = LocalRedis::Start(options);
+  EXPECT_TRUE(redis.ok()) << redis.status();
+  return redis.ok() ? std::move(*redis) : nullptr;
+}
+
+double ElapsedMs(steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(steady_clock::now() - start).count();
+}
+
+TEST(LocalRedisTest, StartsAnswersAndStops) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  EXPECT_GT(redis->port(), 0);
+  auto pong = testing::RedisCommandForTest(redis->port(), {"PING"});
+  ASSERT_TRUE(pong.ok()) << pong.status();
+  EXPECT_EQ(*pong, "PONG");
+  // No persistence unless asked.
+  auto save = testing::RedisCommandForTest(redis->port(), {"CONFIG", "GET", "save"});
+  ASSERT_TRUE(save.ok());
+  EXPECT_EQ(*save, "save\n");
+  ASSERT_TRUE(redis->Stop().ok());
+  EXPECT_FALSE(redis->running());
+  EXPECT_FALSE(testing::RedisCommandForTest(redis->port(), {"PING"}).ok());
+}
+
+TEST(RedisTest, CommandRoundTrip) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  auto conn = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  RedisConnection& c = **conn;
+
+  std::string binary("a\0b\r\nc", 6);
+  auto set = c.Command({"SET", "k", binary});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_TRUE(set->is_status());
+  EXPECT_EQ(set->str, "OK");
+
+  auto get = c.Command({"GET", "k"});
+  ASSERT_TRUE(get.ok());
+  ASSERT_TRUE(get->is_string());
+  EXPECT_EQ(get->str, binary);
+
+  auto missing = c.Command({"GET", "nope"});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(missing->is_nil());
+
+  auto pfadd = c.Command({"PFADD", "hll", "u1", "u2", "u3"});
+  ASSERT_TRUE(pfadd.ok());
+  EXPECT_TRUE(pfadd->is_integer());
+  EXPECT_EQ(pfadd->integer, 1);
+  auto count = c.Command({"PFCOUNT", "hll"});
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->integer, 3);
+
+  ASSERT_TRUE(c.Command({"RPUSH", "list", "x", "y"}).ok());
+  auto range = c.Command({"LRANGE", "list", "0", "-1"});
+  ASSERT_TRUE(range.ok());
+  ASSERT_TRUE(range->is_array());
+  ASSERT_EQ(range->elements.size(), 2u);
+  EXPECT_EQ(range->elements[1].str, "y");
+  EXPECT_EQ(range->DebugString(), "[\"x\", \"y\"]");
+
+  // A server error is an in-band reply, not a transport failure.
+  auto wrong = c.Command({"INCR", "list"});
+  ASSERT_TRUE(wrong.ok());
+  ASSERT_TRUE(wrong->is_error());
+  EXPECT_EQ(wrong->str.rfind("WRONGTYPE", 0), 0u);
+  EXPECT_EQ(wrong->ToStatus().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RedisErrorToStatus("NOSCRIPT No matching script").code(), StatusCode::kNotFound);
+  EXPECT_EQ(RedisErrorToStatus("MOVED 3999 127.0.0.1:6381").code(), StatusCode::kAborted);
+
+  auto empty = c.Command({});
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(c.connected());  // a rejected argument does not cost the connection
+
+  std::string text = metrics::RenderText();
+  EXPECT_NE(text.find("seg_redis_command_latency_seconds"), std::string::npos);
+  EXPECT_NE(text.find("seg_redis_errors_total"), std::string::npos);
+}
+
+TEST(RedisTest, PipelineOfTenThousandCommandsInOneCall) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  auto conn = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  constexpr int kN = 10000;
+  std::vector<RedisArgv> writes;
+  for (int i = 0; i < kN; ++i) {
+    writes.push_back({"SET", "key:" + std::to_string(i), "value:" + std::to_string(i)});
+  }
+  auto written = (*conn)->Pipeline(writes);
+  ASSERT_TRUE(written.ok()) << written.status();
+  ASSERT_EQ(written->size(), static_cast<size_t>(kN));
+  for (const auto& r : *written) ASSERT_EQ(r.str, "OK");
+
+  std::vector<RedisArgv> reads;
+  for (int i = 0; i < kN; ++i) reads.push_back({"GET", "key:" + std::to_string(i)});
+  reads.push_back({"INCR", "key:0"});  // an error in the middle of a batch stays in its slot
+  reads.push_back({"DBSIZE"});
+  auto got = (*conn)->Pipeline(reads);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), static_cast<size_t>(kN + 2));
+  for (int i = 0; i < kN; ++i) ASSERT_EQ((*got)[i].str, "value:" + std::to_string(i));
+  EXPECT_TRUE((*got)[kN].is_error());
+  EXPECT_EQ((*got)[kN + 1].integer, kN);
+
+  auto none = (*conn)->Pipeline({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(RedisTest, ReconnectsAfterServerRestart) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  auto conn = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  ASSERT_TRUE((*conn)->Command({"SET", "a", "1"}).ok());
+
+  ASSERT_TRUE(redis->Restart().ok());
+  // The old socket is dead; the helper reconnects and resends transparently.
+  auto after = (*conn)->Command({"SET", "b", "2"});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->str, "OK");
+  EXPECT_EQ((*conn)->reconnects(), 1);
+  auto a = (*conn)->Command({"GET", "a"});
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->is_nil());  // no persistence: the restart lost it
+
+  // Same for a pipeline after a crash.
+  redis->Kill();
+  ASSERT_TRUE(redis->Restart().ok());
+  auto pipe = (*conn)->Pipeline({{"SET", "c", "3"}, {"GET", "c"}});
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  EXPECT_EQ((*pipe)[1].str, "3");
+  EXPECT_EQ((*conn)->reconnects(), 2);
+}
+
+TEST(RedisTest, PersistenceSurvivesRestartWhenAsked) {
+  LocalRedisOptions options;
+  options.persistence = true;
+  auto redis = StartRedis(options);
+  ASSERT_NE(redis, nullptr);
+  auto conn = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  ASSERT_TRUE((*conn)->Command({"SET", "kept", "yes"}).ok());
+  ASSERT_TRUE(redis->Restart().ok());
+  auto kept = (*conn)->Command({"GET", "kept"});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->str, "yes");
+}
+
+TEST(RedisTest, StoppedServerGivesUnavailableQuicklyThenRecovers) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  auto conn = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  ASSERT_TRUE(redis->Stop().ok());
+
+  auto start = steady_clock::now();
+  auto down = (*conn)->Command({"PING"});
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable) << down.status();
+  // Bounded by the connect timeout (refused is immediate anyway).
+  EXPECT_LT(ElapsedMs(start), 2000);
+  // Inside the backoff window: fails fast without dialling.
+  auto again = (*conn)->Pipeline({{"PING"}, {"PING"}});
+  EXPECT_EQ(again.status().code(), StatusCode::kUnavailable);
+
+  ASSERT_TRUE(redis->Restart().ok());
+  // Poll: the backoff window (<= 200 ms here) must pass before a redial.
+  auto deadline = steady_clock::now() + milliseconds(5000);
+  StatusOr<RedisReply> back = UnavailableError("not tried");
+  while (steady_clock::now() < deadline) {
+    back = (*conn)->Command({"PING"});
+    if (back.ok()) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->str, "PONG");
+}
+
+TEST(RedisTest, UnresponsiveServerGivesDeadlineExceeded) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  auto conn = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  redis->Pause();
+
+  auto start = steady_clock::now();
+  auto stuck = (*conn)->Command({"PING"});
+  EXPECT_EQ(stuck.status().code(), StatusCode::kDeadlineExceeded) << stuck.status();
+  EXPECT_LT(ElapsedMs(start), 2000);
+  EXPECT_FALSE((*conn)->connected());  // a late reply must not be read as the next one
+
+  start = steady_clock::now();
+  std::vector<RedisArgv> batch(1000, RedisArgv{"PING"});
+  auto stuck_pipe = (*conn)->Pipeline(batch);
+  EXPECT_FALSE(stuck_pipe.ok());
+  EXPECT_LT(ElapsedMs(start), 3000);
+
+  // TCP still connects (kernel backlog); without AUTH nothing is asked yet,
+  // so the first command is what times out.
+  start = steady_clock::now();
+  auto connect = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(connect.ok()) << connect.status();
+  EXPECT_EQ((*connect)->Command({"PING"}).status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_LT(ElapsedMs(start), 2000);
+
+  redis->Resume();
+  auto deadline = steady_clock::now() + milliseconds(5000);
+  StatusOr<RedisReply> back = UnavailableError("not tried");
+  while (steady_clock::now() < deadline) {
+    back = (*conn)->Command({"PING"});
+    if (back.ok()) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(back.ok()) << back.status();
+}
+
+TEST(RedisTest, ConnectToClosedPortIsUnavailable) {
+  RedisOptions o;
+  o.port = testing::PickFreePort();
+  o.connect_timeout_ms = 300;
+  auto conn = RedisConnection::Connect(o);
+  EXPECT_EQ(conn.status().code(), StatusCode::kUnavailable) << conn.status();
+}
+
+TEST(RedisTest, AuthWithPassword) {
+  LocalRedisOptions options;
+  options.password = "s3cret-pass";
+  auto redis = StartRedis(options);
+  ASSERT_NE(redis, nullptr);
+
+  auto good = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(good.ok()) << good.status();
+  ASSERT_TRUE((*good)->Command({"SET", "x", "1"}).ok());
+
+  RedisOptions wrong = OptionsFor(*redis);
+  wrong.password = "not-the-password";
+  auto refused = RedisConnection::Connect(wrong);
+  ASSERT_EQ(refused.status().code(), StatusCode::kUnauthenticated) << refused.status();
+  EXPECT_NE(refused.status().message().find("WRONGPASS"), std::string_view::npos);
+  EXPECT_EQ(refused.status().message().find("not-the-password"), std::string_view::npos);
+
+  RedisOptions none = OptionsFor(*redis);
+  none.password.clear();
+  auto anonymous = RedisConnection::Connect(none);
+  ASSERT_TRUE(anonymous.ok());
+  auto noauth = (*anonymous)->Command({"GET", "x"});
+  ASSERT_TRUE(noauth.ok());
+  EXPECT_EQ(noauth->ToStatus().code(), StatusCode::kUnauthenticated);
+
+  // AUTH is sent again on reconnect.
+  ASSERT_TRUE(redis->Restart().ok());
+  auto after = (*good)->Command({"SET", "y", "2"});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->str, "OK");
+
+  // ACL user + password.
+  ASSERT_TRUE((*good)->Command({"ACL", "SETUSER", "alice", "on", ">alice-pw", "~*", "+@all"}).ok());
+  RedisOptions acl = OptionsFor(*redis);
+  acl.username = "alice";
+  acl.password = "alice-pw";
+  auto alice = RedisConnection::Connect(acl);
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  auto whoami = (*alice)->Command({"ACL", "WHOAMI"});
+  ASSERT_TRUE(whoami.ok());
+  EXPECT_EQ(whoami->str, "alice");
+  acl.password = "bad";
+  auto bad_alice = RedisConnection::Connect(acl);
+  EXPECT_EQ(bad_alice.status().code(), StatusCode::kUnauthenticated);
+
+  // AUTH against a server that does not answer is bounded by the timeout.
+  redis->Pause();
+  auto start = steady_clock::now();
+  auto stuck = RedisConnection::Connect(OptionsFor(*redis));
+  EXPECT_EQ(stuck.status().code(), StatusCode::kDeadlineExceeded) << stuck.status();
+  EXPECT_LT(ElapsedMs(start), 2000);
+  redis->Resume();
+}
+
+TEST(RedisTest, SelectsDatabase) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  RedisOptions o3 = OptionsFor(*redis);
+  o3.db = 3;
+  auto db3 = RedisConnection::Connect(o3);
+  ASSERT_TRUE(db3.ok()) << db3.status();
+  ASSERT_TRUE((*db3)->Command({"SET", "only-in-3", "1"}).ok());
+  auto db0 = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(db0.ok());
+  auto missing = (*db0)->Command({"GET", "only-in-3"});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(missing->is_nil());
+
+  o3.db = 999;
+  auto bad = RedisConnection::Connect(o3);
+  EXPECT_FALSE(bad.ok());
+}
+
+TEST(RedisOptionsTest, LoadFromConfig) {
+  auto config = Config::FromString(
+      "redis:\n  host: 10.0.0.7\n  port: 7000\n  password: pw\n  db: 2\n"
+      "  command_timeout_ms: 150\n",
+      "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  RedisOptions o;
+  ASSERT_TRUE(o.LoadFrom(*config, "redis").ok());
+  EXPECT_EQ(o.host, "10.0.0.7");
+  EXPECT_EQ(o.port, 7000);
+  EXPECT_EQ(o.password, "pw");
+  EXPECT_EQ(o.db, 2);
+  EXPECT_EQ(o.command_timeout_ms, 150);
+  EXPECT_EQ(o.connect_timeout_ms, 1000);  // default kept
+  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+
+  auto bad = Config::FromString("redis:\n  port: 70000\n", "bad.yaml");
+  ASSERT_TRUE(bad.ok());
+  RedisOptions o2;
+  EXPECT_EQ(o2.LoadFrom(*bad, "redis").code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace seg
