@@ -1,0 +1,142 @@
+// StatsWriter: counts users per (segment, day) in Redis HyperLogLogs, one
+// Redis procedure call per user. Start here: NewStatsWriter(options).
+//
+// Keys: hll:{<shard>}:<segment>:<yyyymmdd>, shard = UserShard(user id, S)
+// (common/hash.h). All keys of one user carry the same hash tag {shard}, so
+// one call (FCALL seg_add_user, or EVALSHA of the same Lua) PFADDs the user
+// into every one of its segment-days, also on Redis Cluster. The Lua lives in
+// lua/stats_functions.lua and is compiled into the library.
+//
+// WriteBatch() sends one call per user, pipelined: one round trip per Redis
+// node per batch. The caller passes only segment-days not yet counted for the
+// user (the segmenter knows them from family `s`); PFADD is idempotent, so a
+// replayed batch changes nothing. When Redis lost the function or script
+// (restart without persistence, FUNCTION FLUSH, failover to a replica that
+// never had it) the call answers "Function not found" / NOSCRIPT: the writer
+// loads it again on every master and resends the failed calls.
+//
+// The writer also keeps the segment registry (hash `segments:registry`,
+// segment -> "script@version") that seg-stats lists: the first time a
+// process sees a segment it adds it with HSETNX (one extra command per new
+// segment per process); RegisterSegments() records the declaring script.
+//
+// Errors: UNAVAILABLE / DEADLINE_EXCEEDED when Redis cannot be reached (the
+// whole batch should be retried later; nothing partial is harmful),
+// UNAUTHENTICATED / PERMISSION_DENIED for AUTH/ACL problems,
+// INVALID_ARGUMENT for a malformed update, FAILED_PRECONDITION for any other
+// server error reply. Metrics: seg_stats_writer_calls_total,
+// seg_stats_writer_keys_total, seg_stats_writer_batch_latency_seconds,
+// seg_stats_writer_reloads_total, seg_stats_writer_errors_total.
+//
+// Thread-safety: a StatsWriter is not thread-safe (it owns one connection
+// per Redis node); use one per thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "stats/redis_cluster.h"
+
+namespace seg::stats {
+
+// A day as the integer yyyymmdd (UTC), e.g. 20240501.
+using Day = uint32_t;
+
+// The UTC day of a Unix time in milliseconds.
+Day DayFromUnixMs(int64_t unix_ms);
+// "2024-05-01" or "20240501" -> 20240501. InvalidArgument for anything that is
+// not a real calendar day (2024-02-30) or is outside years 1970..9999.
+StatusOr<Day> ParseDay(std::string_view text);
+// 20240501 -> "2024-05-01".
+std::string FormatDay(Day day);
+// Days since 1970-01-01 and back (for ranges and arithmetic).
+int64_t DayToEpochDays(Day day);
+Day EpochDaysToDay(int64_t epoch_days);
+
+// The key of one per-shard, per-segment, per-day HyperLogLog:
+// "<prefix>:{<shard>}:<segment>:<yyyymmdd>".
+std::string HllKey(std::string_view prefix, uint32_t shard, std::string_view segment, Day day);
+
+struct SegmentDay {
+  std::string segment;
+  Day day = 0;  // yyyymmdd
+};
+
+// One user's segment-days to add.
+struct UserUpdate {
+  std::string user_id;
+  std::vector<SegmentDay> adds;
+};
+
+enum class StatsCallMode {
+  kFunction,           // FCALL seg_add_user (Redis 7 Functions); falls back to kEvalsha
+                       // when the server does not know FUNCTION or the ACL forbids it
+  kEvalsha,            // EVALSHA of the same Lua, SCRIPT LOAD on NOSCRIPT
+  kPfaddPerRoundTrip,  // baseline for the benchmark: one PFADD per key, one
+                       // round trip each (no procedure, no pipelining)
+};
+
+struct StatsWriterOptions {
+  RedisRouterOptions redis;  // single Redis or Cluster; AUTH/ACL under redis.node
+  uint32_t shards = 1;       // S: users are split over S key sets; S = 1 on one Redis
+  std::string key_prefix = "hll";
+  StatsCallMode mode = StatsCallMode::kFunction;
+  // Reload-and-resend rounds per batch for "Function not found"/NOSCRIPT.
+  int max_reload_rounds = 3;
+  // Maintain `registry_key` (HSETNX on a segment's first sighting).
+  bool update_registry = true;
+  std::string registry_key = "segments:registry";
+
+  // Reads <prefix>.shards, .key_prefix, .mode ("function", "evalsha",
+  // "pfadd"), .registry_key, .update_registry and the Redis settings under
+  // <prefix>.redis (see RedisRouterOptions::LoadFrom).
+  Status LoadFrom(Config& config, std::string_view prefix);
+};
+
+// Totals since the writer was created (also exported as metrics).
+struct StatsWriterCounters {
+  int64_t calls = 0;        // procedure calls (or PFADDs in the baseline) acknowledged
+  int64_t keys = 0;         // segment-day keys updated
+  int64_t changed = 0;      // keys whose sketch changed (PFADD returned 1)
+  int64_t reloads = 0;      // function/script reloads after a lost cache
+  int64_t round_trips = 0;  // pipelines or single commands sent
+};
+
+class StatsWriter {
+ public:
+  virtual ~StatsWriter() = default;
+
+  // PFADDs every user into its segment-days; one procedure call per user,
+  // pipelined per node. OK = every call was acknowledged by Redis. Updates
+  // with no adds are skipped; an empty user id or segment, or a day that is
+  // not yyyymmdd, is INVALID_ARGUMENT before anything is sent.
+  virtual Status WriteBatch(std::span<const UserUpdate> batch) = 0;
+
+  // Records which script (and version) declares each segment in the registry
+  // (HSET segment "script@version"). Call when scripts (re)load.
+  virtual Status RegisterSegments(const std::map<std::string, std::string>& segment_to_script) = 0;
+
+  // Loads the function (or script) on every master now. WriteBatch() does it
+  // lazily; call this to fail fast at startup.
+  virtual Status LoadProcedures() = 0;
+
+  virtual StatsCallMode mode() const = 0;  // may change from kFunction to kEvalsha
+  virtual const StatsWriterCounters& counters() const = 0;
+};
+
+StatusOr<std::unique_ptr<StatsWriter>> NewStatsWriter(const StatsWriterOptions& options);
+// Uses an existing router (tests, or to share a topology).
+std::unique_ptr<StatsWriter> NewStatsWriter(const StatsWriterOptions& options,
+                                            std::unique_ptr<RedisRouter> router);
+
+// The Lua library source (lua/stats_functions.lua) compiled into the binary.
+std::string_view StatsFunctionsLua();
+
+}  // namespace seg::stats
