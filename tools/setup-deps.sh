@@ -8,7 +8,7 @@ PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache clang-format python3
   # libraries
-  librdkafka-dev libthrift-dev thrift-compiler libhiredis-dev libluajit-5.1-dev
+  librdkafka-dev libthrift-dev thrift-compiler libboost-dev libhiredis-dev libluajit-5.1-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev librocksdb-dev
   prometheus-cpp-dev libcli11-dev libyaml-cpp-dev libbenchmark-dev
