@@ -69,6 +69,8 @@ class Producer {
   // murmur2_random partitioner (same partitions as Java clients).
   static StatusOr<std::unique_ptr<Producer>> Create(const KafkaOptions& options,
                                                     DeliveryCallback on_delivery = nullptr);
+  // Waits up to 2 s for outstanding deliveries (the callback may still run),
+  // then drops what is left with a warning: call Flush first.
   ~Producer();
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
@@ -117,12 +119,14 @@ class Message {
 
  private:
   friend class Consumer;
+  friend class Batch;
   explicit Message(const void* raw) : raw_(raw) {}
   const void* raw_;  // rd_kafka_message_t, owned by the Batch
 };
 
 // Messages from one PollBatch, in the order received (per partition: offset
-// order). Move-only; releases the librdkafka buffers on destruction.
+// order). Move-only; releases the librdkafka buffers on destruction, which
+// must happen before its Consumer is destroyed.
 class Batch {
  public:
   Batch() = default;
@@ -195,7 +199,8 @@ class Consumer {
   StatusOr<std::vector<TopicPartition>> Assignment();
 
   // Messages behind the high watermark over the assignment, from cached
-  // fetch watermarks (no network call); also sets the lag gauge.
+  // fetch watermarks (no network call); also sets the lag gauge. Partitions
+  // that have not returned a message yet are not counted (position unknown).
   int64_t Lag();
 
   // Leaves the group (revoke callback + commit of stored offsets). Idempotent.

@@ -55,9 +55,8 @@ std::vector<HeaderView> Message::headers() const {
   const char* name;
   const void* value;
   size_t size;
-  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
-                     RD_KAFKA_RESP_ERR_NO_ERROR;
-       ++i) {
+  for (size_t i = 0;
+       rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
     out.push_back({name, value ? std::string_view(static_cast<const char*>(value), size) : ""});
   }
   return out;
@@ -155,16 +154,16 @@ StatusOr<std::unique_ptr<Consumer>> Consumer::Create(const KafkaOptions& options
   if (group_id.empty()) return InvalidArgumentError("kafka consumer: empty group id");
   auto impl = std::make_unique<Impl>(group_id);
   impl->on_rebalance = std::move(on_rebalance);
-  SEG_ASSIGN_OR_RETURN(auto conf,
-                       internal::BuildConf(options, {
-                                                        {"group.id", group_id},
-                                                        {"partition.assignment.strategy",
-                                                         "cooperative-sticky"},
-                                                        {"enable.auto.offset.store", "false"},
-                                                        {"enable.auto.commit", "false"},
-                                                        {"auto.offset.reset", "earliest"},
-                                                        {"enable.partition.eof", "false"},
-                                                    }));
+  SEG_ASSIGN_OR_RETURN(
+      auto conf,
+      internal::BuildConf(options, {
+                                       {"group.id", group_id},
+                                       {"partition.assignment.strategy", "cooperative-sticky"},
+                                       {"enable.auto.offset.store", "false"},
+                                       {"enable.auto.commit", "false"},
+                                       {"auto.offset.reset", "earliest"},
+                                       {"enable.partition.eof", "false"},
+                                   }));
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::RebalanceTrampoline);
   rd_kafka_conf_set_opaque(conf.get(), impl.get());
   SEG_ASSIGN_OR_RETURN(impl->rk, internal::NewHandle(RD_KAFKA_CONSUMER, std::move(conf)));
@@ -240,8 +239,8 @@ Status Consumer::StoreOffsets(std::span<const Message> messages) {
     if (e.err == RD_KAFKA_RESP_ERR__STATE) {
       VLOG(1) << "kafka store offset " << e.topic << "/" << e.partition << ": not assigned";
     } else if (e.err) {
-      return ErrorStatus(e.err, "kafka store offset " + std::string(e.topic) + "/" +
-                                    std::to_string(e.partition));
+      return ErrorStatus(
+          e.err, "kafka store offset " + std::string(e.topic) + "/" + std::to_string(e.partition));
     }
   }
   return Status::OK();
@@ -289,11 +288,12 @@ int64_t Consumer::Lag() {
     int64_t low = 0, high = 0;
     if (rd_kafka_get_watermark_offsets(impl_->rk.get(), e.topic, e.partition, &low, &high) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;  // nothing fetched yet: unknown, not zero
+        high < 0 || e.offset < 0) {
+      // Nothing fetched or nothing returned from this partition yet: the
+      // position is unknown without a committed-offset request, so skip it.
+      continue;
     }
-    int64_t position = e.offset >= 0 ? e.offset : low;
-    if (high > position) total += high - position;
+    if (high > e.offset) total += high - e.offset;
   }
   impl_->lag.Set(static_cast<double>(total));
   return total;
@@ -305,8 +305,7 @@ Status Consumer::Close() {
   Status status = ErrorStatus(rd_kafka_consumer_close(impl_->rk.get()),
                               "kafka consumer close group " + impl_->group_id);
   if (!status.ok()) LOG(WARNING) << status;
-  impl_->rk.reset();
-  return status;
+  return status;  // the handle lives until the destructor, so late calls fail cleanly
 }
 
 }  // namespace seg::kafka

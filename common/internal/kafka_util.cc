@@ -2,15 +2,18 @@
 
 #include <glog/logging.h>
 
+#include <cstring>
+
 namespace seg::kafka::internal {
 namespace {
 
 void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   // syslog levels: 0-3 error, 4 warning, 5-6 notice/info, 7 debug.
   const char* name = rk ? rd_kafka_name(rk) : "rdkafka";
-  if (level <= 3) {
+  // Connection failures come at error level but librdkafka retries them.
+  if (level <= 3 && std::strcmp(fac, "FAIL") != 0) {
     LOG(ERROR) << name << " " << fac << ": " << buf;
-  } else if (level == 4) {
+  } else if (level <= 4) {
     LOG(WARNING) << name << " " << fac << ": " << buf;
   } else if (level <= 6) {
     LOG(INFO) << name << " " << fac << ": " << buf;
@@ -46,7 +49,7 @@ StatusCode CodeFor(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_PARTITIONS:
     case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
-    case RD_KAFKA_RESP_ERR_INVALID_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
       return StatusCode::kInvalidArgument;
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:

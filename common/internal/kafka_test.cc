@@ -1,0 +1,406 @@
+// Integration tests of the Kafka adapter against librdkafka's mock cluster
+// (real Kafka protocol over loopback TCP), and of the kafka-local tool.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/config.h"
+#include "common/kafka.h"
+#include "tests/harness/kafka_cluster.h"
+#include "tests/harness/process.h"
+
+namespace seg::kafka {
+namespace {
+
+using namespace std::chrono_literals;
+using seg::testing::MockKafkaCluster;
+
+constexpr int kMessages = 10'000;
+constexpr int kKeys = 200;
+
+struct Record {
+  std::string key;
+  int seq = 0;  // position of this message among its key's messages
+  int32_t partition = -1;
+  int64_t offset = -1;
+};
+
+std::string Key(int i) { return "user-" + std::to_string(i % kKeys); }
+
+// Produces kMessages keyed messages "<key>|<seq>", tag = global index.
+void ProduceRange(Producer& producer, const std::string& topic, int from, int to) {
+  for (int i = from; i < to; ++i) {
+    std::string key = Key(i);
+    std::string value = key + "|" + std::to_string(i / kKeys);
+    HeaderView headers[] = {{"source", "test"}};
+    ASSERT_TRUE(producer.Produce(topic, key, value, headers, static_cast<uint64_t>(i)).ok());
+  }
+}
+
+Record ToRecord(const Message& m) {
+  Record r;
+  r.key = std::string(m.key());
+  std::string_view v = m.value();
+  r.seq = std::stoi(std::string(v.substr(v.find('|') + 1)));
+  r.partition = m.partition();
+  r.offset = m.offset();
+  return r;
+}
+
+std::unique_ptr<Consumer> MakeConsumer(const MockKafkaCluster& cluster, const std::string& group,
+                                       Consumer::RebalanceCallback cb = nullptr) {
+  KafkaOptions options = cluster.ClientOptions("consumer-" + group);
+  // The mock only rebalances after about a session timeout.
+  options.properties["session.timeout.ms"] = "6000";
+  options.properties["heartbeat.interval.ms"] = "500";
+  auto consumer = Consumer::Create(options, group, std::move(cb));
+  EXPECT_TRUE(consumer.ok()) << consumer.status();
+  return consumer.ok() ? std::move(consumer).value() : nullptr;
+}
+
+// Polls until `want` messages arrived or `deadline` passes; stores offsets of
+// the first `store_limit` messages only.
+std::vector<Record> Consume(Consumer& consumer, size_t want, std::chrono::milliseconds deadline,
+                            size_t store_limit = SIZE_MAX) {
+  std::vector<Record> out;
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (out.size() < want && std::chrono::steady_clock::now() < end) {
+    auto batch = consumer.PollBatch(500, 200ms);
+    EXPECT_TRUE(batch.ok()) << batch.status();
+    if (!batch.ok()) break;
+    size_t storable =
+        out.size() < store_limit ? std::min(batch->size(), store_limit - out.size()) : 0;
+    EXPECT_TRUE(consumer.StoreOffsets(batch->messages().subspan(0, storable)).ok());
+    for (const Message& m : *batch) {
+      EXPECT_EQ(m.header("source").value_or(""), "test");
+      out.push_back(ToRecord(m));
+    }
+  }
+  return out;
+}
+
+// Within each key the sequence numbers increase by one from `first[key]`.
+void ExpectPerKeyOrder(const std::vector<Record>& records, std::map<std::string, int>* next) {
+  for (const Record& r : records) {
+    int& expected = (*next)[r.key];
+    ASSERT_EQ(r.seq, expected) << "key " << r.key << " out of order or duplicated";
+    ++expected;
+  }
+}
+
+void ExpectAllKeysComplete(const std::map<std::string, int>& next) {
+  ASSERT_EQ(next.size(), static_cast<size_t>(kKeys));
+  for (const auto& [key, n] : next) EXPECT_EQ(n, kMessages / kKeys) << key;
+}
+
+std::vector<TopicPartition> Partitions(const std::string& topic, int n) {
+  std::vector<TopicPartition> out;
+  for (int p = 0; p < n; ++p) out.push_back({topic, p});
+  return out;
+}
+
+class KafkaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = MockKafkaCluster::Start(3);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(cluster).value();
+    ASSERT_TRUE(cluster_->CreateTopic("events", 8, 3).ok());
+  }
+
+  std::unique_ptr<Producer> MakeProducer(std::map<std::string, std::string> extra = {}) {
+    KafkaOptions options = cluster_->ClientOptions("producer");
+    for (auto& [k, v] : extra) options.properties[k] = v;
+    auto producer = Producer::Create(options);
+    EXPECT_TRUE(producer.ok()) << producer.status();
+    return producer.ok() ? std::move(producer).value() : nullptr;
+  }
+
+  std::unique_ptr<MockKafkaCluster> cluster_;
+};
+
+TEST(KafkaOptionsTest, LoadsFromConfig) {
+  auto config = Config::FromString(
+      "kafka:\n  bootstrap_servers: a:1,b:2\n  client_id: ingest\n"
+      "  properties:\n    sasl:\n      mechanism: PLAIN\n    linger:\n      ms: 20\n",
+      "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  KafkaOptions options;
+  ASSERT_TRUE(options.LoadFrom(*config, "kafka").ok());
+  EXPECT_EQ(options.bootstrap_servers, "a:1,b:2");
+  EXPECT_EQ(options.client_id, "ingest");
+  EXPECT_EQ(options.properties["sasl.mechanism"], "PLAIN");
+  EXPECT_EQ(options.properties["linger.ms"], "20");
+  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+}
+
+TEST(KafkaOptionsTest, BadPropertyIsInvalidArgument) {
+  KafkaOptions options;
+  options.properties["no.such.property"] = "1";
+  auto producer = Producer::Create(options);
+  ASSERT_FALSE(producer.ok());
+  EXPECT_EQ(producer.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(producer.status().message().find("no.such.property"), std::string_view::npos);
+}
+
+// 10k keyed messages arrive in per-key order; a restarted member of the group
+// resumes after the committed offsets and re-reads only the uncommitted part.
+TEST_F(KafkaTest, ProduceConsumeAndResumeFromCommittedOffsets) {
+  auto producer = MakeProducer();
+  ASSERT_TRUE(producer);
+  ProduceRange(*producer, "events", 0, kMessages);
+  ASSERT_TRUE(producer->Flush(30s).ok());
+  auto reports = producer->PollDeliveries();
+  ASSERT_EQ(reports.size(), static_cast<size_t>(kMessages));
+  std::set<uint64_t> tags;
+  for (const auto& r : reports) {
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    tags.insert(r.tag);
+  }
+  EXPECT_EQ(tags.size(), static_cast<size_t>(kMessages));
+
+  constexpr size_t kStored = 6000;
+  std::vector<Record> first;
+  {
+    auto consumer = MakeConsumer(*cluster_, "g1");
+    ASSERT_TRUE(consumer);
+    ASSERT_TRUE(consumer->Subscribe({"events"}).ok());
+    // Read past kStored, but mark only the first kStored as processed.
+    first = Consume(*consumer, kStored + 1000, 30s, kStored);
+    ASSERT_GE(first.size(), kStored + 1000);
+    ASSERT_TRUE(consumer->Commit(true).ok());
+    auto committed = consumer->Committed(Partitions("events", 8), 5s);
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    int64_t total = 0;
+    for (const auto& [tp, offset] : *committed) total += std::max<int64_t>(offset, 0);
+    EXPECT_EQ(total, static_cast<int64_t>(kStored));
+    ASSERT_TRUE(consumer->Close().ok());
+  }
+  first.resize(kStored);  // what the restarted member must not see again
+
+  auto second_consumer = MakeConsumer(*cluster_, "g1");
+  ASSERT_TRUE(second_consumer);
+  ASSERT_TRUE(second_consumer->Subscribe({"events"}).ok());
+  std::vector<Record> second = Consume(*second_consumer, kMessages - kStored, 30s);
+  ASSERT_EQ(second.size(), kMessages - kStored);
+  // Nothing beyond the uncommitted part shows up late.
+  auto extra = second_consumer->PollBatch(100, 500ms);
+  ASSERT_TRUE(extra.ok());
+  EXPECT_TRUE(extra->empty());
+  EXPECT_EQ(second_consumer->Lag(), 0);
+
+  std::map<std::string, int> next;
+  ExpectPerKeyOrder(first, &next);
+  ExpectPerKeyOrder(second, &next);
+  ExpectAllKeysComplete(next);
+}
+
+// A broker goes down mid-stream: the producer holds and retries instead of
+// dropping, and after recovery every message is there exactly once, in order.
+TEST_F(KafkaTest, BrokerOutageLosesNothing) {
+  auto producer = MakeProducer();
+  ASSERT_TRUE(producer);
+  ProduceRange(*producer, "events", 0, kMessages / 2);
+  ASSERT_TRUE(producer->Flush(30s).ok());
+  size_t delivered = producer->PollDeliveries().size();
+  EXPECT_EQ(delivered, static_cast<size_t>(kMessages / 2));
+
+  ASSERT_TRUE(cluster_->BrokerDown(2).ok());
+  ProduceRange(*producer, "events", kMessages / 2, kMessages);
+  // Wait until the other brokers took their share while broker 2's
+  // partitions are stuck: the outage is really in the middle of the stream.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  size_t ok_during_outage = 0, failed = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (const auto& r : producer->PollDeliveries(100ms)) {
+      (r.status.ok() ? ok_during_outage : failed)++;
+    }
+    if (ok_during_outage > 0 && producer->InFlight() > 0 &&
+        ok_during_outage + producer->InFlight() >= kMessages / 2) {
+      break;
+    }
+  }
+  EXPECT_GT(ok_during_outage, 0u);
+  EXPECT_GT(producer->InFlight(), 0);
+  EXPECT_EQ(failed, 0u);
+  ASSERT_TRUE(cluster_->BrokerUp(2).ok());
+  Status flushed = producer->Flush(30s);
+  ASSERT_TRUE(flushed.ok()) << flushed;
+  for (const auto& r : producer->PollDeliveries()) EXPECT_TRUE(r.status.ok()) << r.status;
+
+  auto consumer = MakeConsumer(*cluster_, "g-outage");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->Subscribe({"events"}).ok());
+  std::vector<Record> got = Consume(*consumer, kMessages, 30s);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kMessages));
+  auto extra = consumer->PollBatch(100, 500ms);
+  ASSERT_TRUE(extra.ok());
+  EXPECT_TRUE(extra->empty()) << "duplicates after the outage";
+  std::map<std::string, int> next;
+  ExpectPerKeyOrder(got, &next);
+  ExpectAllKeysComplete(next);
+}
+
+// Flush says how many messages could not be delivered, and why.
+TEST_F(KafkaTest, FlushReportsFailedMessages) {
+  auto producer = MakeProducer({{"message.timeout.ms", "1000"}});
+  ASSERT_TRUE(producer);
+
+  // A topic the cluster says does not exist.
+  ASSERT_TRUE(cluster_->CreateTopic("gone", 2, 1).ok());
+  cluster_->SetTopicError("gone", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(producer->Produce("gone", Key(i), "x", {}, i).ok());
+  Status s = producer->Flush(10s);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("7 messages failed"), std::string_view::npos) << s;
+  auto reports = producer->PollDeliveries();
+  ASSERT_EQ(reports.size(), 7u);
+  for (const auto& r : reports) EXPECT_FALSE(r.status.ok());
+
+  // All brokers down.
+  ASSERT_TRUE(cluster_->BrokerDown(-1).ok());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(producer->Produce("events", Key(i), "x").ok());
+  s = producer->Flush(10s);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("20 messages failed"), std::string_view::npos) << s;
+  ASSERT_TRUE(cluster_->BrokerUp(-1).ok());
+
+  // Too large for the client: refused at once, not later.
+  std::string huge(2 << 20, 'x');
+  Status big = producer->Produce("events", "k", huge);
+  EXPECT_EQ(big.code(), StatusCode::kInvalidArgument) << big;
+}
+
+// Two members of one group split the partitions (cooperative-sticky) and
+// together read every message once.
+TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
+  std::vector<RebalanceEvent> events_a, events_b;
+  auto a =
+      MakeConsumer(*cluster_, "g-split", [&](const RebalanceEvent& e) { events_a.push_back(e); });
+  auto b =
+      MakeConsumer(*cluster_, "g-split", [&](const RebalanceEvent& e) { events_b.push_back(e); });
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->Subscribe({"events"}).ok());
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline && a->Assignment()->size() < 8) {
+    ASSERT_TRUE(a->PollBatch(10, 100ms).ok());
+  }
+  ASSERT_EQ(a->Assignment()->size(), 8u);
+
+  ASSERT_TRUE(b->Subscribe({"events"}).ok());
+  deadline = std::chrono::steady_clock::now() + 30s;
+  std::vector<TopicPartition> pa, pb;
+  while (std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(a->PollBatch(10, 50ms).ok());
+    ASSERT_TRUE(b->PollBatch(10, 50ms).ok());
+    pa = a->Assignment().value();
+    pb = b->Assignment().value();
+    if (!pa.empty() && !pb.empty() && pa.size() + pb.size() == 8) break;
+  }
+  ASSERT_FALSE(pa.empty());
+  ASSERT_FALSE(pb.empty());
+  std::set<TopicPartition> all(pa.begin(), pa.end());
+  all.insert(pb.begin(), pb.end());
+  EXPECT_EQ(all.size(), 8u) << "overlapping assignment";
+  // Cooperative: A gave partitions up incrementally, never all of them.
+  bool a_revoked_some = false;
+  for (const auto& e : events_a) {
+    if (e.kind == RebalanceEvent::Kind::kRevoked) {
+      a_revoked_some = true;
+      EXPECT_LT(e.partitions.size(), 8u);
+    }
+  }
+  EXPECT_TRUE(a_revoked_some);
+  ASSERT_FALSE(events_b.empty());
+  EXPECT_EQ(events_b.front().kind, RebalanceEvent::Kind::kAssigned);
+
+  auto producer = MakeProducer();
+  ASSERT_TRUE(producer);
+  constexpr int kCount = 2000;
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(producer->Produce("events", Key(i), "v").ok());
+  ASSERT_TRUE(producer->Flush(10s).ok());
+  size_t got_a = 0, got_b = 0;
+  deadline = std::chrono::steady_clock::now() + 20s;
+  while (got_a + got_b < kCount && std::chrono::steady_clock::now() < deadline) {
+    got_a += a->PollBatch(500, 50ms)->size();
+    got_b += b->PollBatch(500, 50ms)->size();
+  }
+  EXPECT_EQ(got_a + got_b, static_cast<size_t>(kCount));
+  EXPECT_GT(got_a, 0u);
+  EXPECT_GT(got_b, 0u);
+}
+
+// kafka-local serves the Kafka protocol to other processes and stops cleanly.
+TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
+#ifdef SEG_KAFKA_LOCAL_BIN
+  std::string binary = SEG_KAFKA_LOCAL_BIN;
+#else
+  std::string binary = seg::testing::BinaryDir() + "/tools/kafka-local";
+#endif
+  if (!std::filesystem::exists(binary)) GTEST_SKIP() << binary << " not built";
+  seg::testing::TempDir dir;
+  std::string port_file = dir.path() + "/kafka.bootstrap";
+  auto child = seg::testing::ChildProcess::Start(
+      {binary, "--brokers", "3", "--topics", "events:4,user-changes:2", "--port-file", port_file},
+      dir.path() + "/kafka-local.log");
+  ASSERT_TRUE(child.ok()) << child.status();
+
+  std::string bootstrap;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (bootstrap.empty() && std::chrono::steady_clock::now() < deadline && child->running()) {
+    std::ifstream f(port_file);
+    std::getline(f, bootstrap);
+    if (bootstrap.empty()) std::this_thread::sleep_for(10ms);  // polling for a file
+  }
+  ASSERT_FALSE(bootstrap.empty()) << "no port file";
+
+  // kcat, a separate client, sees the brokers and topics.
+  std::string kcat_log = dir.path() + "/kcat.log";
+  auto kcat =
+      seg::testing::ChildProcess::Start({"kcat", "-b", bootstrap, "-L", "-m", "5"}, kcat_log);
+  ASSERT_TRUE(kcat.ok()) << kcat.status();
+  auto kcat_rc = kcat->Wait(15s);
+  ASSERT_TRUE(kcat_rc.ok());
+  EXPECT_EQ(*kcat_rc, 0);
+  std::ifstream log(kcat_log);
+  std::string metadata((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(metadata.find("3 brokers"), std::string::npos) << metadata;
+  EXPECT_NE(metadata.find("topic \"events\" with 4 partitions"), std::string::npos) << metadata;
+  EXPECT_NE(metadata.find("topic \"user-changes\" with 2 partitions"), std::string::npos);
+
+  KafkaOptions options;
+  options.bootstrap_servers = bootstrap;
+  auto producer = Producer::Create(options);
+  ASSERT_TRUE(producer.ok());
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*producer)->Produce("user-changes", Key(i), "v").ok());
+  ASSERT_TRUE((*producer)->Flush(10s).ok());
+  auto consumer = Consumer::Create(options, "local");
+  ASSERT_TRUE(consumer.ok());
+  ASSERT_TRUE((*consumer)->Subscribe({"user-changes"}).ok());
+  size_t got = 0;
+  deadline = std::chrono::steady_clock::now() + 20s;
+  while (got < 100 && std::chrono::steady_clock::now() < deadline) {
+    auto batch = (*consumer)->PollBatch(100, 200ms);
+    ASSERT_TRUE(batch.ok());
+    got += batch->size();
+  }
+  EXPECT_EQ(got, 100u);
+  ASSERT_TRUE((*consumer)->Close().ok());
+
+  child->Signal(SIGTERM);
+  auto rc = child->Wait(10s);
+  ASSERT_TRUE(rc.ok()) << rc.status();
+  EXPECT_EQ(*rc, 0);
+  EXPECT_FALSE(std::filesystem::exists(port_file));
+}
+
+}  // namespace
+}  // namespace seg::kafka
