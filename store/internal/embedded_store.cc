@@ -1,0 +1,768 @@
+#include "store/internal/embedded_store.h"
+
+#include <glog/logging.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "store/internal/key_codec.h"
+
+namespace seg::store::internal {
+namespace {
+
+std::string CfName(std::string_view table, std::string_view family) {
+  std::string name(table);
+  name += ':';
+  name += family;
+  return name;
+}
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  std::string msg(what);
+  msg += ": ";
+  msg += s.ToString();
+  if (s.IsInvalidArgument()) return InvalidArgumentError(msg);
+  if (s.IsNotFound()) return NotFoundError(msg);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return UnavailableError(msg);
+  return InternalError(msg);
+}
+
+// The row prefix of a key (escaped row + terminator) is the unit of the
+// prefix bloom filter: every point read of a row seeks within it.
+class RowPrefixExtractor : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "seg.RowPrefixExtractor.v1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    size_t n = RowPrefixLength(std::string_view(key.data(), key.size()));
+    return rocksdb::Slice(key.data(), n);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return RowPrefixLength(std::string_view(key.data(), key.size())) != 0;
+  }
+};
+
+// Drops cells past the family TTL and versions beyond max_versions. Keys
+// arrive in order, so the versions of a column are consecutive, newest
+// first. A compaction may see only some files: its rank of a version is at
+// most the true rank, so it never drops a version that reads would show.
+class TtlVersionFilter : public rocksdb::CompactionFilter {
+ public:
+  TtlVersionFilter(const FamilyOptions& family, int64_t now_ms)
+      : max_versions_(family.max_versions),
+        min_ts_(family.ttl_ms > 0 ? now_ms - family.ttl_ms : INT64_MIN) {}
+  const char* Name() const override { return "seg.TtlVersionFilter"; }
+  bool Filter(int, const rocksdb::Slice& key, const rocksdb::Slice&, std::string*,
+              bool*) const override {
+    DecodedKey k;
+    if (!DecodeCellKey(std::string_view(key.data(), key.size()), &k, &scratch_)) return false;
+    if (k.row_prefix != current_row_ || k.escaped_qualifier != current_qualifier_) {
+      current_row_.assign(k.row_prefix);
+      current_qualifier_.assign(k.escaped_qualifier);
+      versions_ = 0;
+    }
+    ++versions_;
+    if (k.timestamp < min_ts_) return true;
+    return max_versions_ > 0 && versions_ > max_versions_;
+  }
+
+ private:
+  int32_t max_versions_;
+  int64_t min_ts_;
+  // Filter() is const in the RocksDB API; one filter serves one compaction
+  // thread, so the running state is safe as mutable.
+  mutable std::string current_row_;
+  mutable std::string current_qualifier_;
+  mutable std::string scratch_;
+  mutable int32_t versions_ = 0;
+};
+
+class TtlVersionFilterFactory : public rocksdb::CompactionFilterFactory {
+ public:
+  TtlVersionFilterFactory(FamilyOptions family, const Clock* clock)
+      : family_(std::move(family)), clock_(clock) {}
+  const char* Name() const override { return "seg.TtlVersionFilterFactory"; }
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context&) override {
+    return std::make_unique<TtlVersionFilter>(family_, clock_->NowMs());
+  }
+
+ private:
+  FamilyOptions family_;
+  const Clock* clock_;
+};
+
+bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
+  return key.size() >= prefix.size() && std::memcmp(key.data(), prefix.data(), prefix.size()) == 0;
+}
+
+EmbeddedStore::ReadSpec SpecFrom(const GetRequest& get, int32_t) {
+  EmbeddedStore::ReadSpec spec;
+  spec.qualifiers = get.qualifiers;
+  std::sort(spec.qualifiers.begin(), spec.qualifiers.end());
+  spec.qualifiers.erase(std::unique(spec.qualifiers.begin(), spec.qualifiers.end()),
+                        spec.qualifiers.end());
+  spec.qualifier_start = get.qualifier_start;
+  spec.qualifier_stop = get.qualifier_stop;
+  spec.time_range = get.time_range;
+  spec.max_versions = get.max_versions;
+  spec.families_empty = get.families.empty();
+  return spec;
+}
+
+Status ValidateSpec(const EmbeddedStore::ReadSpec& spec) {
+  if (!spec.qualifiers.empty() && spec.families_empty) {
+    return InvalidArgumentError("qualifiers need families");
+  }
+  if (spec.max_versions < 1) return InvalidArgumentError("max_versions must be >= 1");
+  if (spec.time_range.min < 0 || spec.time_range.max < spec.time_range.min) {
+    return InvalidArgumentError("bad time range");
+  }
+  return Status::OK();
+}
+
+bool Compare(CompareOp op, std::string_view given, std::string_view stored) {
+  int c = given.compare(stored);
+  switch (op) {
+    case CompareOp::kLess:
+      return c < 0;
+    case CompareOp::kLessOrEqual:
+      return c <= 0;
+    case CompareOp::kEqual:
+      return c == 0;
+    case CompareOp::kNotEqual:
+      return c != 0;
+    case CompareOp::kGreaterOrEqual:
+      return c >= 0;
+    case CompareOp::kGreater:
+      return c > 0;
+  }
+  return false;
+}
+
+}  // namespace
+
+const EmbeddedStore::Family* EmbeddedStore::Table::Find(std::string_view family) const {
+  for (const auto& f : families) {
+    if (f.options.name == family) return &f;
+  }
+  return nullptr;
+}
+
+EmbeddedStore::EmbeddedStore(const EmbeddedOptions& options)
+    : options_(options),
+      clock_(options.clock ? options.clock : Clock::Real()),
+      put_cells_(metrics::GetCounter("seg_store_put_cells_total", "Cells written")),
+      get_rows_(metrics::GetCounter("seg_store_get_rows_total", "Rows read by get/multi-get")),
+      write_latency_(metrics::GetHistogram("seg_store_write_latency_seconds",
+                                           "Embedded store commit latency")) {}
+
+EmbeddedStore::~EmbeddedStore() {
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db_->Close().PermitUncheckedError();
+  }
+}
+
+StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const EmbeddedOptions& options) {
+  if (options.data_dir.empty()) return InvalidArgumentError("store: data_dir is empty");
+  if (options.tables.empty()) return InvalidArgumentError("store: no tables configured");
+  for (const auto& t : options.tables) {
+    if (t.name.empty() || t.name.find(':') != std::string::npos) {
+      return InvalidArgumentError("store: bad table name '" + t.name + "'");
+    }
+    if (t.families.empty())
+      return InvalidArgumentError("store: table " + t.name + " has no families");
+    for (const auto& f : t.families) {
+      if (f.name.empty() || f.name.size() > 255) {
+        return InvalidArgumentError("store: bad family name in table " + t.name);
+      }
+      if (f.max_versions < 1 || f.ttl_ms < 0) {
+        return InvalidArgumentError("store: bad settings for family " + t.name + ":" + f.name);
+      }
+    }
+  }
+  std::unique_ptr<EmbeddedStore> store(new EmbeddedStore(options));
+  SEG_RETURN_IF_ERROR(store->OpenDb());
+  return store;
+}
+
+Status EmbeddedStore::OpenDb() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) return InternalError("store: cannot create " + options_.data_dir + ": " + ec.message());
+
+  cache_ = rocksdb::NewLRUCache(static_cast<size_t>(options_.block_cache_bytes));
+
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.max_background_jobs = options_.background_jobs;
+  db_opts.bytes_per_sync = 1 << 20;
+  db_opts.wal_bytes_per_sync = 1 << 20;  // background WAL fsync, bounds data at risk
+  db_opts.keep_log_file_num = 5;
+  db_opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // Many families share the process: flush them on total memory, not each alone.
+  db_opts.max_total_wal_size = 512ull << 20;
+
+  auto prefix = std::shared_ptr<const rocksdb::SliceTransform>(new RowPrefixExtractor());
+  auto cf_options = [&](const FamilyOptions* fam) {
+    rocksdb::ColumnFamilyOptions o;
+    rocksdb::BlockBasedTableOptions t;
+    t.block_cache = cache_;
+    t.block_size = 16 * 1024;
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.whole_key_filtering = false;  // keys are cells; reads are by row
+    t.format_version = 5;
+    t.index_block_restart_interval = 16;
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    o.prefix_extractor = prefix;
+    o.memtable_prefix_bloom_size_ratio = 0.05;
+    o.write_buffer_size = static_cast<size_t>(options_.write_buffer_bytes);
+    o.max_write_buffer_number = 4;
+    o.min_write_buffer_number_to_merge = 1;
+    o.target_file_size_base = 64ull << 20;
+    o.max_bytes_for_level_base = 256ull << 20;
+    o.level0_file_num_compaction_trigger = 4;
+    o.compression = rocksdb::kLZ4Compression;
+    o.bottommost_compression = rocksdb::kZSTD;
+    o.level_compaction_dynamic_level_bytes = true;
+    if (fam != nullptr) {
+      o.compaction_filter_factory = std::make_shared<TtlVersionFilterFactory>(*fam, clock_);
+    }
+    return o;
+  };
+
+  std::map<std::string, const FamilyOptions*> wanted;
+  for (const auto& t : options_.tables) {
+    for (const auto& f : t.families) wanted[CfName(t.name, f.name)] = &f;
+  }
+  std::vector<std::string> existing;
+  rocksdb::Status ls =
+      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), options_.data_dir, &existing);
+  if (!ls.ok()) existing.clear();  // a new database
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options(nullptr));
+  for (const auto& [name, fam] : wanted) descs.emplace_back(name, cf_options(fam));
+  for (const auto& name : existing) {
+    if (name != rocksdb::kDefaultColumnFamilyName && !wanted.count(name)) {
+      // RocksDB must open every family it has; unconfigured ones stay unread.
+      LOG(WARNING) << "store: family " << name << " exists on disk but is not configured";
+      descs.emplace_back(name, cf_options(nullptr));
+    }
+  }
+
+  rocksdb::DB* raw = nullptr;
+  SEG_RETURN_IF_ERROR(
+      FromRocks(rocksdb::DB::Open(db_opts, options_.data_dir, descs, &handles_, &raw),
+                "store: open " + options_.data_dir));
+  db_.reset(raw);
+
+  for (const auto& t : options_.tables) {
+    Table table;
+    table.name = t.name;
+    for (const auto& f : t.families) {
+      Family fam;
+      fam.options = f;
+      std::string cf = CfName(t.name, f.name);
+      for (size_t i = 0; i < descs.size(); ++i) {
+        if (descs[i].name == cf) fam.handle = handles_[i];
+      }
+      table.families.push_back(fam);
+    }
+    std::sort(table.families.begin(), table.families.end(),
+              [](const Family& a, const Family& b) { return a.options.name < b.options.name; });
+    tables_[t.name] = std::move(table);
+  }
+  LOG(INFO) << "store: opened " << options_.data_dir << " with " << wanted.size() << " families";
+  return Status::OK();
+}
+
+StatusOr<const EmbeddedStore::Table*> EmbeddedStore::FindTable(std::string_view table) const {
+  auto it = tables_.find(table);
+  if (it == tables_.end())
+    return NotFoundError("store: unknown table '" + std::string(table) + "'");
+  return &it->second;
+}
+
+Status EmbeddedStore::ResolveFamilies(const Table& table, const std::vector<std::string>& names,
+                                      std::vector<const Family*>* out) const {
+  out->clear();
+  if (names.empty()) {
+    for (const auto& f : table.families) out->push_back(&f);
+    return Status::OK();
+  }
+  for (const auto& f : table.families) {
+    if (std::find(names.begin(), names.end(), f.options.name) != names.end()) out->push_back(&f);
+  }
+  for (const auto& n : names) {
+    if (table.Find(n) == nullptr) {
+      return InvalidArgumentError("store: unknown family '" + n + "' in table " + table.name);
+    }
+  }
+  return Status::OK();
+}
+
+Status EmbeddedStore::ValidateRow(std::string_view row) const {
+  if (row.empty()) return InvalidArgumentError("store: empty row key");
+  if (row.size() > kMaxRowBytes) {
+    return InvalidArgumentError("store: row key of " + std::to_string(row.size()) +
+                                " bytes exceeds " + std::to_string(kMaxRowBytes));
+  }
+  return Status::OK();
+}
+
+std::mutex& EmbeddedStore::RowLock(std::string_view row) {
+  return row_locks_[std::hash<std::string_view>{}(row) % row_locks_.size()];
+}
+
+void EmbeddedStore::ReadFamilyRow(rocksdb::Iterator* it, const Family& family,
+                                  std::string_view row_prefix, const ReadSpec& spec, int64_t now_ms,
+                                  RowResult* out, std::string* key_buf) const {
+  const int64_t min_visible =
+      family.options.ttl_ms > 0 ? now_ms - family.options.ttl_ms : INT64_MIN;
+  const int64_t min_ts = std::max(min_visible, spec.time_range.min);
+  const int32_t max_versions = std::min(spec.max_versions, family.options.max_versions);
+  const std::string& fam = family.options.name;
+  std::string scratch;
+  DecodedKey k;
+
+  auto read_column_run = [&](std::string_view only_qualifier_esc) {
+    // Reads from the iterator's position until the row (or the one
+    // qualifier) ends, applying range, TTL and version limits.
+    std::string_view current;
+    int32_t versions = 0;
+    std::string current_buf;
+    for (; it->Valid(); it->Next()) {
+      rocksdb::Slice key = it->key();
+      if (!StartsWith(key, row_prefix)) return;
+      if (!DecodeCellKey(std::string_view(key.data(), key.size()), &k, &scratch)) continue;
+      if (!only_qualifier_esc.empty()) {
+        if (k.escaped_qualifier != only_qualifier_esc) return;
+      } else if (!spec.qualifier_stop.empty() && k.qualifier >= spec.qualifier_stop) {
+        return;
+      }
+      if (k.escaped_qualifier != current) {
+        current_buf.assign(k.escaped_qualifier);
+        current = current_buf;
+        versions = 0;
+      }
+      if (k.timestamp >= spec.time_range.max || k.timestamp < min_ts) continue;
+      if (versions >= max_versions) continue;
+      ++versions;
+      rocksdb::Slice v = it->value();
+      out->Add(fam, k.qualifier, k.timestamp, std::string_view(v.data(), v.size()));
+    }
+  };
+
+  if (!spec.qualifiers.empty()) {
+    std::string esc;
+    for (const auto& q : spec.qualifiers) {
+      key_buf->assign(row_prefix);
+      size_t base = key_buf->size();
+      AppendEscaped(key_buf, q);
+      esc.assign(*key_buf, base, std::string::npos);
+      it->Seek(*key_buf);
+      read_column_run(esc);
+    }
+    return;
+  }
+  key_buf->assign(row_prefix);
+  if (!spec.qualifier_start.empty()) AppendEscaped(key_buf, spec.qualifier_start);
+  it->Seek(*key_buf);
+  read_column_run({});
+}
+
+StatusOr<RowResult> EmbeddedStore::Get(std::string_view table, const GetRequest& get) {
+  std::vector<RowResult> results;
+  SEG_RETURN_IF_ERROR(MultiGet(table, {get}, &results));
+  return std::move(results[0]);
+}
+
+Status EmbeddedStore::MultiGet(std::string_view table, const std::vector<GetRequest>& gets,
+                               std::vector<RowResult>* results) {
+  SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
+  results->clear();
+  results->resize(gets.size());
+  if (gets.empty()) return Status::OK();
+  const int64_t now = clock_->NowMs();
+  // One snapshot for the whole call, one iterator per family reused
+  // across rows (prefix mode: the row bloom filter skips absent rows).
+  const rocksdb::Snapshot* snap = db_->GetSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  ro.prefix_same_as_start = true;
+  std::map<const Family*, std::unique_ptr<rocksdb::Iterator>> iters;
+  std::vector<const Family*> fams;
+  std::string prefix, key_buf;
+  Status status;
+  ReadSpec spec;
+  const GetRequest* last_spec_from = nullptr;
+  for (size_t i = 0; i < gets.size() && status.ok(); ++i) {
+    const GetRequest& g = gets[i];
+    status = ValidateRow(g.row);
+    if (!status.ok()) break;
+    // Most multi-gets repeat one shape; rebuild the spec only when it changes.
+    if (last_spec_from == nullptr || g.families != last_spec_from->families ||
+        g.qualifiers != last_spec_from->qualifiers ||
+        g.qualifier_start != last_spec_from->qualifier_start ||
+        g.qualifier_stop != last_spec_from->qualifier_stop ||
+        g.time_range.min != last_spec_from->time_range.min ||
+        g.time_range.max != last_spec_from->time_range.max ||
+        g.max_versions != last_spec_from->max_versions) {
+      spec = SpecFrom(g, 0);
+      status = ValidateSpec(spec);
+      if (!status.ok()) break;
+      status = ResolveFamilies(*t, g.families, &fams);
+      if (!status.ok()) break;
+      last_spec_from = &g;
+    }
+    RowResult& out = (*results)[i];
+    out.set_row(g.row);
+    prefix.clear();
+    AppendEscaped(&prefix, g.row);
+    for (const Family* f : fams) {
+      auto& it = iters[f];
+      if (!it) it.reset(db_->NewIterator(ro, f->handle));
+      ReadFamilyRow(it.get(), *f, prefix, spec, now, &out, &key_buf);
+    }
+    if (g.newest_cells > 0) out.KeepNewest(static_cast<size_t>(g.newest_cells));
+  }
+  for (auto& [f, it] : iters) {
+    if (status.ok() && !it->status().ok()) status = FromRocks(it->status(), "store: read");
+  }
+  iters.clear();
+  db_->ReleaseSnapshot(snap);
+  if (!status.ok()) {
+    results->clear();
+    return status.WithContext(std::string(table));
+  }
+  get_rows_.Inc(static_cast<double>(gets.size()));
+  return Status::OK();
+}
+
+StatusOr<bool> EmbeddedStore::Exists(std::string_view table, const GetRequest& get) {
+  SEG_ASSIGN_OR_RETURN(RowResult r, Get(table, get));
+  return !r.empty();
+}
+
+Status EmbeddedStore::AddPuts(const Table& table, std::string_view row,
+                              const std::vector<Cell>& cells, int64_t now_ms,
+                              rocksdb::WriteBatch* batch, RowChange* change) {
+  std::string key;
+  std::string prefix = EncodeRowPrefix(row);
+  for (const Cell& c : cells) {
+    const Family* f = table.Find(c.family);
+    if (f == nullptr) {
+      return InvalidArgumentError("store: unknown family '" + c.family + "' in table " +
+                                  table.name);
+    }
+    int64_t ts = c.timestamp == kLatestTimestamp ? now_ms : c.timestamp;
+    if (ts < 0) return InvalidArgumentError("store: negative timestamp");
+    key.assign(prefix);
+    AppendQualifierAndTimestamp(&key, c.qualifier, ts);
+    rocksdb::Status s = batch->Put(f->handle, key, c.value);
+    if (!s.ok()) return FromRocks(s, "store: batch put");
+    if (change) {
+      change->newest_timestamp = std::max(change->newest_timestamp, ts);
+      ++change->cell_count;
+    }
+  }
+  return Status::OK();
+}
+
+Status EmbeddedStore::Commit(rocksdb::WriteBatch* batch) {
+  auto start = std::chrono::steady_clock::now();
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync == SyncPolicy::kFsyncEveryWrite;
+  rocksdb::Status s = db_->Write(wo, batch);
+  write_latency_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return FromRocks(s, "store: write");
+}
+
+void EmbeddedStore::Notify(const std::vector<RowChange>& changes) {
+  for (const auto& o : options_.observers) o->OnCommitted(changes);
+}
+
+Status EmbeddedStore::Put(std::string_view table, const std::vector<RowPut>& rows) {
+  SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
+  if (rows.empty()) return Status::OK();
+  const int64_t now = clock_->NowMs();
+  const bool observe = !options_.observers.empty();
+  rocksdb::WriteBatch batch;
+  std::vector<RowChange> changes;
+  if (observe) changes.resize(rows.size());
+  std::vector<size_t> stripes;
+  stripes.reserve(rows.size());
+  size_t cells = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    SEG_RETURN_IF_ERROR(ValidateRow(rows[i].row));
+    RowChange* change = observe ? &changes[i] : nullptr;
+    if (change) {
+      change->table = t->name;
+      change->row = rows[i].row;
+    }
+    SEG_RETURN_IF_ERROR(AddPuts(*t, rows[i].row, rows[i].cells, now, &batch, change));
+    cells += rows[i].cells.size();
+    stripes.push_back(std::hash<std::string_view>{}(rows[i].row) % row_locks_.size());
+  }
+  // Lock the rows' stripes in order (no deadlock) so a concurrent
+  // checkAndMutate on one of these rows sees all or nothing.
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (size_t s : stripes) row_locks_[s].lock();
+  Status st = Commit(&batch);
+  for (auto it = stripes.rbegin(); it != stripes.rend(); ++it) row_locks_[*it].unlock();
+  SEG_RETURN_IF_ERROR(st);
+  put_cells_.Inc(static_cast<double>(cells));
+  if (observe) Notify(changes);
+  return Status::OK();
+}
+
+Status EmbeddedStore::AddDeletes(const Table& table, std::string_view row, const DeleteColumn& col,
+                                 rocksdb::WriteBatch* batch) {
+  const Family* f = table.Find(col.family);
+  if (f == nullptr) {
+    return InvalidArgumentError("store: unknown family '" + col.family + "' in table " +
+                                table.name);
+  }
+  std::string prefix = EncodeRowPrefix(row);
+  std::string key = prefix;
+  if (col.qualifier && !col.all_versions && col.timestamp != kLatestTimestamp) {
+    // One exact version: no read needed.
+    AppendQualifierAndTimestamp(&key, *col.qualifier, col.timestamp);
+    return FromRocks(batch->Delete(f->handle, key), "store: batch delete");
+  }
+  std::string esc_qualifier;
+  if (col.qualifier) {
+    AppendEscaped(&key, *col.qualifier);
+    esc_qualifier = key.substr(prefix.size());
+  }
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, f->handle));
+  DecodedKey k;
+  std::string scratch;
+  for (it->Seek(key); it->Valid(); it->Next()) {
+    rocksdb::Slice raw = it->key();
+    if (!StartsWith(raw, prefix)) break;
+    if (!DecodeCellKey(std::string_view(raw.data(), raw.size()), &k, &scratch)) continue;
+    if (col.qualifier && k.escaped_qualifier != esc_qualifier) break;
+    if (k.timestamp > col.timestamp) continue;
+    SEG_RETURN_IF_ERROR(FromRocks(batch->Delete(f->handle, raw), "store: batch delete"));
+    if (col.qualifier && !col.all_versions) break;  // the newest version only
+  }
+  return FromRocks(it->status(), "store: read for delete");
+}
+
+Status EmbeddedStore::Delete(std::string_view table, const std::vector<RowDelete>& rows) {
+  SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
+  for (const auto& r : rows) {
+    SEG_RETURN_IF_ERROR(ValidateRow(r.row));
+    std::lock_guard<std::mutex> lock(RowLock(r.row));
+    rocksdb::WriteBatch batch;
+    if (r.columns.empty()) {
+      for (const auto& f : t->families) {
+        DeleteColumn all;
+        all.family = f.options.name;
+        all.timestamp = r.timestamp;
+        SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, all, &batch));
+      }
+    } else {
+      for (const auto& c : r.columns) SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, c, &batch));
+    }
+    if (batch.Count() > 0) SEG_RETURN_IF_ERROR(Commit(&batch));
+  }
+  return Status::OK();
+}
+
+StatusOr<bool> EmbeddedStore::CheckAndMutate(std::string_view table, const Condition& condition,
+                                             const RowMutations& mutations) {
+  SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
+  SEG_RETURN_IF_ERROR(ValidateRow(mutations.row));
+  const Family* f = t->Find(condition.family);
+  if (f == nullptr) {
+    return InvalidArgumentError("store: unknown family '" + condition.family + "' in table " +
+                                t->name);
+  }
+  std::lock_guard<std::mutex> lock(RowLock(mutations.row));
+  const int64_t now = clock_->NowMs();
+  GetRequest g;
+  g.row = mutations.row;
+  g.families = {condition.family};
+  g.qualifiers = {condition.qualifier};
+  ReadSpec spec = SpecFrom(g, 0);
+  RowResult current(mutations.row);
+  {
+    rocksdb::ReadOptions ro;
+    ro.prefix_same_as_start = true;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, f->handle));
+    std::string key_buf;
+    ReadFamilyRow(it.get(), *f, EncodeRowPrefix(mutations.row), spec, now, &current, &key_buf);
+    SEG_RETURN_IF_ERROR(FromRocks(it->status(), "store: read for check"));
+  }
+  // HBase treats an absent and an empty expected value alike: the column
+  // must have no cell or an empty one (NOT_EQUAL inverts that).
+  bool holds;
+  if (!condition.value || condition.value->empty()) {
+    bool none = current.empty() || current.cell(0).value.empty();
+    holds = condition.op == CompareOp::kNotEqual ? !none : none;
+  } else {
+    holds = !current.empty() && Compare(condition.op, *condition.value, current.cell(0).value);
+  }
+  if (!holds) return false;
+  rocksdb::WriteBatch batch;
+  for (const auto& d : mutations.deletes) {
+    SEG_RETURN_IF_ERROR(AddDeletes(*t, mutations.row, d, &batch));
+  }
+  RowChange change;
+  change.table = t->name;
+  change.row = mutations.row;
+  SEG_RETURN_IF_ERROR(AddPuts(*t, mutations.row, mutations.puts, now, &batch, &change));
+  if (batch.Count() > 0) SEG_RETURN_IF_ERROR(Commit(&batch));
+  if (!mutations.puts.empty()) {
+    put_cells_.Inc(static_cast<double>(mutations.puts.size()));
+    if (!options_.observers.empty()) Notify({change});
+  }
+  return true;
+}
+
+namespace {
+
+// Merges the per-family iterators row by row over [start, stop).
+class EmbeddedScanner final : public Scanner {
+ public:
+  EmbeddedScanner(const EmbeddedStore* store, std::vector<const EmbeddedStore::Family*> fams,
+                  EmbeddedStore::ReadSpec spec, const ScanRequest& scan)
+      : store_(store),
+        fams_(std::move(fams)),
+        spec_(std::move(spec)),
+        batch_rows_(scan.batch_rows > 0 ? scan.batch_rows : 100) {
+    snapshot_ = store_->db()->GetSnapshot();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    ro.total_order_seek = true;  // crosses rows: no prefix mode
+    if (!scan.stop_row.empty()) stop_prefix_ = EncodeRowPrefix(scan.stop_row);
+    std::string start = scan.start_row.empty() ? std::string() : EncodeRowPrefix(scan.start_row);
+    for (const auto* f : fams_) {
+      iters_.emplace_back(store_->db()->NewIterator(ro, f->handle));
+      if (start.empty()) {
+        iters_.back()->SeekToFirst();
+      } else {
+        iters_.back()->Seek(start);
+      }
+    }
+  }
+  ~EmbeddedScanner() override { Close().IgnoreError(); }
+
+  Status NextBatch(std::vector<RowResult>* rows) override {
+    rows->clear();
+    if (closed_) return FailedPreconditionError("store: scanner closed");
+    const int64_t now = store_->clock()->NowMs();
+    std::string row_prefix, key_buf, upper;
+    while (static_cast<int32_t>(rows->size()) < batch_rows_) {
+      // The smallest row among the families.
+      std::string_view min_prefix;
+      for (auto& it : iters_) {
+        if (!it->Valid()) continue;
+        rocksdb::Slice k = it->key();
+        size_t n = RowPrefixLength(std::string_view(k.data(), k.size()));
+        std::string_view p(k.data(), n);
+        if (min_prefix.empty() || p < min_prefix) min_prefix = p;
+      }
+      if (min_prefix.empty()) break;
+      if (!stop_prefix_.empty() && min_prefix >= stop_prefix_) break;
+      row_prefix.assign(min_prefix);
+      upper = RowUpperBound(row_prefix);
+      RowResult out;
+      for (size_t i = 0; i < iters_.size(); ++i) {
+        auto& it = iters_[i];
+        if (!it->Valid() || !it->key().starts_with(row_prefix)) continue;
+        store_->ReadFamilyRow(it.get(), *fams_[i], row_prefix, spec_, now, &out, &key_buf);
+        // Past the row whatever the read stopped at (qualifier_stop, ...).
+        if (it->Valid() && it->key().compare(upper) < 0) it->Seek(upper);
+      }
+      if (out.empty()) continue;  // every cell expired or filtered: HBase skips the row
+      std::string row;
+      DecodeRow(row_prefix, &row);
+      out.set_row(std::move(row));
+      rows->push_back(std::move(out));
+    }
+    for (auto& it : iters_) {
+      if (!it->status().ok()) return FromRocks(it->status(), "store: scan");
+    }
+    return Status::OK();
+  }
+
+  Status Close() override {
+    if (closed_) return Status::OK();
+    closed_ = true;
+    iters_.clear();
+    store_->db()->ReleaseSnapshot(snapshot_);
+    return Status::OK();
+  }
+
+ private:
+  const EmbeddedStore* store_;
+  std::vector<const EmbeddedStore::Family*> fams_;
+  EmbeddedStore::ReadSpec spec_;
+  int32_t batch_rows_;
+  const rocksdb::Snapshot* snapshot_ = nullptr;
+  std::vector<std::unique_ptr<rocksdb::Iterator>> iters_;
+  std::string stop_prefix_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Scanner>> EmbeddedStore::OpenScanner(std::string_view table,
+                                                              const ScanRequest& scan) {
+  SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
+  if (scan.start_row.size() > kMaxRowBytes || scan.stop_row.size() > kMaxRowBytes) {
+    return InvalidArgumentError("store: scan row key too long");
+  }
+  std::vector<const Family*> fams;
+  SEG_RETURN_IF_ERROR(ResolveFamilies(*t, scan.families, &fams));
+  ReadSpec spec;
+  spec.qualifier_start = scan.qualifier_start;
+  spec.qualifier_stop = scan.qualifier_stop;
+  spec.time_range = scan.time_range;
+  spec.max_versions = scan.max_versions;
+  SEG_RETURN_IF_ERROR(ValidateSpec(spec));
+  return std::unique_ptr<Scanner>(
+      new EmbeddedScanner(this, std::move(fams), std::move(spec), scan));
+}
+
+Status EmbeddedStore::CompactAllForTest() {
+  for (auto* h : handles_) {
+    rocksdb::CompactRangeOptions o;
+    o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    SEG_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions(), h), "store: flush"));
+    SEG_RETURN_IF_ERROR(FromRocks(db_->CompactRange(o, h, nullptr, nullptr), "store: compact"));
+  }
+  return Status::OK();
+}
+
+StatusOr<int64_t> EmbeddedStore::CountRawKeysForTest(std::string_view table,
+                                                     std::string_view family) {
+  SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
+  const Family* f = t->Find(family);
+  if (f == nullptr) return InvalidArgumentError("unknown family");
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, f->handle));
+  int64_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  return n;
+}
+
+}  // namespace seg::store::internal

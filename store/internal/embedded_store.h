@@ -1,0 +1,121 @@
+// EmbeddedStore: the Store on RocksDB. One RocksDB column family per
+// table:family ("users:e"), keys as in key_codec.h, the cell timestamp in
+// the key, the value as the RocksDB value.
+//
+// Versions and TTL are enforced twice, as HBase does: on every read (so an
+// expired cell is invisible at once, by the injected Clock) and by a
+// compaction filter that drops expired cells and versions beyond the
+// family's max (so disk use is bounded). Writes go through one WriteBatch
+// per call: a batch of rows commits atomically, which is stronger than the
+// per-row atomicity promised. Read-modify-write operations (deletes,
+// checkAndMutate) and puts take per-row striped locks so a conditional
+// mutation cannot interleave with another write to the same row.
+//
+// Deletes remove the matching versions physically (no HBase delete
+// markers): a later put with an older timestamp is visible again, where
+// HBase would mask it until a major compaction.
+//
+// Thread-safe.
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "store/store.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class Iterator;
+class Cache;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace seg::store::internal {
+
+class EmbeddedStore final : public Store {
+ public:
+  static StatusOr<std::unique_ptr<EmbeddedStore>> Open(const EmbeddedOptions& options);
+  ~EmbeddedStore() override;
+
+  Status Put(std::string_view table, const std::vector<RowPut>& rows) override;
+  StatusOr<RowResult> Get(std::string_view table, const GetRequest& get) override;
+  Status MultiGet(std::string_view table, const std::vector<GetRequest>& gets,
+                  std::vector<RowResult>* results) override;
+  StatusOr<bool> Exists(std::string_view table, const GetRequest& get) override;
+  Status Delete(std::string_view table, const std::vector<RowDelete>& rows) override;
+  StatusOr<bool> CheckAndMutate(std::string_view table, const Condition& condition,
+                                const RowMutations& mutations) override;
+  StatusOr<std::unique_ptr<Scanner>> OpenScanner(std::string_view table,
+                                                 const ScanRequest& scan) override;
+
+  // Test hooks: force a full compaction (runs the TTL/version filter), and
+  // count the raw RocksDB keys of a family (including invisible ones).
+  Status CompactAllForTest();
+  StatusOr<int64_t> CountRawKeysForTest(std::string_view table, std::string_view family);
+
+  struct Family {
+    FamilyOptions options;
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+  };
+  struct Table {
+    std::string name;
+    std::vector<Family> families;  // sorted by name: HBase's family order
+    const Family* Find(std::string_view family) const;
+  };
+
+  // What a read selects inside a row of one family.
+  struct ReadSpec {
+    std::vector<std::string> qualifiers;  // sorted, unique; empty = range
+    std::string qualifier_start;
+    std::string qualifier_stop;
+    TimeRange time_range;
+    int32_t max_versions = 1;
+    bool families_empty = false;
+  };
+
+  // Reads one row of one family from `it` (positioned anywhere) into `out`.
+  // Leaves `it` somewhere inside or past the row.
+  void ReadFamilyRow(rocksdb::Iterator* it, const Family& family, std::string_view row_prefix,
+                     const ReadSpec& spec, int64_t now_ms, RowResult* out,
+                     std::string* key_buf) const;
+
+  const Clock* clock() const { return clock_; }
+  rocksdb::DB* db() const { return db_.get(); }
+  StatusOr<const Table*> FindTable(std::string_view table) const;
+  Status ResolveFamilies(const Table& table, const std::vector<std::string>& names,
+                         std::vector<const Family*>* out) const;
+
+ private:
+  explicit EmbeddedStore(const EmbeddedOptions& options);
+  Status OpenDb();
+  Status ValidateRow(std::string_view row) const;
+  // Adds deletes for `col` in `row` to `batch`; reads under the row lock.
+  Status AddDeletes(const Table& table, std::string_view row, const DeleteColumn& col,
+                    rocksdb::WriteBatch* batch);
+  Status AddPuts(const Table& table, std::string_view row, const std::vector<Cell>& cells,
+                 int64_t now_ms, rocksdb::WriteBatch* batch, RowChange* change);
+  Status Commit(rocksdb::WriteBatch* batch);
+  void Notify(const std::vector<RowChange>& changes);
+  std::mutex& RowLock(std::string_view row);
+
+  EmbeddedOptions options_;
+  const Clock* clock_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::map<std::string, Table, std::less<>> tables_;
+  std::array<std::mutex, 256> row_locks_;
+
+  metrics::Counter put_cells_;
+  metrics::Counter get_rows_;
+  metrics::Histogram write_latency_;
+};
+
+}  // namespace seg::store::internal

@@ -1,0 +1,275 @@
+#include "store/internal/thrift_handler.h"
+
+#include <glog/logging.h>
+
+#include "store/internal/thrift_convert.h"
+
+namespace seg::store::internal {
+
+StoreHandler::StoreHandler(Store* store, int64_t scanner_lease_ms)
+    : store_(store),
+      lease_(scanner_lease_ms),
+      errors_(metrics::GetCounter("seg_store_server_errors_total",
+                                  "THBaseService calls answered with an exception")),
+      calls_(metrics::GetCounter("seg_store_server_calls_total", "THBaseService calls")) {}
+
+void StoreHandler::Throw(const Status& status, const char* method) {
+  errors_.Inc();
+  VLOG(1) << "store server " << method << ": " << status;
+  hbase::TIOError e;
+  e.__set_message(EncodeErrorMessage(status));
+  throw e;
+}
+
+Status StoreHandler::ReadRows(const std::string& table, const std::vector<hbase::TGet>& tgets,
+                              std::vector<RowResult>* rows) {
+  // Usually one GetRequest per TGet; a TGet mixing column selections per
+  // family becomes several, merged back below.
+  std::vector<GetRequest> flat;
+  flat.reserve(tgets.size());
+  std::vector<size_t> first(tgets.size() + 1);
+  std::vector<GetRequest> parts;
+  bool split = false;
+  for (size_t i = 0; i < tgets.size(); ++i) {
+    first[i] = flat.size();
+    SEG_RETURN_IF_ERROR(FromTGet(tgets[i], &parts));
+    split = split || parts.size() > 1;
+    for (auto& p : parts) flat.push_back(std::move(p));
+  }
+  first[tgets.size()] = flat.size();
+  if (!split) return store_->MultiGet(table, flat, rows);
+  std::vector<RowResult> partial;
+  SEG_RETURN_IF_ERROR(store_->MultiGet(table, flat, &partial));
+  rows->clear();
+  rows->resize(tgets.size());
+  for (size_t i = 0; i < tgets.size(); ++i) {
+    RowResult& out = (*rows)[i];
+    out.set_row(tgets[i].row);
+    for (size_t j = first[i]; j < first[i + 1]; ++j) {
+      for (CellView c : partial[j]) out.Add(c.family, c.qualifier, c.timestamp, c.value);
+    }
+    int32_t newest = NewestCellsOf(tgets[i]);
+    if (newest > 0) out.KeepNewest(static_cast<size_t>(newest));
+  }
+  return Status::OK();
+}
+
+bool StoreHandler::exists(const std::string& table, const hbase::TGet& tget) {
+  calls_.Inc();
+  std::vector<RowResult> rows;
+  Status s = ReadRows(table, {tget}, &rows);
+  if (!s.ok()) Throw(s, "exists");
+  return !rows[0].empty();
+}
+
+void StoreHandler::get(hbase::TResult& _return, const std::string& table, const hbase::TGet& tget) {
+  calls_.Inc();
+  std::vector<RowResult> rows;
+  Status s = ReadRows(table, {tget}, &rows);
+  if (!s.ok()) Throw(s, "get");
+  ToTResult(rows[0], &_return);
+}
+
+void StoreHandler::getMultiple(std::vector<hbase::TResult>& _return, const std::string& table,
+                               const std::vector<hbase::TGet>& tgets) {
+  calls_.Inc();
+  std::vector<RowResult> rows;
+  Status s = ReadRows(table, tgets, &rows);
+  if (!s.ok()) Throw(s, "getMultiple");
+  _return.resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) ToTResult(rows[i], &_return[i]);
+}
+
+void StoreHandler::put(const std::string& table, const hbase::TPut& tput) {
+  putMultiple(table, {tput});
+}
+
+void StoreHandler::putMultiple(const std::string& table, const std::vector<hbase::TPut>& tputs) {
+  calls_.Inc();
+  std::vector<RowPut> rows(tputs.size());
+  for (size_t i = 0; i < tputs.size(); ++i) {
+    Status s = FromTPut(tputs[i], &rows[i]);
+    if (!s.ok()) Throw(s, "put");
+  }
+  Status s = store_->Put(table, rows);
+  if (!s.ok()) Throw(s, "put");
+}
+
+void StoreHandler::deleteSingle(const std::string& table, const hbase::TDelete& tdelete) {
+  std::vector<hbase::TDelete> ignored;
+  deleteMultiple(ignored, table, {tdelete});
+}
+
+void StoreHandler::deleteMultiple(std::vector<hbase::TDelete>& _return, const std::string& table,
+                                  const std::vector<hbase::TDelete>& tdeletes) {
+  calls_.Inc();
+  _return.clear();
+  std::vector<RowDelete> rows(tdeletes.size());
+  for (size_t i = 0; i < tdeletes.size(); ++i) {
+    Status s = FromTDelete(tdeletes[i], &rows[i]);
+    if (!s.ok()) Throw(s, "delete");
+  }
+  Status s = store_->Delete(table, rows);
+  if (!s.ok()) Throw(s, "delete");
+}
+
+void StoreHandler::mutateRow(const std::string& table, const hbase::TRowMutations& trm) {
+  calls_.Inc();
+  RowMutations m;
+  Status s = FromTRowMutations(trm, &m);
+  if (!s.ok()) Throw(s, "mutateRow");
+  // Deletes then puts, each atomic for the row but not together (the
+  // Store interface has no unconditional multi-kind row mutation).
+  if (!m.deletes.empty()) {
+    s = store_->Delete(table, {RowDelete{m.row, m.deletes}});
+    if (!s.ok()) Throw(s, "mutateRow");
+  }
+  if (!m.puts.empty()) {
+    s = store_->Put(table, {RowPut{m.row, m.puts}});
+    if (!s.ok()) Throw(s, "mutateRow");
+  }
+}
+
+bool StoreHandler::checkAndMutate(const std::string& table, const std::string& row,
+                                  const std::string& family, const std::string& qualifier,
+                                  hbase::TCompareOperator::type compareOperator,
+                                  const std::string& value,
+                                  const hbase::TRowMutations& rowMutations) {
+  calls_.Inc();
+  Condition c;
+  c.family = family;
+  c.qualifier = qualifier;
+  switch (compareOperator) {
+    case hbase::TCompareOperator::LESS:
+      c.op = CompareOp::kLess;
+      break;
+    case hbase::TCompareOperator::LESS_OR_EQUAL:
+      c.op = CompareOp::kLessOrEqual;
+      break;
+    case hbase::TCompareOperator::EQUAL:
+      c.op = CompareOp::kEqual;
+      break;
+    case hbase::TCompareOperator::NOT_EQUAL:
+      c.op = CompareOp::kNotEqual;
+      break;
+    case hbase::TCompareOperator::GREATER_OR_EQUAL:
+      c.op = CompareOp::kGreaterOrEqual;
+      break;
+    case hbase::TCompareOperator::GREATER:
+      c.op = CompareOp::kGreater;
+      break;
+    default:
+      Throw(InvalidArgumentError("unsupported compare operator"), "checkAndMutate");
+  }
+  if (!value.empty()) c.value = value;
+  RowMutations m;
+  Status s = FromTRowMutations(rowMutations, &m);
+  if (s.ok() && m.row != row) s = InvalidArgumentError("row mutations for another row");
+  if (!s.ok()) Throw(s, "checkAndMutate");
+  StatusOr<bool> applied = store_->CheckAndMutate(table, c, m);
+  if (!applied.ok()) Throw(applied.status(), "checkAndMutate");
+  return *applied;
+}
+
+void StoreHandler::ExpireScanners() {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(scanners_mutex_);
+  for (auto it = scanners_.begin(); it != scanners_.end();) {
+    if (now - it->second->last_used > lease_) {
+      LOG(INFO) << "store server: scanner " << it->first << " lease expired";
+      it = scanners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+int32_t StoreHandler::openScanner(const std::string& table, const hbase::TScan& tscan) {
+  calls_.Inc();
+  ExpireScanners();
+  ScanRequest req;
+  Status s = FromTScan(tscan, &req);
+  if (!s.ok()) Throw(s, "openScanner");
+  auto scanner = store_->OpenScanner(table, req);
+  if (!scanner.ok()) Throw(scanner.status(), "openScanner");
+  auto entry = std::make_shared<OpenScan>();
+  entry->scanner = std::move(*scanner);
+  entry->last_used = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(scanners_mutex_);
+  int32_t id = next_scanner_id_++;
+  if (next_scanner_id_ <= 0) next_scanner_id_ = 1;
+  scanners_[id] = std::move(entry);
+  return id;
+}
+
+std::shared_ptr<StoreHandler::OpenScan> StoreHandler::FindScanner(int32_t id) {
+  std::lock_guard<std::mutex> lock(scanners_mutex_);
+  auto it = scanners_.find(id);
+  return it == scanners_.end() ? nullptr : it->second;
+}
+
+void StoreHandler::ReadScanner(OpenScan* scan, int32_t num_rows, std::vector<hbase::TResult>* out) {
+  std::lock_guard<std::mutex> lock(scan->mutex);
+  scan->last_used = std::chrono::steady_clock::now();
+  if (num_rows <= 0) num_rows = 1;
+  std::vector<RowResult> batch;
+  while (static_cast<int32_t>(scan->pending.size()) < num_rows && !scan->done) {
+    Status s = scan->scanner->NextBatch(&batch);
+    if (!s.ok()) Throw(s, "getScannerRows");
+    if (batch.empty()) scan->done = true;
+    for (auto& r : batch) scan->pending.push_back(std::move(r));
+  }
+  size_t n = std::min<size_t>(num_rows, scan->pending.size());
+  out->resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    ToTResult(scan->pending.front(), &(*out)[i]);
+    scan->pending.pop_front();
+  }
+}
+
+void StoreHandler::getScannerRows(std::vector<hbase::TResult>& _return, int32_t scannerId,
+                                  int32_t numRows) {
+  calls_.Inc();
+  auto scan = FindScanner(scannerId);
+  if (!scan) {
+    errors_.Inc();
+    hbase::TIllegalArgument e;
+    e.__set_message("invalid scanner id " + std::to_string(scannerId));
+    throw e;
+  }
+  ReadScanner(scan.get(), numRows, &_return);
+}
+
+void StoreHandler::closeScanner(int32_t scannerId) {
+  calls_.Inc();
+  std::shared_ptr<OpenScan> scan;
+  {
+    std::lock_guard<std::mutex> lock(scanners_mutex_);
+    auto it = scanners_.find(scannerId);
+    if (it != scanners_.end()) {
+      scan = std::move(it->second);
+      scanners_.erase(it);
+    }
+  }
+  if (!scan) {
+    errors_.Inc();
+    hbase::TIllegalArgument e;
+    e.__set_message("invalid scanner id " + std::to_string(scannerId));
+    throw e;
+  }
+}
+
+void StoreHandler::getScannerResults(std::vector<hbase::TResult>& _return, const std::string& table,
+                                     const hbase::TScan& tscan, int32_t numRows) {
+  calls_.Inc();
+  ScanRequest req;
+  Status s = FromTScan(tscan, &req);
+  if (!s.ok()) Throw(s, "getScannerResults");
+  auto scanner = store_->OpenScanner(table, req);
+  if (!scanner.ok()) Throw(scanner.status(), "getScannerResults");
+  OpenScan scan;
+  scan.scanner = std::move(*scanner);
+  ReadScanner(&scan, numRows, &_return);
+}
+
+}  // namespace seg::store::internal

@@ -1,0 +1,70 @@
+// StoreHandler: THBaseService calls -> Store calls. Errors become TIOError
+// ("CODE: message", decoded again by our client) or, for unknown scanner
+// ids, TIllegalArgument, as HBase's gateway does. Scanners live in a table
+// keyed by id with an idle lease. Thread-safe: one handler serves all
+// connections.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "common/metrics.h"
+#include "proto/THBaseService.h"
+#include "store/store.h"
+
+namespace seg::store::internal {
+
+class StoreHandler : public hbase::THBaseServiceIf {
+ public:
+  StoreHandler(Store* store, int64_t scanner_lease_ms);
+
+  bool exists(const std::string& table, const hbase::TGet& tget) override;
+  void get(hbase::TResult& _return, const std::string& table, const hbase::TGet& tget) override;
+  void getMultiple(std::vector<hbase::TResult>& _return, const std::string& table,
+                   const std::vector<hbase::TGet>& tgets) override;
+  void put(const std::string& table, const hbase::TPut& tput) override;
+  void putMultiple(const std::string& table, const std::vector<hbase::TPut>& tputs) override;
+  void deleteSingle(const std::string& table, const hbase::TDelete& tdelete) override;
+  void deleteMultiple(std::vector<hbase::TDelete>& _return, const std::string& table,
+                      const std::vector<hbase::TDelete>& tdeletes) override;
+  int32_t openScanner(const std::string& table, const hbase::TScan& tscan) override;
+  void getScannerRows(std::vector<hbase::TResult>& _return, int32_t scannerId,
+                      int32_t numRows) override;
+  void closeScanner(int32_t scannerId) override;
+  void mutateRow(const std::string& table, const hbase::TRowMutations& trowMutations) override;
+  void getScannerResults(std::vector<hbase::TResult>& _return, const std::string& table,
+                         const hbase::TScan& tscan, int32_t numRows) override;
+  bool checkAndMutate(const std::string& table, const std::string& row, const std::string& family,
+                      const std::string& qualifier, hbase::TCompareOperator::type compareOperator,
+                      const std::string& value, const hbase::TRowMutations& rowMutations) override;
+
+  // Reads the rows of `tgets` (the getMultiple fast path shares this).
+  Status ReadRows(const std::string& table, const std::vector<hbase::TGet>& tgets,
+                  std::vector<RowResult>* rows);
+
+ private:
+  struct OpenScan {
+    std::mutex mutex;
+    std::unique_ptr<Scanner> scanner;
+    std::deque<RowResult> pending;
+    bool done = false;
+    std::chrono::steady_clock::time_point last_used;
+  };
+  [[noreturn]] void Throw(const Status& status, const char* method);
+  void ReadScanner(OpenScan* scan, int32_t num_rows, std::vector<hbase::TResult>* out);
+  std::shared_ptr<OpenScan> FindScanner(int32_t id);
+  void ExpireScanners();
+
+  Store* store_;
+  std::chrono::milliseconds lease_;
+  std::mutex scanners_mutex_;
+  std::map<int32_t, std::shared_ptr<OpenScan>> scanners_;
+  int32_t next_scanner_id_ = 1;
+  metrics::Counter errors_;
+  metrics::Counter calls_;
+};
+
+}  // namespace seg::store::internal

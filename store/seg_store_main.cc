@@ -1,0 +1,136 @@
+// seg-store: the embedded store served over HBase's Thrift2 protocol.
+//
+//   seg-store --data-dir /var/lib/seg/store --port 9090
+//   seg-store --data-dir DIR --port 0 --port-file DIR/port   # tests
+//
+// Flags override the config file (--config FILE, YAML, unknown keys are an
+// error):
+//   server: {bind_address, port, transport: buffered|framed,
+//            protocol: binary|compact, max_connections,
+//            client_idle_timeout_ms, max_message_bytes, scanner_lease_ms,
+//            metrics_port}
+//   store:  {data_dir, sync: process_crash_safe|fsync_every_write,
+//            block_cache_mb, write_buffer_mb, background_jobs,
+//            tables: {<table>: {<family>: {max_versions, ttl_seconds}}}}
+// Without store.tables it serves table `users` with families `e` (60-day
+// TTL) and `s`, 3 versions each. SIGTERM/SIGINT stop it cleanly.
+#include <glog/logging.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+
+#include "common/config.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "store/store_server.h"
+
+namespace {
+
+// Writes via rename so a reader never sees a half-written port file.
+bool WritePortFile(const std::string& path, int port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  seg::InitLogging(argv[0]);
+  CLI::App app{"seg-store: the embedded wide-row store over HBase Thrift2 (THBaseService)"};
+  std::string config_path, data_dir, port_file, transport, protocol, bind;
+  int port = -1;
+  int metrics_port = -1;
+  app.add_option("--config", config_path, "YAML config file");
+  app.add_option("--data-dir", data_dir, "RocksDB directory (store.data_dir)");
+  app.add_option("--port", port, "THBaseService port, 0 = pick a free one (server.port)");
+  app.add_option("--port-file", port_file, "write the bound port to this file once serving");
+  app.add_option("--bind", bind, "listen address (server.bind_address, default 127.0.0.1)");
+  app.add_option("--transport", transport, "buffered|framed (server.transport)");
+  app.add_option("--protocol", protocol, "binary|compact (server.protocol)");
+  app.add_option("--metrics-port", metrics_port,
+                 "serve /metrics on 127.0.0.1:PORT, 0 = a free port (server.metrics_port)");
+  CLI11_PARSE(app, argc, argv);
+
+  auto config = seg::Config::LoadFile(config_path);
+  if (!config.ok()) {
+    LOG(ERROR) << config.status();
+    return 2;
+  }
+  // Flags win over the file: apply them as overrides.
+  auto override = [&](const std::string& kv) {
+    seg::Status s = config->ApplyOverride(kv);
+    if (!s.ok()) {
+      LOG(ERROR) << s;
+      std::exit(2);
+    }
+  };
+  if (port >= 0) override("server.port=" + std::to_string(port));
+  if (!bind.empty()) override("server.bind_address=" + bind);
+  if (!transport.empty()) override("server.transport=" + transport);
+  if (!protocol.empty()) override("server.protocol=" + protocol);
+  if (metrics_port >= 0) override("server.metrics_port=" + std::to_string(metrics_port));
+
+  seg::store::StoreServerOptions options;
+  seg::Status s = seg::store::LoadStoreServerOptions(*config, &options);
+  if (!data_dir.empty()) options.store.data_dir = data_dir;  // a path, not YAML
+  int32_t metrics = -1;
+  if (s.ok()) s = config->Get("server.metrics_port", &metrics);
+  if (s.ok()) s = config->CheckNoUnknownKeys();
+  if (s.ok() && options.store.data_dir.empty()) {
+    s = seg::InvalidArgumentError("--data-dir (store.data_dir) is required");
+  }
+  if (!s.ok()) {
+    LOG(ERROR) << s;
+    return 2;
+  }
+
+  // Block the stop signals in every thread; main waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
+
+  std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
+  if (metrics >= 0) {
+    auto m = seg::metrics::StartMetricsServer("127.0.0.1:" + std::to_string(metrics));
+    if (!m.ok()) {
+      LOG(ERROR) << m.status();
+      return 1;
+    }
+    metrics_server = std::move(*m);
+    LOG(INFO) << "seg-store: /metrics on 127.0.0.1:" << metrics_server->port();
+  }
+
+  auto server = seg::store::StoreServer::Create(options);
+  if (!server.ok()) {
+    LOG(ERROR) << server.status();
+    return 2;
+  }
+  s = (*server)->Start();
+  if (!s.ok()) {
+    LOG(ERROR) << s;
+    return 1;
+  }
+  std::printf("seg-store listening on %s:%d\n", options.bind_address.c_str(), (*server)->port());
+  std::fflush(stdout);
+  if (!port_file.empty() && !WritePortFile(port_file, (*server)->port())) {
+    LOG(ERROR) << "seg-store: cannot write " << port_file;
+    return 1;
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  LOG(INFO) << "seg-store: signal " << sig << ", shutting down";
+  (*server)->Stop();
+  return 0;
+}
