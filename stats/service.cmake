@@ -23,3 +23,23 @@ add_library(seg_stats_writer STATIC
 target_include_directories(seg_stats_writer PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(seg_stats_writer PUBLIC seg_redis_cluster seg_common glog::glog)
 add_library(seg::stats_writer ALIAS seg_stats_writer)
+
+add_library(seg_stats_service STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/internal/stats_service.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/stats_service_query.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/stats_service_store.cc)
+target_include_directories(seg_stats_service PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(seg_stats_service
+  PUBLIC seg_stats_writer seg_hll seg_redis_cluster seg_stats_grpc seg_common gRPC::grpc++
+  PRIVATE gRPC::grpc++_reflection glog::glog)
+add_library(seg::stats_service ALIAS seg_stats_service)
+
+add_executable(seg-stats ${CMAKE_CURRENT_LIST_DIR}/seg_stats_main.cc)
+target_link_libraries(seg-stats PRIVATE seg_stats_service CLI11::CLI11 glog::glog)
+# The store library is built before stats/ (top-level order); UserSegments
+# reads family `s` through it when configured (stats.store.backend).
+option(SEG_STATS_WITH_STORE "seg-stats links the store for UserSegments" ON)
+if(SEG_STATS_WITH_STORE AND TARGET seg_store)
+  target_link_libraries(seg-stats PRIVATE seg_store)
+  target_compile_definitions(seg-stats PRIVATE SEG_STATS_HAVE_STORE)
+endif()

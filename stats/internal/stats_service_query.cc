@@ -1,0 +1,471 @@
+#include "stats/internal/stats_service_query.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+namespace seg::stats::internal {
+namespace {
+
+constexpr double kZ95 = 1.959963984540054;
+
+Status Cancelled() { return DeadlineExceededError("deadline exceeded or call cancelled"); }
+
+// Errors from the router mean Redis could not be reached (or answered with
+// something we cannot use): the caller sees UNAVAILABLE, not Redis's own
+// DEADLINE_EXCEEDED/UNAUTHENTICATED which would describe the caller.
+Status RedisDown(const Status& s) { return UnavailableError("redis: " + std::string(s.message())); }
+
+bool IsEmpty(const HyperLogLog& h) {
+  for (uint8_t r : h.registers()) {
+    if (r != 0) return false;
+  }
+  return true;
+}
+
+std::string FormatNumber(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.0f", v);
+  return buf;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Day>> ResolveDays(const v1::DayRange& range, int max_days) {
+  if (range.from().empty()) return InvalidArgumentError("days.from is required (YYYY-MM-DD)");
+  SEG_ASSIGN_OR_RETURN(Day from, ParseDay(range.from()));
+  Day to = from;
+  if (!range.to().empty()) {
+    SEG_ASSIGN_OR_RETURN(to, ParseDay(range.to()));
+  }
+  int64_t a = DayToEpochDays(from), b = DayToEpochDays(to);
+  if (a > b) {
+    return InvalidArgumentError("days.from " + FormatDay(from) + " is after days.to " +
+                                FormatDay(to));
+  }
+  if (b - a + 1 > max_days) {
+    return InvalidArgumentError("day range of " + std::to_string(b - a + 1) +
+                                " days is longer than the maximum of " + std::to_string(max_days));
+  }
+  std::vector<Day> days;
+  days.reserve(static_cast<size_t>(b - a + 1));
+  for (int64_t d = a; d <= b; ++d) days.push_back(EpochDaysToDay(d));
+  return days;
+}
+
+void ShardSum::Add(double value, double low, double high) {
+  value_ += value;
+  low_dev2_ += (value - low) * (value - low);
+  high_dev2_ += (high - value) * (high - value);
+}
+
+void ShardSum::Fill(v1::Estimate* out) const {
+  double low = std::max(0.0, value_ - std::sqrt(low_dev2_));
+  double high = value_ + std::sqrt(high_dev2_);
+  out->set_value(value_);
+  out->set_ci95_low(low);
+  out->set_ci95_high(high);
+  out->set_std_error((std::sqrt(low_dev2_) + std::sqrt(high_dev2_)) / (2 * kZ95));
+}
+
+StatusOr<std::unique_ptr<RedisRouter>> RouterPool::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!idle_.empty()) {
+      auto r = std::move(idle_.back());
+      idle_.pop_back();
+      return r;
+    }
+  }
+  auto router = NewRedisRouter(options_);
+  if (!router.ok()) return RedisDown(router.status());
+  return std::move(router).value();
+}
+
+void RouterPool::Release(std::unique_ptr<RedisRouter> router, bool healthy) {
+  if (!router || !healthy) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (static_cast<int>(idle_.size()) < max_idle_) idle_.push_back(std::move(router));
+}
+
+// One request: a borrowed router (returned in the destructor) and the
+// fetch/merge helpers.
+class QueryEngine::Call {
+ public:
+  Call(QueryEngine* engine, const CancelCheck& cancelled)
+      : engine_(engine), opts_(engine->options_), cancelled_(cancelled) {}
+  ~Call() { engine_->pool_.Release(std::move(router_), healthy_); }
+
+  Status Open() {
+    if (cancelled_ && cancelled_()) return Cancelled();
+    SEG_ASSIGN_OR_RETURN(router_, engine_->pool_.Acquire());
+    return Status::OK();
+  }
+
+  Status CheckCancelled() const { return cancelled_ && cancelled_() ? Cancelled() : Status::OK(); }
+
+  // Fails NOT_FOUND for the first segment missing from the registry (after
+  // one refresh of the cached copy).
+  Status CheckKnown(const std::vector<std::string>& segments) {
+    if (!opts_.require_registered) return Status::OK();
+    auto all_known = [&] {
+      std::lock_guard<std::mutex> lock(engine_->registry_mutex_);
+      for (const auto& s : segments) {
+        if (!engine_->registry_.contains(s)) return false;
+      }
+      return true;
+    };
+    if (all_known()) return Status::OK();
+    SEG_RETURN_IF_ERROR(RefreshRegistry());
+    std::lock_guard<std::mutex> lock(engine_->registry_mutex_);
+    for (const auto& s : segments) {
+      if (!engine_->registry_.contains(s)) {
+        return NotFoundError("unknown segment '" + s + "' (not in " + opts_.registry_key + ")");
+      }
+    }
+    return Status::OK();
+  }
+
+  Status RefreshRegistry() {
+    SEG_ASSIGN_OR_RETURN(RedisReply r,
+                         Command(opts_.registry_key, {"HGETALL", opts_.registry_key}));
+    if (r.is_error()) return InternalError("redis HGETALL " + opts_.registry_key + ": " + r.str);
+    std::map<std::string, std::string> fresh;
+    for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+      fresh[r.elements[i].str] = r.elements[i + 1].str;
+    }
+    std::lock_guard<std::mutex> lock(engine_->registry_mutex_);
+    engine_->registry_ = std::move(fresh);
+    return Status::OK();
+  }
+
+  std::map<std::string, std::string> Registry() {
+    std::lock_guard<std::mutex> lock(engine_->registry_mutex_);
+    return engine_->registry_;
+  }
+
+  StatusOr<RedisReply> Command(const std::string& key, const RedisArgv& argv) {
+    SEG_RETURN_IF_ERROR(CheckCancelled());
+    auto r = router_->Command(key, argv);
+    if (!r.ok()) {
+      healthy_ = false;
+      return RedisDown(r.status());
+    }
+    return std::move(r).value();
+  }
+
+  StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RoutedCommand>& commands) {
+    SEG_RETURN_IF_ERROR(CheckCancelled());
+    auto r = router_->Pipeline(commands);
+    if (!r.ok()) {
+      healthy_ = false;
+      return RedisDown(r.status());
+    }
+    return std::move(r).value();
+  }
+
+  // keys[shard] -> raw strings (nullopt for absent keys): one MGET per shard,
+  // all in one pipeline per node.
+  StatusOr<std::vector<std::vector<std::optional<std::string>>>> MGetPerShard(
+      const std::vector<std::vector<std::string>>& keys) {
+    std::vector<RoutedCommand> cmds;
+    std::vector<size_t> shard_of;
+    for (size_t s = 0; s < keys.size(); ++s) {
+      if (keys[s].empty()) continue;
+      RoutedCommand c;
+      c.key = keys[s][0];
+      c.argv.reserve(keys[s].size() + 1);
+      c.argv.push_back("MGET");
+      c.argv.insert(c.argv.end(), keys[s].begin(), keys[s].end());
+      cmds.push_back(std::move(c));
+      shard_of.push_back(s);
+    }
+    SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, Pipeline(cmds));
+    std::vector<std::vector<std::optional<std::string>>> out(keys.size());
+    for (size_t i = 0; i < replies.size(); ++i) {
+      RedisReply& r = replies[i];
+      size_t s = shard_of[i];
+      if (r.is_error())
+        return InternalError("redis MGET on shard " + std::to_string(s) + ": " + r.str);
+      if (!r.is_array() || r.elements.size() != keys[s].size()) {
+        return InternalError("redis MGET on shard " + std::to_string(s) + ": unexpected reply");
+      }
+      out[s].resize(keys[s].size());
+      for (size_t k = 0; k < r.elements.size(); ++k) {
+        if (r.elements[k].is_string()) out[s][k] = std::move(r.elements[k].str);
+      }
+    }
+    return out;
+  }
+
+  // Merges the raw sketches into `acc`. INTERNAL naming the key when a value
+  // is not an HLL.
+  Status MergeInto(HyperLogLog* acc, const std::optional<std::string>& raw,
+                   const std::string& key) {
+    if (!raw) return Status::OK();
+    auto h = HyperLogLog::FromRedisString(*raw);
+    if (!h.ok())
+      return InternalError("key " + key +
+                           " is not a HyperLogLog: " + std::string(h.status().message()));
+    acc->Merge(*h);
+    return Status::OK();
+  }
+
+  // |union of segments over days| as a sum over shards.
+  StatusOr<v1::Estimate> UnionOver(const std::vector<std::string>& segments,
+                                   const std::vector<Day>& days) {
+    std::vector<std::vector<std::string>> keys(opts_.shards);
+    for (uint32_t s = 0; s < opts_.shards; ++s) {
+      keys[s].reserve(segments.size() * days.size());
+      for (const auto& seg : segments) {
+        for (Day d : days) keys[s].push_back(HllKey(opts_.key_prefix, s, seg, d));
+      }
+    }
+    ShardSum sum;
+    if (opts_.server_side_merge) {
+      std::vector<RoutedCommand> cmds;
+      for (uint32_t s = 0; s < opts_.shards; ++s) {
+        RoutedCommand c;
+        c.key = keys[s][0];
+        c.argv.push_back("PFCOUNT");
+        c.argv.insert(c.argv.end(), keys[s].begin(), keys[s].end());
+        cmds.push_back(std::move(c));
+      }
+      SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, Pipeline(cmds));
+      for (const auto& r : replies) {
+        if (!r.is_integer()) return InternalError("redis PFCOUNT: " + r.DebugString());
+        double v = static_cast<double>(r.integer);
+        double half = kZ95 * kHllRelativeStdError * v;
+        sum.Add(v, std::max(0.0, v - half), v + half);
+      }
+    } else {
+      SEG_ASSIGN_OR_RETURN(auto raws, MGetPerShard(keys));
+      SEG_RETURN_IF_ERROR(CheckCancelled());
+      for (uint32_t s = 0; s < opts_.shards; ++s) {
+        HyperLogLog acc;
+        for (size_t k = 0; k < keys[s].size(); ++k) {
+          SEG_RETURN_IF_ERROR(MergeInto(&acc, raws[s][k], keys[s][k]));
+        }
+        CardinalityEstimate e = acc.EstimateWithError();
+        sum.Add(e.value, e.ci95_low, e.ci95_high);
+      }
+    }
+    v1::Estimate out;
+    sum.Fill(&out);
+    out.set_method(segments.size() == 1 ? "hll" : "hll-union");
+    return out;
+  }
+
+ private:
+  QueryEngine* engine_;
+  const StatsQueryOptions& opts_;
+  const CancelCheck& cancelled_;
+  std::unique_ptr<RedisRouter> router_;
+  bool healthy_ = true;
+};
+
+QueryEngine::QueryEngine(StatsQueryOptions options)
+    : options_(std::move(options)), pool_(options_.redis, options_.max_idle_connections) {
+  if (options_.shards == 0) options_.shards = 1;
+}
+
+StatusOr<v1::Estimate> QueryEngine::SegmentSize(const v1::SegmentSizeRequest& request,
+                                                const CancelCheck& cancelled) {
+  if (request.segment().empty()) return InvalidArgumentError("segment is required");
+  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, ResolveDays(request.days(), options_.max_days));
+  Call call(this, cancelled);
+  SEG_RETURN_IF_ERROR(call.Open());
+  SEG_RETURN_IF_ERROR(call.CheckKnown({request.segment()}));
+  return call.UnionOver({request.segment()}, days);
+}
+
+StatusOr<v1::Estimate> QueryEngine::Union(const v1::SegmentSetRequest& request,
+                                          const CancelCheck& cancelled) {
+  if (request.segments().empty()) return InvalidArgumentError("at least one segment is required");
+  if (request.segments_size() > options_.max_union_segments) {
+    return InvalidArgumentError("at most " + std::to_string(options_.max_union_segments) +
+                                " segments per union, got " +
+                                std::to_string(request.segments_size()));
+  }
+  std::vector<std::string> segments;
+  for (const auto& s : request.segments()) {
+    if (s.empty()) return InvalidArgumentError("empty segment name");
+    if (std::find(segments.begin(), segments.end(), s) == segments.end()) segments.push_back(s);
+  }
+  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, ResolveDays(request.days(), options_.max_days));
+  Call call(this, cancelled);
+  SEG_RETURN_IF_ERROR(call.Open());
+  SEG_RETURN_IF_ERROR(call.CheckKnown(segments));
+  SEG_ASSIGN_OR_RETURN(v1::Estimate e, call.UnionOver(segments, days));
+  e.set_method("hll-union");
+  return e;
+}
+
+StatusOr<v1::Estimate> QueryEngine::Intersection(const v1::SegmentSetRequest& request,
+                                                 const CancelCheck& cancelled) {
+  std::vector<std::string> segments;
+  for (const auto& s : request.segments()) {
+    if (s.empty()) return InvalidArgumentError("empty segment name");
+    if (std::find(segments.begin(), segments.end(), s) == segments.end()) segments.push_back(s);
+  }
+  if (segments.size() < 2 ||
+      static_cast<int>(segments.size()) > options_.max_intersection_segments) {
+    return InvalidArgumentError("an intersection needs 2.." +
+                                std::to_string(options_.max_intersection_segments) +
+                                " distinct segments, got " + std::to_string(segments.size()));
+  }
+  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, ResolveDays(request.days(), options_.max_days));
+  Call call(this, cancelled);
+  SEG_RETURN_IF_ERROR(call.Open());
+  SEG_RETURN_IF_ERROR(call.CheckKnown(segments));
+
+  const size_t k = segments.size();
+  std::vector<std::vector<std::string>> keys(options_.shards);
+  for (uint32_t s = 0; s < options_.shards; ++s) {
+    for (const auto& seg : segments) {
+      for (Day d : days) keys[s].push_back(HllKey(options_.key_prefix, s, seg, d));
+    }
+  }
+  SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
+  const bool ie_only = options_.intersection_estimator == "inclusion-exclusion";
+  ShardSum sum;
+  std::string method =
+      ie_only ? "inclusion-exclusion" : (k == 2 ? "joint-mle" : "joint-mle-inclusion-exclusion");
+  std::string single_note;
+  bool single_uncertain = false;
+  int contributing = 0;
+  for (uint32_t s = 0; s < options_.shards; ++s) {
+    SEG_RETURN_IF_ERROR(call.CheckCancelled());
+    std::vector<HyperLogLog> merged(k);
+    bool any_empty = false;
+    for (size_t i = 0; i < k; ++i) {
+      for (size_t d = 0; d < days.size(); ++d) {
+        size_t idx = i * days.size() + d;
+        SEG_RETURN_IF_ERROR(call.MergeInto(&merged[i], raws[s][idx], keys[s][idx]));
+      }
+      any_empty = any_empty || IsEmpty(merged[i]);
+    }
+    if (any_empty) continue;  // one set empty in this shard: its overlap is exactly 0
+    std::vector<const HyperLogLog*> ptrs;
+    for (const auto& h : merged) ptrs.push_back(&h);
+    IntersectionEstimate e = ie_only  ? InclusionExclusion(ptrs)
+                             : k == 2 ? EstimateIntersection(*ptrs[0], *ptrs[1])
+                                      : EstimateIntersectionK(ptrs);
+    sum.Add(e.value, e.ci95_low, e.ci95_high);
+    single_note = e.note;
+    single_uncertain = e.too_uncertain;
+    ++contributing;
+  }
+  v1::Estimate out;
+  sum.Fill(&out);
+  out.set_method(method);
+  if (contributing == 1) {
+    // One shard carried everything: its own judgement and note stand.
+    out.set_too_uncertain(single_uncertain);
+    if (single_uncertain) out.set_note(single_note);
+  } else if (contributing > 1) {
+    double half = (out.ci95_high() - out.ci95_low()) / 2;
+    bool uncertain = half > 0.5 * out.value() || out.ci95_low() <= 0;
+    out.set_too_uncertain(uncertain);
+    if (uncertain) {
+      out.set_note("95% interval [" + FormatNumber(out.ci95_low()) + ", " +
+                   FormatNumber(out.ci95_high()) + "] is wide relative to the estimate " +
+                   FormatNumber(out.value()) +
+                   ": the overlap is small compared with the segments, so HyperLogLog "
+                   "registers cannot pin it down; treat it as an upper bound");
+    }
+  }
+  return out;
+}
+
+StatusOr<v1::SizeSeriesReply> QueryEngine::SizeSeries(const v1::SegmentSizeRequest& request,
+                                                      const CancelCheck& cancelled) {
+  if (request.segment().empty()) return InvalidArgumentError("segment is required");
+  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, ResolveDays(request.days(), options_.max_days));
+  Call call(this, cancelled);
+  SEG_RETURN_IF_ERROR(call.Open());
+  SEG_RETURN_IF_ERROR(call.CheckKnown({request.segment()}));
+  std::vector<std::vector<std::string>> keys(options_.shards);
+  for (uint32_t s = 0; s < options_.shards; ++s) {
+    for (Day d : days) keys[s].push_back(HllKey(options_.key_prefix, s, request.segment(), d));
+  }
+  std::vector<ShardSum> sums(days.size());
+  if (options_.server_side_merge) {
+    std::vector<RoutedCommand> cmds;
+    for (uint32_t s = 0; s < options_.shards; ++s) {
+      for (const auto& key : keys[s]) cmds.push_back({key, {"PFCOUNT", key}});
+    }
+    SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, call.Pipeline(cmds));
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (!replies[i].is_integer())
+        return InternalError("redis PFCOUNT: " + replies[i].DebugString());
+      double v = static_cast<double>(replies[i].integer);
+      double half = kZ95 * kHllRelativeStdError * v;
+      sums[i % days.size()].Add(v, std::max(0.0, v - half), v + half);
+    }
+  } else {
+    SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
+    for (uint32_t s = 0; s < options_.shards; ++s) {
+      for (size_t d = 0; d < days.size(); ++d) {
+        HyperLogLog h;
+        SEG_RETURN_IF_ERROR(call.MergeInto(&h, raws[s][d], keys[s][d]));
+        CardinalityEstimate e = h.EstimateWithError();
+        sums[d].Add(e.value, e.ci95_low, e.ci95_high);
+      }
+    }
+  }
+  v1::SizeSeriesReply reply;
+  for (size_t d = 0; d < days.size(); ++d) {
+    auto* p = reply.add_points();
+    p->set_day(FormatDay(days[d]));
+    sums[d].Fill(p->mutable_estimate());
+    p->mutable_estimate()->set_method("hll");
+  }
+  return reply;
+}
+
+StatusOr<v1::ListSegmentsReply> QueryEngine::ListSegments(Day today, const CancelCheck& cancelled) {
+  Call call(this, cancelled);
+  SEG_RETURN_IF_ERROR(call.Open());
+  SEG_RETURN_IF_ERROR(call.RefreshRegistry());
+  std::map<std::string, std::string> registry = call.Registry();
+  std::vector<std::string> segments;
+  for (const auto& [seg, script] : registry) segments.push_back(seg);
+  std::vector<ShardSum> sums(segments.size());
+  if (!segments.empty()) {
+    std::vector<std::vector<std::string>> keys(options_.shards);
+    for (uint32_t s = 0; s < options_.shards; ++s) {
+      for (const auto& seg : segments)
+        keys[s].push_back(HllKey(options_.key_prefix, s, seg, today));
+    }
+    SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
+    for (uint32_t s = 0; s < options_.shards; ++s) {
+      for (size_t i = 0; i < segments.size(); ++i) {
+        HyperLogLog h;
+        SEG_RETURN_IF_ERROR(call.MergeInto(&h, raws[s][i], keys[s][i]));
+        CardinalityEstimate e = h.EstimateWithError();
+        sums[i].Add(e.value, e.ci95_low, e.ci95_high);
+      }
+    }
+  }
+  v1::ListSegmentsReply reply;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    auto* info = reply.add_segments();
+    info->set_segment(segments[i]);
+    const std::string& script = registry[segments[i]];
+    size_t at = script.rfind('@');
+    if (at == std::string::npos) {
+      info->set_script(script);
+    } else {
+      info->set_script(script.substr(0, at));
+      info->set_script_version(script.substr(at + 1));
+    }
+    sums[i].Fill(info->mutable_today());
+    info->mutable_today()->set_method("hll");
+  }
+  return reply;
+}
+
+}  // namespace seg::stats::internal
