@@ -147,3 +147,17 @@ StatusOr<std::unique_ptr<Node>> CreateNode(const NodeOptions& options, store::St
 int32_t DayOf(int64_t epoch_ms);
 
 }  // namespace seg::segmenter
+
+namespace seg::stats {
+class StatsWriter;
+}
+
+namespace seg::segmenter {
+class ScriptHost;
+
+// Adapters from the production parts to the node's interfaces. The wrapped
+// objects are not owned and must outlive the adapter.
+std::unique_ptr<Evaluator> NewScriptHostEvaluator(ScriptHost* host);
+std::unique_ptr<StatsSink> NewStatsWriterSink(stats::StatsWriter* writer);
+
+}  // namespace seg::segmenter

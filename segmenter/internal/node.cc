@@ -8,6 +8,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <thread>
 #include <unordered_map>
 
 #include "common/backoff.h"

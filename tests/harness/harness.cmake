@@ -9,5 +9,6 @@ endforeach()
 add_library(seg_testing STATIC ${SEG_HARNESS_SRCS})
 target_include_directories(seg_testing PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(seg_testing PUBLIC seg_common PkgConfig::RDKAFKA glog::glog)
-target_compile_definitions(seg_testing PRIVATE SEG_REDIS_SERVER="${REDIS_SERVER}")
+target_compile_definitions(seg_testing PRIVATE SEG_REDIS_SERVER="${REDIS_SERVER}"
+  SEG_SOURCE_DIR_DEFAULT="${CMAKE_SOURCE_DIR}" SEG_BINARY_DIR_DEFAULT="${CMAKE_BINARY_DIR}")
 add_library(seg::testing ALIAS seg_testing)

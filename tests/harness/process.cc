@@ -66,13 +66,14 @@ Status WaitForTcpPort(int port, std::chrono::milliseconds timeout) {
 }
 
 std::string BinaryDir() {
+  // The environment wins so an installed test tree can be pointed elsewhere.
   const char* dir = std::getenv("SEG_BINARY_DIR");
-  return dir ? dir : ".";
+  return dir ? dir : SEG_BINARY_DIR_DEFAULT;
 }
 
 std::string SourceDir() {
   const char* dir = std::getenv("SEG_SOURCE_DIR");
-  return dir ? dir : ".";
+  return dir ? dir : SEG_SOURCE_DIR_DEFAULT;
 }
 
 ChildProcess::~ChildProcess() {

@@ -1,0 +1,95 @@
+// TrafficGenerator: realistic synthetic user events, deterministic from a seed.
+//
+// The model, so that segments, skips and the blacklist all have something
+// real to do:
+//   - N users with heavy-tailed activity (Pareto weights: a few users make
+//     most of the traffic, most users appear a few times);
+//   - each user has an interest profile (cats, car service, an old car,
+//     mortgage, pregnancy, travel, tech, gender, city) that decides which
+//     URLs, searches and partner signals it produces;
+//   - sessions: a page load fires a burst of 1-6 events within ~1 s
+//     (background tabs, trackers), followed by a click chain;
+//   - ~5% bots firing events at very high rates, with no interests;
+//   - late and out-of-order events (event time minutes to hours in the
+//     past), exact duplicates (re-sent with the same event id), and a small
+//     share of malformed messages of every kind ingest must reject.
+// Ground truth per user (interests, bot flag, malformed count) is kept so
+// tests and benchmarks can check what the pipeline should have concluded.
+// Not thread-safe: one generator per producing thread.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace seg::loadgen {
+
+struct TrafficOptions {
+  int32_t users = 10'000;
+  uint64_t seed = 1;
+  double bot_share = 0.05;          // users that are bots
+  double bot_traffic_share = 0.30;  // of all events, produced by bots
+  double malformed_share = 0.002;   // messages that must be dead-lettered
+  double duplicate_share = 0.05;    // events sent twice (same id)
+  double late_share = 0.02;         // events minutes..hours old
+  double pareto_alpha = 1.2;        // activity tail; lower = heavier
+};
+
+enum Interest : uint32_t {
+  kCats = 1 << 0,
+  kCarService = 1 << 1,
+  kOldCar = 1 << 2,
+  kMortgage = 1 << 3,
+  kPregnancy = 1 << 4,
+  kTravel = 1 << 5,
+  kTech = 1 << 6,
+  kWoman = 1 << 7,
+  kNovosibirsk = 1 << 8,
+};
+
+struct UserProfile {
+  std::string id;
+  uint32_t interests = 0;  // Interest bits
+  bool bot = false;
+  double weight = 1;       // relative activity
+};
+
+struct GeneratedMessage {
+  std::string key;              // user id (may be empty for malformed)
+  std::string value;            // serialized seg.Event, or junk when malformed
+  std::string malformed_reason; // empty when the message is valid
+  int32_t user_index = -1;      // into users(); -1 for malformed without a user
+  bool duplicate = false;       // a re-send of an earlier event
+};
+
+class TrafficGenerator {
+ public:
+  explicit TrafficGenerator(const TrafficOptions& options);
+
+  // The next message, with event times around `now_ms`.
+  void Next(int64_t now_ms, GeneratedMessage* out);
+
+  const std::vector<UserProfile>& users() const { return users_; }
+  static std::vector<std::string> InterestNames(uint32_t interests);
+
+ private:
+  int32_t PickUser(bool bot);
+  void MakeEvent(int32_t user, int64_t time_ms, GeneratedMessage* out);
+  void MakeMalformed(int64_t now_ms, GeneratedMessage* out);
+
+  TrafficOptions options_;
+  std::mt19937_64 rng_;
+  std::vector<UserProfile> users_;
+  std::vector<int32_t> humans_, bots_;
+  std::discrete_distribution<int32_t> human_pick_;
+  // Burst state: remaining events of the current page load and its user.
+  int32_t burst_user_ = -1;
+  int32_t burst_left_ = 0;
+  int64_t burst_time_ms_ = 0;
+  uint64_t next_event_id_ = 1;
+  std::string last_value_, last_key_;
+  int32_t last_user_ = -1;
+};
+
+}  // namespace seg::loadgen
