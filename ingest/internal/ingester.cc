@@ -1,0 +1,536 @@
+// The ingest loop: one batch at a time, offsets committed only after the
+// store, the change notices and the dead letters are all acknowledged.
+//
+// Order inside a batch (see ingest.h for the contract):
+//   poll -> decode/validate -> produce dead letters (in flight meanwhile)
+//   -> Put (retry forever with backoff) -> Publish notices (retry)
+//   -> wait for dead-letter acks (re-produce failures) -> store offsets,
+//   commit.
+// A stop request during a retry returns Cancelled before the commit, so the
+// batch is re-read by whoever consumes the partitions next.
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "coprocessor-bridge/bridge.h"
+#include "ingest/ingest.h"
+#include "proto/events.pb.h"
+
+namespace seg::ingest {
+
+Status IngestOptions::LoadFrom(Config& config) {
+  SEG_RETURN_IF_ERROR(kafka.LoadFrom(config, "kafka"));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.events_topic", &events_topic));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.deadletter_topic", &deadletter_topic));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.changes_topic", &changes_topic));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.group_id", &group_id));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.batch_max_events", &batch_max_events));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.batch_max_ms", &batch_max_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.table", &table));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.family", &family));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.max_poll_interval_ms", &max_poll_interval_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.produce_timeout_ms", &produce_timeout_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.sync_commit", &sync_commit));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.initial_ms", &store_backoff.initial_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.max_ms", &store_backoff.max_ms));
+  SEG_RETURN_IF_ERROR(validation.LoadFrom(config, "ingest.validation"));
+  return Status::OK();
+}
+
+namespace {
+
+Status CheckOptions(const IngestOptions& o) {
+  if (o.events_topic.empty() || o.deadletter_topic.empty() || o.changes_topic.empty()) {
+    return InvalidArgumentError("ingest: topic names must not be empty");
+  }
+  if (o.group_id.empty()) return InvalidArgumentError("ingest: empty group_id");
+  if (o.batch_max_events <= 0 || o.batch_max_ms <= 0) {
+    return InvalidArgumentError("ingest: batch_max_events and batch_max_ms must be positive");
+  }
+  if (o.table.empty() || o.family.empty()) {
+    return InvalidArgumentError("ingest: empty table or family");
+  }
+  return Status::OK();
+}
+
+// Store errors worth retrying as a whole batch; InvalidArgument is the
+// request's fault and gets isolated per row instead.
+bool IsRetryable(const Status& s) { return s.code() != StatusCode::kInvalidArgument; }
+
+struct DeadLetterItem {
+  size_t message = 0;  // index into the batch's flat message list
+  std::string_view reason;
+  std::string detail;
+};
+
+// One row being built: cells plus the messages that produced them.
+struct RowBuild {
+  store::RowPut put;
+  std::vector<size_t> messages;
+};
+
+class IngesterImpl : public Ingester {
+ public:
+  IngesterImpl(const IngestOptions& options, store::Store* store, const Clock* clock)
+      : options_(options),
+        store_(store),
+        clock_(clock ? clock : Clock::Real()),
+        events_in_(metrics::GetCounter("seg_ingest_events_in_total", "Messages consumed")),
+        events_written_(metrics::GetCounter("seg_ingest_events_written_total",
+                                            "Event cells acknowledged by the store")),
+        store_retries_(metrics::GetCounter("seg_ingest_store_retries_total",
+                                           "Failed store writes (each retried)")),
+        kafka_retries_(metrics::GetCounter("seg_ingest_kafka_retries_total",
+                                           "Failed notice/dead-letter deliveries (retried)")),
+        commit_failures_(
+            metrics::GetCounter("seg_ingest_commit_failures_total", "Offset commits that failed")),
+        store_latency_(metrics::GetHistogram("seg_ingest_store_latency_seconds",
+                                             "Store Put latency per batch (successful calls)")),
+        notice_latency_(metrics::GetHistogram("seg_ingest_produce_latency_seconds",
+                                              "Until Kafka acknowledged what a batch produced",
+                                              {{"what", "notices"}})),
+        deadletter_latency_(metrics::GetHistogram("seg_ingest_produce_latency_seconds",
+                                                  "Until Kafka acknowledged what a batch produced",
+                                                  {{"what", "deadletters"}})),
+        batch_latency_(metrics::GetHistogram("seg_ingest_batch_latency_seconds",
+                                             "Poll-to-commit time of a batch")),
+        batch_events_(metrics::GetHistogram(
+            "seg_ingest_batch_events", "Messages per batch", {},
+            {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000})),
+        batch_rows_(metrics::GetHistogram(
+            "seg_ingest_batch_rows", "Rows (users) per store Put", {},
+            {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000})),
+        lag_(metrics::GetGauge("seg_ingest_consumer_lag_messages",
+                               "Messages behind the high watermark of events")) {}
+
+  ~IngesterImpl() override { Close().IgnoreError(); }  // Close logs its own failures
+
+  Status Init() {
+    SEG_RETURN_IF_ERROR(CheckOptions(options_));
+    kafka::KafkaOptions consumer_options = options_.kafka;
+    // User-given properties win; ours are the defaults.
+    consumer_options.properties.emplace("max.poll.interval.ms",
+                                        std::to_string(options_.max_poll_interval_ms));
+    consumer_options.client_id = options_.kafka.client_id + "-ingest";
+    SEG_ASSIGN_OR_RETURN(consumer_, kafka::Consumer::Create(consumer_options, options_.group_id,
+                                                            [this](const kafka::RebalanceEvent& e) {
+                                                              OnRebalance(e);
+                                                            }));
+    SEG_RETURN_IF_ERROR(consumer_->Subscribe({options_.events_topic}));
+
+    kafka::KafkaOptions dl_options = options_.kafka;
+    dl_options.client_id = options_.kafka.client_id + "-deadletter";
+    SEG_ASSIGN_OR_RETURN(deadletter_producer_, kafka::Producer::Create(dl_options));
+
+    kafka::KafkaOptions notice_options = options_.kafka;
+    notice_options.client_id = options_.kafka.client_id + "-notices";
+    bridge::BridgeOptions bridge_options;
+    bridge_options.topic = options_.changes_topic;
+    bridge_options.publish_timeout_ms = options_.produce_timeout_ms;
+    SEG_ASSIGN_OR_RETURN(notifier_,
+                         bridge::ChangeNotifier::Create(notice_options, bridge_options, clock_));
+    return Status::OK();
+  }
+
+  StatusOr<size_t> RunOnce(std::stop_token stop) override {
+    if (closed_) return FailedPreconditionError("ingest: closed");
+    if (abandoned_) {
+      // The consumer's position is past a batch that was never committed;
+      // going on would commit over it. The caller must Close() and start a
+      // new Ingester (which re-reads from the committed offsets).
+      return FailedPreconditionError("ingest: a batch was abandoned; recreate the ingester");
+    }
+    StatusOr<size_t> result = ProcessBatch(stop);
+    if (!result.ok() && in_batch_) abandoned_ = true;
+    in_batch_ = false;
+    return result;
+  }
+
+ private:
+  StatusOr<size_t> ProcessBatch(std::stop_token stop) {
+    // ---- 1. poll a batch bounded by count and time
+    std::vector<kafka::Batch> polled;
+    std::vector<const kafka::Message*> messages;
+    int64_t start_us = clock_->MonotonicUs();
+    auto poll_start = std::chrono::steady_clock::now();
+    auto poll_deadline = poll_start + std::chrono::milliseconds(options_.batch_max_ms);
+    bool first = true;
+    while (messages.size() < static_cast<size_t>(options_.batch_max_events)) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          poll_deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      SEG_ASSIGN_OR_RETURN(kafka::Batch batch,
+                           consumer_->PollBatch(options_.batch_max_events - messages.size(), left));
+      if (batch.empty()) break;
+      if (first) {
+        // The time bound counts from the first message, not from the wait.
+        first = false;
+        poll_deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.batch_max_ms);
+        start_us = clock_->MonotonicUs();
+      }
+      for (const kafka::Message& m : batch) messages.push_back(&m);
+      polled.push_back(std::move(batch));
+    }
+    lag_.Set(double(consumer_->Lag()));
+    if (messages.empty()) return size_t{0};
+    in_batch_ = true;
+    events_in_.Inc(double(messages.size()));
+    batch_events_.Observe(double(messages.size()));
+
+    // ---- 2. decode, validate, encode
+    int64_t now_ms = clock_->NowMs();
+    std::vector<DeadLetterItem> dead;
+    std::vector<RowBuild> rows;
+    std::unordered_map<std::string, size_t> row_index;
+    Event event;
+    store::Cell cell;
+    for (size_t i = 0; i < messages.size(); ++i) {
+      std::optional<Rejection> rejection =
+          DecodeAndValidate(messages[i]->value(), options_.validation, now_ms, &event);
+      if (!rejection) {
+        Status s = EncodeEventCell(event, options_.family, &cell);
+        if (!s.ok()) rejection = Rejection{reason::kBadIp, std::string(s.message())};
+      }
+      if (rejection) {
+        dead.push_back({i, rejection->reason, std::move(rejection->detail)});
+        continue;
+      }
+      auto [it, inserted] = row_index.try_emplace(event.user_id(), rows.size());
+      if (inserted) {
+        rows.emplace_back();
+        rows.back().put.row = event.user_id();
+      }
+      RowBuild& row = rows[it->second];
+      row.put.cells.push_back(std::move(cell));
+      row.messages.push_back(i);
+      cell = store::Cell();
+    }
+    // Duplicates inside one batch collapse onto one cell (same qualifier).
+    for (RowBuild& row : rows) DedupeCells(&row.put.cells);
+
+    // ---- 3. dead letters go out first and fly while the store works
+    std::vector<uint64_t> dl_tags;
+    SEG_RETURN_IF_ERROR(ProduceDeadLetters(messages, dead, stop, &dl_tags));
+
+    // ---- 4. the store write, retried until acknowledged
+    std::vector<bridge::CommittedRow> committed;
+    SEG_RETURN_IF_ERROR(WriteRows(messages, &rows, &dead, &dl_tags, stop, &committed));
+    int64_t acked_at_ms = clock_->NowMs();
+
+    // ---- 5. notices (client-side bridge), retried until delivered
+    if (!committed.empty()) {
+      int64_t t0 = clock_->MonotonicUs();
+      SEG_RETURN_IF_ERROR(Retry(stop, options_.kafka_backoff, "publish change notices",
+                                &kafka_retries_, &stats_kafka_retries_,
+                                [&] { return notifier_->Publish(committed, acked_at_ms); }));
+      notice_latency_.Observe(double(clock_->MonotonicUs() - t0) / 1e6);
+      std::unordered_set<std::string_view> users;
+      for (const auto& c : committed) users.insert(c.row);
+      stats_notices_ += static_cast<int64_t>(users.size());
+    }
+
+    // ---- 6. every dead letter acknowledged
+    SEG_RETURN_IF_ERROR(AwaitDeadLetters(messages, dead, stop, &dl_tags));
+
+    // ---- 7. only now the input offsets
+    for (const kafka::Batch& b : polled) {
+      Status s = consumer_->StoreOffsets(b);
+      if (!s.ok()) LOG(WARNING) << "ingest: store offsets: " << s;
+    }
+    Status commit = consumer_->Commit(options_.sync_commit);
+    if (!commit.ok()) {
+      // The stored offsets stay; the next commit (or the revoke) covers them.
+      commit_failures_.Inc();
+      stats_commit_failures_++;
+      LOG_EVERY_N(WARNING, 100) << "ingest: " << commit;
+    }
+    batch_latency_.Observe(double(clock_->MonotonicUs() - start_us) / 1e6);
+    stats_batches_++;
+    stats_events_in_ += static_cast<int64_t>(messages.size());
+    return messages.size();
+  }
+
+ public:
+  Status Run(std::stop_token stop) override {
+    while (!stop.stop_requested()) {
+      StatusOr<size_t> n = RunOnce(stop);
+      if (!n.ok()) {
+        if (n.status().code() == StatusCode::kCancelled) break;
+        LOG(ERROR) << "ingest: " << n.status();
+        Close().IgnoreError();  // Close logs its own failures
+        return n.status();
+      }
+    }
+    return Close();
+  }
+
+  Status Close() override {
+    if (closed_) return Status::OK();
+    closed_ = true;
+    Status commit = consumer_ ? consumer_->Commit(/*sync=*/true) : Status::OK();
+    if (!commit.ok()) LOG(WARNING) << "ingest: final commit: " << commit;
+    Status close = consumer_ ? consumer_->Close() : Status::OK();
+    return commit.ok() ? close : commit;
+  }
+
+  IngestStats stats() const override {
+    IngestStats s;
+    s.batches = stats_batches_.load();
+    s.events_in = stats_events_in_.load();
+    s.events_written = stats_events_written_.load();
+    s.dead_lettered = stats_dead_lettered_.load();
+    s.notices = stats_notices_.load();
+    s.store_retries = stats_store_retries_.load();
+    s.kafka_retries = stats_kafka_retries_.load();
+    s.commit_failures = stats_commit_failures_.load();
+    return s;
+  }
+
+ private:
+  static void DedupeCells(std::vector<store::Cell>* cells) {
+    if (cells->size() < 2) return;
+    std::stable_sort(cells->begin(), cells->end(), [](const store::Cell& a, const store::Cell& b) {
+      return a.qualifier < b.qualifier;
+    });
+    // Keep the last of equal qualifiers (the latest delivery).
+    size_t out = 0;
+    for (size_t i = 0; i < cells->size(); ++i) {
+      if (i + 1 < cells->size() && (*cells)[i + 1].qualifier == (*cells)[i].qualifier) continue;
+      if (out != i) (*cells)[out] = std::move((*cells)[i]);
+      ++out;
+    }
+    cells->resize(out);
+  }
+
+  void OnRebalance(const kafka::RebalanceEvent& e) {
+    // Nothing to flush: a batch is finished (or abandoned uncommitted)
+    // before the next poll, which is where rebalances are served.
+    VLOG(1) << "ingest: rebalance kind " << static_cast<int>(e.kind) << " " << e.partitions.size()
+            << " partitions";
+  }
+
+  // Runs `fn` until OK, sleeping with backoff in between; Cancelled when
+  // `stop` is requested. Never gives up otherwise: data must not be lost.
+  template <typename Fn>
+  Status Retry(std::stop_token stop, const BackoffOptions& backoff_options, std::string_view what,
+               metrics::Counter* counter, std::atomic<int64_t>* stat, Fn fn) {
+    Backoff backoff(backoff_options);
+    while (true) {
+      Status s = fn();
+      if (s.ok()) return s;
+      if (!IsRetryable(s)) return s;
+      counter->Inc();
+      stat->fetch_add(1);
+      int64_t delay = backoff.NextDelayMs();
+      LOG_EVERY_N(WARNING, 10) << "ingest: " << what << " failed (attempt " << backoff.attempts()
+                               << "), retrying in " << delay << " ms: " << s;
+      if (!SleepFor(stop, delay))
+        return CancelledError("ingest: stopped while retrying " + std::string(what));
+    }
+  }
+
+  // False when `stop` was requested.
+  bool SleepFor(std::stop_token stop, int64_t ms) {
+    std::unique_lock<std::mutex> lock(sleep_mu_);
+    return !sleep_cv_.wait_for(lock, stop, std::chrono::milliseconds(ms), [] { return false; }) &&
+           !stop.stop_requested();
+  }
+
+  Status ProduceOneDeadLetter(const kafka::Message& m, const DeadLetterItem& item, uint64_t tag) {
+    DeadLetter letter;
+    letter.set_original(m.value().data(), m.value().size());
+    letter.set_reason(std::string(item.reason));
+    letter.set_detail(item.detail);
+    letter.set_topic(std::string(m.topic()));
+    letter.set_partition(m.partition());
+    letter.set_offset(m.offset());
+    letter.set_rejected_at_ms(clock_->NowMs());
+    std::string value;
+    letter.SerializeToString(&value);
+    kafka::HeaderView headers[] = {{"reason", item.reason}};
+    return deadletter_producer_->Produce(options_.deadletter_topic, m.key(), value, headers, tag);
+  }
+
+  // Produces dead letters dead[from..]; tags[i] belongs to dead[i].
+  Status ProduceDeadLetters(const std::vector<const kafka::Message*>& messages,
+                            const std::vector<DeadLetterItem>& dead, std::stop_token stop,
+                            std::vector<uint64_t>* tags) {
+    for (size_t i = tags->size(); i < dead.size(); ++i) {
+      uint64_t tag = ++next_tag_;
+      SEG_RETURN_IF_ERROR(
+          Retry(stop, options_.kafka_backoff, "produce dead letter", &kafka_retries_,
+                &stats_kafka_retries_,
+                [&] { return ProduceOneDeadLetter(*messages[dead[i].message], dead[i], tag); }));
+      tags->push_back(tag);
+    }
+    return Status::OK();
+  }
+
+  // Waits until every dead letter of the batch is acknowledged,
+  // re-producing failed ones.
+  Status AwaitDeadLetters(const std::vector<const kafka::Message*>& messages,
+                          const std::vector<DeadLetterItem>& dead, std::stop_token stop,
+                          std::vector<uint64_t>* tags) {
+    if (dead.empty()) return Status::OK();
+    int64_t t0 = clock_->MonotonicUs();
+    std::unordered_map<uint64_t, size_t> waiting;  // tag -> index into dead
+    for (size_t i = 0; i < tags->size(); ++i) waiting.emplace((*tags)[i], i);
+    Backoff backoff(options_.kafka_backoff);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.produce_timeout_ms);
+    while (!waiting.empty()) {
+      if (stop.stop_requested()) return CancelledError("ingest: stopped awaiting dead letters");
+      std::vector<size_t> failed;
+      for (const kafka::DeliveryReport& r :
+           deadletter_producer_->PollDeliveries(std::chrono::milliseconds(5))) {
+        auto it = waiting.find(r.tag);
+        if (it == waiting.end()) continue;  // a report of an earlier, abandoned attempt
+        if (r.status.ok()) {
+          const DeadLetterItem& item = dead[it->second];
+          metrics::GetCounter("seg_ingest_deadletters_total",
+                              "Messages delivered to the dead-letter topic, by reason",
+                              {{"reason", std::string(item.reason)}})
+              .Inc();
+          stats_dead_lettered_++;
+        } else {
+          LOG_EVERY_N(WARNING, 100) << "ingest: dead letter delivery failed: " << r.status;
+          failed.push_back(it->second);
+        }
+        waiting.erase(it);
+      }
+      if (std::chrono::steady_clock::now() >= deadline && !waiting.empty()) {
+        // Still unacknowledged: produce them again (the old attempts'
+        // reports are ignored; a duplicate dead letter is harmless).
+        for (const auto& [tag, index] : waiting) failed.push_back(index);
+        waiting.clear();
+        deadline = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(options_.produce_timeout_ms);
+      }
+      if (failed.empty()) continue;
+      kafka_retries_.Inc(double(failed.size()));
+      stats_kafka_retries_ += static_cast<int64_t>(failed.size());
+      if (!SleepFor(stop, backoff.NextDelayMs())) {
+        return CancelledError("ingest: stopped retrying dead letters");
+      }
+      for (size_t index : failed) {
+        uint64_t tag = ++next_tag_;
+        SEG_RETURN_IF_ERROR(Retry(stop, options_.kafka_backoff, "produce dead letter",
+                                  &kafka_retries_, &stats_kafka_retries_, [&] {
+                                    return ProduceOneDeadLetter(*messages[dead[index].message],
+                                                                dead[index], tag);
+                                  }));
+        waiting.emplace(tag, index);
+      }
+    }
+    deadletter_latency_.Observe(double(clock_->MonotonicUs() - t0) / 1e6);
+    return Status::OK();
+  }
+
+  // Writes the rows, retrying retryable failures forever. Rows the store
+  // rejects as invalid become dead letters (reason store_rejected). Fills
+  // *committed with what the store acknowledged.
+  Status WriteRows(const std::vector<const kafka::Message*>& messages, std::vector<RowBuild>* rows,
+                   std::vector<DeadLetterItem>* dead, std::vector<uint64_t>* dl_tags,
+                   std::stop_token stop, std::vector<bridge::CommittedRow>* committed) {
+    if (rows->empty()) return Status::OK();
+    std::vector<store::RowPut> puts;
+    puts.reserve(rows->size());
+    for (RowBuild& r : *rows) puts.push_back(std::move(r.put));
+    batch_rows_.Observe(double(puts.size()));
+
+    auto put_all = [&](const std::vector<store::RowPut>& batch) -> Status {
+      int64_t t0 = clock_->MonotonicUs();
+      Status s;
+      if (options_.unbatched_puts) {
+        std::vector<store::RowPut> one(1);
+        for (const store::RowPut& p : batch) {
+          for (const store::Cell& c : p.cells) {
+            one[0].row = p.row;
+            one[0].cells.assign(1, c);
+            s = store_->Put(options_.table, one);
+            if (!s.ok()) return s;
+          }
+        }
+      } else {
+        s = store_->Put(options_.table, batch);
+      }
+      if (s.ok()) store_latency_.Observe(double(clock_->MonotonicUs() - t0) / 1e6);
+      return s;
+    };
+
+    Status s = Retry(stop, options_.store_backoff, "store put", &store_retries_,
+                     &stats_store_retries_, [&] { return put_all(puts); });
+    std::vector<bool> rejected(puts.size(), false);
+    if (!s.ok() && s.code() == StatusCode::kInvalidArgument) {
+      // Some row is invalid for the store: isolate it, write the others.
+      LOG(WARNING) << "ingest: store rejected the batch, writing rows one by one: " << s;
+      for (size_t i = 0; i < puts.size(); ++i) {
+        std::vector<store::RowPut> one{puts[i]};
+        Status r = Retry(stop, options_.store_backoff, "store put (row)", &store_retries_,
+                         &stats_store_retries_, [&] { return put_all(one); });
+        if (r.ok()) continue;
+        if (r.code() != StatusCode::kInvalidArgument) return r;  // Cancelled
+        rejected[i] = true;
+        for (size_t m : (*rows)[i].messages) {
+          dead->push_back({m, reason::kStoreRejected, std::string(r.message())});
+        }
+      }
+      SEG_RETURN_IF_ERROR(ProduceDeadLetters(messages, *dead, stop, dl_tags));
+    } else if (!s.ok()) {
+      return s;
+    }
+    committed->reserve(puts.size());
+    for (size_t i = 0; i < puts.size(); ++i) {
+      if (rejected[i]) continue;
+      const store::RowPut& p = puts[i];
+      int64_t newest = 0;
+      for (const store::Cell& c : p.cells) newest = std::max(newest, c.timestamp);
+      committed->push_back({p.row, newest, static_cast<int64_t>(p.cells.size())});
+      events_written_.Inc(double(p.cells.size()));
+      stats_events_written_ += static_cast<int64_t>(p.cells.size());
+    }
+    return Status::OK();
+  }
+
+  const IngestOptions options_;
+  store::Store* store_;
+  const Clock* clock_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<kafka::Producer> deadletter_producer_;
+  std::unique_ptr<bridge::ChangeNotifier> notifier_;
+  bool closed_ = false;
+  bool in_batch_ = false;   // messages polled, batch not finished
+  bool abandoned_ = false;  // a batch failed after its messages were polled
+  uint64_t next_tag_ = 0;
+  std::mutex sleep_mu_;
+  std::condition_variable_any sleep_cv_;
+
+  std::atomic<int64_t> stats_batches_{0}, stats_events_in_{0}, stats_events_written_{0},
+      stats_dead_lettered_{0}, stats_notices_{0}, stats_store_retries_{0}, stats_kafka_retries_{0},
+      stats_commit_failures_{0};
+
+  metrics::Counter events_in_, events_written_, store_retries_, kafka_retries_, commit_failures_;
+  metrics::Histogram store_latency_, notice_latency_, deadletter_latency_, batch_latency_,
+      batch_events_, batch_rows_;
+  metrics::Gauge lag_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Ingester>> Ingester::Create(const IngestOptions& options,
+                                                     store::Store* store, const Clock* clock) {
+  if (store == nullptr) return InvalidArgumentError("ingest: null store");
+  auto impl = std::make_unique<IngesterImpl>(options, store, clock);
+  SEG_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<Ingester>(std::move(impl));
+}
+
+}  // namespace seg::ingest

@@ -1,0 +1,156 @@
+// seg-ingest: consumes `events`, writes family `e` of the users table,
+// publishes change notices, dead-letters bad input.
+//
+//   seg-ingest --config seg.yaml --metrics-port 9102
+//              --set kafka.bootstrap_servers=127.0.0.1:9092 --set store.thrift.port=9090
+//
+// Config keys (all optional; see docs/ingest.md): kafka.*, ingest.*,
+// store.backend (thrift|embedded), store.thrift.{host,port,transport,
+// protocol,call_timeout_ms}, store.embedded.data_dir. Unknown keys are an
+// error. SIGINT/SIGTERM: finish or abandon the current batch (uncommitted),
+// commit, leave the group, exit 0.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <stop_token>
+#include <thread>
+
+#include <glog/logging.h>
+
+#include "common/config.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "ingest/ingest.h"
+#include "store/store.h"
+
+namespace {
+
+seg::Status LoadStoreOptions(seg::Config& config, seg::store::StoreOptions* out) {
+  std::string backend = "thrift";
+  SEG_RETURN_IF_ERROR(config.Get("store.backend", &backend));
+  if (backend == "thrift") {
+    out->backend = seg::store::StoreOptions::Backend::kThrift;
+  } else if (backend == "embedded") {
+    out->backend = seg::store::StoreOptions::Backend::kEmbedded;
+  } else {
+    return seg::InvalidArgumentError(config.source() + ": store.backend: expected thrift or " +
+                                     "embedded, got '" + backend + "'");
+  }
+  auto& t = out->thrift;
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.host", &t.host));
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.port", &t.port));
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.call_timeout_ms", &t.call_timeout_ms));
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.max_connections", &t.max_connections));
+  std::string transport = "buffered", protocol = "binary";
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.transport", &transport));
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.protocol", &protocol));
+  if (transport != "buffered" && transport != "framed") {
+    return seg::InvalidArgumentError("store.thrift.transport: buffered or framed");
+  }
+  if (protocol != "binary" && protocol != "compact") {
+    return seg::InvalidArgumentError("store.thrift.protocol: binary or compact");
+  }
+  t.transport = transport == "framed" ? seg::store::ThriftTransport::kFramed
+                                      : seg::store::ThriftTransport::kBuffered;
+  t.protocol = protocol == "compact" ? seg::store::ThriftProtocol::kCompact
+                                     : seg::store::ThriftProtocol::kBinary;
+  SEG_RETURN_IF_ERROR(config.Get("store.embedded.data_dir", &out->embedded.data_dir));
+  if (out->backend == seg::store::StoreOptions::Backend::kEmbedded &&
+      out->embedded.data_dir.empty()) {
+    return seg::InvalidArgumentError("store.embedded.data_dir is required for backend embedded");
+  }
+  return seg::Status::OK();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  seg::InitLogging(argv[0]);
+  CLI::App app{"seg-ingest: events topic -> store -> change notices"};
+  std::string config_path;
+  std::vector<std::string> overrides;
+  int metrics_port = -1;
+  std::string metrics_host = "0.0.0.0";
+  app.add_option("--config", config_path, "YAML config file");
+  app.add_option("--set", overrides, "key=value override (repeatable)");
+  app.add_option("--metrics-port", metrics_port, "serve /metrics on this port (0: any, -1: off)");
+  app.add_option("--metrics-host", metrics_host, "address /metrics binds to");
+  CLI11_PARSE(app, argc, argv);
+
+  // Block the stop signals in every thread; one thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = seg::Config::LoadFile(config_path);
+  if (!config.ok()) {
+    LOG(ERROR) << config.status();
+    return 2;
+  }
+  for (const auto& o : overrides) {
+    seg::Status s = config->ApplyOverride(o);
+    if (!s.ok()) {
+      LOG(ERROR) << "--set " << o << ": " << s;
+      return 2;
+    }
+  }
+  seg::ingest::IngestOptions options;
+  seg::store::StoreOptions store_options;
+  seg::Status s = options.LoadFrom(*config);
+  if (s.ok()) s = LoadStoreOptions(*config, &store_options);
+  if (s.ok()) s = config->CheckNoUnknownKeys();
+  if (!s.ok()) {
+    LOG(ERROR) << "config: " << s;
+    return 2;
+  }
+
+  std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
+  if (metrics_port >= 0) {
+    auto server =
+        seg::metrics::StartMetricsServer(metrics_host + ":" + std::to_string(metrics_port));
+    if (!server.ok()) {
+      LOG(ERROR) << server.status();
+      return 2;
+    }
+    metrics_server = std::move(server).value();
+    LOG(INFO) << "metrics on " << metrics_host << ":" << metrics_server->port() << "/metrics";
+  }
+
+  auto store = seg::store::OpenStore(store_options);
+  if (!store.ok()) {
+    LOG(ERROR) << "store: " << store.status();
+    return 2;
+  }
+  auto ingester = seg::ingest::Ingester::Create(options, store->get());
+  if (!ingester.ok()) {
+    LOG(ERROR) << ingester.status();
+    return 2;
+  }
+
+  std::stop_source stop;
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != 0) LOG(INFO) << "signal " << sig << ": stopping";
+    stop.request_stop();
+  });
+  LOG(INFO) << "seg-ingest: " << options.events_topic << " -> " << options.table << "/"
+            << options.family << ", group " << options.group_id;
+  seg::Status result = (*ingester)->Run(stop.get_token());
+  seg::ingest::IngestStats stats = (*ingester)->stats();
+  LOG(INFO) << "seg-ingest: " << stats.events_in << " in, " << stats.events_written << " written, "
+            << stats.dead_lettered << " dead-lettered";
+  if (!stop.stop_requested()) {
+    // Run ended on its own (an error): wake the signal thread.
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+  }
+  signal_thread.join();
+  if (!result.ok()) {
+    LOG(ERROR) << result;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,17 @@
+# Integration tests of seg-ingest, the coprocessor bridge (both modes) and
+# seg-load: librdkafka mock cluster + the real seg-store (in-process
+# StoreServer over Thrift2, and the seg-store binary for the restart test).
+if(TARGET seg_ingest AND TARGET seg_store_server)
+  # tools/CMakeLists.txt includes segctl_load.cmake; until it does, do it here.
+  if(NOT TARGET seg_segctl_load)
+    include(${CMAKE_SOURCE_DIR}/tools/segctl_load.cmake)
+  endif()
+  seg_add_test(ingest_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/ingest_pipeline_test.cc
+            ${CMAKE_CURRENT_LIST_DIR}/ingest_load_test.cc
+    LIBS seg_ingest seg_bridge seg_bridge_store_observer seg_store_server seg_segctl_load
+         seg_testing
+    TIMEOUT 180
+    LABELS integration)
+  add_dependencies(ingest_test seg-store)
+endif()
