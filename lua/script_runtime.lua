@@ -1,0 +1,753 @@
+-- Segment script runtime: the sandbox, the `segment_script` contract and the
+-- helper library that segment scripts see. Loaded once per Lua state by the
+-- C++ script host (segmenter/internal/lua_state.cc), which embeds this file
+-- at build time. Trusted code: it may use the FFI; scripts may not.
+--
+-- Script contract (scripts/<name>.lua):
+--
+--   return segment_script {
+--     name = "loves_cats",          -- [a-z][a-z0-9_]*, unique in the set
+--     version = "1.2.0",            -- any non-empty string
+--     description = "...",          -- optional
+--     segments = {"loves_cats"},    -- every segment the script may emit
+--     evaluate = function(user)     -- called once per user
+--       if user:count{type = "page_view", url_contains = "cat", within_days = 30} >= 3 then
+--         return {"loves_cats"}
+--       end
+--       return {}                   -- or nil; a single name string is fine too
+--     end,
+--   }
+--
+-- Returning a segment that is not in `segments` fails the call. Scripts must
+-- be pure functions of `user`: the host may rebuild the state at any time.
+--
+-- Helpers (methods of `user`; `f` is a filter table, or one made once with
+-- `filter{...}` at load time, which saves re-reading it on every call):
+--   user:count(f)            number of matching events
+--   user:any(f)              true if at least one event matches
+--   user:first(f)/last(f)    oldest/newest matching event (a table) or nil
+--   user:events(f)           list of matching events (tables), time order
+--   user:distinct(field, f)  number of distinct values of field among
+--                            matches; field: "host", "day", "query", "url",
+--                            "source" or "attr:<name>"
+--   user:attr(name, f)       value of attribute `name` on the newest matching
+--                            event that has it, or nil
+--   user:attr_values(name, f)  {value = count} over matching events
+--   user:days_since(f)       days since the newest matching event, or nil
+--   user:now_ms(), user:id(), user:size()
+-- Globals besides the safe standard library (string, table, math, bit, ...):
+--   segment_script{...}, filter{...}, lower(s) (ASCII + Cyrillic),
+--   MS_DAY, MS_HOUR, MS_MINUTE.
+-- Filter keys (all optional; a string-or-list key matches if any item does):
+--   type            "page_view" | "search" | "click" | "partner_signal" |
+--                   "purchase" | "app_open" | "form_submit" (or a list)
+--   within_days / within_hours / within_minutes / within_ms
+--                   event time >= now - window
+--   older_than_days event time <= now - days
+--   since_ms / until_ms  absolute bounds (epoch ms, inclusive)
+--   host            url host equals, or is a subdomain of, the item
+--   url_contains    substring of the (lower-cased) url
+--   path_prefix     url path starts with the item
+--   query_contains  substring of the (lower-cased) search query
+--   query_all       list: the query contains every item
+--   text_contains   substring of the url or of the query
+--   source          event source equals the item
+--   attr            {key = value | {values} | true}: every key present with
+--                   one of the values (case-insensitive); true = present
+--   ip_in           "a.b.c.d/len" CIDR ranges (IPv4)
+--   where           function(event) -> bool, on the materialised event
+--                   (slow: use it after the other keys have narrowed down)
+-- Needles are lower-cased (ASCII and Cyrillic); url and query are matched
+-- lower-cased. Event tables: {index, time_ms, type, url, host, path, query,
+-- referrer, user_agent, source, event_id, ip, attrs = {k = v}}.
+--
+-- Explain: when the host sets explain, every helper records the events it
+-- matched (FfiEvent.index) so `segtool explain` can show the deciding events.
+
+local HOST = ...
+local ffi = require("ffi")
+local bit = require("bit")
+
+local band, bor, lshift, rshift = bit.band, bit.bor, bit.lshift, bit.rshift
+local type, pairs, ipairs, error, tostring, tonumber = type, pairs, ipairs, error, tostring, tonumber
+local select, setmetatable, rawget, pcall, xpcall, unpack = select, setmetatable, rawget, pcall, xpcall, unpack
+local getmetatable, rawequal, next, assert = getmetatable, rawequal, next, assert
+local loadstring, setfenv, package = loadstring, setfenv, package
+local floor = math.floor
+local s_lower, s_gsub, s_rep, s_find, s_match, s_format, s_byte =
+  string.lower, string.gsub, string.rep, string.find, string.match, string.format, string.byte
+local s_gmatch, s_sub = string.gmatch, string.sub
+local ffi_string = ffi.string
+
+ffi.cdef[[
+typedef struct seg_event {
+  double time_ms;
+  int32_t type;
+  uint32_t ipv4;
+  const char* url;
+  int32_t url_len;
+  int32_t host_off;
+  int32_t host_len;
+  int32_t path_off;
+  int32_t path_len;
+  int32_t query_len;
+  const char* query;
+  int32_t attr_begin;
+  int32_t attr_end;
+  int32_t index;
+  int32_t pad;
+} seg_event;
+typedef struct seg_text { const char* ptr; int64_t len; } seg_text;
+typedef struct seg_event_raw {
+  seg_text url, referrer, user_agent, query, source, event_id;
+} seg_event_raw;
+typedef struct seg_attr {
+  const char* key;
+  int32_t key_len;
+  int32_t value_len;
+  const char* value;
+} seg_attr;
+typedef struct seg_user {
+  const seg_event* ev;
+  const seg_event_raw* raw;
+  const seg_attr* attrs;
+  const int32_t* by_type;
+  int32_t type_begin[10];
+  int32_t n;
+  int32_t explain;
+  double now_ms;
+  const char* id;
+  int64_t id_len;
+  int32_t* out;
+  int32_t out_cap;
+  int32_t matched_n;
+  int32_t* matched;
+  int32_t matched_cap;
+  int32_t pad;
+} seg_user;
+typedef struct seg_budget seg_budget;
+]]
+
+local MATCH_T = "int32_t (*)(const char*, int32_t, const char*, int32_t)"
+local U = ffi.cast("seg_user*", HOST.user)
+local C_contains = ffi.cast(MATCH_T, HOST.contains)
+local C_host_is = ffi.cast(MATCH_T, HOST.host_is)
+local C_prefix = ffi.cast(MATCH_T, HOST.has_prefix)
+local C_equals = ffi.cast(MATCH_T, HOST.equals)
+local C_equals_nocase = ffi.cast(MATCH_T, HOST.equals_nocase)
+local C_budget_slow = ffi.cast("int32_t (*)(seg_budget*)", HOST.budget_slow)
+local BUDGET = ffi.cast("seg_budget*", HOST.budget)
+local C_aborting = HOST.aborting        -- lua_CFunction: true while a call is being aborted
+local MAX_STRING = HOST.max_string_bytes
+
+local TYPES = {
+  page_view = 1, search = 2, click = 3, partner_signal = 4,
+  purchase = 5, app_open = 6, form_submit = 7,
+}
+local TYPE_NAMES = {}
+for k, v in pairs(TYPES) do TYPE_NAMES[v] = k end
+local MAX_TYPE = 7
+
+local MS_MINUTE, MS_HOUR, MS_DAY = 60000, 3600000, 86400000
+
+---------------------------------------------------------------------------
+-- Lower-casing of needles: ASCII plus Cyrillic А-Я, Ё (UTF-8).
+local function cyr_lower(c)
+  local b = s_byte(c, 2)
+  if b == 0x81 then return "\209\145" end                  -- Ё -> ё
+  if b >= 0x90 and b <= 0x9F then return "\208" .. string.char(b + 0x20) end  -- А-П
+  if b >= 0xA0 and b <= 0xAF then return "\209" .. string.char(b - 0x20) end  -- Р-Я
+  return c
+end
+local function lower(s)
+  s = s_lower(s)
+  if s_find(s, "\208", 1, true) then s = s_gsub(s, "\208[\129\144-\175]", cyr_lower) end
+  return s
+end
+
+---------------------------------------------------------------------------
+-- Filters.
+
+local FILTER_MT = { __metatable = false }           -- hidden from scripts
+local COMPILED = setmetatable({}, { __mode = "k" })  -- the compiled filters
+
+local function strlist(v, key)
+  if type(v) == "string" then return { lower(v) } end
+  if type(v) ~= "table" then error("filter key '" .. key .. "' must be a string or a list of strings", 4) end
+  local out = {}
+  for i = 1, #v do
+    local s = v[i]
+    if type(s) ~= "string" then error("filter key '" .. key .. "' must hold strings", 4) end
+    out[i] = lower(s)
+  end
+  return out
+end
+
+local function num(v, key)
+  if type(v) ~= "number" then error("filter key '" .. key .. "' must be a number", 4) end
+  return v
+end
+
+local function parse_cidr(s)
+  local a, b, c, d, len = s_match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)/?(%d*)$")
+  if not a then error("ip_in: bad CIDR '" .. s .. "'", 5) end
+  len = len == "" and 32 or tonumber(len)
+  local ip = ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+  local mask = len == 0 and 0 or lshift(-1, 32 - len)
+  if len == 32 then mask = -1 end
+  return { band(ip, mask), mask }
+end
+
+local KNOWN = {
+  type = true, within_days = true, within_hours = true, within_minutes = true, within_ms = true,
+  older_than_days = true, since_ms = true, until_ms = true, host = true, url_contains = true,
+  path_prefix = true, query_contains = true, query_all = true, text_contains = true,
+  source = true, attr = true, ip_in = true, where = true,
+}
+
+local function compile(f)
+  if f == nil then f = {} end
+  if type(f) ~= "table" then error("filter must be a table", 3) end
+  if COMPILED[f] then return f end
+  for k in pairs(f) do
+    if not KNOWN[k] then error("unknown filter key '" .. tostring(k) .. "'", 3) end
+  end
+  local cf = setmetatable({}, FILTER_MT)
+  COMPILED[cf] = true
+  local t = f.type
+  if t ~= nil then
+    local list = type(t) == "table" and t or { t }
+    local mask = 0
+    for i = 1, #list do
+      local code = TYPES[list[i]]
+      if not code then error("unknown event type '" .. tostring(list[i]) .. "'", 3) end
+      mask = bor(mask, lshift(1, code))
+    end
+    cf.typemask = mask
+    if #list == 1 then cf.single_type = TYPES[list[1]] end
+  end
+  local w
+  if f.within_ms then w = num(f.within_ms, "within_ms") end
+  if f.within_minutes then w = num(f.within_minutes, "within_minutes") * MS_MINUTE end
+  if f.within_hours then w = num(f.within_hours, "within_hours") * MS_HOUR end
+  if f.within_days then w = num(f.within_days, "within_days") * MS_DAY end
+  cf.within = w
+  if f.older_than_days then cf.older = num(f.older_than_days, "older_than_days") * MS_DAY end
+  if f.since_ms then cf.since = num(f.since_ms, "since_ms") end
+  if f.until_ms then cf.till = num(f.until_ms, "until_ms") end
+  if f.host ~= nil then cf.host = strlist(f.host, "host") end
+  if f.url_contains ~= nil then cf.url = strlist(f.url_contains, "url_contains") end
+  if f.path_prefix ~= nil then cf.path = strlist(f.path_prefix, "path_prefix") end
+  if f.query_contains ~= nil then cf.query = strlist(f.query_contains, "query_contains") end
+  if f.query_all ~= nil then cf.query_all = strlist(f.query_all, "query_all") end
+  if f.text_contains ~= nil then cf.text = strlist(f.text_contains, "text_contains") end
+  if f.source ~= nil then cf.source = strlist(f.source, "source") end
+  if f.attr ~= nil then
+    if type(f.attr) ~= "table" then error("filter key 'attr' must be a table", 3) end
+    local list = {}
+    for k, v in pairs(f.attr) do
+      if type(k) ~= "string" then error("attr keys must be strings", 3) end
+      local vals
+      if v == true then vals = true
+      elseif type(v) == "string" then vals = { v }
+      elseif type(v) == "table" then vals = v
+      else error("attr '" .. k .. "' must be a string, a list or true", 3) end
+      list[#list + 1] = { k, vals }
+    end
+    cf.attr = list
+  end
+  if f.ip_in ~= nil then
+    local l = type(f.ip_in) == "table" and f.ip_in or { f.ip_in }
+    local nets = {}
+    for i = 1, #l do nets[i] = parse_cidr(l[i]) end
+    cf.ip = nets
+  end
+  if f.where ~= nil then
+    if type(f.where) ~= "function" then error("filter key 'where' must be a function", 3) end
+    cf.where = f.where
+  end
+  return cf
+end
+
+local function any_of(list, fn, p, len)
+  for k = 1, #list do
+    local s = list[k]
+    if fn(p, len, s, #s) ~= 0 then return true end
+  end
+  return false
+end
+
+local materialize  -- forward
+
+local function attr_test(e, spec)
+  local A = U.attrs
+  for s = 1, #spec do
+    local key, vals = spec[s][1], spec[s][2]
+    local found = false
+    for a = e.attr_begin, e.attr_end - 1 do
+      local at = A[a]
+      if C_equals(at.key, at.key_len, key, #key) ~= 0 then
+        if vals == true then found = true break end
+        for v = 1, #vals do
+          local want = vals[v]
+          if C_equals_nocase(at.value, at.value_len, want, #want) ~= 0 then found = true break end
+        end
+        if found then break end
+      end
+    end
+    if not found then return false end
+  end
+  return true
+end
+
+local function test(cf, e, j)
+  local m = cf.typemask
+  if m and band(m, lshift(1, e.type)) == 0 then return false end
+  local l = cf.host
+  if l and (e.host_len == 0 or not any_of(l, C_host_is, e.url + e.host_off, e.host_len)) then
+    return false
+  end
+  l = cf.url
+  if l and not any_of(l, C_contains, e.url, e.url_len) then return false end
+  l = cf.path
+  if l and not any_of(l, C_prefix, e.url + e.path_off, e.path_len) then return false end
+  l = cf.query
+  if l and (e.query_len == 0 or not any_of(l, C_contains, e.query, e.query_len)) then return false end
+  l = cf.query_all
+  if l then
+    if e.query_len == 0 then return false end
+    for k = 1, #l do
+      local s = l[k]
+      if C_contains(e.query, e.query_len, s, #s) == 0 then return false end
+    end
+  end
+  l = cf.text
+  if l and not any_of(l, C_contains, e.url, e.url_len)
+       and not any_of(l, C_contains, e.query, e.query_len) then
+    return false
+  end
+  l = cf.source
+  if l then
+    local r = U.raw[j].source
+    if not any_of(l, C_equals_nocase, r.ptr, r.len) then return false end
+  end
+  l = cf.attr
+  if l and not attr_test(e, l) then return false end
+  l = cf.ip
+  if l then
+    local ip = e.ipv4
+    if ip == 0 then return false end
+    local ok = false
+    for k = 1, #l do
+      if band(ip, l[k][2]) == l[k][1] then ok = true break end
+    end
+    if not ok then return false end
+  end
+  if cf.where and not cf.where(materialize(j)) then return false end
+  return true
+end
+
+local function record(idx)
+  local k = U.matched_n
+  if k < U.matched_cap then
+    U.matched[k] = idx
+    U.matched_n = k + 1
+  end
+end
+
+-- First position p in [b, e) of the list (or of all events when list is
+-- nil) whose event time is >= t.
+local function lower_bound(list, b, e, t)
+  local ev = U.ev
+  while b < e do
+    local mid = rshift(b + e, 1)
+    local j = list and list[mid] or mid
+    if ev[j].time_ms < t then b = mid + 1 else e = mid end
+  end
+  return b
+end
+local function upper_bound(list, b, e, t)
+  local ev = U.ev
+  while b < e do
+    local mid = rshift(b + e, 1)
+    local j = list and list[mid] or mid
+    if ev[j].time_ms <= t then b = mid + 1 else e = mid end
+  end
+  return b
+end
+
+local scratch = {}
+
+-- Scans the events matching `cf` in time order (newest first when
+-- `reverse`). Stops after the first match when `stop`. When `collect`,
+-- scratch[1..n] holds the matches' event numbers. Returns n.
+local function scan(cf, reverse, stop, collect)
+  local now = U.now_ms
+  local lo, hi = cf.since or -1e300, cf.till or 1e300
+  if cf.within and now - cf.within > lo then lo = now - cf.within end
+  if cf.older and now - cf.older < hi then hi = now - cf.older end
+  local list, b, e = nil, 0, U.n
+  local t = cf.single_type
+  if t then
+    list = U.by_type
+    b, e = U.type_begin[t], U.type_begin[t + 1]
+  end
+  if lo > -1e300 then b = lower_bound(list, b, e, lo) end
+  if hi < 1e300 then e = upper_bound(list, b, e, hi) end
+  local ev = U.ev
+  local explain = U.explain ~= 0
+  local n = 0
+  local p, last, step = b, e - 1, 1
+  if reverse then p, last, step = e - 1, b, -1 end
+  for q = p, last, step do
+    local j = list and list[q] or q
+    local x = ev[j]
+    if test(cf, x, j) then
+      n = n + 1
+      if collect then scratch[n] = j end
+      if explain then record(x.index) end
+      if stop then break end
+    end
+  end
+  return n
+end
+
+---------------------------------------------------------------------------
+-- Events as tables (on demand only).
+
+local function text(t) return t.len > 0 and ffi_string(t.ptr, t.len) or "" end
+
+local function ip_string(ip)
+  if ip == 0 then return "" end
+  return s_format("%d.%d.%d.%d", rshift(ip, 24), band(rshift(ip, 16), 255),
+                  band(rshift(ip, 8), 255), band(ip, 255))
+end
+
+materialize = function(j)
+  local e, r = U.ev[j], U.raw[j]
+  local attrs = {}
+  local A = U.attrs
+  for a = e.attr_begin, e.attr_end - 1 do
+    local at = A[a]
+    attrs[ffi_string(at.key, at.key_len)] = ffi_string(at.value, at.value_len)
+  end
+  return {
+    index = e.index,
+    time_ms = e.time_ms,
+    type = TYPE_NAMES[e.type] or tostring(e.type),
+    url = text(r.url),
+    host = ffi_string(e.url + e.host_off, e.host_len),
+    path = ffi_string(e.url + e.path_off, e.path_len),
+    query = text(r.query),
+    referrer = text(r.referrer),
+    user_agent = text(r.user_agent),
+    source = text(r.source),
+    event_id = text(r.event_id),
+    ip = ip_string(e.ipv4),
+    attrs = attrs,
+  }
+end
+
+local function attr_of(j, name)
+  local e, A = U.ev[j], U.attrs
+  for a = e.attr_begin, e.attr_end - 1 do
+    local at = A[a]
+    if C_equals(at.key, at.key_len, name, #name) ~= 0 then return ffi_string(at.value, at.value_len) end
+  end
+  return nil
+end
+
+local function field_of(j, field)
+  local e = U.ev[j]
+  if field == "host" then return ffi_string(e.url + e.host_off, e.host_len) end
+  if field == "day" then return floor(e.time_ms / MS_DAY) end
+  if field == "query" then return ffi_string(e.query, e.query_len) end
+  if field == "url" then return ffi_string(e.url, e.url_len) end
+  if field == "source" then return text(U.raw[j].source) end
+  local name = s_match(field, "^attr:(.+)$")
+  if name then return attr_of(j, name) end
+  error("distinct: unknown field '" .. tostring(field) .. "'", 3)
+end
+
+---------------------------------------------------------------------------
+-- The user object: a read-only proxy over U.
+
+local methods = {}
+
+function methods:count(f) return scan(compile(f), false, false, false) end
+function methods:any(f) return scan(compile(f), false, true, false) > 0 end
+function methods:first(f)
+  if scan(compile(f), false, true, true) == 0 then return nil end
+  return materialize(scratch[1])
+end
+function methods:last(f)
+  if scan(compile(f), true, true, true) == 0 then return nil end
+  return materialize(scratch[1])
+end
+function methods:events(f)
+  local n = scan(compile(f), false, false, true)
+  local out = {}
+  for i = 1, n do out[i] = materialize(scratch[i]) end
+  return out
+end
+function methods:distinct(field, f)
+  if type(field) ~= "string" then error("distinct: field must be a string", 2) end
+  local n = scan(compile(f), false, false, true)
+  local seen, count = {}, 0
+  for i = 1, n do
+    local v = field_of(scratch[i], field)
+    if v ~= nil and v ~= "" and not seen[v] then
+      seen[v] = true
+      count = count + 1
+    end
+  end
+  return count
+end
+function methods:attr(name, f)
+  if type(name) ~= "string" then error("attr: name must be a string", 2) end
+  local n = scan(compile(f), false, false, true)
+  for i = n, 1, -1 do
+    local v = attr_of(scratch[i], name)
+    if v ~= nil then return v end
+  end
+  return nil
+end
+function methods:attr_values(name, f)
+  if type(name) ~= "string" then error("attr_values: name must be a string", 2) end
+  local n = scan(compile(f), false, false, true)
+  local out = {}
+  for i = 1, n do
+    local v = attr_of(scratch[i], name)
+    if v ~= nil then out[v] = (out[v] or 0) + 1 end
+  end
+  return out
+end
+function methods:days_since(f)
+  if scan(compile(f), true, true, true) == 0 then return nil end
+  return (U.now_ms - U.ev[scratch[1]].time_ms) / MS_DAY
+end
+function methods:now_ms() return U.now_ms end
+function methods:id() return ffi_string(U.id, U.id_len) end
+function methods:size() return U.n end
+
+local USER_MT = {
+  __index = methods,
+  __newindex = function() error("user is read-only", 2) end,
+  __metatable = false,
+}
+-- One proxy per script, so that rawset() on it cannot reach other scripts.
+local function new_user() return setmetatable({}, USER_MT) end
+
+---------------------------------------------------------------------------
+-- Sandbox.
+
+-- Pattern functions run in C where no budget check reaches: refuse patterns
+-- whose backtracking could explode (more than 3 quantifiers) and subjects
+-- over 64 KiB for patterns with quantifiers.
+local pattern_ok, pattern_n = {}, 0
+local function check_pattern(s, p, plain)
+  if plain or type(p) ~= "string" then return end
+  local ok = pattern_ok[p]
+  if ok == nil then
+    if pattern_n >= 1024 then pattern_ok, pattern_n = {}, 0 end
+    pattern_n = pattern_n + 1
+    local q = 0
+    local i, n = 1, #p
+    while i <= n do
+      local c = s_sub(p, i, i)
+      if c == "%" then i = i + 1
+      elseif c == "*" or c == "+" or c == "-" or c == "?" then q = q + 1 end
+      i = i + 1
+    end
+    ok = q <= 3 and (q == 0 and 0 or q)
+    pattern_ok[p] = ok
+  end
+  if ok == false then error("pattern too complex (more than 3 quantifiers): " .. p, 3) end
+  if ok ~= 0 and type(s) == "string" and #s > 65536 then
+    error("subject too long for a pattern with quantifiers", 3)
+  end
+end
+
+local safe_string = {}
+for k, v in pairs(string) do safe_string[k] = v end
+safe_string.dump = nil
+safe_string.rep = function(s, n, sep)
+  if type(n) == "number" and type(s) == "string" and
+     n * (#s + (type(sep) == "string" and #sep or 0)) > MAX_STRING then
+    error("string.rep: result larger than the memory limit", 2)
+  end
+  return s_rep(s, n, sep)
+end
+safe_string.find = function(s, p, init, plain) check_pattern(s, p, plain) return s_find(s, p, init, plain) end
+safe_string.match = function(s, p, init) check_pattern(s, p) return s_match(s, p, init) end
+safe_string.gmatch = function(s, p) check_pattern(s, p) return s_gmatch(s, p) end
+safe_string.gsub = function(s, p, r, n) check_pattern(s, p) return s_gsub(s, p, r, n) end
+-- Method calls on strings ("x"):rep(...) go through the string metatable:
+-- point it at the sanitised table and hide it from getmetatable.
+local string_mt = getmetatable("")
+string_mt.__index = safe_string
+string_mt.__metatable = false
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function rethrow_if_aborting(ok, ...)
+  if not ok and C_aborting() then error((...), 0) end
+  return ok, ...
+end
+local function safe_pcall(f, ...) return rethrow_if_aborting(pcall(f, ...)) end
+local function safe_xpcall(f, handler, ...)
+  return rethrow_if_aborting(xpcall(f, function(e)
+    if C_aborting() then return e end
+    return handler(e)
+  end, ...))
+end
+
+local function safe_getmetatable(v)
+  if type(v) ~= "table" then return nil end
+  return getmetatable(v)
+end
+
+local SAFE_GLOBALS = {
+  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+  select = select, tonumber = tonumber, tostring = tostring, type = type,
+  unpack = unpack, rawequal = rawequal, rawget = rawget, rawset = rawset,
+  setmetatable = setmetatable, getmetatable = safe_getmetatable,
+  pcall = safe_pcall, xpcall = safe_xpcall,
+}
+local SAFE_LIBS = { string = safe_string, table = table, math = math, bit = bit }
+
+local DESCRIPTORS = setmetatable({}, { __mode = "k" })
+
+local function segment_script(d)
+  if type(d) ~= "table" then error("segment_script expects a table", 2) end
+  local name = d.name
+  if type(name) ~= "string" or not s_find(name, "^[a-z][a-z0-9_]*$") then
+    error("segment_script: name must match [a-z][a-z0-9_]*", 2)
+  end
+  if type(d.version) ~= "string" or d.version == "" then
+    error("segment_script " .. name .. ": version must be a non-empty string", 2)
+  end
+  if d.description ~= nil and type(d.description) ~= "string" then
+    error("segment_script " .. name .. ": description must be a string", 2)
+  end
+  if type(d.segments) ~= "table" or #d.segments == 0 then
+    error("segment_script " .. name .. ": segments must be a non-empty list", 2)
+  end
+  if type(d.evaluate) ~= "function" then
+    error("segment_script " .. name .. ": evaluate must be a function", 2)
+  end
+  for k in pairs(d) do
+    if k ~= "name" and k ~= "version" and k ~= "description" and k ~= "segments" and k ~= "evaluate" then
+      error("segment_script " .. name .. ": unknown field '" .. tostring(k) .. "'", 2)
+    end
+  end
+  local segs, index = {}, {}
+  for i, s in ipairs(d.segments) do
+    if type(s) ~= "string" or not s_find(s, "^[a-z0-9_]+$") then
+      error("segment_script " .. name .. ": segment names must match [a-z0-9_]+", 2)
+    end
+    if index[s] then error("segment_script " .. name .. ": duplicate segment '" .. s .. "'", 2) end
+    segs[i] = s
+    index[s] = i - 1
+  end
+  local desc = {
+    name = name, version = d.version, description = d.description or "",
+    segments = segs, index = index, evaluate = d.evaluate,
+  }
+  DESCRIPTORS[desc] = true
+  return desc
+end
+
+local function new_env()
+  local env = {}
+  for k, v in pairs(SAFE_GLOBALS) do env[k] = v end
+  for k, v in pairs(SAFE_LIBS) do env[k] = copy(v) end
+  env.segment_script = segment_script
+  env.filter = function(f) return compile(f) end
+  env.lower = lower
+  env.MS_DAY, env.MS_HOUR, env.MS_MINUTE = MS_DAY, MS_HOUR, MS_MINUTE
+  env._G = env
+  return env
+end
+
+-- The budget check passed to every instrumented chunk (see lua_budget.h).
+local function make_check()
+  local c = 0
+  return function()
+    c = c - 1
+    if c <= 0 then
+      c = C_budget_slow(BUDGET)
+      if c < 0 then error("cpu budget exceeded", 0) end
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Host API.
+
+local scripts = {}
+local api = {}
+
+-- Compiles and runs one (instrumented) script source; returns its name,
+-- version, description and declared segments.
+function api.load_script(src, chunkname)
+  local fn, err = loadstring(src, chunkname)
+  if not fn then error(err, 0) end
+  setfenv(fn, new_env())
+  local d = fn(make_check())
+  if not DESCRIPTORS[d] then
+    error(s_sub(chunkname, 2) .. ": the script must return segment_script{...}", 0)
+  end
+  d.user = new_user()
+  for _, s in ipairs(scripts) do
+    if s.name == d.name then error(s_sub(chunkname, 2) .. ": duplicate script name '" .. d.name .. "'", 0) end
+  end
+  scripts[#scripts + 1] = d
+  return d.name, d.version, d.description, unpack(d.segments)
+end
+
+-- Runs script i (1-based) on the current user; writes the returned segment
+-- numbers to U.out and returns how many.
+function api.run(i)
+  local d = scripts[i]
+  local r = d.evaluate(d.user)
+  if r == nil then return 0 end
+  if type(r) == "string" then r = { r } end
+  if type(r) ~= "table" then
+    error("bad result: evaluate must return a list of segment names, got " .. type(r), 0)
+  end
+  local out, cap, n = U.out, U.out_cap, 0
+  for k = 1, #r do
+    local s = r[k]
+    local id = d.index[s]
+    if id == nil then
+      error("undeclared segment '" .. tostring(s) .. "' (declare it in segments)", 0)
+    end
+    if n >= cap then error("bad result: too many segments", 0) end
+    out[n] = id
+    n = n + 1
+  end
+  return n
+end
+
+function api.layout()
+  return ffi.sizeof("seg_event"), ffi.sizeof("seg_event_raw"), ffi.sizeof("seg_attr"),
+    ffi.sizeof("seg_user"), ffi.offsetof("seg_user", "now_ms"), ffi.offsetof("seg_user", "matched_cap"),
+    ffi.offsetof("seg_event", "index"), ffi.offsetof("seg_attr", "value")
+end
+
+-- Defence in depth: nothing dangerous stays reachable from the globals.
+for _, k in ipairs({ "io", "os", "debug", "package", "require", "load", "loadstring", "dofile",
+                     "loadfile", "module", "newproxy", "jit", "ffi", "collectgarbage", "gcinfo",
+                     "getfenv", "setfenv", "print", "coroutine" }) do
+  _G[k] = nil
+end
+-- (package.loaded keeps ffi and jit: LuaJIT's FFI state points into the ffi
+-- module's upvalues, so collecting the module corrupts lua_close. Scripts
+-- cannot reach package.loaded: no require, getfenv or debug.)
+
+return api

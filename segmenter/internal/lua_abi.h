@@ -1,0 +1,85 @@
+// The memory layout shared between the host and lua/script_runtime.lua,
+// which reads it through the LuaJIT FFI (`ffi.cdef` there must match these
+// structs field by field; LuaState checks sizes and offsets at start-up).
+//
+// Per user the host fills one FfiUser: the events in time order as a flat
+// FfiEvent array (url and search query lower-cased into an arena, host and
+// path located inside the url), the raw strings for materialising events,
+// the attributes, and per-type index lists. The helpers scan these arrays
+// without creating Lua strings; string tests call the matchers below.
+// Pointers are never null (empty strings point at ""). Single-threaded.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace seg::segmenter::internal {
+
+inline constexpr int kMaxTypeCode = 7;  // form_submit; see proto/events.proto
+
+struct FfiEvent {
+  double time_ms;
+  int32_t type;
+  uint32_t ipv4;
+  const char* url;  // lower-cased
+  int32_t url_len;
+  int32_t host_off;
+  int32_t host_len;
+  int32_t path_off;
+  int32_t path_len;
+  int32_t query_len;
+  const char* query;  // lower-cased search query
+  int32_t attr_begin;
+  int32_t attr_end;
+  int32_t index;  // position in the caller's span
+  int32_t pad;
+};
+
+struct FfiText {
+  const char* ptr;
+  int64_t len;
+};
+
+struct FfiEventRaw {
+  FfiText url, referrer, user_agent, query, source, event_id;
+};
+
+struct FfiAttr {
+  const char* key;
+  int32_t key_len;
+  int32_t value_len;
+  const char* value;
+};
+
+struct FfiUser {
+  const FfiEvent* ev;
+  const FfiEventRaw* raw;
+  const FfiAttr* attrs;
+  const int32_t* by_type;                // event numbers grouped by type, time order within
+  int32_t type_begin[kMaxTypeCode + 3];  // list of type t: [type_begin[t], type_begin[t+1])
+  int32_t n;
+  int32_t explain;
+  double now_ms;
+  const char* id;
+  int64_t id_len;
+  int32_t* out;  // segment numbers returned by the script (0-based)
+  int32_t out_cap;
+  int32_t matched_n;
+  int32_t* matched;  // explain: FfiEvent::index of matched events
+  int32_t matched_cap;
+  int32_t pad;
+};
+
+// String tests used by the helpers. Haystacks are lower-cased by the host,
+// needles by the runtime. Return 1 or 0.
+extern "C" {
+int32_t seg_contains(const char* hay, int32_t hay_len, const char* needle, int32_t needle_len);
+// host equals `domain` or is a subdomain of it ("www.auto.ru" is "auto.ru").
+int32_t seg_host_is(const char* host, int32_t host_len, const char* domain, int32_t domain_len);
+int32_t seg_has_prefix(const char* s, int32_t s_len, const char* prefix, int32_t prefix_len);
+int32_t seg_equals(const char* a, int32_t a_len, const char* b, int32_t b_len);
+// ASCII case-insensitive equality (attribute values).
+int32_t seg_equals_nocase(const char* a, int32_t a_len, const char* b, int32_t b_len);
+}
+
+}  // namespace seg::segmenter::internal

@@ -1,0 +1,276 @@
+#include "segmenter/internal/lua_state.h"
+
+#include <luajit-2.1/lua.hpp>
+
+#include <glog/logging.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace seg::segmenter::internal {
+
+extern "C" {
+
+int32_t seg_contains(const char* hay, int32_t hay_len, const char* needle, int32_t needle_len) {
+  if (needle_len == 0) return 1;
+  if (needle_len > hay_len) return 0;
+  return memmem(hay, hay_len, needle, needle_len) != nullptr;
+}
+
+int32_t seg_host_is(const char* host, int32_t host_len, const char* domain, int32_t domain_len) {
+  if (domain_len == 0 || host_len < domain_len) return 0;
+  if (std::memcmp(host + host_len - domain_len, domain, domain_len) != 0) return 0;
+  return host_len == domain_len || host[host_len - domain_len - 1] == '.';
+}
+
+int32_t seg_has_prefix(const char* s, int32_t s_len, const char* prefix, int32_t prefix_len) {
+  return s_len >= prefix_len && std::memcmp(s, prefix, prefix_len) == 0;
+}
+
+int32_t seg_equals(const char* a, int32_t a_len, const char* b, int32_t b_len) {
+  return a_len == b_len && std::memcmp(a, b, a_len) == 0;
+}
+
+int32_t seg_equals_nocase(const char* a, int32_t a_len, const char* b, int32_t b_len) {
+  if (a_len != b_len) return 0;
+  for (int32_t i = 0; i < a_len; ++i) {
+    unsigned char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x += 32;
+    if (y >= 'A' && y <= 'Z') y += 32;
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
+}  // extern "C"
+
+namespace {
+
+constexpr int kHookInstructions = 10000;
+constexpr int32_t kOutCapacity = 256;
+
+template <typename F>
+void* FnPtr(F* f) {
+  return reinterpret_cast<void*>(f);
+}
+
+int Panic(lua_State* L) {
+  const char* msg = lua_tostring(L, -1);
+  LOG(FATAL) << "unprotected Lua error (host bug): " << (msg ? msg : "?");
+  return 0;
+}
+
+}  // namespace
+
+LuaState::LuaState(int64_t memory_limit_bytes) : limit_(memory_limit_bytes) {}
+
+LuaState::~LuaState() {
+  if (L_ != nullptr) lua_close(L_);
+  std::free(user_.out);
+}
+
+void* LuaState::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  auto* self = static_cast<LuaState*>(ud);
+  if (ptr == nullptr) osize = 0;
+  if (nsize == 0) {
+    std::free(ptr);
+    self->used_ -= static_cast<int64_t>(osize);
+    return nullptr;
+  }
+  if (nsize > osize && self->used_ + static_cast<int64_t>(nsize - osize) > self->limit_) {
+    self->refused_ = true;
+    return nullptr;
+  }
+  void* p = std::realloc(ptr, nsize);
+  if (p == nullptr) {
+    self->refused_ = true;
+    return nullptr;
+  }
+  self->used_ += static_cast<int64_t>(nsize) - static_cast<int64_t>(osize);
+  return p;
+}
+
+void LuaState::Hook(lua_State* L, lua_Debug* /*ar*/) {
+  void* ud = nullptr;
+  lua_getallocf(L, &ud);
+  auto* self = static_cast<LuaState*>(ud);
+  if (self->budget_.Check()) luaL_error(L, "cpu budget exceeded");
+}
+
+int LuaState::Aborting(lua_State* L) {
+  auto* self = static_cast<LuaState*>(lua_touserdata(L, lua_upvalueindex(1)));
+  lua_pushboolean(L, self->budget_.exceeded || self->refused_);
+  return 1;
+}
+
+StatusOr<std::unique_ptr<LuaState>> LuaState::Create(int64_t memory_limit_bytes) {
+  std::unique_ptr<LuaState> state(new LuaState(memory_limit_bytes));
+  SEG_RETURN_IF_ERROR(state->Init());
+  return state;
+}
+
+int LuaState::InitInProtectedMode(lua_State* L) {
+  auto* self = static_cast<LuaState*>(lua_touserdata(L, 1));
+  lua_settop(L, 0);
+  luaL_openlibs(L);
+  if (luaL_loadbuffer(L, kScriptRuntimeLua, kScriptRuntimeLuaSize, "@lua/script_runtime.lua") !=
+      0) {
+    lua_error(L);
+  }
+  lua_createtable(L, 0, 12);
+  auto set_ptr = [&](const char* key, void* p) {
+    lua_pushlightuserdata(L, p);
+    lua_setfield(L, -2, key);
+  };
+  set_ptr("user", &self->user_);
+  set_ptr("budget", &self->budget_);
+  set_ptr("budget_slow", FnPtr(&seg_budget_slow));
+  set_ptr("contains", FnPtr(&seg_contains));
+  set_ptr("host_is", FnPtr(&seg_host_is));
+  set_ptr("has_prefix", FnPtr(&seg_has_prefix));
+  set_ptr("equals", FnPtr(&seg_equals));
+  set_ptr("equals_nocase", FnPtr(&seg_equals_nocase));
+  lua_pushlightuserdata(L, self);
+  lua_pushcclosure(L, &LuaState::Aborting, 1);
+  lua_setfield(L, -2, "aborting");
+  lua_pushnumber(L, static_cast<lua_Number>(self->limit_ / 2));
+  lua_setfield(L, -2, "max_string_bytes");
+  lua_call(L, 1, 1);  // -> api table
+  if (!lua_istable(L, -1)) luaL_error(L, "runtime did not return its api table");
+  lua_getfield(L, -1, "load_script");
+  self->api_load_ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "run");
+  self->api_run_ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "layout");
+  lua_call(L, 0, 8);
+  const int64_t expected[8] = {sizeof(FfiEvent),          sizeof(FfiEventRaw),
+                               sizeof(FfiAttr),           sizeof(FfiUser),
+                               offsetof(FfiUser, now_ms), offsetof(FfiUser, matched_cap),
+                               offsetof(FfiEvent, index), offsetof(FfiAttr, value)};
+  for (int i = 0; i < 8; ++i) {
+    if (lua_tointeger(L, -8 + i) != expected[i]) {
+      luaL_error(L, "FFI layout mismatch between lua_abi.h and script_runtime.lua (item %d)", i);
+    }
+  }
+  lua_settop(L, 0);
+  return 0;
+}
+
+Status LuaState::Init() {
+  L_ = lua_newstate(&LuaState::Alloc, this);
+  if (L_ == nullptr) {
+    return InternalError("lua_newstate failed (LuaJIT without GC64 refuses custom allocators)");
+  }
+  lua_atpanic(L_, &Panic);
+  user_.out = static_cast<int32_t*>(std::calloc(kOutCapacity, sizeof(int32_t)));
+  user_.out_cap = kOutCapacity;
+  if (lua_cpcall(L_, &LuaState::InitInProtectedMode, this) != 0) {
+    return InternalError("loading lua/script_runtime.lua: " + PopError());
+  }
+  lua_sethook(L_, reinterpret_cast<lua_Hook>(&LuaState::Hook), LUA_MASKCOUNT, kHookInstructions);
+  lua_gc(L_, LUA_GCCOLLECT, 0);
+  return Status::OK();
+}
+
+std::string LuaState::PopError() {
+  size_t len = 0;
+  const char* msg = lua_tolstring(L_, -1, &len);
+  std::string out = msg ? std::string(msg, len) : std::string("(non-string error)");
+  lua_settop(L_, 0);
+  return out;
+}
+
+namespace {
+struct LoadArgs {
+  LuaState::ScriptDecl* decl;
+  std::string_view source;
+  std::string chunk;
+  int load_ref;
+};
+}  // namespace
+
+int LuaState::LoadInProtectedMode(lua_State* L) {
+  auto* args = static_cast<LoadArgs*>(lua_touserdata(L, 1));
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, args->load_ref);
+  lua_pushlstring(L, args->source.data(), args->source.size());
+  lua_pushlstring(L, args->chunk.data(), args->chunk.size());
+  lua_call(L, 2, LUA_MULTRET);
+  int n = lua_gettop(L);
+  auto str = [&](int i) {
+    size_t len = 0;
+    const char* s = lua_tolstring(L, i, &len);
+    return s ? std::string(s, len) : std::string();
+  };
+  args->decl->name = str(1);
+  args->decl->version = str(2);
+  args->decl->description = str(3);
+  for (int i = 4; i <= n; ++i) args->decl->segments.push_back(str(i));
+  lua_settop(L, 0);
+  return 0;
+}
+
+StatusOr<LuaState::ScriptDecl> LuaState::LoadScript(std::string_view source,
+                                                    std::string_view chunk_name,
+                                                    int64_t budget_ns) {
+  ScriptDecl decl;
+  LoadArgs args{&decl, source, "@" + std::string(chunk_name), api_load_ref_};
+  refused_ = false;
+  budget_.Arm(budget_ns);
+  int rc = lua_cpcall(L_, &LuaState::LoadInProtectedMode, &args);
+  bool exceeded = budget_.exceeded;
+  budget_.Disarm();
+  if (rc != 0) {
+    std::string msg = PopError();
+    if (exceeded)
+      msg = std::string(chunk_name) + ": cpu budget exceeded while loading (" + msg + ")";
+    if (refused_) msg = std::string(chunk_name) + ": memory limit exceeded while loading";
+    refused_ = false;
+    lua_gc(L_, LUA_GCCOLLECT, 0);
+    return InvalidArgumentError(msg);
+  }
+  return decl;
+}
+
+ScriptErrorKind LuaState::Classify(std::string_view message) const {
+  if (budget_.exceeded) return ScriptErrorKind::kCpuBudget;
+  if (refused_) return ScriptErrorKind::kMemoryLimit;
+  if (message.starts_with("undeclared segment")) return ScriptErrorKind::kUndeclaredSegment;
+  if (message.starts_with("bad result")) return ScriptErrorKind::kBadResult;
+  return ScriptErrorKind::kError;
+}
+
+void LuaState::Run(int index, int64_t budget_ns, CallOutcome* out) {
+  out->segment_count = 0;
+  out->kind = ScriptErrorKind::kNone;
+  out->error.clear();
+  refused_ = false;
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, api_run_ref_);
+  lua_pushinteger(L_, index + 1);
+  budget_.Arm(budget_ns);
+  int rc = lua_pcall(L_, 1, 1, 0);
+  if (rc == 0) {
+    budget_.Disarm();
+    out->segment_count = static_cast<int32_t>(lua_tointeger(L_, -1));
+    lua_settop(L_, 0);
+    return;
+  }
+  std::string msg = PopError();
+  out->kind = Classify(msg);
+  budget_.Disarm();
+  switch (out->kind) {
+    case ScriptErrorKind::kCpuBudget:
+      out->error = "cpu budget of " + std::to_string(budget_ns / 1'000'000) + " ms exceeded";
+      break;
+    case ScriptErrorKind::kMemoryLimit:
+      out->error =
+          "memory limit of " + std::to_string(limit_ >> 20) + " MiB exceeded (" + msg + ")";
+      break;
+    default:
+      out->error = std::move(msg);
+  }
+  refused_ = false;
+  lua_gc(L_, LUA_GCCOLLECT, 0);
+}
+
+}  // namespace seg::segmenter::internal

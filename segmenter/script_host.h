@@ -1,0 +1,156 @@
+// ScriptHost: runs the segment scripts (Lua, on LuaJIT) over one user's
+// event history and returns the segments the user belongs to.
+//
+// Start here. A script (scripts/<name>.lua) declares its name, version, the
+// segments it may emit and `evaluate(user)`; the helper library it sees is
+// documented in lua/script_runtime.lua and docs/segment_scripts.md. The host
+//   - loads every `*.lua` file of `scripts_dir` into one sandboxed LuaJIT
+//     state (no io, os, ffi, require, load, debug, ...), with a memory cap
+//     for the state and a CPU budget for every call into a script;
+//   - evaluates all non-quarantined scripts for a user and returns the union
+//     of their segments plus per-script details (segments, runtime, error);
+//   - counts failures (error, budget, memory, undeclared segment) and
+//     quarantines a script after `quarantine_after_failures` consecutive
+//     failures; the other scripts keep running for that user;
+//   - reloads the directory on Reload(), RequestReload() or when it notices a
+//     change; a reload builds a new state and swaps it in only when every
+//     script loaded, so a bad file keeps the previous set serving. A reload
+//     lifts all quarantines.
+//
+// Thread-safety: a ScriptHost is single-threaded (it owns one lua_State).
+// Create one per worker thread. Only RequestReload() may be called from any
+// thread (e.g. a SIGHUP handler thread); the reload itself then happens on
+// the worker, between two users.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/event.h"
+#include "common/status.h"
+
+namespace seg::segmenter {
+
+struct ScriptHostOptions {
+  // Directory with the segment scripts (`*.lua`, not recursive).
+  std::string scripts_dir;
+  // CPU budget of one call into a script (evaluate() of one user, or the
+  // top-level chunk at load), in milliseconds of the worker thread's time.
+  // Checked inside every loop and function body of the script (also in
+  // JIT-compiled code), so a runaway call stops within about a millisecond
+  // of the budget; time spent inside one C library call is not interrupted.
+  int64_t cpu_budget_ms = 50;
+  // Cap on the memory of the whole Lua state (runtime, all scripts, one
+  // user's data), in MiB. An allocation above it fails the current call.
+  int64_t memory_limit_mb = 128;
+  // A script failing this many calls in a row is skipped until the next
+  // reload. 0 disables quarantine.
+  int quarantine_after_failures = 5;
+  // "now" for time windows (within_days, ...) and the reload-check timer.
+  // nullptr means Clock::Real(). Not owned; must outlive the host.
+  Clock* clock = nullptr;
+  // How often EvaluateUser() looks at the directory for changed files, in
+  // milliseconds of clock->MonotonicUs(). 0: only explicit reloads.
+  int64_t reload_check_interval_ms = 1000;
+  // Inserts the CPU-budget checks into scripts. Turning it off makes runaway
+  // scripts unstoppable; it exists for the benchmark baseline only.
+  bool instrument_budget = true;
+};
+
+// Why a script's call failed.
+enum class ScriptErrorKind : int {
+  kNone = 0,
+  kError = 1,              // a Lua error raised by the script or a helper
+  kCpuBudget = 2,          // cpu_budget_ms exceeded
+  kMemoryLimit = 3,        // memory_limit_mb exceeded
+  kUndeclaredSegment = 4,  // returned a segment missing from `segments`
+  kBadResult = 5,          // returned something that is not a segment list
+};
+std::string_view ScriptErrorKindName(ScriptErrorKind kind);
+
+struct ScriptResult {
+  std::string name;
+  std::vector<std::string> segments;  // sorted, deduped; empty on error
+  int64_t runtime_us = 0;
+  ScriptErrorKind error_kind = ScriptErrorKind::kNone;
+  std::string error;  // "loves_cats.lua:12: attempt to ..." when failed
+  // With EvaluateOptions::explain: positions (in the caller's span) of the
+  // events that the script's helper calls matched, in call order, deduped.
+  std::vector<int32_t> matched_events;
+};
+
+struct EvaluationResult {
+  std::string user_id;
+  std::vector<std::string> segments;     // union of all scripts, sorted, deduped
+  std::vector<ScriptResult> scripts;     // the scripts that ran, in load order
+  std::vector<std::string> failed;       // names of scripts that failed now
+  std::vector<std::string> quarantined;  // names skipped as quarantined
+  std::string script_set_version;        // see script_set_version()
+  int64_t now_ms = 0;                    // the "now" the scripts saw
+};
+
+struct ScriptInfo {
+  std::string name;
+  std::string version;
+  std::string description;
+  std::vector<std::string> segments;  // declared, in declaration order
+  std::string file;                   // path of the source file
+  bool quarantined = false;
+  int consecutive_failures = 0;
+};
+
+struct EvaluateOptions {
+  // Record which events each script's helpers matched (for `segtool
+  // explain`). Costs one branch per helper call when off.
+  bool explain = false;
+  // Run only the script with this name (fixtures, one-script runs). Empty
+  // runs all. A quarantined script named here runs anyway.
+  std::string_view only_script;
+  // "now" for this evaluation (epoch ms); < 0 takes options.clock->NowMs().
+  // Lets a caller that already fixed the batch time (the node) pass it.
+  int64_t now_ms = -1;
+};
+
+class ScriptHost {
+ public:
+  virtual ~ScriptHost() = default;
+
+  // Loads every script of options.scripts_dir. Errors: InvalidArgument for
+  // bad options, NotFound for a missing directory, InvalidArgument with all
+  // messages ("a.lua:3: ...; b.lua: ...") when a script fails to load,
+  // Internal when the Lua state cannot be built.
+  static StatusOr<std::unique_ptr<ScriptHost>> Create(const ScriptHostOptions& options);
+
+  // Re-reads the directory into a new state and swaps it in if every script
+  // loads; lifts all quarantines. On error the previous set keeps serving
+  // and the error (as for Create) is returned and kept in
+  // last_reload_status(). Call between users, on the owning thread.
+  virtual Status Reload() = 0;
+  // Thread-safe: asks for a Reload() at the start of the next EvaluateUser().
+  virtual void RequestReload() = 0;
+  // Status of the last reload attempt (explicit, requested or automatic).
+  virtual Status last_reload_status() const = 0;
+
+  // Short hex hash (12 chars) of the loaded scripts' file names and bytes.
+  virtual std::string script_set_version() const = 0;
+
+  // Runs the scripts for one user. `events` should be in time order (they
+  // are sorted internally if not; positions in results refer to `events`).
+  // Script failures are reported in `out`, not as a Status; the returned
+  // Status is non-OK only when the host itself cannot run (then `out` is
+  // left empty). `out` is overwritten; reusing it saves allocations.
+  virtual Status EvaluateUser(std::string_view user_id, std::span<const EventView> events,
+                              EvaluationResult* out) = 0;
+  virtual Status EvaluateUser(std::string_view user_id, std::span<const EventView> events,
+                              const EvaluateOptions& options, EvaluationResult* out) = 0;
+
+  // The loaded scripts in load order (file name order).
+  virtual std::vector<ScriptInfo> scripts() const = 0;
+};
+
+}  // namespace seg::segmenter
