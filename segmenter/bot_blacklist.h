@@ -39,7 +39,11 @@
 // counting starts over. A reader producing 250 events per minute in bursts
 // stays below 300 in every 60 s interval and is never blacklisted.
 //
-// Measured (bench/skip_bench.cc): ~25 ns per OnNotice at 1M tracked users.
+// Measured (bench/skip_bench.cc, 2 shared cores under load): OnNotice ~210 ns
+// CPU at 1M tracked users (random users, one cache-line pair each). On the
+// bursty trace (5% bots at 3-30 events/s) it blacklists 76% of the bots (the
+// rest run too briefly or too slowly to reach 300 in a minute), skips 5.2M of
+// 11.1M notices, and flags 1 of 95k humans.
 //
 // Time: the injected Clock's monotonic time (FakeClock in tests).
 // Thread-safety: thread-compatible; one instance per partition owner.
