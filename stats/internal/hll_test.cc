@@ -235,10 +235,10 @@ TEST(HllAccuracyTest, IntervalsCoverTheTruth) {
   std::vector<Config> configs;
   for (size_t n : {1000, 10000, 100000, 1000000}) {
     for (double ov : {0.001, 0.01, 0.1, 0.5}) {
-      configs.push_back({n, n, ov, n >= 1000000 ? 4 : n >= 100000 ? 8 : 12});
+      configs.push_back({n, n, ov, n >= 1000000 ? 6 : n >= 100000 ? 12 : 24});
     }
   }
-  for (double ov : {0.01, 0.1, 0.5}) configs.push_back({1000000, 20000, ov, 6});
+  for (double ov : {0.01, 0.1, 0.5}) configs.push_back({1000000, 20000, ov, 8});
 
   int size_checks = 0, size_hits = 0, mle_trials = 0, mle_hits = 0, ie_hits = 0;
   uint64_t seed = 1000;
