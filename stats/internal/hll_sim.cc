@@ -1,5 +1,7 @@
 #include "stats/internal/hll_sim.h"
 
+#include "stats/internal/intersection.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -107,7 +109,7 @@ IntersectionSimResult SimulateIntersection(int sets, size_t set_size, double ove
   r.overlap = overlap;
   r.trials = trials;
   const size_t common = static_cast<size_t>(std::llround(overlap * static_cast<double>(set_size)));
-  Accumulator mle, ie, kmv;
+  Accumulator mle, ie, kmv, wald;
   for (int t = 0; t < trials; ++t) {
     const Scenario s = MakeScenario(std::vector<size_t>(sets, set_size), common, pairwise,
                                     seed + 0x1000193ULL * static_cast<uint64_t>(t));
@@ -115,8 +117,18 @@ IntersectionSimResult SimulateIntersection(int sets, size_t set_size, double ove
     for (const auto& set : s.sets) sketches.push_back(SketchOf(set));
     std::vector<const HyperLogLog*> ptrs;
     for (const auto& h : sketches) ptrs.push_back(&h);
-    const IntersectionEstimate m =
-        sets == 2 ? EstimateIntersection(sketches[0], sketches[1]) : EstimateIntersectionK(ptrs);
+    IntersectionEstimate m;
+    if (sets == 2) {
+      // The joint MLE directly (what EstimateIntersection reports), plus its Wald interval.
+      const internal::JointMleResult j =
+          internal::JointMle(sketches[0].registers(), sketches[1].registers());
+      m.value = j.lx;
+      m.ci95_low = j.lx_low;
+      m.ci95_high = j.lx_high;
+      wald.Add(j.lx, j.lx - 1.96 * j.lx_wald_se, j.lx + 1.96 * j.lx_wald_se, s.intersection);
+    } else {
+      m = EstimateIntersectionK(ptrs);
+    }
     const IntersectionEstimate i = InclusionExclusion(ptrs);
     mle.Add(m.value, m.ci95_low, m.ci95_high, s.intersection);
     ie.Add(i.value, i.ci95_low, i.ci95_high, s.intersection);
@@ -132,6 +144,7 @@ IntersectionSimResult SimulateIntersection(int sets, size_t set_size, double ove
   r.mle = mle.Stats();
   r.ie = ie.Stats();
   r.kmv = kmv.Stats();
+  r.wald_coverage = wald.Stats().coverage;
   r.ie_over_mle_error =
       r.mle.mean_relative_error > 0 ? r.ie.mean_relative_error / r.mle.mean_relative_error : 0;
   return r;
@@ -139,15 +152,17 @@ IntersectionSimResult SimulateIntersection(int sets, size_t set_size, double ove
 
 std::string ToJson(const IntersectionSimResult& r) {
   char buf[640];
-  std::snprintf(buf, sizeof(buf),
-                "{\"sets\": %d, \"set_size\": %zu, \"overlap\": %g, \"trials\": %d, "
-                "\"mle_mean_rel_error\": %.4f, \"mle_coverage\": %.3f, "
-                "\"mle_mean_rel_halfwidth\": %.4f, \"ie_mean_rel_error\": %.4f, "
-                "\"ie_coverage\": %.3f, \"ie_mean_rel_halfwidth\": %.4f, "
-                "\"kmv_mean_rel_error\": %.4f, \"ie_over_mle_error\": %.2f}",
-                r.sets, r.set_size, r.overlap, r.trials, r.mle.mean_relative_error, r.mle.coverage,
-                r.mle.mean_relative_halfwidth, r.ie.mean_relative_error, r.ie.coverage,
-                r.ie.mean_relative_halfwidth, r.kmv.mean_relative_error, r.ie_over_mle_error);
+  std::snprintf(
+      buf, sizeof(buf),
+      "{\"sets\": %d, \"set_size\": %zu, \"overlap\": %g, \"trials\": %d, "
+      "\"mle_mean_rel_error\": %.4f, \"mle_coverage\": %.3f, "
+      "\"mle_mean_rel_halfwidth\": %.4f, \"ie_mean_rel_error\": %.4f, "
+      "\"ie_coverage\": %.3f, \"ie_mean_rel_halfwidth\": %.4f, "
+      "\"kmv_mean_rel_error\": %.4f, \"wald_coverage\": %.3f, \"ie_over_mle_error\": %.2f}",
+      r.sets, r.set_size, r.overlap, r.trials, r.mle.mean_relative_error, r.mle.coverage,
+      r.mle.mean_relative_halfwidth, r.ie.mean_relative_error, r.ie.coverage,
+      r.ie.mean_relative_halfwidth, r.kmv.mean_relative_error, r.wald_coverage,
+      r.ie_over_mle_error);
   return buf;
 }
 

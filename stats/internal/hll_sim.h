@@ -70,9 +70,10 @@ struct IntersectionSimResult {
   size_t set_size = 0;
   double overlap = 0;  // common / set_size
   int trials = 0;
-  EstimatorStats mle;  // EstimateIntersection (k = 2) or EstimateIntersectionK (k >= 3)
-  EstimatorStats ie;   // InclusionExclusion
-  EstimatorStats kmv;  // KMV with kmv_capacity hashes (coverage not computed); 0 = skipped
+  EstimatorStats mle;        // EstimateIntersection (k = 2) or EstimateIntersectionK (k >= 3)
+  EstimatorStats ie;         // InclusionExclusion
+  EstimatorStats kmv;        // KMV with kmv_capacity hashes (coverage not computed); 0 = skipped
+  double wald_coverage = 0;  // k = 2: coverage of MLE +/- 1.96 Wald se, for comparison
   double ie_over_mle_error = 0;
 };
 

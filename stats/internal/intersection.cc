@@ -170,6 +170,25 @@ double LogLikelihood(const std::vector<Term>& terms, double la, double lb, doubl
   return std::isnan(sum) ? kNegInf : sum;
 }
 
+// Hessian of f at theta: central differences of the analytic gradient, symmetrised.
+template <int N, typename F>
+void Hessian(F&& f, const std::array<double, N>& theta, double hess[N][N], int* evaluations) {
+  using Vec = std::array<double, N>;
+  constexpr double kH = 1e-5;
+  for (int j = 0; j < N; ++j) {
+    Vec tp = theta, tm = theta, gp{}, gm{};
+    tp[j] += kH;
+    tm[j] -= kH;
+    f(tp, gp);
+    f(tm, gm);
+    *evaluations += 2;
+    for (int i = 0; i < N; ++i) hess[i][j] = (gp[i] - gm[i]) / (2 * kH);
+  }
+  for (int i = 0; i < N; ++i) {
+    for (int j = 0; j < i; ++j) hess[i][j] = hess[j][i] = 0.5 * (hess[i][j] + hess[j][i]);
+  }
+}
+
 // Maximises f(theta) over N <= 3 log-rates bounded below by log(kRateFloor).
 // f(theta, grad) returns the value and writes d f / d theta.
 template <int N, typename F>
@@ -181,21 +200,8 @@ double Maximize(F&& f, std::array<double, N>& theta, int* evaluations) {
   ++*evaluations;
   double mu = 0;
   for (int iter = 0; iter < 200; ++iter) {
-    // Hessian: central differences of the analytic gradient.
     double hess[N][N];
-    constexpr double kH = 1e-5;
-    for (int j = 0; j < N; ++j) {
-      Vec tp = theta, tm = theta, gp{}, gm{};
-      tp[j] += kH;
-      tm[j] -= kH;
-      f(tp, gp);
-      f(tm, gm);
-      *evaluations += 2;
-      for (int i = 0; i < N; ++i) hess[i][j] = (gp[i] - gm[i]) / (2 * kH);
-    }
-    for (int i = 0; i < N; ++i) {
-      for (int j = 0; j < i; ++j) hess[i][j] = hess[j][i] = 0.5 * (hess[i][j] + hess[j][i]);
-    }
+    Hessian<N>(f, theta, hess, evaluations);
     // Coordinates held at the floor by a gradient pointing below it stay fixed.
     bool free_dim[N];
     for (int i = 0; i < N; ++i) free_dim[i] = !(theta[i] <= lo + 1e-12 && g[i] <= 0);
@@ -323,6 +329,20 @@ JointMleResult JointMle(std::span<const uint8_t> a, std::span<const uint8_t> b) 
   r.lx = std::exp(theta[2]);
   if (r.lx <= kRateFloor * 1.0001) r.lx = 0;
   r.log_likelihood = lmax;
+  {
+    // Wald: Var(log lx) = [(-H)^-1]_xx, se(lx) = lx * sqrt(that) (cofactor formula).
+    double h[3][3];
+    Hessian<3>(full, theta, h, &r.evaluations);
+    double a[3][3];
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) a[i][j] = -h[i][j];
+    }
+    const double det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) -
+                       a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+                       a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+    const double var_x = (a[0][0] * a[1][1] - a[0][1] * a[1][0]) / det;
+    r.lx_wald_se = var_x > 0 && std::isfinite(var_x) ? std::exp(theta[2]) * std::sqrt(var_x) : 0;
+  }
 
   // Profile likelihood of lx: maximise over (la, lb) with lx fixed, started
   // from the MLE with la + lx and lb + lx (the marginal sizes) kept.

@@ -32,7 +32,11 @@ struct JointMleResult {
   double la = 0, lb = 0, lx = 0;  // maximum-likelihood rates
   double log_likelihood = 0;
   double lx_low = 0, lx_high = 0;  // 95% profile-likelihood interval for lambda_x
-  int evaluations = 0;             // likelihood evaluations spent (for the benchmark)
+  // Wald standard error of lambda_x from the observed information (delta
+  // method on the log-rates). Kept for comparison only: near 0 it collapses
+  // and MLE +/- 1.96 se under-covers, which is why the profile interval is used.
+  double lx_wald_se = 0;
+  int evaluations = 0;  // likelihood evaluations spent (for the benchmark)
 };
 
 // Maximises the joint likelihood (damped Newton on log-rates) and computes the
