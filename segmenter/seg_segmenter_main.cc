@@ -6,8 +6,8 @@
 //
 // SIGHUP reloads the scripts between batches; SIGTERM/SIGINT finish the
 // current batch, commit, leave the group and exit 0.
-#include <CLI/CLI.hpp>
 #include <glog/logging.h>
+#include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <thread>
@@ -90,8 +90,10 @@ int main(int argc, char** argv) {
   seg::segmenter::ScriptHostOptions host_options;
   host_options.scripts_dir = "scripts";
   if (auto s = config->Get("scripts.dir", &host_options.scripts_dir); !s.ok()) return Fail(s);
-  if (auto s = config->Get("scripts.cpu_budget_ms", &host_options.cpu_budget_ms); !s.ok()) return Fail(s);
-  if (auto s = config->Get("scripts.memory_limit_mb", &host_options.memory_limit_mb); !s.ok()) return Fail(s);
+  if (auto s = config->Get("scripts.cpu_budget_ms", &host_options.cpu_budget_ms); !s.ok())
+    return Fail(s);
+  if (auto s = config->Get("scripts.memory_limit_mb", &host_options.memory_limit_mb); !s.ok())
+    return Fail(s);
   if (auto s = config->CheckNoUnknownKeys(); !s.ok()) return Fail(s);
 
   std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
@@ -111,7 +113,8 @@ int main(int argc, char** argv) {
   if (auto s = (*writer)->LoadProcedures(); !s.ok()) return Fail(s);
   std::map<std::string, std::string> registry;
   for (const auto& script : (*host)->scripts()) {
-    for (const auto& segment : script.segments) registry[segment] = script.name + "@" + script.version;
+    for (const auto& segment : script.segments)
+      registry[segment] = script.name + "@" + script.version;
   }
   if (auto s = (*writer)->RegisterSegments(registry); !s.ok()) {
     LOG(WARNING) << "segment registry not updated: " << s;
@@ -140,6 +143,7 @@ int main(int argc, char** argv) {
   seg::Status closed = (*node)->Close();
   auto st = (*node)->stats();
   LOG(INFO) << "seg-segmenter stopped: notices=" << st.notices << " segmented=" << st.segmented
-            << " skipped_by_cache=" << st.skipped_by_cache << " skipped_as_bot=" << st.skipped_as_bot;
+            << " skipped_by_cache=" << st.skipped_by_cache
+            << " skipped_as_bot=" << st.skipped_as_bot;
   return closed.ok() ? 0 : Fail(closed);
 }

@@ -198,10 +198,17 @@ int64_t ThreadCpuNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 void CallBudget::Arm(int64_t budget_ns_in) {
   budget_ns = budget_ns_in;
-  last_check_ns = ThreadCpuNs();
-  deadline_ns = last_check_ns + budget_ns;
+  wall_start_ns = MonotonicNs();
+  last_check_ns = wall_start_ns;
+  cpu_start_ns = -1;
   exceeded = false;
   armed = true;
 }
@@ -214,15 +221,20 @@ void CallBudget::Disarm() {
 bool CallBudget::Check() {
   if (!armed) return false;
   if (exceeded) return true;
-  int64_t now = ThreadCpuNs();
   ++slow_checks;
-  if (now > deadline_ns) {
+  const int64_t wall = MonotonicNs();
+  if (cpu_start_ns < 0) {
+    // First slow check of this call: anchor the CPU clock, charging the
+    // whole wall time since Arm() (at most one countdown) as CPU.
+    cpu_start_ns = ThreadCpuNs() - (wall - wall_start_ns);
+  }
+  if (wall - wall_start_ns > budget_ns && ThreadCpuNs() - cpu_start_ns > budget_ns) {
     exceeded = true;
     return true;
   }
   // Aim at one clock read per ~100 us of script time.
-  int64_t since = now - last_check_ns;
-  last_check_ns = now;
+  int64_t since = wall - last_check_ns;
+  last_check_ns = wall;
   if (since < 50'000 && period < 16384) {
     period *= 2;
   } else if (since > 200'000 && period > 64) {

@@ -22,12 +22,14 @@
 // The check. `__segK` is a Lua closure over a countdown:
 //     c = c - 1; if c <= 0 then c = slow(B); if c < 0 then error(...) end end
 // `slow` is a C function called through the FFI (so the JIT compiles the
-// call; a lua_CFunction would abort the trace). It reads the thread's CPU
-// clock (CLOCK_THREAD_CPUTIME_ID: time spent descheduled on a busy machine
-// is not charged), compares it with the deadline of the current call and
-// returns the next countdown, or -1 when the budget is spent. The countdown
-// adapts so that the clock is read about every 100 us of script time
-// (64 .. 16384 iterations), which keeps the ~0.2 us clock read negligible. A plain flag written by
+// call; a lua_CFunction would abort the trace). It reads the wall clock and,
+// once the wall time of the call exceeds the budget, the thread's CPU clock
+// (CLOCK_THREAD_CPUTIME_ID: time spent descheduled on a busy machine is not
+// charged); it returns the next countdown, or -1 when the budget is spent.
+// Arming a call reads only the vDSO wall clock (~20 ns); the CPU clock (a
+// system call) is anchored lazily at the first slow check of a call, so
+// short calls never pay for it. The countdown adapts so that the clock is
+// read about every 100 us of script time (64 .. 16384 iterations). A plain flag written by
 // a watchdog thread does not work: the JIT hoists the load out of the loop even through a
 // `volatile` FFI pointer (measured: the loop ran to the end 17 s later). Once a call is over budget
 // the state stays "aborting" until the call returns, and the sandbox's
@@ -74,10 +76,11 @@ struct CallBudget {
   bool armed = false;
   bool exceeded = false;  // sticky until Disarm()
   int64_t budget_ns = 0;
-  int64_t deadline_ns = 0;  // on the ThreadCpuNs() clock
-  int64_t last_check_ns = 0;
-  int32_t period = 1024;    // current countdown length
-  int64_t slow_checks = 0;  // for tests and benchmarks
+  int64_t wall_start_ns = 0;  // MonotonicNs() at Arm()
+  int64_t cpu_start_ns = -1;  // ThreadCpuNs() anchor, set at the first check
+  int64_t last_check_ns = 0;  // MonotonicNs() of the last check
+  int32_t period = 1024;      // current countdown length
+  int64_t slow_checks = 0;    // for tests and benchmarks
 
   void Arm(int64_t budget_ns_in);
   void Disarm();
@@ -90,7 +93,10 @@ struct CallBudget {
 extern "C" int32_t seg_budget_slow(CallBudget* budget);
 
 // CPU time of the calling thread: the budget counts what the script used,
-// not time the thread spent descheduled on a busy machine.
+// not time the thread spent descheduled on a busy machine. A system call
+// (~0.3 us), so it is read only when the cheap wall clock (vDSO, ~20 ns)
+// says the budget may be spent: CPU time never exceeds wall time.
 int64_t ThreadCpuNs();
+int64_t MonotonicNs();
 
 }  // namespace seg::segmenter::internal

@@ -3,6 +3,7 @@
 // place that includes lua.h.
 //
 // Memory: the state is created with lua_newstate and a counting allocator
+// (small blocks from size-class free lists, the rest from malloc)
 // (LuaJIT 2.1 in GC64 mode, as on Debian amd64, accepts a custom allocator);
 // an allocation that would take the state above its limit fails, LuaJIT
 // raises "not enough memory" in the running call, and the call is reported
@@ -78,6 +79,8 @@ class LuaState {
   explicit LuaState(int64_t memory_limit_bytes);
   Status Init();
   static void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize);
+  void* PoolAlloc(size_t size);
+  void PoolFree(void* p, size_t size);
   static void Hook(lua_State* L, lua_Debug* ar);
   static int Aborting(lua_State* L);
   static int InitInProtectedMode(lua_State* L);
@@ -85,7 +88,15 @@ class LuaState {
   ScriptErrorKind Classify(std::string_view message) const;
   std::string PopError();
 
+  static constexpr size_t kPoolGrain = 16;
+  static constexpr size_t kPoolMaxBytes = 256;
+  static constexpr size_t kPoolChunkBytes = 64 << 10;
+
   lua_State* L_ = nullptr;
+  void* pool_free_[kPoolMaxBytes / kPoolGrain] = {};
+  std::vector<char*> pool_chunks_;
+  char* pool_next_ = nullptr;
+  size_t pool_left_ = 0;
   int64_t used_ = 0;
   int64_t limit_ = 0;
   bool refused_ = false;  // an allocation failed during the current call

@@ -60,7 +60,8 @@ SegmentState NextState(const SegmentState& previous, const std::vector<std::stri
   const std::string today = ":" + std::to_string(day);
   const std::string yesterday = ":" + std::to_string(PreviousDay(day));
   auto ends_with = [](const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return s.size() >= suffix.size() &&
+           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   for (const auto& key : previous.counted()) {
     if (ends_with(key, today) || ends_with(key, yesterday)) next.add_counted(key);

@@ -28,23 +28,24 @@ constexpr int64_t kDayMs = 86'400'000;
 
 struct NodeMetrics {
   metrics::Counter notices = metrics::GetCounter("seg_segmenter_notices_total", "Notices consumed");
-  metrics::Counter malformed = metrics::GetCounter("seg_segmenter_decisions_total",
-                                                   "Notices by decision", {{"decision", "malformed"}});
+  metrics::Counter malformed = metrics::GetCounter(
+      "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "malformed"}});
   metrics::Counter skipped_cache = metrics::GetCounter(
       "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "skipped_by_cache"}});
   metrics::Counter skipped_bot = metrics::GetCounter(
       "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "skipped_as_bot"}});
   metrics::Counter segmented = metrics::GetCounter(
       "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "segmented"}});
-  metrics::Counter results = metrics::GetCounter("seg_segmenter_results_total", "Results published");
+  metrics::Counter results =
+      metrics::GetCounter("seg_segmenter_results_total", "Results published");
   metrics::Counter batch_failures =
       metrics::GetCounter("seg_segmenter_batch_failures_total", "Batch attempts that failed");
   metrics::Counter bad_cells =
       metrics::GetCounter("seg_segmenter_bad_cells_total", "Undecodable event cells skipped");
   metrics::Histogram dwell = metrics::GetHistogram(
       "seg_segmenter_dwell_seconds", "Now minus the notice's Kafka timestamp at consumption");
-  metrics::Histogram e2e = metrics::GetHistogram(
-      "seg_segmenter_event_to_result_seconds", "Result acknowledged minus newest event time");
+  metrics::Histogram e2e = metrics::GetHistogram("seg_segmenter_event_to_result_seconds",
+                                                 "Result acknowledged minus newest event time");
   metrics::Histogram store_latency =
       metrics::GetHistogram("seg_segmenter_store_seconds", "Multi-get latency per batch");
   metrics::Histogram stats_latency =
@@ -62,8 +63,8 @@ struct PendingUser {
 
 class NodeImpl : public Node {
  public:
-  NodeImpl(const NodeOptions& options, store::Store* store, Evaluator* evaluator,
-           StatsSink* stats, Clock* clock)
+  NodeImpl(const NodeOptions& options, store::Store* store, Evaluator* evaluator, StatsSink* stats,
+           Clock* clock)
       : options_(options), store_(store), evaluator_(evaluator), stats_(stats), clock_(clock) {}
 
   Status Init() {
@@ -148,6 +149,7 @@ class NodeImpl : public Node {
     pending_index_.clear();
     bot_users_.clear();
     int64_t skipped_cache = 0, skipped_bot = 0, malformed = 0;
+    int64_t newest_ack_ms = 0;
     for (const kafka::Message& msg : batch) {
       if (!notice_.ParseFromArray(msg.value().data(), static_cast<int>(msg.value().size())) ||
           notice_.user_id().empty()) {
@@ -171,12 +173,20 @@ class NodeImpl : public Node {
         ++skipped_cache;
         continue;
       }
+      newest_ack_ms = std::max(newest_ack_ms, notice_.acked_at_ms());
       auto [it, inserted] = pending_index_.emplace(user, pending_.size());
       if (inserted) pending_.push_back(PendingUser{user, 0});
       PendingUser& p = pending_[it->second];
       p.newest_event_ms = std::max(p.newest_event_ms, notice_.newest_event_time_ms());
     }
 
+    // Let the newest write's burst settle (NodeOptions::read_delay_ms). Clamp,
+    // so a notice stamped by a clock far ahead cannot stall the node.
+    const int64_t settle_ms =
+        std::min(newest_ack_ms + options_.read_delay_ms - clock_->NowMs(), options_.read_delay_ms);
+    if (!pending_.empty() && settle_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+    }
     const int64_t read_started_ms = clock_->NowMs();
     if (!pending_.empty()) SEG_RETURN_IF_ERROR(ReadRows(now));
     results_.clear();
@@ -287,7 +297,8 @@ class NodeImpl : public Node {
     if (!change.to_count.empty()) {
       StatsUpdate& update = updates_.emplace_back();
       update.user_id.assign(p.user_id);
-      for (const auto& segment : change.to_count) update.segment_days.emplace_back(segment, DayOf(now));
+      for (const auto& segment : change.to_count)
+        update.segment_days.emplace_back(segment, DayOf(now));
     }
     SegmentState next = NextState(previous, evaluation_.segments, change, DayOf(now));
     next.set_script_set_version(evaluator_->ScriptSetVersion());
@@ -346,8 +357,8 @@ StatusOr<std::unique_ptr<Node>> CreateNode(const NodeOptions& options, store::St
   if (store == nullptr || evaluator == nullptr || stats == nullptr) {
     return InvalidArgumentError("segmenter node needs a store, an evaluator and a stats sink");
   }
-  auto node = std::make_unique<NodeImpl>(options, store, evaluator, stats,
-                                         clock ? clock : Clock::Real());
+  auto node =
+      std::make_unique<NodeImpl>(options, store, evaluator, stats, clock ? clock : Clock::Real());
   SEG_RETURN_IF_ERROR(node->Init());
   return std::unique_ptr<Node>(std::move(node));
 }

@@ -16,6 +16,7 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_events_per_user", &max_events_per_user));
   SEG_RETURN_IF_ERROR(config.Get(p + ".history_days", &history_days));
   SEG_RETURN_IF_ERROR(config.Get(p + ".publish_every_segmentation", &publish_every_segmentation));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".read_delay_ms", &read_delay_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.bytes", &skip_cache_bytes));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.clock_skew_margin_ms", &clock_skew_margin_ms));

@@ -286,13 +286,15 @@ void ScriptHostImpl::RecordFailure(Slot& slot, const LuaState::CallOutcome& outc
 Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const EventView> events,
                                     const EvaluateOptions& opts, EvaluationResult* out) {
   MaybeReload();
+  // `out` is reused: its vectors keep their elements' capacity between users
+  // (a warm result does not allocate for names and segments).
   out->user_id.assign(user_id);
-  out->segments.clear();
-  out->scripts.clear();
   out->failed.clear();
   out->quarantined.clear();
   out->script_set_version = set_.version;
   out->now_ms = opts.now_ms >= 0 ? opts.now_ms : clock_->NowMs();
+  size_t ran = 0;
+  size_t segment_count = 0;
 
   LuaState& state = *set_.state;
   user_data_.Build(user_id, events, out->now_ms, opts.explain, state.user());
@@ -309,8 +311,13 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
     auto t0 = std::chrono::steady_clock::now();
     state.Run(static_cast<int>(i), budget_ns_, &outcome_);
     auto elapsed = std::chrono::steady_clock::now() - t0;
-    ScriptResult& r = out->scripts.emplace_back();
-    r.name = slot.info.name;
+    if (out->scripts.size() <= ran) out->scripts.emplace_back();
+    ScriptResult& r = out->scripts[ran++];
+    r.name.assign(slot.info.name);
+    r.segments.clear();
+    r.error.clear();
+    r.error_kind = ScriptErrorKind::kNone;
+    r.matched_events.clear();
     r.runtime_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
     slot.runtime.Observe(std::chrono::duration<double>(elapsed).count());
     if (opts.explain) {
@@ -333,10 +340,17 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
     for (int32_t k = 0; k < outcome_.segment_count; ++k) {
       r.segments.push_back(slot.info.segments[user->out[k]]);
     }
-    std::sort(r.segments.begin(), r.segments.end());
-    r.segments.erase(std::unique(r.segments.begin(), r.segments.end()), r.segments.end());
-    out->segments.insert(out->segments.end(), r.segments.begin(), r.segments.end());
+    if (r.segments.size() > 1) {
+      std::sort(r.segments.begin(), r.segments.end());
+      r.segments.erase(std::unique(r.segments.begin(), r.segments.end()), r.segments.end());
+    }
+    for (const std::string& seg : r.segments) {
+      if (out->segments.size() <= segment_count) out->segments.emplace_back();
+      out->segments[segment_count++].assign(seg);
+    }
   }
+  out->scripts.resize(ran);
+  out->segments.resize(segment_count);
   std::sort(out->segments.begin(), out->segments.end());
   out->segments.erase(std::unique(out->segments.begin(), out->segments.end()), out->segments.end());
   return Status::OK();

@@ -7,8 +7,8 @@
 // --seed (message content; pacing follows the wall clock). Prints a summary
 // line with the counts; the truth file has one JSON object per user:
 // {"user": ..., "bot": ..., "interests": [...]}.
-#include <CLI/CLI.hpp>
 #include <glog/logging.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -87,10 +87,11 @@ int main(int argc, char** argv) {
   }
   seg::Status flushed = (*producer)->Flush(std::chrono::seconds(30));
   double elapsed = (clock->MonotonicUs() - start_us) / 1e6;
-  std::printf("seg-loadgen: sent=%lld malformed=%lld duplicates=%lld failed=%lld in %.1fs (%.0f/s)\n",
-              static_cast<long long>(sent), static_cast<long long>(malformed),
-              static_cast<long long>(duplicates), static_cast<long long>(failed), elapsed,
-              sent / std::max(elapsed, 1e-9));
+  std::printf(
+      "seg-loadgen: sent=%lld malformed=%lld duplicates=%lld failed=%lld in %.1fs (%.0f/s)\n",
+      static_cast<long long>(sent), static_cast<long long>(malformed),
+      static_cast<long long>(duplicates), static_cast<long long>(failed), elapsed,
+      sent / std::max(elapsed, 1e-9));
   if (!truth_out.empty()) {
     std::ofstream out(truth_out);
     for (const auto& user : generator.users()) {

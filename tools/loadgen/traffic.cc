@@ -12,9 +12,9 @@ constexpr int64_t kMinuteMs = 60'000;
 struct InterestVocabulary {
   Interest interest;
   const char* name;
-  const char* url_prefix;          // page views and clicks
-  const char* search;              // search queries
-  const char* attribute_key;       // partner signal attribute (or null)
+  const char* url_prefix;     // page views and clicks
+  const char* search;         // search queries
+  const char* attribute_key;  // partner signal attribute (or null)
   const char* attribute_value;
 };
 
@@ -24,8 +24,7 @@ constexpr InterestVocabulary kVocabulary[] = {
     {kCats, "cats", "https://pets.example.com/cats/", "cat food for kittens", nullptr, nullptr},
     {kCarService, "car_service", "https://auto.example.com/service/", "car service near me",
      nullptr, nullptr},
-    {kOldCar, "old_car", "https://auto.example.com/parts/", "used car repair", "car_year",
-     "2015"},
+    {kOldCar, "old_car", "https://auto.example.com/parts/", "used car repair", "car_year", "2015"},
     {kMortgage, "mortgage", "https://bank.example.com/mortgage/", "mortgage rates calculator",
      nullptr, nullptr},
     {kPregnancy, "pregnancy", "https://moms.example.com/pregnancy/", "pregnancy week by week",

@@ -52,15 +52,15 @@ struct UserProfile {
   std::string id;
   uint32_t interests = 0;  // Interest bits
   bool bot = false;
-  double weight = 1;       // relative activity
+  double weight = 1;  // relative activity
 };
 
 struct GeneratedMessage {
-  std::string key;              // user id (may be empty for malformed)
-  std::string value;            // serialized seg.Event, or junk when malformed
-  std::string malformed_reason; // empty when the message is valid
-  int32_t user_index = -1;      // into users(); -1 for malformed without a user
-  bool duplicate = false;       // a re-send of an earlier event
+  std::string key;               // user id (may be empty for malformed)
+  std::string value;             // serialized seg.Event, or junk when malformed
+  std::string malformed_reason;  // empty when the message is valid
+  int32_t user_index = -1;       // into users(); -1 for malformed without a user
+  bool duplicate = false;        // a re-send of an earlier event
 };
 
 class TrafficGenerator {

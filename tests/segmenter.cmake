@@ -1,0 +1,7 @@
+# Segmenter node integration tests (mock Kafka, Thrift2 store server, redis-server).
+if(TARGET seg_segmenter AND TARGET seg_store_server)
+  seg_add_test(segmenter_node_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/segmenter_node_test.cc
+    LIBS seg_segmenter seg_store_server seg_testing
+    TIMEOUT 120 LABELS integration)
+endif()

@@ -1,0 +1,227 @@
+// The segmenter node against real parts: the librdkafka mock cluster, the
+// project's Thrift2 store server over TCP, a local redis-server, and the
+// shipped LuaJIT scripts. Each phase polls with a deadline; no sleeps.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+
+#include "common/event_codec.h"
+#include "common/kafka.h"
+#include "proto/events.pb.h"
+#include "proto/segmentation.pb.h"
+#include "segmenter/script_host.h"
+#include "segmenter/segmenter.h"
+#include "stats/stats_writer.h"
+#include "store/store.h"
+#include "store/store_server.h"
+#include "tests/harness/kafka_cluster.h"
+#include "tests/harness/process.h"
+#include "tests/harness/redis_server.h"
+
+namespace seg {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+class SegmenterNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto kafka = testing::MockKafkaCluster::Start(3);
+    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    kafka_ = std::move(*kafka);
+    for (const char* topic : {"user-changes", "segmentation-results"}) {
+      ASSERT_TRUE(kafka_->CreateTopic(topic, 4).ok());
+    }
+    auto redis = testing::LocalRedis::Start();
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = std::move(*redis);
+
+    store::StoreServerOptions server_options;
+    server_options.port = 0;
+    server_options.store.data_dir = dir_.path() + "/store";
+    auto server = store::StoreServer::Create(server_options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    ASSERT_TRUE(server_->Start().ok());
+    store::StoreOptions client;
+    client.backend = store::StoreOptions::Backend::kThrift;
+    client.thrift.port = server_->port();
+    auto store = store::OpenStore(client);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+
+    segmenter::ScriptHostOptions host_options;
+    host_options.scripts_dir = testing::SourceDir() + "/scripts";
+    auto host = segmenter::ScriptHost::Create(host_options);
+    ASSERT_TRUE(host.ok()) << host.status();
+    host_ = std::move(*host);
+
+    stats::StatsWriterOptions writer_options;
+    writer_options.redis.node.port = redis_->port();
+    auto writer = stats::NewStatsWriter(writer_options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    writer_ = std::move(*writer);
+
+    evaluator_ = segmenter::NewScriptHostEvaluator(host_.get());
+    sink_ = segmenter::NewStatsWriterSink(writer_.get());
+    segmenter::NodeOptions options;
+    options.kafka = kafka_->ClientOptions("segmenter");
+    options.kafka.properties["session.timeout.ms"] = "6000";
+    options.kafka.properties["heartbeat.interval.ms"] = "500";
+    options.read_delay_ms = 0;
+    options.bot_threshold_events = 50;
+    auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get());
+    ASSERT_TRUE(node.ok()) << node.status();
+    node_ = std::move(*node);
+
+    auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
+    ASSERT_TRUE(producer.ok());
+    producer_ = std::move(*producer);
+    auto results = kafka::Consumer::Create(kafka_->ClientOptions("reader"), "partner");
+    ASSERT_TRUE(results.ok());
+    results_ = std::move(*results);
+    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
+  }
+
+  void TearDown() override {
+    if (node_) node_->Close().IgnoreError();
+    if (results_) results_->Close().IgnoreError();
+  }
+
+  // Writes `n` cat page views for `user` into family `e`, as ingest would.
+  void WriteCatEvents(const std::string& user, int n) {
+    store::RowPut put;
+    put.row = user;
+    const int64_t now = Clock::Real()->NowMs();
+    for (int i = 0; i < n; ++i) {
+      Event e;
+      e.set_user_id(user);
+      e.set_event_time_ms(now - 60'000 + i);
+      e.set_type(PAGE_VIEW);
+      e.set_url("https://pets.example.com/cats/" + std::to_string(i));
+      e.set_event_id(user + "-" + std::to_string(i));
+      store::Cell cell;
+      cell.family = "e";
+      EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
+      cell.timestamp = e.event_time_ms();
+      ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+      put.cells.push_back(std::move(cell));
+    }
+    ASSERT_TRUE(store_->Put("users", {put}).ok());
+  }
+
+  void SendNotice(const std::string& user, int64_t acked_at_ms, uint32_t count = 1) {
+    ChangeNotice n;
+    n.set_user_id(user);
+    n.set_acked_at_ms(acked_at_ms);
+    n.set_newest_event_time_ms(acked_at_ms);
+    n.set_event_count(count);
+    ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
+    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  }
+
+  // Runs the node until it has consumed `notices` notices in total.
+  void RunUntilNotices(int64_t notices) {
+    auto deadline = steady_clock::now() + std::chrono::seconds(30);
+    while (node_->stats().notices < notices) {
+      ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node_->stats().notices;
+      auto n = node_->RunOnce();
+      ASSERT_TRUE(n.ok()) << n.status();
+    }
+  }
+
+  std::vector<SegmentationResult> ReadResults(size_t count) {
+    std::vector<SegmentationResult> out;
+    auto deadline = steady_clock::now() + std::chrono::seconds(30);
+    while (out.size() < count && steady_clock::now() < deadline) {
+      auto batch = results_->PollBatch(100, milliseconds(200));
+      if (!batch.ok()) break;
+      for (const auto& m : *batch) {
+        out.emplace_back().ParseFromArray(m.value().data(), static_cast<int>(m.value().size()));
+      }
+    }
+    return out;
+  }
+
+  int64_t PfCount(const std::string& key) {
+    auto reply = testing::RedisCommandForTest(redis_->port(), {"PFCOUNT", key});
+    return reply.ok() ? std::stoll(*reply) : -1;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::MockKafkaCluster> kafka_;
+  std::unique_ptr<testing::LocalRedis> redis_;
+  std::unique_ptr<store::StoreServer> server_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<segmenter::ScriptHost> host_;
+  std::unique_ptr<stats::StatsWriter> writer_;
+  std::unique_ptr<segmenter::Evaluator> evaluator_;
+  std::unique_ptr<segmenter::StatsSink> sink_;
+  std::unique_ptr<segmenter::Node> node_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Consumer> results_;
+};
+
+TEST_F(SegmenterNodeTest, BurstGivesOneSegmentationResultStatsAndState) {
+  WriteCatEvents("cat-user", 5);
+  const int64_t acked = Clock::Real()->NowMs() - 5'000;
+  for (int i = 0; i < 20; ++i) SendNotice("cat-user", acked + i);
+  RunUntilNotices(20);
+  EXPECT_EQ(node_->stats().segmented, 1);
+
+  auto results = ReadResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  const SegmentationResult& r = results[0];
+  EXPECT_EQ(r.user_id(), "cat-user");
+  EXPECT_NE(std::find(r.segments().begin(), r.segments().end(), "loves_cats"), r.segments().end());
+  EXPECT_NE(std::find(r.entered().begin(), r.entered().end(), "loves_cats"), r.entered().end());
+  EXPECT_EQ(r.script_set_version(), host_->script_set_version());
+  EXPECT_GT(r.data_watermark_ms(), 0);
+
+  const std::string day = std::to_string(segmenter::DayOf(Clock::Real()->NowMs()));
+  EXPECT_EQ(PfCount("hll:{0}:loves_cats:" + day), 1);
+
+  // The membership went back to family `s`: the next segmentation enters nothing.
+  store::GetRequest get;
+  get.row = "cat-user";
+  get.families = {"s"};
+  auto state = store_->Get("users", get);
+  ASSERT_TRUE(state.ok());
+  ASSERT_FALSE(state->empty());
+}
+
+TEST_F(SegmenterNodeTest, WriteAcknowledgedAfterReadIsNeverSkipped) {
+  WriteCatEvents("late-user", 1);
+  SendNotice("late-user", Clock::Real()->NowMs() - 5'000);
+  RunUntilNotices(1);
+  ASSERT_EQ(node_->stats().segmented, 1);
+  // A notice acknowledged after that read began must be processed.
+  WriteCatEvents("late-user", 4);
+  SendNotice("late-user", Clock::Real()->NowMs() + 1'000);
+  RunUntilNotices(2);
+  EXPECT_EQ(node_->stats().segmented, 2);
+  EXPECT_EQ(node_->stats().skipped_by_cache, 0);
+  auto results = ReadResults(2);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0].segments().empty());
+  ASSERT_EQ(results[1].entered_size(), 1);
+  EXPECT_EQ(results[1].entered(0), "loves_cats");
+}
+
+TEST_F(SegmenterNodeTest, BotIsFlaggedOnceThenSkipped) {
+  WriteCatEvents("bot-user", 3);
+  const int64_t acked = Clock::Real()->NowMs();
+  for (int i = 0; i < 5; ++i) SendNotice("bot-user", acked + i, 40);  // 200 events > 50
+  RunUntilNotices(5);
+  EXPECT_GE(node_->stats().skipped_as_bot, 4);
+  EXPECT_EQ(node_->stats().bots_flagged, 1);
+  auto results = ReadResults(2);
+  int bot_results = 0;
+  for (const auto& r : results) bot_results += r.bot() ? 1 : 0;
+  EXPECT_EQ(bot_results, 1);
+}
+
+}  // namespace
+}  // namespace seg
