@@ -359,7 +359,8 @@ JointMleResult JointMle(std::span<const uint8_t> a, std::span<const uint8_t> b) 
     const double lp = Maximize<2>(partial, t2, &r.evaluations);
     return 2 * (lmax - lp) - kChi2Of95;  // <= 0 inside the interval
   };
-  auto tolerance = [](double v) { return std::max(0.25, 1e-5 * v); };
+  // Relative precision, fine enough near 0 that "the lower bound is 0" means it.
+  auto tolerance = [](double v) { return std::max(1e-3, 1e-4 * v); };
 
   // Upper bound: step out until outside, then bisect.
   double inside = r.lx, step = std::max({1.0, 0.02 * r.lx, 1e-3 * std::min(na, nb)});
