@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "YAML config file");
   app.add_option("--set", overrides, "Override a config key: key.path=value");
   app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers (kafka.bootstrap_servers)");
-  app.add_option("--store", store_addr, "Thrift2 store HOST:PORT (store.host/store.port)");
-  app.add_option("--redis", redis_addr, "Redis HOST:PORT (stats.redis.node.host/port)");
+  app.add_option("--store", store_addr, "Thrift2 store HOST:PORT (store.thrift.host/port)");
+  app.add_option("--redis", redis_addr, "Redis HOST:PORT (stats.redis.host/port)");
   app.add_option("--scripts", scripts_dir, "Segment scripts directory (scripts.dir)");
   app.add_option("--metrics-port", metrics_port, "Serve /metrics on 127.0.0.1:PORT (0 = free)");
   CLI11_PARSE(app, argc, argv);
@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
       !SplitHostPort(store_addr, &store_options.thrift.host, &store_options.thrift.port)) {
     return Fail(seg::InvalidArgumentError("--store expects HOST:PORT, got " + store_addr));
   }
-  if (auto s = config->Get("store.host", &store_options.thrift.host); !s.ok()) return Fail(s);
-  if (auto s = config->Get("store.port", &store_options.thrift.port); !s.ok()) return Fail(s);
+  if (auto s = config->Get("store.thrift.host", &store_options.thrift.host); !s.ok()) return Fail(s);
+  if (auto s = config->Get("store.thrift.port", &store_options.thrift.port); !s.ok()) return Fail(s);
 
   seg::stats::StatsWriterOptions stats_options;
   if (!redis_addr.empty()) {
@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
     if (!SplitHostPort(redis_addr, &host, &port)) {
       return Fail(seg::InvalidArgumentError("--redis expects HOST:PORT, got " + redis_addr));
     }
-    (void)config->ApplyOverride("stats.redis.node.host=" + host).ok();
-    (void)config->ApplyOverride("stats.redis.node.port=" + std::to_string(port)).ok();
+    (void)config->ApplyOverride("stats.redis.host=" + host).ok();
+    (void)config->ApplyOverride("stats.redis.port=" + std::to_string(port)).ok();
   }
   if (auto s = stats_options.LoadFrom(*config, "stats"); !s.ok()) return Fail(s);
 
