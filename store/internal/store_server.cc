@@ -161,6 +161,9 @@ Status StoreServer::Start() {
   } catch (const at::TException& e) {
     return InternalError(std::string("server: setup: ") + e.what());
   }
+  // Bad clients (garbage bytes, hang-ups) are logged per connection by
+  // Thrift; keep that in glog rather than raw stderr.
+  at::GlobalOutput.setOutputFunction([](const char* msg) { LOG(INFO) << "thrift: " << msg; });
   d.ready = std::make_shared<ReadyHandler>();
   d.server->setServerEventHandler(d.ready);
   auto ready = d.ready;

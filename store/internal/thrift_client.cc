@@ -60,6 +60,8 @@ class ThriftStore final : public Store {
             metrics::GetCounter("seg_store_thrift_errors_total", "Thrift client transport errors")),
         retries_(
             metrics::GetCounter("seg_store_thrift_retries_total", "Thrift client calls retried")) {
+    // Thrift prints transport errors to stderr; they become Status here.
+    at::GlobalOutput.setOutputFunction([](const char* msg) { VLOG(1) << "thrift: " << msg; });
     int64_t max_msg = std::min<int64_t>(options.max_message_bytes, INT_MAX);
     config_ =
         std::make_shared<at::TConfiguration>(static_cast<int>(max_msg), static_cast<int>(max_msg));

@@ -1,0 +1,279 @@
+// store_bench: cells/s for batched puts and rows/s for multi-gets of
+// 200-cell rows, in process (embedded engine) and through Thrift2 (a
+// seg-store child process on a free port), in one run, with the ratios.
+//
+//   store_bench [--json-out FILE] [--rows N] [--threads T] [--seg-store PATH]
+//
+// Workload: the `users` schema. Each row gets 200 event cells in family `e`
+// (qualifier = 8-byte big-endian event time + 8-byte id digest, value 64
+// bytes, timestamp = event time within the TTL), written in batches of 5
+// rows (1,000 cells). Multi-gets ask for 100 random rows per call, all
+// cells of family `e`. Thrift runs use T client threads (default 2, one per
+// core) because a single blocking client leaves the server idle during
+// each round trip.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "store/store.h"
+
+extern char** environ;
+
+namespace {
+
+using seg::store::Cell;
+using seg::store::GetRequest;
+using seg::store::RowPut;
+using seg::store::RowResult;
+using seg::store::Store;
+
+constexpr int kCellsPerRow = 200;
+constexpr int kRowsPerBatch = 5;
+constexpr int kRowsPerMultiGet = 100;
+
+std::string RowKey(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "user-%08d", i);
+  return buf;
+}
+
+// The batches, built once so both backends write identical bytes and the
+// timing excludes building them.
+std::vector<std::vector<RowPut>> BuildBatches(int rows, int64_t now_ms) {
+  std::vector<std::vector<RowPut>> batches;
+  std::mt19937_64 rng(42);
+  std::string value(64, 'x');
+  for (int r = 0; r < rows; r += kRowsPerBatch) {
+    std::vector<RowPut> batch;
+    for (int k = r; k < std::min(rows, r + kRowsPerBatch); ++k) {
+      RowPut p;
+      p.row = RowKey(k);
+      p.cells.reserve(kCellsPerRow);
+      for (int c = 0; c < kCellsPerRow; ++c) {
+        int64_t t = now_ms - 86'400'000 + c * 1000 + k;
+        std::string q(16, '\0');
+        for (int b = 0; b < 8; ++b) q[b] = static_cast<char>((t >> (56 - 8 * b)) & 0xFF);
+        uint64_t digest = rng();
+        std::memcpy(q.data() + 8, &digest, 8);
+        for (int b = 0; b < 8; ++b) value[b] = static_cast<char>(rng());
+        p.cells.push_back(Cell{"e", std::move(q), t, value});
+      }
+      batch.push_back(std::move(p));
+    }
+    batches.push_back(std::move(batch));
+  }
+  return batches;
+}
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Writes all batches with `threads` writers; returns cells/s.
+double RunPuts(const std::vector<Store*>& stores, const std::vector<std::vector<RowPut>>& batches) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (Store* s : stores) {
+    threads.emplace_back([&, s] {
+      for (size_t i = next++; i < batches.size(); i = next++) {
+        seg::Status st = s->Put("users", batches[i]);
+        if (!st.ok()) {
+          std::fprintf(stderr, "put failed: %s\n", st.ToString().c_str());
+          failed = true;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double secs = Seconds(start);
+  if (failed) std::exit(1);
+  return static_cast<double>(batches.size()) * kRowsPerBatch * kCellsPerRow / secs;
+}
+
+// Multi-gets `total_rows` random rows in calls of 100; returns rows/s.
+double RunMultiGets(const std::vector<Store*>& stores, int rows, int total_rows) {
+  std::atomic<int> next{0};
+  std::atomic<bool> failed{false};
+  const int calls = total_rows / kRowsPerMultiGet;
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < stores.size(); ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t) + 1);
+      std::vector<GetRequest> gets(kRowsPerMultiGet);
+      for (auto& g : gets) g.families = {"e"};
+      std::vector<RowResult> results;
+      while (next++ < calls) {
+        for (auto& g : gets) g.row = RowKey(static_cast<int>(rng() % rows));
+        seg::Status st = stores[t]->MultiGet("users", gets, &results);
+        if (!st.ok() || results.size() != gets.size() || results[0].size() != kCellsPerRow) {
+          std::fprintf(stderr, "multi-get failed: %s\n", st.ToString().c_str());
+          failed = true;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double secs = Seconds(start);
+  if (failed) std::exit(1);
+  return static_cast<double>(calls) * kRowsPerMultiGet / secs;
+}
+
+// seg-store as a child process; killed on exit.
+struct Child {
+  pid_t pid = -1;
+  ~Child() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      int status = 0;
+      waitpid(pid, &status, 0);
+    }
+  }
+};
+
+std::string DefaultSegStore(const char* argv0) {
+  std::filesystem::path self = std::filesystem::absolute(argv0);
+  return (self.parent_path().parent_path() / "store" / "seg-store").string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  seg::InitLogging(argv[0]);
+  std::string json_out, seg_store = DefaultSegStore(argv[0]);
+  int rows = 5000;  // 1,000,000 cells
+  int threads = 2;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--json-out") {
+      json_out = next();
+    } else if (a == "--rows") {
+      rows = std::atoi(next().c_str());
+    } else if (a == "--threads") {
+      threads = std::atoi(next().c_str());
+    } else if (a == "--seg-store") {
+      seg_store = next();
+    } else {
+      std::fprintf(stderr,
+                   "usage: store_bench [--json-out FILE] [--rows N] [--threads T] "
+                   "[--seg-store PATH]\n");
+      return 2;
+    }
+  }
+  rows = std::max(rows, kRowsPerBatch);
+  char tmpl[] = "/tmp/store-bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return 1;
+  std::string dir = tmpl;
+
+  const int64_t now = seg::Clock::Real()->NowMs();
+  auto batches = BuildBatches(rows, now);
+  const int get_rows = 40000;
+
+  // In process.
+  double put_inproc, get_inproc;
+  {
+    seg::store::StoreOptions o;
+    o.embedded.data_dir = dir + "/inproc";
+    auto store = seg::store::OpenStore(o);
+    if (!store.ok()) {
+      std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+      return 1;
+    }
+    put_inproc = RunPuts({store->get()}, batches);
+    get_inproc = RunMultiGets({store->get()}, rows, get_rows);
+  }
+
+  // Through Thrift2 to a seg-store child.
+  double put_thrift, get_thrift;
+  {
+    std::string port_file = dir + "/port";
+    std::vector<std::string> args = {seg_store, "--data-dir",  dir + "/served", "--port",
+                                     "0",       "--port-file", port_file};
+    std::vector<char*> cargs;
+    for (auto& s : args) cargs.push_back(s.data());
+    cargs.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    std::string log = dir + "/seg-store.log";
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    Child child;
+    if (posix_spawn(&child.pid, seg_store.c_str(), &fa, nullptr, cargs.data(), environ) != 0) {
+      std::fprintf(stderr, "cannot start %s\n", seg_store.c_str());
+      return 1;
+    }
+    int port = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!(std::ifstream(port_file) >> port)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::fprintf(stderr, "seg-store did not start; see %s\n", log.c_str());
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::vector<std::unique_ptr<Store>> clients;
+    std::vector<Store*> raw;
+    for (int t = 0; t < std::max(1, threads); ++t) {
+      seg::store::StoreOptions o;
+      o.backend = seg::store::StoreOptions::Backend::kThrift;
+      o.thrift.port = port;
+      clients.push_back(std::move(*seg::store::OpenStore(o)));
+      raw.push_back(clients.back().get());
+    }
+    put_thrift = RunPuts(raw, batches);
+    get_thrift = RunMultiGets(raw, rows, get_rows);
+  }
+  std::filesystem::remove_all(dir);
+
+  std::printf("%-34s %14s %14s %8s\n", "", "in-process", "thrift2", "ratio");
+  std::printf("%-34s %14.0f %14.0f %8.2f\n", "put cells/s (batches of 1000)", put_inproc,
+              put_thrift, put_thrift / put_inproc);
+  std::printf("%-34s %14.0f %14.0f %8.2f\n", "multi-get rows/s (200 cells, x100)", get_inproc,
+              get_thrift, get_thrift / get_inproc);
+  std::printf(
+      "targets: put in-process >= 300000, put thrift >= 100000, multi-get thrift >= 20000\n");
+
+  if (!json_out.empty()) {
+    std::ofstream out(json_out);
+    char buf[1024];
+    std::snprintf(
+        buf, sizeof(buf),
+        "{\n  \"put_cells_per_s_inproc\": %.0f,\n  \"put_cells_per_s_thrift\": %.0f,\n"
+        "  \"multiget_rows_per_s_thrift\": %.0f,\n  \"multiget_rows_per_s_inproc\": %.0f,\n"
+        "  \"put_thrift_to_inproc_ratio\": %.3f,\n"
+        "  \"multiget_thrift_to_inproc_ratio\": %.3f,\n  \"thrift_client_threads\": %d,\n"
+        "  \"rows\": %d,\n  \"cells_per_row\": %d\n}\n",
+        put_inproc, put_thrift, get_thrift, get_inproc, put_thrift / put_inproc,
+        get_thrift / get_inproc, threads, rows, kCellsPerRow);
+    out << buf;
+    if (!out) return 1;
+  }
+  return 0;
+}

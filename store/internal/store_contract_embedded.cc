@@ -1,0 +1,39 @@
+// The contract suite against the embedded engine, in-process with a
+// FakeClock.
+#include "store/internal/embedded_store.h"
+#include "store/internal/store_contract.h"
+#include "tests/harness/process.h"
+
+namespace seg::store::testing {
+namespace {
+
+class EmbeddedEnv : public StoreEnv {
+ public:
+  EmbeddedEnv() {
+    EmbeddedOptions o;
+    o.data_dir = dir_.path() + "/db";
+    o.tables = ContractTables();
+    o.clock = &clock_;
+    o.write_buffer_bytes = 8 << 20;
+    o.block_cache_bytes = 8 << 20;
+    auto s = internal::EmbeddedStore::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    if (s.ok()) store_ = std::move(*s);
+  }
+  Store* store() override { return store_.get(); }
+  int64_t NowMs() override { return clock_.NowMs(); }
+  FakeClock* fake_clock() override { return &clock_; }
+
+ private:
+  seg::testing::TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<internal::EmbeddedStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    Embedded, StoreContractTest,
+    ::testing::Values(StoreBackend{"embedded", [] { return std::make_unique<EmbeddedEnv>(); }}),
+    [](const ::testing::TestParamInfo<StoreBackend>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace seg::store::testing
