@@ -194,6 +194,8 @@ class StatsWriterImpl final : public StatsWriter {
       }
       LOG(INFO) << "stats writer: " << missing.size()
                 << " call(s) found no function/script on Redis (restarted?); reloading";
+      // A Redis that lost its functions may have lost the registry too.
+      registered_.clear();
       ++counters_.reloads;
       reloads_metric_.Inc();
       SEG_RETURN_IF_ERROR(LoadProcedures());

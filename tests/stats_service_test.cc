@@ -1,0 +1,634 @@
+// seg-stats over real gRPC on loopback, on data loaded by StatsWriter into a
+// real redis-server (and a 3-master Redis Cluster): estimates contain the
+// truth, every error case has its code, single Redis and Cluster agree,
+// server-side PFCOUNT agrees with the client-side merge, and a Python client
+// built from proto/stats.proto alone calls every method.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "proto/stats.grpc.pb.h"
+#include "stats/stats_service.h"
+#include "stats/stats_writer.h"
+#include "tests/harness/process.h"
+#include "tests/harness/redis_cluster.h"
+#include "tests/harness/redis_server.h"
+
+namespace seg::stats {
+namespace {
+
+namespace v1 = ::seg::stats::v1;
+using testing::LocalRedis;
+using testing::LocalRedisCluster;
+
+constexpr Day kDay0 = 20240501;  // data on 2024-05-01 .. 2024-05-03
+constexpr int kUsers = 30000;
+
+// Membership: cats i%2==0, dogs i%3==0, cars i%5==0, rare i%500==0 (a subset
+// of cats and cars); seen on day kDay0 + i%3, and the next day when i%7==0.
+std::vector<Day> DaysOf(int i) {
+  std::vector<Day> d = {kDay0 + static_cast<Day>(i % 3)};
+  if (i % 7 == 0) d.push_back(kDay0 + static_cast<Day>((i + 1) % 3));
+  return d;
+}
+bool In(const std::string& segment, int i) {
+  if (segment == "cats") return i % 2 == 0;
+  if (segment == "dogs") return i % 3 == 0;
+  if (segment == "cars") return i % 5 == 0;
+  if (segment == "rare") return i % 500 == 0;
+  return false;
+}
+const std::vector<std::string> kSegments = {"cats", "dogs", "cars", "rare"};
+
+std::vector<UserUpdate> Users() {
+  std::vector<UserUpdate> out;
+  for (int i = 0; i < kUsers; ++i) {
+    UserUpdate u;
+    u.user_id = "user-" + std::to_string(i);
+    for (Day d : DaysOf(i)) {
+      for (const auto& s : kSegments) {
+        if (In(s, i)) u.adds.push_back({s, d});
+      }
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+bool SeenIn(int i, Day from, Day to) {
+  for (Day d : DaysOf(i)) {
+    if (d >= from && d <= to) return true;
+  }
+  return false;
+}
+
+// Exact answers. `all`: intersection (true) or union (false).
+double Truth(const std::vector<std::string>& segments, Day from, Day to, bool all) {
+  int n = 0;
+  for (int i = 0; i < kUsers; ++i) {
+    if (!SeenIn(i, from, to)) continue;
+    bool hit = all;
+    for (const auto& s : segments) hit = all ? (hit && In(s, i)) : (hit || In(s, i));
+    n += hit;
+  }
+  return n;
+}
+
+void Load(const RedisRouterOptions& redis, uint32_t shards) {
+  StatsWriterOptions o;
+  o.redis = redis;
+  o.shards = shards;
+  auto writer = NewStatsWriter(o);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->RegisterSegments({{"cats", "pets.lua@3"}, {"dogs", "pets.lua@3"}}).ok());
+  auto users = Users();
+  for (size_t i = 0; i < users.size(); i += 1000) {
+    size_t n = std::min<size_t>(1000, users.size() - i);
+    Status s = (*writer)->WriteBatch(std::span<const UserUpdate>(users.data() + i, n));
+    ASSERT_TRUE(s.ok()) << s;
+  }
+}
+
+v1::DayRange Range(const std::string& from, const std::string& to = "") {
+  v1::DayRange r;
+  r.set_from(from);
+  r.set_to(to);
+  return r;
+}
+
+#define EXPECT_CONTAINS_TRUTH(estimate, truth)                                 \
+  do {                                                                         \
+    const v1::Estimate& _e = (estimate);                                       \
+    double _t = (truth);                                                       \
+    EXPECT_LE(_e.ci95_low(), _t) << _e.ShortDebugString() << " truth " << _t;  \
+    EXPECT_GE(_e.ci95_high(), _t) << _e.ShortDebugString() << " truth " << _t; \
+    EXPECT_GT(_e.std_error(), 0) << _e.ShortDebugString();                     \
+    EXPECT_LE(_e.ci95_low(), _e.value());                                      \
+    EXPECT_GE(_e.ci95_high(), _e.value());                                     \
+  } while (0)
+
+class FakeUsers : public UserStateLookup {
+ public:
+  StatusOr<SegmentState> Lookup(std::string_view user_id) override {
+    if (user_id != "user-6") return NotFoundError("user '" + std::string(user_id) + "' unknown");
+    SegmentState s;
+    s.add_segments("cats");
+    s.add_segments("dogs");
+    s.set_script_set_version("v42");
+    s.set_segmented_at_ms(1714600000000);
+    s.set_data_watermark_ms(1714599999000);
+    return s;
+  }
+};
+
+struct Server {
+  std::unique_ptr<StatsServer> server;
+  std::unique_ptr<v1::SegmentStats::Stub> stub;
+  std::string target;
+};
+
+Server StartServer(const StatsQueryOptions& query, StatsServerOptions opts = {},
+                   std::shared_ptr<grpc::ChannelCredentials> creds = nullptr,
+                   grpc::ChannelArguments args = {}) {
+  opts.port = 0;
+  Server s;
+  auto started = StartStatsServer(opts, query, std::make_shared<FakeUsers>());
+  EXPECT_TRUE(started.ok()) << started.status();
+  if (!started.ok()) return s;
+  s.server = std::move(*started);
+  s.target = "127.0.0.1:" + std::to_string(s.server->port());
+  if (!creds) creds = grpc::InsecureChannelCredentials();
+  s.stub = v1::SegmentStats::NewStub(grpc::CreateCustomChannel(s.target, creds, args));
+  return s;
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx(int timeout_ms = 10000) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  return ctx;
+}
+
+class StatsServiceTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kShards = 4;
+
+  static void SetUpTestSuite() {
+    auto redis = LocalRedis::Start();
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = std::move(*redis).release();
+    Load(RedisOptionsFor(), kShards);
+  }
+  static void TearDownTestSuite() {
+    delete redis_;
+    redis_ = nullptr;
+  }
+  static RedisRouterOptions RedisOptionsFor() {
+    RedisRouterOptions r;
+    r.node.port = redis_->port();
+    return r;
+  }
+  static StatsQueryOptions Query() {
+    StatsQueryOptions q;
+    q.redis = RedisOptionsFor();
+    q.shards = kShards;
+    return q;
+  }
+  void SetUp() override {
+    ASSERT_NE(redis_, nullptr);
+    server_ = StartServer(Query());
+    ASSERT_NE(server_.stub, nullptr);
+  }
+
+  v1::Estimate Size(const std::string& segment, const v1::DayRange& days, grpc::Status* status) {
+    v1::SegmentSizeRequest req;
+    req.set_segment(segment);
+    *req.mutable_days() = days;
+    v1::Estimate e;
+    *status = server_.stub->SegmentSize(Ctx().get(), req, &e);
+    return e;
+  }
+  v1::Estimate Set(bool intersection, const std::vector<std::string>& segments,
+                   const v1::DayRange& days, grpc::Status* status,
+                   v1::SegmentStats::Stub* stub = nullptr) {
+    v1::SegmentSetRequest req;
+    for (const auto& s : segments) req.add_segments(s);
+    *req.mutable_days() = days;
+    v1::Estimate e;
+    if (!stub) stub = server_.stub.get();
+    *status =
+        intersection ? stub->Intersection(Ctx().get(), req, &e) : stub->Union(Ctx().get(), req, &e);
+    return e;
+  }
+
+  static LocalRedis* redis_;
+  Server server_;
+};
+LocalRedis* StatsServiceTest::redis_ = nullptr;
+
+TEST_F(StatsServiceTest, SizesContainTheTruth) {
+  grpc::Status st;
+  v1::Estimate e = Size("cats", Range("2024-05-01", "2024-05-03"), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(e.method(), "hll");
+  EXPECT_CONTAINS_TRUTH(e, Truth({"cats"}, 20240501, 20240503, false));
+  e = Size("dogs", Range("2024-05-02"), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_CONTAINS_TRUTH(e, Truth({"dogs"}, 20240502, 20240502, false));
+  // Days without data are empty, not errors.
+  e = Size("cats", Range("2024-04-01", "2024-04-30"), &st);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(e.value(), 0);
+}
+
+TEST_F(StatsServiceTest, UnionsContainTheTruth) {
+  grpc::Status st;
+  v1::Estimate e = Set(false, {"cats", "dogs", "cars"}, Range("2024-05-01", "2024-05-03"), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(e.method(), "hll-union");
+  EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs", "cars"}, 20240501, 20240503, false));
+  e = Set(false, {"dogs", "cars"}, Range("2024-05-01", "2024-05-02"), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_CONTAINS_TRUTH(e, Truth({"dogs", "cars"}, 20240501, 20240502, false));
+}
+
+TEST_F(StatsServiceTest, IntersectionsContainTheTruth) {
+  grpc::Status st;
+  v1::Estimate e = Set(true, {"cats", "dogs"}, Range("2024-05-01", "2024-05-03"), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(e.method(), "joint-mle");
+  EXPECT_FALSE(e.too_uncertain()) << e.ShortDebugString();
+  EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs"}, 20240501, 20240503, true));
+
+  e = Set(true, {"cats", "dogs", "cars"}, Range("2024-05-01", "2024-05-03"), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(e.method(), "joint-mle-inclusion-exclusion");
+  EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs", "cars"}, 20240501, 20240503, true));
+}
+
+TEST_F(StatsServiceTest, SmallOverlapIsFlaggedTooUncertain) {
+  grpc::Status st;
+  // rare ∩ dogs: 20 users against segments of 60 and 10,000.
+  v1::Estimate e = Set(true, {"rare", "dogs"}, Range("2024-05-01", "2024-05-03"), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(e.too_uncertain()) << e.ShortDebugString();
+  EXPECT_FALSE(e.note().empty());
+  EXPECT_LE(e.ci95_low(), Truth({"rare", "dogs"}, 20240501, 20240503, true));
+  EXPECT_GE(e.ci95_high(), Truth({"rare", "dogs"}, 20240501, 20240503, true));
+}
+
+TEST_F(StatsServiceTest, SeriesHasOnePointPerDayContainingTheTruth) {
+  v1::SegmentSizeRequest req;
+  req.set_segment("cars");
+  *req.mutable_days() = Range("2024-04-30", "2024-05-03");
+  v1::SizeSeriesReply reply;
+  grpc::Status st = server_.stub->SizeSeries(Ctx().get(), req, &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(reply.points_size(), 4);
+  EXPECT_EQ(reply.points(0).day(), "2024-04-30");
+  EXPECT_EQ(reply.points(0).estimate().value(), 0);
+  for (int d = 1; d < 4; ++d) {
+    Day day = kDay0 + d - 1;
+    EXPECT_EQ(reply.points(d).day(), FormatDay(day));
+    EXPECT_CONTAINS_TRUTH(reply.points(d).estimate(), Truth({"cars"}, day, day, false));
+  }
+}
+
+TEST_F(StatsServiceTest, ListsRegisteredSegmentsWithTheirScripts) {
+  v1::ListSegmentsReply reply;
+  grpc::Status st = server_.stub->ListSegments(Ctx().get(), {}, &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::map<std::string, v1::SegmentInfo> by_name;
+  for (const auto& s : reply.segments()) by_name[s.segment()] = s;
+  ASSERT_EQ(by_name.size(), kSegments.size());
+  EXPECT_EQ(by_name["cats"].script(), "pets.lua");
+  EXPECT_EQ(by_name["cats"].script_version(), "3");
+  EXPECT_EQ(by_name["rare"].script(), "");
+  EXPECT_EQ(by_name["cats"].today().method(), "hll");  // today has no data: 0
+}
+
+TEST_F(StatsServiceTest, UserSegmentsFromTheLookup) {
+  v1::UserSegmentsRequest req;
+  req.set_user_id("user-6");
+  v1::UserSegmentsReply reply;
+  grpc::Status st = server_.stub->UserSegments(Ctx().get(), req, &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(reply.user_id(), "user-6");
+  ASSERT_EQ(reply.segments_size(), 2);
+  EXPECT_EQ(reply.segments(0), "cats");
+  EXPECT_EQ(reply.script_set_version(), "v42");
+  EXPECT_EQ(reply.segmented_at_ms(), 1714600000000);
+  req.set_user_id("nobody");
+  st = server_.stub->UserSegments(Ctx().get(), req, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  req.set_user_id("");
+  st = server_.stub->UserSegments(Ctx().get(), req, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(StatsServiceTest, EachBadRequestHasItsCode) {
+  grpc::Status st;
+  Size("unicorns", Range("2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  EXPECT_NE(st.error_message().find("unicorns"), std::string::npos);
+  Set(false, {"cats", "unicorns"}, Range("2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  Set(true, {"cats", "unicorns"}, Range("2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  Size("cats", Range("2024-05-03", "2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  Size("cats", Range("2023-05-01", "2024-05-01"), &st);  // 367 days
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  Size("cats", Range("2023-05-02", "2024-05-01"), &st);  // 366 days: allowed
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  Size("cats", Range("2024-02-30"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Size("cats", Range(""), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Size("", Range("2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Set(true, {"cats"}, Range("2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Set(true, {"cats", "cats"}, Range("2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Set(false, {}, Range("2024-05-01"), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(StatsServiceTest, ServerSideMergeAgreesWithClientSideMerge) {
+  StatsQueryOptions q = Query();
+  q.server_side_merge = true;
+  Server server_side = StartServer(q);
+  ASSERT_NE(server_side.stub, nullptr);
+  grpc::Status a, b;
+  for (const auto& segments : std::vector<std::vector<std::string>>{
+           {"cats"}, {"cats", "dogs"}, {"cats", "dogs", "cars", "rare"}}) {
+    v1::Estimate client = Set(false, segments, Range("2024-05-01", "2024-05-03"), &a);
+    v1::Estimate server =
+        Set(false, segments, Range("2024-05-01", "2024-05-03"), &b, server_side.stub.get());
+    ASSERT_TRUE(a.ok() && b.ok()) << a.error_message() << b.error_message();
+    EXPECT_EQ(client.value(), server.value()) << segments.size();
+  }
+}
+
+TEST_F(StatsServiceTest, InclusionExclusionOptionIsAvailableForComparison) {
+  StatsQueryOptions q = Query();
+  q.intersection_estimator = "inclusion-exclusion";
+  Server ie = StartServer(q);
+  ASSERT_NE(ie.stub, nullptr);
+  grpc::Status st;
+  v1::Estimate e =
+      Set(true, {"cats", "dogs"}, Range("2024-05-01", "2024-05-03"), &st, ie.stub.get());
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(e.method(), "inclusion-exclusion");
+  EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs"}, 20240501, 20240503, true));
+}
+
+TEST_F(StatsServiceTest, BearerTokenIsRequiredWhenConfigured) {
+  StatsServerOptions so;
+  so.bearer_token = "t0ken";
+  Server guarded = StartServer(Query(), so);
+  ASSERT_NE(guarded.stub, nullptr);
+  v1::SegmentSizeRequest req;
+  req.set_segment("cats");
+  *req.mutable_days() = Range("2024-05-01");
+  v1::Estimate e;
+  EXPECT_EQ(guarded.stub->SegmentSize(Ctx().get(), req, &e).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto wrong = Ctx();
+  wrong->AddMetadata("authorization", "Bearer nope!");
+  EXPECT_EQ(guarded.stub->SegmentSize(wrong.get(), req, &e).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto right = Ctx();
+  right->AddMetadata("authorization", "Bearer t0ken");
+  grpc::Status st = guarded.stub->SegmentSize(right.get(), req, &e);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_GT(e.value(), 0);
+}
+
+TEST_F(StatsServiceTest, RefusesInsecureRemoteBind) {
+  StatsServerOptions so;
+  so.host = "0.0.0.0";
+  so.port = 0;
+  auto s = StartStatsServer(so, Query(), nullptr);
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(StatsServiceTest, ServesOverTls) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl";
+  testing::TempDir dir;
+  std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
+  std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  StatsServerOptions so;
+  so.tls_cert_file = cert;
+  so.tls_key_file = key;
+  std::ifstream in(cert);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pem.str();
+  Server tls = StartServer(Query(), so, grpc::SslCredentials(ssl));
+  ASSERT_NE(tls.stub, nullptr);
+  v1::SegmentSizeRequest req;
+  req.set_segment("cats");
+  *req.mutable_days() = Range("2024-05-01");
+  v1::Estimate e;
+  grpc::Status st = tls.stub->SegmentSize(Ctx().get(), req, &e);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  // A plaintext client cannot talk to it.
+  auto plain = v1::SegmentStats::NewStub(
+      grpc::CreateChannel(tls.target, grpc::InsecureChannelCredentials()));
+  EXPECT_FALSE(plain->SegmentSize(Ctx(2000).get(), req, &e).ok());
+}
+
+// A Python client built from proto/stats.proto alone (protoc --python_out and
+// generic unary calls with Debian's python3-grpcio under /usr/bin/python3)
+// calls every method, the health service and reflection.
+constexpr const char* kPythonClient = R"PY(
+import sys
+sys.path.insert(0, sys.argv[2])
+import grpc
+from proto import stats_pb2 as pb
+
+target = sys.argv[1]
+channel = grpc.insecure_channel(target)
+grpc.channel_ready_future(channel).result(timeout=10)
+
+def call(method, request, reply_type):
+    fn = channel.unary_unary('/seg.stats.v1.SegmentStats/' + method,
+                             request_serializer=lambda m: m.SerializeToString(),
+                             response_deserializer=reply_type.FromString)
+    return fn(request, timeout=10)
+
+def check(e, what):
+    assert e.ci95_low <= e.value <= e.ci95_high and e.std_error > 0, (what, e)
+    print(what, int(e.value), '[%d, %d]' % (e.ci95_low, e.ci95_high), e.method)
+
+days = pb.DayRange(**{'from': '2024-05-01', 'to': '2024-05-03'})
+check(call('SegmentSize', pb.SegmentSizeRequest(segment='cats', days=days), pb.Estimate), 'size')
+check(call('Union', pb.SegmentSetRequest(segments=['cats', 'dogs'], days=days), pb.Estimate), 'union')
+check(call('Intersection', pb.SegmentSetRequest(segments=['cats', 'dogs'], days=days), pb.Estimate),
+      'intersection')
+series = call('SizeSeries', pb.SegmentSizeRequest(segment='cats', days=days), pb.SizeSeriesReply)
+assert [p.day for p in series.points] == ['2024-05-01', '2024-05-02', '2024-05-03'], series
+listed = call('ListSegments', pb.ListSegmentsRequest(), pb.ListSegmentsReply)
+assert 'cats' in [s.segment for s in listed.segments], listed
+user = call('UserSegments', pb.UserSegmentsRequest(user_id='user-6'), pb.UserSegmentsReply)
+assert list(user.segments) == ['cats', 'dogs'], user
+try:
+    call('SegmentSize', pb.SegmentSizeRequest(segment='unicorns', days=days), pb.Estimate)
+    raise SystemExit('unknown segment answered')
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.NOT_FOUND, e
+try:
+    bad = pb.DayRange(**{'from': '2024-05-03', 'to': '2024-05-01'})
+    call('SegmentSize', pb.SegmentSizeRequest(segment='cats', days=bad), pb.Estimate)
+    raise SystemExit('reversed range answered')
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+
+raw = lambda b: b
+health = channel.unary_unary('/grpc.health.v1.Health/Check', request_serializer=raw,
+                             response_deserializer=raw)(b'', timeout=10)
+assert health == b'\x08\x01', health  # status: SERVING
+# ServerReflectionRequest{list_services: ""} (field 7) over the bidi stream.
+replies = channel.stream_stream('/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
+                                request_serializer=raw,
+                                response_deserializer=raw)(iter([b'\x3a\x00']), timeout=10)
+listing = b''.join(replies)
+assert b'seg.stats.v1.SegmentStats' in listing, listing
+print('python client: every method OK')
+)PY";
+
+TEST_F(StatsServiceTest, PythonClientFromTheProtoCallsEveryMethod) {
+  if (std::system("/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 lacks python3-grpcio/python3-protobuf";
+  }
+  testing::TempDir dir;
+  std::string gen = dir.path() + "/gen";
+  std::string cmd = std::string("mkdir -p ") + gen + " && " + SEG_PROTOC +
+                    " --proto_path=" + testing::SourceDir() + " --python_out=" + gen + " " +
+                    testing::SourceDir() + "/proto/stats.proto";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::string script = dir.path() + "/client.py";
+  std::ofstream(script) << kPythonClient;
+  std::string log = dir.path() + "/client.log";
+  auto child = testing::ChildProcess::Start({"/usr/bin/python3", script, server_.target, gen}, log);
+  ASSERT_TRUE(child.ok()) << child.status();
+  auto code = child->Wait(std::chrono::seconds(60));
+  std::ifstream in(log);
+  std::stringstream out;
+  out << in.rdbuf();
+  ASSERT_TRUE(code.ok()) << code.status() << "\n" << out.str();
+  EXPECT_EQ(*code, 0) << out.str();
+  EXPECT_NE(out.str().find("every method OK"), std::string::npos) << out.str();
+}
+
+// Redis down, Redis paused past the caller's deadline: the right codes, and
+// service resumes when Redis is back.
+TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  RedisRouterOptions r;
+  r.node.port = (*redis)->port();
+  r.node.reconnect_initial_ms = 1;
+  r.node.reconnect_max_ms = 1;
+  r.node.command_timeout_ms = 1500;
+  StatsWriterOptions wo;
+  wo.redis = r;
+  auto writer = NewStatsWriter(wo);
+  ASSERT_TRUE(writer.ok());
+  std::vector<UserUpdate> u = {{"u1", {{"cats", kDay0}}}};
+  ASSERT_TRUE((*writer)->WriteBatch(u).ok());
+  StatsQueryOptions q;
+  q.redis = r;
+  Server server = StartServer(q);
+  ASSERT_NE(server.stub, nullptr);
+  v1::SegmentSizeRequest req;
+  req.set_segment("cats");
+  *req.mutable_days() = Range("2024-05-01");
+  v1::Estimate e;
+  ASSERT_TRUE(server.stub->SegmentSize(Ctx().get(), req, &e).ok());
+  EXPECT_EQ(e.value(), 1);
+
+  // Paused Redis: the caller's 300 ms deadline wins.
+  (*redis)->Pause();
+  auto t0 = std::chrono::steady_clock::now();
+  grpc::Status st = server.stub->SegmentSize(Ctx(300).get(), req, &e);
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
+  EXPECT_LT(elapsed, std::chrono::milliseconds(1500));
+  (*redis)->Resume();
+
+  ASSERT_TRUE((*redis)->Stop().ok());
+  st = server.stub->SegmentSize(Ctx().get(), req, &e);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  st = server.stub->Union(
+      Ctx().get(),
+      [] {
+        v1::SegmentSetRequest s;
+        s.add_segments("cats");
+        *s.mutable_days() = Range("2024-05-01");
+        return s;
+      }(),
+      &e);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+
+  // Back up (data gone: no persistence, the registry is still cached);
+  // calls answer again.
+  ASSERT_TRUE((*redis)->Restart().ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    st = server.stub->SegmentSize(Ctx().get(), req, &e);
+  } while (!st.ok() && std::chrono::steady_clock::now() < deadline);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+}
+
+// The same data through a 3-master Redis Cluster and a single Redis (same S):
+// the per-shard sketches are identical, so every answer is identical.
+TEST(StatsServiceClusterTest, ClusterAndSingleRedisAgree) {
+  auto cluster = LocalRedisCluster::Start();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto single = LocalRedis::Start();
+  ASSERT_TRUE(single.ok()) << single.status();
+  const uint32_t shards = 8;
+  RedisRouterOptions cr;
+  cr.cluster = true;
+  cr.seeds = {"127.0.0.1:" + std::to_string((*cluster)->node(2).port())};
+  RedisRouterOptions sr;
+  sr.node.port = (*single)->port();
+  Load(cr, shards);
+  Load(sr, shards);
+  StatsQueryOptions cq, sq;
+  cq.redis = cr;
+  cq.shards = shards;
+  sq.redis = sr;
+  sq.shards = shards;
+  Server cs = StartServer(cq), ss = StartServer(sq);
+  ASSERT_NE(cs.stub, nullptr);
+  ASSERT_NE(ss.stub, nullptr);
+
+  v1::SegmentSetRequest set;
+  set.add_segments("cats");
+  set.add_segments("dogs");
+  *set.mutable_days() = Range("2024-05-01", "2024-05-03");
+  v1::Estimate a, b;
+  ASSERT_TRUE(cs.stub->Union(Ctx().get(), set, &a).ok());
+  ASSERT_TRUE(ss.stub->Union(Ctx().get(), set, &b).ok());
+  EXPECT_EQ(a.value(), b.value());
+  EXPECT_CONTAINS_TRUTH(a, Truth({"cats", "dogs"}, 20240501, 20240503, false));
+  ASSERT_TRUE(cs.stub->Intersection(Ctx().get(), set, &a).ok());
+  ASSERT_TRUE(ss.stub->Intersection(Ctx().get(), set, &b).ok());
+  EXPECT_EQ(a.value(), b.value());
+  EXPECT_EQ(a.ci95_low(), b.ci95_low());
+  EXPECT_EQ(a.ci95_high(), b.ci95_high());
+  EXPECT_CONTAINS_TRUTH(a, Truth({"cats", "dogs"}, 20240501, 20240503, true));
+
+  v1::SegmentSizeRequest req;
+  req.set_segment("cars");
+  *req.mutable_days() = Range("2024-05-01", "2024-05-03");
+  v1::SizeSeriesReply sa, sb;
+  ASSERT_TRUE(cs.stub->SizeSeries(Ctx().get(), req, &sa).ok());
+  ASSERT_TRUE(ss.stub->SizeSeries(Ctx().get(), req, &sb).ok());
+  ASSERT_EQ(sa.points_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sa.points(i).estimate().value(), sb.points(i).estimate().value());
+  }
+  v1::ListSegmentsReply la, lb;
+  ASSERT_TRUE(cs.stub->ListSegments(Ctx().get(), {}, &la).ok());
+  ASSERT_TRUE(ss.stub->ListSegments(Ctx().get(), {}, &lb).ok());
+  EXPECT_EQ(la.segments_size(), lb.segments_size());
+}
+
+}  // namespace
+}  // namespace seg::stats

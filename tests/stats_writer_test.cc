@@ -1,0 +1,348 @@
+// StatsWriter against a real redis-server and a local 3-master Redis
+// Cluster: counts match the distinct users put in, calls survive Redis
+// losing its functions/scripts, AUTH works, the PFADD baseline agrees.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "common/hash.h"
+#include "stats/redis_cluster.h"
+#include "stats/stats_writer.h"
+#include "tests/harness/redis_cluster.h"
+#include "tests/harness/redis_server.h"
+
+namespace seg::stats {
+namespace {
+
+using testing::LocalRedis;
+using testing::LocalRedisCluster;
+using testing::LocalRedisOptions;
+using testing::RedisCommandForTest;
+
+constexpr Day kDay0 = 20240501;
+const std::vector<std::string> kSegments = {"cats", "dogs", "cars"};
+
+// User i is in cats if i%2==0, dogs if i%3==0, cars if i%5==0 (a few in none),
+// seen on day kDay0 + i%3 (and also on the next day when i%7==0).
+std::vector<UserUpdate> MakeUsers(int from, int to) {
+  std::vector<UserUpdate> out;
+  for (int i = from; i < to; ++i) {
+    UserUpdate u;
+    u.user_id = "user-" + std::to_string(i);
+    std::vector<Day> days = {kDay0 + static_cast<Day>(i % 3)};
+    if (i % 7 == 0) days.push_back(kDay0 + static_cast<Day>((i + 1) % 3));
+    for (Day d : days) {
+      if (i % 2 == 0) u.adds.push_back({"cats", d});
+      if (i % 3 == 0) u.adds.push_back({"dogs", d});
+      if (i % 5 == 0) u.adds.push_back({"cars", d});
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+// Distinct users per "segment:day".
+std::map<std::string, std::set<std::string>> Truth(const std::vector<UserUpdate>& users) {
+  std::map<std::string, std::set<std::string>> t;
+  for (const auto& u : users) {
+    for (const auto& a : u.adds) t[a.segment + ":" + std::to_string(a.day)].insert(u.user_id);
+  }
+  return t;
+}
+
+void Merge(std::map<std::string, std::set<std::string>>* into,
+           const std::map<std::string, std::set<std::string>>& from) {
+  for (const auto& [k, v] : from) (*into)[k].insert(v.begin(), v.end());
+}
+
+Status WriteInBatches(StatsWriter* writer, const std::vector<UserUpdate>& users, size_t batch) {
+  for (size_t i = 0; i < users.size(); i += batch) {
+    size_t n = std::min(batch, users.size() - i);
+    SEG_RETURN_IF_ERROR(writer->WriteBatch(std::span<const UserUpdate>(users.data() + i, n)));
+  }
+  return Status::OK();
+}
+
+// Sum over shards of PFCOUNT of each segment-day, compared with the truth:
+// each shard's count is within HyperLogLog error (1.04/sqrt(16384) = 0.81%
+// standard error), so the sum is within 3% (small sets are near exact).
+void ExpectCountsMatch(RedisRouter* router, uint32_t shards,
+                       const std::map<std::string, std::set<std::string>>& truth) {
+  for (const auto& [segday, users] : truth) {
+    size_t colon = segday.rfind(':');
+    std::string segment = segday.substr(0, colon);
+    Day day = static_cast<Day>(std::stoul(segday.substr(colon + 1)));
+    int64_t total = 0;
+    for (uint32_t s = 0; s < shards; ++s) {
+      std::string key = HllKey("hll", s, segment, day);
+      auto r = router->Command(key, {"PFCOUNT", key});
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_TRUE(r->is_integer()) << r->DebugString();
+      total += r->integer;
+    }
+    double want = static_cast<double>(users.size());
+    EXPECT_NEAR(static_cast<double>(total), want, std::max(2.0, 0.03 * want)) << segday;
+  }
+}
+
+std::unique_ptr<RedisRouter> SingleRouter(int port, const std::string& password = "") {
+  RedisRouterOptions o;
+  o.node.port = port;
+  o.node.password = password;
+  auto r = NewRedisRouter(o);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? std::move(*r) : nullptr;
+}
+
+StatsWriterOptions WriterOptions(int port, uint32_t shards, StatsCallMode mode) {
+  StatsWriterOptions o;
+  o.redis.node.port = port;
+  o.shards = shards;
+  o.mode = mode;
+  return o;
+}
+
+TEST(StatsDaysTest, ParsesFormatsAndRejectsDays) {
+  EXPECT_EQ(*ParseDay("2024-02-29"), 20240229u);
+  EXPECT_EQ(*ParseDay("20240301"), 20240301u);
+  EXPECT_FALSE(ParseDay("2023-02-29").ok());
+  EXPECT_FALSE(ParseDay("2024-13-01").ok());
+  EXPECT_FALSE(ParseDay("2024/01/01").ok());
+  EXPECT_FALSE(ParseDay("").ok());
+  EXPECT_EQ(FormatDay(20240105), "2024-01-05");
+  EXPECT_EQ(EpochDaysToDay(DayToEpochDays(20240228) + 1), 20240229u);
+  EXPECT_EQ(EpochDaysToDay(DayToEpochDays(20231231) + 1), 20240101u);
+  EXPECT_EQ(DayFromUnixMs(0), 19700101u);
+  EXPECT_EQ(DayFromUnixMs(1714521600000), 20240501u);  // 2024-05-01T00:00:00Z
+  EXPECT_EQ(HllKey("hll", 7, "cats", 20240501), "hll:{7}:cats:20240501");
+  EXPECT_EQ(RedisKeySlot(HllKey("hll", 7, "cats", 20240501)),
+            RedisKeySlot(HllKey("hll", 7, "dogs", 20240502)));
+}
+
+TEST(StatsWriterLuaTest, LibrarySourceIsCompiledIn) {
+  std::string_view lua = StatsFunctionsLua();
+  EXPECT_TRUE(lua.starts_with("#!lua name=segstats"));
+  EXPECT_NE(lua.find("seg_add_user"), std::string_view::npos);
+}
+
+class StatsWriterModeTest : public ::testing::TestWithParam<StatsCallMode> {};
+
+TEST_P(StatsWriterModeTest, PfcountEqualsDistinctUsersWithinHllError) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  const uint32_t shards = 4;
+  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), shards, GetParam()));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto users = MakeUsers(0, 12000);
+  ASSERT_TRUE(WriteInBatches(writer->get(), users, 500).ok());
+
+  auto router = SingleRouter((*redis)->port());
+  ExpectCountsMatch(router.get(), shards, Truth(users));
+  size_t keys = 0;
+  for (const auto& u : users) keys += u.adds.size();
+  EXPECT_EQ((*writer)->counters().keys, static_cast<int64_t>(keys));
+  if (GetParam() != StatsCallMode::kPfaddPerRoundTrip) {
+    // One call per user that had something to add, 24 pipelines + 1 registry.
+    int64_t callers = 0;
+    for (const auto& u : users) callers += !u.adds.empty();
+    EXPECT_EQ((*writer)->counters().calls, callers);
+    EXPECT_LE((*writer)->counters().round_trips, 26);
+  }
+  // The registry lists every segment seen.
+  auto registered = RedisCommandForTest((*redis)->port(), {"HKEYS", "segments:registry"});
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  for (const auto& s : kSegments) EXPECT_NE(registered->find(s), std::string::npos) << s;
+
+  // A replayed batch changes nothing.
+  int64_t changed_before = (*writer)->counters().changed;
+  ASSERT_TRUE(WriteInBatches(writer->get(), users, 500).ok());
+  EXPECT_EQ((*writer)->counters().changed, changed_before);
+  ExpectCountsMatch(router.get(), shards, Truth(users));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, StatsWriterModeTest,
+                         ::testing::Values(StatsCallMode::kFunction, StatsCallMode::kEvalsha,
+                                           StatsCallMode::kPfaddPerRoundTrip),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case StatsCallMode::kFunction:
+                               return std::string("Function");
+                             case StatsCallMode::kEvalsha:
+                               return std::string("Evalsha");
+                             default:
+                               return std::string("PfaddBaseline");
+                           }
+                         });
+
+class StatsWriterRestartTest : public ::testing::TestWithParam<StatsCallMode> {};
+
+// Redis restarted mid-run without persistence: the data and the function
+// cache are gone. The next batch's calls answer "Function not found" /
+// NOSCRIPT; the writer reloads and resends, and the counts match what was
+// written since the restart. Replaying the earlier batches (what a segmenter
+// does for uncommitted offsets) restores the rest.
+TEST_P(StatsWriterRestartTest, CallsRecoverAfterRestartAndCountsMatch) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 2, GetParam()));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto first = MakeUsers(0, 4000);
+  auto second = MakeUsers(4000, 8000);
+  ASSERT_TRUE(WriteInBatches(writer->get(), first, 400).ok());
+  EXPECT_EQ((*writer)->counters().reloads, 0);
+
+  ASSERT_TRUE((*redis)->Restart().ok());
+  Status s = WriteInBatches(writer->get(), second, 400);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_GE((*writer)->counters().reloads, 1);
+  auto router = SingleRouter((*redis)->port());
+  ExpectCountsMatch(router.get(), 2, Truth(second));
+
+  ASSERT_TRUE(WriteInBatches(writer->get(), first, 400).ok());
+  auto all = Truth(first);
+  Merge(&all, Truth(second));
+  ExpectCountsMatch(router.get(), 2, all);
+}
+
+// The data stays but the function/script cache is flushed (FUNCTION FLUSH,
+// SCRIPT FLUSH): calls recover and nothing is lost.
+TEST_P(StatsWriterRestartTest, CallsRecoverAfterFlushAndCountsMatch) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 1, GetParam()));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto first = MakeUsers(0, 3000);
+  auto second = MakeUsers(3000, 6000);
+  ASSERT_TRUE(WriteInBatches(writer->get(), first, 300).ok());
+  ASSERT_TRUE(RedisCommandForTest((*redis)->port(), {"FUNCTION", "FLUSH"}).ok());
+  ASSERT_TRUE(RedisCommandForTest((*redis)->port(), {"SCRIPT", "FLUSH"}).ok());
+  ASSERT_TRUE(WriteInBatches(writer->get(), second, 300).ok());
+  EXPECT_EQ((*writer)->counters().reloads, 1);
+  auto all = Truth(first);
+  Merge(&all, Truth(second));
+  auto router = SingleRouter((*redis)->port());
+  ExpectCountsMatch(router.get(), 1, all);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, StatsWriterRestartTest,
+                         ::testing::Values(StatsCallMode::kFunction, StatsCallMode::kEvalsha),
+                         [](const auto& info) {
+                           return info.param == StatsCallMode::kFunction ? std::string("Function")
+                                                                         : std::string("Evalsha");
+                         });
+
+TEST(StatsWriterTest, RedisDownIsUnavailableAndRecovers) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  StatsWriterOptions o = WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction);
+  o.redis.node.reconnect_initial_ms = 1;
+  o.redis.node.reconnect_max_ms = 1;
+  auto writer = NewStatsWriter(o);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto users = MakeUsers(0, 100);
+  ASSERT_TRUE(WriteInBatches(writer->get(), users, 100).ok());
+  ASSERT_TRUE((*redis)->Stop().ok());
+  Status down = WriteInBatches(writer->get(), users, 100);
+  EXPECT_EQ(down.code(), StatusCode::kUnavailable) << down;
+  ASSERT_TRUE((*redis)->Restart().ok());
+  // The backoff window is 1 ms; poll with a deadline rather than sleeping.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  Status s;
+  do {
+    s = WriteInBatches(writer->get(), users, 100);
+  } while (!s.ok() && std::chrono::steady_clock::now() < deadline);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(StatsWriterTest, AuthWithPasswordAndRefusesWrongOne) {
+  LocalRedisOptions ro;
+  ro.password = "s3cret";
+  auto redis = LocalRedis::Start(ro);
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  StatsWriterOptions o = WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction);
+  o.redis.node.password = "s3cret";
+  auto writer = NewStatsWriter(o);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto users = MakeUsers(0, 500);
+  ASSERT_TRUE(WriteInBatches(writer->get(), users, 250).ok());
+  auto router = SingleRouter((*redis)->port(), "s3cret");
+  ExpectCountsMatch(router.get(), 1, Truth(users));
+
+  o.redis.node.password = "wrong";
+  auto bad = NewStatsWriter(o);
+  Status s = bad.ok() ? WriteInBatches(bad->get(), users, 250) : bad.status();
+  EXPECT_EQ(s.code(), StatusCode::kUnauthenticated) << s;
+}
+
+TEST(StatsWriterTest, RejectsMalformedUpdatesBeforeSending) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<UserUpdate> bad_day = {{"u1", {{"cats", 20241301}}}};
+  EXPECT_EQ((*writer)->WriteBatch(bad_day).code(), StatusCode::kInvalidArgument);
+  std::vector<UserUpdate> no_user = {{"", {{"cats", kDay0}}}};
+  EXPECT_EQ((*writer)->WriteBatch(no_user).code(), StatusCode::kInvalidArgument);
+  std::vector<UserUpdate> no_segment = {{"u1", {{"", kDay0}}}};
+  EXPECT_EQ((*writer)->WriteBatch(no_segment).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*writer)->counters().round_trips, 0);
+}
+
+TEST(StatsWriterTest, RegisterSegmentsRecordsScripts) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->RegisterSegments({{"cats", "pets.lua@3"}}).ok());
+  auto v = RedisCommandForTest((*redis)->port(), {"HGET", "segments:registry", "cats"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, "pets.lua@3");
+  // A later first sighting does not overwrite it (HSETNX).
+  std::vector<UserUpdate> u = {{"u1", {{"cats", kDay0}}}};
+  ASSERT_TRUE((*writer)->WriteBatch(u).ok());
+  EXPECT_EQ(*RedisCommandForTest((*redis)->port(), {"HGET", "segments:registry", "cats"}),
+            "pets.lua@3");
+}
+
+TEST(StatsWriterClusterTest, CountsMatchThroughThreeMasterCluster) {
+  auto cluster = LocalRedisCluster::Start();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const uint32_t shards = 16;
+  StatsWriterOptions o;
+  o.redis.cluster = true;
+  o.redis.seeds = {"127.0.0.1:" + std::to_string((*cluster)->node(0).port())};
+  o.shards = shards;
+  auto writer = NewStatsWriter(o);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto users = MakeUsers(0, 9000);
+  ASSERT_TRUE(WriteInBatches(writer->get(), users, 500).ok());
+  // One round trip per node per batch: 18 batches x 3 masters, plus the registry.
+  EXPECT_LE((*writer)->counters().round_trips, 18 + 1);
+
+  RedisRouterOptions ro = o.redis;
+  auto router = NewRedisRouter(ro);
+  ASSERT_TRUE(router.ok()) << router.status();
+  ExpectCountsMatch(router->get(), shards, Truth(users));
+  // The shards really are spread over the masters, and the function is on each.
+  for (int n = 0; n < (*cluster)->size(); ++n) {
+    auto size = RedisCommandForTest((*cluster)->node(n).port(), {"DBSIZE"});
+    ASSERT_TRUE(size.ok()) << size.status();
+    EXPECT_GT(std::stoll(*size), 0) << "node " << n;
+  }
+
+  // Every master loses its functions: calls recover.
+  for (int n = 0; n < (*cluster)->size(); ++n) {
+    ASSERT_TRUE(RedisCommandForTest((*cluster)->node(n).port(), {"FUNCTION", "FLUSH"}).ok());
+  }
+  auto more = MakeUsers(9000, 12000);
+  ASSERT_TRUE(WriteInBatches(writer->get(), more, 500).ok());
+  EXPECT_GE((*writer)->counters().reloads, 1);
+  auto all = Truth(users);
+  Merge(&all, Truth(more));
+  ExpectCountsMatch(router->get(), shards, all);
+}
+
+}  // namespace
+}  // namespace seg::stats
