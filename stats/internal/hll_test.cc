@@ -173,6 +173,22 @@ TEST(HllIntersectionTest, IdenticalSetsGiveTheirSize) {
   EXPECT_EQ(e.method, "joint_mle");
 }
 
+TEST(HllIntersectionTest, OneSharedUserIsDistinguishedFromNone) {
+  // Two one-user sketches with the same register and rank are ~m times more
+  // likely under "shared" than under "two users colliding": the lower bound is > 0.
+  HyperLogLog a, b, c;
+  a.Add("user-1");
+  b.Add("user-1");
+  c.Add("user-2");
+  const IntersectionEstimate same = EstimateIntersection(a, b);
+  EXPECT_NEAR(same.value, 1.0, 0.01);
+  EXPECT_GT(same.ci95_low, 0.0);
+  EXPECT_LT(same.ci95_high, 10.0);
+  const IntersectionEstimate different = EstimateIntersection(a, c);
+  EXPECT_LT(different.value, 0.01);
+  EXPECT_EQ(different.ci95_low, 0.0);
+}
+
 TEST(HllIntersectionTest, DisjointSetsAreFlaggedWithLowerBoundZero) {
   auto s = sim::MakeScenario({200000, 200000}, 0, 0, 11);
   const HyperLogLog a = sim::SketchOf(s.sets[0]), b = sim::SketchOf(s.sets[1]);
