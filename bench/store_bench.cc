@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,7 +25,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,11 +84,47 @@ std::vector<std::vector<RowPut>> BuildBatches(int rows, int64_t now_ms) {
   return batches;
 }
 
+// CPU seconds used so far by this process / by another process (server).
+double SelfCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+double ProcCpuSeconds(pid_t pid) {
+  if (pid <= 0) return 0;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close_paren + 2));
+  std::string f;
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && (fields >> f); ++i) {
+    if (i == 14) utime = std::atof(f.c_str());
+    if (i == 15) stime = std::atof(f.c_str());
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Throughput per wall second and per CPU second (client + server), the
+// latter stable when other work shares the machine.
+struct Rate {
+  double per_s = 0;
+  double per_cpu_s = 0;
+};
+template <typename Fn>
+Rate Measure(double units, pid_t server, Fn&& fn) {
+  double cpu0 = SelfCpuSeconds() + ProcCpuSeconds(server);
+  double wall = fn();
+  double cpu = SelfCpuSeconds() + ProcCpuSeconds(server) - cpu0;
+  return Rate{units / wall, cpu > 0 ? units / cpu : 0};
+}
+
 double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Writes all batches with `threads` writers; returns cells/s.
+// Writes all batches, one writer thread per store; returns seconds.
 double RunPuts(const std::vector<Store*>& stores, const std::vector<std::vector<RowPut>>& batches) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
@@ -106,10 +145,10 @@ double RunPuts(const std::vector<Store*>& stores, const std::vector<std::vector<
   for (auto& t : threads) t.join();
   double secs = Seconds(start);
   if (failed) std::exit(1);
-  return static_cast<double>(batches.size()) * kRowsPerBatch * kCellsPerRow / secs;
+  return secs;
 }
 
-// Multi-gets `total_rows` random rows in calls of 100; returns rows/s.
+// Multi-gets `total_rows` random rows in calls of 100; returns seconds.
 double RunMultiGets(const std::vector<Store*>& stores, int rows, int total_rows) {
   std::atomic<int> next{0};
   std::atomic<bool> failed{false};
@@ -136,7 +175,7 @@ double RunMultiGets(const std::vector<Store*>& stores, int rows, int total_rows)
   for (auto& t : threads) t.join();
   double secs = Seconds(start);
   if (failed) std::exit(1);
-  return static_cast<double>(calls) * kRowsPerMultiGet / secs;
+  return secs;
 }
 
 // seg-store as a child process; killed on exit.
@@ -197,7 +236,8 @@ int main(int argc, char** argv) {
   const int get_rows = 40000;
 
   // In process.
-  double put_inproc, get_inproc;
+  const double cells = static_cast<double>(batches.size()) * kRowsPerBatch * kCellsPerRow;
+  Rate put_inproc, get_inproc;
   {
     seg::store::StoreOptions o;
     o.embedded.data_dir = dir + "/inproc";
@@ -206,12 +246,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
       return 1;
     }
-    put_inproc = RunPuts({store->get()}, batches);
-    get_inproc = RunMultiGets({store->get()}, rows, get_rows);
+    put_inproc = Measure(cells, 0, [&] { return RunPuts({store->get()}, batches); });
+    get_inproc = Measure(get_rows, 0, [&] { return RunMultiGets({store->get()}, rows, get_rows); });
   }
 
   // Through Thrift2 to a seg-store child.
-  double put_thrift, get_thrift;
+  Rate put_thrift, get_thrift;
   {
     std::string port_file = dir + "/port";
     std::vector<std::string> args = {seg_store, "--data-dir",  dir + "/served", "--port",
@@ -247,31 +287,39 @@ int main(int argc, char** argv) {
       clients.push_back(std::move(*seg::store::OpenStore(o)));
       raw.push_back(clients.back().get());
     }
-    put_thrift = RunPuts(raw, batches);
-    get_thrift = RunMultiGets(raw, rows, get_rows);
+    put_thrift = Measure(cells, child.pid, [&] { return RunPuts(raw, batches); });
+    get_thrift = Measure(get_rows, child.pid, [&] { return RunMultiGets(raw, rows, get_rows); });
   }
   std::filesystem::remove_all(dir);
 
-  std::printf("%-34s %14s %14s %8s\n", "", "in-process", "thrift2", "ratio");
-  std::printf("%-34s %14.0f %14.0f %8.2f\n", "put cells/s (batches of 1000)", put_inproc,
-              put_thrift, put_thrift / put_inproc);
-  std::printf("%-34s %14.0f %14.0f %8.2f\n", "multi-get rows/s (200 cells, x100)", get_inproc,
-              get_thrift, get_thrift / get_inproc);
+  std::printf("%-36s %14s %14s %8s\n", "", "in-process", "thrift2", "ratio");
+  std::printf("%-36s %14.0f %14.0f %8.2f\n", "put cells/s (batches of 1000)", put_inproc.per_s,
+              put_thrift.per_s, put_thrift.per_s / put_inproc.per_s);
+  std::printf("%-36s %14.0f %14.0f %8.2f\n", "multi-get rows/s (200 cells, x100)", get_inproc.per_s,
+              get_thrift.per_s, get_thrift.per_s / get_inproc.per_s);
+  std::printf("%-36s %14.0f %14.0f %8.2f\n", "put cells per CPU-second", put_inproc.per_cpu_s,
+              put_thrift.per_cpu_s, put_thrift.per_cpu_s / put_inproc.per_cpu_s);
+  std::printf("%-36s %14.0f %14.0f %8.2f\n", "multi-get rows per CPU-second", get_inproc.per_cpu_s,
+              get_thrift.per_cpu_s, get_thrift.per_cpu_s / get_inproc.per_cpu_s);
   std::printf(
       "targets: put in-process >= 300000, put thrift >= 100000, multi-get thrift >= 20000\n");
 
   if (!json_out.empty()) {
     std::ofstream out(json_out);
-    char buf[1024];
+    char buf[2048];
     std::snprintf(
         buf, sizeof(buf),
         "{\n  \"put_cells_per_s_inproc\": %.0f,\n  \"put_cells_per_s_thrift\": %.0f,\n"
         "  \"multiget_rows_per_s_thrift\": %.0f,\n  \"multiget_rows_per_s_inproc\": %.0f,\n"
-        "  \"put_thrift_to_inproc_ratio\": %.3f,\n"
-        "  \"multiget_thrift_to_inproc_ratio\": %.3f,\n  \"thrift_client_threads\": %d,\n"
+        "  \"put_thrift_to_inproc_ratio\": %.3f,\n  \"multiget_thrift_to_inproc_ratio\": %.3f,\n"
+        "  \"put_cells_per_cpu_s_inproc\": %.0f,\n  \"put_cells_per_cpu_s_thrift\": %.0f,\n"
+        "  \"multiget_rows_per_cpu_s_inproc\": %.0f,\n"
+        "  \"multiget_rows_per_cpu_s_thrift\": %.0f,\n  \"thrift_client_threads\": %d,\n"
         "  \"rows\": %d,\n  \"cells_per_row\": %d\n}\n",
-        put_inproc, put_thrift, get_thrift, get_inproc, put_thrift / put_inproc,
-        get_thrift / get_inproc, threads, rows, kCellsPerRow);
+        put_inproc.per_s, put_thrift.per_s, get_thrift.per_s, get_inproc.per_s,
+        put_thrift.per_s / put_inproc.per_s, get_thrift.per_s / get_inproc.per_s,
+        put_inproc.per_cpu_s, put_thrift.per_cpu_s, get_inproc.per_cpu_s, get_thrift.per_cpu_s,
+        threads, rows, kCellsPerRow);
     out << buf;
     if (!out) return 1;
   }

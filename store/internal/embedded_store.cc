@@ -390,8 +390,10 @@ StatusOr<RowResult> EmbeddedStore::Get(std::string_view table, const GetRequest&
 Status EmbeddedStore::MultiGet(std::string_view table, const std::vector<GetRequest>& gets,
                                std::vector<RowResult>* results) {
   SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
-  results->clear();
+  // Reuse the caller's row buffers: a multi-get of 200-cell rows otherwise
+  // frees and faults in ~100 KB per call.
   results->resize(gets.size());
+  for (auto& r : *results) r.Clear();
   if (gets.empty()) return Status::OK();
   const int64_t now = clock_->NowMs();
   // One snapshot for the whole call, one iterator per family reused

@@ -68,9 +68,17 @@ size_t DecodeEscaped(std::string_view in, std::string* out) {
   size_t end = FindTerminatorEnd(in);
   if (end == 0) return 0;
   out->clear();
-  for (size_t i = 0; i < end - 2; ++i) {
-    out->push_back(in[i]);
-    if (in[i] == '\x00') ++i;  // skip the 0xFF of an escape
+  // Copy runs between escapes in bulk: time-prefixed qualifiers carry a
+  // few 0x00 bytes each, so this is on the read path of every event cell.
+  const char* p = in.data();
+  const char* stop = in.data() + end - 2;
+  while (p < stop) {
+    const void* hit = std::memchr(p, 0, stop - p);
+    const char* z = hit ? static_cast<const char*>(hit) : stop;
+    out->append(p, z - p);
+    if (z == stop) break;
+    out->push_back('\0');
+    p = z + 2;  // skip the 0xFF of the escape
   }
   return end;
 }

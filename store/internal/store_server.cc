@@ -130,7 +130,7 @@ Status StoreServer::Start() {
       std::make_shared<at::TConfiguration>(static_cast<int>(max_msg), static_cast<int>(max_msg));
   auto handler =
       std::make_shared<internal::StoreHandler>(d.store.get(), d.options.scanner_lease_ms);
-  auto processor = std::make_shared<hbase::THBaseServiceProcessor>(handler);
+  auto processor = std::make_shared<internal::StoreProcessor>(handler);
 
   std::shared_ptr<at::transport::TTransportFactory> tf;
   if (d.options.transport == ThriftTransport::kFramed) {

@@ -6,6 +6,7 @@
 #include <thrift/TConfiguration.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/protocol/TProtocolException.h>
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSocket.h>
 #include <thrift/transport/TTransportException.h>
@@ -33,6 +34,119 @@ struct Connection {
   std::shared_ptr<at::transport::TTransport> transport;
   std::unique_ptr<THBaseServiceClient> client;
 };
+
+namespace tp = apache::thrift::protocol;
+
+// Reads one TResult into a RowResult without building TColumnValue objects:
+// three scratch strings reused across cells instead of three allocations
+// per cell. Unknown fields are skipped, as generated code does.
+void ReadResult(tp::TProtocol* in, RowResult* out) {
+  thread_local std::string family, qualifier, value;
+  std::string name;
+  tp::TType type;
+  int16_t id;
+  out->Clear();
+  in->readStructBegin(name);
+  while (true) {
+    in->readFieldBegin(name, type, id);
+    if (type == tp::T_STOP) break;
+    if (id == 2 && type == tp::T_LIST) {
+      tp::TType etype;
+      uint32_t n;
+      in->readListBegin(etype, n);
+      if (etype != tp::T_STRUCT) {
+        throw tp::TProtocolException(tp::TProtocolException::INVALID_DATA, "bad columnValues");
+      }
+      out->Reserve(n, 0);
+      for (uint32_t i = 0; i < n; ++i) {
+        int64_t ts = 0;
+        family.clear();
+        qualifier.clear();
+        value.clear();
+        in->readStructBegin(name);
+        while (true) {
+          tp::TType ft;
+          int16_t fid;
+          in->readFieldBegin(name, ft, fid);
+          if (ft == tp::T_STOP) break;
+          if (fid == 1 && ft == tp::T_STRING) {
+            in->readBinary(family);
+          } else if (fid == 2 && ft == tp::T_STRING) {
+            in->readBinary(qualifier);
+          } else if (fid == 3 && ft == tp::T_STRING) {
+            in->readBinary(value);
+          } else if (fid == 4 && ft == tp::T_I64) {
+            in->readI64(ts);
+          } else {
+            in->skip(ft);
+          }
+          in->readFieldEnd();
+        }
+        in->readStructEnd();
+        out->Add(family, qualifier, ts, value);
+      }
+      in->readListEnd();
+    } else {
+      in->skip(type);  // row (the caller knows it), stale, partial
+    }
+    in->readFieldEnd();
+  }
+  in->readStructEnd();
+}
+
+// The reply half of getMultiple, streaming into `results`. Reads the whole
+// message before throwing so a pooled connection stays in sync.
+void RecvGetMultiple(tp::TProtocol* in, std::vector<RowResult>* results) {
+  int32_t seqid = 0;
+  std::string name;
+  tp::TMessageType mtype;
+  in->readMessageBegin(name, mtype, seqid);
+  if (mtype == tp::T_EXCEPTION) {
+    at::TApplicationException x;
+    x.read(in);
+    in->readMessageEnd();
+    in->getTransport()->readEnd();
+    throw x;
+  }
+  if (mtype != tp::T_REPLY || name != "getMultiple") {
+    in->skip(tp::T_STRUCT);
+    in->readMessageEnd();
+    in->getTransport()->readEnd();
+    throw at::TApplicationException(at::TApplicationException::INVALID_MESSAGE_TYPE);
+  }
+  bool got = false, failed = false;
+  hbase::TIOError io;
+  tp::TType type;
+  int16_t id;
+  in->readStructBegin(name);
+  while (true) {
+    in->readFieldBegin(name, type, id);
+    if (type == tp::T_STOP) break;
+    if (id == 0 && type == tp::T_LIST) {
+      tp::TType etype;
+      uint32_t n;
+      in->readListBegin(etype, n);
+      results->resize(n);
+      for (uint32_t i = 0; i < n; ++i) ReadResult(in, &(*results)[i]);
+      in->readListEnd();
+      got = true;
+    } else if (id == 1 && type == tp::T_STRUCT) {
+      io.read(in);
+      failed = true;
+    } else {
+      in->skip(type);
+    }
+    in->readFieldEnd();
+  }
+  in->readStructEnd();
+  in->readMessageEnd();
+  in->getTransport()->readEnd();
+  if (failed) throw io;
+  if (!got) {
+    throw at::TApplicationException(at::TApplicationException::MISSING_RESULT,
+                                    "getMultiple failed: unknown result");
+  }
+}
 
 class ThriftStore;
 
@@ -120,21 +234,22 @@ class ThriftStore final : public Store {
 
   Status MultiGet(std::string_view table, const std::vector<GetRequest>& gets,
                   std::vector<RowResult>* results) override {
-    results->clear();
-    if (gets.empty()) return Status::OK();
+    if (gets.empty()) {
+      results->clear();
+      return Status::OK();
+    }
     std::vector<hbase::TGet> tgets(gets.size());
     for (size_t i = 0; i < gets.size(); ++i) SEG_RETURN_IF_ERROR(ToTGet(gets[i], &tgets[i]));
-    std::vector<hbase::TResult> tresults;
     std::string t(table);
-    SEG_RETURN_IF_ERROR(Call("getMultiple", true,
-                             [&](THBaseServiceClient& c) { c.getMultiple(tresults, t, tgets); }));
-    if (tresults.size() != gets.size()) {
-      return InternalError("store thrift getMultiple: " + std::to_string(tresults.size()) +
+    SEG_RETURN_IF_ERROR(Call("getMultiple", true, [&](THBaseServiceClient& c) {
+      c.send_getMultiple(t, tgets);
+      RecvGetMultiple(c.getInputProtocol().get(), results);
+    }));
+    if (results->size() != gets.size()) {
+      return InternalError("store thrift getMultiple: " + std::to_string(results->size()) +
                            " results for " + std::to_string(gets.size()) + " gets");
     }
-    results->resize(gets.size());
     for (size_t i = 0; i < gets.size(); ++i) {
-      FromTResult(tresults[i], &(*results)[i]);
       (*results)[i].set_row(gets[i].row);
       if (gets[i].newest_cells > 0) {
         (*results)[i].KeepNewest(static_cast<size_t>(gets[i].newest_cells));

@@ -23,6 +23,7 @@ void StoreHandler::Throw(const Status& status, const char* method) {
 
 Status StoreHandler::ReadRows(const std::string& table, const std::vector<hbase::TGet>& tgets,
                               std::vector<RowResult>* rows) {
+  calls_.Inc();
   // Usually one GetRequest per TGet; a TGet mixing column selections per
   // family becomes several, merged back below.
   std::vector<GetRequest> flat;
@@ -55,7 +56,6 @@ Status StoreHandler::ReadRows(const std::string& table, const std::vector<hbase:
 }
 
 bool StoreHandler::exists(const std::string& table, const hbase::TGet& tget) {
-  calls_.Inc();
   std::vector<RowResult> rows;
   Status s = ReadRows(table, {tget}, &rows);
   if (!s.ok()) Throw(s, "exists");
@@ -63,7 +63,6 @@ bool StoreHandler::exists(const std::string& table, const hbase::TGet& tget) {
 }
 
 void StoreHandler::get(hbase::TResult& _return, const std::string& table, const hbase::TGet& tget) {
-  calls_.Inc();
   std::vector<RowResult> rows;
   Status s = ReadRows(table, {tget}, &rows);
   if (!s.ok()) Throw(s, "get");
@@ -72,7 +71,6 @@ void StoreHandler::get(hbase::TResult& _return, const std::string& table, const 
 
 void StoreHandler::getMultiple(std::vector<hbase::TResult>& _return, const std::string& table,
                                const std::vector<hbase::TGet>& tgets) {
-  calls_.Inc();
   std::vector<RowResult> rows;
   Status s = ReadRows(table, tgets, &rows);
   if (!s.ok()) Throw(s, "getMultiple");
@@ -270,6 +268,85 @@ void StoreHandler::getScannerResults(std::vector<hbase::TResult>& _return, const
   OpenScan scan;
   scan.scanner = std::move(*scanner);
   ReadScanner(&scan, numRows, &_return);
+}
+
+namespace {
+
+namespace tp = apache::thrift::protocol;
+
+// Writes a TResult exactly as the generated TResult::write would for what
+// ToTResult fills in (row when present, columnValues with timestamps).
+void WriteResult(tp::TProtocol* out, const RowResult& row, std::string* scratch) {
+  out->writeStructBegin("TResult");
+  if (!row.empty()) {
+    out->writeFieldBegin("row", tp::T_STRING, 1);
+    out->writeBinary(row.row());
+    out->writeFieldEnd();
+  }
+  out->writeFieldBegin("columnValues", tp::T_LIST, 2);
+  out->writeListBegin(tp::T_STRUCT, static_cast<uint32_t>(row.size()));
+  for (CellView c : row) {
+    out->writeStructBegin("TColumnValue");
+    // writeBinary takes std::string: reuse one buffer, no allocation per cell.
+    out->writeFieldBegin("family", tp::T_STRING, 1);
+    scratch->assign(c.family);
+    out->writeBinary(*scratch);
+    out->writeFieldEnd();
+    out->writeFieldBegin("qualifier", tp::T_STRING, 2);
+    scratch->assign(c.qualifier);
+    out->writeBinary(*scratch);
+    out->writeFieldEnd();
+    out->writeFieldBegin("value", tp::T_STRING, 3);
+    scratch->assign(c.value);
+    out->writeBinary(*scratch);
+    out->writeFieldEnd();
+    out->writeFieldBegin("timestamp", tp::T_I64, 4);
+    out->writeI64(c.timestamp);
+    out->writeFieldEnd();
+    out->writeFieldStop();
+    out->writeStructEnd();
+  }
+  out->writeListEnd();
+  out->writeFieldEnd();
+  out->writeFieldStop();
+  out->writeStructEnd();
+}
+
+}  // namespace
+
+bool StoreProcessor::dispatchCall(tp::TProtocol* iprot, tp::TProtocol* oprot,
+                                  const std::string& fname, int32_t seqid, void* callContext) {
+  if (fname != "getMultiple") {
+    return hbase::THBaseServiceProcessor::dispatchCall(iprot, oprot, fname, seqid, callContext);
+  }
+  hbase::THBaseService_getMultiple_args args;
+  args.read(iprot);  // malformed input throws: the connection is closed
+  iprot->readMessageEnd();
+  iprot->getTransport()->readEnd();
+
+  thread_local std::vector<RowResult> rows;  // buffers reused per connection thread
+  Status s = handler_->ReadRows(args.table, args.tgets, &rows);
+  oprot->writeMessageBegin("getMultiple", tp::T_REPLY, seqid);
+  if (!s.ok()) {
+    hbase::THBaseService_getMultiple_result result;
+    result.io.__set_message(EncodeErrorMessage(s));
+    result.__isset.io = true;
+    result.write(oprot);
+  } else {
+    std::string scratch;
+    oprot->writeStructBegin("THBaseService_getMultiple_result");
+    oprot->writeFieldBegin("success", tp::T_LIST, 0);
+    oprot->writeListBegin(tp::T_STRUCT, static_cast<uint32_t>(rows.size()));
+    for (const RowResult& r : rows) WriteResult(oprot, r, &scratch);
+    oprot->writeListEnd();
+    oprot->writeFieldEnd();
+    oprot->writeFieldStop();
+    oprot->writeStructEnd();
+  }
+  oprot->writeMessageEnd();
+  oprot->getTransport()->writeEnd();
+  oprot->getTransport()->flush();
+  return true;
 }
 
 }  // namespace seg::store::internal
