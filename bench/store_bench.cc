@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
   std::string json_out, seg_store = DefaultSegStore(argv[0]);
   int rows = 5000;  // 1,000,000 cells
   int threads = 2;
+  int write_buffer_mb = 64;  // in-process memtable size (seg-store uses its default)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -217,12 +218,14 @@ int main(int argc, char** argv) {
       rows = std::atoi(next().c_str());
     } else if (a == "--threads") {
       threads = std::atoi(next().c_str());
+    } else if (a == "--write-buffer-mb") {
+      write_buffer_mb = std::atoi(next().c_str());
     } else if (a == "--seg-store") {
       seg_store = next();
     } else {
       std::fprintf(stderr,
                    "usage: store_bench [--json-out FILE] [--rows N] [--threads T] "
-                   "[--seg-store PATH]\n");
+                   "[--write-buffer-mb MB] [--seg-store PATH]\n");
       return 2;
     }
   }
@@ -241,6 +244,7 @@ int main(int argc, char** argv) {
   {
     seg::store::StoreOptions o;
     o.embedded.data_dir = dir + "/inproc";
+    o.embedded.write_buffer_bytes = static_cast<int64_t>(write_buffer_mb) << 20;
     auto store = seg::store::OpenStore(o);
     if (!store.ok()) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
