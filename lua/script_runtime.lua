@@ -27,8 +27,9 @@
 --   user:any(f)              true if at least one event matches
 --   user:first(f)/last(f)    oldest/newest matching event (a table) or nil
 --   user:events(f)           list of matching events (tables), time order
---   user:distinct(field, f)  number of distinct values of field among
---                            matches; field: "host", "day", "query", "url",
+--   user:distinct(field, f [, f2, ...])  number of distinct values of field
+--                            among events matching any of the filters;
+--                            field: "host", "day" (UTC), "query", "url",
 --                            "source" or "attr:<name>"
 --   user:attr(name, f)       value of attribute `name` on the newest matching
 --                            event that has it, or nil
@@ -123,20 +124,36 @@ typedef struct seg_user {
   int32_t matched_n;
   int32_t* matched;
   int32_t matched_cap;
-  int32_t pad;
+  int32_t scratch_cap;
+  int32_t* scratch;
+  void* host_data;
 } seg_user;
+typedef struct seg_filter {
+  int32_t typemask;
+  int32_t single_type;
+  double lo_ms;
+  double hi_ms;
+  double within_ms;
+  double older_ms;
+  int32_t host, url, path, query, query_all, text, source;
+  int32_t attr_n;
+  int32_t attr_key[8];
+  int32_t attr_vals[8];
+  int32_t net_n;
+  uint32_t net[8];
+  uint32_t mask[8];
+} seg_filter;
 typedef struct seg_budget seg_budget;
 ]]
 
 local MATCH_T = "int32_t (*)(const char*, int32_t, const char*, int32_t)"
 local U = ffi.cast("seg_user*", HOST.user)
-local C_contains = ffi.cast(MATCH_T, HOST.contains)
-local C_host_is = ffi.cast(MATCH_T, HOST.host_is)
-local C_prefix = ffi.cast(MATCH_T, HOST.has_prefix)
 local C_equals = ffi.cast(MATCH_T, HOST.equals)
-local C_equals_nocase = ffi.cast(MATCH_T, HOST.equals_nocase)
 local C_budget_slow = ffi.cast("int32_t (*)(seg_budget*)", HOST.budget_slow)
 local BUDGET = ffi.cast("seg_budget*", HOST.budget)
+local C_needles = ffi.cast("int32_t (*)(void*, const char**, const int32_t*, int32_t)", HOST.needles)
+local C_scan = ffi.cast("int32_t (*)(void*, seg_user*, const seg_filter*, int32_t)", HOST.scan)
+local SCAN_CTX = ffi.cast("void*", HOST.scan_ctx)
 local C_aborting = HOST.aborting        -- lua_CFunction: true while a call is being aborted
 local MAX_STRING = HOST.max_string_bytes
 
@@ -166,10 +183,13 @@ local function lower(s)
 end
 
 ---------------------------------------------------------------------------
--- Filters.
+-- Filters: compiled into a seg_filter (lua_abi.h FfiFilter) that the host's
+-- seg_scan evaluates in C++; see segmenter/internal/script_host_user.h.
 
-local FILTER_MT = { __metatable = false }           -- hidden from scripts
 local COMPILED = setmetatable({}, { __mode = "k" })  -- the compiled filters
+local FILTER_MT = { __metatable = false }           -- hidden from scripts
+local MAX_ATTRS, MAX_NETS = 8, 8
+local SCAN_REVERSE, SCAN_STOP, SCAN_COLLECT, SCAN_RECORD = 1, 2, 4, 8
 
 local function strlist(v, key)
   if type(v) == "string" then return { lower(v) } end
@@ -183,19 +203,34 @@ local function strlist(v, key)
   return out
 end
 
+-- Registers a list of strings with the host; returns its id.
+local function needles(list)
+  local n = #list
+  local ptrs = ffi.new("const char*[?]", n + 1)
+  local lens = ffi.new("int32_t[?]", n + 1)
+  for i = 1, n do
+    ptrs[i - 1] = list[i]
+    lens[i - 1] = #list[i]
+  end
+  local id = C_needles(SCAN_CTX, ptrs, lens, n)
+  if id < 0 then error("too many distinct filter lists: build filters once with filter{...}", 4) end
+  return id
+end
+
 local function num(v, key)
   if type(v) ~= "number" then error("filter key '" .. key .. "' must be a number", 4) end
   return v
 end
 
 local function parse_cidr(s)
+  if type(s) ~= "string" then error("ip_in: CIDRs must be strings", 5) end
   local a, b, c, d, len = s_match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)/?(%d*)$")
   if not a then error("ip_in: bad CIDR '" .. s .. "'", 5) end
   len = len == "" and 32 or tonumber(len)
+  if len > 32 then error("ip_in: bad CIDR '" .. s .. "'", 5) end
   local ip = ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
-  local mask = len == 0 and 0 or lshift(-1, 32 - len)
-  if len == 32 then mask = -1 end
-  return { band(ip, mask), mask }
+  local mask = len == 0 and 0 or (2 ^ 32 - 2 ^ (32 - len))
+  return ip - ip % 2 ^ (32 - len), mask
 end
 
 local KNOWN = {
@@ -203,6 +238,11 @@ local KNOWN = {
   older_than_days = true, since_ms = true, until_ms = true, host = true, url_contains = true,
   path_prefix = true, query_contains = true, query_all = true, text_contains = true,
   source = true, attr = true, ip_in = true, where = true,
+}
+local LIST_KEYS = {
+  { "host", "host" }, { "url_contains", "url" }, { "path_prefix", "path" },
+  { "query_contains", "query" }, { "query_all", "query_all" }, { "text_contains", "text" },
+  { "source", "source" },
 }
 
 local function compile(f)
@@ -212,7 +252,8 @@ local function compile(f)
   for k in pairs(f) do
     if not KNOWN[k] then error("unknown filter key '" .. tostring(k) .. "'", 3) end
   end
-  local cf = setmetatable({}, FILTER_MT)
+  local c = ffi.new("seg_filter")
+  local cf = setmetatable({ c = c }, FILTER_MT)
   COMPILED[cf] = true
   local t = f.type
   if t ~= nil then
@@ -223,44 +264,46 @@ local function compile(f)
       if not code then error("unknown event type '" .. tostring(list[i]) .. "'", 3) end
       mask = bor(mask, lshift(1, code))
     end
-    cf.typemask = mask
-    if #list == 1 then cf.single_type = TYPES[list[1]] end
+    c.typemask = mask
+    if #list == 1 then c.single_type = TYPES[list[1]] end
   end
-  local w
+  local w = 0
   if f.within_ms then w = num(f.within_ms, "within_ms") end
   if f.within_minutes then w = num(f.within_minutes, "within_minutes") * MS_MINUTE end
   if f.within_hours then w = num(f.within_hours, "within_hours") * MS_HOUR end
   if f.within_days then w = num(f.within_days, "within_days") * MS_DAY end
-  cf.within = w
-  if f.older_than_days then cf.older = num(f.older_than_days, "older_than_days") * MS_DAY end
-  if f.since_ms then cf.since = num(f.since_ms, "since_ms") end
-  if f.until_ms then cf.till = num(f.until_ms, "until_ms") end
-  if f.host ~= nil then cf.host = strlist(f.host, "host") end
-  if f.url_contains ~= nil then cf.url = strlist(f.url_contains, "url_contains") end
-  if f.path_prefix ~= nil then cf.path = strlist(f.path_prefix, "path_prefix") end
-  if f.query_contains ~= nil then cf.query = strlist(f.query_contains, "query_contains") end
-  if f.query_all ~= nil then cf.query_all = strlist(f.query_all, "query_all") end
-  if f.text_contains ~= nil then cf.text = strlist(f.text_contains, "text_contains") end
-  if f.source ~= nil then cf.source = strlist(f.source, "source") end
+  c.within_ms = w
+  c.older_ms = f.older_than_days and num(f.older_than_days, "older_than_days") * MS_DAY or 0
+  c.lo_ms = f.since_ms and num(f.since_ms, "since_ms") or -math.huge
+  c.hi_ms = f.until_ms and num(f.until_ms, "until_ms") or math.huge
+  for _, kv in ipairs(LIST_KEYS) do
+    local v = f[kv[1]]
+    c[kv[2]] = v ~= nil and needles(strlist(v, kv[1])) or -1
+  end
   if f.attr ~= nil then
     if type(f.attr) ~= "table" then error("filter key 'attr' must be a table", 3) end
-    local list = {}
+    local n = 0
     for k, v in pairs(f.attr) do
       if type(k) ~= "string" then error("attr keys must be strings", 3) end
-      local vals
-      if v == true then vals = true
-      elseif type(v) == "string" then vals = { v }
-      elseif type(v) == "table" then vals = v
+      if n >= MAX_ATTRS then error("attr: at most " .. MAX_ATTRS .. " keys", 3) end
+      c.attr_key[n] = needles({ k })
+      if v == true then c.attr_vals[n] = -1
+      elseif type(v) == "string" then c.attr_vals[n] = needles({ v })
+      elseif type(v) == "table" then
+        for i = 1, #v do
+          if type(v[i]) ~= "string" then error("attr '" .. k .. "' values must be strings", 3) end
+        end
+        c.attr_vals[n] = needles(v)
       else error("attr '" .. k .. "' must be a string, a list or true", 3) end
-      list[#list + 1] = { k, vals }
+      n = n + 1
     end
-    cf.attr = list
+    c.attr_n = n
   end
   if f.ip_in ~= nil then
     local l = type(f.ip_in) == "table" and f.ip_in or { f.ip_in }
-    local nets = {}
-    for i = 1, #l do nets[i] = parse_cidr(l[i]) end
-    cf.ip = nets
+    if #l > MAX_NETS then error("ip_in: at most " .. MAX_NETS .. " ranges", 3) end
+    for i = 1, #l do c.net[i - 1], c.mask[i - 1] = parse_cidr(l[i]) end
+    c.net_n = #l
   end
   if f.where ~= nil then
     if type(f.where) ~= "function" then error("filter key 'where' must be a function", 3) end
@@ -269,83 +312,7 @@ local function compile(f)
   return cf
 end
 
-local function any_of(list, fn, p, len)
-  for k = 1, #list do
-    local s = list[k]
-    if fn(p, len, s, #s) ~= 0 then return true end
-  end
-  return false
-end
-
 local materialize  -- forward
-
-local function attr_test(e, spec)
-  local A = U.attrs
-  for s = 1, #spec do
-    local key, vals = spec[s][1], spec[s][2]
-    local found = false
-    for a = e.attr_begin, e.attr_end - 1 do
-      local at = A[a]
-      if C_equals(at.key, at.key_len, key, #key) ~= 0 then
-        if vals == true then found = true break end
-        for v = 1, #vals do
-          local want = vals[v]
-          if C_equals_nocase(at.value, at.value_len, want, #want) ~= 0 then found = true break end
-        end
-        if found then break end
-      end
-    end
-    if not found then return false end
-  end
-  return true
-end
-
-local function test(cf, e, j)
-  local m = cf.typemask
-  if m and band(m, lshift(1, e.type)) == 0 then return false end
-  local l = cf.host
-  if l and (e.host_len == 0 or not any_of(l, C_host_is, e.url + e.host_off, e.host_len)) then
-    return false
-  end
-  l = cf.url
-  if l and not any_of(l, C_contains, e.url, e.url_len) then return false end
-  l = cf.path
-  if l and not any_of(l, C_prefix, e.url + e.path_off, e.path_len) then return false end
-  l = cf.query
-  if l and (e.query_len == 0 or not any_of(l, C_contains, e.query, e.query_len)) then return false end
-  l = cf.query_all
-  if l then
-    if e.query_len == 0 then return false end
-    for k = 1, #l do
-      local s = l[k]
-      if C_contains(e.query, e.query_len, s, #s) == 0 then return false end
-    end
-  end
-  l = cf.text
-  if l and not any_of(l, C_contains, e.url, e.url_len)
-       and not any_of(l, C_contains, e.query, e.query_len) then
-    return false
-  end
-  l = cf.source
-  if l then
-    local r = U.raw[j].source
-    if not any_of(l, C_equals_nocase, r.ptr, r.len) then return false end
-  end
-  l = cf.attr
-  if l and not attr_test(e, l) then return false end
-  l = cf.ip
-  if l then
-    local ip = e.ipv4
-    if ip == 0 then return false end
-    local ok = false
-    for k = 1, #l do
-      if band(ip, l[k][2]) == l[k][1] then ok = true break end
-    end
-    if not ok then return false end
-  end
-  if cf.where and not cf.where(materialize(j)) then return false end
-  return true
-end
 
 local function record(idx)
   local k = U.matched_n
@@ -355,61 +322,31 @@ local function record(idx)
   end
 end
 
--- First position p in [b, e) of the list (or of all events when list is
--- nil) whose event time is >= t.
-local function lower_bound(list, b, e, t)
-  local ev = U.ev
-  while b < e do
-    local mid = rshift(b + e, 1)
-    local j = list and list[mid] or mid
-    if ev[j].time_ms < t then b = mid + 1 else e = mid end
-  end
-  return b
-end
-local function upper_bound(list, b, e, t)
-  local ev = U.ev
-  while b < e do
-    local mid = rshift(b + e, 1)
-    local j = list and list[mid] or mid
-    if ev[j].time_ms <= t then b = mid + 1 else e = mid end
-  end
-  return b
-end
-
-local scratch = {}
-
 -- Scans the events matching `cf` in time order (newest first when
 -- `reverse`). Stops after the first match when `stop`. When `collect`,
--- scratch[1..n] holds the matches' event numbers. Returns n.
+-- U.scratch[0..n-1] holds the matches' event numbers. Returns n.
 local function scan(cf, reverse, stop, collect)
-  local now = U.now_ms
-  local lo, hi = cf.since or -1e300, cf.till or 1e300
-  if cf.within and now - cf.within > lo then lo = now - cf.within end
-  if cf.older and now - cf.older < hi then hi = now - cf.older end
-  local list, b, e = nil, 0, U.n
-  local t = cf.single_type
-  if t then
-    list = U.by_type
-    b, e = U.type_begin[t], U.type_begin[t + 1]
+  local flags = reverse and SCAN_REVERSE or 0
+  local where = cf.where
+  if not where then
+    if stop then flags = flags + SCAN_STOP end
+    if collect then flags = flags + SCAN_COLLECT end
+    return C_scan(SCAN_CTX, U, cf.c, flags + SCAN_RECORD)
   end
-  if lo > -1e300 then b = lower_bound(list, b, e, lo) end
-  if hi < 1e300 then e = upper_bound(list, b, e, hi) end
-  local ev = U.ev
+  -- `where` runs in Lua on the candidates the other keys left.
+  local n = C_scan(SCAN_CTX, U, cf.c, flags + SCAN_COLLECT)
+  local sc, m = U.scratch, 0
   local explain = U.explain ~= 0
-  local n = 0
-  local p, last, step = b, e - 1, 1
-  if reverse then p, last, step = e - 1, b, -1 end
-  for q = p, last, step do
-    local j = list and list[q] or q
-    local x = ev[j]
-    if test(cf, x, j) then
-      n = n + 1
-      if collect then scratch[n] = j end
-      if explain then record(x.index) end
+  for i = 0, n - 1 do
+    local j = sc[i]
+    if where(materialize(j)) then
+      sc[m] = j
+      m = m + 1
+      if explain then record(U.ev[j].index) end
       if stop then break end
     end
   end
-  return n
+  return m
 end
 
 ---------------------------------------------------------------------------
@@ -478,24 +415,22 @@ function methods:count(f) return scan(compile(f), false, false, false) end
 function methods:any(f) return scan(compile(f), false, true, false) > 0 end
 function methods:first(f)
   if scan(compile(f), false, true, true) == 0 then return nil end
-  return materialize(scratch[1])
+  return materialize(U.scratch[0])
 end
 function methods:last(f)
   if scan(compile(f), true, true, true) == 0 then return nil end
-  return materialize(scratch[1])
+  return materialize(U.scratch[0])
 end
 function methods:events(f)
   local n = scan(compile(f), false, false, true)
   local out = {}
-  for i = 1, n do out[i] = materialize(scratch[i]) end
+  for i = 1, n do out[i] = materialize(U.scratch[i - 1]) end
   return out
 end
-function methods:distinct(field, f)
-  if type(field) ~= "string" then error("distinct: field must be a string", 2) end
+local function distinct_into(seen, count, field, f)
   local n = scan(compile(f), false, false, true)
-  local seen, count = {}, 0
   for i = 1, n do
-    local v = field_of(scratch[i], field)
+    local v = field_of(U.scratch[i - 1], field)
     if v ~= nil and v ~= "" and not seen[v] then
       seen[v] = true
       count = count + 1
@@ -503,11 +438,20 @@ function methods:distinct(field, f)
   end
   return count
 end
+-- user:distinct(field, f1 [, f2, ...]): distinct values over the events
+-- matching any of the filters.
+function methods:distinct(field, f, ...)
+  if type(field) ~= "string" then error("distinct: field must be a string", 2) end
+  local seen = {}
+  local count = distinct_into(seen, 0, field, f)
+  for k = 1, select("#", ...) do count = distinct_into(seen, count, field, (select(k, ...))) end
+  return count
+end
 function methods:attr(name, f)
   if type(name) ~= "string" then error("attr: name must be a string", 2) end
   local n = scan(compile(f), false, false, true)
   for i = n, 1, -1 do
-    local v = attr_of(scratch[i], name)
+    local v = attr_of(U.scratch[i - 1], name)
     if v ~= nil then return v end
   end
   return nil
@@ -517,14 +461,14 @@ function methods:attr_values(name, f)
   local n = scan(compile(f), false, false, true)
   local out = {}
   for i = 1, n do
-    local v = attr_of(scratch[i], name)
+    local v = attr_of(U.scratch[i - 1], name)
     if v ~= nil then out[v] = (out[v] or 0) + 1 end
   end
   return out
 end
 function methods:days_since(f)
   if scan(compile(f), true, true, true) == 0 then return nil end
-  return (U.now_ms - U.ev[scratch[1]].time_ms) / MS_DAY
+  return (U.now_ms - U.ev[U.scratch[0]].time_ms) / MS_DAY
 end
 function methods:now_ms() return U.now_ms end
 function methods:id() return ffi_string(U.id, U.id_len) end
@@ -737,7 +681,8 @@ end
 function api.layout()
   return ffi.sizeof("seg_event"), ffi.sizeof("seg_event_raw"), ffi.sizeof("seg_attr"),
     ffi.sizeof("seg_user"), ffi.offsetof("seg_user", "now_ms"), ffi.offsetof("seg_user", "matched_cap"),
-    ffi.offsetof("seg_event", "index"), ffi.offsetof("seg_attr", "value")
+    ffi.offsetof("seg_event", "index"), ffi.offsetof("seg_attr", "value"),
+    ffi.sizeof("seg_filter"), ffi.offsetof("seg_filter", "mask")
 end
 
 -- Defence in depth: nothing dangerous stays reachable from the globals.

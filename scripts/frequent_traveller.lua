@@ -22,23 +22,14 @@ local PURCHASES = filter {
 
 return segment_script {
   name = "frequent_traveller",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "Travel activity on 4+ days in 90 days or 2+ travel purchases in 180 days",
   segments = { "frequent_traveller" },
   evaluate = function(user)
     if user:count(PURCHASES) >= 2 then return { "frequent_traveller" } end
-    local days = {}
-    local n = 0
-    for _, f in ipairs({ TRAVEL_VISITS, TRAVEL_SEARCHES }) do
-      for _, e in ipairs(user:events(f)) do
-        local d = math.floor(e.time_ms / MS_DAY)
-        if not days[d] then
-          days[d] = true
-          n = n + 1
-        end
-      end
+    if user:distinct("day", TRAVEL_VISITS, TRAVEL_SEARCHES) >= 4 then
+      return { "frequent_traveller" }
     end
-    if n >= 4 then return { "frequent_traveller" } end
     return {}
   end,
 }

@@ -3,7 +3,7 @@
 //
 // Start here. A script (scripts/<name>.lua) declares its name, version, the
 // segments it may emit and `evaluate(user)`; the helper library it sees is
-// documented in lua/script_runtime.lua and docs/segment_scripts.md. The host
+// documented in scripts/README.md and lua/script_runtime.lua. The host
 //   - loads every `*.lua` file of `scripts_dir` into one sandboxed LuaJIT
 //     state (no io, os, ffi, require, load, debug, ...), with a memory cap
 //     for the state and a CPU budget for every call into a script;

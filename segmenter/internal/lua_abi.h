@@ -67,8 +67,44 @@ struct FfiUser {
   int32_t matched_n;
   int32_t* matched;  // explain: FfiEvent::index of matched events
   int32_t matched_cap;
-  int32_t pad;
+  int32_t scratch_cap;  // >= n
+  int32_t* scratch;     // seg_scan's collected event numbers
+  void* host_data;      // the UserData behind this struct (opaque to Lua)
 };
+
+inline constexpr int kMaxFilterAttrs = 8;
+inline constexpr int kMaxFilterNets = 8;
+
+// A compiled filter (the runtime builds one per filter{} / helper call).
+// Needle lists are ids from seg_needles(); -1 = key absent.
+struct FfiFilter {
+  int32_t typemask;     // bit per type code; 0 = any type
+  int32_t single_type;  // the only type, or 0
+  double lo_ms;         // time >= lo_ms (since_ms; -inf when absent)
+  double hi_ms;         // time <= hi_ms (until_ms; +inf when absent)
+  double within_ms;     // > 0: time >= now - within_ms
+  double older_ms;      // > 0: time <= now - older_ms
+  int32_t host, url, path, query, query_all, text, source;
+  int32_t attr_n;
+  int32_t attr_key[kMaxFilterAttrs];   // needle list with the key
+  int32_t attr_vals[kMaxFilterAttrs];  // accepted values, -1 = present
+  int32_t net_n;
+  uint32_t net[kMaxFilterNets];
+  uint32_t mask[kMaxFilterNets];
+};
+
+// seg_scan flags.
+inline constexpr int32_t kScanReverse = 1;  // newest first
+inline constexpr int32_t kScanStop = 2;     // stop at the first match
+inline constexpr int32_t kScanCollect = 4;  // write event numbers to user->scratch
+inline constexpr int32_t kScanRecord = 8;   // explain: record matches
+
+// Registers a needle list (lower-cased by the runtime) with the state's scan
+// context; identical lists share an id. Returns the id, or -1 when the
+// context is full (kMaxNeedleLists).
+extern "C" int32_t seg_needles(void* ctx, const char** ptrs, const int32_t* lens, int32_t n);
+// Counts (and optionally collects) the events of `user` matching `f`.
+extern "C" int32_t seg_scan(void* ctx, FfiUser* user, const FfiFilter* f, int32_t flags);
 
 // String tests used by the helpers. Haystacks are lower-cased by the host,
 // needles by the runtime. Return 1 or 0.

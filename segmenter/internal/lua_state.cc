@@ -190,11 +190,10 @@ int LuaState::InitInProtectedMode(lua_State* L) {
   set_ptr("user", &self->user_);
   set_ptr("budget", &self->budget_);
   set_ptr("budget_slow", FnPtr(&seg_budget_slow));
-  set_ptr("contains", FnPtr(&seg_contains));
-  set_ptr("host_is", FnPtr(&seg_host_is));
-  set_ptr("has_prefix", FnPtr(&seg_has_prefix));
   set_ptr("equals", FnPtr(&seg_equals));
-  set_ptr("equals_nocase", FnPtr(&seg_equals_nocase));
+  set_ptr("needles", FnPtr(&seg_needles));
+  set_ptr("scan", FnPtr(&seg_scan));
+  set_ptr("scan_ctx", &self->scan_ctx_);
   lua_pushlightuserdata(L, self);
   lua_pushcclosure(L, &LuaState::Aborting, 1);
   lua_setfield(L, -2, "aborting");
@@ -207,13 +206,14 @@ int LuaState::InitInProtectedMode(lua_State* L) {
   lua_getfield(L, -1, "run");
   self->api_run_ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "layout");
-  lua_call(L, 0, 8);
-  const int64_t expected[8] = {sizeof(FfiEvent),          sizeof(FfiEventRaw),
-                               sizeof(FfiAttr),           sizeof(FfiUser),
-                               offsetof(FfiUser, now_ms), offsetof(FfiUser, matched_cap),
-                               offsetof(FfiEvent, index), offsetof(FfiAttr, value)};
-  for (int i = 0; i < 8; ++i) {
-    if (lua_tointeger(L, -8 + i) != expected[i]) {
+  lua_call(L, 0, 10);
+  const int64_t expected[10] = {sizeof(FfiEvent),          sizeof(FfiEventRaw),
+                                sizeof(FfiAttr),           sizeof(FfiUser),
+                                offsetof(FfiUser, now_ms), offsetof(FfiUser, matched_cap),
+                                offsetof(FfiEvent, index), offsetof(FfiAttr, value),
+                                sizeof(FfiFilter),         offsetof(FfiFilter, mask)};
+  for (int i = 0; i < 10; ++i) {
+    if (lua_tointeger(L, -10 + i) != expected[i]) {
       luaL_error(L, "FFI layout mismatch between lua_abi.h and script_runtime.lua (item %d)", i);
     }
   }

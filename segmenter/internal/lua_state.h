@@ -25,6 +25,7 @@
 #include "common/status.h"
 #include "segmenter/internal/lua_abi.h"
 #include "segmenter/internal/lua_budget.h"
+#include "segmenter/internal/script_host_user.h"
 #include "segmenter/script_host.h"
 
 struct lua_State;
@@ -101,6 +102,7 @@ class LuaState {
   int64_t limit_ = 0;
   bool refused_ = false;  // an allocation failed during the current call
   CallBudget budget_;
+  ScanContext scan_ctx_;
   FfiUser user_{};
   int api_load_ref_ = -1;
   int api_run_ref_ = -1;

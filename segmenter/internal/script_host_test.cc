@@ -10,6 +10,7 @@
 
 #include "common/metrics.h"
 #include "segmenter/internal/script_host_fixtures.h"
+#include "segmenter/internal/script_host_user.h"
 
 namespace seg::segmenter {
 namespace {
@@ -107,6 +108,36 @@ class ScriptHostTest : public ::testing::Test {
   TempDir dir_;
   FakeClock clock_{kNow};
 };
+
+// ---------------------------------------------------------------- url parsing
+
+TEST(SplitUrlTest, FindsHostAndPath) {
+  struct Case {
+    std::string_view url, host, path;
+  } cases[] = {
+      {"https://www.auto.ru:443/a/b?x=1#f", "www.auto.ru", "/a/b"},
+      {"http://user:pw@host.example/p", "host.example", "/p"},
+      {"https://host.example", "host.example", ""},
+      {"https://host.example?q=1", "host.example", ""},
+      {"//cdn.example/x.js", "cdn.example", "/x.js"},
+      {"/relative/path?x", "", "/relative/path"},
+      {"example.com/a", "example.com", "/a"},
+      {"app://booking.com", "booking.com", ""},
+      {"", "", ""},
+  };
+  for (const Case& c : cases) {
+    int32_t ho, hl, po, pl;
+    internal::SplitUrl(c.url, &ho, &hl, &po, &pl);
+    EXPECT_EQ(c.url.substr(ho, hl), c.host) << c.url;
+    EXPECT_EQ(c.url.substr(po, pl), c.path) << c.url;
+  }
+}
+
+TEST(SplitUrlTest, LowerCasesAsciiAndCyrillic) {
+  std::string s = "HTTPS://Пример.РФ/ЁЖ?Q=Ä";
+  internal::LowerInPlace(s.data(), s.size());
+  EXPECT_EQ(s, "https://пример.рф/ёж?q=Ä");
+}
 
 // ---------------------------------------------------------------- shipped scripts
 
