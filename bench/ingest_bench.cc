@@ -1,0 +1,178 @@
+// ingest_bench: end-to-end ingest throughput, Kafka -> store -> notices.
+//
+// In one process: librdkafka's mock cluster (real Kafka protocol over
+// loopback), the store served over Thrift2 by StoreServer (the same server
+// as seg-store; the ingester talks to it through the Thrift2 client), and
+// the Ingester library. Events are produced before the clock starts; the
+// clock runs from the end of the first batch (group join excluded) until
+// every event is consumed, written, notified and committed.
+//
+// Baseline in the same run: the same pipeline with one store Put per event
+// (IngestOptions::unbatched_puts) on a separate topic and group.
+//
+//   ingest_bench [--events 300000] [--unbatched-events 20000] [--users 50000]
+//                [--batch 5000] [--json-out FILE]
+// For the "2 cores" figure: taskset -c 0,1 ingest_bench ...
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include <glog/logging.h>
+
+#include "common/clock.h"
+#include "common/kafka.h"
+#include "common/logging.h"
+#include "ingest/ingest.h"
+#include "proto/events.pb.h"
+#include "store/store.h"
+#include "store/store_server.h"
+#include "tests/harness/kafka_cluster.h"
+#include "tests/harness/process.h"
+
+namespace {
+
+using Clk = std::chrono::steady_clock;
+using seg::ingest::Ingester;
+using seg::ingest::IngestOptions;
+
+struct RunResult {
+  int64_t events = 0;
+  double seconds = 0;
+  int64_t batches = 0;
+  int64_t notices = 0;
+};
+
+void Die(const seg::Status& s, const char* what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "ingest_bench: %s: %s\n", what, s.ToString().c_str());
+    std::exit(1);
+  }
+}
+
+void ProduceEvents(seg::testing::MockKafkaCluster& cluster, const std::string& topic, int n,
+                   int users, uint64_t seed) {
+  auto producer = seg::kafka::Producer::Create(cluster.ClientOptions("bench-producer"));
+  Die(producer.status(), "producer");
+  std::mt19937_64 rng(seed);
+  int64_t now = seg::Clock::Real()->NowMs();
+  seg::Event e;
+  std::string value;
+  for (int i = 0; i < n; ++i) {
+    e.Clear();
+    e.set_user_id("user-" + std::to_string(rng() % users));
+    e.set_event_time_ms(now - static_cast<int64_t>(rng() % (7ull * 86400000)));
+    e.set_type(static_cast<seg::EventType>(1 + rng() % 7));
+    e.set_url("https://example.com/catalog/item/" + std::to_string(rng() % 100000));
+    e.set_referrer("https://search.example.com/?q=" + std::to_string(rng() % 1000));
+    e.set_ip("10." + std::to_string(rng() % 256) + "." + std::to_string(rng() % 256) + ".1");
+    e.set_user_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari");
+    e.set_event_id("ev-" + std::to_string(seed) + "-" + std::to_string(i));
+    e.SerializeToString(&value);
+    Die((*producer)->Produce(topic, e.user_id(), value), "produce");
+    if (i % 5000 == 0) (*producer)->PollDeliveries();
+  }
+  Die((*producer)->Flush(std::chrono::seconds(120)), "flush");
+}
+
+RunResult Ingest(seg::testing::MockKafkaCluster& cluster, seg::store::Store* store,
+                 const std::string& topic, const std::string& group, int n, int batch,
+                 bool unbatched) {
+  IngestOptions options;
+  options.kafka = cluster.ClientOptions("bench-" + group);
+  options.kafka.properties["session.timeout.ms"] = "6000";
+  options.events_topic = topic;
+  options.group_id = group;
+  options.batch_max_events = batch;
+  options.batch_max_ms = 100;
+  options.unbatched_puts = unbatched;
+  auto ingester = Ingester::Create(options, store);
+  Die(ingester.status(), "ingester");
+  // Wait for the group join and the first batch; then start the clock.
+  auto deadline = Clk::now() + std::chrono::seconds(60);
+  int64_t first = 0;
+  while (first == 0 && Clk::now() < deadline) {
+    auto r = (*ingester)->RunOnce();
+    Die(r.status(), "first batch");
+    first = static_cast<int64_t>(*r);
+  }
+  auto start = Clk::now();
+  deadline = start + std::chrono::seconds(600);
+  while ((*ingester)->stats().events_in < n && Clk::now() < deadline) {
+    Die((*ingester)->RunOnce().status(), "batch");
+  }
+  RunResult result;
+  result.seconds = std::chrono::duration<double>(Clk::now() - start).count();
+  auto stats = (*ingester)->stats();
+  result.events = stats.events_in - first;
+  result.batches = stats.batches;
+  result.notices = stats.notices;
+  Die((*ingester)->Close(), "close");
+  if (stats.events_in < n) {
+    std::fprintf(stderr, "ingest_bench: only %lld of %d events ingested\n",
+                 static_cast<long long>(stats.events_in), n);
+    std::exit(1);
+  }
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  seg::InitLogging(argv[0]);
+  CLI::App app{"End-to-end ingest benchmark (Kafka -> Thrift2 store -> notices)"};
+  int events = 300'000, unbatched_events = 20'000, users = 50'000, batch = 5000;
+  std::string json_out;
+  app.add_option("--events", events, "events for the batched run");
+  app.add_option("--unbatched-events", unbatched_events, "events for the per-event-put baseline");
+  app.add_option("--users", users, "distinct users");
+  app.add_option("--batch", batch, "batch_max_events");
+  app.add_option("--json-out", json_out, "write figures as JSON here");
+  CLI11_PARSE(app, argc, argv);
+
+  auto cluster = seg::testing::MockKafkaCluster::Start(3);
+  Die(cluster.status(), "mock cluster");
+  for (const char* t : {"events", "events-unbatched", "events-deadletter", "user-changes"}) {
+    Die((*cluster)->CreateTopic(t, 8, 1), "create topic");
+  }
+  seg::testing::TempDir dir;
+  seg::store::StoreServerOptions server_options;
+  server_options.port = 0;
+  server_options.store.data_dir = dir.path() + "/store";
+  auto server = seg::store::StoreServer::Create(server_options);
+  Die(server.status(), "store server");
+  Die((*server)->Start(), "store server start");
+  seg::store::StoreOptions client_options;
+  client_options.backend = seg::store::StoreOptions::Backend::kThrift;
+  client_options.thrift.port = (*server)->port();
+  auto store = seg::store::OpenStore(client_options);
+  Die(store.status(), "store client");
+
+  std::fprintf(stderr, "producing %d + %d events...\n", events, unbatched_events);
+  ProduceEvents(**cluster, "events", events, users, 1);
+  ProduceEvents(**cluster, "events-unbatched", unbatched_events, users, 2);
+
+  RunResult batched = Ingest(**cluster, store->get(), "events", "bench-batched", events, batch,
+                             /*unbatched=*/false);
+  RunResult unbatched = Ingest(**cluster, store->get(), "events-unbatched", "bench-unbatched",
+                               unbatched_events, batch, /*unbatched=*/true);
+  double rate = batched.events / batched.seconds;
+  double base = unbatched.events / unbatched.seconds;
+  std::printf("batched:   %lld events in %.2f s = %.0f events/s (%lld batches, %lld notices)\n",
+              static_cast<long long>(batched.events), batched.seconds, rate,
+              static_cast<long long>(batched.batches), static_cast<long long>(batched.notices));
+  std::printf("unbatched: %lld events in %.2f s = %.0f events/s\n",
+              static_cast<long long>(unbatched.events), unbatched.seconds, base);
+  std::printf("ratio batched/unbatched: %.1fx\n", rate / base);
+  if (!json_out.empty()) {
+    std::ofstream out(json_out);
+    out << "{\"ingest_events_per_s\": " << rate << ", \"ingest_unbatched_events_per_s\": " << base
+        << ", \"batched_vs_unbatched\": " << rate / base << ", \"events\": " << batched.events
+        << ", \"unbatched_events\": " << unbatched.events << ", \"batch_max_events\": " << batch
+        << ", \"users\": " << users << ", \"batches\": " << batched.batches
+        << ", \"notices\": " << batched.notices << "}\n";
+  }
+  (*server)->Stop();
+  return 0;
+}
