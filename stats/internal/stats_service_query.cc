@@ -2,7 +2,13 @@
 
 #include <glog/logging.h>
 
+#include <array>
+#include <cstring>
+
+#include "stats/internal/hll_internal.h"
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <optional>
 
@@ -24,6 +30,47 @@ bool IsEmpty(const HyperLogLog& h) {
   }
   return true;
 }
+
+// Register-wise max of many Redis HLL strings without a HyperLogLog object
+// per key: dense strings (the common case for large segment-days) are
+// unpacked into one scratch buffer and folded in; sparse ones go through
+// the full decoder. Build() hands the registers to the HLL engine.
+class RegisterAccumulator {
+ public:
+  RegisterAccumulator() { registers_.fill(0); }
+
+  Status Add(std::string_view raw, const std::string& key) {
+    if (raw.size() == kHllDenseBytes && raw.substr(0, 4) == "HYLL" &&
+        static_cast<uint8_t>(raw[4]) == internal::kEncodingDense) {
+      internal::UnpackDense(reinterpret_cast<const uint8_t*>(raw.data()) + kHllHeaderBytes,
+                            scratch_.data());
+      Fold(scratch_.data());
+      return Status::OK();
+    }
+    auto h = HyperLogLog::FromRedisString(raw);
+    if (!h.ok()) {
+      return InternalError("key " + key +
+                           " is not a HyperLogLog: " + std::string(h.status().message()));
+    }
+    Fold(h->registers().data());
+    return Status::OK();
+  }
+
+  HyperLogLog Build() const {
+    auto h = HyperLogLog::FromRegisters(registers_);
+    return h.ok() ? std::move(*h) : HyperLogLog();
+  }
+
+ private:
+  // Byte-wise max; __restrict lets the compiler vectorise it (uint8_t may
+  // alias anything, so without it the loop stays scalar: 4x slower).
+  void Fold(const uint8_t* __restrict regs) {
+    uint8_t* __restrict dst = registers_.data();
+    for (int i = 0; i < kHllRegisters; ++i) dst[i] = dst[i] > regs[i] ? dst[i] : regs[i];
+  }
+  std::array<uint8_t, kHllRegisters> registers_;
+  std::array<uint8_t, kHllRegisters> scratch_;
+};
 
 std::string FormatNumber(double v) {
   char buf[64];
@@ -202,15 +249,10 @@ class QueryEngine::Call {
 
   // Merges the raw sketches into `acc`. INTERNAL naming the key when a value
   // is not an HLL.
-  Status MergeInto(HyperLogLog* acc, const std::optional<std::string>& raw,
+  Status MergeInto(RegisterAccumulator* acc, const std::optional<std::string>& raw,
                    const std::string& key) {
     if (!raw) return Status::OK();
-    auto h = HyperLogLog::FromRedisString(*raw);
-    if (!h.ok())
-      return InternalError("key " + key +
-                           " is not a HyperLogLog: " + std::string(h.status().message()));
-    acc->Merge(*h);
-    return Status::OK();
+    return acc->Add(*raw, key);
   }
 
   // |union of segments over days| as a sum over shards.
@@ -244,11 +286,11 @@ class QueryEngine::Call {
       SEG_ASSIGN_OR_RETURN(auto raws, MGetPerShard(keys));
       SEG_RETURN_IF_ERROR(CheckCancelled());
       for (uint32_t s = 0; s < opts_.shards; ++s) {
-        HyperLogLog acc;
+        auto acc = std::make_unique<RegisterAccumulator>();
         for (size_t k = 0; k < keys[s].size(); ++k) {
-          SEG_RETURN_IF_ERROR(MergeInto(&acc, raws[s][k], keys[s][k]));
+          SEG_RETURN_IF_ERROR(MergeInto(acc.get(), raws[s][k], keys[s][k]));
         }
-        CardinalityEstimate e = acc.EstimateWithError();
+        CardinalityEstimate e = acc->Build().EstimateWithError();
         sum.Add(e.value, e.ci95_low, e.ci95_high);
       }
     }
@@ -338,14 +380,16 @@ StatusOr<v1::Estimate> QueryEngine::Intersection(const v1::SegmentSetRequest& re
   int contributing = 0;
   for (uint32_t s = 0; s < options_.shards; ++s) {
     SEG_RETURN_IF_ERROR(call.CheckCancelled());
-    std::vector<HyperLogLog> merged(k);
+    std::vector<HyperLogLog> merged;
     bool any_empty = false;
     for (size_t i = 0; i < k; ++i) {
+      auto acc = std::make_unique<RegisterAccumulator>();
       for (size_t d = 0; d < days.size(); ++d) {
         size_t idx = i * days.size() + d;
-        SEG_RETURN_IF_ERROR(call.MergeInto(&merged[i], raws[s][idx], keys[s][idx]));
+        SEG_RETURN_IF_ERROR(call.MergeInto(acc.get(), raws[s][idx], keys[s][idx]));
       }
-      any_empty = any_empty || IsEmpty(merged[i]);
+      merged.push_back(acc->Build());
+      any_empty = any_empty || IsEmpty(merged.back());
     }
     if (any_empty) continue;  // one set empty in this shard: its overlap is exactly 0
     std::vector<const HyperLogLog*> ptrs;
@@ -409,9 +453,9 @@ StatusOr<v1::SizeSeriesReply> QueryEngine::SizeSeries(const v1::SegmentSizeReque
     SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
     for (uint32_t s = 0; s < options_.shards; ++s) {
       for (size_t d = 0; d < days.size(); ++d) {
-        HyperLogLog h;
-        SEG_RETURN_IF_ERROR(call.MergeInto(&h, raws[s][d], keys[s][d]));
-        CardinalityEstimate e = h.EstimateWithError();
+        auto acc = std::make_unique<RegisterAccumulator>();
+        SEG_RETURN_IF_ERROR(call.MergeInto(acc.get(), raws[s][d], keys[s][d]));
+        CardinalityEstimate e = acc->Build().EstimateWithError();
         sums[d].Add(e.value, e.ci95_low, e.ci95_high);
       }
     }
@@ -443,9 +487,9 @@ StatusOr<v1::ListSegmentsReply> QueryEngine::ListSegments(Day today, const Cance
     SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
     for (uint32_t s = 0; s < options_.shards; ++s) {
       for (size_t i = 0; i < segments.size(); ++i) {
-        HyperLogLog h;
-        SEG_RETURN_IF_ERROR(call.MergeInto(&h, raws[s][i], keys[s][i]));
-        CardinalityEstimate e = h.EstimateWithError();
+        auto acc = std::make_unique<RegisterAccumulator>();
+        SEG_RETURN_IF_ERROR(call.MergeInto(acc.get(), raws[s][i], keys[s][i]));
+        CardinalityEstimate e = acc->Build().EstimateWithError();
         sums[i].Add(e.value, e.ci95_low, e.ci95_high);
       }
     }
