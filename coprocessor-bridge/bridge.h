@@ -82,6 +82,20 @@ struct NotifierStats {
   int64_t pending = 0;            // produced, not yet acknowledged
 };
 
+// Notices handed to Kafka by StartPublish(), not yet known to be delivered.
+// Not thread-safe (one waiter); may outlive nothing but its notifier.
+class PendingPublish {
+ public:
+  virtual ~PendingPublish() = default;
+  // Serves delivery reports until every notice of the StartPublish call is
+  // acknowledged. OK: all delivered. The first delivery failure's status
+  // when one failed; DeadlineExceeded after `timeout` with some still
+  // unacknowledged (Wait again, or publish the rows again).
+  virtual Status Wait(std::chrono::milliseconds timeout) = 0;
+  // Notices produced (after coalescing).
+  virtual int64_t notices() const = 0;
+};
+
 class ChangeNotifier {
  public:
   // Creates the producer (idempotent, acks=all, murmur2_random). `clock`
@@ -100,6 +114,13 @@ class ChangeNotifier {
   // lost). `acked_at_ms` is when the store acknowledged the write; it must
   // not precede the acknowledgement.
   virtual Status Publish(std::span<const CommittedRow> rows, int64_t acked_at_ms) = 0;
+
+  // Client-side mode, pipelined: Publish() without the wait. The writer
+  // keeps the handle and Wait()s before committing its input, so the
+  // notices of batch N fly while batch N+1 is being written. Errors: a
+  // notice could not even be handed to Kafka (then publish again).
+  virtual StatusOr<std::unique_ptr<PendingPublish>> StartPublish(std::span<const CommittedRow> rows,
+                                                                 int64_t acked_at_ms) = 0;
 
   // Store-side mode. Coalesces and produces without waiting; failed
   // deliveries are re-produced in the background. Never blocks longer than

@@ -136,6 +136,14 @@ struct IngestOptions {
   // Commit offsets synchronously after each batch (false: async commit,
   // the next batch's commit covers a failed one; Close() commits sync).
   bool sync_commit = false;
+  // Pipelining: a batch's notices and dead letters fly while the next
+  // batches are decoded and written; its offsets are committed once they
+  // are acknowledged. At most this many written batches wait for their
+  // acknowledgements (0: finish each batch inside its RunOnce).
+  int32_t max_batches_in_flight = 2;
+  // A batch's rows are written as this many concurrent Puts (each row
+  // stays atomic). The store serves each connection on its own thread.
+  int32_t store_put_parallelism = 2;
   // Benchmark/baseline only: one store Put per event instead of per batch.
   bool unbatched_puts = false;
 
@@ -168,9 +176,11 @@ class Ingester {
                                                     const Clock* clock = nullptr);
   virtual ~Ingester() = default;
 
-  // Processes one batch end to end (poll, validate, write, notify,
-  // dead-letter, commit). Returns the number of messages processed; 0 when
-  // nothing arrived within batch_max_ms. Cancelled when `stop` was
+  // Processes one batch (poll, validate, dead-letter, write, notify) and
+  // commits the oldest batches in flight once their notices and dead
+  // letters are acknowledged (see max_batches_in_flight). Returns the number of
+  // messages polled; 0 when nothing arrived within batch_max_ms (the batch
+  // in flight is then finished and committed). Cancelled when `stop` was
   // requested while retrying (the batch is then not committed: it will be
   // re-read). Fatal consumer errors are returned as they are.
   virtual StatusOr<size_t> RunOnce(std::stop_token stop = {}) = 0;
@@ -178,7 +188,8 @@ class Ingester {
   // RunOnce until `stop` is requested or a fatal error; then Close().
   virtual Status Run(std::stop_token stop) = 0;
 
-  // Commits what was processed and leaves the group. Idempotent.
+  // Finishes the batch in flight (one attempt, bounded by
+  // produce_timeout_ms), commits and leaves the group. Idempotent.
   virtual Status Close() = 0;
 
   virtual IngestStats stats() const = 0;

@@ -70,6 +70,21 @@ struct Retry {
   std::string value;
 };
 
+class NotifierImpl;
+
+class PendingImpl : public PendingPublish {
+ public:
+  PendingImpl(NotifierImpl* notifier, std::shared_ptr<Ticket> ticket, int64_t count);
+  Status Wait(std::chrono::milliseconds timeout) override;
+  int64_t notices() const override { return count_; }
+
+ private:
+  NotifierImpl* notifier_;
+  std::shared_ptr<Ticket> ticket_;
+  int64_t count_;
+  int64_t start_us_;
+};
+
 class NotifierImpl : public ChangeNotifier {
  public:
   NotifierImpl(const BridgeOptions& options, const Clock* clock)
@@ -110,9 +125,13 @@ class NotifierImpl : public ChangeNotifier {
   }
 
   Status Publish(std::span<const CommittedRow> rows, int64_t acked_at_ms) override {
+    SEG_ASSIGN_OR_RETURN(std::unique_ptr<PendingPublish> pending, StartPublish(rows, acked_at_ms));
+    return pending->Wait(std::chrono::milliseconds(options_.publish_timeout_ms));
+  }
+
+  StatusOr<std::unique_ptr<PendingPublish>> StartPublish(std::span<const CommittedRow> rows,
+                                                         int64_t acked_at_ms) override {
     std::vector<ChangeNotice> notices = Coalesce(rows, acked_at_ms);
-    if (notices.empty()) return Status::OK();
-    int64_t start_us = clock_->MonotonicUs();
     auto ticket = std::make_shared<Ticket>();
     ticket->outstanding = static_cast<int64_t>(notices.size());
     std::string value;
@@ -123,27 +142,14 @@ class NotifierImpl : public ChangeNotifier {
       if (!s.ok()) {
         Untrack(tag);
         // Notices already produced stay tracked; their reports find the
-        // ticket through the shared_ptr even after we return.
+        // ticket through the shared_ptr after we return.
         return s.WithContext("bridge: produce notice for " + n.user_id());
       }
       produced_.Inc();
       n_produced_.fetch_add(1);
     }
-    // Serve delivery reports until every notice of this call is reported.
-    auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.publish_timeout_ms);
-    while (ticket->outstanding.load() > 0) {
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return DeadlineExceededError("bridge: " + std::to_string(ticket->outstanding.load()) +
-                                     " of " + std::to_string(notices.size()) +
-                                     " notices unacknowledged after " +
-                                     std::to_string(options_.publish_timeout_ms) + " ms");
-      }
-      producer_->PollDeliveries(std::chrono::milliseconds(5));
-    }
-    publish_latency_.Observe(double(clock_->MonotonicUs() - start_us) / 1e6);
-    std::lock_guard<std::mutex> lock(ticket->mu);
-    return ticket->failure;
+    return std::unique_ptr<PendingPublish>(std::make_unique<PendingImpl>(
+        this, std::move(ticket), static_cast<int64_t>(notices.size())));
   }
 
   void Enqueue(std::span<const CommittedRow> rows, int64_t acked_at_ms) override {
@@ -188,6 +194,8 @@ class NotifierImpl : public ChangeNotifier {
   const Clock* clock() const override { return clock_; }
 
  private:
+  friend class PendingImpl;
+
   uint64_t Track(Pending p) {
     std::lock_guard<std::mutex> lock(mu_);
     uint64_t tag = ++next_tag_;
@@ -314,6 +322,28 @@ class NotifierImpl : public ChangeNotifier {
   metrics::Gauge pending_gauge_;
   metrics::Histogram publish_latency_;
 };
+
+PendingImpl::PendingImpl(NotifierImpl* notifier, std::shared_ptr<Ticket> ticket, int64_t count)
+    : notifier_(notifier),
+      ticket_(std::move(ticket)),
+      count_(count),
+      start_us_(notifier->clock_->MonotonicUs()) {}
+
+Status PendingImpl::Wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (ticket_->outstanding.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceededError("bridge: " + std::to_string(ticket_->outstanding.load()) +
+                                   " of " + std::to_string(count_) +
+                                   " notices unacknowledged after " +
+                                   std::to_string(timeout.count()) + " ms");
+    }
+    notifier_->producer_->PollDeliveries(std::chrono::milliseconds(1));
+  }
+  notifier_->publish_latency_.Observe(double(notifier_->clock_->MonotonicUs() - start_us_) / 1e6);
+  std::lock_guard<std::mutex> lock(ticket_->mu);
+  return ticket_->failure;
+}
 
 }  // namespace
 

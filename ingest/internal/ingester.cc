@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
+#include <future>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,6 +40,8 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.max_poll_interval_ms", &max_poll_interval_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.produce_timeout_ms", &produce_timeout_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.sync_commit", &sync_commit));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.max_batches_in_flight", &max_batches_in_flight));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.store_put_parallelism", &store_put_parallelism));
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.initial_ms", &store_backoff.initial_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.max_ms", &store_backoff.max_ms));
   SEG_RETURN_IF_ERROR(validation.LoadFrom(config, "ingest.validation"));
@@ -101,6 +105,11 @@ class IngesterImpl : public Ingester {
                                                   {{"what", "deadletters"}})),
         batch_latency_(metrics::GetHistogram("seg_ingest_batch_latency_seconds",
                                              "Poll-to-commit time of a batch")),
+        poll_latency_(metrics::GetHistogram(
+            "seg_ingest_poll_latency_seconds",
+            "Filling a batch, from its first message to the last (bounded by batch_max_ms)")),
+        decode_latency_(metrics::GetHistogram("seg_ingest_decode_latency_seconds",
+                                              "Decoding, validating and encoding a batch")),
         batch_events_(metrics::GetHistogram(
             "seg_ingest_batch_events", "Messages per batch", {},
             {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000})),
@@ -180,12 +189,18 @@ class IngesterImpl : public Ingester {
       polled.push_back(std::move(batch));
     }
     lag_.Set(double(consumer_->Lag()));
-    if (messages.empty()) return size_t{0};
+    if (messages.empty()) {
+      // Idle: finish what is in flight so a quiet stream still commits.
+      SEG_RETURN_IF_ERROR(FinishAll(stop));
+      return size_t{0};
+    }
     in_batch_ = true;
     events_in_.Inc(double(messages.size()));
     batch_events_.Observe(double(messages.size()));
 
     // ---- 2. decode, validate, encode
+    int64_t decode_start_us = clock_->MonotonicUs();
+    poll_latency_.Observe(double(decode_start_us - start_us) / 1e6);
     int64_t now_ms = clock_->NowMs();
     std::vector<DeadLetterItem> dead;
     std::vector<RowBuild> rows;
@@ -215,33 +230,76 @@ class IngesterImpl : public Ingester {
     }
     // Duplicates inside one batch collapse onto one cell (same qualifier).
     for (RowBuild& row : rows) DedupeCells(&row.put.cells);
+    decode_latency_.Observe(double(clock_->MonotonicUs() - decode_start_us) / 1e6);
 
     // ---- 3. dead letters go out first and fly while the store works
-    std::vector<uint64_t> dl_tags;
-    SEG_RETURN_IF_ERROR(ProduceDeadLetters(messages, dead, stop, &dl_tags));
+    auto batch = std::make_unique<InFlight>();
+    batch->start_us = start_us;
+    SEG_RETURN_IF_ERROR(ProduceDeadLetters(messages, dead, stop, &batch->dl_tags));
 
-    // ---- 4. the store write, retried until acknowledged
-    std::vector<bridge::CommittedRow> committed;
-    SEG_RETURN_IF_ERROR(WriteRows(messages, &rows, &dead, &dl_tags, stop, &committed));
-    int64_t acked_at_ms = clock_->NowMs();
-
-    // ---- 5. notices (client-side bridge), retried until delivered
-    if (!committed.empty()) {
-      int64_t t0 = clock_->MonotonicUs();
-      SEG_RETURN_IF_ERROR(Retry(stop, options_.kafka_backoff, "publish change notices",
-                                &kafka_retries_, &stats_kafka_retries_,
-                                [&] { return notifier_->Publish(committed, acked_at_ms); }));
-      notice_latency_.Observe(double(clock_->MonotonicUs() - t0) / 1e6);
-      std::unordered_set<std::string_view> users;
-      for (const auto& c : committed) users.insert(c.row);
-      stats_notices_ += static_cast<int64_t>(users.size());
+    // ---- 4. the store write, retried until acknowledged; the previous
+    //         batches are finished (and committed) right after it, beyond
+    //         max_batches_in_flight, or as soon as the write has to be retried
+    SEG_RETURN_IF_ERROR(
+        WriteRows(messages, &rows, &dead, &batch->dl_tags, stop, &batch->committed));
+    batch->acked_at_ms = clock_->NowMs();
+    while (!in_flight_.empty() &&
+           static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight) {
+      SEG_RETURN_IF_ERROR(FinishOldest(stop));
     }
 
-    // ---- 6. every dead letter acknowledged
-    SEG_RETURN_IF_ERROR(AwaitDeadLetters(messages, dead, stop, &dl_tags));
+    // ---- 5. notices of this batch start flying; steps 6-7 happen in
+    //         FinishOldest, during the next batches' writes
+    if (!batch->committed.empty()) {
+      auto pending = notifier_->StartPublish(batch->committed, batch->acked_at_ms);
+      if (pending.ok()) {
+        batch->notices = std::move(pending).value();
+      } else {
+        LOG_EVERY_N(WARNING, 100) << "ingest: " << pending.status();  // retried in Finish
+      }
+    }
+    batch->polled = std::move(polled);
+    batch->messages = std::move(messages);
+    batch->dead = std::move(dead);
+    size_t n = batch->messages.size();
+    in_flight_.push_back(std::move(batch));
+    stats_events_in_ += static_cast<int64_t>(n);
+    // Fully synchronous mode: finish now.
+    if (options_.max_batches_in_flight <= 0) SEG_RETURN_IF_ERROR(FinishAll(stop));
+    return n;
+  }
 
-    // ---- 7. only now the input offsets
-    for (const kafka::Batch& b : polled) {
+  Status FinishAll(std::stop_token stop) {
+    while (!in_flight_.empty()) SEG_RETURN_IF_ERROR(FinishOldest(stop));
+    return Status::OK();
+  }
+
+  // Steps 6-7 of the oldest batch in flight: its notices and dead letters
+  // acknowledged (retried until they are), then its offsets stored and
+  // committed. Batches finish in order, so commits only move forward.
+  Status FinishOldest(std::stop_token stop) {
+    if (in_flight_.empty()) return Status::OK();
+    InFlight& f = *in_flight_.front();
+    if (!f.committed.empty()) {
+      int64_t t0 = clock_->MonotonicUs();
+      Status s = f.notices ? f.notices->Wait(std::chrono::milliseconds(options_.produce_timeout_ms))
+                           : UnavailableError("notices not produced");
+      if (!s.ok()) {
+        kafka_retries_.Inc();
+        stats_kafka_retries_++;
+        LOG_EVERY_N(WARNING, 10) << "ingest: change notices: " << s << "; publishing again";
+        SEG_RETURN_IF_ERROR(Retry(stop, options_.kafka_backoff, "publish change notices",
+                                  &kafka_retries_, &stats_kafka_retries_,
+                                  [&] { return notifier_->Publish(f.committed, f.acked_at_ms); }));
+      }
+      f.notices.reset();
+      notice_latency_.Observe(double(clock_->MonotonicUs() - t0) / 1e6);
+      std::unordered_set<std::string_view> users;
+      for (const auto& c : f.committed) users.insert(c.row);
+      stats_notices_ += static_cast<int64_t>(users.size());
+    }
+    SEG_RETURN_IF_ERROR(AwaitDeadLetters(f.messages, f.dead, stop, &f.dl_tags));
+    for (const kafka::Batch& b : f.polled) {
       Status s = consumer_->StoreOffsets(b);
       if (!s.ok()) LOG(WARNING) << "ingest: store offsets: " << s;
     }
@@ -252,10 +310,10 @@ class IngesterImpl : public Ingester {
       stats_commit_failures_++;
       LOG_EVERY_N(WARNING, 100) << "ingest: " << commit;
     }
-    batch_latency_.Observe(double(clock_->MonotonicUs() - start_us) / 1e6);
+    batch_latency_.Observe(double(clock_->MonotonicUs() - f.start_us) / 1e6);
     stats_batches_++;
-    stats_events_in_ += static_cast<int64_t>(messages.size());
-    return messages.size();
+    in_flight_.pop_front();
+    return Status::OK();
   }
 
  public:
@@ -275,6 +333,14 @@ class IngesterImpl : public Ingester {
   Status Close() override {
     if (closed_) return Status::OK();
     closed_ = true;
+    if (!in_flight_.empty() && consumer_) {
+      // Finish the batch in flight (its messages precede any abandoned
+      // one). One attempt, bounded by produce_timeout_ms: no retries.
+      std::stop_source give_up;
+      give_up.request_stop();
+      Status s = FinishAll(give_up.get_token());
+      if (!s.ok()) LOG(WARNING) << "ingest: last batch left uncommitted: " << s;
+    }
     Status commit = consumer_ ? consumer_->Commit(/*sync=*/true) : Status::OK();
     if (!commit.ok()) LOG(WARNING) << "ingest: final commit: " << commit;
     Status close = consumer_ ? consumer_->Close() : Status::OK();
@@ -356,7 +422,11 @@ class IngesterImpl : public Ingester {
     std::string value;
     letter.SerializeToString(&value);
     kafka::HeaderView headers[] = {{"reason", item.reason}};
-    return deadletter_producer_->Produce(options_.deadletter_topic, m.key(), value, headers, tag);
+    dl_tracked_.insert(tag);
+    Status s =
+        deadletter_producer_->Produce(options_.deadletter_topic, m.key(), value, headers, tag);
+    if (!s.ok()) dl_tracked_.erase(tag);
+    return s;
   }
 
   // Produces dead letters dead[from..]; tags[i] belongs to dead[i].
@@ -387,13 +457,19 @@ class IngesterImpl : public Ingester {
     auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.produce_timeout_ms);
     while (!waiting.empty()) {
-      if (stop.stop_requested()) return CancelledError("ingest: stopped awaiting dead letters");
-      std::vector<size_t> failed;
+      // Reports of every batch's dead letters arrive on one queue: stash them.
       for (const kafka::DeliveryReport& r :
-           deadletter_producer_->PollDeliveries(std::chrono::milliseconds(5))) {
-        auto it = waiting.find(r.tag);
-        if (it == waiting.end()) continue;  // a report of an earlier, abandoned attempt
-        if (r.status.ok()) {
+           deadletter_producer_->PollDeliveries(std::chrono::milliseconds(1))) {
+        if (dl_tracked_.erase(r.tag)) dl_reports_[r.tag] = r.status;
+      }
+      std::vector<size_t> failed;
+      for (auto it = waiting.begin(); it != waiting.end();) {
+        auto report = dl_reports_.find(it->first);
+        if (report == dl_reports_.end()) {
+          ++it;
+          continue;
+        }
+        if (report->second.ok()) {
           const DeadLetterItem& item = dead[it->second];
           metrics::GetCounter("seg_ingest_deadletters_total",
                               "Messages delivered to the dead-letter topic, by reason",
@@ -401,15 +477,19 @@ class IngesterImpl : public Ingester {
               .Inc();
           stats_dead_lettered_++;
         } else {
-          LOG_EVERY_N(WARNING, 100) << "ingest: dead letter delivery failed: " << r.status;
+          LOG_EVERY_N(WARNING, 100) << "ingest: dead letter delivery failed: " << report->second;
           failed.push_back(it->second);
         }
-        waiting.erase(it);
+        dl_reports_.erase(report);
+        it = waiting.erase(it);
       }
       if (std::chrono::steady_clock::now() >= deadline && !waiting.empty()) {
         // Still unacknowledged: produce them again (the old attempts'
-        // reports are ignored; a duplicate dead letter is harmless).
-        for (const auto& [tag, index] : waiting) failed.push_back(index);
+        // reports are dropped; a duplicate dead letter is harmless).
+        for (const auto& [tag, index] : waiting) {
+          dl_tracked_.erase(tag);
+          failed.push_back(index);
+        }
         waiting.clear();
         deadline = std::chrono::steady_clock::now() +
                    std::chrono::milliseconds(options_.produce_timeout_ms);
@@ -418,6 +498,7 @@ class IngesterImpl : public Ingester {
       kafka_retries_.Inc(double(failed.size()));
       stats_kafka_retries_ += static_cast<int64_t>(failed.size());
       if (!SleepFor(stop, backoff.NextDelayMs())) {
+        for (const auto& [tag, index] : waiting) dl_tracked_.erase(tag);
         return CancelledError("ingest: stopped retrying dead letters");
       }
       for (size_t index : failed) {
@@ -441,45 +522,79 @@ class IngesterImpl : public Ingester {
                    std::vector<DeadLetterItem>* dead, std::vector<uint64_t>* dl_tags,
                    std::stop_token stop, std::vector<bridge::CommittedRow>* committed) {
     if (rows->empty()) return Status::OK();
-    std::vector<store::RowPut> puts;
-    puts.reserve(rows->size());
-    for (RowBuild& r : *rows) puts.push_back(std::move(r.put));
-    batch_rows_.Observe(double(puts.size()));
+    batch_rows_.Observe(double(rows->size()));
+    // Rows are split into a few chunks written concurrently (each row stays
+    // atomic; a batch across rows never was): the store serves each
+    // connection on its own thread, so the write uses more than one core.
+    size_t parallel = options_.unbatched_puts ? 1 : std::max(1, options_.store_put_parallelism);
+    if (rows->size() < 256) parallel = 1;
+    size_t per = (rows->size() + parallel - 1) / parallel;
+    parallel = (rows->size() + per - 1) / per;
+    std::vector<std::vector<store::RowPut>> chunks(parallel);
+    for (size_t g = 0; g < rows->size(); ++g) chunks[g / per].push_back(std::move((*rows)[g].put));
+    auto row_at = [&](size_t g) -> const store::RowPut& { return chunks[g / per][g % per]; };
 
-    auto put_all = [&](const std::vector<store::RowPut>& batch) -> Status {
-      int64_t t0 = clock_->MonotonicUs();
-      Status s;
-      if (options_.unbatched_puts) {
-        std::vector<store::RowPut> one(1);
-        for (const store::RowPut& p : batch) {
-          for (const store::Cell& c : p.cells) {
-            one[0].row = p.row;
-            one[0].cells.assign(1, c);
-            s = store_->Put(options_.table, one);
-            if (!s.ok()) return s;
-          }
+    auto put_one = [&](const std::vector<store::RowPut>& batch) -> Status {
+      if (!options_.unbatched_puts) return store_->Put(options_.table, batch);
+      std::vector<store::RowPut> one(1);
+      for (const store::RowPut& p : batch) {
+        for (const store::Cell& c : p.cells) {
+          one[0].row = p.row;
+          one[0].cells.assign(1, c);
+          SEG_RETURN_IF_ERROR(store_->Put(options_.table, one));
         }
-      } else {
-        s = store_->Put(options_.table, batch);
       }
-      if (s.ok()) store_latency_.Observe(double(clock_->MonotonicUs() - t0) / 1e6);
-      return s;
+      return Status::OK();
+    };
+    std::vector<bool> chunk_done(parallel, false);
+    auto put_chunks = [&]() -> Status {
+      int64_t t0 = clock_->MonotonicUs();
+      std::vector<std::pair<size_t, std::future<Status>>> futures;
+      for (size_t c = 1; c < parallel; ++c) {
+        if (chunk_done[c]) continue;
+        futures.emplace_back(c, std::async(std::launch::async,
+                                           [&put_one, &chunks, c] { return put_one(chunks[c]); }));
+      }
+      Status first;
+      if (!chunk_done[0]) {
+        first = put_one(chunks[0]);
+        chunk_done[0] = first.ok();
+      }
+      for (auto& [c, f] : futures) {
+        Status r = f.get();
+        chunk_done[c] = r.ok();
+        if (!r.ok() && first.ok()) first = r;
+      }
+      if (first.ok()) store_latency_.Observe(double(clock_->MonotonicUs() - t0) / 1e6);
+      return first;
     };
 
     Status s = Retry(stop, options_.store_backoff, "store put", &store_retries_,
-                     &stats_store_retries_, [&] { return put_all(puts); });
-    std::vector<bool> rejected(puts.size(), false);
+                     &stats_store_retries_, [&] {
+                       Status r = put_chunks();
+                       if (!r.ok() && IsRetryable(r) && !in_flight_.empty()) {
+                         // Do not hold the previous batches hostage to
+                         // this outage: finish and commit them now.
+                         Status f = FinishAll(stop);
+                         if (!f.ok()) {
+                           LOG_EVERY_N(WARNING, 10) << "ingest: " << f;
+                         }
+                       }
+                       return r;
+                     });
+    std::vector<bool> rejected(rows->size(), false);
     if (!s.ok() && s.code() == StatusCode::kInvalidArgument) {
       // Some row is invalid for the store: isolate it, write the others.
       LOG(WARNING) << "ingest: store rejected the batch, writing rows one by one: " << s;
-      for (size_t i = 0; i < puts.size(); ++i) {
-        std::vector<store::RowPut> one{puts[i]};
+      for (size_t g = 0; g < rows->size(); ++g) {
+        if (chunk_done[g / per]) continue;
+        std::vector<store::RowPut> one{row_at(g)};
         Status r = Retry(stop, options_.store_backoff, "store put (row)", &store_retries_,
-                         &stats_store_retries_, [&] { return put_all(one); });
+                         &stats_store_retries_, [&] { return put_one(one); });
         if (r.ok()) continue;
         if (r.code() != StatusCode::kInvalidArgument) return r;  // Cancelled
-        rejected[i] = true;
-        for (size_t m : (*rows)[i].messages) {
+        rejected[g] = true;
+        for (size_t m : (*rows)[g].messages) {
           dead->push_back({m, reason::kStoreRejected, std::string(r.message())});
         }
       }
@@ -487,10 +602,10 @@ class IngesterImpl : public Ingester {
     } else if (!s.ok()) {
       return s;
     }
-    committed->reserve(puts.size());
-    for (size_t i = 0; i < puts.size(); ++i) {
-      if (rejected[i]) continue;
-      const store::RowPut& p = puts[i];
+    committed->reserve(rows->size());
+    for (size_t g = 0; g < rows->size(); ++g) {
+      if (rejected[g]) continue;
+      const store::RowPut& p = row_at(g);
       int64_t newest = 0;
       for (const store::Cell& c : p.cells) newest = std::max(newest, c.timestamp);
       committed->push_back({p.row, newest, static_cast<int64_t>(p.cells.size())});
@@ -506,6 +621,24 @@ class IngesterImpl : public Ingester {
   std::unique_ptr<kafka::Consumer> consumer_;
   std::unique_ptr<kafka::Producer> deadletter_producer_;
   std::unique_ptr<bridge::ChangeNotifier> notifier_;
+  // The batch whose store write is acknowledged and whose notices and
+  // dead letters may still be in flight (pipelining); committed by
+  // FinishOldest.
+  struct InFlight {
+    std::vector<kafka::Batch> polled;  // owns the messages below
+    std::vector<const kafka::Message*> messages;
+    std::vector<DeadLetterItem> dead;
+    std::vector<uint64_t> dl_tags;
+    std::vector<bridge::CommittedRow> committed;
+    int64_t acked_at_ms = 0;
+    int64_t start_us = 0;
+    std::unique_ptr<bridge::PendingPublish> notices;
+  };
+  std::deque<std::unique_ptr<InFlight>> in_flight_;  // oldest first
+  // Dead-letter delivery reports: tags still expected, and reports that
+  // arrived for a batch other than the one being awaited.
+  std::unordered_set<uint64_t> dl_tracked_;
+  std::unordered_map<uint64_t, Status> dl_reports_;
   bool closed_ = false;
   bool in_batch_ = false;   // messages polled, batch not finished
   bool abandoned_ = false;  // a batch failed after its messages were polled
@@ -519,7 +652,7 @@ class IngesterImpl : public Ingester {
 
   metrics::Counter events_in_, events_written_, store_retries_, kafka_retries_, commit_failures_;
   metrics::Histogram store_latency_, notice_latency_, deadletter_latency_, batch_latency_,
-      batch_events_, batch_rows_;
+      poll_latency_, decode_latency_, batch_events_, batch_rows_;
   metrics::Gauge lag_;
 };
 
