@@ -2,7 +2,8 @@
 //   1. bot blacklist, 2. skip cache, 3. one multi-get for the survivors,
 //   4. scripts, 5. results to Kafka, 6. stats to Redis, then the membership
 //   state back to family `s`, the skip cache, and 7. the offsets.
-// Any failure in 3-6 retries the whole batch with backoff: results and HLL
+// The skip decisions (1, 2) are made once per batch; a failure in 3-6
+// retries those steps with backoff: results and HLL
 // adds are idempotent for a replay, the state is written only after both
 // were acknowledged, and offsets only after the state.
 #include <glog/logging.h>
@@ -97,10 +98,14 @@ class NodeImpl : public Node {
                          consumer_->PollBatch(options_.batch_max_notices,
                                               std::chrono::milliseconds(options_.batch_max_ms)));
     if (batch.empty()) return 0;
+    // Skip decisions are made once per batch, outside the retry loop: the
+    // blacklist counts each notice once, and a user blacklisted now keeps its
+    // one bot result even when the first attempt fails.
+    Triage(batch);
     Backoff backoff(BackoffOptions{100, 5000});
     while (true) {
       int64_t start_us = clock_->MonotonicUs();
-      Status s = ProcessBatch(batch);
+      Status s = ProcessSurvivors();
       if (s.ok()) {
         metrics_.batch_latency.Observe((clock_->MonotonicUs() - start_us) / 1e6);
         break;
@@ -143,13 +148,15 @@ class NodeImpl : public Node {
   }
 
  private:
-  Status ProcessBatch(const kafka::Batch& batch) {
+  // Applies the skip rules to every notice and collects the surviving users
+  // (deduplicated) and the newly blacklisted ones.
+  void Triage(const kafka::Batch& batch) {
     const int64_t now = clock_->NowMs();
     pending_.clear();
     pending_index_.clear();
     bot_users_.clear();
+    newest_ack_ms_ = 0;
     int64_t skipped_cache = 0, skipped_bot = 0, malformed = 0;
-    int64_t newest_ack_ms = 0;
     for (const kafka::Message& msg : batch) {
       if (!notice_.ParseFromArray(msg.value().data(), static_cast<int>(msg.value().size())) ||
           notice_.user_id().empty()) {
@@ -173,17 +180,29 @@ class NodeImpl : public Node {
         ++skipped_cache;
         continue;
       }
-      newest_ack_ms = std::max(newest_ack_ms, notice_.acked_at_ms());
+      newest_ack_ms_ = std::max(newest_ack_ms_, notice_.acked_at_ms());
       auto [it, inserted] = pending_index_.emplace(user, pending_.size());
       if (inserted) pending_.push_back(PendingUser{user, 0});
       PendingUser& p = pending_[it->second];
       p.newest_event_ms = std::max(p.newest_event_ms, notice_.newest_event_time_ms());
     }
+    stats_snapshot_.notices += static_cast<int64_t>(batch.size());
+    stats_snapshot_.malformed_notices += malformed;
+    stats_snapshot_.skipped_by_cache += skipped_cache;
+    stats_snapshot_.skipped_as_bot += skipped_bot;
+    metrics_.notices.Inc(static_cast<double>(batch.size()));
+    metrics_.malformed.Inc(static_cast<double>(malformed));
+    metrics_.skipped_cache.Inc(static_cast<double>(skipped_cache));
+    metrics_.skipped_bot.Inc(static_cast<double>(skipped_bot));
+  }
 
+  // Reads, segments and publishes the users Triage() kept; safe to retry.
+  Status ProcessSurvivors() {
+    const int64_t now = clock_->NowMs();
     // Let the newest write's burst settle (NodeOptions::read_delay_ms). Clamp,
     // so a notice stamped by a clock far ahead cannot stall the node.
     const int64_t settle_ms =
-        std::min(newest_ack_ms + options_.read_delay_ms - clock_->NowMs(), options_.read_delay_ms);
+        std::min(newest_ack_ms_ + options_.read_delay_ms - clock_->NowMs(), options_.read_delay_ms);
     if (!pending_.empty() && settle_ms > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
     }
@@ -213,18 +232,10 @@ class NodeImpl : public Node {
       if (p.newest_event_ms > 0) metrics_.e2e.Observe((done_ms - p.newest_event_ms) / 1e3);
     }
 
-    stats_snapshot_.notices += static_cast<int64_t>(batch.size());
-    stats_snapshot_.malformed_notices += malformed;
-    stats_snapshot_.skipped_by_cache += skipped_cache;
-    stats_snapshot_.skipped_as_bot += skipped_bot;
     stats_snapshot_.bots_flagged += static_cast<int64_t>(bot_users_.size());
     stats_snapshot_.segmented += static_cast<int64_t>(pending_.size());
     stats_snapshot_.results_published += static_cast<int64_t>(results_.size());
     stats_snapshot_.stats_updates += static_cast<int64_t>(updates_.size());
-    metrics_.notices.Inc(static_cast<double>(batch.size()));
-    metrics_.malformed.Inc(static_cast<double>(malformed));
-    metrics_.skipped_cache.Inc(static_cast<double>(skipped_cache));
-    metrics_.skipped_bot.Inc(static_cast<double>(skipped_bot));
     metrics_.segmented.Inc(static_cast<double>(pending_.size()));
     metrics_.results.Inc(static_cast<double>(results_.size()));
     return Status::OK();
@@ -341,6 +352,7 @@ class NodeImpl : public Node {
   std::vector<PendingUser> pending_;
   std::unordered_map<std::string_view, size_t> pending_index_;
   std::vector<std::string_view> bot_users_;
+  int64_t newest_ack_ms_ = 0;  // newest acknowledgement among pending_
   std::vector<store::GetRequest> gets_;
   std::vector<store::RowResult> rows_;
   std::vector<EventView> events_;
