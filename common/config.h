@@ -36,6 +36,11 @@ class Config {
   // Parses YAML text; `source` names it in error messages.
   static StatusOr<Config> FromString(std::string_view yaml, std::string_view source);
 
+  // LoadFile(path), then ApplyOverride() for each "key.path=value" in order:
+  // what every binary's --config and --set flags do. An override error
+  // names the override ("--set a.b: ...").
+  static StatusOr<Config> Load(const std::string& path, const std::vector<std::string>& overrides);
+
   // "a.b.c=value": sets a scalar (parsed as YAML: numbers, true/false, lists
   // like [a, b]) creating intermediate maps as needed.
   Status ApplyOverride(std::string_view assignment);

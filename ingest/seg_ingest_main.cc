@@ -85,17 +85,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto config = seg::Config::LoadFile(config_path);
+  auto config = seg::Config::Load(config_path, overrides);
   if (!config.ok()) {
     LOG(ERROR) << config.status();
     return 2;
-  }
-  for (const auto& o : overrides) {
-    seg::Status s = config->ApplyOverride(o);
-    if (!s.ok()) {
-      LOG(ERROR) << "--set " << o << ": " << s;
-      return 2;
-    }
   }
   seg::ingest::IngestOptions options;
   seg::store::StoreOptions store_options;

@@ -55,11 +55,8 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port", metrics_port, "Serve /metrics on 127.0.0.1:PORT (0 = free)");
   CLI11_PARSE(app, argc, argv);
 
-  auto config = seg::Config::LoadFile(config_file);
+  auto config = seg::Config::Load(config_file, overrides);
   if (!config.ok()) return Fail(config.status());
-  for (const auto& o : overrides) {
-    if (auto s = config->ApplyOverride(o); !s.ok()) return Fail(s);
-  }
   if (!bootstrap.empty()) (void)config->ApplyOverride("kafka.bootstrap_servers=" + bootstrap).ok();
   if (!scripts_dir.empty()) (void)config->ApplyOverride("scripts.dir=" + scripts_dir).ok();
 
@@ -72,8 +69,10 @@ int main(int argc, char** argv) {
       !SplitHostPort(store_addr, &store_options.thrift.host, &store_options.thrift.port)) {
     return Fail(seg::InvalidArgumentError("--store expects HOST:PORT, got " + store_addr));
   }
-  if (auto s = config->Get("store.thrift.host", &store_options.thrift.host); !s.ok()) return Fail(s);
-  if (auto s = config->Get("store.thrift.port", &store_options.thrift.port); !s.ok()) return Fail(s);
+  if (auto s = config->Get("store.thrift.host", &store_options.thrift.host); !s.ok())
+    return Fail(s);
+  if (auto s = config->Get("store.thrift.port", &store_options.thrift.port); !s.ok())
+    return Fail(s);
 
   seg::stats::StatsWriterOptions stats_options;
   if (!redis_addr.empty()) {

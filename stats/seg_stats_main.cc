@@ -50,11 +50,8 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port", metrics_port, "serve /metrics on this port (0 = free port)");
   CLI11_PARSE(app, argc, argv);
 
-  auto config = seg::Config::LoadFile(config_path);
+  auto config = seg::Config::Load(config_path, overrides);
   if (!config.ok()) return Fail(config.status());
-  for (const auto& o : overrides) {
-    if (auto s = config->ApplyOverride(o); !s.ok()) return Fail(s);
-  }
   seg::stats::StatsQueryOptions query;
   seg::stats::StatsServerOptions server;
   seg::stats::StatsWriterOptions writer_keys;  // shares the `stats` section; validated only

@@ -322,16 +322,12 @@ int LoadMain(int argc, char** argv) {
   }
 
   LoadOptions options;
-  auto config = Config::LoadFile(config_path);
+  auto config = Config::Load(config_path, overrides);
   if (!config.ok()) {
     std::fprintf(stderr, "seg-load: %s\n", config.status().ToString().c_str());
     return 2;
   }
-  Status s;
-  for (const auto& o : overrides) {
-    if (s.ok()) s = config->ApplyOverride(o);
-  }
-  if (s.ok()) s = options.kafka.LoadFrom(*config, "kafka");
+  Status s = options.kafka.LoadFrom(*config, "kafka");
   if (s.ok()) s = options.validation.LoadFrom(*config, "ingest.validation");
   if (s.ok()) s = config->Get("ingest.events_topic", &options.topic);
   if (s.ok()) s = config->CheckNoUnknownKeys();

@@ -117,6 +117,14 @@ StatusOr<Config> Config::FromString(std::string_view yaml, std::string_view sour
   return config;
 }
 
+StatusOr<Config> Config::Load(const std::string& path, const std::vector<std::string>& overrides) {
+  SEG_ASSIGN_OR_RETURN(Config config, LoadFile(path));
+  for (const auto& assignment : overrides) {
+    SEG_RETURN_IF_ERROR(config.ApplyOverride(assignment).WithContext("--set " + assignment));
+  }
+  return config;
+}
+
 Status Config::ApplyOverride(std::string_view assignment) {
   size_t eq = assignment.find('=');
   if (eq == std::string_view::npos || eq == 0) {

@@ -75,6 +75,20 @@ TEST(ConfigTest, OverrideWinsOverFileAndCreatesPaths) {
   EXPECT_FALSE(config->ApplyOverride("novalue").ok());
 }
 
+TEST(ConfigTest, LoadAppliesOverridesInOrderAndNamesABadOne) {
+  std::string path = ::testing::TempDir() + "/load.yaml";
+  std::ofstream(path) << "store:\n  port: 1\n";
+  auto config = Config::Load(path, {"store.port=2", "store.port=3"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  int32_t port = 0;
+  ASSERT_TRUE(config->Get("store.port", &port).ok());
+  EXPECT_EQ(port, 3);
+  auto bad = Config::Load(path, {"store.port=4", "novalue"});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--set novalue"), std::string_view::npos) << bad.status();
+  std::remove(path.c_str());
+}
+
 TEST(ConfigTest, FileErrorsAreClear) {
   auto missing = Config::LoadFile("/nonexistent/seg.yaml");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
