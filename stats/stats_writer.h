@@ -131,6 +131,12 @@ class StatsWriter {
   virtual const StatsWriterCounters& counters() const = 0;
 };
 
+// The keyspace the writer and the query service share in the `stats`
+// section: <prefix>.shards (1..65536), .key_prefix and .registry_key.
+// Missing keys keep the values passed in.
+Status LoadStatsKeyspace(Config& config, std::string_view prefix, uint32_t* shards,
+                         std::string* key_prefix, std::string* registry_key);
+
 StatusOr<std::unique_ptr<StatsWriter>> NewStatsWriter(const StatsWriterOptions& options);
 // Uses an existing router (tests, or to share a topology).
 std::unique_ptr<StatsWriter> NewStatsWriter(const StatsWriterOptions& options,

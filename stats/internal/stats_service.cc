@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "proto/stats.grpc.pb.h"
 #include "stats/internal/stats_service_query.h"
+#include "stats/stats_writer.h"
 
 namespace seg::stats {
 namespace {
@@ -182,14 +183,7 @@ class StatsServerImpl final : public StatsServer {
 
 Status StatsQueryOptions::LoadFrom(Config& config, std::string_view prefix) {
   std::string p(prefix);
-  int64_t shards_value = shards;
-  SEG_RETURN_IF_ERROR(config.Get(p + ".shards", &shards_value));
-  if (shards_value < 1 || shards_value > 65536) {
-    return InvalidArgumentError(config.source() + ": " + p + ".shards: must be 1..65536");
-  }
-  shards = static_cast<uint32_t>(shards_value);
-  SEG_RETURN_IF_ERROR(config.Get(p + ".key_prefix", &key_prefix));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".registry_key", &registry_key));
+  SEG_RETURN_IF_ERROR(LoadStatsKeyspace(config, prefix, &shards, &key_prefix, &registry_key));
   SEG_RETURN_IF_ERROR(config.Get(p + ".require_registered", &require_registered));
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_days", &max_days));
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_union_segments", &max_union_segments));

@@ -260,16 +260,22 @@ class StatsWriterImpl final : public StatsWriter {
 
 }  // namespace
 
-Status StatsWriterOptions::LoadFrom(Config& config, std::string_view prefix) {
+Status LoadStatsKeyspace(Config& config, std::string_view prefix, uint32_t* shards,
+                         std::string* key_prefix, std::string* registry_key) {
   std::string p(prefix);
-  int64_t shards_value = shards;
+  int64_t shards_value = *shards;
   SEG_RETURN_IF_ERROR(config.Get(p + ".shards", &shards_value));
   if (shards_value < 1 || shards_value > 65536) {
     return InvalidArgumentError(config.source() + ": " + p + ".shards: must be 1..65536");
   }
-  shards = static_cast<uint32_t>(shards_value);
-  SEG_RETURN_IF_ERROR(config.Get(p + ".key_prefix", &key_prefix));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".registry_key", &registry_key));
+  *shards = static_cast<uint32_t>(shards_value);
+  SEG_RETURN_IF_ERROR(config.Get(p + ".key_prefix", key_prefix));
+  return config.Get(p + ".registry_key", registry_key);
+}
+
+Status StatsWriterOptions::LoadFrom(Config& config, std::string_view prefix) {
+  std::string p(prefix);
+  SEG_RETURN_IF_ERROR(LoadStatsKeyspace(config, prefix, &shards, &key_prefix, &registry_key));
   SEG_RETURN_IF_ERROR(config.Get(p + ".update_registry", &update_registry));
   std::string mode_name;
   SEG_RETURN_IF_ERROR(config.Get(p + ".mode", &mode_name));
