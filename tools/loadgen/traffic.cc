@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "ingest/ingest.h"
 #include "proto/events.pb.h"
 
 namespace seg::loadgen {
@@ -176,30 +177,30 @@ void TrafficGenerator::MakeMalformed(int64_t now_ms, GeneratedMessage* out) {
   switch (std::uniform_int_distribution<int>(0, 5)(rng_)) {
     case 0:
       e.clear_user_id();
-      out->malformed_reason = "missing_user_id";
+      out->malformed_reason = ingest::reason::kMissingUserId;
       out->user_index = -1;
       break;
     case 1:
       e.set_event_time_ms(now_ms + 7 * 24 * 3600 * 1000LL);
-      out->malformed_reason = "time_in_future";
+      out->malformed_reason = ingest::reason::kTimeInFuture;
       break;
     case 2:
       e.set_event_time_ms(now_ms - 400LL * 24 * 3600 * 1000);
-      out->malformed_reason = "time_past_retention";
+      out->malformed_reason = ingest::reason::kTimeTooOld;
       break;
     case 3:
       e.set_type(EVENT_TYPE_UNSPECIFIED);
-      out->malformed_reason = "unknown_type";
+      out->malformed_reason = ingest::reason::kUnknownType;
       break;
     case 4:
       e.set_user_id(std::string("bad\x01user") + std::to_string(user));
-      out->malformed_reason = "user_id_control_chars";
+      out->malformed_reason = ingest::reason::kUserIdControlChars;
       out->user_index = -1;
       break;
     default:
       out->key = users_[user].id;
       out->value = "\xff\xfe not a protobuf \x00\x01";
-      out->malformed_reason = "undecodable";
+      out->malformed_reason = ingest::reason::kUndecodable;
       return;
   }
   out->key = e.user_id();

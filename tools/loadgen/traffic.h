@@ -58,7 +58,7 @@ struct UserProfile {
 struct GeneratedMessage {
   std::string key;               // user id (may be empty for malformed)
   std::string value;             // serialized seg.Event, or junk when malformed
-  std::string malformed_reason;  // empty when the message is valid
+  std::string malformed_reason;  // ingest::reason of its dead letter; empty when valid
   int32_t user_index = -1;       // into users(); -1 for malformed without a user
   bool duplicate = false;        // a re-send of an earlier event
 };
