@@ -1,31 +1,23 @@
 #include "segmenter/internal/membership.h"
 
 #include <algorithm>
-#include <ctime>
-#include <set>
+#include <iterator>
 
 #include "segmenter/segmenter.h"
+#include "stats/stats_writer.h"
 
 namespace seg::segmenter {
 namespace {
 
+// Day arithmetic is the stats writer's, so the state and the HLL keys agree.
 int32_t PreviousDay(int32_t day) {
-  std::tm tm{};
-  tm.tm_year = day / 10000 - 1900;
-  tm.tm_mon = day / 100 % 100 - 1;
-  tm.tm_mday = day % 100 - 1;  // timegm normalises day 0 to the previous month's end
-  time_t t = timegm(&tm);
-  return DayOf(static_cast<int64_t>(t) * 1000);
+  return static_cast<int32_t>(
+      stats::EpochDaysToDay(stats::DayToEpochDays(static_cast<stats::Day>(day)) - 1));
 }
 
 }  // namespace
 
-int32_t DayOf(int64_t epoch_ms) {
-  time_t seconds = static_cast<time_t>(epoch_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
-}
+int32_t DayOf(int64_t epoch_ms) { return static_cast<int32_t>(stats::DayFromUnixMs(epoch_ms)); }
 
 std::string CountedKey(std::string_view segment, int32_t day) {
   std::string key(segment);
