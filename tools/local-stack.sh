@@ -1,155 +1,251 @@
 #!/usr/bin/env bash
 # The local stack on one machine, everything on 127.0.0.1 with free ports:
-# a 3-broker mock Kafka cluster (kafka-local), a redis-server, and - as the
-# components exist - seg-store, seg-ingest, seg-segmenter x2, seg-stats and
-# seg-loadgen. Started in order with readiness checks; stopped cleanly on
-# Ctrl-C, on --duration, or on any failure. Leaves nothing running.
+# a 3-broker mock Kafka cluster (kafka-local), a redis-server, seg-store,
+# seg-ingest, seg-segmenter x2, seg-stats and seg-loadgen. Started in order
+# with readiness checks; a live status line from the processes' /metrics; at
+# the end (Ctrl-C or --duration) the segment sizes over gRPC; then every
+# process is stopped (newest first) and nothing is left running.
+#
+#   local-stack.sh --build-dir DIR [--duration S] [--config FILE]
+#                  [--no-traffic] [--quiet] [--env-file FILE]
+#
+# --config FILE (config/local.yaml, config/production-example.yaml) switches
+# parts to real services: kafka.bootstrap_servers (no kafka-local), store.host
+# (an HBase Thrift2 gateway; no seg-store), redis.host or redis.seeds (Redis
+# or Redis Cluster; no redis-server); it also passes --set overrides to each
+# process. --no-traffic starts no seg-loadgen; --quiet prints no status line;
+# --env-file writes the addresses, /metrics ports and pids once everything is
+# up (bench/pipeline.py drives the stack through it).
 set -euo pipefail
 
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD=""
 DURATION=0
 CONFIG=""
+TRAFFIC=1
+QUIET=0
+ENV_FILE=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) BUILD="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --config) CONFIG="$2"; shift 2 ;;
+    --no-traffic) TRAFFIC=0; shift ;;
+    --quiet) QUIET=1; shift ;;
+    --env-file) ENV_FILE="$2"; shift 2 ;;
     *) echo "local-stack: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ -n "$BUILD" ]] || { echo "local-stack: --build-dir required" >&2; exit 2; }
+[[ "$DURATION" =~ ^[0-9]+$ ]] || { echo "local-stack: --duration takes whole seconds" >&2; exit 2; }
+
+# What the config switches (tools/stack_config.py prints these assignments).
+KAFKA_EXTERNAL="" STORE_EXTERNAL="" REDIS_EXTERNAL="" SEGMENTERS=2
+LOADGEN_USERS=5000 LOADGEN_RATE=3000 LOADGEN_SEED=1
+INGEST_SETS=() SEGMENTER_SETS=() STATS_SETS=()
+if [[ -n "$CONFIG" ]]; then
+  assignments="$(python3 "$ROOT/tools/stack_config.py" "$CONFIG")" || exit 2
+  eval "$assignments"
+fi
+
+for bin in tools/kafka-local store/seg-store ingest/seg-ingest segmenter/seg-segmenter \
+  stats/seg-stats tools/seg-loadgen tools/segctl; do
+  [[ -x "$BUILD/$bin" ]] || { echo "local-stack: $BUILD/$bin is not built" >&2; exit 2; }
+done
 
 RUN_DIR="$(mktemp -d /tmp/seg-local-XXXXXX)"
+NAMES=()
 PIDS=()
+STOPPING=0
+WAITER=""
 cleanup() {
   local rc=$?
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+  trap - INT TERM
+  [[ -z "$WAITER" ]] || kill -TERM "$WAITER" 2>/dev/null || true
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[$i]}" 2>/dev/null || continue
+    for _ in $(seq 200); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "${PIDS[$i]}" 2>/dev/null; then
+      echo "local-stack: ${NAMES[$i]} did not stop in 10 s; killing it" >&2
+      kill -KILL "${PIDS[$i]}" 2>/dev/null || true
+    fi
   done
-  wait 2>/dev/null || true
-  rm -rf "$RUN_DIR"
+  wait "${PIDS[@]}" $WAITER 2>/dev/null || true
+  if [[ "${SEG_STACK_KEEP_LOGS:-0}" == 1 ]]; then echo "local-stack: logs kept in $RUN_DIR" >&2
+  else rm -rf "$RUN_DIR"; fi
   exit $rc
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C ends the run normally (segment table, then cleanup); TERM just stops.
+trap 'STOPPING=1' INT
+trap 'exit 143' TERM
+
+# start NAME CMD...: runs CMD in its own session (so a terminal Ctrl-C reaches
+# only this script, which then stops everything in order), log in RUN_DIR.
+start() {
+  local name="$1"
+  shift
+  setsid "$@" >"$RUN_DIR/$name.log" 2>&1 &
+  NAMES+=("$name")
+  PIDS+=($!)
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_port() {  # wait_port NAME PORT PID
-  for _ in $(seq 200); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$2") 2>/dev/null; then return 0; fi
-    kill -0 "$3" 2>/dev/null || { echo "local-stack: $1 exited; log:" >&2; cat "$RUN_DIR/$1.log" >&2; return 1; }
-    sleep 0.05
-  done
-  echo "local-stack: $1 not ready on port $2" >&2; return 1
+died() {
+  echo "local-stack: $1 exited; last lines of its log:" >&2
+  tail -n 30 "$RUN_DIR/$1.log" >&2
 }
 
-wait_file() {  # wait_file NAME FILE PID
-  for _ in $(seq 200); do
+wait_port() {  # wait_port NAME HOST:PORT [PID]: up to 20 s
+  local host="${2%:*}" port="${2##*:}"
+  for _ in $(seq 400); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    if [[ -n "${3:-}" ]] && ! kill -0 "$3" 2>/dev/null; then died "$1"; return 1; fi
+    sleep 0.05
+  done
+  echo "local-stack: $1 not reachable on $2" >&2
+  return 1
+}
+
+wait_log() {  # wait_log NAME REGEX PID: up to 60 s for a line in NAME's log
+  for _ in $(seq 1200); do
+    grep -qE "$2" "$RUN_DIR/$1.log" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { died "$1"; return 1; }
+    sleep 0.05
+  done
+  echo "local-stack: $1 never logged /$2/" >&2
+  return 1
+}
+
+wait_file() {  # wait_file NAME FILE PID: up to 20 s
+  for _ in $(seq 400); do
     [[ -s "$2" ]] && return 0
-    kill -0 "$3" 2>/dev/null || { echo "local-stack: $1 exited; log:" >&2; cat "$RUN_DIR/$1.log" >&2; return 1; }
+    kill -0 "$3" 2>/dev/null || { died "$1"; return 1; }
     sleep 0.05
   done
-  echo "local-stack: $1 not ready" >&2; return 1
+  echo "local-stack: $1 not ready" >&2
+  return 1
 }
 
-# 1. Kafka: the librdkafka mock cluster as its own process.
-"$BUILD/tools/kafka-local" --brokers 3 \
-  --topics events:8,events-deadletter:2,user-changes:8,segmentation-results:8 \
-  --port-file "$RUN_DIR/kafka.bootstrap" >"$RUN_DIR/kafka.log" 2>&1 &
-PIDS+=($!)
-wait_file kafka "$RUN_DIR/kafka.bootstrap" "${PIDS[-1]}"
-KAFKA="$(cat "$RUN_DIR/kafka.bootstrap")"
-
-# 2. Redis.
-REDIS_PORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-  --dir "$RUN_DIR" >"$RUN_DIR/redis.log" 2>&1 &
-PIDS+=($!)
-wait_port redis "$REDIS_PORT" "${PIDS[-1]}"
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-have() { [[ -x "$1" ]]; }
-
-# 3. The wide-row store (embedded RocksDB engine behind its Thrift2 server).
-STORE_PORT=""
-if have "$BUILD/store/seg-store"; then
-  "$BUILD/store/seg-store" --data-dir "$RUN_DIR/store" --port 0 --port-file "$RUN_DIR/store.port" \
-    >"$RUN_DIR/store.log" 2>&1 &
-  PIDS+=($!)
-  wait_file store "$RUN_DIR/store.port" "${PIDS[-1]}"
-  STORE_PORT="$(cat "$RUN_DIR/store.port")"
-fi
-
-# 4. Ingest, 5. two segmenters, 6. the stats service.
-if [[ -n "$STORE_PORT" ]] && have "$BUILD/ingest/seg-ingest"; then
-  "$BUILD/ingest/seg-ingest" --set "kafka.bootstrap_servers=$KAFKA" --set store.backend=thrift \
-    --set "store.thrift.port=$STORE_PORT" >"$RUN_DIR/ingest.log" 2>&1 &
-  PIDS+=($!)
-fi
-SEG_METRICS=()
-if [[ -n "$STORE_PORT" ]] && have "$BUILD/segmenter/seg-segmenter"; then
-  for i in 1 2; do
-    port=$(free_port)
-    SEG_METRICS+=("$port")
-    "$BUILD/segmenter/seg-segmenter" --bootstrap "$KAFKA" --store "127.0.0.1:$STORE_PORT" \
-      --redis "127.0.0.1:$REDIS_PORT" --scripts "$ROOT/scripts" --metrics-port "$port" \
-      >"$RUN_DIR/segmenter$i.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "segmenter$i" "$port" "${PIDS[-1]}"
+# 1. Kafka: the librdkafka mock cluster as its own process, or a real cluster
+#    (whose topics must exist: events, events-deadletter, user-changes,
+#    segmentation-results).
+if [[ -n "$KAFKA_EXTERNAL" ]]; then
+  KAFKA="$KAFKA_EXTERNAL"
+  wait_port kafka "${KAFKA%%,*}"
+else
+  start kafka "$BUILD/tools/kafka-local" --brokers 3 \
+    --topics events:8,events-deadletter:2,user-changes:8,segmentation-results:8 \
+    --port-file "$RUN_DIR/kafka.bootstrap"
+  wait_file kafka "$RUN_DIR/kafka.bootstrap" "${PIDS[-1]}"
+  KAFKA="$(cat "$RUN_DIR/kafka.bootstrap")"
+  # The mock cluster rebalances a group only after about a session timeout
+  # (45 s by default): keep it short so the second segmenter gets partitions.
+  for p in session.timeout.ms=6000 heartbeat.interval.ms=1000; do
+    INGEST_SETS+=(--set "kafka.properties.$p")
+    SEGMENTER_SETS+=(--set "kafka.properties.$p")
   done
 fi
-STATS_PORT=""
-if have "$BUILD/stats/seg-stats"; then
-  "$BUILD/stats/seg-stats" --port 0 --port-file "$RUN_DIR/stats.port" \
-    --set "stats.redis.port=$REDIS_PORT" --set stats.store.backend=thrift \
-    --set "stats.store.thrift.port=${STORE_PORT:-9090}" >"$RUN_DIR/stats.log" 2>&1 &
-  PIDS+=($!)
-  wait_file stats "$RUN_DIR/stats.port" "${PIDS[-1]}"
-  STATS_PORT="$(cat "$RUN_DIR/stats.port")"
+
+# 2. Redis: a local redis-server, or a real Redis / Redis Cluster seed.
+if [[ -n "$REDIS_EXTERNAL" ]]; then
+  REDIS="$REDIS_EXTERNAL"
+  wait_port redis "$REDIS"
+else
+  REDIS="127.0.0.1:$(free_port)"
+  start redis redis-server --bind 127.0.0.1 --port "${REDIS##*:}" --save '' --appendonly no \
+    --dir "$RUN_DIR"
+  wait_port redis "$REDIS" "${PIDS[-1]}"
 fi
 
-echo "local stack is up (logs in $RUN_DIR):"
-echo "  kafka   bootstrap.servers=$KAFKA   (try: kcat -b $KAFKA -L)"
-echo "  redis   127.0.0.1:$REDIS_PORT      (try: redis-cli -p $REDIS_PORT ping)"
-[[ -n "$STORE_PORT" ]] && echo "  store   THBaseService on 127.0.0.1:$STORE_PORT"
-[[ -n "$STATS_PORT" ]] && echo "  stats   gRPC on 127.0.0.1:$STATS_PORT  (try: $BUILD/tools/segctl --target 127.0.0.1:$STATS_PORT segments)"
-
-# 7. Synthetic traffic, with a status line from the segmenters' /metrics.
-LOADGEN_PID=""
-if have "$BUILD/tools/seg-loadgen"; then
-  "$BUILD/tools/seg-loadgen" --bootstrap "$KAFKA" --users 5000 --rate 3000 \
-    --duration "${DURATION:-0}" >"$RUN_DIR/loadgen.log" 2>&1 &
-  LOADGEN_PID=$!
-  PIDS+=($LOADGEN_PID)
+# 3. The wide-row store: seg-store (embedded RocksDB behind Thrift2), or an
+#    HBase Thrift2 gateway.
+if [[ -n "$STORE_EXTERNAL" ]]; then
+  STORE="$STORE_EXTERNAL"
+  wait_port store "$STORE"
+else
+  start store "$BUILD/store/seg-store" --data-dir "$RUN_DIR/store" --port 0 \
+    --port-file "$RUN_DIR/store.port"
+  wait_file store "$RUN_DIR/store.port" "${PIDS[-1]}"
+  STORE="127.0.0.1:$(cat "$RUN_DIR/store.port")"
 fi
 
-status_line() {
-  python3 - "${SEG_METRICS[@]}" <<'PY'
-import sys, urllib.request, re
-tot = {}
-for port in sys.argv[1:]:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
-    except Exception:
-        continue
-    for m in re.finditer(r'^seg_segmenter_decisions_total\{decision="(\w+)"\} (\S+)', text, re.M):
-        tot[m.group(1)] = tot.get(m.group(1), 0) + float(m.group(2))
-print("segmented=%d skipped_by_cache=%d skipped_as_bot=%d" % (
-    tot.get("segmented", 0), tot.get("skipped_by_cache", 0), tot.get("skipped_as_bot", 0)))
-PY
-}
+# 4. Ingest, 5. the segmenters, 6. the stats service.
+INGEST_METRICS="127.0.0.1:$(free_port)"
+start ingest "$BUILD/ingest/seg-ingest" --metrics-host 127.0.0.1 \
+  --metrics-port "${INGEST_METRICS##*:}" --set "kafka.bootstrap_servers=$KAFKA" \
+  --set store.backend=thrift --set "store.thrift.host=${STORE%:*}" \
+  --set "store.thrift.port=${STORE##*:}" "${INGEST_SETS[@]}"
+wait_port ingest "$INGEST_METRICS" "${PIDS[-1]}"
 
-END=$(( $(date +%s) + ${DURATION:-0} ))
-[[ "$DURATION" -gt 0 ]] || echo "Ctrl-C to stop."
-while [[ "$DURATION" -le 0 || $(date +%s) -lt $END ]]; do
-  sleep 2
-  if [[ ${#SEG_METRICS[@]} -gt 0 ]]; then printf '\r%s   ' "$(status_line)"; fi
+SEG_METRICS=()
+for ((i = 1; i <= SEGMENTERS; i++)); do
+  SEG_METRICS+=("127.0.0.1:$(free_port)")
+  start "segmenter$i" "$BUILD/segmenter/seg-segmenter" --bootstrap "$KAFKA" --store "$STORE" \
+    --redis "$REDIS" --scripts "$ROOT/scripts" --metrics-port "${SEG_METRICS[-1]##*:}" \
+    "${SEGMENTER_SETS[@]}"
+  wait_port "segmenter$i" "${SEG_METRICS[-1]}" "${PIDS[-1]}"
 done
-echo
-if [[ -n "$STATS_PORT" ]] && have "$BUILD/tools/segctl"; then
-  echo "segment sizes today (seg-stats over gRPC):"
-  "$BUILD/tools/segctl" --target "127.0.0.1:$STATS_PORT" segments || true
+# Ready = every segmenter owns partitions (closing a consumer before its first
+# assignment also trips librdkafka#4312 in librdkafka < 2.3).
+for ((i = 1; i <= SEGMENTERS; i++)); do
+  wait_log "segmenter$i" "assigned [1-9][0-9]* partitions" "${PIDS[$((${#PIDS[@]} - SEGMENTERS + i - 1))]}"
+done
+
+start stats "$BUILD/stats/seg-stats" --port 0 --port-file "$RUN_DIR/stats.port" \
+  --set "stats.redis.host=${REDIS%:*}" --set "stats.redis.port=${REDIS##*:}" \
+  --set stats.store.backend=thrift --set "stats.store.thrift.host=${STORE%:*}" \
+  --set "stats.store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
+wait_file stats "$RUN_DIR/stats.port" "${PIDS[-1]}"
+STATS="127.0.0.1:$(cat "$RUN_DIR/stats.port")"
+
+# 7. Synthetic traffic.
+if [[ "$TRAFFIC" == 1 ]]; then
+  start loadgen "$BUILD/tools/seg-loadgen" --bootstrap "$KAFKA" --users "$LOADGEN_USERS" \
+    --rate "$LOADGEN_RATE" --seed "$LOADGEN_SEED" --duration 0
 fi
+
+if [[ -n "$ENV_FILE" ]]; then
+  {
+    echo "RUN_DIR=$RUN_DIR"
+    echo "KAFKA=$KAFKA"
+    echo "REDIS=$REDIS"
+    echo "STORE=$STORE"
+    echo "STATS=$STATS"
+    echo "INGEST_METRICS=$INGEST_METRICS"
+    echo "SEGMENTER_METRICS=${SEG_METRICS[*]}"
+    for i in "${!PIDS[@]}"; do echo "PID_${NAMES[$i]}=${PIDS[$i]}"; done
+  } >"$ENV_FILE.tmp"
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+fi
+
+local_or() { [[ -n "$2" ]] && echo "external" || echo "$1"; }
+echo "local stack is up (logs in $RUN_DIR):"
+echo "  kafka   $KAFKA ($(local_or kafka-local "$KAFKA_EXTERNAL"))"
+echo "  redis   $REDIS ($(local_or redis-server "$REDIS_EXTERNAL"))   (try: redis-cli -h ${REDIS%:*} -p ${REDIS##*:} ping)"
+echo "  store   $STORE ($(local_or seg-store "$STORE_EXTERNAL"), HBase Thrift2)"
+echo "  ingest  /metrics on $INGEST_METRICS; segmenters x$SEGMENTERS: ${SEG_METRICS[*]}"
+echo "  stats   gRPC on $STATS  (try: $BUILD/tools/segctl --target $STATS segments)"
+[[ "$DURATION" -gt 0 ]] || echo "Ctrl-C to stop."
+
+# The status line (or, --quiet, just the wait); `wait` returns at once on a signal.
+STATUS_ARGS=(--ingest "$INGEST_METRICS")
+for m in "${SEG_METRICS[@]}"; do STATUS_ARGS+=(--segmenter "$m"); done
+if [[ "$QUIET" == 1 ]]; then
+  if [[ "$DURATION" -gt 0 ]]; then sleep "$DURATION" & else sleep infinity & fi
+else
+  python3 "$ROOT/tools/stack_status.py" "${STATUS_ARGS[@]}" --duration "$DURATION" &
+fi
+WAITER=$!
+while [[ "$STOPPING" == 0 ]] && kill -0 "$WAITER" 2>/dev/null; do wait "$WAITER" || true; done
+kill -TERM "$WAITER" 2>/dev/null || true
+wait "$WAITER" 2>/dev/null || true
+echo
+
+# Stop the traffic first so the table reflects what was sent.
+for i in "${!NAMES[@]}"; do
+  [[ "${NAMES[$i]}" == loadgen ]] && { kill -TERM "${PIDS[$i]}" 2>/dev/null || true; }
+done
+echo "segment sizes today (seg-stats over gRPC):"
+"$BUILD/tools/segctl" --target "$STATS" segments || true
