@@ -153,6 +153,7 @@ local C_budget_slow = ffi.cast("int32_t (*)(seg_budget*)", HOST.budget_slow)
 local BUDGET = ffi.cast("seg_budget*", HOST.budget)
 local C_needles = ffi.cast("int32_t (*)(void*, const char**, const int32_t*, int32_t)", HOST.needles)
 local C_scan = ffi.cast("int32_t (*)(void*, seg_user*, const seg_filter*, int32_t)", HOST.scan)
+local C_distinct = ffi.cast("int32_t (*)(seg_user*, int32_t)", HOST.distinct)
 local SCAN_CTX = ffi.cast("void*", HOST.scan_ctx)
 local C_aborting = HOST.aborting        -- lua_CFunction: true while a call is being aborted
 local MAX_STRING = HOST.max_string_bytes
@@ -189,7 +190,7 @@ end
 local COMPILED = setmetatable({}, { __mode = "k" })  -- the compiled filters
 local FILTER_MT = { __metatable = false }           -- hidden from scripts
 local MAX_ATTRS, MAX_NETS = 8, 8
-local SCAN_REVERSE, SCAN_STOP, SCAN_COLLECT, SCAN_RECORD = 1, 2, 4, 8
+local SCAN_REVERSE, SCAN_STOP, SCAN_COLLECT, SCAN_RECORD, SCAN_UNION = 1, 2, 4, 8, 16
 
 local function strlist(v, key)
   if type(v) == "string" then return { lower(v) } end
@@ -203,17 +204,42 @@ local function strlist(v, key)
   return out
 end
 
--- Registers a list of strings with the host; returns its id.
+-- Registers a list of strings with the host; returns its id. The argument
+-- arrays are reused (filters written inline in evaluate() compile per call).
+local needle_cap = 16
+local needle_ptrs = ffi.new("const char*[?]", needle_cap)
+local needle_lens = ffi.new("int32_t[?]", needle_cap)
 local function needles(list)
   local n = #list
-  local ptrs = ffi.new("const char*[?]", n + 1)
-  local lens = ffi.new("int32_t[?]", n + 1)
-  for i = 1, n do
-    ptrs[i - 1] = list[i]
-    lens[i - 1] = #list[i]
+  if n > needle_cap then
+    needle_cap = n
+    needle_ptrs = ffi.new("const char*[?]", n)
+    needle_lens = ffi.new("int32_t[?]", n)
   end
-  local id = C_needles(SCAN_CTX, ptrs, lens, n)
+  for i = 1, n do
+    needle_ptrs[i - 1] = list[i]
+    needle_lens[i - 1] = #list[i]
+  end
+  local id = C_needles(SCAN_CTX, needle_ptrs, needle_lens, n)
   if id < 0 then error("too many distinct filter lists: build filters once with filter{...}", 4) end
+  return id
+end
+
+-- Ids of one-string needle lists by the string as written (lower-cased for
+-- text keys, verbatim for attr keys and values): an inline filter's
+-- `host = "ngs.ru"` or attr key costs one table lookup.
+local single_ids, single_n = { [true] = {}, [false] = {} }, 0
+local function single_needle(s, lowered)
+  local cache = single_ids[lowered]
+  local id = cache[s]
+  if id then return id end
+  id = needles({ lowered and lower(s) or s })
+  if single_n >= 4096 then
+    single_ids, single_n = { [true] = {}, [false] = {} }, 0
+    cache = single_ids[lowered]
+  end
+  single_n = single_n + 1
+  cache[s] = id
   return id
 end
 
@@ -245,16 +271,31 @@ local LIST_KEYS = {
   { "source", "source" },
 }
 
-local function compile(f)
-  if f == nil then f = {} end
+-- A filter table written inline in evaluate() is compiled on every call into
+-- one scratch struct (no allocation; the host's scan memo keys on the bytes,
+-- not the address). filter{...} compiles once into its own struct.
+local FILTER_BYTES = ffi.sizeof("seg_filter")
+local scratch_c = ffi.new("seg_filter")
+local scratch_cf = setmetatable({ c = scratch_c }, FILTER_MT)
+local NO_FILTER = {}
+
+local function compile(f, persistent)
+  if f == nil then f = NO_FILTER end
   if type(f) ~= "table" then error("filter must be a table", 3) end
   if COMPILED[f] then return f end
   for k in pairs(f) do
     if not KNOWN[k] then error("unknown filter key '" .. tostring(k) .. "'", 3) end
   end
-  local c = ffi.new("seg_filter")
-  local cf = setmetatable({ c = c }, FILTER_MT)
-  COMPILED[cf] = true
+  local c, cf
+  if persistent then
+    c = ffi.new("seg_filter")
+    cf = setmetatable({ c = c }, FILTER_MT)
+    COMPILED[cf] = true
+  else
+    c, cf = scratch_c, scratch_cf
+    ffi.fill(c, FILTER_BYTES)
+    cf.where = nil
+  end
   local t = f.type
   if t ~= nil then
     local list = type(t) == "table" and t or { t }
@@ -276,9 +317,12 @@ local function compile(f)
   c.older_ms = f.older_than_days and num(f.older_than_days, "older_than_days") * MS_DAY or 0
   c.lo_ms = f.since_ms and num(f.since_ms, "since_ms") or -math.huge
   c.hi_ms = f.until_ms and num(f.until_ms, "until_ms") or math.huge
-  for _, kv in ipairs(LIST_KEYS) do
+  for i = 1, #LIST_KEYS do
+    local kv = LIST_KEYS[i]
     local v = f[kv[1]]
-    c[kv[2]] = v ~= nil and needles(strlist(v, kv[1])) or -1
+    if v == nil then c[kv[2]] = -1
+    elseif type(v) == "string" then c[kv[2]] = single_needle(v, true)
+    else c[kv[2]] = needles(strlist(v, kv[1])) end
   end
   if f.attr ~= nil then
     if type(f.attr) ~= "table" then error("filter key 'attr' must be a table", 3) end
@@ -286,9 +330,9 @@ local function compile(f)
     for k, v in pairs(f.attr) do
       if type(k) ~= "string" then error("attr keys must be strings", 3) end
       if n >= MAX_ATTRS then error("attr: at most " .. MAX_ATTRS .. " keys", 3) end
-      c.attr_key[n] = needles({ k })
+      c.attr_key[n] = single_needle(k, false)
       if v == true then c.attr_vals[n] = -1
-      elseif type(v) == "string" then c.attr_vals[n] = needles({ v })
+      elseif type(v) == "string" then c.attr_vals[n] = single_needle(v, false)
       elseif type(v) == "table" then
         for i = 1, #v do
           if type(v[i]) ~= "string" then error("attr '" .. k .. "' values must be strings", 3) end
@@ -439,9 +483,25 @@ local function distinct_into(seen, count, field, f)
   return count
 end
 -- user:distinct(field, f1 [, f2, ...]): distinct values over the events
--- matching any of the filters.
+-- matching any of the filters. Fields the host knows are counted there over
+-- the union of the filters' matches (no Lua table, no strings).
+local HOST_FIELDS = { day = 1, host = 2, query = 3, url = 4 }
 function methods:distinct(field, f, ...)
   if type(field) ~= "string" then error("distinct: field must be a string", 2) end
+  local code = HOST_FIELDS[field]
+  if code then
+    local cf = compile(f)
+    local ok = not cf.where
+    if ok then C_scan(SCAN_CTX, U, cf.c, SCAN_UNION + SCAN_RECORD) end
+    for k = 1, select("#", ...) do
+      if not ok then break end
+      cf = compile((select(k, ...)))
+      ok = not cf.where
+      if ok then C_scan(SCAN_CTX, U, cf.c, SCAN_UNION + SCAN_RECORD) end
+    end
+    local n = C_distinct(U, ok and code or 0)  -- 0: forget the union
+    if ok then return n end
+  end
   local seen = {}
   local count = distinct_into(seen, 0, field, f)
   for k = 1, select("#", ...) do count = distinct_into(seen, count, field, (select(k, ...))) end
@@ -611,7 +671,7 @@ local function new_env()
   for k, v in pairs(SAFE_GLOBALS) do env[k] = v end
   for k, v in pairs(SAFE_LIBS) do env[k] = copy(v) end
   env.segment_script = segment_script
-  env.filter = function(f) return compile(f) end
+  env.filter = function(f) return compile(f, true) end
   env.lower = lower
   env.MS_DAY, env.MS_HOUR, env.MS_MINUTE = MS_DAY, MS_HOUR, MS_MINUTE
   env._G = env

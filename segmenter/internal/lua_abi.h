@@ -55,8 +55,8 @@ struct FfiUser {
   const FfiEvent* ev;
   const FfiEventRaw* raw;
   const FfiAttr* attrs;
-  const int32_t* by_type;                // event numbers grouped by type, time order within
-  int32_t type_begin[kMaxTypeCode + 3];  // list of type t: [type_begin[t], type_begin[t+1])
+  const int32_t* by_type;                // unused (null); kept for the layout
+  int32_t type_begin[kMaxTypeCode + 3];  // unused
   int32_t n;
   int32_t explain;
   double now_ms;
@@ -98,6 +98,13 @@ inline constexpr int32_t kScanReverse = 1;  // newest first
 inline constexpr int32_t kScanStop = 2;     // stop at the first match
 inline constexpr int32_t kScanCollect = 4;  // write event numbers to user->scratch
 inline constexpr int32_t kScanRecord = 8;   // explain: record matches
+inline constexpr int32_t kScanUnion = 16;   // also add the matches to the distinct set
+
+// seg_distinct fields.
+inline constexpr int32_t kDistinctDay = 1;  // UTC day of the event time
+inline constexpr int32_t kDistinctHost = 2;
+inline constexpr int32_t kDistinctQuery = 3;
+inline constexpr int32_t kDistinctUrl = 4;
 
 // Registers a needle list (lower-cased by the runtime) with the state's scan
 // context; identical lists share an id. Returns the id, or -1 when the
@@ -105,6 +112,10 @@ inline constexpr int32_t kScanRecord = 8;   // explain: record matches
 extern "C" int32_t seg_needles(void* ctx, const char** ptrs, const int32_t* lens, int32_t n);
 // Counts (and optionally collects) the events of `user` matching `f`.
 extern "C" int32_t seg_scan(void* ctx, FfiUser* user, const FfiFilter* f, int32_t flags);
+// Number of distinct non-empty values of `field` (kDistinct*) over the
+// events added by kScanUnion scans since the last call; empties the set.
+// field 0 only empties it.
+extern "C" int32_t seg_distinct(FfiUser* user, int32_t field);
 
 // String tests used by the helpers. Haystacks are lower-cased by the host,
 // needles by the runtime. Return 1 or 0.

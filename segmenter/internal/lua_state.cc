@@ -193,6 +193,7 @@ int LuaState::InitInProtectedMode(lua_State* L) {
   set_ptr("equals", FnPtr(&seg_equals));
   set_ptr("needles", FnPtr(&seg_needles));
   set_ptr("scan", FnPtr(&seg_scan));
+  set_ptr("distinct", FnPtr(&seg_distinct));
   set_ptr("scan_ctx", &self->scan_ctx_);
   lua_pushlightuserdata(L, self);
   lua_pushcclosure(L, &LuaState::Aborting, 1);

@@ -1,37 +1,77 @@
 #include "segmenter/internal/script_host_user.h"
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstring>
+#include <functional>
 
 namespace seg::segmenter::internal {
 namespace {
 
 constexpr char kEmpty[] = "";
+constexpr int kTypeBitmaps = 32;  // type codes 0..30 can be in a typemask
 
 FfiText Text(std::string_view s) {
   return FfiText{s.empty() ? kEmpty : s.data(), int64_t(s.size())};
 }
 
-inline void SetBigram(Bloom& b, unsigned char x, unsigned char y) {
-  uint32_t h = ((static_cast<uint32_t>(x) << 8) | y) * 2654435761u;
-  h >>= 24;
-  b[h >> 6] |= uint64_t{1} << (h & 63);
+// Copies `n` bytes lower-cased (ASCII and Cyrillic): ASCII eight bytes at a
+// time (SWAR), noting whether a 0xD0 lead byte (А-П, Р-Я, Ё) occurs; only
+// then a second, byte-wise pass for Cyrillic.
+void CopyLower(char* dst, const char* src, size_t n) {
+  constexpr uint64_t k01 = 0x0101010101010101ull, k80 = 0x8080808080808080ull;
+  uint64_t cyrillic = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, src + i, 8);
+    const uint64_t low7 = x & ~k80;
+    const uint64_t ge_a = low7 + k01 * (0x80 - 'A');  // high bit: low7 >= 'A'
+    const uint64_t gt_z = low7 + k01 * (0x7F - 'Z');  // high bit: low7 > 'Z'
+    x |= (ge_a & ~gt_z & ~x & k80) >> 2;              // +0x20 on ASCII A-Z
+    std::memcpy(dst + i, &x, 8);
+    const uint64_t d = x ^ (k01 * 0xD0);
+    cyrillic |= (d - k01) & ~d & k80;  // nonzero iff some byte is 0xD0
+  }
+  for (; i < n; ++i) {
+    unsigned char c = static_cast<unsigned char>(src[i]);
+    cyrillic |= c == 0xD0;
+    dst[i] = static_cast<char>(c + (static_cast<unsigned char>(c - 'A') < 26 ? 32 : 0));
+  }
+  if (cyrillic != 0) LowerInPlace(dst, n);
 }
 
-inline bool Subset(const Bloom& needle, const Bloom& hay) {
-  return ((needle[0] & hay[0]) == needle[0]) & ((needle[1] & hay[1]) == needle[1]) &
-         ((needle[2] & hay[2]) == needle[2]) & ((needle[3] & hay[3]) == needle[3]);
+uint64_t HashFilter(const FfiFilter& f) {
+  uint64_t words[(sizeof(FfiFilter) + 7) / 8] = {};
+  std::memcpy(words, &f, sizeof(FfiFilter));
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (uint64_t w : words) h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+  return h ^ (h >> 29);
+}
+
+template <typename F>
+bool AnyOf(const ScanContext::NeedleList& list, F&& test) {
+  for (const std::string& n : list.needles) {
+    if (test(n.data(), static_cast<int32_t>(n.size()))) return true;
+  }
+  return false;
+}
+
+// Calls fn(k) for every set bit k of bits[wb..we); fn returns false to clear it.
+template <typename F>
+void Refine(uint64_t* bits, int32_t wb, int32_t we, F&& fn) {
+  for (int32_t w = wb; w < we; ++w) {
+    uint64_t x = bits[w];
+    while (x != 0) {
+      int b = std::countr_zero(x);
+      x &= x - 1;
+      if (!fn(w * 64 + b)) bits[w] &= ~(uint64_t{1} << b);
+    }
+  }
 }
 
 }  // namespace
-
-Bloom BigramBloom(const char* s, size_t n) {
-  Bloom b{};
-  for (size_t i = 0; i + 1 < n; ++i) {
-    SetBigram(b, static_cast<unsigned char>(s[i]), static_cast<unsigned char>(s[i + 1]));
-  }
-  return b;
-}
 
 int32_t ScanContext::Add(const char** ptrs, const int32_t* lens, int32_t n) {
   std::string key;
@@ -45,23 +85,19 @@ int32_t ScanContext::Add(const char** ptrs, const int32_t* lens, int32_t n) {
   NeedleList list;
   for (int32_t i = 0; i < n; ++i) {
     list.needles.emplace_back(ptrs[i], lens[i]);
-    list.blooms.push_back(BigramBloom(ptrs[i], lens[i]));
+    std::vector<uint8_t> buckets;
+    for (int32_t j = 0; j + 1 < lens[i]; ++j) {
+      buckets.push_back(static_cast<uint8_t>(BigramBucket(
+          static_cast<unsigned char>(ptrs[i][j]), static_cast<unsigned char>(ptrs[i][j + 1]))));
+    }
+    std::sort(buckets.begin(), buckets.end());
+    buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+    list.buckets.push_back(std::move(buckets));
   }
   int32_t id = static_cast<int32_t>(lists_.size());
   lists_.push_back(std::move(list));
   ids_.emplace(std::move(key), id);
   return id;
-}
-
-const Bloom& UserData::Signature(int32_t k, bool query) {
-  uint8_t bit = query ? 2 : 1;
-  std::vector<Bloom>& blooms = query ? query_bloom_ : url_bloom_;
-  if (!(bloom_done_[k] & bit)) {
-    const FfiEvent& e = events_[k];
-    blooms[k] = query ? BigramBloom(e.query, e.query_len) : BigramBloom(e.url, e.url_len);
-    bloom_done_[k] |= bit;
-  }
-  return blooms[k];
 }
 
 void LowerInPlace(char* s, size_t n) {
@@ -104,27 +140,30 @@ void SplitUrl(std::string_view url, int32_t* host_off, int32_t* host_len, int32_
     if (s[i] == '/' || s[i] == '?' || s[i] == '#') break;
   }
   if (start == 0 && n >= 2 && s[0] == '/' && s[1] == '/') start = 2;
-  size_t host_end = start;
+  // One pass over the authority: its end, the last '@' (userinfo) and the
+  // first ':' after it (port).
+  size_t host_end = start, h = start, colon = std::string_view::npos;
   if (!(start == 0 && n > 0 && s[0] == '/')) {  // not a bare path
-    while (host_end < n && s[host_end] != '/' && s[host_end] != '?' && s[host_end] != '#') {
-      ++host_end;
+    for (; host_end < n; ++host_end) {
+      const char c = s[host_end];
+      if (c == '/' || c == '?' || c == '#') break;
+      if (c == '@') {
+        h = host_end + 1;
+        colon = std::string_view::npos;
+      } else if (c == ':' && colon == std::string_view::npos) {
+        colon = host_end;
+      }
     }
   }
-  size_t h = start, he = host_end;
-  for (size_t i = start; i < host_end; ++i) {
-    if (s[i] == '@') h = i + 1;  // userinfo
-  }
-  for (size_t i = h; i < host_end; ++i) {
-    if (s[i] == ':') {  // port
-      he = i;
-      break;
-    }
-  }
+  size_t he = colon == std::string_view::npos ? host_end : colon;
   *host_off = static_cast<int32_t>(h);
   *host_len = static_cast<int32_t>(he > h ? he - h : 0);
   size_t p = host_end, pe = host_end;
   if (p < n && s[p] == '/') {
-    while (pe < n && s[pe] != '?' && s[pe] != '#') ++pe;
+    const void* q = std::memchr(s + p, '?', n - p);
+    pe = q ? static_cast<size_t>(static_cast<const char*>(q) - s) : n;
+    const void* f = std::memchr(s + p, '#', pe - p);
+    if (f) pe = static_cast<size_t>(static_cast<const char*>(f) - s);
   }
   *path_off = static_cast<int32_t>(p);
   *path_len = static_cast<int32_t>(pe - p);
@@ -133,6 +172,8 @@ void SplitUrl(std::string_view url, int32_t* host_off, int32_t* host_len, int32_
 void UserData::Build(std::string_view user_id, std::span<const EventView> events, int64_t now_ms,
                      bool explain, FfiUser* user) {
   const size_t n = events.size();
+  n_ = n;
+  words_ = (n + 63) / 64;
   order_.resize(n);
   bool sorted = true;
   size_t text_bytes = 0, attr_count = 0;
@@ -146,14 +187,15 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
     std::stable_sort(order_.begin(), order_.end(),
                      [&](int32_t a, int32_t b) { return events[a].time_ms < events[b].time_ms; });
   }
-  arena_.resize(text_bytes + 1);
+  if (arena_.size() < text_bytes + 1) arena_.resize(text_bytes + 1);
   events_.resize(n);
   raw_.resize(n);
   attrs_.clear();
   attrs_.reserve(attr_count);
+  type_bits_.assign(kTypeBitmaps * words_, 0);
+  has_query_.assign(words_, 0);
   char* arena = arena_.data();
   size_t pos = 0;
-  int32_t type_count[kMaxTypeCode + 2] = {};
   for (size_t k = 0; k < n; ++k) {
     const EventView& e = events[order_[k]];
     FfiEvent& f = events_[k];
@@ -162,15 +204,13 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
     f.ipv4 = e.ipv4;
     f.index = order_[k];
     f.pad = 0;
-    std::memcpy(arena + pos, e.url.data(), e.url.size());
-    LowerInPlace(arena + pos, e.url.size());
+    CopyLower(arena + pos, e.url.data(), e.url.size());
     f.url = arena + pos;
     f.url_len = static_cast<int32_t>(e.url.size());
     SplitUrl(std::string_view(f.url, e.url.size()), &f.host_off, &f.host_len, &f.path_off,
              &f.path_len);
     pos += e.url.size();
-    std::memcpy(arena + pos, e.search_query.data(), e.search_query.size());
-    LowerInPlace(arena + pos, e.search_query.size());
+    CopyLower(arena + pos, e.search_query.data(), e.search_query.size());
     f.query = arena + pos;
     f.query_len = static_cast<int32_t>(e.search_query.size());
     pos += e.search_query.size();
@@ -182,33 +222,29 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
     f.attr_end = static_cast<int32_t>(attrs_.size());
     raw_[k] = FfiEventRaw{Text(e.url),          Text(e.referrer), Text(e.user_agent),
                           Text(e.search_query), Text(e.source),   Text(e.event_id)};
-    int t = (e.type >= 0 && e.type <= kMaxTypeCode) ? e.type : kMaxTypeCode + 1;
-    ++type_count[t];
+    const uint64_t bit = uint64_t{1} << (k & 63);
+    if (e.type >= 0 && e.type <= 30) type_bits_[e.type * words_ + (k >> 6)] |= bit;
+    if (!e.search_query.empty()) has_query_[k >> 6] |= bit;
   }
-  // Per-type lists: counting sort keeps time order inside each type.
-  int32_t begin = 0;
-  for (int t = 0; t <= kMaxTypeCode + 1; ++t) {
-    user->type_begin[t] = begin;
-    begin += type_count[t];
-  }
-  user->type_begin[kMaxTypeCode + 2] = begin;
-  by_type_.resize(n);
-  int32_t fill[kMaxTypeCode + 2];
-  for (int t = 0; t <= kMaxTypeCode + 1; ++t) fill[t] = user->type_begin[t];
-  for (size_t k = 0; k < n; ++k) {
-    int t = events_[k].type;
-    if (t < 0 || t > kMaxTypeCode) t = kMaxTypeCode + 1;
-    by_type_[fill[t]++] = static_cast<int32_t>(k);
-  }
+  url_index_.built = false;
+  query_index_.built = false;
+  hosts_built_ = false;
+  memo_.clear();
+  memo_bits_.clear();
+  filters_evaluated_ = 0;
+  memo_hits_ = 0;
+  result_.resize(words_);
+  tmp_.resize(words_);
+  tmp2_.resize(words_);
+  cand_.resize(words_);
+  acc_.resize(words_);
+  union_.assign(words_, 0);
   if (explain) matched_.resize(std::max<size_t>(1024, 4 * n));
   scratch_.resize(std::max<size_t>(n, 1));
-  url_bloom_.resize(n);
-  query_bloom_.resize(n);
-  bloom_done_.assign(n, 0);
   user->ev = events_.data();
   user->raw = raw_.data();
   user->attrs = attrs_.empty() ? nullptr : attrs_.data();
-  user->by_type = by_type_.data();
+  user->by_type = nullptr;  // unused since the bitmap scan; kept for the layout
   user->n = static_cast<int32_t>(n);
   user->explain = explain ? 1 : 0;
   user->now_ms = static_cast<double>(now_ms);
@@ -222,42 +258,100 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
   user->host_data = this;
 }
 
-namespace {
+void UserData::TimeRange(const FfiFilter& f, double now_ms, int32_t* b, int32_t* e) const {
+  double lo = f.lo_ms, hi = f.hi_ms;
+  if (f.within_ms > 0) lo = std::max(lo, now_ms - f.within_ms);
+  if (f.older_ms > 0) hi = std::min(hi, now_ms - f.older_ms);
+  auto first = events_.begin(), last = events_.begin() + static_cast<ptrdiff_t>(n_);
+  auto lo_it =
+      std::partition_point(first, last, [&](const FfiEvent& ev) { return ev.time_ms < lo; });
+  auto hi_it =
+      std::partition_point(lo_it, last, [&](const FfiEvent& ev) { return ev.time_ms <= hi; });
+  *b = static_cast<int32_t>(lo_it - first);
+  *e = static_cast<int32_t>(hi_it - first);
+}
 
-bool AnyContains(const ScanContext::NeedleList& list, const char* s, int32_t len,
-                 const Bloom& sig) {
+const UserData::TextIndex& UserData::Index(bool query) {
+  TextIndex& ix = query ? query_index_ : url_index_;
+  if (ix.built) return ix;
+  ix.bits.assign(kBigramBuckets * words_, 0);
+  for (size_t k = 0; k < n_; ++k) {
+    const FfiEvent& e = events_[k];
+    const unsigned char* s = reinterpret_cast<const unsigned char*>(query ? e.query : e.url);
+    const int32_t len = query ? e.query_len : e.url_len;
+    uint64_t* col = ix.bits.data() + (k >> 6);
+    const uint64_t bit = uint64_t{1} << (k & 63);
+    for (int32_t i = 0; i + 1 < len; ++i) col[BigramBucket(s[i], s[i + 1]) * words_] |= bit;
+  }
+  ix.built = true;
+  return ix;
+}
+
+void UserData::BuildHosts() {
+  if (hosts_built_) return;
+  host_id_.assign(n_, -1);
+  host_event_.clear();
+  size_t cap = 16;
+  while (cap < 2 * n_) cap *= 2;
+  host_table_.assign(cap, 0);
+  for (size_t k = 0; k < n_; ++k) {
+    const FfiEvent& e = events_[k];
+    if (e.host_len == 0) continue;
+    std::string_view host(e.url + e.host_off, e.host_len);
+    size_t slot = std::hash<std::string_view>{}(host) & (cap - 1);
+    while (true) {
+      int32_t v = host_table_[slot];
+      if (v == 0) {
+        host_table_[slot] = static_cast<int32_t>(host_event_.size()) + 1;
+        host_id_[k] = static_cast<int32_t>(host_event_.size());
+        host_event_.push_back(static_cast<int32_t>(k));
+        break;
+      }
+      const FfiEvent& o = events_[host_event_[v - 1]];
+      if (host == std::string_view(o.url + o.host_off, o.host_len)) {
+        host_id_[k] = v - 1;
+        break;
+      }
+      slot = (slot + 1) & (cap - 1);
+    }
+  }
+  hosts_built_ = true;
+}
+
+void UserData::Contains(const ScanContext::NeedleList& list, bool query, bool all, uint64_t* dst,
+                        int32_t wb, int32_t we) {
+  const TextIndex& ix = Index(query);
+  uint64_t* cand = cand_.data();
+  uint64_t* acc = acc_.data();
+  if (!all) std::fill(acc + wb, acc + we, 0);
   for (size_t i = 0; i < list.needles.size(); ++i) {
-    const std::string& n = list.needles[i];
-    if (Subset(list.blooms[i], sig) &&
-        seg_contains(s, len, n.data(), static_cast<int32_t>(n.size()))) {
-      return true;
+    const std::string& needle = list.needles[i];
+    const int32_t nl = static_cast<int32_t>(needle.size());
+    uint64_t any = 0;
+    for (int32_t w = wb; w < we; ++w) {
+      uint64_t c = all ? dst[w] : dst[w] & ~acc[w];
+      for (uint8_t bucket : list.buckets[i]) c &= ix.bits[bucket * words_ + w];
+      cand[w] = c;
+      any |= c;
+    }
+    if (any != 0) {
+      Refine(cand, wb, we, [&](int32_t k) {
+        const FfiEvent& e = events_[k];
+        return query ? seg_contains(e.query, e.query_len, needle.data(), nl) != 0
+                     : seg_contains(e.url, e.url_len, needle.data(), nl) != 0;
+      });
+    }
+    if (all) {
+      for (int32_t w = wb; w < we; ++w) dst[w] = cand[w];
+    } else {
+      for (int32_t w = wb; w < we; ++w) acc[w] |= cand[w];
     }
   }
-  return false;
+  if (!all) std::copy(acc + wb, acc + we, dst + wb);
 }
 
-template <typename F>
-bool AnyOf(const ScanContext::NeedleList& list, F&& test) {
-  for (const std::string& n : list.needles) {
-    if (test(n.data(), static_cast<int32_t>(n.size()))) return true;
-  }
-  return false;
-}
-
-bool Matches(const ScanContext& ctx, UserData& ud, const FfiUser& u, const FfiFilter& f,
-             int32_t k) {
-  const FfiEvent& e = u.ev[k];
-  if (f.typemask != 0 && (e.type < 0 || e.type > 30 || !(f.typemask & (1 << e.type)))) {
-    return false;
-  }
-  if (f.host >= 0) {
-    const char* h = e.url + e.host_off;
-    if (e.host_len == 0 || !AnyOf(ctx.list(f.host), [&](const char* n, int32_t nl) {
-          return seg_host_is(h, e.host_len, n, nl) != 0;
-        })) {
-      return false;
-    }
-  }
+bool UserData::MatchesRest(const ScanContext& ctx, const FfiFilter& f, int32_t k) const {
+  const FfiEvent& e = events_[k];
   if (f.path >= 0) {
     const char* p = e.url + e.path_off;
     if (!AnyOf(ctx.list(f.path),
@@ -266,7 +360,7 @@ bool Matches(const ScanContext& ctx, UserData& ud, const FfiUser& u, const FfiFi
     }
   }
   if (f.source >= 0) {
-    const FfiText& src = u.raw[k].source;
+    const FfiText& src = raw_[k].source;
     if (!AnyOf(ctx.list(f.source), [&](const char* n, int32_t nl) {
           return seg_equals_nocase(src.ptr, static_cast<int32_t>(src.len), n, nl) != 0;
         })) {
@@ -276,14 +370,16 @@ bool Matches(const ScanContext& ctx, UserData& ud, const FfiUser& u, const FfiFi
   if (f.net_n > 0) {
     if (e.ipv4 == 0) return false;
     bool ok = false;
-    for (int32_t i = 0; i < f.net_n && !ok; ++i) ok = (e.ipv4 & f.mask[i]) == f.net[i];
+    for (int32_t i = 0; i < f.net_n && i < kMaxFilterNets && !ok; ++i) {
+      ok = (e.ipv4 & f.mask[i]) == f.net[i];
+    }
     if (!ok) return false;
   }
-  for (int32_t c = 0; c < f.attr_n; ++c) {
+  for (int32_t c = 0; c < f.attr_n && c < kMaxFilterAttrs; ++c) {
     const std::string& key = ctx.list(f.attr_key[c]).needles[0];
     bool found = false;
     for (int32_t a = e.attr_begin; a < e.attr_end && !found; ++a) {
-      const FfiAttr& at = u.attrs[a];
+      const FfiAttr& at = attrs_[a];
       if (!seg_equals(at.key, at.key_len, key.data(), static_cast<int32_t>(key.size()))) continue;
       found = f.attr_vals[c] < 0 || AnyOf(ctx.list(f.attr_vals[c]), [&](const char* n, int32_t nl) {
                 return seg_equals_nocase(at.value, at.value_len, n, nl) != 0;
@@ -291,85 +387,197 @@ bool Matches(const ScanContext& ctx, UserData& ud, const FfiUser& u, const FfiFi
     }
     if (!found) return false;
   }
-  if (f.url >= 0 && !AnyContains(ctx.list(f.url), e.url, e.url_len, ud.Signature(k, false))) {
-    return false;
-  }
-  if (f.query >= 0 && (e.query_len == 0 || !AnyContains(ctx.list(f.query), e.query, e.query_len,
-                                                        ud.Signature(k, true)))) {
-    return false;
-  }
-  if (f.query_all >= 0) {
-    if (e.query_len == 0) return false;
-    const Bloom& sig = ud.Signature(k, true);
-    const auto& list = ctx.list(f.query_all);
-    for (size_t i = 0; i < list.needles.size(); ++i) {
-      const std::string& n = list.needles[i];
-      if (!Subset(list.blooms[i], sig) ||
-          !seg_contains(e.query, e.query_len, n.data(), static_cast<int32_t>(n.size()))) {
-        return false;
-      }
-    }
-  }
-  if (f.text >= 0 && !AnyContains(ctx.list(f.text), e.url, e.url_len, ud.Signature(k, false)) &&
-      (e.query_len == 0 ||
-       !AnyContains(ctx.list(f.text), e.query, e.query_len, ud.Signature(k, true)))) {
-    return false;
-  }
   return true;
 }
 
-}  // namespace
+void UserData::Evaluate(const ScanContext& ctx, const FfiFilter& f, uint64_t* dst, int32_t* wbp,
+                        int32_t* wep) {
+  std::fill(dst, dst + words_, 0);
+  *wbp = *wep = 0;
+  int32_t b, e;
+  TimeRange(f, user_now_ms_, &b, &e);
+  if (b >= e) return;
+  const int32_t wb = b >> 6, we = (e + 63) >> 6;
+  std::fill(dst + wb, dst + we, ~uint64_t{0});
+  dst[wb] &= ~uint64_t{0} << (b & 63);
+  if (e & 63) dst[we - 1] &= (uint64_t{1} << (e & 63)) - 1;
+  *wbp = wb;
+  *wep = we;
+  if (f.typemask != 0) {
+    const uint32_t mask = static_cast<uint32_t>(f.typemask) & 0x7FFFFFFFu;
+    for (int32_t w = wb; w < we; ++w) {
+      uint64_t t = 0;
+      for (uint32_t m = mask; m != 0; m &= m - 1) {
+        t |= type_bits_[std::countr_zero(m) * words_ + w];
+      }
+      dst[w] &= t;
+    }
+  }
+  if (f.host >= 0) {
+    BuildHosts();
+    const auto& list = ctx.list(f.host);
+    host_ok_.assign(host_event_.size(), 2);  // 2: not tested yet
+    Refine(dst, wb, we, [&](int32_t k) {
+      int32_t id = host_id_[k];
+      if (id < 0) return false;
+      if (host_ok_[id] == 2) {
+        const FfiEvent& ev = events_[k];
+        const char* h = ev.url + ev.host_off;
+        host_ok_[id] = AnyOf(list, [&](const char* n, int32_t nl) {
+          return seg_host_is(h, ev.host_len, n, nl) != 0;
+        });
+      }
+      return host_ok_[id] != 0;
+    });
+  }
+  if (f.path >= 0 || f.source >= 0 || f.net_n > 0 || f.attr_n > 0) {
+    Refine(dst, wb, we, [&](int32_t k) { return MatchesRest(ctx, f, k); });
+  }
+  if (f.url >= 0) Contains(ctx.list(f.url), false, false, dst, wb, we);
+  if (f.query >= 0) {
+    for (int32_t w = wb; w < we; ++w) dst[w] &= has_query_[w];
+    Contains(ctx.list(f.query), true, false, dst, wb, we);
+  }
+  if (f.query_all >= 0) {
+    for (int32_t w = wb; w < we; ++w) dst[w] &= has_query_[w];
+    Contains(ctx.list(f.query_all), true, true, dst, wb, we);
+  }
+  if (f.text >= 0) {
+    uint64_t* in_url = tmp_.data();
+    uint64_t* in_query = tmp2_.data();
+    for (int32_t w = wb; w < we; ++w) {
+      in_url[w] = dst[w];
+      in_query[w] = dst[w] & has_query_[w];
+    }
+    Contains(ctx.list(f.text), false, false, in_url, wb, we);
+    Contains(ctx.list(f.text), true, false, in_query, wb, we);
+    for (int32_t w = wb; w < we; ++w) dst[w] = in_url[w] | in_query[w];
+  }
+}
+
+int32_t UserData::Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, int32_t flags) {
+  user_now_ms_ = u->now_ms;
+  const uint64_t h = HashFilter(f);
+  const uint64_t* bits = nullptr;
+  int32_t wb = 0, we = 0, count = 0;
+  for (const MemoEntry& m : memo_) {
+    if (m.hash == h && std::memcmp(&m.filter, &f, sizeof(FfiFilter)) == 0) {
+      ++memo_hits_;
+      bits = memo_bits_.data() + m.bits_off;
+      wb = m.wb;
+      we = m.we;
+      count = m.count;
+      break;
+    }
+  }
+  if (bits == nullptr) {
+    ++filters_evaluated_;
+    Evaluate(ctx, f, result_.data(), &wb, &we);
+    for (int32_t w = wb; w < we; ++w) count += std::popcount(result_[w]);
+    bits = result_.data();
+    if (memo_.size() < kMaxMemoEntries) {
+      size_t off = memo_bits_.size();
+      memo_bits_.insert(memo_bits_.end(), result_.begin(), result_.end());
+      memo_.push_back(MemoEntry{h, f, off, count, wb, we});
+      bits = memo_bits_.data() + off;
+    }
+  }
+  if (flags & kScanUnion) {
+    for (int32_t w = wb; w < we; ++w) union_[w] |= bits[w];
+  }
+  const bool reverse = flags & kScanReverse, stop = flags & kScanStop,
+             collect = flags & kScanCollect, record = (flags & kScanRecord) && u->explain;
+  if (!stop && !collect && !record) return count;
+  if (count == 0) return 0;
+  int32_t out = 0;
+  auto emit = [&](int32_t k) {
+    if (collect && out < u->scratch_cap) u->scratch[out] = k;
+    ++out;
+    if (record && u->matched_n < u->matched_cap) u->matched[u->matched_n++] = events_[k].index;
+  };
+  if (!reverse) {
+    for (int32_t w = wb; w < we; ++w) {
+      for (uint64_t x = bits[w]; x != 0; x &= x - 1) {
+        emit(w * 64 + std::countr_zero(x));
+        if (stop) return out;
+      }
+    }
+  } else {
+    for (int32_t w = we - 1; w >= wb; --w) {
+      for (uint64_t x = bits[w]; x != 0;) {
+        int b = 63 - std::countl_zero(x);
+        x &= ~(uint64_t{1} << b);
+        emit(w * 64 + b);
+        if (stop) return out;
+      }
+    }
+  }
+  return out;
+}
+
+int32_t UserData::Distinct(int32_t field) {
+  int32_t count = 0;
+  auto each = [&](auto&& fn) {
+    for (size_t w = 0; w < words_; ++w) {
+      for (uint64_t x = union_[w]; x != 0; x &= x - 1) {
+        fn(static_cast<int32_t>(w * 64) + std::countr_zero(x));
+      }
+    }
+  };
+  switch (field) {
+    case kDistinctDay: {
+      // Events are in time order, so equal days are adjacent.
+      double last = 0;
+      each([&](int32_t k) {
+        double day = std::floor(events_[k].time_ms / 86400000.0);
+        if (count == 0 || day != last) ++count;
+        last = day;
+      });
+      break;
+    }
+    case kDistinctHost: {
+      BuildHosts();
+      host_ok_.assign(host_event_.size(), 0);
+      each([&](int32_t k) {
+        int32_t id = host_id_[k];
+        if (id >= 0 && !host_ok_[id]) {
+          host_ok_[id] = 1;
+          ++count;
+        }
+      });
+      break;
+    }
+    case kDistinctQuery:
+    case kDistinctUrl: {
+      values_.clear();
+      each([&](int32_t k) {
+        const FfiEvent& e = events_[k];
+        std::string_view v = field == kDistinctQuery ? std::string_view(e.query, e.query_len)
+                                                     : std::string_view(e.url, e.url_len);
+        if (!v.empty()) values_.push_back(v);
+      });
+      std::sort(values_.begin(), values_.end());
+      count = static_cast<int32_t>(std::unique(values_.begin(), values_.end()) - values_.begin());
+      break;
+    }
+    default:
+      break;
+  }
+  std::fill(union_.begin(), union_.end(), 0);
+  return count;
+}
+
+extern "C" int32_t seg_distinct(FfiUser* u, int32_t field) {
+  return static_cast<UserData*>(u->host_data)->Distinct(field);
+}
 
 extern "C" int32_t seg_needles(void* ctx, const char** ptrs, const int32_t* lens, int32_t n) {
   return static_cast<ScanContext*>(ctx)->Add(ptrs, lens, n);
 }
 
-extern "C" int32_t seg_scan(void* ctx_ptr, FfiUser* u, const FfiFilter* f, int32_t flags) {
-  const auto& ctx = *static_cast<const ScanContext*>(ctx_ptr);
-  auto& ud = *static_cast<UserData*>(u->host_data);
-  double lo = f->lo_ms, hi = f->hi_ms;
-  if (f->within_ms > 0) lo = std::max(lo, u->now_ms - f->within_ms);
-  if (f->older_ms > 0) hi = std::min(hi, u->now_ms - f->older_ms);
-  const int32_t* list = nullptr;
-  int32_t b = 0, e = u->n;
-  if (f->single_type > 0 && f->single_type <= kMaxTypeCode) {
-    list = u->by_type;
-    b = u->type_begin[f->single_type];
-    e = u->type_begin[f->single_type + 1];
-  }
-  auto time_at = [&](int32_t p) { return u->ev[list ? list[p] : p].time_ms; };
-  // Time order: [b, e) -> the positions with lo <= time <= hi.
-  int32_t lo_pos = b, hi_pos = e;
-  while (lo_pos < hi_pos) {
-    int32_t mid = lo_pos + (hi_pos - lo_pos) / 2;
-    if (time_at(mid) < lo)
-      lo_pos = mid + 1;
-    else
-      hi_pos = mid;
-  }
-  b = lo_pos;
-  hi_pos = e;
-  while (lo_pos < hi_pos) {
-    int32_t mid = lo_pos + (hi_pos - lo_pos) / 2;
-    if (time_at(mid) <= hi)
-      lo_pos = mid + 1;
-    else
-      hi_pos = mid;
-  }
-  e = lo_pos;
-  const bool reverse = flags & kScanReverse, stop = flags & kScanStop,
-             collect = flags & kScanCollect, record = (flags & kScanRecord) && u->explain;
-  int32_t count = 0;
-  for (int32_t i = 0; i < e - b; ++i) {
-    int32_t p = reverse ? e - 1 - i : b + i;
-    int32_t k = list ? list[p] : p;
-    if (!Matches(ctx, ud, *u, *f, k)) continue;
-    if (collect && count < u->scratch_cap) u->scratch[count] = k;
-    ++count;
-    if (record && u->matched_n < u->matched_cap) u->matched[u->matched_n++] = u->ev[k].index;
-    if (stop) break;
-  }
-  return count;
+extern "C" int32_t seg_scan(void* ctx, FfiUser* u, const FfiFilter* f, int32_t flags) {
+  return static_cast<UserData*>(u->host_data)
+      ->Scan(*static_cast<const ScanContext*>(ctx), u, *f, flags);
 }
 
 }  // namespace seg::segmenter::internal

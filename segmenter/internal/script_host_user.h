@@ -5,34 +5,36 @@
 // url_contains = {"cat", "kitten"}, within_days = 30}`) becomes one FFI call
 // seg_scan(filter): the runtime compiles the filter table into an FfiFilter
 // once (filter{...} at load) or per call, registering its needle lists with
-// the state's ScanContext. The scan narrows the events by type (per-type
-// index lists) and time (binary search: events are in time order), then
-// tests the rest. Substring tests dominate, so each event carries a lazily
-// computed 256-bit Bloom signature of the byte bigrams of its url and of its
-// query; a needle whose bigram signature is not a subset of the event's
-// cannot occur in it and is rejected with four AND/compare pairs, without
-// touching the string. Only survivors run memchr+memcmp.
+// the state's ScanContext (identical lists share an id). The scan works on
+// bitmaps over the user's events (time order, one bit per event) and keeps
+// the result of every distinct filter for the rest of the user: the 20
+// scripts of a set share one set of per-user indexes and a filter evaluated
+// by two scripts (or twice by one) is evaluated once.
+//
+// Per-user indexes, built lazily (only when a filter needs them):
+//   - type bitmaps (one per type code) and "has a query": at Build();
+//   - a bigram index per text field (url, query): for each of 256 bigram
+//     buckets, the bitmap of events whose text contains a bigram of that
+//     bucket. A needle's candidates are the AND of its buckets' bitmaps
+//     (a 40-byte url fills ~35 buckets, so a 4-byte needle keeps a
+//     non-matching event with probability ~(35/256)^3); only candidates
+//     run memchr+memcmp;
+//   - a host dictionary: event -> small host id, so `host = {...}` tests
+//     each distinct host once, not each event.
+// Time windows are a binary search (events are in time order) giving a word
+// range, so the bitmap loops touch only the words of the window.
+//
+// Worked example. count{type = "page_view", within_days = 30,
+// url_contains = {"/cats", "koshki"}} over 200 events: range [140, 200) ->
+// words 2..3; AND page_view bitmap; for "/cats" AND buckets(/c ca at ts) ->
+// usually 0 candidates; for "koshki" -> the koshki.ru urls (+ rare false
+// positives), verified with memcmp; popcount. Stored under the filter's
+// bytes; the replica script's identical filter is a memo hit.
 //
 // Layout. Per user (reused buffers, no allocation once warm): FfiEvent[n]
-// (lower-cased url and query in one arena, host/path offsets), FfiEventRaw[n]
-// (original strings for materialising events), FfiAttr[], by-type lists,
-// Bloom signatures for url and query (+ a "computed" flag per event).
-// Per state: needle lists with their signatures, deduplicated by content.
-//
-// Worked example. url "https://koshki.ru/porody" has bigrams ht tt tp ...
-// ko os sh hk ki ... ; needle "cats" needs {ca, at, ts}; "ca" is absent, so
-// (probably) one of its three bits is clear in the url's signature and the
-// needle is rejected without memchr. A url of 40 bytes sets ~35 of the 256
-// bits, so a 4-byte needle passes by chance with probability ~(35/256)^3.
-//
-// Measured (bench/script_host_bench.cc, Release, CPU time per user, 20
-// scripts x 200 events): helpers scanning in Lua with one FFI matcher call
-// per (event, needle): ~700 us (1.4k users/s); this C++ scan: ~200 us; plus
-// hand-written url splitting: ~115 us (~9k users/s, rows in cache). What is
-// left: building UserData ~20%, scans ~30% (Bloom tests and memcmp),
-// signatures ~9%, the Lua side (pcall, helper glue) ~20%. Next step: a
-// per-user inverted index bigram -> bitmap of events, so that a needle list
-// is tested against all events with a few bitmap ANDs.
+// (lower-cased url and query in one arena, host/path offsets),
+// FfiEventRaw[n] (original strings for materialising events), FfiAttr[],
+// the bitmaps above and the memo (filter bytes -> result bitmap).
 //
 // Single-threaded, like the ScriptHost that owns it.
 #pragma once
@@ -50,9 +52,13 @@
 
 namespace seg::segmenter::internal {
 
-using Bloom = std::array<uint64_t, 4>;
+// Number of bigram buckets of the per-user text indexes.
+inline constexpr int kBigramBuckets = 256;
 
-Bloom BigramBloom(const char* s, size_t n);
+// The bucket of the byte pair (x, y).
+inline uint32_t BigramBucket(unsigned char x, unsigned char y) {
+  return (((static_cast<uint32_t>(x) << 8) | y) * 2654435761u) >> 24;
+}
 
 // Needle lists of one Lua state.
 class ScanContext {
@@ -60,7 +66,7 @@ class ScanContext {
   static constexpr int32_t kMaxNeedleLists = 65536;
   struct NeedleList {
     std::vector<std::string> needles;
-    std::vector<Bloom> blooms;
+    std::vector<std::vector<uint8_t>> buckets;  // distinct bigram buckets per needle
   };
   int32_t Add(const char** ptrs, const int32_t* lens, int32_t n);
   const NeedleList& list(int32_t id) const { return lists_[id]; }
@@ -73,24 +79,68 @@ class ScanContext {
 class UserData {
  public:
   // Fills `user` (all pointers into this object and into `events`, which
-  // must outlive the evaluation).
+  // must outlive the evaluation). Forgets the previous user's memo.
   void Build(std::string_view user_id, std::span<const EventView> events, int64_t now_ms,
              bool explain, FfiUser* user);
 
-  // The Bloom signature of event k's url (query when `query`).
-  const Bloom& Signature(int32_t k, bool query);
+  // seg_scan: see lua_abi.h.
+  int32_t Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, int32_t flags);
+
+  // seg_distinct: see lua_abi.h.
+  int32_t Distinct(int32_t field);
+
+  // Filters evaluated / answered from the memo since Build() (tests).
+  int64_t filters_evaluated() const { return filters_evaluated_; }
+  int64_t memo_hits() const { return memo_hits_; }
 
  private:
+  struct TextIndex {
+    bool built = false;
+    std::vector<uint64_t> bits;  // kBigramBuckets x words_
+  };
+  struct MemoEntry {
+    uint64_t hash;
+    FfiFilter filter;
+    size_t bits_off;  // into memo_bits_
+    int32_t count;
+    int32_t wb, we;  // nonzero words are in [wb, we)
+  };
+  static constexpr size_t kMaxMemoEntries = 1024;
+
+  // Evaluates `f` into dst (words_ words); returns the word range.
+  void Evaluate(const ScanContext& ctx, const FfiFilter& f, uint64_t* dst, int32_t* wb,
+                int32_t* we);
+  void TimeRange(const FfiFilter& f, double now_ms, int32_t* b, int32_t* e) const;
+  const TextIndex& Index(bool query);
+  void BuildHosts();
+  // dst &= events whose field contains any (all when `all`) of the list.
+  void Contains(const ScanContext::NeedleList& list, bool query, bool all, uint64_t* dst,
+                int32_t wb, int32_t we);
+  bool MatchesRest(const ScanContext& ctx, const FfiFilter& f, int32_t k) const;
+
+  size_t n_ = 0, words_ = 0;
   std::vector<int32_t> order_;
   std::vector<FfiEvent> events_;
   std::vector<FfiEventRaw> raw_;
   std::vector<FfiAttr> attrs_;
-  std::vector<int32_t> by_type_;
   std::vector<int32_t> matched_;
   std::vector<int32_t> scratch_;
-  std::vector<Bloom> url_bloom_, query_bloom_;
-  std::vector<uint8_t> bloom_done_;  // bit 0: url, bit 1: query
   std::string arena_;
+  std::vector<uint64_t> type_bits_;  // 32 x words_: events of type code t (0..31)
+  std::vector<uint64_t> has_query_;  // words_
+  TextIndex url_index_, query_index_;
+  bool hosts_built_ = false;
+  std::vector<int32_t> host_id_;     // per event, -1 = no host
+  std::vector<int32_t> host_event_;  // per host id: an event with that host
+  std::vector<int32_t> host_table_;  // open addressing: host id + 1, 0 = empty
+  std::vector<uint8_t> host_ok_;
+  std::vector<MemoEntry> memo_;
+  std::vector<uint64_t> memo_bits_;
+  std::vector<uint64_t> result_, tmp_, tmp2_, cand_, acc_;  // words_ each
+  std::vector<uint64_t> union_;                             // kScanUnion matches
+  std::vector<std::string_view> values_;                    // Distinct() scratch
+  double user_now_ms_ = 0;
+  int64_t filters_evaluated_ = 0, memo_hits_ = 0;
 };
 
 // Lower-cases ASCII and Cyrillic (UTF-8 А-Я, Ё) in place.
