@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
     return Fail(s);
   if (auto s = config->Get("scripts.memory_limit_mb", &host_options.memory_limit_mb); !s.ok())
     return Fail(s);
+  // 0: reload only on SIGHUP (no directory polling).
+  if (auto s =
+          config->Get("scripts.reload_check_interval_ms", &host_options.reload_check_interval_ms);
+      !s.ok())
+    return Fail(s);
   if (auto s = config->CheckNoUnknownKeys(); !s.ok()) return Fail(s);
 
   std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
@@ -110,16 +115,12 @@ int main(int argc, char** argv) {
   auto writer = seg::stats::NewStatsWriter(stats_options);
   if (!writer.ok()) return Fail(writer.status());
   if (auto s = (*writer)->LoadProcedures(); !s.ok()) return Fail(s);
-  std::map<std::string, std::string> registry;
-  for (const auto& script : (*host)->scripts()) {
-    for (const auto& segment : script.segments)
-      registry[segment] = script.name + "@" + script.version;
-  }
-  if (auto s = (*writer)->RegisterSegments(registry); !s.ok()) {
+  if (auto s = seg::segmenter::RegisterScriptSegments(**host, writer->get()); !s.ok()) {
+    // The evaluator retries when it sees the script set unregistered.
     LOG(WARNING) << "segment registry not updated: " << s;
   }
 
-  auto evaluator = seg::segmenter::NewScriptHostEvaluator(host->get());
+  auto evaluator = seg::segmenter::NewScriptHostEvaluator(host->get(), writer->get());
   auto sink = seg::segmenter::NewStatsWriterSink(writer->get());
   auto node = seg::segmenter::CreateNode(node_options, store->get(), evaluator.get(), sink.get());
   if (!node.ok()) return Fail(node.status());

@@ -87,6 +87,10 @@ struct NodeOptions {
   // Per-user read caps, so a bot row of a million cells cannot exhaust memory.
   int32_t max_events_per_user = 2000;
   int32_t history_days = 60;
+  // Benchmark baseline only: a store Get per user (its events, then its
+  // state) instead of one MultiGet per batch, to measure what batching the
+  // reads buys. Leave false in production.
+  bool unbatched_reads = false;
 
   // false: publish a result only when membership changed (or for a new user).
   bool publish_every_segmentation = true;
@@ -164,7 +168,18 @@ class ScriptHost;
 
 // Adapters from the production parts to the node's interfaces. The wrapped
 // objects are not owned and must outlive the adapter.
-std::unique_ptr<Evaluator> NewScriptHostEvaluator(ScriptHost* host);
+//
+// With a `registry`, the evaluator keeps the segment registry that seg-stats
+// lists (StatsWriter::RegisterSegments) in step with the loaded scripts:
+// whenever an evaluation reports a script-set version not yet registered
+// (startup, Reload(), or the host's own reload on a changed file) it records
+// every declared segment; a failed update is retried at most every 5 s.
+// `registry` is used on the node's thread, like the stats sink's writer.
+std::unique_ptr<Evaluator> NewScriptHostEvaluator(ScriptHost* host,
+                                                  stats::StatsWriter* registry = nullptr);
 std::unique_ptr<StatsSink> NewStatsWriterSink(stats::StatsWriter* writer);
+
+// Records segment -> "script@version" for every script `host` has loaded.
+Status RegisterScriptSegments(const ScriptHost& host, stats::StatsWriter* registry);
 
 }  // namespace seg::segmenter

@@ -1,5 +1,11 @@
 // Thin adapters: the LuaJIT script host as the node's Evaluator, the Redis
-// stats writer as its StatsSink. Buffers are reused between calls.
+// stats writer as its StatsSink, and the segment registry kept in step with
+// the loaded scripts. Buffers are reused between calls.
+#include <glog/logging.h>
+
+#include <map>
+
+#include "common/clock.h"
 #include "segmenter/script_host.h"
 #include "segmenter/segmenter.h"
 #include "stats/stats_writer.h"
@@ -9,7 +15,8 @@ namespace {
 
 class ScriptHostEvaluator : public Evaluator {
  public:
-  explicit ScriptHostEvaluator(ScriptHost* host) : host_(host) {}
+  ScriptHostEvaluator(ScriptHost* host, stats::StatsWriter* registry)
+      : host_(host), registry_(registry) {}
 
   Status Evaluate(std::string_view user_id, std::span<const EventView> events, int64_t now_ms,
                   Evaluation* out) override {
@@ -20,14 +27,45 @@ class ScriptHostEvaluator : public Evaluator {
     out->failed_scripts = result_.failed;
     out->failed_scripts.insert(out->failed_scripts.end(), result_.quarantined.begin(),
                                result_.quarantined.end());
+    // A string compare per user; the host may have reloaded on its own.
+    if (registry_ != nullptr && result_.script_set_version != registered_version_) {
+      MaybeRegister(now_ms);
+    }
     return Status::OK();
   }
   std::string ScriptSetVersion() override { return host_->script_set_version(); }
-  Status Reload() override { return host_->Reload(); }
+  Status Reload() override {
+    SEG_RETURN_IF_ERROR(host_->Reload());
+    if (registry_ != nullptr) {
+      next_attempt_ms_ = 0;
+      MaybeRegister(Clock::Real()->NowMs());
+    }
+    return Status::OK();
+  }
 
  private:
+  static constexpr int64_t kRetryMs = 5000;
+
+  // The registry is advisory for seg-stats: a Redis hiccup must not fail the
+  // batch, so a failed update is logged and retried later.
+  void MaybeRegister(int64_t now_ms) {
+    std::string version = host_->script_set_version();
+    if (version == registered_version_ || now_ms < next_attempt_ms_) return;
+    Status s = RegisterScriptSegments(*host_, registry_);
+    if (!s.ok()) {
+      LOG(WARNING) << "segment registry not updated for scripts " << version << ": " << s;
+      next_attempt_ms_ = now_ms + kRetryMs;
+      return;
+    }
+    LOG(INFO) << "segment registry updated for scripts " << version;
+    registered_version_ = std::move(version);
+  }
+
   ScriptHost* host_;
+  stats::StatsWriter* registry_;
   EvaluationResult result_;
+  std::string registered_version_;
+  int64_t next_attempt_ms_ = 0;
 };
 
 class StatsWriterSink : public StatsSink {
@@ -53,8 +91,18 @@ class StatsWriterSink : public StatsSink {
 
 }  // namespace
 
-std::unique_ptr<Evaluator> NewScriptHostEvaluator(ScriptHost* host) {
-  return std::make_unique<ScriptHostEvaluator>(host);
+std::unique_ptr<Evaluator> NewScriptHostEvaluator(ScriptHost* host, stats::StatsWriter* registry) {
+  return std::make_unique<ScriptHostEvaluator>(host, registry);
+}
+
+Status RegisterScriptSegments(const ScriptHost& host, stats::StatsWriter* registry) {
+  std::map<std::string, std::string> segment_to_script;
+  for (const ScriptInfo& script : host.scripts()) {
+    for (const std::string& segment : script.segments) {
+      segment_to_script[segment] = script.name + "@" + script.version;
+    }
+  }
+  return registry->RegisterSegments(segment_to_script);
 }
 
 std::unique_ptr<StatsSink> NewStatsWriterSink(stats::StatsWriter* writer) {

@@ -256,7 +256,15 @@ class NodeImpl : public Node {
       state.qualifiers = {std::string(kStateQualifier)};
     }
     int64_t t0 = clock_->MonotonicUs();
-    SEG_RETURN_IF_ERROR(store_->MultiGet(options_.table, gets_, &rows_).WithContext("multi-get"));
+    if (options_.unbatched_reads) {
+      // Benchmark baseline (NodeOptions::unbatched_reads): a round trip per user.
+      rows_.resize(gets_.size());
+      for (size_t i = 0; i < gets_.size(); ++i) {
+        SEG_ASSIGN_OR_RETURN(rows_[i], store_->Get(options_.table, gets_[i]));
+      }
+    } else {
+      SEG_RETURN_IF_ERROR(store_->MultiGet(options_.table, gets_, &rows_).WithContext("multi-get"));
+    }
     metrics_.store_latency.Observe((clock_->MonotonicUs() - t0) / 1e6);
     return Status::OK();
   }

@@ -15,6 +15,7 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".state_family", &state_family));
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_events_per_user", &max_events_per_user));
   SEG_RETURN_IF_ERROR(config.Get(p + ".history_days", &history_days));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".unbatched_reads", &unbatched_reads));
   SEG_RETURN_IF_ERROR(config.Get(p + ".publish_every_segmentation", &publish_every_segmentation));
   SEG_RETURN_IF_ERROR(config.Get(p + ".read_delay_ms", &read_delay_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
