@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <set>
+#include <thread>
 
 #include "common/event_codec.h"
 #include "common/kafka.h"
+#include "common/metrics.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
 #include "segmenter/script_host.h"
@@ -34,7 +36,10 @@ class SegmenterNodeTest : public ::testing::Test {
     for (const char* topic : {"user-changes", "segmentation-results"}) {
       ASSERT_TRUE(kafka_->CreateTopic(topic, 4).ok());
     }
-    auto redis = testing::LocalRedis::Start();
+    // Persistence: the restart test keeps the HLLs over a graceful restart.
+    testing::LocalRedisOptions redis_options;
+    redis_options.persistence = true;
+    auto redis = testing::LocalRedis::Start(redis_options);
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = std::move(*redis);
 
@@ -88,6 +93,7 @@ class SegmenterNodeTest : public ::testing::Test {
   void TearDown() override {
     if (node_) node_->Close().IgnoreError();
     if (results_) results_->Close().IgnoreError();
+    if (offsets_) offsets_->Close().IgnoreError();
   }
 
   // Writes `n` cat page views for `user` into family `e`, as ingest would.
@@ -132,6 +138,46 @@ class SegmenterNodeTest : public ::testing::Test {
     }
   }
 
+  // Produces one notice per user (acknowledged now) and flushes once.
+  void SendNotices(const std::vector<std::string>& users) {
+    const int64_t acked = Clock::Real()->NowMs();
+    for (const auto& user : users) {
+      ChangeNotice n;
+      n.set_user_id(user);
+      n.set_acked_at_ms(acked);
+      n.set_newest_event_time_ms(acked);
+      n.set_event_count(1);
+      ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
+    }
+    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  }
+
+  // Sum of the segmenter group's committed offsets on user-changes, read by
+  // a consumer that never joins the group; -1 on error.
+  int64_t CommittedNotices() {
+    if (!offsets_) {
+      auto c = kafka::Consumer::Create(kafka_->ClientOptions("offsets"), "segmenter");
+      if (!c.ok()) return -1;
+      offsets_ = std::move(*c);
+    }
+    std::vector<kafka::TopicPartition> parts;
+    for (int32_t p = 0; p < 4; ++p) parts.push_back({"user-changes", p});
+    auto committed = offsets_->Committed(parts, std::chrono::seconds(5));
+    if (!committed.ok()) return -1;
+    int64_t sum = 0;
+    for (const auto& [tp, offset] : *committed) sum += std::max<int64_t>(offset, 0);
+    return sum;
+  }
+
+  void WaitCommitted(int64_t notices, std::chrono::seconds timeout) {
+    auto deadline = steady_clock::now() + timeout;
+    int64_t committed = -1;
+    while (steady_clock::now() < deadline && (committed = CommittedNotices()) != notices) {
+      std::this_thread::sleep_for(milliseconds(100));  // polling the coordinator
+    }
+    ASSERT_EQ(committed, notices);
+  }
+
   std::vector<SegmentationResult> ReadResults(size_t count) {
     std::vector<SegmentationResult> out;
     auto deadline = steady_clock::now() + std::chrono::seconds(30);
@@ -162,6 +208,7 @@ class SegmenterNodeTest : public ::testing::Test {
   std::unique_ptr<segmenter::Node> node_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> results_;
+  std::unique_ptr<kafka::Consumer> offsets_;
 };
 
 TEST_F(SegmenterNodeTest, BurstGivesOneSegmentationResultStatsAndState) {
@@ -221,6 +268,60 @@ TEST_F(SegmenterNodeTest, BotIsFlaggedOnceThenSkipped) {
   int bot_results = 0;
   for (const auto& r : results) bot_results += r.bot() ? 1 : 0;
   EXPECT_EQ(bot_results, 1);
+}
+
+// Redis restarted while the node runs, its function library gone (flushed
+// before a graceful restart that keeps the HLLs): the batch that meets the
+// outage is retried and not committed until its stats are acknowledged, the
+// writer reloads the function, and every segment-day counts each user once.
+TEST_F(SegmenterNodeTest, RedisRestartMidRunRecoversAndCountsMatch) {
+  constexpr int kUsers = 600;  // even users love cats (3 cat pages), odd ones do not (1)
+  std::vector<std::vector<std::string>> waves(3);
+  for (int i = 0; i < kUsers; ++i) {
+    std::string user = "r" + std::to_string(i);
+    WriteCatEvents(user, i % 2 == 0 ? 3 : 1);
+    waves[i * 3 / kUsers].push_back(user);
+  }
+  metrics::Counter failures =
+      metrics::GetCounter("seg_segmenter_batch_failures_total", "Batch attempts that failed");
+  const double failures_before = failures.Value();
+  std::thread runner([&] { node_->Run().IgnoreError(); });
+  struct Joiner {
+    segmenter::Node* node;
+    std::thread* t;
+    ~Joiner() {
+      node->RequestStop();
+      if (t->joinable()) t->join();
+    }
+  } joiner{node_.get(), &runner};
+
+  SendNotices(waves[0]);
+  WaitCommitted(200, std::chrono::seconds(30));
+
+  // The function library is lost: flushed, then a graceful restart (RDB kept).
+  ASSERT_TRUE(testing::RedisCommandForTest(redis_->port(), {"FUNCTION", "FLUSH"}).ok());
+  ASSERT_TRUE(redis_->Stop().ok());
+  SendNotices(waves[1]);
+  auto deadline = steady_clock::now() + std::chrono::seconds(20);
+  while (failures.Value() == failures_before && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));  // polling the node's counter
+  }
+  ASSERT_GT(failures.Value(), failures_before) << "the outage never failed a batch";
+  EXPECT_EQ(CommittedNotices(), 200) << "offsets committed before the stats were acknowledged";
+
+  ASSERT_TRUE(redis_->Restart().ok()) << redis_->LogTail();
+  SendNotices(waves[2]);
+  WaitCommitted(kUsers, std::chrono::seconds(60));
+  node_->RequestStop();
+  runner.join();
+  EXPECT_GE(writer_->counters().reloads, 1) << "the function was never reloaded";
+
+  std::set<std::string> with_result;
+  for (const auto& r : ReadResults(kUsers)) with_result.insert(r.user_id());
+  EXPECT_EQ(with_result.size(), static_cast<size_t>(kUsers));
+  const std::string day = std::to_string(segmenter::DayOf(Clock::Real()->NowMs()));
+  const int64_t count = PfCount("hll:{0}:loves_cats:" + day);
+  EXPECT_NEAR(count, kUsers / 2, kUsers / 2 * 0.02) << "PFCOUNT " << count;
 }
 
 }  // namespace
