@@ -1,0 +1,36 @@
+#include <glog/logging.h>
+
+#include "tools/segtool/segtool.h"
+
+namespace seg::segtool {
+
+Status LoadToolOptions(Config& config, ToolOptions* out) {
+  out->host.scripts_dir = "scripts";
+  SEG_RETURN_IF_ERROR(config.Get("scripts.dir", &out->host.scripts_dir));
+  SEG_RETURN_IF_ERROR(config.Get("scripts.cpu_budget_ms", &out->host.cpu_budget_ms));
+  SEG_RETURN_IF_ERROR(config.Get("scripts.memory_limit_mb", &out->host.memory_limit_mb));
+  // One-off runs: no directory polling, and a failing script stays visible.
+  out->host.reload_check_interval_ms = 0;
+  out->host.quarantine_after_failures = 0;
+  out->store.backend = store::StoreOptions::Backend::kThrift;
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.host", &out->store.thrift.host));
+  SEG_RETURN_IF_ERROR(config.Get("store.thrift.port", &out->store.thrift.port));
+  SEG_RETURN_IF_ERROR(out->node.LoadFrom(config));
+  // A config shared with seg-segmenter holds keys for other components.
+  if (Status s = config.CheckNoUnknownKeys(); !s.ok()) VLOG(1) << "segtool ignores: " << s;
+  return Status::OK();
+}
+
+std::string FormatTotals(const DryRunTotals& t) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "notices=%lld rows=%lld evaluated=%lld in_segment=%lld would_enter=%lld "
+                "would_exit=%lld errors=%lld p50=%.3fms p99=%.3fms",
+                static_cast<long long>(t.notices), static_cast<long long>(t.rows_seen),
+                static_cast<long long>(t.users_evaluated), static_cast<long long>(t.in_segments),
+                static_cast<long long>(t.would_enter), static_cast<long long>(t.would_exit),
+                static_cast<long long>(t.errors), t.p50_us / 1e3, t.p99_us / 1e3);
+  return buf;
+}
+
+}  // namespace seg::segtool
