@@ -32,6 +32,12 @@ inline uint8_t RegisterRank(uint64_t hash) {
 
 // Unpacks the 12,288 bytes of dense 6-bit registers into 16384 bytes.
 void UnpackDense(const uint8_t* packed, uint8_t* registers);
+// registers[i] = max(registers[i], register i of the 12,288 packed bytes):
+// PFMERGE of one dense sketch without unpacking it first (AVX2 when the CPU
+// has it, else unpack-then-max). hll_dense_max.cc.
+void MaxDenseInto(const uint8_t* packed, uint8_t* registers);
+// The unpack-then-max path alone (tests compare the two; the benchmark's baseline).
+void MaxDenseIntoPortable(const uint8_t* packed, uint8_t* registers);
 // Packs 16384 registers (each < 64) into 12,288 bytes.
 void PackDense(const uint8_t* registers, uint8_t* packed);
 // Expands sparse opcodes into 16384 registers. InvalidArgument unless the

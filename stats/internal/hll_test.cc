@@ -2,6 +2,7 @@
 // comparison with a real redis-server is in hll_redis_test.cc).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -94,6 +95,24 @@ TEST(HllDecodeTest, DenseAndSparseRoundTrip) {
     auto back = HyperLogLog::FromRedisString(sparse);
     ASSERT_TRUE(back.ok()) << back.status();
     EXPECT_EQ(*back, *h);
+  }
+}
+
+// The SIMD merge straight from packed registers equals unpack-then-max,
+// register by register, including the last group (read from a padded copy)
+// and a packed buffer that ends exactly where the registers do.
+TEST(HllDecodeTest, MaxDenseIntoEqualsUnpackThenMax) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const auto into = RandomRegisters(1000 + seed, 63);
+    const auto other = RandomRegisters(seed, seed % 3 == 0 ? 0 : 63);
+    std::vector<uint8_t> packed(kHllRegisters * 6 / 8);  // no slack after the end
+    internal::PackDense(other.data(), packed.data());
+    std::vector<uint8_t> fast = into, portable = into, expected = into;
+    internal::MaxDenseInto(packed.data(), fast.data());
+    internal::MaxDenseIntoPortable(packed.data(), portable.data());
+    for (int i = 0; i < kHllRegisters; ++i) expected[i] = std::max(into[i], other[i]);
+    ASSERT_EQ(fast, expected) << "seed " << seed;
+    ASSERT_EQ(portable, expected) << "seed " << seed;
   }
 }
 
