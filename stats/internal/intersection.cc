@@ -44,6 +44,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -429,12 +430,28 @@ std::vector<const HyperLogLog*> NonNull(std::span<const HyperLogLog* const> sket
 
 constexpr size_t kMaxSets = 12;
 
-IntersectionEstimate TooMany() {
+// The answer when there is nothing to estimate (no sets, or too many for
+// 2^k terms); nullopt when `sets` can be estimated.
+std::optional<IntersectionEstimate> Unestimable(const std::vector<const HyperLogLog*>& sets) {
+  if (!sets.empty() && sets.size() <= kMaxSets) return std::nullopt;
   IntersectionEstimate e;
-  e.too_uncertain = true;
   e.method = "none";
-  e.note = "intersections of more than 12 sets are not estimated (2^k terms).";
+  if (sets.empty()) {
+    e.note = "no sets given.";
+  } else {
+    e.too_uncertain = true;
+    e.note = "intersections of more than 12 sets are not estimated (2^k terms).";
+  }
   return e;
+}
+
+// Register-wise union of sets[offset + i] for every bit i set in `mask`.
+HyperLogLog UnionOf(const std::vector<const HyperLogLog*>& sets, uint32_t mask, size_t offset) {
+  HyperLogLog u;
+  for (size_t i = 0; i + offset < sets.size(); ++i) {
+    if (mask & (1u << i)) u.Merge(*sets[i + offset]);
+  }
+  return u;
 }
 
 IntersectionEstimate FromSize(const HyperLogLog& s) {
@@ -463,13 +480,7 @@ IntersectionEstimate EstimateIntersection(const HyperLogLog& a, const HyperLogLo
 
 IntersectionEstimate EstimateIntersectionK(std::span<const HyperLogLog* const> sketches) {
   std::vector<const HyperLogLog*> sets = NonNull(sketches);
-  if (sets.empty()) {
-    IntersectionEstimate e;
-    e.method = "none";
-    e.note = "no sets given.";
-    return e;
-  }
-  if (sets.size() > kMaxSets) return TooMany();
+  if (auto e = Unestimable(sets)) return *e;
   if (sets.size() == 1) return FromSize(*sets[0]);
   if (sets.size() == 2) return EstimateIntersection(*sets[0], *sets[1]);
 
@@ -483,10 +494,7 @@ IntersectionEstimate EstimateIntersectionK(std::span<const HyperLogLog* const> s
   double value = 0, low = 0, high = 0;
   double cap_value = std::numeric_limits<double>::infinity(), cap_high = cap_value;
   for (uint32_t mask = 1; mask < (1u << others); ++mask) {
-    HyperLogLog u;
-    for (size_t i = 0; i < others; ++i) {
-      if (mask & (1u << i)) u.Merge(*sets[i + 1]);
-    }
+    const HyperLogLog u = UnionOf(sets, mask, 1);
     const internal::JointMleResult r = internal::JointMle(anchor.registers(), u.registers());
     const bool plus = (std::popcount(mask) % 2) == 1;
     value += plus ? r.lx : -r.lx;
@@ -508,20 +516,10 @@ IntersectionEstimate EstimateIntersectionK(std::span<const HyperLogLog* const> s
 
 IntersectionEstimate InclusionExclusion(std::span<const HyperLogLog* const> sketches) {
   std::vector<const HyperLogLog*> sets = NonNull(sketches);
-  if (sets.empty()) {
-    IntersectionEstimate e;
-    e.method = "none";
-    e.note = "no sets given.";
-    return e;
-  }
-  if (sets.size() > kMaxSets) return TooMany();
+  if (auto e = Unestimable(sets)) return *e;
   double value = 0, half = 0, min_size = std::numeric_limits<double>::infinity();
   for (uint32_t mask = 1; mask < (1u << sets.size()); ++mask) {
-    HyperLogLog u;
-    for (size_t i = 0; i < sets.size(); ++i) {
-      if (mask & (1u << i)) u.Merge(*sets[i]);
-    }
-    const double n = static_cast<double>(u.Estimate());
+    const double n = static_cast<double>(UnionOf(sets, mask, 0).Estimate());
     value += (std::popcount(mask) % 2 == 1) ? n : -n;
     half += 1.96 * kHllRelativeStdError * n;
     if (std::popcount(mask) == 1) min_size = std::min(min_size, n);
