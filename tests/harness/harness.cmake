@@ -1,7 +1,7 @@
 # seg::testing — the real parts every integration test uses. Files are added
 # by their owners; each is optional until it exists.
 set(SEG_HARNESS_SRCS process.cc)
-foreach(f redis_server.cc kafka_cluster.cc redis_cluster.cc)
+foreach(f redis_server.cc kafka_cluster.cc redis_cluster.cc local_stack.cc)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${f})
     list(APPEND SEG_HARNESS_SRCS ${f})
   endif()
