@@ -204,9 +204,9 @@ int64_t MonotonicNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-void CallBudget::Arm(int64_t budget_ns_in) {
+void CallBudget::Arm(int64_t budget_ns_in, int64_t now_ns) {
   budget_ns = budget_ns_in;
-  wall_start_ns = MonotonicNs();
+  wall_start_ns = now_ns >= 0 ? now_ns : MonotonicNs();
   last_check_ns = wall_start_ns;
   cpu_start_ns = -1;
   exceeded = false;

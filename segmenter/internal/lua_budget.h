@@ -84,7 +84,8 @@ struct CallBudget {
   int32_t period = 1024;      // current countdown length
   int64_t slow_checks = 0;    // for tests and benchmarks
 
-  void Arm(int64_t budget_ns_in);
+  // now_ns: MonotonicNs() of the caller, or < 0 to read it.
+  void Arm(int64_t budget_ns_in, int64_t now_ns = -1);
   void Disarm();
   // True when the budget is spent (sets `exceeded`). Reads the clock.
   bool Check();

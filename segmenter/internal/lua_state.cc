@@ -306,14 +306,14 @@ ScriptErrorKind LuaState::Classify(std::string_view message) const {
   return ScriptErrorKind::kError;
 }
 
-void LuaState::Run(int index, int64_t budget_ns, CallOutcome* out) {
+void LuaState::Run(int index, int64_t budget_ns, CallOutcome* out, int64_t start_ns) {
   out->segment_count = 0;
   out->kind = ScriptErrorKind::kNone;
   out->error.clear();
   refused_ = false;
   lua_rawgeti(L_, LUA_REGISTRYINDEX, api_run_ref_);
   lua_pushinteger(L_, index + 1);
-  budget_.Arm(budget_ns);
+  budget_.Arm(budget_ns, start_ns);
   int rc = lua_pcall(L_, 1, 1, 0);
   if (rc == 0) {
     budget_.Disarm();

@@ -68,7 +68,9 @@ class LuaState {
 
   // Runs evaluate() of loaded script `index` (0-based, load order) on the
   // user currently described by user(). Fills `out`.
-  void Run(int index, int64_t budget_ns, CallOutcome* out);
+  // `start_ns`: MonotonicNs() the caller read just before (saves a clock
+  // read per call); < 0 reads it here.
+  void Run(int index, int64_t budget_ns, CallOutcome* out, int64_t start_ns = -1);
 
   // The per-user data the runtime reads; fill before Run().
   FfiUser* user() { return &user_; }

@@ -308,9 +308,9 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
       continue;
     }
     user->matched_n = 0;
-    auto t0 = std::chrono::steady_clock::now();
-    state.Run(static_cast<int>(i), budget_ns_, &outcome_);
-    auto elapsed = std::chrono::steady_clock::now() - t0;
+    const int64_t t0 = internal::MonotonicNs();
+    state.Run(static_cast<int>(i), budget_ns_, &outcome_, t0);
+    const int64_t elapsed_ns = internal::MonotonicNs() - t0;
     if (out->scripts.size() <= ran) out->scripts.emplace_back();
     ScriptResult& r = out->scripts[ran++];
     r.name.assign(slot.info.name);
@@ -318,8 +318,8 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
     r.error.clear();
     r.error_kind = ScriptErrorKind::kNone;
     r.matched_events.clear();
-    r.runtime_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
-    slot.runtime.Observe(std::chrono::duration<double>(elapsed).count());
+    r.runtime_us = elapsed_ns / 1000;
+    slot.runtime.Observe(static_cast<double>(elapsed_ns) * 1e-9);
     if (opts.explain) {
       for (int32_t k = 0; k < user->matched_n; ++k) {
         int32_t idx = user->matched[k];

@@ -42,6 +42,16 @@ void CopyLower(char* dst, const char* src, size_t n) {
   if (cyrillic != 0) LowerInPlace(dst, n);
 }
 
+// Bytes that end or split a url's authority (one table load per byte).
+constexpr uint8_t kEndOfAuthority = 1, kUserinfo = 2, kPort = 3;
+constexpr std::array<uint8_t, 256> kAuthorityClass = [] {
+  std::array<uint8_t, 256> t{};
+  t['/'] = t['?'] = t['#'] = kEndOfAuthority;
+  t['@'] = kUserinfo;
+  t[':'] = kPort;
+  return t;
+}();
+
 uint64_t HashFilter(const FfiFilter& f) {
   uint64_t words[(sizeof(FfiFilter) + 7) / 8] = {};
   std::memcpy(words, &f, sizeof(FfiFilter));
@@ -132,12 +142,18 @@ void SplitUrl(std::string_view url, int32_t* host_off, int32_t* host_len, int32_
   const char* s = url.data();
   const size_t n = url.size();
   size_t start = 0;
-  for (size_t i = 0; i + 2 < n && i < 16; ++i) {
-    if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/') {
-      start = i + 3;
-      break;
+  if (n >= 8 && std::memcmp(s, "https://", 8) == 0) {
+    start = 8;
+  } else if (n >= 7 && std::memcmp(s, "http://", 7) == 0) {
+    start = 7;
+  } else {
+    for (size_t i = 0; i + 2 < n && i < 16; ++i) {
+      if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/') {
+        start = i + 3;
+        break;
+      }
+      if (s[i] == '/' || s[i] == '?' || s[i] == '#') break;
     }
-    if (s[i] == '/' || s[i] == '?' || s[i] == '#') break;
   }
   if (start == 0 && n >= 2 && s[0] == '/' && s[1] == '/') start = 2;
   // One pass over the authority: its end, the last '@' (userinfo) and the
@@ -145,12 +161,13 @@ void SplitUrl(std::string_view url, int32_t* host_off, int32_t* host_len, int32_
   size_t host_end = start, h = start, colon = std::string_view::npos;
   if (!(start == 0 && n > 0 && s[0] == '/')) {  // not a bare path
     for (; host_end < n; ++host_end) {
-      const char c = s[host_end];
-      if (c == '/' || c == '?' || c == '#') break;
-      if (c == '@') {
+      const uint8_t c = kAuthorityClass[static_cast<unsigned char>(s[host_end])];
+      if (c == 0) continue;
+      if (c == kEndOfAuthority) break;
+      if (c == kUserinfo) {
         h = host_end + 1;
         colon = std::string_view::npos;
-      } else if (c == ':' && colon == std::string_view::npos) {
+      } else if (colon == std::string_view::npos) {
         colon = host_end;
       }
     }
@@ -271,19 +288,30 @@ void UserData::TimeRange(const FfiFilter& f, double now_ms, int32_t* b, int32_t*
   *e = static_cast<int32_t>(hi_it - first);
 }
 
-const UserData::TextIndex& UserData::Index(bool query) {
+// Indexes the events of dst[wb, we) not indexed yet: a filter only ever
+// looks at its own candidates, so events no text filter reaches (other types,
+// outside every window) are never indexed.
+const UserData::TextIndex& UserData::Index(bool query, const uint64_t* dst, int32_t wb,
+                                           int32_t we) {
   TextIndex& ix = query ? query_index_ : url_index_;
-  if (ix.built) return ix;
-  ix.bits.assign(kBigramBuckets * words_, 0);
-  for (size_t k = 0; k < n_; ++k) {
-    const FfiEvent& e = events_[k];
-    const unsigned char* s = reinterpret_cast<const unsigned char*>(query ? e.query : e.url);
-    const int32_t len = query ? e.query_len : e.url_len;
-    uint64_t* col = ix.bits.data() + (k >> 6);
-    const uint64_t bit = uint64_t{1} << (k & 63);
-    for (int32_t i = 0; i + 1 < len; ++i) col[BigramBucket(s[i], s[i + 1]) * words_] |= bit;
+  if (!ix.built) {
+    ix.bits.assign(kBigramBuckets * words_, 0);
+    ix.indexed.assign(words_, 0);
+    ix.built = true;
   }
-  ix.built = true;
+  for (int32_t w = wb; w < we; ++w) {
+    uint64_t need = dst[w] & ~ix.indexed[w];
+    ix.indexed[w] |= need;
+    uint64_t* block = ix.bits.data() + static_cast<size_t>(w) * kBigramBuckets;
+    for (; need != 0; need &= need - 1) {
+      const int b = std::countr_zero(need);
+      const FfiEvent& e = events_[w * 64 + b];
+      const unsigned char* s = reinterpret_cast<const unsigned char*>(query ? e.query : e.url);
+      const int32_t len = query ? e.query_len : e.url_len;
+      const uint64_t bit = uint64_t{1} << b;
+      for (int32_t i = 0; i + 1 < len; ++i) block[BigramBucket(s[i], s[i + 1])] |= bit;
+    }
+  }
   return ix;
 }
 
@@ -320,7 +348,7 @@ void UserData::BuildHosts() {
 
 void UserData::Contains(const ScanContext::NeedleList& list, bool query, bool all, uint64_t* dst,
                         int32_t wb, int32_t we) {
-  const TextIndex& ix = Index(query);
+  const TextIndex& ix = Index(query, dst, wb, we);
   uint64_t* cand = cand_.data();
   uint64_t* acc = acc_.data();
   if (!all) std::fill(acc + wb, acc + we, 0);
@@ -330,7 +358,8 @@ void UserData::Contains(const ScanContext::NeedleList& list, bool query, bool al
     uint64_t any = 0;
     for (int32_t w = wb; w < we; ++w) {
       uint64_t c = all ? dst[w] : dst[w] & ~acc[w];
-      for (uint8_t bucket : list.buckets[i]) c &= ix.bits[bucket * words_ + w];
+      const uint64_t* block = ix.bits.data() + static_cast<size_t>(w) * kBigramBuckets;
+      for (uint8_t bucket : list.buckets[i]) c &= block[bucket];
       cand[w] = c;
       any |= c;
     }

@@ -15,10 +15,9 @@
 //   - type bitmaps (one per type code) and "has a query": at Build();
 //   - a bigram index per text field (url, query): for each of 256 bigram
 //     buckets, the bitmap of events whose text contains a bigram of that
-//     bucket. A needle's candidates are the AND of its buckets' bitmaps
-//     (a 40-byte url fills ~35 buckets, so a 4-byte needle keeps a
-//     non-matching event with probability ~(35/256)^3); only candidates
-//     run memchr+memcmp;
+//     bucket (only events some text filter has as candidates get indexed). A needle's candidates
+//     are the AND of its buckets' bitmaps (a 40-byte url fills ~35 buckets, so a 4-byte needle
+//     keeps a non-matching event with probability ~(35/256)^3); only candidates run memchr+memcmp;
 //   - a host dictionary: event -> small host id, so `host = {...}` tests
 //     each distinct host once, not each event.
 // Time windows are a binary search (events are in time order) giving a word
@@ -96,7 +95,8 @@ class UserData {
  private:
   struct TextIndex {
     bool built = false;
-    std::vector<uint64_t> bits;  // kBigramBuckets x words_
+    std::vector<uint64_t> bits;     // words_ x kBigramBuckets: bit k%64 of [k/64][bucket]
+    std::vector<uint64_t> indexed;  // events indexed so far
   };
   struct MemoEntry {
     uint64_t hash;
@@ -111,7 +111,7 @@ class UserData {
   void Evaluate(const ScanContext& ctx, const FfiFilter& f, uint64_t* dst, int32_t* wb,
                 int32_t* we);
   void TimeRange(const FfiFilter& f, double now_ms, int32_t* b, int32_t* e) const;
-  const TextIndex& Index(bool query);
+  const TextIndex& Index(bool query, const uint64_t* dst, int32_t wb, int32_t we);
   void BuildHosts();
   // dst &= events whose field contains any (all when `all`) of the list.
   void Contains(const ScanContext::NeedleList& list, bool query, bool all, uint64_t* dst,
