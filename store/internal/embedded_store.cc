@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "store/internal/key_codec.h"
+#include "store/internal/packed_cells.h"
 
 namespace seg::store::internal {
 namespace {
@@ -100,6 +101,27 @@ class TtlVersionFilterFactory : public rocksdb::CompactionFilterFactory {
   const Clock* clock_;
 };
 
+class PackedTtlFilterFactory : public rocksdb::CompactionFilterFactory {
+ public:
+  PackedTtlFilterFactory(int64_t ttl_ms, const Clock* clock) : ttl_ms_(ttl_ms), clock_(clock) {}
+  const char* Name() const override { return "seg.PackedTtlFilterFactory"; }
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context&) override {
+    return std::make_unique<PackedTtlFilter>(clock_->NowMs() - ttl_ms_);
+  }
+
+ private:
+  int64_t ttl_ms_;
+  const Clock* clock_;
+};
+
+// The layout a family was created with, kept in the default column family
+// ("seg.layout/<table>:<family>") so a config change cannot misread data.
+std::string LayoutName(const FamilyOptions& f) {
+  return f.packed_prefix_bytes > 0 ? "packed-v1/" + std::to_string(f.packed_prefix_bytes)
+                                   : "cells-v1";
+}
+
 bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() && std::memcmp(key.data(), prefix.data(), prefix.size()) == 0;
 }
@@ -148,6 +170,64 @@ bool Compare(CompareOp op, std::string_view given, std::string_view stored) {
   return false;
 }
 
+// Appends the cells of one packed chunk that the read selects. Returns
+// false once qualifier_stop (or the one qualifier asked for) is passed.
+bool ReadPackedChunk(std::string_view value, const std::string* only, const std::string& fam,
+                     const EmbeddedStore::ReadSpec& spec, int64_t min_ts, int32_t max_versions,
+                     RowResult* out) {
+  PackedReader reader(value);
+  PackedCell c;
+  std::string_view current;
+  bool have = false;
+  int32_t versions = 0;
+  while (reader.Next(&c)) {
+    if (only != nullptr) {
+      if (c.qualifier != *only) {
+        if (c.qualifier < *only) continue;
+        return false;
+      }
+    } else {
+      if (!spec.qualifier_start.empty() && c.qualifier < spec.qualifier_start) continue;
+      if (!spec.qualifier_stop.empty() && c.qualifier >= spec.qualifier_stop) return false;
+    }
+    // A qualifier lives in one chunk, so version counting restarts per chunk.
+    if (!have || c.qualifier != current) {
+      current = c.qualifier;
+      have = true;
+      versions = 0;
+    }
+    if (c.timestamp >= spec.time_range.max || c.timestamp < min_ts) continue;
+    if (versions >= max_versions) continue;
+    ++versions;
+    out->Add(fam, c.qualifier, c.timestamp, c.value);
+  }
+  LOG_IF(ERROR, !reader.ok()) << "store: malformed packed chunk in family " << fam;
+  return true;
+}
+
+// Removes the cells `col` deletes from a packed chunk value.
+void DeleteFromChunk(const DeleteColumn& col, std::string* value) {
+  std::string kept(1, kPackedFormatV1);
+  PackedReader reader(*value);
+  PackedCell c;
+  bool deleted_one = false;
+  while (reader.Next(&c)) {
+    bool del = false;
+    if (!col.qualifier || c.qualifier == *col.qualifier) {
+      if (col.qualifier && !col.all_versions) {
+        // One version: exactly `timestamp`, or the newest for "latest".
+        del = !deleted_one &&
+              (col.timestamp == kLatestTimestamp ? true : c.timestamp == col.timestamp);
+        deleted_one = deleted_one || del;
+      } else {
+        del = c.timestamp <= col.timestamp;
+      }
+    }
+    if (!del) AppendPackedCell(&kept, c.qualifier, c.timestamp, c.value);
+  }
+  if (reader.ok()) *value = std::move(kept);
+}
+
 }  // namespace
 
 const EmbeddedStore::Family* EmbeddedStore::Table::Find(std::string_view family) const {
@@ -185,7 +265,8 @@ StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(const EmbeddedOptio
       if (f.name.empty() || f.name.size() > 255) {
         return InvalidArgumentError("store: bad family name in table " + t.name);
       }
-      if (f.max_versions < 1 || f.ttl_ms < 0) {
+      if (f.max_versions < 1 || f.ttl_ms < 0 || f.packed_prefix_bytes < 0 ||
+          f.packed_prefix_bytes > 255) {
         return InvalidArgumentError("store: bad settings for family " + t.name + ":" + f.name);
       }
     }
@@ -235,7 +316,14 @@ Status EmbeddedStore::OpenDb() {
     o.compression = rocksdb::kLZ4Compression;
     o.bottommost_compression = rocksdb::kZSTD;
     o.level_compaction_dynamic_level_bytes = true;
-    if (fam != nullptr) {
+    if (fam != nullptr && fam->packed_prefix_bytes > 0) {
+      o.merge_operator = std::make_shared<PackedMergeOperator>(fam->max_versions);
+      // Bounds the operands a read merges while a chunk is in the memtable.
+      o.max_successive_merges = 16;
+      if (fam->ttl_ms > 0) {
+        o.compaction_filter_factory = std::make_shared<PackedTtlFilterFactory>(fam->ttl_ms, clock_);
+      }
+    } else if (fam != nullptr) {
       o.compaction_filter_factory = std::make_shared<TtlVersionFilterFactory>(*fam, clock_);
     }
     return o;
@@ -265,6 +353,26 @@ Status EmbeddedStore::OpenDb() {
       FromRocks(rocksdb::DB::Open(db_opts, options_.data_dir, descs, &handles_, &raw),
                 "store: open " + options_.data_dir));
   db_.reset(raw);
+
+  for (const auto& [name, fam] : wanted) {
+    const std::string meta_key = "seg.layout/" + name;
+    const std::string want = LayoutName(*fam);
+    std::string have;
+    rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), meta_key, &have);
+    if (g.IsNotFound()) {
+      // A family that predates the marker holds one key per cell.
+      bool existed = std::find(existing.begin(), existing.end(), name) != existing.end();
+      have = existed ? std::string("cells-v1") : want;
+      SEG_RETURN_IF_ERROR(
+          FromRocks(db_->Put(rocksdb::WriteOptions(), meta_key, have), "store: record layout"));
+    } else {
+      SEG_RETURN_IF_ERROR(FromRocks(g, "store: read layout"));
+    }
+    if (have != want) {
+      return InvalidArgumentError("store: family " + name + " was created with layout " + have +
+                                  ", configured " + want + " (packed_prefix_bytes is fixed)");
+    }
+  }
 
   for (const auto& t : options_.tables) {
     Table table;
@@ -332,6 +440,34 @@ void EmbeddedStore::ReadFamilyRow(rocksdb::Iterator* it, const Family& family,
   const int64_t min_ts = std::max(min_visible, spec.time_range.min);
   const int32_t max_versions = std::min(spec.max_versions, family.options.max_versions);
   const std::string& fam = family.options.name;
+  if (family.options.packed_prefix_bytes > 0) {
+    const int32_t k_bytes = family.options.packed_prefix_bytes;
+    if (!spec.qualifiers.empty()) {
+      for (const auto& q : spec.qualifiers) {
+        key_buf->assign(row_prefix);
+        AppendEscaped(key_buf, ChunkOf(q, k_bytes));
+        it->Seek(*key_buf);
+        if (!it->Valid() || it->key() != rocksdb::Slice(*key_buf)) continue;
+        rocksdb::Slice v = it->value();
+        ReadPackedChunk(std::string_view(v.data(), v.size()), &q, fam, spec, min_ts, max_versions,
+                        out);
+      }
+      return;
+    }
+    key_buf->assign(row_prefix);
+    if (!spec.qualifier_start.empty()) {
+      AppendEscaped(key_buf, ChunkOf(spec.qualifier_start, k_bytes));
+    }
+    for (it->Seek(*key_buf); it->Valid(); it->Next()) {
+      if (!StartsWith(it->key(), row_prefix)) return;
+      rocksdb::Slice v = it->value();
+      if (!ReadPackedChunk(std::string_view(v.data(), v.size()), nullptr, fam, spec, min_ts,
+                           max_versions, out)) {
+        return;
+      }
+    }
+    return;
+  }
   std::string scratch;
   DecodedKey k;
 
@@ -461,6 +597,8 @@ Status EmbeddedStore::AddPuts(const Table& table, std::string_view row,
                               rocksdb::WriteBatch* batch, RowChange* change) {
   std::string key;
   std::string prefix = EncodeRowPrefix(row);
+  // Packed families: the row's cells grouped per chunk, one merge operand each.
+  std::map<std::pair<const Family*, std::string_view>, std::vector<PackedCell>> chunks;
   for (const Cell& c : cells) {
     const Family* f = table.Find(c.family);
     if (f == nullptr) {
@@ -469,14 +607,27 @@ Status EmbeddedStore::AddPuts(const Table& table, std::string_view row,
     }
     int64_t ts = c.timestamp == kLatestTimestamp ? now_ms : c.timestamp;
     if (ts < 0) return InvalidArgumentError("store: negative timestamp");
-    key.assign(prefix);
-    AppendQualifierAndTimestamp(&key, c.qualifier, ts);
-    rocksdb::Status s = batch->Put(f->handle, key, c.value);
-    if (!s.ok()) return FromRocks(s, "store: batch put");
     if (change) {
       change->newest_timestamp = std::max(change->newest_timestamp, ts);
       ++change->cell_count;
     }
+    if (f->options.packed_prefix_bytes > 0) {
+      chunks[{f, ChunkOf(c.qualifier, f->options.packed_prefix_bytes)}].push_back(
+          PackedCell{c.qualifier, ts, c.value});
+      continue;
+    }
+    key.assign(prefix);
+    AppendQualifierAndTimestamp(&key, c.qualifier, ts);
+    rocksdb::Status s = batch->Put(f->handle, key, c.value);
+    if (!s.ok()) return FromRocks(s, "store: batch put");
+  }
+  std::string run;
+  for (auto& [where, run_cells] : chunks) {
+    key.assign(prefix);
+    AppendEscaped(&key, where.second);
+    EncodePackedRun(&run_cells, &run);
+    rocksdb::Status s = batch->Merge(where.first->handle, key, run);
+    if (!s.ok()) return FromRocks(s, "store: batch merge");
   }
   return Status::OK();
 }
@@ -531,13 +682,14 @@ Status EmbeddedStore::Put(std::string_view table, const std::vector<RowPut>& row
 }
 
 Status EmbeddedStore::AddDeletes(const Table& table, std::string_view row, const DeleteColumn& col,
-                                 rocksdb::WriteBatch* batch) {
+                                 rocksdb::WriteBatch* batch, PendingChunks* pending) {
   const Family* f = table.Find(col.family);
   if (f == nullptr) {
     return InvalidArgumentError("store: unknown family '" + col.family + "' in table " +
                                 table.name);
   }
   std::string prefix = EncodeRowPrefix(row);
+  if (f->options.packed_prefix_bytes > 0) return AddPackedDeletes(*f, prefix, col, pending);
   std::string key = prefix;
   if (col.qualifier && !col.all_versions && col.timestamp != kLatestTimestamp) {
     // One exact version: no read needed.
@@ -566,22 +718,74 @@ Status EmbeddedStore::AddDeletes(const Table& table, std::string_view row, const
   return FromRocks(it->status(), "store: read for delete");
 }
 
+Status EmbeddedStore::AddPackedDeletes(const Family& f, const std::string& row_prefix,
+                                       const DeleteColumn& col, PendingChunks* pending) {
+  // Chunks are read (merged) once per row operation, edited in `pending`,
+  // and written back whole by WritePending; the row lock is held.
+  auto edit = [&](const std::string& key, const std::string* loaded) -> Status {
+    auto [it, fresh] = pending->try_emplace({f.handle, key});
+    if (fresh) {
+      if (loaded != nullptr) {
+        it->second = *loaded;
+      } else {
+        rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), f.handle, key, &it->second);
+        if (s.IsNotFound()) {
+          it->second.clear();
+        } else if (!s.ok()) {
+          return FromRocks(s, "store: read chunk for delete");
+        }
+      }
+    }
+    DeleteFromChunk(col, &it->second);
+    return Status::OK();
+  };
+  if (col.qualifier) {
+    std::string key = row_prefix;
+    AppendEscaped(&key, ChunkOf(*col.qualifier, f.options.packed_prefix_bytes));
+    return edit(key, nullptr);
+  }
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, f.handle));
+  std::string key, value;
+  for (it->Seek(row_prefix); it->Valid() && StartsWith(it->key(), row_prefix); it->Next()) {
+    key.assign(it->key().data(), it->key().size());
+    value.assign(it->value().data(), it->value().size());
+    SEG_RETURN_IF_ERROR(edit(key, &value));
+  }
+  return FromRocks(it->status(), "store: read for delete");
+}
+
+Status EmbeddedStore::WritePending(PendingChunks* pending, rocksdb::WriteBatch* batch) {
+  for (auto& [where, value] : *pending) {
+    rocksdb::Status s = value.size() <= 1 ? batch->Delete(where.first, where.second)
+                                          : batch->Put(where.first, where.second, value);
+    if (!s.ok()) return FromRocks(s, "store: batch chunk rewrite");
+  }
+  pending->clear();
+  return Status::OK();
+}
+
 Status EmbeddedStore::Delete(std::string_view table, const std::vector<RowDelete>& rows) {
   SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
   for (const auto& r : rows) {
     SEG_RETURN_IF_ERROR(ValidateRow(r.row));
     std::lock_guard<std::mutex> lock(RowLock(r.row));
     rocksdb::WriteBatch batch;
+    PendingChunks pending;
     if (r.columns.empty()) {
       for (const auto& f : t->families) {
         DeleteColumn all;
         all.family = f.options.name;
         all.timestamp = r.timestamp;
-        SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, all, &batch));
+        SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, all, &batch, &pending));
       }
     } else {
-      for (const auto& c : r.columns) SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, c, &batch));
+      for (const auto& c : r.columns) {
+        SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, c, &batch, &pending));
+      }
     }
+    SEG_RETURN_IF_ERROR(WritePending(&pending, &batch));
     if (batch.Count() > 0) SEG_RETURN_IF_ERROR(Commit(&batch));
   }
   return Status::OK();
@@ -623,9 +827,11 @@ StatusOr<bool> EmbeddedStore::CheckAndMutate(std::string_view table, const Condi
   }
   if (!holds) return false;
   rocksdb::WriteBatch batch;
+  PendingChunks pending;
   for (const auto& d : mutations.deletes) {
-    SEG_RETURN_IF_ERROR(AddDeletes(*t, mutations.row, d, &batch));
+    SEG_RETURN_IF_ERROR(AddDeletes(*t, mutations.row, d, &batch, &pending));
   }
+  SEG_RETURN_IF_ERROR(WritePending(&pending, &batch));  // before the puts' merges
   RowChange change;
   change.table = t->name;
   change.row = mutations.row;
@@ -763,7 +969,13 @@ StatusOr<int64_t> EmbeddedStore::CountRawKeysForTest(std::string_view table,
   ro.total_order_seek = true;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, f->handle));
   int64_t n = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (f->options.packed_prefix_bytes > 0) {
+      n += CountPackedCells(std::string_view(it->value().data(), it->value().size()));
+    } else {
+      ++n;
+    }
+  }
   return n;
 }
 

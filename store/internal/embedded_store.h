@@ -1,6 +1,7 @@
 // EmbeddedStore: the Store on RocksDB. One RocksDB column family per
 // table:family ("users:e"), keys as in key_codec.h, the cell timestamp in
-// the key, the value as the RocksDB value.
+// the key, the value as the RocksDB value; or, for packed families, one key
+// per row chunk holding many cells (packed_cells.h).
 //
 // Versions and TTL are enforced twice, as HBase does: on every read (so an
 // expired cell is invisible at once, by the injected Clock) and by a
@@ -56,7 +57,8 @@ class EmbeddedStore final : public Store {
                                                  const ScanRequest& scan) override;
 
   // Test hooks: force a full compaction (runs the TTL/version filter), and
-  // count the raw RocksDB keys of a family (including invisible ones).
+  // count the raw cells of a family (including invisible ones; for packed
+  // families the cells inside the chunk values).
   Status CompactAllForTest();
   StatusOr<int64_t> CountRawKeysForTest(std::string_view table, std::string_view family);
 
@@ -96,9 +98,16 @@ class EmbeddedStore final : public Store {
   explicit EmbeddedStore(const EmbeddedOptions& options);
   Status OpenDb();
   Status ValidateRow(std::string_view row) const;
-  // Adds deletes for `col` in `row` to `batch`; reads under the row lock.
+  // Packed chunks a row operation rewrites: (family, chunk key) -> value.
+  using PendingChunks = std::map<std::pair<rocksdb::ColumnFamilyHandle*, std::string>, std::string>;
+  // Adds deletes for `col` in `row` to `batch` (packed families: edits
+  // `pending`, see WritePending); reads under the row lock.
   Status AddDeletes(const Table& table, std::string_view row, const DeleteColumn& col,
-                    rocksdb::WriteBatch* batch);
+                    rocksdb::WriteBatch* batch, PendingChunks* pending);
+  Status AddPackedDeletes(const Family& f, const std::string& row_prefix, const DeleteColumn& col,
+                          PendingChunks* pending);
+  // Writes the edited chunks whole (or deletes them when empty).
+  Status WritePending(PendingChunks* pending, rocksdb::WriteBatch* batch);
   Status AddPuts(const Table& table, std::string_view row, const std::vector<Cell>& cells,
                  int64_t now_ms, rocksdb::WriteBatch* batch, RowChange* change);
   Status Commit(rocksdb::WriteBatch* batch);

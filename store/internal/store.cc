@@ -68,7 +68,7 @@ std::vector<TableOptions> DefaultTables() {
   constexpr int64_t kDayMs = 24ll * 3600 * 1000;
   TableOptions users;
   users.name = "users";
-  users.families.push_back(FamilyOptions{"e", 3, 60 * kDayMs});
+  users.families.push_back(FamilyOptions{"e", 3, 60 * kDayMs, 5});
   users.families.push_back(FamilyOptions{"s", 3, 0});
   return {users};
 }

@@ -32,8 +32,8 @@ struct StoreBackend {
 };
 inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
 
-// Tables every backend must serve: users (e: 60 d TTL, s), t (a: 5
-// versions; b: 3 versions, 1 h TTL).
+// Tables every backend must serve: users (e: 60 d TTL, packed; s), t (a: 5
+// versions, packed; b: 3 versions, 1 h TTL).
 std::vector<TableOptions> ContractTables();
 // The same as seg-store YAML config.
 std::string ContractTablesYaml();

@@ -9,10 +9,15 @@ namespace {
 
 class EmbeddedEnv : public StoreEnv {
  public:
-  EmbeddedEnv() {
+  explicit EmbeddedEnv(bool packed) {
     EmbeddedOptions o;
     o.data_dir = dir_.path() + "/db";
     o.tables = ContractTables();
+    if (!packed) {
+      for (auto& t : o.tables) {
+        for (auto& f : t.families) f.packed_prefix_bytes = 0;
+      }
+    }
     o.clock = &clock_;
     o.write_buffer_bytes = 8 << 20;
     o.block_cache_bytes = 8 << 20;
@@ -32,7 +37,9 @@ class EmbeddedEnv : public StoreEnv {
 
 INSTANTIATE_TEST_SUITE_P(
     Embedded, StoreContractTest,
-    ::testing::Values(StoreBackend{"embedded", [] { return std::make_unique<EmbeddedEnv>(); }}),
+    ::testing::Values(StoreBackend{"embedded", [] { return std::make_unique<EmbeddedEnv>(true); }},
+                      StoreBackend{"embedded_cells",
+                                   [] { return std::make_unique<EmbeddedEnv>(false); }}),
     [](const ::testing::TestParamInfo<StoreBackend>& info) { return info.param.name; });
 
 }  // namespace

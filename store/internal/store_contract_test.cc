@@ -49,7 +49,8 @@ std::vector<TableOptions> ContractTables() {
   auto tables = DefaultTables();
   TableOptions t;
   t.name = "t";
-  t.families.push_back(FamilyOptions{"a", 5, 0});
+  // `a` packed (1-byte chunks: many chunks per row), `b` one key per cell.
+  t.families.push_back(FamilyOptions{"a", 5, 0, 1});
   t.families.push_back(FamilyOptions{"b", 3, 3600 * 1000});
   tables.push_back(t);
   return tables;
@@ -59,10 +60,10 @@ std::string ContractTablesYaml() {
   return "store:\n"
          "  tables:\n"
          "    users:\n"
-         "      e: {max_versions: 3, ttl_seconds: 5184000}\n"
+         "      e: {max_versions: 3, ttl_seconds: 5184000, packed_prefix_bytes: 5}\n"
          "      s: {max_versions: 3}\n"
          "    t:\n"
-         "      a: {max_versions: 5}\n"
+         "      a: {max_versions: 5, packed_prefix_bytes: 1}\n"
          "      b: {max_versions: 3, ttl_seconds: 3600}\n";
 }
 

@@ -130,7 +130,8 @@ Status StoreServer::Start() {
       std::make_shared<at::TConfiguration>(static_cast<int>(max_msg), static_cast<int>(max_msg));
   auto handler =
       std::make_shared<internal::StoreHandler>(d.store.get(), d.options.scanner_lease_ms);
-  auto processor = std::make_shared<internal::StoreProcessor>(handler);
+  auto processor = std::make_shared<internal::StoreProcessor>(
+      handler, d.options.protocol == ThriftProtocol::kBinary);
 
   std::shared_ptr<at::transport::TTransportFactory> tf;
   if (d.options.transport == ThriftTransport::kFramed) {
@@ -253,7 +254,7 @@ Status LoadStoreServerOptions(Config& config, StoreServerOptions* out) {
   st.write_buffer_bytes = mb << 20;
   SEG_RETURN_IF_ERROR(config.Get("store.background_jobs", &st.background_jobs));
 
-  // store.tables.<table>.<family>.{max_versions, ttl_seconds}
+  // store.tables.<table>.<family>.{max_versions, ttl_seconds, packed_prefix_bytes}
   std::vector<std::string> tables = config.Keys("store.tables");
   if (!tables.empty()) {
     st.tables.clear();
@@ -268,6 +269,7 @@ Status LoadStoreServerOptions(Config& config, StoreServerOptions* out) {
         int64_t ttl_s = 0;
         SEG_RETURN_IF_ERROR(config.Get(base + ".ttl_seconds", &ttl_s));
         fam.ttl_ms = ttl_s * 1000;
+        SEG_RETURN_IF_ERROR(config.Get(base + ".packed_prefix_bytes", &fam.packed_prefix_bytes));
         table.families.push_back(std::move(fam));
       }
       st.tables.push_back(std::move(table));

@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <cstring>
+
 #include "store/internal/thrift_convert.h"
 
 namespace seg::store::internal {
@@ -312,6 +314,83 @@ void WriteResult(tp::TProtocol* out, const RowResult& row, std::string* scratch)
   out->writeStructEnd();
 }
 
+// The same reply bytes as TBinaryProtocol (strict) would write, sized
+// first and then written through a raw pointer: ~25 virtual calls and 3
+// string copies per cell become 3 memcpy. Used when the server speaks the
+// binary protocol.
+class BinaryWriter {
+ public:
+  explicit BinaryWriter(char* p) : p_(p) {}
+  void I8(int8_t v) { *p_++ = static_cast<char>(v); }
+  void I16(int16_t v) { Be(static_cast<uint64_t>(static_cast<uint16_t>(v)), 2); }
+  void I32(int32_t v) { Be(static_cast<uint64_t>(static_cast<uint32_t>(v)), 4); }
+  void I64(int64_t v) { Be(static_cast<uint64_t>(v), 8); }
+  void Field(tp::TType type, int16_t id) {
+    I8(static_cast<int8_t>(type));
+    I16(id);
+  }
+  void Bytes(std::string_view b) {
+    I32(static_cast<int32_t>(b.size()));
+    std::memcpy(p_, b.data(), b.size());
+    p_ += b.size();
+  }
+  void Stop() { I8(tp::T_STOP); }
+  char* pos() const { return p_; }
+
+ private:
+  void Be(uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) p_[i] = static_cast<char>(v >> (8 * (n - 1 - i)));
+    p_ += n;
+  }
+  char* p_;
+};
+
+void EncodeGetMultipleReply(const std::vector<RowResult>& rows, int32_t seqid, std::string* out) {
+  static constexpr std::string_view kName = "getMultiple";
+  // Header 4+4+11+4, success field 3 + list 5, stop 1; per row: row field
+  // 3+4+len, list field 3+5, stop 1; per cell: 3 strings (3+4 each) + i64
+  // field 3+8 + stop 1 = 33 bytes plus its data (an upper bound, below).
+  size_t size = 4 + 4 + kName.size() + 4 + 3 + 5 + 1;
+  for (const RowResult& row : rows) {
+    size += (row.empty() ? 0 : 7 + row.row().size()) + 8 + 1 + 33 * row.size() + row.data_bytes();
+  }
+  out->resize(size);
+  BinaryWriter w(out->data());
+  w.I32(static_cast<int32_t>(0x80010000u | tp::T_REPLY));  // strict binary header
+  w.Bytes(kName);
+  w.I32(seqid);
+  w.Field(tp::T_LIST, 0);  // success
+  w.I8(tp::T_STRUCT);
+  w.I32(static_cast<int32_t>(rows.size()));
+  for (const RowResult& row : rows) {
+    if (!row.empty()) {
+      w.Field(tp::T_STRING, 1);
+      w.Bytes(row.row());
+    }
+    w.Field(tp::T_LIST, 2);
+    w.I8(tp::T_STRUCT);
+    w.I32(static_cast<int32_t>(row.size()));
+    for (CellView c : row) {
+      w.Field(tp::T_STRING, 1);
+      w.Bytes(c.family);
+      w.Field(tp::T_STRING, 2);
+      w.Bytes(c.qualifier);
+      w.Field(tp::T_STRING, 3);
+      w.Bytes(c.value);
+      w.Field(tp::T_I64, 4);
+      w.I64(c.timestamp);
+      w.Stop();
+    }
+    w.Stop();  // TResult
+  }
+  w.Stop();  // result struct
+  // data_bytes() may exceed the cells' bytes (KeepNewest leaves dropped
+  // cells' bytes in the buffer): `size` is an upper bound.
+  size_t written = static_cast<size_t>(w.pos() - out->data());
+  CHECK_LE(written, size) << "getMultiple reply overflow";
+  out->resize(written);
+}
+
 }  // namespace
 
 bool StoreProcessor::dispatchCall(tp::TProtocol* iprot, tp::TProtocol* oprot,
@@ -326,6 +405,16 @@ bool StoreProcessor::dispatchCall(tp::TProtocol* iprot, tp::TProtocol* oprot,
 
   thread_local std::vector<RowResult> rows;  // buffers reused per connection thread
   Status s = handler_->ReadRows(args.table, args.tgets, &rows);
+  if (s.ok() && binary_) {
+    thread_local std::string reply;
+    EncodeGetMultipleReply(rows, seqid, &reply);
+    oprot->getTransport()->write(reinterpret_cast<const uint8_t*>(reply.data()),
+                                 static_cast<uint32_t>(reply.size()));
+    oprot->getTransport()->writeEnd();
+    oprot->getTransport()->flush();
+    if (reply.capacity() > (64u << 20)) std::string().swap(reply);  // do not pin a huge reply
+    return true;
+  }
   oprot->writeMessageBegin("getMultiple", tp::T_REPLY, seqid);
   if (!s.ok()) {
     hbase::THBaseService_getMultiple_result result;

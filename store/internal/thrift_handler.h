@@ -71,10 +71,12 @@ class StoreHandler : public hbase::THBaseServiceIf {
 // the protocol straight from the store's row buffers instead of being
 // copied into TResult/TColumnValue strings first (two allocations per cell
 // saved; identical bytes on the wire). Other calls take the generated path.
+// With `binary` (the server speaks TBinaryProtocol) the reply is encoded
+// by hand into one buffer and written with a single transport write.
 class StoreProcessor : public hbase::THBaseServiceProcessor {
  public:
-  explicit StoreProcessor(std::shared_ptr<StoreHandler> handler)
-      : hbase::THBaseServiceProcessor(handler), handler_(std::move(handler)) {}
+  StoreProcessor(std::shared_ptr<StoreHandler> handler, bool binary)
+      : hbase::THBaseServiceProcessor(handler), handler_(std::move(handler)), binary_(binary) {}
 
  protected:
   bool dispatchCall(apache::thrift::protocol::TProtocol* iprot,
@@ -83,6 +85,7 @@ class StoreProcessor : public hbase::THBaseServiceProcessor {
 
  private:
   std::shared_ptr<StoreHandler> handler_;
+  bool binary_;
 };
 
 }  // namespace seg::store::internal

@@ -1,0 +1,140 @@
+// The packed layout (packed_cells.h) beyond the contract suite: merges of
+// many small puts, compaction of TTL and versions inside chunk values,
+// deletes across pending merge operands, and the layout marker that stops
+// a config change from misreading a family.
+#include <gtest/gtest.h>
+
+#include "store/internal/embedded_store.h"
+#include "store/internal/packed_cells.h"
+#include "tests/harness/process.h"
+
+namespace seg::store::internal {
+namespace {
+
+std::vector<std::pair<std::string, int64_t>> Cells(const RowResult& r) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (CellView c : r) out.emplace_back(std::string(c.qualifier), c.timestamp);
+  return out;
+}
+
+class PackedStoreTest : public ::testing::Test {
+ protected:
+  EmbeddedOptions Options(int32_t prefix = 1) {
+    EmbeddedOptions o;
+    o.data_dir = dir_.path() + "/db";
+    o.clock = &clock_;
+    o.tables = {TableOptions{"t", {FamilyOptions{"p", 2, 1000, prefix}}}};
+    o.write_buffer_bytes = 4 << 20;
+    o.block_cache_bytes = 4 << 20;
+    return o;
+  }
+  std::unique_ptr<EmbeddedStore> Open(EmbeddedOptions o) {
+    auto s = EmbeddedStore::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  GetRequest AllVersions() {
+    GetRequest g;
+    g.row = "r";
+    g.max_versions = 10;
+    return g;
+  }
+  seg::testing::TempDir dir_;
+  FakeClock clock_;
+};
+
+TEST(PackedCellsTest, MergeKeepsOrderNewestRunWinsAndCapsVersions) {
+  std::vector<PackedCell> a = {{"y", 5, "old"}, {"x", 1, "1"}, {"x", 3, "3"}};
+  std::vector<PackedCell> b = {{"x", 2, "2"}, {"y", 5, "new"}, {"x", 4, "4"}};
+  std::string ra, rb, merged;
+  EncodePackedRun(&a, &ra);
+  EncodePackedRun(&b, &rb);
+  ASSERT_TRUE(MergePackedRuns({ra, rb}, 3, &merged));
+  PackedReader reader(merged);
+  PackedCell c;
+  std::vector<std::string> got;
+  while (reader.Next(&c)) {
+    got.push_back(std::string(c.qualifier) + "@" + std::to_string(c.timestamp) + "=" +
+                  std::string(c.value));
+  }
+  EXPECT_TRUE(reader.ok());
+  EXPECT_EQ(got, (std::vector<std::string>{"x@4=4", "x@3=3", "x@2=2", "y@5=new"}));
+  EXPECT_FALSE(MergePackedRuns({ra, "\x01\xff"}, 3, &merged));  // malformed run
+}
+
+TEST_F(PackedStoreTest, ManySmallPutsReadAsOneOrderedRow) {
+  auto store = Open(Options());
+  ASSERT_NE(store, nullptr);
+  int64_t now = clock_.NowMs();
+  // One cell per put, out of order, across chunks "a" and "b": merge operands.
+  for (int i = 0; i < 40; ++i) {
+    std::string q = std::string(1, i % 2 ? 'b' : 'a') + std::to_string(100 - i);
+    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", q, now - i, "v"}}}}).ok());
+  }
+  auto r = store->Get("t", AllVersions());
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 40u);
+  for (size_t i = 1; i < r->size(); ++i) {
+    EXPECT_LT(r->cell(i - 1).qualifier, r->cell(i).qualifier) << i;
+  }
+  EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 40);
+}
+
+TEST_F(PackedStoreTest, CompactionDropsExpiredCellsAndExtraVersions) {
+  auto store = Open(Options());
+  ASSERT_NE(store, nullptr);
+  int64_t now = clock_.NowMs();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q", now - i, "v"}}}}).ok());
+  }
+  ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "z", now - 900, "old"}}}}).ok());
+  ASSERT_TRUE(store->CompactAllForTest().ok());
+  EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 3);  // q: 2 versions kept, z
+  clock_.AdvanceMs(200);                                // z expires (ttl 1000)
+  EXPECT_EQ(Cells(*store->Get("t", AllVersions())),
+            (std::vector<std::pair<std::string, int64_t>>{{"q", now}, {"q", now - 1}}));
+  ASSERT_TRUE(store->CompactAllForTest().ok());
+  EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 2);
+  clock_.AdvanceMs(2000);
+  ASSERT_TRUE(store->CompactAllForTest().ok());
+  EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 0);
+}
+
+TEST_F(PackedStoreTest, DeletesSeePendingOperandsAndEachOther) {
+  auto store = Open(Options());
+  ASSERT_NE(store, nullptr);
+  int64_t now = clock_.NowMs();
+  ASSERT_TRUE(
+      store->Put("t", {{"r", {Cell{"p", "q1", now, "v"}, Cell{"p", "q2", now, "v"}}}}).ok());
+  ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q3", now, "v"}}}}).ok());
+  // Two columns of the same chunk in one row delete: both go.
+  DeleteColumn d1{"p", std::string("q1")};
+  DeleteColumn d3{"p", std::string("q3")};
+  ASSERT_TRUE(store->Delete("t", {{"r", {d1, d3}}}).ok());
+  EXPECT_EQ(Cells(*store->Get("t", AllVersions())),
+            (std::vector<std::pair<std::string, int64_t>>{{"q2", now}}));
+  // A put after the rewrite merges on top of it.
+  ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q0", now, "v"}}}}).ok());
+  EXPECT_EQ(store->Get("t", AllVersions())->size(), 2u);
+  ASSERT_TRUE(store->Delete("t", {{"r", {}}}).ok());
+  EXPECT_TRUE(store->Get("t", AllVersions())->empty());
+  EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 0);
+}
+
+TEST_F(PackedStoreTest, LayoutIsFixedWhenTheFamilyIsCreated) {
+  {
+    auto store = Open(Options(1));
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q", clock_.NowMs(), "v"}}}}).ok());
+  }
+  auto other = EmbeddedStore::Open(Options(2));
+  EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
+  auto cells = EmbeddedStore::Open(Options(0));
+  EXPECT_EQ(cells.status().code(), StatusCode::kInvalidArgument);
+  auto same = Open(Options(1));
+  ASSERT_NE(same, nullptr);
+  EXPECT_EQ(same->Get("t", AllVersions())->size(), 1u);
+}
+
+}  // namespace
+}  // namespace seg::store::internal
