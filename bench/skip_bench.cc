@@ -16,7 +16,8 @@
 // "segmentations_without_skips", "final_states_missed", "skip_ratio", ...}.
 // `--json-out FILE` also writes {"figures", "ratios", "notes"} for
 // tools/bench_report.py. `--users_max=N` limits the kernel sizes (CI);
-// `--no_sim` runs the kernels only.
+// `--no_sim` runs the kernels only; `--scenarios=a,b` simulates only those
+// scenarios (names as in the output, e.g. keeps_up,coalesce_500ms).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
@@ -28,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -320,12 +322,16 @@ int main(int argc, char** argv) {
   std::string json_out;
   size_t users_max = 10'000'000;
   bool run_sim = true;
+  std::set<std::string> only_scenarios;  // empty = all
   std::vector<char*> args;
   for (int a = 0; a < argc; ++a) {
     if (std::strcmp(argv[a], "--json-out") == 0 && a + 1 < argc) {
       json_out = argv[++a];
     } else if (std::strcmp(argv[a], "--no_sim") == 0) {
       run_sim = false;
+    } else if (std::strncmp(argv[a], "--scenarios=", 12) == 0) {
+      std::stringstream list(argv[a] + 12);
+      for (std::string name; std::getline(list, name, ',');) only_scenarios.insert(name);
     } else if (std::strncmp(argv[a], "--users_max=", 12) == 0) {
       users_max = std::stoull(argv[a] + 12);
     } else {
@@ -373,6 +379,7 @@ int main(int argc, char** argv) {
   auto write_json = [&] {
     if (!json_out.empty()) {
       std::ofstream out(json_out);
+      out.precision(15);  // counts of ~10^7 must stay exact
       out << "{\"figures\":{";
       bool first = true;
       for (const auto& [k, v] : g_figures) {
@@ -435,6 +442,7 @@ int main(int argc, char** argv) {
 
   std::string main_line;
   for (const Scenario& s : scenarios) {
+    if (!only_scenarios.empty() && only_scenarios.count(s.name) == 0) continue;
     SimOptions off = s.options;
     off.blacklist = false;
     off.cache = false;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# tools/dev bench segmenter: the segmenter node's figures from its kernels,
+# measured in one run (issue #5 "Benchmark"):
+#   - segmentations/s per core, 20 scripts over 200-event rows, scripts only:
+#     script_host_bench BM_Segmentation (CPU-budget instrumentation on, 8
+#     users cycling, i.e. the row in cache as in the node);
+#   - with row decoding: the same rate with segmenter_bench --decode's ns per
+#     200-event row added to each segmentation's time;
+#   - notices / segmentations on skip_bench's bursty trace (tab bursts, 5%
+#     bots) with the node's defaults (read_delay_ms 500: scenario
+#     coalesce_500ms) against cache and blacklist off, and final states missed;
+#   - HLL updates/s: segmenter_bench --hll, FCALL per user pipelined per
+#     2000-user batch vs one PFADD per round trip, local redis-server.
+# $1: output JSON path; SEG_BENCH_BIN: directory of the bench binaries.
+set -euo pipefail
+out="${1:?usage: segmenter.sh OUT.json}"
+bin="${SEG_BENCH_BIN:?SEG_BENCH_BIN not set}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+for b in script_host_bench skip_bench segmenter_bench; do
+  [[ -x "$bin/$b" ]] || { echo "segmenter.sh: $bin/$b not built" >&2; exit 2; }
+done
+
+echo "segmenter.sh: script_host_bench (scripts only)" >&2
+timeout 120 "$bin/script_host_bench" --benchmark_filter='BM_Segmentation/budget:[01]/users:8$' \
+  --benchmark_format=json >"$tmp/scripts.json"
+echo "segmenter.sh: segmenter_bench --decode" >&2
+timeout 60 "$bin/segmenter_bench" --decode >"$tmp/decode.json"
+echo "segmenter.sh: skip_bench bursty trace" >&2
+timeout 150 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,coalesce_500ms --json-out "$tmp/skip.json" >/dev/null
+echo "segmenter.sh: segmenter_bench --hll" >&2
+timeout 60 "$bin/segmenter_bench" --hll --seconds 3 >"$tmp/hll.json"
+
+python3 - "$tmp" "$out" <<'PY'
+import json, sys
+tmp, out = sys.argv[1], sys.argv[2]
+scripts = {b["name"]: b for b in json.load(open(f"{tmp}/scripts.json"))["benchmarks"]}
+rate = scripts["BM_Segmentation/budget:1/users:8"]["segmentations/s"]
+rate_uninstrumented = scripts["BM_Segmentation/budget:0/users:8"]["segmentations/s"]
+decode_ns = json.load(open(f"{tmp}/decode.json"))["decode_ns_per_row"]
+with_decode = 1.0 / (1.0 / rate + decode_ns * 1e-9)
+skip = json.load(open(f"{tmp}/skip.json"))["figures"]
+p = "coalesce_500ms_"
+hll = json.load(open(f"{tmp}/hll.json"))
+figures = {
+    "segmentations_per_s_per_core": round(rate),
+    "segmentations_per_s_per_core_with_decode": round(with_decode),
+    "notices": int(skip[p + "notices"]),
+    "segmentations": int(skip[p + "segmentations"]),
+    "segmentations_without_skips": int(skip[p + "segmentations_without_skips"]),
+    "final_states_missed": int(skip[p + "final_states_missed"]),
+    "hll_updates_per_s": round(hll["hll_updates_per_s"]),
+    "hll_unbatched_updates_per_s": round(hll["hll_unbatched_updates_per_s"]),
+}
+ratios = {
+    "notices_per_segmentation": skip[p + "notices"] / skip[p + "segmentations"],
+    "segmentations_without_over_with_skips":
+        skip[p + "segmentations_without_skips"] / skip[p + "segmentations"],
+    "hll_batched_over_unbatched": hll["hll_updates_per_s"] / hll["hll_unbatched_updates_per_s"],
+    "scripts_with_over_without_budget_checks": rate / rate_uninstrumented,
+    "with_decode_over_scripts_only": with_decode / rate,
+    "read_delay_0_notices_per_segmentation": skip["notices"] / skip["segmentations"],
+    "read_delay_0_final_states_missed": skip["final_states_missed"],
+    # Per second of redis-server CPU: the "one Redis core" figure on a shared machine.
+    "hll_updates_per_redis_cpu_s": hll["hll_updates_per_redis_cpu_s"],
+    "hll_unbatched_updates_per_redis_cpu_s": hll["hll_unbatched_updates_per_redis_cpu_s"],
+}
+notes = (
+    "Targets: >=20k segmentations/s/core scripts only; >=5x fewer segmentations than notices "
+    "with 0 final states missed; >=2M HLL updates/s and >=5x the unbatched baseline. "
+    f"Scripts: script_host_bench, 20 scripts, 200-event rows, budget checks on, CPU time. "
+    f"Decode: {decode_ns:.0f} ns per 200-event row (segmenter_bench --decode) added per "
+    "segmentation. Skips: skip_bench bursty trace, node defaults (read_delay_ms 500 = "
+    "scenario coalesce_500ms); read_delay_0_* = scenario keeps_up. HLL: "
+    f"{hll['segments_per_user']} segment-days per user, FCALL per user pipelined per "
+    f"{hll['batch_users']}-user batch vs one PFADD per round trip, wall clock, one "
+    "local redis-server.")
+json.dump({"figures": figures, "ratios": ratios, "notes": notes}, open(out, "w"), indent=1)
+PY
