@@ -6,6 +6,10 @@
 #include <cstring>
 #include <functional>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace seg::segmenter::internal {
 namespace {
 
@@ -51,6 +55,32 @@ constexpr std::array<uint8_t, 256> kAuthorityClass = [] {
   t[':'] = kPort;
   return t;
 }();
+
+// Position of the first byte of s[i, n) that ends the path ('?', '#') or,
+// unless kPath, is special in the authority ('/', '?', '#', '@', ':'); n
+// when there is none. Sixteen bytes per step (SSE2, part of x86-64).
+template <bool kPath>
+size_t NextSpecial(const char* s, size_t i, size_t n) {
+#if defined(__SSE2__)
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    __m128i m =
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('?')), _mm_cmpeq_epi8(v, _mm_set1_epi8('#')));
+    if (!kPath) {
+      m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')),
+                                       _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('@')),
+                                                    _mm_cmpeq_epi8(v, _mm_set1_epi8(':')))));
+    }
+    if (const int bits = _mm_movemask_epi8(m); bits != 0)
+      return i + std::countr_zero(static_cast<unsigned>(bits));
+  }
+#endif
+  for (; i < n; ++i) {
+    const uint8_t c = kAuthorityClass[static_cast<unsigned char>(s[i])];
+    if (kPath ? (s[i] == '?' || s[i] == '#') : c != 0) return i;
+  }
+  return n;
+}
 
 uint64_t HashFilter(const FfiFilter& f) {
   uint64_t words[(sizeof(FfiFilter) + 7) / 8] = {};
@@ -160,9 +190,8 @@ void SplitUrl(std::string_view url, int32_t* host_off, int32_t* host_len, int32_
   // first ':' after it (port).
   size_t host_end = start, h = start, colon = std::string_view::npos;
   if (!(start == 0 && n > 0 && s[0] == '/')) {  // not a bare path
-    for (; host_end < n; ++host_end) {
+    while ((host_end = NextSpecial<false>(s, host_end, n)) < n) {
       const uint8_t c = kAuthorityClass[static_cast<unsigned char>(s[host_end])];
-      if (c == 0) continue;
       if (c == kEndOfAuthority) break;
       if (c == kUserinfo) {
         h = host_end + 1;
@@ -170,18 +199,14 @@ void SplitUrl(std::string_view url, int32_t* host_off, int32_t* host_len, int32_
       } else if (colon == std::string_view::npos) {
         colon = host_end;
       }
+      ++host_end;
     }
   }
   size_t he = colon == std::string_view::npos ? host_end : colon;
   *host_off = static_cast<int32_t>(h);
   *host_len = static_cast<int32_t>(he > h ? he - h : 0);
   size_t p = host_end, pe = host_end;
-  if (p < n && s[p] == '/') {
-    const void* q = std::memchr(s + p, '?', n - p);
-    pe = q ? static_cast<size_t>(static_cast<const char*>(q) - s) : n;
-    const void* f = std::memchr(s + p, '#', pe - p);
-    if (f) pe = static_cast<size_t>(static_cast<const char*>(f) - s);
-  }
+  if (p < n && s[p] == '/') pe = NextSpecial<true>(s, p, n);
   *path_off = static_cast<int32_t>(p);
   *path_len = static_cast<int32_t>(pe - p);
 }
@@ -214,6 +239,11 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
   char* arena = arena_.data();
   size_t pos = 0;
   for (size_t k = 0; k < n; ++k) {
+    if (k + 4 < n) {  // the strings are scattered: start loading them early
+      const EventView& ahead = events[order_[k + 4]];
+      __builtin_prefetch(ahead.url.data());
+      __builtin_prefetch(ahead.search_query.data());
+    }
     const EventView& e = events[order_[k]];
     FfiEvent& f = events_[k];
     f.time_ms = static_cast<double>(e.time_ms);
