@@ -203,6 +203,15 @@ class Consumer {
   // that have not returned a message yet are not counted (position unknown).
   int64_t Lag();
 
+  // Stops fetching from every assigned partition (rd_kafka_pause), also from
+  // partitions assigned while paused, until Resume(). PollBatch then returns
+  // no messages but still serves rebalances and keeps the member within
+  // max.poll.interval.ms: backpressure while downstream is unavailable.
+  // Fetching resumes at the position after the last message returned.
+  Status Pause();
+  Status Resume();
+  bool paused() const;
+
   // Leaves the group (revoke callback + commit of stored offsets). Idempotent.
   Status Close();
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/kafka.h"
 #include "coprocessor-bridge/bridge.h"
 #include "store/store.h"
@@ -52,6 +53,18 @@ class StoreObserverAdapter : public store::WriteObserver {
   std::shared_ptr<ChangeNotifier> notifier_;
   StoreObserverOptions options_;
 };
+
+// Everything `seg-store --notify-kafka` needs, from the `notify.*` keys:
+//   notify: {kafka: {bootstrap_servers, client_id, properties: {..}},
+//            topic, tables: [..], families: [..], max_pending}
+// Store-side notices are on when notify.kafka.bootstrap_servers is set.
+struct StoreNotifyConfig {
+  bool enabled = false;
+  kafka::KafkaOptions kafka;
+  BridgeOptions bridge;
+  StoreObserverOptions observer;
+};
+Status LoadStoreNotifyConfig(Config& config, StoreNotifyConfig* out);
 
 // A ready observer producing to `bootstrap_servers` with default topic and
 // options (what `seg-store --notify-kafka BOOTSTRAP` registers).

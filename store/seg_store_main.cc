@@ -2,6 +2,7 @@
 //
 //   seg-store --data-dir /var/lib/seg/store --port 9090
 //   seg-store --data-dir DIR --port 0 --port-file DIR/port   # tests
+//   seg-store --data-dir DIR --notify-kafka 127.0.0.1:9092    # store-side notices
 //
 // Flags override the config file (--config FILE, YAML, unknown keys are an
 // error):
@@ -25,6 +26,7 @@
 #include "common/config.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "coprocessor-bridge/store_observer_adapter.h"
 #include "store/store_server.h"
 
 namespace {
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   std::string config_path, data_dir, port_file, transport, protocol, bind;
   int port = -1;
   int metrics_port = -1;
+  std::string notify_kafka;
   app.add_option("--config", config_path, "YAML config file");
   app.add_option("--data-dir", data_dir, "RocksDB directory (store.data_dir)");
   app.add_option("--port", port, "THBaseService port, 0 = pick a free one (server.port)");
@@ -57,6 +60,9 @@ int main(int argc, char** argv) {
   app.add_option("--protocol", protocol, "binary|compact (server.protocol)");
   app.add_option("--metrics-port", metrics_port,
                  "serve /metrics on 127.0.0.1:PORT, 0 = a free port (server.metrics_port)");
+  app.add_option("--notify-kafka", notify_kafka,
+                 "store-side change notices: every put to users/e produces a ChangeNotice on "
+                 "user-changes at this bootstrap (notify.kafka.bootstrap_servers)");
   CLI11_PARSE(app, argc, argv);
 
   auto config = seg::Config::LoadFile(config_path);
@@ -77,12 +83,15 @@ int main(int argc, char** argv) {
   if (!transport.empty()) override("server.transport=" + transport);
   if (!protocol.empty()) override("server.protocol=" + protocol);
   if (metrics_port >= 0) override("server.metrics_port=" + std::to_string(metrics_port));
+  if (!notify_kafka.empty()) override("notify.kafka.bootstrap_servers=" + notify_kafka);
 
   seg::store::StoreServerOptions options;
   seg::Status s = seg::store::LoadStoreServerOptions(*config, &options);
   if (!data_dir.empty()) options.store.data_dir = data_dir;  // a path, not YAML
   int32_t metrics = -1;
   if (s.ok()) s = config->Get("server.metrics_port", &metrics);
+  seg::bridge::StoreNotifyConfig notify;
+  if (s.ok()) s = seg::bridge::LoadStoreNotifyConfig(*config, &notify);
   if (s.ok()) s = config->CheckNoUnknownKeys();
   if (s.ok() && options.store.data_dir.empty()) {
     s = seg::InvalidArgumentError("--data-dir (store.data_dir) is required");
@@ -116,6 +125,18 @@ int main(int argc, char** argv) {
     LOG(ERROR) << server.status();
     return 2;
   }
+  // Store-side mode of the coprocessor bridge (like an HBase RegionObserver).
+  std::shared_ptr<seg::bridge::StoreObserverAdapter> notifier;
+  if (notify.enabled) {
+    auto observer =
+        seg::bridge::MakeKafkaNotifyObserver(notify.kafka, notify.bridge, notify.observer);
+    if (!observer.ok()) {
+      LOG(ERROR) << observer.status();
+      return 2;
+    }
+    notifier = std::static_pointer_cast<seg::bridge::StoreObserverAdapter>(*observer);
+    (*server)->AddObserver(*observer);
+  }
   s = (*server)->Start();
   if (!s.ok()) {
     LOG(ERROR) << s;
@@ -132,5 +153,10 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   LOG(INFO) << "seg-store: signal " << sig << ", shutting down";
   (*server)->Stop();
+  if (notifier) {
+    // Bounded: notices still undelivered are logged; their writes are durable.
+    seg::Status f = notifier->notifier()->Flush(std::chrono::seconds(3));
+    if (!f.ok()) LOG(WARNING) << "seg-store: change notices: " << f;
+  }
   return 0;
 }

@@ -265,6 +265,9 @@ struct RowChange {
   std::string row;
   int64_t newest_timestamp = 0;  // newest cell timestamp written, ms
   int64_t cell_count = 0;        // cells written to the row
+  // Families the put wrote, in first-written order, so an observer can
+  // ignore writes to families it does not watch (no notice loops).
+  std::vector<std::string> families;
 };
 
 // Told about writes after they are committed and durable, like an HBase

@@ -88,6 +88,7 @@ struct Consumer::Impl {
   std::string group_id;
   RebalanceCallback on_rebalance;
   bool closed = false;
+  bool paused = false;  // Pause() in force: new partitions are paused too
 
   metrics::Counter consumed;
   metrics::Counter errors;
@@ -117,6 +118,10 @@ struct Consumer::Impl {
       Status s = cooperative ? ErrorStatus(rd_kafka_incremental_assign(handle, parts), "assign")
                              : ErrorStatus(rd_kafka_assign(handle, parts), "assign");
       if (!s.ok()) LOG(ERROR) << "kafka group " << group_id << ": " << s;
+      if (paused) {
+        Status p = ErrorStatus(rd_kafka_pause_partitions(handle, parts), "pause");
+        if (!p.ok()) LOG(ERROR) << "kafka group " << group_id << ": " << p;
+      }
       Notify(RebalanceEvent::Kind::kAssigned, parts);
       return;
     }
@@ -298,6 +303,34 @@ int64_t Consumer::Lag() {
   impl_->lag.Set(static_cast<double>(total));
   return total;
 }
+
+namespace {
+
+Status PauseOrResume(rd_kafka_t* rk, bool pause) {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  SEG_RETURN_IF_ERROR(ErrorStatus(rd_kafka_assignment(rk, &raw), "kafka assignment"));
+  PartitionListPtr list(raw);
+  if (list->cnt == 0) return Status::OK();
+  return ErrorStatus(pause ? rd_kafka_pause_partitions(rk, list.get())
+                           : rd_kafka_resume_partitions(rk, list.get()),
+                     pause ? "kafka pause" : "kafka resume");
+}
+
+}  // namespace
+
+Status Consumer::Pause() {
+  if (impl_->closed) return FailedPreconditionError("kafka consumer: closed");
+  impl_->paused = true;
+  return PauseOrResume(impl_->rk.get(), true);
+}
+
+Status Consumer::Resume() {
+  if (impl_->closed) return FailedPreconditionError("kafka consumer: closed");
+  impl_->paused = false;
+  return PauseOrResume(impl_->rk.get(), false);
+}
+
+bool Consumer::paused() const { return impl_->paused; }
 
 Status Consumer::Close() {
   if (impl_->closed) return Status::OK();

@@ -13,20 +13,13 @@ bool Contains(const std::vector<std::string>& list, std::string_view value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-// Whether the change touched a notifying family. store::RowChange reports
-// the families written once the store provides them (a `families` member);
-// until then every put to a watched table notifies.
-template <typename Change>
-bool TouchesFamilies(const Change& change, const std::vector<std::string>& families) {
-  if constexpr (requires { change.families; }) {
-    if (families.empty() || change.families.empty()) return true;
-    for (const auto& f : change.families) {
-      if (Contains(families, f)) return true;
-    }
-    return false;
-  } else {
-    return true;
+// Whether the change wrote a notifying family (empty list: any family).
+bool TouchesFamilies(const store::RowChange& change, const std::vector<std::string>& families) {
+  if (families.empty()) return true;
+  for (const auto& f : change.families) {
+    if (Contains(families, f)) return true;
   }
+  return false;
 }
 
 }  // namespace
@@ -47,6 +40,20 @@ void StoreObserverAdapter::OnCommitted(const std::vector<store::RowChange>& chan
     rows.push_back(CommittedRow{c.row, c.newest_timestamp, c.cell_count});
   }
   if (!rows.empty()) notifier_->Enqueue(rows, acked_at_ms);
+}
+
+Status LoadStoreNotifyConfig(Config& config, StoreNotifyConfig* out) {
+  std::string bootstrap;
+  SEG_RETURN_IF_ERROR(config.Get("notify.kafka.bootstrap_servers", &bootstrap));
+  out->enabled = !bootstrap.empty();
+  out->kafka.client_id = "seg-store-bridge";
+  SEG_RETURN_IF_ERROR(out->kafka.LoadFrom(config, "notify.kafka"));
+  SEG_RETURN_IF_ERROR(config.Get("notify.topic", &out->bridge.topic));
+  SEG_RETURN_IF_ERROR(config.Get("notify.max_pending", &out->bridge.max_pending));
+  SEG_RETURN_IF_ERROR(config.Get("notify.tables", &out->observer.tables));
+  SEG_RETURN_IF_ERROR(config.Get("notify.families", &out->observer.families));
+  if (out->bridge.topic.empty()) return InvalidArgumentError("notify.topic must not be empty");
+  return Status::OK();
 }
 
 StatusOr<std::shared_ptr<store::WriteObserver>> MakeKafkaNotifyObserver(

@@ -610,6 +610,10 @@ Status EmbeddedStore::AddPuts(const Table& table, std::string_view row,
     if (change) {
       change->newest_timestamp = std::max(change->newest_timestamp, ts);
       ++change->cell_count;
+      if (std::find(change->families.begin(), change->families.end(), c.family) ==
+          change->families.end()) {
+        change->families.push_back(c.family);
+      }
     }
     if (f->options.packed_prefix_bytes > 0) {
       chunks[{f, ChunkOf(c.qualifier, f->options.packed_prefix_bytes)}].push_back(
