@@ -19,11 +19,12 @@
 //
 // At-least-once: whatever process dies at whatever point, the uncommitted
 // batch is re-read and rewritten onto the same cells. Store failures are
-// retried with backoff (common/backoff.h) without polling further or
-// committing; the consumer's max.poll.interval.ms is set generously
-// (IngestOptions::max_poll_interval_ms) so a long store outage does not cost
-// the group membership, and if it does, the batch is re-read by the next
-// owner: still nothing lost.
+// retried with backoff (common/backoff.h) without fetching further or
+// committing: the consumer's partitions are paused (backpressure) and
+// polled between attempts, so a store outage of any length keeps the group
+// membership (max.poll.interval.ms); they resume with the next batch. If
+// the membership is lost anyway, the batch is re-read by the next owner:
+// still nothing lost.
 //
 // Thread-safety: an Ingester belongs to one thread (RunOnce/Run/Close);
 // stats() may be called from any thread.
@@ -128,9 +129,14 @@ struct IngestOptions {
   BackoffOptions store_backoff{100, 5000};
   // Kafka failures (notices, dead letters) likewise.
   BackoffOptions kafka_backoff{100, 5000};
-  // Kafka drops a member that does not poll for this long (ms); a store
-  // outage longer than this costs a rebalance (and re-delivery, not loss).
-  int64_t max_poll_interval_ms = 30 * 60 * 1000;
+  // Kafka drops a member that does not poll for this long (ms). Retries
+  // poll the paused consumer, so only a single store call longer than
+  // this (see the store's call timeout) costs a rebalance.
+  int64_t max_poll_interval_ms = 5 * 60 * 1000;
+  // Close() (and so SIGTERM) finishes the batches in flight, commits and
+  // leaves the group within about this long (ms); what does not fit stays
+  // uncommitted and is re-read.
+  int64_t shutdown_timeout_ms = 4000;
   // Waiting for dead-letter deliveries before retrying them (ms).
   int64_t produce_timeout_ms = 60'000;
   // Commit offsets synchronously after each batch (false: async commit,
@@ -163,6 +169,7 @@ struct IngestStats {
   int64_t store_retries = 0;    // failed store calls (each retried)
   int64_t kafka_retries = 0;    // failed notice/dead-letter deliveries (retried)
   int64_t commit_failures = 0;  // offset commits that failed (covered by the next)
+  int64_t rebalances = 0;       // assignment changes after the first assignment
 };
 
 class Ingester {
@@ -188,8 +195,8 @@ class Ingester {
   // RunOnce until `stop` is requested or a fatal error; then Close().
   virtual Status Run(std::stop_token stop) = 0;
 
-  // Finishes the batch in flight (one attempt, bounded by
-  // produce_timeout_ms), commits and leaves the group. Idempotent.
+  // Finishes the batches in flight (one attempt each, bounded by
+  // shutdown_timeout_ms), commits and leaves the group. Idempotent.
   virtual Status Close() = 0;
 
   virtual IngestStats stats() const = 0;

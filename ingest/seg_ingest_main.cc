@@ -7,12 +7,18 @@
 // Config keys (all optional; see docs/ingest.md): kafka.*, ingest.*,
 // store.backend (thrift|embedded), store.thrift.{host,port,transport,
 // protocol,call_timeout_ms}, store.embedded.data_dir. Unknown keys are an
-// error. SIGINT/SIGTERM: finish or abandon the current batch (uncommitted),
-// commit, leave the group, exit 0.
+// error. SIGINT/SIGTERM: finish the batches in flight, commit, leave the
+// group, exit 0, all within ingest.shutdown_timeout_ms (default 4 s); a
+// watchdog exits 0 shortly after that budget if Kafka or the store hang
+// (what was not committed is re-read by the group: at-least-once).
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
 #include <stop_token>
 #include <thread>
 
@@ -124,11 +130,23 @@ int main(int argc, char** argv) {
   }
 
   std::stop_source stop;
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig != 0) LOG(INFO) << "signal " << sig << ": stopping";
     stop.request_stop();
+    // Watchdog: a broker or store that hangs must not hold the exit.
+    std::unique_lock<std::mutex> lock(done_mu);
+    auto budget = std::chrono::milliseconds(options.shutdown_timeout_ms + 700);
+    if (!done_cv.wait_for(lock, budget, [&] { return done; })) {
+      LOG(WARNING) << "seg-ingest: not closed " << budget.count()
+                   << " ms after the signal; exiting (uncommitted input is re-read)";
+      google::FlushLogFiles(google::INFO);
+      _exit(0);
+    }
   });
   LOG(INFO) << "seg-ingest: " << options.events_topic << " -> " << options.table << "/"
             << options.family << ", group " << options.group_id;
@@ -136,6 +154,13 @@ int main(int argc, char** argv) {
   seg::ingest::IngestStats stats = (*ingester)->stats();
   LOG(INFO) << "seg-ingest: " << stats.events_in << " in, " << stats.events_written << " written, "
             << stats.dead_lettered << " dead-lettered";
+  ingester->reset();  // producers flush here, within the budget
+  store->reset();
+  {
+    std::lock_guard<std::mutex> lock(done_mu);
+    done = true;
+  }
+  done_cv.notify_all();
   if (!stop.stop_requested()) {
     // Run ended on its own (an error): wake the signal thread.
     pthread_kill(signal_thread.native_handle(), SIGTERM);

@@ -15,3 +15,14 @@ if(TARGET seg_ingest AND TARGET seg_store_server)
     LABELS integration)
   add_dependencies(ingest_test seg-store)
 endif()
+
+# The binaries as deployed: seg-store --notify-kafka, seg-ingest and SIGTERM,
+# backpressure through a store outage longer than max.poll.interval.ms.
+if(TARGET seg_ingest AND TARGET seg_store_server AND TARGET seg-ingest)
+  seg_add_test(ingest_process_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/ingest_process_test.cc
+    LIBS seg_ingest seg_bridge seg_bridge_store_observer seg_store_server seg_testing
+    TIMEOUT 240
+    LABELS integration)
+  add_dependencies(ingest_process_test seg-store seg-ingest)
+endif()

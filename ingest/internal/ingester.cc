@@ -44,6 +44,7 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_put_parallelism", &store_put_parallelism));
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.initial_ms", &store_backoff.initial_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.max_ms", &store_backoff.max_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.shutdown_timeout_ms", &shutdown_timeout_ms));
   SEG_RETURN_IF_ERROR(validation.LoadFrom(config, "ingest.validation"));
   return Status::OK();
 }
@@ -95,6 +96,8 @@ class IngesterImpl : public Ingester {
                                            "Failed notice/dead-letter deliveries (retried)")),
         commit_failures_(
             metrics::GetCounter("seg_ingest_commit_failures_total", "Offset commits that failed")),
+        pauses_(metrics::GetCounter("seg_ingest_consumer_pauses_total",
+                                    "Times the consumer was paused while retrying (backpressure)")),
         store_latency_(metrics::GetHistogram("seg_ingest_store_latency_seconds",
                                              "Store Put latency per batch (successful calls)")),
         notice_latency_(metrics::GetHistogram("seg_ingest_produce_latency_seconds",
@@ -171,6 +174,14 @@ class IngesterImpl : public Ingester {
     auto poll_start = std::chrono::steady_clock::now();
     auto poll_deadline = poll_start + std::chrono::milliseconds(options_.batch_max_ms);
     bool first = true;
+    SEG_RETURN_IF_ERROR(ResumeIfPaused());
+    // Messages that arrived while the consumer was paused come first.
+    for (kafka::Batch& carried : carry_) {
+      for (const kafka::Message& m : carried) messages.push_back(&m);
+      polled.push_back(std::move(carried));
+      first = false;
+    }
+    carry_.clear();
     while (messages.size() < static_cast<size_t>(options_.batch_max_events)) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           poll_deadline - std::chrono::steady_clock::now());
@@ -282,8 +293,13 @@ class IngesterImpl : public Ingester {
     InFlight& f = *in_flight_.front();
     if (!f.committed.empty()) {
       int64_t t0 = clock_->MonotonicUs();
-      Status s = f.notices ? f.notices->Wait(std::chrono::milliseconds(options_.produce_timeout_ms))
+      Status s = f.notices ? f.notices->Wait(std::chrono::milliseconds(wait_limit_ms_))
                            : UnavailableError("notices not produced");
+      if (!s.ok() && stop.stop_requested()) {
+        // Shutting down: no blocking re-publish; the batch stays uncommitted.
+        return CancelledError("ingest: stopped before the change notices were acknowledged: " +
+                              std::string(s.message()));
+      }
       if (!s.ok()) {
         kafka_retries_.Inc();
         stats_kafka_retries_++;
@@ -333,17 +349,27 @@ class IngesterImpl : public Ingester {
   Status Close() override {
     if (closed_) return Status::OK();
     closed_ = true;
+    auto started = std::chrono::steady_clock::now();
     if (!in_flight_.empty() && consumer_) {
-      // Finish the batch in flight (its messages precede any abandoned
-      // one). One attempt, bounded by produce_timeout_ms: no retries.
+      // Finish the batches in flight (their messages precede any abandoned
+      // one). One attempt, no retries, within half the shutdown budget; the
+      // rest is for the commit and leaving the group.
+      wait_limit_ms_ = std::max<int64_t>(
+          1, std::min(options_.produce_timeout_ms, options_.shutdown_timeout_ms / 2));
       std::stop_source give_up;
       give_up.request_stop();
       Status s = FinishAll(give_up.get_token());
-      if (!s.ok()) LOG(WARNING) << "ingest: last batch left uncommitted: " << s;
+      if (!s.ok()) LOG(WARNING) << "ingest: last batch left uncommitted (re-read later): " << s;
     }
+    carry_.clear();  // uncommitted: re-read by the next owner
     Status commit = consumer_ ? consumer_->Commit(/*sync=*/true) : Status::OK();
     if (!commit.ok()) LOG(WARNING) << "ingest: final commit: " << commit;
     Status close = consumer_ ? consumer_->Close() : Status::OK();
+    LOG(INFO) << "ingest: closed in "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count()
+              << " ms";
     return commit.ok() ? close : commit;
   }
 
@@ -357,6 +383,7 @@ class IngesterImpl : public Ingester {
     s.store_retries = stats_store_retries_.load();
     s.kafka_retries = stats_kafka_retries_.load();
     s.commit_failures = stats_commit_failures_.load();
+    s.rebalances = stats_rebalances_.load();
     return s;
   }
 
@@ -381,6 +408,8 @@ class IngesterImpl : public Ingester {
     // before the next poll, which is where rebalances are served.
     VLOG(1) << "ingest: rebalance kind " << static_cast<int>(e.kind) << " " << e.partitions.size()
             << " partitions";
+    if (assigned_once_ && !closed_) stats_rebalances_++;  // not the leave in Close()
+    assigned_once_ = true;
   }
 
   // Runs `fn` until OK, sleeping with backoff in between; Cancelled when
@@ -403,11 +432,52 @@ class IngesterImpl : public Ingester {
     }
   }
 
-  // False when `stop` was requested.
+  // Waits `ms` between retries; false when `stop` was requested. Backpressure:
+  // the consumer's partitions are paused (until the next batch's poll) and
+  // polled meanwhile, so a store or Kafka outage of any length keeps the
+  // member in the group (max.poll.interval.ms) without fetching more.
   bool SleepFor(std::stop_token stop, int64_t ms) {
-    std::unique_lock<std::mutex> lock(sleep_mu_);
-    return !sleep_cv_.wait_for(lock, stop, std::chrono::milliseconds(ms), [] { return false; }) &&
-           !stop.stop_requested();
+    if (stop.stop_requested()) return false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    if (!closed_ && consumer_ && !consumer_->paused()) {
+      Status p = consumer_->Pause();
+      if (p.ok()) {
+        pauses_.Inc();
+        LOG(INFO) << "ingest: consumer paused while retrying";
+      } else {
+        LOG(WARNING) << "ingest: " << p;
+      }
+    }
+    while (!stop.stop_requested()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return true;
+      if (closed_ || !consumer_ || !consumer_->paused()) {
+        std::unique_lock<std::mutex> lock(sleep_mu_);
+        sleep_cv_.wait_for(lock, stop, left, [] { return false; });
+        continue;
+      }
+      // Serves rebalances and resets the poll interval; returns messages
+      // only from a fetch that raced the pause: they are kept for the next
+      // batch (the consumer position is already past them).
+      auto batch = consumer_->PollBatch(size_t(options_.batch_max_events),
+                                        std::min(left, std::chrono::milliseconds(100)));
+      if (!batch.ok()) {
+        LOG_EVERY_N(WARNING, 10) << "ingest: poll while paused: " << batch.status();
+        std::unique_lock<std::mutex> lock(sleep_mu_);
+        sleep_cv_.wait_for(lock, stop, std::min(left, std::chrono::milliseconds(100)),
+                           [] { return false; });
+      } else if (!batch->empty()) {
+        carry_.push_back(std::move(batch).value());
+      }
+    }
+    return false;
+  }
+
+  Status ResumeIfPaused() {
+    if (!consumer_ || !consumer_->paused()) return Status::OK();
+    LOG(INFO) << "ingest: consumer resumed";
+    return consumer_->Resume();
   }
 
   Status ProduceOneDeadLetter(const kafka::Message& m, const DeadLetterItem& item, uint64_t tag) {
@@ -454,8 +524,7 @@ class IngesterImpl : public Ingester {
     std::unordered_map<uint64_t, size_t> waiting;  // tag -> index into dead
     for (size_t i = 0; i < tags->size(); ++i) waiting.emplace((*tags)[i], i);
     Backoff backoff(options_.kafka_backoff);
-    auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.produce_timeout_ms);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_limit_ms_);
     while (!waiting.empty()) {
       // Reports of every batch's dead letters arrive on one queue: stash them.
       for (const kafka::DeliveryReport& r :
@@ -483,6 +552,11 @@ class IngesterImpl : public Ingester {
         dl_reports_.erase(report);
         it = waiting.erase(it);
       }
+      if (std::chrono::steady_clock::now() >= deadline && !waiting.empty() &&
+          stop.stop_requested()) {
+        for (const auto& [tag, index] : waiting) dl_tracked_.erase(tag);
+        return CancelledError("ingest: stopped before the dead letters were acknowledged");
+      }
       if (std::chrono::steady_clock::now() >= deadline && !waiting.empty()) {
         // Still unacknowledged: produce them again (the old attempts'
         // reports are dropped; a duplicate dead letter is harmless).
@@ -491,8 +565,7 @@ class IngesterImpl : public Ingester {
           failed.push_back(index);
         }
         waiting.clear();
-        deadline = std::chrono::steady_clock::now() +
-                   std::chrono::milliseconds(options_.produce_timeout_ms);
+        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_limit_ms_);
       }
       if (failed.empty()) continue;
       kafka_retries_.Inc(double(failed.size()));
@@ -639,6 +712,11 @@ class IngesterImpl : public Ingester {
   // arrived for a batch other than the one being awaited.
   std::unordered_set<uint64_t> dl_tracked_;
   std::unordered_map<uint64_t, Status> dl_reports_;
+  // Messages returned by polls while paused (see SleepFor), oldest first.
+  std::vector<kafka::Batch> carry_;
+  // Bound of each wait for notice/dead-letter acknowledgements (ms);
+  // shortened by Close() to fit the shutdown budget.
+  int64_t wait_limit_ms_ = options_.produce_timeout_ms;
   bool closed_ = false;
   bool in_batch_ = false;   // messages polled, batch not finished
   bool abandoned_ = false;  // a batch failed after its messages were polled
@@ -648,9 +726,11 @@ class IngesterImpl : public Ingester {
 
   std::atomic<int64_t> stats_batches_{0}, stats_events_in_{0}, stats_events_written_{0},
       stats_dead_lettered_{0}, stats_notices_{0}, stats_store_retries_{0}, stats_kafka_retries_{0},
-      stats_commit_failures_{0};
+      stats_commit_failures_{0}, stats_rebalances_{0};
+  bool assigned_once_ = false;
 
-  metrics::Counter events_in_, events_written_, store_retries_, kafka_retries_, commit_failures_;
+  metrics::Counter events_in_, events_written_, store_retries_, kafka_retries_, commit_failures_,
+      pauses_;
   metrics::Histogram store_latency_, notice_latency_, deadletter_latency_, batch_latency_,
       poll_latency_, decode_latency_, batch_events_, batch_rows_;
   metrics::Gauge lag_;
