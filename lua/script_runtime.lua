@@ -177,10 +177,21 @@ local function cyr_lower(c)
   if b >= 0xA0 and b <= 0xAF then return "\209" .. string.char(b - 0x20) end  -- Р-Я
   return c
 end
+-- Results are cached by the (interned) input: scripts lower the same event
+-- text in loops (car_older_than_3_years: once per needle), and every
+-- Cyrillic string takes the gsub path.
+local lower_cache, lower_n = {}, 0
 local function lower(s)
-  s = s_lower(s)
-  if s_find(s, "\208", 1, true) then s = s_gsub(s, "\208[\129\144-\175]", cyr_lower) end
-  return s
+  local r = lower_cache[s]
+  if r then return r end
+  r = s_lower(s)
+  if s_find(r, "\208", 1, true) then r = s_gsub(r, "\208[\129\144-\175]", cyr_lower) end
+  if type(s) == "string" and #s <= 256 then
+    if lower_n >= 4096 then lower_cache, lower_n = {}, 0 end
+    lower_n = lower_n + 1
+    lower_cache[s] = r
+  end
+  return r
 end
 
 ---------------------------------------------------------------------------
