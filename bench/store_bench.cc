@@ -3,6 +3,7 @@
 // seg-store child process on a free port), in one run, with the ratios.
 //
 //   store_bench [--json-out FILE] [--rows N] [--threads T] [--seg-store PATH]
+//               [--packed-prefix K]
 //
 // Workload: the `users` schema. Each row gets 200 event cells in family `e`
 // (qualifier = 8-byte big-endian event time + 8-byte id digest, value 64
@@ -10,7 +11,9 @@
 // rows (1,000 cells). Multi-gets ask for 100 random rows per call, all
 // cells of family `e`. Thrift runs use T client threads (default 2, one per
 // core) because a single blocking client leaves the server idle during
-// each round trip.
+// each round trip. --packed-prefix K sets family `e`'s layout on both
+// backends (default 5, the default schema; 0 = one RocksDB key per cell,
+// the layout before packing) for a same-machine comparison.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -203,6 +206,7 @@ int main(int argc, char** argv) {
   int rows = 5000;  // 1,000,000 cells
   int threads = 2;
   int write_buffer_mb = 64;  // in-process memtable size (seg-store uses its default)
+  int packed_prefix = 5;     // family e's layout (0 = a key per cell)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -220,12 +224,14 @@ int main(int argc, char** argv) {
       threads = std::atoi(next().c_str());
     } else if (a == "--write-buffer-mb") {
       write_buffer_mb = std::atoi(next().c_str());
+    } else if (a == "--packed-prefix") {
+      packed_prefix = std::atoi(next().c_str());
     } else if (a == "--seg-store") {
       seg_store = next();
     } else {
       std::fprintf(stderr,
                    "usage: store_bench [--json-out FILE] [--rows N] [--threads T] "
-                   "[--write-buffer-mb MB] [--seg-store PATH]\n");
+                   "[--write-buffer-mb MB] [--seg-store PATH] [--packed-prefix K]\n");
       return 2;
     }
   }
@@ -245,6 +251,11 @@ int main(int argc, char** argv) {
     seg::store::StoreOptions o;
     o.embedded.data_dir = dir + "/inproc";
     o.embedded.write_buffer_bytes = static_cast<int64_t>(write_buffer_mb) << 20;
+    for (auto& t : o.embedded.tables) {
+      for (auto& f : t.families) {
+        if (f.name == "e") f.packed_prefix_bytes = packed_prefix;
+      }
+    }
     auto store = seg::store::OpenStore(o);
     if (!store.ok()) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
@@ -258,8 +269,14 @@ int main(int argc, char** argv) {
   Rate put_thrift, get_thrift;
   {
     std::string port_file = dir + "/port";
-    std::vector<std::string> args = {seg_store, "--data-dir",  dir + "/served", "--port",
-                                     "0",       "--port-file", port_file};
+    // The default schema, with family e's layout as asked.
+    std::string config = dir + "/seg-store.yaml";
+    std::ofstream(config)
+        << "store:\n  tables:\n    users:\n"
+        << "      e: {max_versions: 3, ttl_seconds: 5184000, packed_prefix_bytes: " << packed_prefix
+        << "}\n      s: {max_versions: 3}\n";
+    std::vector<std::string> args = {seg_store,     "--data-dir", dir + "/served", "--port", "0",
+                                     "--port-file", port_file,    "--config",      config};
     std::vector<char*> cargs;
     for (auto& s : args) cargs.push_back(s.data());
     cargs.push_back(nullptr);
@@ -319,11 +336,11 @@ int main(int argc, char** argv) {
         "  \"put_cells_per_cpu_s_inproc\": %.0f,\n  \"put_cells_per_cpu_s_thrift\": %.0f,\n"
         "  \"multiget_rows_per_cpu_s_inproc\": %.0f,\n"
         "  \"multiget_rows_per_cpu_s_thrift\": %.0f,\n  \"thrift_client_threads\": %d,\n"
-        "  \"rows\": %d,\n  \"cells_per_row\": %d\n}\n",
+        "  \"rows\": %d,\n  \"cells_per_row\": %d,\n  \"packed_prefix_bytes\": %d\n}\n",
         put_inproc.per_s, put_thrift.per_s, get_thrift.per_s, get_inproc.per_s,
         put_thrift.per_s / put_inproc.per_s, get_thrift.per_s / get_inproc.per_s,
         put_inproc.per_cpu_s, put_thrift.per_cpu_s, get_inproc.per_cpu_s, get_thrift.per_cpu_s,
-        threads, rows, kCellsPerRow);
+        threads, rows, kCellsPerRow, packed_prefix);
     out << buf;
     if (!out) return 1;
   }
