@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
   CLI::App app{"End-to-end ingest benchmark (Kafka -> Thrift2 store -> notices)"};
   int events = 300'000, unbatched_events = 20'000, users = 50'000, batch = 5000;
   int parallelism = IngestOptions().store_put_parallelism;
+  int packed_prefix = -1;
   std::string json_out;
   app.add_option("--events", events, "events for the batched run");
   app.add_option("--unbatched-events", unbatched_events, "events for the per-event-put baseline");
@@ -134,6 +135,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "batch_max_events");
   app.add_option("--put-parallelism", parallelism, "store_put_parallelism");
   app.add_option("--json-out", json_out, "write figures as JSON here");
+  app.add_option("--store-packed-prefix", packed_prefix,
+                 "family e packed_prefix_bytes (-1: the store's default; 0: one key per cell)");
   CLI11_PARSE(app, argc, argv);
 
   auto cluster = seg::testing::MockKafkaCluster::Start(3);
@@ -147,6 +150,12 @@ int main(int argc, char** argv) {
   seg::store::StoreServerOptions server_options;
   server_options.port = 0;
   server_options.store.data_dir = dir.path() + "/store";
+  if (packed_prefix >= 0) {
+    server_options.store.tables = seg::store::DefaultTables();
+    for (auto& f : server_options.store.tables[0].families) {
+      if (f.name == "e") f.packed_prefix_bytes = packed_prefix;
+    }
+  }
   auto server = seg::store::StoreServer::Create(server_options);
   Die(server.status(), "store server");
   Die((*server)->Start(), "store server start");
