@@ -154,6 +154,7 @@ local BUDGET = ffi.cast("seg_budget*", HOST.budget)
 local C_needles = ffi.cast("int32_t (*)(void*, const char**, const int32_t*, int32_t)", HOST.needles)
 local C_scan = ffi.cast("int32_t (*)(void*, seg_user*, const seg_filter*, int32_t)", HOST.scan)
 local C_distinct = ffi.cast("int32_t (*)(seg_user*, int32_t)", HOST.distinct)
+local C_raw = ffi.cast("const seg_event_raw* (*)(seg_user*, int32_t)", HOST.event_raw)
 local SCAN_CTX = ffi.cast("void*", HOST.scan_ctx)
 local C_aborting = HOST.aborting        -- lua_CFunction: true while a call is being aborted
 local MAX_STRING = HOST.max_string_bytes
@@ -416,7 +417,7 @@ local function ip_string(ip)
 end
 
 materialize = function(j)
-  local e, r = U.ev[j], U.raw[j]
+  local e, r = U.ev[j], C_raw(U, j)
   local attrs = {}
   local A = U.attrs
   for a = e.attr_begin, e.attr_end - 1 do
@@ -455,7 +456,7 @@ local function field_of(j, field)
   if field == "day" then return floor(e.time_ms / MS_DAY) end
   if field == "query" then return ffi_string(e.query, e.query_len) end
   if field == "url" then return ffi_string(e.url, e.url_len) end
-  if field == "source" then return text(U.raw[j].source) end
+  if field == "source" then return text(C_raw(U, j).source) end
   local name = s_match(field, "^attr:(.+)$")
   if name then return attr_of(j, name) end
   error("distinct: unknown field '" .. tostring(field) .. "'", 3)

@@ -53,7 +53,7 @@ struct FfiAttr {
 
 struct FfiUser {
   const FfiEvent* ev;
-  const FfiEventRaw* raw;
+  const FfiEventRaw* raw;  // filled on demand: read it through seg_event_raw()
   const FfiAttr* attrs;
   const int32_t* by_type;                // unused (null); kept for the layout
   int32_t type_begin[kMaxTypeCode + 3];  // unused
@@ -116,6 +116,9 @@ extern "C" int32_t seg_scan(void* ctx, FfiUser* user, const FfiFilter* f, int32_
 // events added by kScanUnion scans since the last call; empties the set.
 // field 0 only empties it.
 extern "C" int32_t seg_distinct(FfiUser* user, int32_t field);
+// The original strings of event k (time order), for materialising it; the
+// pointer is valid until the next call.
+extern "C" const FfiEventRaw* seg_event_raw(FfiUser* user, int32_t k);
 
 // String tests used by the helpers. Haystacks are lower-cased by the host,
 // needles by the runtime. Return 1 or 0.

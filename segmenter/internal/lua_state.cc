@@ -194,6 +194,7 @@ int LuaState::InitInProtectedMode(lua_State* L) {
   set_ptr("needles", FnPtr(&seg_needles));
   set_ptr("scan", FnPtr(&seg_scan));
   set_ptr("distinct", FnPtr(&seg_distinct));
+  set_ptr("event_raw", FnPtr(&seg_event_raw));
   set_ptr("scan_ctx", &self->scan_ctx_);
   lua_pushlightuserdata(L, self);
   lua_pushcclosure(L, &LuaState::Aborting, 1);

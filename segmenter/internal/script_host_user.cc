@@ -215,6 +215,7 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
                      bool explain, FfiUser* user) {
   const size_t n = events.size();
   n_ = n;
+  input_ = events;
   words_ = (n + 63) / 64;
   order_.resize(n);
   bool sorted = true;
@@ -267,8 +268,6 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
                                int32_t(value.size()), value.empty() ? kEmpty : value.data()});
     }
     f.attr_end = static_cast<int32_t>(attrs_.size());
-    raw_[k] = FfiEventRaw{Text(e.url),          Text(e.referrer), Text(e.user_agent),
-                          Text(e.search_query), Text(e.source),   Text(e.event_id)};
     const uint64_t bit = uint64_t{1} << (k & 63);
     if (e.type >= 0 && e.type <= 30) type_bits_[e.type * words_ + (k >> 6)] |= bit;
     if (!e.search_query.empty()) has_query_[k >> 6] |= bit;
@@ -419,9 +418,9 @@ bool UserData::MatchesRest(const ScanContext& ctx, const FfiFilter& f, int32_t k
     }
   }
   if (f.source >= 0) {
-    const FfiText& src = raw_[k].source;
+    const std::string_view src = input_[events_[k].index].source;
     if (!AnyOf(ctx.list(f.source), [&](const char* n, int32_t nl) {
-          return seg_equals_nocase(src.ptr, static_cast<int32_t>(src.len), n, nl) != 0;
+          return seg_equals_nocase(src.data(), static_cast<int32_t>(src.size()), n, nl) != 0;
         })) {
       return false;
     }
@@ -574,6 +573,13 @@ int32_t UserData::Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, i
   return out;
 }
 
+const FfiEventRaw* UserData::Raw(int32_t k) {
+  const EventView& e = input_[events_[k].index];
+  raw_[k] = FfiEventRaw{Text(e.url),          Text(e.referrer), Text(e.user_agent),
+                        Text(e.search_query), Text(e.source),   Text(e.event_id)};
+  return &raw_[k];
+}
+
 int32_t UserData::Distinct(int32_t field) {
   int32_t count = 0;
   auto each = [&](auto&& fn) {
@@ -624,6 +630,10 @@ int32_t UserData::Distinct(int32_t field) {
   }
   std::fill(union_.begin(), union_.end(), 0);
   return count;
+}
+
+extern "C" const FfiEventRaw* seg_event_raw(FfiUser* u, int32_t k) {
+  return static_cast<UserData*>(u->host_data)->Raw(k);
 }
 
 extern "C" int32_t seg_distinct(FfiUser* u, int32_t field) {

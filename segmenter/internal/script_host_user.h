@@ -94,6 +94,8 @@ class UserData {
   // seg_scan: see lua_abi.h.
   int32_t Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, int32_t flags);
 
+  // seg_event_raw: see lua_abi.h.
+  const FfiEventRaw* Raw(int32_t k);
   // seg_distinct: see lua_abi.h.
   int32_t Distinct(int32_t field);
 
@@ -130,7 +132,8 @@ class UserData {
   size_t n_ = 0, words_ = 0;
   std::vector<int32_t> order_;
   std::vector<FfiEvent> events_;
-  std::vector<FfiEventRaw> raw_;
+  std::span<const EventView> input_;  // the caller's events (Build)
+  std::vector<FfiEventRaw> raw_;      // filled on demand by Raw()
   std::vector<FfiAttr> attrs_;
   std::vector<int32_t> matched_;
   std::vector<int32_t> scratch_;
