@@ -30,7 +30,8 @@ class DryRun {
  public:
   DryRun(internal::ScratchHost* candidate, bool list_users, std::ostream& out)
       : candidate_(candidate), list_users_(list_users), out_(out) {
-    for (const auto& s : candidate->host().scripts()[0].segments) declared_.insert(s);
+    std::vector<segmenter::ScriptInfo> scripts = candidate->host().scripts();
+    declared_.insert(scripts[0].segments.begin(), scripts[0].segments.end());
   }
 
   void Evaluate(const internal::UserHistory& h, int64_t now_ms) {

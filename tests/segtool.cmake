@@ -1,0 +1,18 @@
+# segtool: every shipped script's fixtures through `segtool test` (one ctest
+# per script, from the scripts/ glob), and segtool against the real local
+# stack (mock Kafka, seg-store over TCP, redis-server).
+if(TARGET segtool)
+  file(GLOB SEG_SHIPPED_SCRIPTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/scripts/*.lua)
+  foreach(script ${SEG_SHIPPED_SCRIPTS})
+    get_filename_component(name ${script} NAME_WE)
+    add_test(NAME segtool_script_${name} COMMAND segtool test ${script})
+    set_tests_properties(segtool_script_${name} PROPERTIES TIMEOUT 60 LABELS unit)
+  endforeach()
+endif()
+if(TARGET seg_segtool AND TARGET seg_store_server AND TARGET seg-store)
+  seg_add_test(segtool_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/segtool_test.cc
+    LIBS seg_segtool seg_testing
+    TIMEOUT 90 LABELS integration)
+  add_dependencies(segtool_test segtool seg-store)
+endif()
