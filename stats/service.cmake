@@ -27,6 +27,7 @@ add_library(seg::stats_writer ALIAS seg_stats_writer)
 add_library(seg_stats_service STATIC
   ${CMAKE_CURRENT_LIST_DIR}/internal/stats_service.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/stats_service_query.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/past_day_cache.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/stats_service_store.cc)
 target_include_directories(seg_stats_service PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(seg_stats_service

@@ -34,6 +34,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/status.h"
 #include "proto/segmentation.pb.h"
@@ -66,11 +67,19 @@ struct StatsQueryOptions {
   // its error is 1.3x-4.6x larger, see docs/stats.md).
   std::string intersection_estimator = "joint-mle";
   int max_idle_connections = 16;  // routers kept in the pool between calls
+  // Keep sketches of days before yesterday (UTC) this long after fetching
+  // them (0 = off, every query reads every key): a query over the last 30
+  // days then reads 2 days' keys from Redis. Late events for an old day show
+  // up at most this much later; a query over old days only may be answered
+  // from memory while Redis is down. docs/stats.md.
+  int past_day_cache_ms = 60000;
+  int past_day_cache_max_keys = 8192;  // <= 12 KB each (dense): ~100 MB
+  Clock* clock = nullptr;              // null = Clock::Real() (tests: FakeClock)
 
   // Reads <prefix>.shards, .key_prefix, .registry_key, .require_registered,
   // .max_days, .max_union_segments, .max_intersection_segments,
-  // .server_side_merge, .intersection_estimator, .max_idle_connections and
-  // <prefix>.redis.*.
+  // .server_side_merge, .intersection_estimator, .max_idle_connections,
+  // .past_day_cache_ms, .past_day_cache_max_keys and <prefix>.redis.*.
   Status LoadFrom(Config& config, std::string_view prefix);
 };
 
@@ -124,6 +133,15 @@ class StatsServer {
   // Blocks until Shutdown() completes.
   virtual void Wait() = 0;
 };
+
+// Seconds that seg-stats queries in this process spent fetching sketches
+// from Redis and decoding/merging/estimating them, summed since start (also
+// exported as seg_stats_query_phase_seconds_total{phase}); stats_bench
+// splits latency with it.
+struct QueryPhaseSeconds {
+  double fetch = 0, merge = 0;
+};
+QueryPhaseSeconds QueryPhaseTotals();
 
 // Binds and starts serving. InvalidArgument for bad options (unreadable TLS
 // files, insecure remote bind), Unavailable if the port cannot be bound.

@@ -454,28 +454,28 @@ HyperLogLog UnionOf(const std::vector<const HyperLogLog*>& sets, uint32_t mask, 
   return u;
 }
 
+// An estimate with its interval, judged (too_uncertain, note) as `what`.
+IntersectionEstimate Judged(double value, double low, double high, const char* method,
+                            const std::string& what) {
+  IntersectionEstimate e;
+  e.value = value;
+  e.ci95_low = low;
+  e.ci95_high = high;
+  e.method = method;
+  Judge(e, what);
+  return e;
+}
+
 IntersectionEstimate FromSize(const HyperLogLog& s) {
   const CardinalityEstimate c = s.EstimateWithError();
-  IntersectionEstimate e;
-  e.value = c.value;
-  e.ci95_low = c.ci95_low;
-  e.ci95_high = c.ci95_high;
-  e.method = "size";
-  Judge(e, "the set");
-  return e;
+  return Judged(c.value, c.ci95_low, c.ci95_high, "size", "the set");
 }
 
 }  // namespace
 
 IntersectionEstimate EstimateIntersection(const HyperLogLog& a, const HyperLogLog& b) {
   const internal::JointMleResult r = internal::JointMle(a.registers(), b.registers());
-  IntersectionEstimate e;
-  e.value = r.lx;
-  e.ci95_low = r.lx_low;
-  e.ci95_high = r.lx_high;
-  e.method = "joint_mle";
-  Judge(e, "the intersection");
-  return e;
+  return Judged(r.lx, r.lx_low, r.lx_high, "joint_mle", "the intersection");
 }
 
 IntersectionEstimate EstimateIntersectionK(std::span<const HyperLogLog* const> sketches) {

@@ -191,10 +191,16 @@ Status StatsQueryOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".server_side_merge", &server_side_merge));
   SEG_RETURN_IF_ERROR(config.Get(p + ".intersection_estimator", &intersection_estimator));
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_idle_connections", &max_idle_connections));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".past_day_cache_ms", &past_day_cache_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".past_day_cache_max_keys", &past_day_cache_max_keys));
   if (intersection_estimator != "joint-mle" && intersection_estimator != "inclusion-exclusion") {
     return InvalidArgumentError(config.source() + ": " + p +
                                 ".intersection_estimator: expected joint-mle or "
                                 "inclusion-exclusion");
+  }
+  if (past_day_cache_ms < 0 || past_day_cache_max_keys < 0) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".past_day_cache_ms and .past_day_cache_max_keys must be >= 0");
   }
   if (max_days < 1)
     return InvalidArgumentError(config.source() + ": " + p + ".max_days must be >= 1");

@@ -2,15 +2,15 @@
 
 #include <glog/logging.h>
 
-#include <array>
-#include <cstring>
-
-#include "stats/internal/hll_internal.h"
-
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <optional>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "stats/internal/hll_internal.h"
 
 namespace seg::stats::internal {
 namespace {
@@ -32,9 +32,10 @@ bool IsEmpty(const HyperLogLog& h) {
 }
 
 // Register-wise max of many Redis HLL strings without a HyperLogLog object
-// per key: dense strings (the common case for large segment-days) are
-// unpacked into one scratch buffer and folded in; sparse ones go through
-// the full decoder. Build() hands the registers to the HLL engine.
+// per key: dense strings (the common case for large segment-days) are folded
+// in straight from their packed 6-bit form (SIMD, hll_dense_max.cc); sparse
+// ones go through the full decoder. Build() hands the registers to the HLL
+// engine.
 class RegisterAccumulator {
  public:
   RegisterAccumulator() { registers_.fill(0); }
@@ -42,9 +43,8 @@ class RegisterAccumulator {
   Status Add(std::string_view raw, const std::string& key) {
     if (raw.size() == kHllDenseBytes && raw.substr(0, 4) == "HYLL" &&
         static_cast<uint8_t>(raw[4]) == internal::kEncodingDense) {
-      internal::UnpackDense(reinterpret_cast<const uint8_t*>(raw.data()) + kHllHeaderBytes,
-                            scratch_.data());
-      Fold(scratch_.data());
+      internal::MaxDenseInto(reinterpret_cast<const uint8_t*>(raw.data()) + kHllHeaderBytes,
+                             registers_.data());
       return Status::OK();
     }
     auto h = HyperLogLog::FromRedisString(raw);
@@ -69,8 +69,35 @@ class RegisterAccumulator {
     for (int i = 0; i < kHllRegisters; ++i) dst[i] = dst[i] > regs[i] ? dst[i] : regs[i];
   }
   std::array<uint8_t, kHllRegisters> registers_;
-  std::array<uint8_t, kHllRegisters> scratch_;
 };
+
+// Where a query's time goes, summed over calls (seconds): "fetch" is the
+// Redis round trip(s) for the sketches, "merge" decoding, merging and
+// estimating. stats_bench reads these to split latency by phase.
+metrics::Counter PhaseCounter(const char* phase) {
+  return metrics::GetCounter("seg_stats_query_phase_seconds_total",
+                             "seg-stats query time by phase (fetch, merge)", {{"phase", phase}});
+}
+
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(const char* phase)
+      : counter_(PhaseCounter(phase)), start_us_(Clock::Real()->MonotonicUs()) {}
+  ~PhaseTimer() { counter_.Inc((Clock::Real()->MonotonicUs() - start_us_) / 1e6); }
+
+ private:
+  metrics::Counter counter_;
+  int64_t start_us_;
+};
+
+// One shard's PFCOUNT reply as a term of `sum`, with PFCOUNT's standard error.
+Status AddPfCount(const RedisReply& r, ShardSum* sum) {
+  if (!r.is_integer()) return InternalError("redis PFCOUNT: " + r.DebugString());
+  double v = static_cast<double>(r.integer);
+  double half = kZ95 * kHllRelativeStdError * v;
+  sum->Add(v, std::max(0.0, v - half), v + half);
+  return Status::OK();
+}
 
 std::string FormatNumber(double v) {
   char buf[64];
@@ -145,11 +172,7 @@ class QueryEngine::Call {
       : engine_(engine), opts_(engine->options_), cancelled_(cancelled) {}
   ~Call() { engine_->pool_.Release(std::move(router_), healthy_); }
 
-  Status Open() {
-    if (cancelled_ && cancelled_()) return Cancelled();
-    SEG_ASSIGN_OR_RETURN(router_, engine_->pool_.Acquire());
-    return Status::OK();
-  }
+  Status Open() { return CheckCancelled(); }
 
   Status CheckCancelled() const { return cancelled_ && cancelled_() ? Cancelled() : Status::OK(); }
 
@@ -195,6 +218,7 @@ class QueryEngine::Call {
 
   StatusOr<RedisReply> Command(const std::string& key, const RedisArgv& argv) {
     SEG_RETURN_IF_ERROR(CheckCancelled());
+    SEG_RETURN_IF_ERROR(Connect());
     auto r = router_->Command(key, argv);
     if (!r.ok()) {
       healthy_ = false;
@@ -205,6 +229,7 @@ class QueryEngine::Call {
 
   StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RoutedCommand>& commands) {
     SEG_RETURN_IF_ERROR(CheckCancelled());
+    SEG_RETURN_IF_ERROR(Connect());
     auto r = router_->Pipeline(commands);
     if (!r.ok()) {
       healthy_ = false;
@@ -213,35 +238,51 @@ class QueryEngine::Call {
     return std::move(r).value();
   }
 
-  // keys[shard] -> raw strings (nullopt for absent keys): one MGET per shard,
-  // all in one pipeline per node.
-  StatusOr<std::vector<std::vector<std::optional<std::string>>>> MGetPerShard(
+  // keys[shard] -> raw strings (nullptr for absent keys): past days from the
+  // engine's PastDayCache when it holds them, the rest with one MGET per
+  // shard, all in one pipeline per node.
+  StatusOr<std::vector<std::vector<SharedSketch>>> MGetPerShard(
       const std::vector<std::vector<std::string>>& keys) {
+    PastDayCache& cache = engine_->cache_;
+    std::vector<std::vector<SharedSketch>> out(keys.size());
+    std::vector<std::vector<size_t>> missing(keys.size());  // positions to fetch
     std::vector<RoutedCommand> cmds;
     std::vector<size_t> shard_of;
     for (size_t s = 0; s < keys.size(); ++s) {
-      if (keys[s].empty()) continue;
+      out[s].resize(keys[s].size());
+      for (size_t k = 0; k < keys[s].size(); ++k) {
+        if (auto hit = cache.Find(keys[s][k])) {
+          out[s][k] = std::move(*hit);
+        } else {
+          missing[s].push_back(k);
+        }
+      }
+      if (missing[s].empty()) continue;
       RoutedCommand c;
-      c.key = keys[s][0];
-      c.argv.reserve(keys[s].size() + 1);
+      c.key = keys[s][missing[s][0]];
+      c.argv.reserve(missing[s].size() + 1);
       c.argv.push_back("MGET");
-      c.argv.insert(c.argv.end(), keys[s].begin(), keys[s].end());
+      for (size_t k : missing[s]) c.argv.push_back(keys[s][k]);
       cmds.push_back(std::move(c));
       shard_of.push_back(s);
     }
+    if (cmds.empty()) return out;
+    PhaseTimer timer("fetch");
     SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, Pipeline(cmds));
-    std::vector<std::vector<std::optional<std::string>>> out(keys.size());
     for (size_t i = 0; i < replies.size(); ++i) {
       RedisReply& r = replies[i];
       size_t s = shard_of[i];
       if (r.is_error())
         return InternalError("redis MGET on shard " + std::to_string(s) + ": " + r.str);
-      if (!r.is_array() || r.elements.size() != keys[s].size()) {
+      if (!r.is_array() || r.elements.size() != missing[s].size()) {
         return InternalError("redis MGET on shard " + std::to_string(s) + ": unexpected reply");
       }
-      out[s].resize(keys[s].size());
-      for (size_t k = 0; k < r.elements.size(); ++k) {
-        if (r.elements[k].is_string()) out[s][k] = std::move(r.elements[k].str);
+      for (size_t j = 0; j < r.elements.size(); ++j) {
+        const size_t k = missing[s][j];
+        if (r.elements[j].is_string()) {
+          out[s][k] = std::make_shared<const std::string>(std::move(r.elements[j].str));
+        }
+        if (cache.CacheableKey(keys[s][k])) cache.Put(keys[s][k], out[s][k]);
       }
     }
     return out;
@@ -249,10 +290,27 @@ class QueryEngine::Call {
 
   // Merges the raw sketches into `acc`. INTERNAL naming the key when a value
   // is not an HLL.
-  Status MergeInto(RegisterAccumulator* acc, const std::optional<std::string>& raw,
-                   const std::string& key) {
+  Status MergeInto(RegisterAccumulator* acc, const SharedSketch& raw, const std::string& key) {
     if (!raw) return Status::OK();
     return acc->Add(*raw, key);
+  }
+
+  // One estimate per key position summed over shards: (*sums)[i] gets the
+  // sketch at keys[s][i] of every shard s (a day of a series, a segment of
+  // the segment list).
+  Status SumEachKeyOverShards(const std::vector<std::vector<std::string>>& keys,
+                              std::vector<ShardSum>* sums) {
+    SEG_ASSIGN_OR_RETURN(auto raws, MGetPerShard(keys));
+    PhaseTimer timer("merge");
+    for (size_t s = 0; s < keys.size(); ++s) {
+      for (size_t i = 0; i < keys[s].size(); ++i) {
+        auto acc = std::make_unique<RegisterAccumulator>();
+        SEG_RETURN_IF_ERROR(MergeInto(acc.get(), raws[s][i], keys[s][i]));
+        CardinalityEstimate e = acc->Build().EstimateWithError();
+        (*sums)[i].Add(e.value, e.ci95_low, e.ci95_high);
+      }
+    }
+    return Status::OK();
   }
 
   // |union of segments over days| as a sum over shards.
@@ -276,15 +334,11 @@ class QueryEngine::Call {
         cmds.push_back(std::move(c));
       }
       SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, Pipeline(cmds));
-      for (const auto& r : replies) {
-        if (!r.is_integer()) return InternalError("redis PFCOUNT: " + r.DebugString());
-        double v = static_cast<double>(r.integer);
-        double half = kZ95 * kHllRelativeStdError * v;
-        sum.Add(v, std::max(0.0, v - half), v + half);
-      }
+      for (const auto& r : replies) SEG_RETURN_IF_ERROR(AddPfCount(r, &sum));
     } else {
       SEG_ASSIGN_OR_RETURN(auto raws, MGetPerShard(keys));
       SEG_RETURN_IF_ERROR(CheckCancelled());
+      PhaseTimer timer("merge");
       for (uint32_t s = 0; s < opts_.shards; ++s) {
         auto acc = std::make_unique<RegisterAccumulator>();
         for (size_t k = 0; k < keys[s].size(); ++k) {
@@ -301,6 +355,14 @@ class QueryEngine::Call {
   }
 
  private:
+  // Borrows a router on first use: a call answered from the registry and
+  // the past-day cache alone never needs Redis.
+  Status Connect() {
+    if (router_) return Status::OK();
+    SEG_ASSIGN_OR_RETURN(router_, engine_->pool_.Acquire());
+    return Status::OK();
+  }
+
   QueryEngine* engine_;
   const StatsQueryOptions& opts_;
   const CancelCheck& cancelled_;
@@ -309,14 +371,21 @@ class QueryEngine::Call {
 };
 
 QueryEngine::QueryEngine(StatsQueryOptions options)
-    : options_(std::move(options)), pool_(options_.redis, options_.max_idle_connections) {
+    : options_(std::move(options)),
+      pool_(options_.redis, options_.max_idle_connections),
+      cache_(options_.past_day_cache_ms, static_cast<size_t>(options_.past_day_cache_max_keys),
+             options_.clock) {
   if (options_.shards == 0) options_.shards = 1;
+}
+
+StatusOr<std::vector<Day>> QueryEngine::SegmentDays(const v1::SegmentSizeRequest& request) const {
+  if (request.segment().empty()) return InvalidArgumentError("segment is required");
+  return ResolveDays(request.days(), options_.max_days);
 }
 
 StatusOr<v1::Estimate> QueryEngine::SegmentSize(const v1::SegmentSizeRequest& request,
                                                 const CancelCheck& cancelled) {
-  if (request.segment().empty()) return InvalidArgumentError("segment is required");
-  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, ResolveDays(request.days(), options_.max_days));
+  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, SegmentDays(request));
   Call call(this, cancelled);
   SEG_RETURN_IF_ERROR(call.Open());
   SEG_RETURN_IF_ERROR(call.CheckKnown({request.segment()}));
@@ -371,6 +440,7 @@ StatusOr<v1::Estimate> QueryEngine::Intersection(const v1::SegmentSetRequest& re
     }
   }
   SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
+  PhaseTimer timer("merge");
   const bool ie_only = options_.intersection_estimator == "inclusion-exclusion";
   ShardSum sum;
   std::string method =
@@ -426,8 +496,7 @@ StatusOr<v1::Estimate> QueryEngine::Intersection(const v1::SegmentSetRequest& re
 
 StatusOr<v1::SizeSeriesReply> QueryEngine::SizeSeries(const v1::SegmentSizeRequest& request,
                                                       const CancelCheck& cancelled) {
-  if (request.segment().empty()) return InvalidArgumentError("segment is required");
-  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, ResolveDays(request.days(), options_.max_days));
+  SEG_ASSIGN_OR_RETURN(std::vector<Day> days, SegmentDays(request));
   Call call(this, cancelled);
   SEG_RETURN_IF_ERROR(call.Open());
   SEG_RETURN_IF_ERROR(call.CheckKnown({request.segment()}));
@@ -443,22 +512,10 @@ StatusOr<v1::SizeSeriesReply> QueryEngine::SizeSeries(const v1::SegmentSizeReque
     }
     SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, call.Pipeline(cmds));
     for (size_t i = 0; i < replies.size(); ++i) {
-      if (!replies[i].is_integer())
-        return InternalError("redis PFCOUNT: " + replies[i].DebugString());
-      double v = static_cast<double>(replies[i].integer);
-      double half = kZ95 * kHllRelativeStdError * v;
-      sums[i % days.size()].Add(v, std::max(0.0, v - half), v + half);
+      SEG_RETURN_IF_ERROR(AddPfCount(replies[i], &sums[i % days.size()]));
     }
   } else {
-    SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
-    for (uint32_t s = 0; s < options_.shards; ++s) {
-      for (size_t d = 0; d < days.size(); ++d) {
-        auto acc = std::make_unique<RegisterAccumulator>();
-        SEG_RETURN_IF_ERROR(call.MergeInto(acc.get(), raws[s][d], keys[s][d]));
-        CardinalityEstimate e = acc->Build().EstimateWithError();
-        sums[d].Add(e.value, e.ci95_low, e.ci95_high);
-      }
-    }
+    SEG_RETURN_IF_ERROR(call.SumEachKeyOverShards(keys, &sums));
   }
   v1::SizeSeriesReply reply;
   for (size_t d = 0; d < days.size(); ++d) {
@@ -484,15 +541,7 @@ StatusOr<v1::ListSegmentsReply> QueryEngine::ListSegments(Day today, const Cance
       for (const auto& seg : segments)
         keys[s].push_back(HllKey(options_.key_prefix, s, seg, today));
     }
-    SEG_ASSIGN_OR_RETURN(auto raws, call.MGetPerShard(keys));
-    for (uint32_t s = 0; s < options_.shards; ++s) {
-      for (size_t i = 0; i < segments.size(); ++i) {
-        auto acc = std::make_unique<RegisterAccumulator>();
-        SEG_RETURN_IF_ERROR(call.MergeInto(acc.get(), raws[s][i], keys[s][i]));
-        CardinalityEstimate e = acc->Build().EstimateWithError();
-        sums[i].Add(e.value, e.ci95_low, e.ci95_high);
-      }
-    }
+    SEG_RETURN_IF_ERROR(call.SumEachKeyOverShards(keys, &sums));
   }
   v1::ListSegmentsReply reply;
   for (size_t i = 0; i < segments.size(); ++i) {
@@ -513,3 +562,11 @@ StatusOr<v1::ListSegmentsReply> QueryEngine::ListSegments(Day today, const Cance
 }
 
 }  // namespace seg::stats::internal
+
+namespace seg::stats {
+
+QueryPhaseSeconds QueryPhaseTotals() {
+  return {internal::PhaseCounter("fetch").Value(), internal::PhaseCounter("merge").Value()};
+}
+
+}  // namespace seg::stats

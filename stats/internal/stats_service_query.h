@@ -2,8 +2,9 @@
 // transport (the service adapter in stats_service.cc maps Status to gRPC
 // codes). Internal to stats/.
 //
-// Every method borrows a RedisRouter from the pool for the duration of the
-// call, checks `cancelled` between round trips, and returns estimates with
+// Every method borrows a RedisRouter from the pool at its first Redis round
+// trip and keeps it for the call, reads sketches of past days through the
+// PastDayCache, checks `cancelled` between round trips, and returns estimates with
 // their 95% intervals. Thread-safe.
 #pragma once
 
@@ -16,6 +17,7 @@
 
 #include "proto/stats.pb.h"
 #include "stats/hll.h"
+#include "stats/internal/past_day_cache.h"
 #include "stats/stats_service.h"
 #include "stats/stats_writer.h"
 
@@ -79,8 +81,12 @@ class QueryEngine {
  private:
   class Call;  // one request's borrowed router and helpers
 
+  // The days of a one-segment request; INVALID_ARGUMENT without a segment.
+  StatusOr<std::vector<Day>> SegmentDays(const v1::SegmentSizeRequest& request) const;
+
   StatsQueryOptions options_;
   RouterPool pool_;
+  PastDayCache cache_;  // off when options_.past_day_cache_ms is 0
   std::mutex registry_mutex_;
   std::map<std::string, std::string> registry_;  // segment -> "script@version"
 };
