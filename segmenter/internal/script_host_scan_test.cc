@@ -274,11 +274,15 @@ TEST_F(ScanDifferentialTest, BitmapScanAgreesWithNaiveReference) {
         for (int32_t k = 0; k < got; ++k) EXPECT_EQ(user.ev[user.scratch[k]].index, want[k]);
         got = data.Scan(ctx, &user, f, kScanCollect | kScanReverse | kScanStop);
         ASSERT_EQ(got, want.empty() ? 0 : 1);
-        if (got == 1) EXPECT_EQ(user.ev[user.scratch[0]].index, want.back());
+        if (got == 1) {
+          EXPECT_EQ(user.ev[user.scratch[0]].index, want.back());
+        }
         user.matched_n = 0;
         got = data.Scan(ctx, &user, f, kScanStop | kScanRecord);
         ASSERT_EQ(user.matched_n, got);
-        if (got == 1) EXPECT_EQ(user.matched[0], want.front());
+        if (got == 1) {
+          EXPECT_EQ(user.matched[0], want.front());
+        }
       }
     }
     EXPECT_GT(data.memo_hits(), 0);
