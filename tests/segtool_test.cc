@@ -408,6 +408,16 @@ return segment_script {
   EXPECT_EQ(*keys_after, *keys_before);
   EXPECT_EQ(DumpAll((*redis)->port(), *keys_before), dump_before);
   (*real_group)->Close().IgnoreError();
+  // The shadow group itself committed nothing either.
+  size_t at = out.find("as group ");
+  ASSERT_NE(at, std::string::npos);
+  std::string shadow_group = out.substr(at + 9, out.find(' ', at + 9) - at - 9);
+  auto shadow_checker = kafka::Consumer::Create((*kafka)->ClientOptions("checker2"), shadow_group);
+  ASSERT_TRUE(shadow_checker.ok());
+  auto shadow_committed = (*shadow_checker)->Committed(notice_partitions, 10s);
+  ASSERT_TRUE(shadow_committed.ok()) << shadow_committed.status();
+  for (const auto& [tp, offset] : *shadow_committed) EXPECT_LT(offset, 0) << tp.partition;
+  (*shadow_checker)->Close().IgnoreError();
 
   // preview over the stored history agrees with the same direct evaluation.
   run = RunSegtool({"--store", "127.0.0.1:" + std::to_string(port_), "preview",

@@ -240,23 +240,38 @@ std::string DecidingCondition(std::string_view source, const ScriptTrace& trace,
     if (ret > 0) out += ", then line " + std::to_string(ret) + ": `" + Code(lines[ret - 1]) + "`";
     return out;
   }
-  // The helper values feeding the condition: calls on its line, and calls
+  // The helper values feeding a condition: calls on its line, and calls
   // assigned to a variable the condition names.
-  std::vector<std::string> feeding;
-  for (const HelperCall& c : trace.calls) {
-    if (c.line <= 0 || c.line > n) continue;
-    std::string code = Code(lines[c.line - 1]);
-    std::string var = AssignedVariable(code);
-    bool feeds = c.line == cond_line || HasWord(cond, var);
-    if (!feeds) continue;
-    std::string item = (var.empty() || c.line == cond_line ? "" : var + " <- ") + value_of(c);
-    if (std::find(feeding.begin(), feeding.end(), item) == feeding.end()) feeding.push_back(item);
-  }
-  std::string out = "line " + std::to_string(cond_line) + ": `" + cond + "` is " +
-                    (in_segment ? "true" : "false");
-  if (!feeding.empty()) {
-    out += " with ";
-    for (size_t i = 0; i < feeding.size(); ++i) out += (i ? ", " : "") + feeding[i];
+  auto describe = [&](int line, const std::string& condition) {
+    std::vector<std::string> feeding;
+    for (const HelperCall& c : trace.calls) {
+      if (c.line <= 0 || c.line > n) continue;
+      std::string code = Code(lines[c.line - 1]);
+      std::string var = AssignedVariable(code);
+      if (c.line != line && !HasWord(condition, var)) continue;
+      std::string item = (var.empty() || c.line == line ? "" : var + " <- ") + value_of(c);
+      if (std::find(feeding.begin(), feeding.end(), item) == feeding.end()) feeding.push_back(item);
+    }
+    std::string out = "line " + std::to_string(line) + ": `" + condition + "` is " +
+                      (in_segment ? "true" : "false");
+    for (size_t i = 0; i < feeding.size(); ++i) out += (i ? ", " : " with ") + feeding[i];
+    return out;
+  };
+  if (in_segment) return describe(cond_line, cond);
+  // Out: every guard that could have emitted the segment was false.
+  int first_line = n;
+  for (const HelperCall& c : trace.calls)
+    if (c.line > 0) first_line = std::min(first_line, c.line);
+  std::string out;
+  for (int i = first_line; i <= (ret > 0 ? ret : n); ++i) {
+    if (i == cond_line) {
+      out += (out.empty() ? "" : "; ") + describe(i, cond);
+      continue;
+    }
+    std::string code = Code(lines[i - 1]);
+    std::string c = IfCondition(code);
+    if (c.empty() || !ReturnsSegment(code, segment)) continue;
+    out += (out.empty() ? "" : "; ") + describe(i, c);
   }
   return out;
 }
