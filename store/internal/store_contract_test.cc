@@ -453,6 +453,13 @@ TEST_P(StoreContractTest, UnknownTableIsNotFound) {
   std::vector<RowResult> rs;
   EXPECT_EQ(store()->MultiGet("nope", {G(R("r"))}, &rs).code(), StatusCode::kNotFound);
   EXPECT_EQ(store()->OpenScanner("nope", ScanRequest{}).status().code(), StatusCode::kNotFound);
+  // An error reply leaves a pooled connection in sync for the next call.
+  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "q", 1, "v")}}}).ok());
+  ASSERT_TRUE(store()->MultiGet("t", {G(R("r")), G(R("absent"))}, &rs).ok());
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[0].size(), 1u);
+  EXPECT_TRUE(rs[1].empty());
+  EXPECT_EQ(rs[1].row(), R("absent"));
 }
 
 TEST_P(StoreContractTest, UnknownFamilyIsInvalidArgument) {
