@@ -10,7 +10,9 @@
 //     pipelined per node) and merged on the client with stats/hll.h
 //     (register max, then PFCOUNT's estimator, bit-exact). Setting
 //     `server_side_merge` asks Redis instead (PFCOUNT k1..kn per shard);
-//     intersections always need the registers.
+//     intersections always need the registers. Sketches of days before
+//     yesterday are kept in memory for `past_day_cache_ms` (60 s) after
+//     they were read: answers about those days may lag late events by that.
 //   - Intersections: per shard, each segment's days are merged, then Ertl's
 //     joint MLE (2 segments) or inclusion-exclusion over joint-MLE terms
 //     (3..12 segments); intervals are combined across shards.
