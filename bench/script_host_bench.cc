@@ -275,6 +275,36 @@ BENCHMARK(BM_SegmentationWithDecode)
     ->Args({1, kUsers})
     ->Unit(benchmark::kMicrosecond);
 
+// The floor: 20 scripts that call no helper (`return {"x"}`) over the same
+// users: building the user's arrays plus 20 calls into Lua and back.
+void BM_TrivialScripts(benchmark::State& state) {
+  static std::string dir = [] {
+    std::string tmpl = (fs::temp_directory_path() / "script_host_bench_trivial.XXXXXX").string();
+    std::string d = mkdtemp(tmpl.data());
+    for (int i = 0; i < kScripts; ++i) {
+      std::ofstream(fs::path(d) / ("t" + std::to_string(100 + i) + ".lua"))
+          << "return segment_script { name = \"t" << i
+          << "\", version = \"1\", segments = { \"x\" },\n"
+             "  evaluate = function(user) return { \"x\" } end }\n";
+    }
+    return d;
+  }();
+  const Corpus& corpus = TheCorpus();
+  seg::FakeClock clock(kNow);
+  auto host = MakeHost(dir, true, &clock);
+  EvaluationResult result;
+  size_t u = 0;
+  for (auto _ : state) {
+    if (!host->EvaluateUser("user", corpus.views[u++ % 8], &result).ok() ||
+        result.segments.size() != 1) {
+      state.SkipWithError("trivial scripts failed");
+    }
+  }
+  state.counters["segmentations/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_TrivialScripts)->Unit(benchmark::kMicrosecond);
+
 // Cost of the injected check on a tight loop (1e6 iterations per call).
 void BM_BareLoop(benchmark::State& state) {
   const bool instrument = state.range(0) != 0;
