@@ -4,8 +4,8 @@
 #   - segmentations/s per core, 20 scripts over 200-event rows, scripts only:
 #     script_host_bench BM_Segmentation (CPU-budget instrumentation on, 8
 #     users cycling, i.e. the row in cache as in the node);
-#   - with row decoding: the same rate with segmenter_bench --decode's ns per
-#     200-event row added to each segmentation's time;
+#   - with row decoding: script_host_bench BM_SegmentationWithDecode (store
+#     cells -> events -> 20 scripts), measured directly in the same run;
 #   - notices / segmentations on skip_bench's bursty trace (tab bursts, 5%
 #     bots) with the node's defaults (read_delay_ms 500: scenario
 #     coalesce_500ms) against cache and blacklist off, and final states missed;
@@ -22,10 +22,8 @@ for b in script_host_bench skip_bench segmenter_bench; do
 done
 
 echo "segmenter.sh: script_host_bench (scripts only)" >&2
-timeout 120 "$bin/script_host_bench" --benchmark_filter='BM_Segmentation/budget:[01]/users:8$' \
+timeout 120 "$bin/script_host_bench" --benchmark_filter='BM_Segmentation(WithDecode)?/budget:[01]/users:8$' \
   --benchmark_format=json >"$tmp/scripts.json"
-echo "segmenter.sh: segmenter_bench --decode" >&2
-timeout 60 "$bin/segmenter_bench" --decode >"$tmp/decode.json"
 echo "segmenter.sh: skip_bench bursty trace" >&2
 timeout 150 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,coalesce_500ms --json-out "$tmp/skip.json" >/dev/null
 echo "segmenter.sh: segmenter_bench --hll" >&2
@@ -37,8 +35,7 @@ tmp, out = sys.argv[1], sys.argv[2]
 scripts = {b["name"]: b for b in json.load(open(f"{tmp}/scripts.json"))["benchmarks"]}
 rate = scripts["BM_Segmentation/budget:1/users:8"]["segmentations/s"]
 rate_uninstrumented = scripts["BM_Segmentation/budget:0/users:8"]["segmentations/s"]
-decode_ns = json.load(open(f"{tmp}/decode.json"))["decode_ns_per_row"]
-with_decode = 1.0 / (1.0 / rate + decode_ns * 1e-9)
+with_decode = scripts["BM_SegmentationWithDecode/budget:1/users:8"]["segmentations/s"]
 skip = json.load(open(f"{tmp}/skip.json"))["figures"]
 p = "coalesce_500ms_"
 hll = json.load(open(f"{tmp}/hll.json"))
@@ -69,8 +66,7 @@ notes = (
     "Targets: >=20k segmentations/s/core scripts only; >=5x fewer segmentations than notices "
     "with 0 final states missed; >=2M HLL updates/s and >=5x the unbatched baseline. "
     f"Scripts: script_host_bench, 20 scripts, 200-event rows, budget checks on, CPU time. "
-    f"Decode: {decode_ns:.0f} ns per 200-event row (segmenter_bench --decode) added per "
-    "segmentation. Skips: skip_bench bursty trace, node defaults (read_delay_ms 500 = "
+    "With decode: BM_SegmentationWithDecode (stored cells decoded per user). Skips: skip_bench bursty trace, node defaults (read_delay_ms 500 = "
     "scenario coalesce_500ms); read_delay_0_* = scenario keeps_up. HLL: "
     f"{hll['segments_per_user']} segment-days per user, FCALL per user pipelined per "
     f"{hll['batch_users']}-user batch vs one PFADD per round trip, wall clock, one "
