@@ -6,7 +6,8 @@
 // --rate 0 sends as fast as the producer takes them. Deterministic from
 // --seed (message content; pacing follows the wall clock). Prints a summary
 // line with the counts; the truth file has one JSON object per user:
-// {"user": ..., "bot": ..., "interests": [...]}.
+// {"user": ..., "bot": ..., "interests": [...], "decided_segments": [...],
+//  "messages": n, "duplicates": n, "malformed": n} (see UserProfile).
 #include <glog/logging.h>
 #include <CLI/CLI.hpp>
 
@@ -41,6 +42,9 @@ int main(int argc, char** argv) {
   app.add_option("--bot-share", traffic.bot_share, "Share of users that are bots");
   app.add_option("--malformed-share", traffic.malformed_share, "Share of malformed messages");
   app.add_option("--duplicate-share", traffic.duplicate_share, "Share of duplicate events");
+  app.add_option("--late-share", traffic.late_share, "Share of events minutes..hours late");
+  app.add_option("--history-share", traffic.history_share,
+                 "Share of human sessions dated 1..45 days back");
   app.add_option("--rate", rate, "Events per second (0 = as fast as possible)");
   app.add_option("--duration", duration_s, "Seconds to run (0 = until --events or Ctrl-C)");
   app.add_option("--events", max_events, "Stop after this many messages (0 = no limit)");
@@ -99,7 +103,12 @@ int main(int argc, char** argv) {
           << ",\"interests\":[";
       auto names = seg::loadgen::TrafficGenerator::InterestNames(user.interests);
       for (size_t i = 0; i < names.size(); ++i) out << (i ? "," : "") << '"' << names[i] << '"';
-      out << "]}\n";
+      out << "],\"decided_segments\":[";
+      for (size_t i = 0; i < user.decided_segments.size(); ++i) {
+        out << (i ? "," : "") << '"' << user.decided_segments[i] << '"';
+      }
+      out << "],\"messages\":" << user.messages << ",\"duplicates\":" << user.duplicates
+          << ",\"malformed\":" << user.malformed << "}\n";
     }
   }
   if (!flushed.ok()) {

@@ -1,6 +1,11 @@
 #include "tools/loadgen/traffic.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string_view>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
@@ -9,37 +14,118 @@ namespace seg::loadgen {
 namespace {
 
 constexpr int64_t kMinuteMs = 60'000;
+constexpr int64_t kDayMs = 24 * 60 * kMinuteMs;
 
-struct InterestVocabulary {
+// One kind of event an interest produces. `url` ending in '/' gets a page
+// number appended. `decides` names the segments this event alone puts the
+// user in (see UserProfile::decided_segments), comma-separated.
+struct Signal {
+  Interest interest;
+  int weight;  // relative frequency among the interest's signals
+  EventType type;
+  const char* url;
+  const char* query = nullptr;
+  const char* key1 = nullptr;
+  const char* value1 = nullptr;
+  const char* key2 = nullptr;
+  const char* value2 = nullptr;
+  const char* decides = nullptr;
+};
+
+constexpr const char* kSearchUrl = "https://search.example.com/?q=";
+constexpr const char* kShopUrl = "https://shop.example.com/checkout/";
+
+// Written against scripts/*.lua: each interest produces the hosts, URL parts,
+// queries, purchase categories and partner attributes its script matches,
+// in amounts that reach the script's thresholds for the more active users.
+const Signal kSignals[] = {
+    {kCats, 3, PAGE_VIEW, "https://pets.example.com/cats/"},
+    {kCats, 1, PAGE_VIEW, "https://kotiki.example.com/koshki/"},
+    {kCats, 1, SEARCH, kSearchUrl, "котики смешные видео"},
+    {kCats, 1, SEARCH, kSearchUrl, "cat food for kittens"},
+    {kCatOwner, 1, PURCHASE, kShopUrl, nullptr, "category", "pet_food", "pet", "cat",
+     "pet_owner,cat_owner"},
+    {kCatOwner, 2, SEARCH, kSearchUrl, "корм для кошек с индейкой"},
+    {kCatOwner, 1, SEARCH, kSearchUrl, "наполнитель для кошачьего туалета"},
+    {kDogOwner, 1, PURCHASE, kShopUrl, nullptr, "category", "pet_supplies", "pet", "dog",
+     "pet_owner,dog_owner"},
+    {kDogOwner, 2, SEARCH, kSearchUrl, "корм для собак крупных пород"},
+    {kDogOwner, 1, SEARCH, kSearchUrl, "поводок рулетка"},
+    {kCarService, 2, SEARCH, kSearchUrl, "замена масла рядом"},
+    {kCarService, 1, SEARCH, kSearchUrl, "car repair near me"},
+    {kCarService, 2, PAGE_VIEW, "https://autoservice.example.com/remont-avto/"},
+    {kCarService, 1, FORM_SUBMIT, "https://autoservice.example.com/booking/service/"},
+    {kOldCar, 1, PARTNER_SIGNAL, "", nullptr, "car_year", "2015", nullptr, nullptr,
+     "car_older_than_3_years"},
+    {kOldCar, 1, SEARCH, kSearchUrl, "kia rio 2012 колодки"},
+    {kOldCar, 1, SEARCH, kSearchUrl, "лада гранта замена ремня грм"},
+    {kOldCar, 1, PAGE_VIEW, "https://auto.example.com/parts/"},
+    {kMortgage, 2, SEARCH, kSearchUrl, "ипотека калькулятор"},
+    {kMortgage, 1, SEARCH, kSearchUrl, "mortgage rates"},
+    {kMortgage, 2, PAGE_VIEW, "https://bank.example.com/ipoteka/"},
+    {kMortgage, 1, FORM_SUBMIT, "https://bank.example.com/mortgage/apply/"},
+    {kPregnancy, 1, SEARCH, kSearchUrl, "тест на беременность"},
+    {kPregnancy, 1, SEARCH, kSearchUrl, "токсикоз первый триместр"},
+    {kPregnancy, 2, PAGE_VIEW, "https://www.babyblog.ru/community/"},
+    {kPregnancy, 1, PAGE_VIEW, "https://moms.example.com/pregnancy/"},
+    {kPregnancy, 1, PURCHASE, kShopUrl, nullptr, "category", "prenatal_vitamins"},
+    {kPregnancy, 1, PARTNER_SIGNAL, "", nullptr, "life_stage", "expecting", nullptr, nullptr,
+     "pregnant"},
+    {kTravel, 2, PAGE_VIEW, "https://www.aviasales.ru/search/"},
+    {kTravel, 1, PAGE_VIEW, "https://ostrovok.ru/hotel/"},
+    {kTravel, 1, APP_OPEN, "https://www.rzd.ru/"},
+    {kTravel, 1, SEARCH, kSearchUrl, "авиабилеты москва сочи"},
+    {kTravel, 1, SEARCH, kSearchUrl, "hotel in istanbul"},
+    {kTravel, 1, PURCHASE, kShopUrl, nullptr, "category", "flight"},
+    {kTech, 2, PAGE_VIEW, "https://habr.com/ru/articles/"},
+    {kTech, 1, PAGE_VIEW, "https://www.ixbt.com/news/"},
+    {kTech, 1, APP_OPEN, "https://4pda.to/forum/"},
+    {kTech, 1, SEARCH, kSearchUrl, "rtx 4070 обзор"},
+    {kTech, 1, SEARCH, kSearchUrl, "ноутбук для программиста"},
+    {kTech, 1, SEARCH, kSearchUrl, "mechanical keyboard"},
+    {kWoman, 1, PARTNER_SIGNAL, "", nullptr, "gender", "f", nullptr, nullptr, "woman"},
+    {kWoman, 2, PAGE_VIEW, "https://www.woman.ru/beauty/"},
+    {kWoman, 1, PAGE_VIEW, "https://shop.example.com/women/dresses/"},
+    {kWoman, 1, PAGE_VIEW, "https://goldapple.ru/makeup/"},
+    {kNovosibirsk, 1, PARTNER_SIGNAL, "", nullptr, "city", "novosibirsk", nullptr, nullptr,
+     "lives_in_novosibirsk"},
+    {kNovosibirsk, 1, SEARCH, kSearchUrl, "погода новосибирск"},
+    {kNovosibirsk, 1, SEARCH, kSearchUrl, "академгородок кафе"},
+    {kNovosibirsk, 2, PAGE_VIEW, "https://ngs.ru/news/"},
+};
+
+struct InterestInfo {
   Interest interest;
   const char* name;
-  const char* url_prefix;     // page views and clicks
-  const char* search;         // search queries
-  const char* attribute_key;  // partner signal attribute (or null)
-  const char* attribute_value;
+  double share;  // of human users having it
 };
 
-// Must agree with the shipped scripts in scripts/: each interest produces the
-// signals its script looks for.
-constexpr InterestVocabulary kVocabulary[] = {
-    {kCats, "cats", "https://pets.example.com/cats/", "cat food for kittens", nullptr, nullptr},
-    {kCarService, "car_service", "https://auto.example.com/service/", "car service near me",
-     nullptr, nullptr},
-    {kOldCar, "old_car", "https://auto.example.com/parts/", "used car repair", "car_year", "2015"},
-    {kMortgage, "mortgage", "https://bank.example.com/mortgage/", "mortgage rates calculator",
-     nullptr, nullptr},
-    {kPregnancy, "pregnancy", "https://moms.example.com/pregnancy/", "pregnancy week by week",
-     nullptr, nullptr},
-    {kTravel, "travel", "https://travel.example.com/flights/", "cheap flights", nullptr, nullptr},
-    {kTech, "tech", "https://tech.example.com/reviews/", "best laptop 2026", nullptr, nullptr},
-    {kWoman, "woman", "https://fashion.example.com/women/", "dresses", "gender", "f"},
-    {kNovosibirsk, "novosibirsk", "https://city.example.com/novosibirsk/", "weather novosibirsk",
-     "city", "novosibirsk"},
+constexpr InterestInfo kInterests[] = {
+    {kCats, "cats", 0.20},
+    {kCatOwner, "cat_owner", 0.12},
+    {kDogOwner, "dog_owner", 0.10},
+    {kCarService, "car_service", 0.15},
+    {kOldCar, "old_car", 0.15},
+    {kMortgage, "mortgage", 0.10},
+    {kPregnancy, "pregnancy", 0.06},
+    {kTravel, "travel", 0.20},
+    {kTech, "tech", 0.20},
+    {kWoman, "woman", 0.45},
+    {kNovosibirsk, "novosibirsk", 0.10},
 };
+
+// Map fields (attributes) serialize in hash order unless asked otherwise; the
+// same seed must give the same bytes.
+void SerializeDeterministic(const Event& event, std::string* out) {
+  out->clear();
+  google::protobuf::io::StringOutputStream stream(out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  event.SerializeToCodedStream(&coded);
+}
 
 const char* kNeutralUrls[] = {"https://news.example.com/", "https://mail.example.com/inbox",
                               "https://video.example.com/watch", "https://shop.example.com/"};
-
 }  // namespace
 
 TrafficGenerator::TrafficGenerator(const TrafficOptions& options)
@@ -55,9 +141,9 @@ TrafficGenerator::TrafficGenerator(const TrafficOptions& options)
       bots_.push_back(i);
       continue;
     }
-    // Each interest independently, 10-25% of users each, so overlaps exist.
-    for (size_t k = 0; k < std::size(kVocabulary); ++k) {
-      if (u(rng_) < 0.10 + 0.15 * u(rng_)) p.interests |= kVocabulary[k].interest;
+    // Each interest independently, so overlaps exist.
+    for (const auto& info : kInterests) {
+      if (u(rng_) < info.share) p.interests |= info.interest;
     }
     // Pregnancy implies the woman signal more often than not: real overlap.
     if ((p.interests & kPregnancy) && u(rng_) < 0.8) p.interests |= kWoman;
@@ -71,8 +157,8 @@ TrafficGenerator::TrafficGenerator(const TrafficOptions& options)
 
 std::vector<std::string> TrafficGenerator::InterestNames(uint32_t interests) {
   std::vector<std::string> names;
-  for (const auto& v : kVocabulary) {
-    if (interests & v.interest) names.emplace_back(v.name);
+  for (const auto& info : kInterests) {
+    if (interests & info.interest) names.emplace_back(info.name);
   }
   return names;
 }
@@ -92,6 +178,7 @@ void TrafficGenerator::Next(int64_t now_ms, GeneratedMessage* out) {
   double r = u(rng_);
   if (r < options_.malformed_share) {
     MakeMalformed(now_ms, out);
+    if (out->user_index >= 0) ++users_[out->user_index].malformed;
     return;
   }
   if (r < options_.malformed_share + options_.duplicate_share && last_user_ >= 0) {
@@ -99,6 +186,8 @@ void TrafficGenerator::Next(int64_t now_ms, GeneratedMessage* out) {
     out->value = last_value_;
     out->user_index = last_user_;
     out->duplicate = true;
+    ++users_[last_user_].messages;
+    ++users_[last_user_].duplicates;
     return;
   }
   int32_t user;
@@ -114,14 +203,32 @@ void TrafficGenerator::Next(int64_t now_ms, GeneratedMessage* out) {
     burst_user_ = user;
     burst_left_ = std::uniform_int_distribution<int32_t>(0, 5)(rng_);
     burst_time_ms_ = now_ms;
+    // A session from the user's past (a replayed history or partner backfill).
+    if (u(rng_) < options_.history_share) {
+      burst_time_ms_ -= std::uniform_int_distribution<int64_t>(kDayMs, 45 * kDayMs)(rng_);
+    }
+    time_ms = burst_time_ms_;
   }
   if (u(rng_) < options_.late_share) {
     time_ms -= std::uniform_int_distribution<int64_t>(kMinuteMs, 180 * kMinuteMs)(rng_);
   }
   MakeEvent(user, time_ms, out);
+  ++users_[user].messages;
   last_key_ = out->key;
   last_value_ = out->value;
   last_user_ = user;
+}
+
+void TrafficGenerator::Decide(int32_t user, const char* segments) {
+  std::vector<std::string>& decided = users_[user].decided_segments;
+  std::string_view rest(segments);
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string name(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    auto it = std::lower_bound(decided.begin(), decided.end(), name);
+    if (it == decided.end() || *it != name) decided.insert(it, std::move(name));
+  }
 }
 
 void TrafficGenerator::MakeEvent(int32_t user, int64_t time_ms, GeneratedMessage* out) {
@@ -132,37 +239,46 @@ void TrafficGenerator::MakeEvent(int32_t user, int64_t time_ms, GeneratedMessage
   e.set_event_time_ms(time_ms);
   e.set_event_id("e" + std::to_string(options_.seed) + "-" + std::to_string(next_event_id_++));
   e.set_source(p.bot ? "crawler" : "web");
-  e.set_ip("10." + std::to_string(user % 250) + "." + std::to_string((user / 250) % 250) + ".7");
+  // Novosibirsk users browse from the ranges lives_in_novosibirsk.lua lists.
+  const std::string net = (p.interests & kNovosibirsk) ? "198.51.100." : "10.";
+  e.set_ip((p.interests & kNovosibirsk) ? net + std::to_string(user % 250)
+                                        : net + std::to_string(user % 250) + "." +
+                                              std::to_string((user / 250) % 250) + ".7");
   e.set_user_agent(p.bot ? "python-requests/2.31" : "Mozilla/5.0 (X11; Linux x86_64)");
-  const InterestVocabulary* v = nullptr;
+  const Signal* signal = nullptr;
   if (p.interests != 0 && u(rng_) < 0.7) {
-    // One of the user's interests, uniformly.
-    std::vector<const InterestVocabulary*> mine;
-    for (const auto& voc : kVocabulary) {
-      if (p.interests & voc.interest) mine.push_back(&voc);
+    // One of the user's signals, by weight.
+    int total = 0;
+    for (const auto& s : kSignals) total += (p.interests & s.interest) ? s.weight : 0;
+    int pick = std::uniform_int_distribution<int>(0, total - 1)(rng_);
+    for (const auto& s : kSignals) {
+      if (!(p.interests & s.interest)) continue;
+      pick -= s.weight;
+      if (pick < 0) {
+        signal = &s;
+        break;
+      }
     }
-    v = mine[std::uniform_int_distribution<size_t>(0, mine.size() - 1)(rng_)];
   }
-  double kind = u(rng_);
   int page = std::uniform_int_distribution<int>(1, 500)(rng_);
-  if (v == nullptr) {
-    e.set_type(kind < 0.8 ? PAGE_VIEW : CLICK);
+  if (signal == nullptr) {
+    e.set_type(u(rng_) < 0.8 ? PAGE_VIEW : CLICK);
     e.set_url(std::string(kNeutralUrls[page % std::size(kNeutralUrls)]) + std::to_string(page));
-  } else if (v->attribute_key != nullptr && kind < 0.25) {
-    e.set_type(PARTNER_SIGNAL);
-    (*e.mutable_attributes())[v->attribute_key] = v->attribute_value;
-  } else if (kind < 0.45) {
-    e.set_type(SEARCH);
-    e.set_url("https://search.example.com/?q=" + std::to_string(page));
-    e.set_search_query(v->search);
   } else {
-    e.set_type(kind < 0.85 ? PAGE_VIEW : CLICK);
-    e.set_url(std::string(v->url_prefix) + std::to_string(page));
-    e.set_referrer("https://search.example.com/");
+    e.set_type(signal->type);
+    std::string url = signal->url;
+    if (!url.empty() && url.back() == '/') url += std::to_string(page);
+    if (signal->type == SEARCH) url += std::to_string(page);
+    e.set_url(std::move(url));
+    if (signal->query != nullptr) e.set_search_query(signal->query);
+    if (signal->key1 != nullptr) (*e.mutable_attributes())[signal->key1] = signal->value1;
+    if (signal->key2 != nullptr) (*e.mutable_attributes())[signal->key2] = signal->value2;
+    if (signal->type == PAGE_VIEW) e.set_referrer("https://search.example.com/");
+    if (signal->decides != nullptr) Decide(user, signal->decides);
   }
   out->key = p.id;
   out->user_index = user;
-  e.SerializeToString(&out->value);
+  SerializeDeterministic(e, &out->value);
 }
 
 void TrafficGenerator::MakeMalformed(int64_t now_ms, GeneratedMessage* out) {
@@ -204,7 +320,7 @@ void TrafficGenerator::MakeMalformed(int64_t now_ms, GeneratedMessage* out) {
       return;
   }
   out->key = e.user_id();
-  e.SerializeToString(&out->value);
+  SerializeDeterministic(e, &out->value);
 }
 
 }  // namespace seg::loadgen

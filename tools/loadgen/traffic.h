@@ -4,17 +4,22 @@
 // real to do:
 //   - N users with heavy-tailed activity (Pareto weights: a few users make
 //     most of the traffic, most users appear a few times);
-//   - each user has an interest profile (cats, car service, an old car,
-//     mortgage, pregnancy, travel, tech, gender, city) that decides which
-//     URLs, searches and partner signals it produces;
+//   - each user has an interest profile (cats, a cat or a dog to feed, car
+//     service, an old car, mortgage, pregnancy, travel, tech, gender, city)
+//     that decides which URLs, searches, purchases and partner signals it
+//     produces. The vocabulary (traffic.cc) is written against the shipped
+//     scripts in scripts/, so every segment they declare gets members;
 //   - sessions: a page load fires a burst of 1-6 events within ~1 s
 //     (background tabs, trackers), followed by a click chain;
+//   - history: a share of events is dated days back (up to 45 days), so the
+//     scripts' "on N distinct days" rules have something to count;
 //   - ~5% bots firing events at very high rates, with no interests;
 //   - late and out-of-order events (event time minutes to hours in the
 //     past), exact duplicates (re-sent with the same event id), and a small
 //     share of malformed messages of every kind ingest must reject.
-// Ground truth per user (interests, bot flag, malformed count) is kept so
-// tests and benchmarks can check what the pipeline should have concluded.
+// Ground truth per user (interests, bot flag, message counts and the
+// segments its events decide on their own) is kept so tests and benchmarks
+// can check what the pipeline should have concluded.
 // Not thread-safe: one generator per producing thread.
 #pragma once
 
@@ -33,6 +38,7 @@ struct TrafficOptions {
   double malformed_share = 0.002;   // messages that must be dead-lettered
   double duplicate_share = 0.05;    // events sent twice (same id)
   double late_share = 0.02;         // events minutes..hours old
+  double history_share = 0.10;      // human events dated 1..45 days back
   double pareto_alpha = 1.2;        // activity tail; lower = heavier
 };
 
@@ -46,6 +52,8 @@ enum Interest : uint32_t {
   kTech = 1 << 6,
   kWoman = 1 << 7,
   kNovosibirsk = 1 << 8,
+  kCatOwner = 1 << 9,  // buys cat food and litter
+  kDogOwner = 1 << 10,
 };
 
 struct UserProfile {
@@ -53,6 +61,17 @@ struct UserProfile {
   uint32_t interests = 0;  // Interest bits
   bool bot = false;
   double weight = 1;  // relative activity
+  // Ground truth counted while generating.
+  int64_t messages = 0;    // valid messages sent for this user, duplicates included
+  int64_t duplicates = 0;  // of which re-sends
+  int64_t malformed = 0;   // malformed messages carrying this user's id
+  // Segments that one of the user's events decides by itself, whatever else
+  // arrives: a partner signal (car_year, gender, city; the generator never
+  // sends a contradicting one) or a pet purchase. Sorted names. Holds while
+  // that event is among the user's newest events the segmenter reads
+  // (max_events_per_user, history_days); window-based rules are left to a
+  // direct evaluation of the scripts.
+  std::vector<std::string> decided_segments;
 };
 
 struct GeneratedMessage {
@@ -77,6 +96,7 @@ class TrafficGenerator {
   int32_t PickUser(bool bot);
   void MakeEvent(int32_t user, int64_t time_ms, GeneratedMessage* out);
   void MakeMalformed(int64_t now_ms, GeneratedMessage* out);
+  void Decide(int32_t user, const char* segment);
 
   TrafficOptions options_;
   std::mt19937_64 rng_;
