@@ -419,6 +419,40 @@ return segment_script {
   for (const auto& [tp, offset] : *shadow_committed) EXPECT_LT(offset, 0) << tp.partition;
   (*shadow_checker)->Close().IgnoreError();
 
+  // By default the shadow group starts at the latest offset: the 30 old
+  // notices (10 of them exits) are not read, only notices sent after it joined.
+  std::string log = dir_.path() + "/shadow-latest.log";
+  auto latest = ChildProcess::Start(
+      {testing::BinaryDir() + "/tools/segtool", "--store", "127.0.0.1:" + std::to_string(port_),
+       "--bootstrap", (*kafka)->bootstrap_servers(), "shadow", candidate_dir + "/loves_cats.lua",
+       "--count", "3", "--duration", "60"},
+      log);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (ReadAll(log).find("assigned 2 partitions") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << ReadAll(log);
+    // Waits for the log line, not for time: exiting before joining is a failure.
+    ASSERT_FALSE(latest->Wait(100ms).ok()) << "shadow exited early: " << ReadAll(log);
+  }
+  // Until it has taken 3: a notice at a time for users who would enter (the
+  // first may land before the group resolved "latest").
+  bool finished = false;
+  for (int i = 1; !finished; i += 3) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline + 30s) << ReadAll(log);
+    ChangeNotice n;
+    n.set_user_id(users[i % 30]);
+    n.set_acked_at_ms(now_);
+    ASSERT_TRUE((*producer)->Produce("user-changes", n.user_id(), n.SerializeAsString()).ok());
+    ASSERT_TRUE((*producer)->Flush(10s).ok());
+    finished = latest->Wait(1s).ok();
+  }
+  std::string latest_out = ReadAll(log);
+  EXPECT_NE(latest_out.find("from latest"), std::string::npos) << latest_out;
+  EXPECT_NE(latest_out.find("final: notices=3 rows=0 evaluated=3 in_segment=3 would_enter=3 "
+                            "would_exit=0 errors=0"),
+            std::string::npos)
+      << latest_out;
+
   // preview over the stored history agrees with the same direct evaluation.
   run = RunSegtool({"--store", "127.0.0.1:" + std::to_string(port_), "preview",
                     candidate_dir + "/loves_cats.lua"},

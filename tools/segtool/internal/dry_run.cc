@@ -142,7 +142,13 @@ StatusOr<DryRunTotals> Shadow(const ToolOptions& options, const ShadowOptions& s
   // Never commit: the group exists only to get its own copy of the traffic.
   kafka.properties["enable.auto.commit"] = "false";
   kafka.properties["enable.auto.offset.store"] = "false";
-  SEG_ASSIGN_OR_RETURN(auto consumer, kafka::Consumer::Create(kafka, group));
+  // Announced so a caller can start producing once the group has its partitions.
+  auto on_rebalance = [&out](const kafka::RebalanceEvent& event) {
+    if (event.kind != kafka::RebalanceEvent::Kind::kAssigned) return;
+    out << "shadow group assigned " << event.partitions.size() << " partitions\n";
+    out.flush();
+  };
+  SEG_ASSIGN_OR_RETURN(auto consumer, kafka::Consumer::Create(kafka, group, on_rebalance));
   SEG_RETURN_IF_ERROR(consumer->Subscribe({options.node.notices_topic}));
   SEG_ASSIGN_OR_RETURN(auto store, store::OpenStore(options.store));
   out << "shadow " << candidate->script() << " (" << shadow.script_file << ") on "
