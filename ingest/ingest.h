@@ -170,6 +170,7 @@ struct IngestStats {
   int64_t kafka_retries = 0;    // failed notice/dead-letter deliveries (retried)
   int64_t commit_failures = 0;  // offset commits that failed (covered by the next)
   int64_t rebalances = 0;       // assignment changes after the first assignment
+  bool ever_assigned = false;   // the group assigned this member partitions at least once
 };
 
 class Ingester {

@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 #include <condition_variable>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <stop_token>
@@ -154,6 +155,14 @@ int main(int argc, char** argv) {
   seg::ingest::IngestStats stats = (*ingester)->stats();
   LOG(INFO) << "seg-ingest: " << stats.events_in << " in, " << stats.events_written << " written, "
             << stats.dead_lettered << " dead-lettered";
+  if (result.ok() && !stats.ever_assigned) {
+    // Never assigned: nothing was consumed, so nothing is left to commit or
+    // deliver. librdkafka 2.0's cooperative-sticky assignor aborts when such
+    // a consumer is destroyed (librdkafka#4312, fixed in 2.3.0): skip it.
+    LOG(INFO) << "seg-ingest: stopped before the first assignment";
+    google::FlushLogFiles(google::INFO);
+    std::_Exit(0);
+  }
   ingester->reset();  // producers flush here, within the budget
   store->reset();
   {

@@ -5,6 +5,9 @@
 //
 // Every wait polls a condition with a deadline; the outage itself is a
 // duration (the fault window), not a synchronisation.
+#include <fstream>
+#include <iterator>
+
 #include "tests/ingest_fixture.h"
 
 namespace seg::ingest {
@@ -141,6 +144,39 @@ TEST_F(IngestProcessTest, SegIngestExitsCleanlyWithin5sOfSigterm) {
     for (const auto& q : qualifiers) missing += !rows[user].count(q);
   }
   EXPECT_EQ(missing, 0u);
+  store_process.Stop();
+}
+
+// SIGTERM right after start, before the group assigned anything: librdkafka
+// 2.0's cooperative-sticky assignor asserts when such a consumer is
+// destroyed (librdkafka#4312, fixed in 2.3.0): seg-ingest skips destroying a
+// never-assigned consumer (nothing to commit), so the exit is still clean.
+TEST_F(IngestProcessTest, SegIngestSigtermBeforeFirstAssignmentExitsCleanly) {
+  int port = seg::testing::PickFreePort();
+  ChildProcess store_process = StartStoreBinary(port);
+  // Stopped while connecting, while joining, around the assignment (the
+  // group join takes a few seconds on the mock cluster): no earlier signal
+  // of those phases exists outside the process, so these are durations.
+  for (auto delay : {300ms, 1500ms, 3000ms}) {
+    auto ingest = ChildProcess::Start(
+        {seg::testing::BinaryDir() + "/ingest/seg-ingest", "--set",
+         "kafka.bootstrap_servers=" + cluster_->bootstrap_servers(), "--set",
+         "store.thrift.port=" + std::to_string(port), "--set", "ingest.group_id=early-stop"},
+        data_dir_.path() + "/ingest.log");
+    ASSERT_TRUE(ingest.ok()) << ingest.status();
+    WaitFor([] { return false; }, delay);
+    ingest->Signal(SIGTERM);
+    StatusOr<int> code = ingest->Wait(5s);
+    ASSERT_TRUE(code.ok()) << "seg-ingest still running 5 s after SIGTERM (" << delay.count()
+                           << " ms after start)";
+    if (*code != 0) {
+      std::ifstream log(data_dir_.path() + "/ingest.log");
+      std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      ADD_FAILURE() << "exit " << *code << ", stopped " << delay.count()
+                    << " ms after start; log tail:\n"
+                    << text.substr(text.size() > 3000 ? text.size() - 3000 : 0);
+    }
+  }
   store_process.Stop();
 }
 

@@ -384,6 +384,7 @@ class IngesterImpl : public Ingester {
     s.kafka_retries = stats_kafka_retries_.load();
     s.commit_failures = stats_commit_failures_.load();
     s.rebalances = stats_rebalances_.load();
+    s.ever_assigned = ever_assigned_.load();
     return s;
   }
 
@@ -410,6 +411,7 @@ class IngesterImpl : public Ingester {
             << " partitions";
     if (assigned_once_ && !closed_) stats_rebalances_++;  // not the leave in Close()
     assigned_once_ = true;
+    if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) ever_assigned_ = true;
   }
 
   // Runs `fn` until OK, sleeping with backoff in between; Cancelled when
@@ -728,6 +730,7 @@ class IngesterImpl : public Ingester {
       stats_dead_lettered_{0}, stats_notices_{0}, stats_store_retries_{0}, stats_kafka_retries_{0},
       stats_commit_failures_{0}, stats_rebalances_{0};
   bool assigned_once_ = false;
+  std::atomic<bool> ever_assigned_{false};
 
   metrics::Counter events_in_, events_written_, store_retries_, kafka_retries_, commit_failures_,
       pauses_;
