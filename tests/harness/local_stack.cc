@@ -14,6 +14,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// What common/internal/kafka_consumer.cc logs when a member gets partitions.
+constexpr const char* kAssigned = "assigned";
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -127,6 +130,23 @@ Status LocalStack::WaitPort(Child* child, int port) {
                                "; log:\n" + LogTail(child->name));
 }
 
+Status LocalStack::WaitLog(Child* child, const std::string& needle) {
+  const auto deadline = Clock::now() + options_.ready_timeout;
+  while (Clock::now() < deadline) {
+    if (ReadFile(dir_.path() + "/" + child->name + ".log").find(needle) != std::string::npos) {
+      return Status::OK();
+    }
+    if (!child->process.running()) {
+      return UnavailableError(child->name + " exited before it was ready; log:\n" +
+                              LogTail(child->name));
+    }
+    // Polling the child's log for its readiness line: nothing to wait on.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return DeadlineExceededError(child->name + " never logged '" + needle + "'; log:\n" +
+                               LogTail(child->name));
+}
+
 Status LocalStack::StartAll() {
   const std::string bin = BinaryDir();
   const std::string scripts =
@@ -176,6 +196,7 @@ Status LocalStack::StartAll() {
     AddOverrides(options_.ingest_overrides, &argv);
     SEG_ASSIGN_OR_RETURN(Child * ingest, Launch("ingest", argv));
     SEG_RETURN_IF_ERROR(WaitPort(ingest, ingest_metrics_port_));
+    SEG_RETURN_IF_ERROR(WaitLog(ingest, kAssigned));
   }
 
   // 5. Segmenters.
@@ -195,6 +216,12 @@ Status LocalStack::StartAll() {
     SEG_ASSIGN_OR_RETURN(Child * segmenter, Launch("segmenter" + std::to_string(i), argv));
     SEG_RETURN_IF_ERROR(WaitPort(segmenter, port));
     segmenter_metrics_ports_.push_back(port);
+  }
+  // Every segmenter holds partitions: the group settled, so traffic sent
+  // now is not split by a rebalance (blacklist counts are per node).
+  for (auto& child : children_) {
+    if (child->name.rfind("segmenter", 0) == 0)
+      SEG_RETURN_IF_ERROR(WaitLog(child.get(), kAssigned));
   }
 
   // 6. Stats.

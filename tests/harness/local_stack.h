@@ -6,9 +6,9 @@
 //   3. seg-store (the binary, RocksDB in a TempDir);
 //   4. seg-ingest;  5. two seg-segmenter processes;  6. seg-stats.
 // Started in that order, each after the previous one is ready (port file
-// written or TCP port accepting); Start() fails with the log tail of the
-// part that did not come up. The destructor stops the processes in reverse
-// order (SIGTERM, then SIGKILL after `stop_grace`) and removes the temp dir.
+// written or TCP port accepting; consumers also hold partitions); Start() fails with the log tail
+// of the part that did not come up. The destructor stops the processes in reverse order (SIGTERM,
+// then SIGKILL after `stop_grace`) and removes the temp dir.
 //
 //   LocalStackOptions options;
 //   options.segmenter_overrides = {"segmenter.read_delay_ms=100"};
@@ -96,6 +96,8 @@ class LocalStack {
   StatusOr<Child*> Launch(const std::string& name, std::vector<std::string> argv);
   Status WaitPortFile(Child* child, const std::string& path, int* port);
   Status WaitPort(Child* child, int port);
+  // Polls the child's log for `needle` (e.g. its consumer's "assigned").
+  Status WaitLog(Child* child, const std::string& needle);
 
   LocalStackOptions options_;
   TempDir dir_;

@@ -192,12 +192,14 @@ void TrafficGenerator::Next(int64_t now_ms, GeneratedMessage* out) {
   }
   int32_t user;
   int64_t time_ms = now_ms;
-  if (burst_left_ > 0) {
+  // Bots first, so bot_traffic_share is their share of all events; their
+  // events interleave with the humans' page-load bursts.
+  if (!bots_.empty() && u(rng_) < options_.bot_traffic_share) {
+    user = PickUser(true);
+  } else if (burst_left_ > 0) {
     user = burst_user_;
     --burst_left_;
     time_ms = burst_time_ms_ + std::uniform_int_distribution<int64_t>(0, 1000)(rng_);
-  } else if (u(rng_) < options_.bot_traffic_share) {
-    user = PickUser(true);
   } else {
     user = PickUser(false);
     burst_user_ = user;

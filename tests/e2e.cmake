@@ -1,0 +1,10 @@
+# The end-to-end test: the whole product as processes (tests/harness/local_stack.h)
+# under seg-loadgen traffic; see tests/e2e_test.cc for what it checks.
+if(TARGET seg_loadgen AND TARGET seg_segmenter AND TARGET seg_stats_grpc AND TARGET seg-stats)
+  seg_add_test(e2e_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_test.cc
+    LIBS seg_testing seg_loadgen seg_segmenter seg_script_host seg_stats_grpc
+    TIMEOUT 400
+    LABELS integration)
+  add_dependencies(e2e_test seg-store seg-ingest seg-segmenter seg-stats)
+endif()

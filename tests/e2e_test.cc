@@ -1,0 +1,438 @@
+// End to end: the whole product (tests/harness/local_stack.h: mock Kafka,
+// redis-server, seg-store, seg-ingest, two seg-segmenters, seg-stats) under
+// seg-loadgen's traffic (users, bursts, history, bots, late events,
+// duplicates, malformed messages), every message kept. Once the pipeline is
+// quiet (ingest and segmenter groups caught up, every user's latest result
+// covering its newest event), it checks:
+//   (a) every user's final result on segmentation-results equals a direct
+//       evaluation of the shipped scripts over that user's distinct valid
+//       events at the result's own "now"; users the blacklist flagged end on
+//       a bot result, and only users that sent enough events are flagged;
+//   (b) every malformed message is in events-deadletter with the reason the
+//       generator labelled it with, and nothing else is;
+//   (c) seg-stats' per-segment day sizes (gRPC) match the distinct users the
+//       results put in each segment that day, within the HLL error bound;
+//   (d) a partner consumer group reading segmentation-results from the
+//       beginning sees the same final results.
+#include <glog/logging.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "common/clock.h"
+#include "common/event_codec.h"
+#include "common/kafka.h"
+#include "proto/events.pb.h"
+#include "proto/segmentation.pb.h"
+#include "proto/stats.grpc.pb.h"
+#include "segmenter/script_host.h"
+#include "segmenter/segmenter.h"
+#include "tests/harness/local_stack.h"
+#include "tools/loadgen/traffic.h"
+
+namespace seg {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int32_t kUsers = 3000;
+constexpr int kMessages = 40'000;
+constexpr int64_t kBotThreshold = 100;  // events per minute (segmenter.bot_blacklist)
+constexpr int64_t kDayMs = 24 * 3600 * 1000LL;
+constexpr int kHistoryDays = 60;            // NodeOptions::history_days
+constexpr size_t kMaxEventsPerUser = 2000;  // NodeOptions::max_events_per_user
+
+// One user's distinct valid events as the store keeps them: qualifier ->
+// StoredEvent bytes (a duplicate lands on the same qualifier).
+using Cells = std::map<std::string, std::string>;
+
+// Reads a topic in a consumer group of its own from the beginning.
+class TopicReader {
+ public:
+  TopicReader(testing::LocalStack* stack, const std::string& topic, const std::string& group)
+      : stack_(stack), topic_(topic) {
+    auto options = stack->KafkaClientOptions(group);
+    options.properties["session.timeout.ms"] = "6000";
+    options.properties["heartbeat.interval.ms"] = "500";
+    auto consumer = kafka::Consumer::Create(options, group);
+    EXPECT_TRUE(consumer.ok()) << consumer.status();
+    if (!consumer.ok()) return;
+    consumer_ = std::move(*consumer);
+    EXPECT_TRUE(consumer_->Subscribe({topic}).ok());
+  }
+  ~TopicReader() {
+    if (consumer_) consumer_->Close().IgnoreError();
+  }
+
+  // Hands what has arrived within `wait` to `fn(message)`.
+  template <typename Fn>
+  Status Poll(milliseconds wait, Fn fn) {
+    if (!consumer_) return InternalError("no consumer");
+    SEG_ASSIGN_OR_RETURN(kafka::Batch batch, consumer_->PollBatch(5000, wait));
+    for (const kafka::Message& m : batch) {
+      fn(m);
+      int64_t& next = next_[m.partition()];
+      next = std::max(next, m.offset() + 1);
+    }
+    return Status::OK();
+  }
+
+  // Polls until every partition was read up to its current end offset.
+  template <typename Fn>
+  Status ReadToEnd(SteadyClock::time_point deadline, Fn fn) {
+    SEG_ASSIGN_OR_RETURN(std::vector<int64_t> ends, stack_->EndOffsets(topic_));
+    while (true) {
+      bool done = true;
+      for (size_t p = 0; p < ends.size(); ++p) done = done && next_[p] >= ends[p];
+      if (done) return Status::OK();
+      if (SteadyClock::now() > deadline) return DeadlineExceededError(topic_ + " not read to end");
+      SEG_RETURN_IF_ERROR(Poll(milliseconds(200), fn));
+    }
+  }
+
+ private:
+  testing::LocalStack* stack_;
+  std::string topic_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::map<int32_t, int64_t> next_;
+};
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
+  return "[" + out + "]";
+}
+
+std::string FormatDay(int32_t yyyymmdd) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02d", yyyymmdd / 10000, yyyymmdd / 100 % 100,
+                yyyymmdd % 100);
+  return text;
+}
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::LocalStackOptions options;
+    options.segmenter_overrides = {
+        "segmenter.bot_blacklist.threshold_events=" + std::to_string(kBotThreshold),
+        "segmenter.history_days=" + std::to_string(kHistoryDays),
+        "segmenter.max_events_per_user=" + std::to_string(kMaxEventsPerUser),
+    };
+    auto stack = testing::LocalStack::Start(options);
+    ASSERT_TRUE(stack.ok()) << stack.status();
+    stack_ = std::move(*stack);
+
+    segmenter::ScriptHostOptions host_options;
+    host_options.scripts_dir = testing::SourceDir() + "/scripts";
+    host_options.reload_check_interval_ms = 0;
+    auto host = segmenter::ScriptHost::Create(host_options);
+    ASSERT_TRUE(host.ok()) << host.status();
+    host_ = std::move(*host);
+  }
+
+  // Fails with every process's log tail when one has died.
+  void ExpectAllRunning() {
+    auto exited = stack_->Exited();
+    std::string logs;
+    for (const auto& name : exited) logs += "\n--- " + name + ":\n" + stack_->LogTail(name);
+    ASSERT_TRUE(exited.empty()) << "processes exited:" << logs;
+  }
+
+  // Direct evaluation of the scripts over `cells` as the node would read
+  // them at `now_ms` (history window, newest max_events_per_user).
+  segmenter::EvaluationResult Evaluate(const std::string& user, const Cells& cells, int64_t now_ms,
+                                       int64_t* watermark) {
+    std::vector<EventView> views;
+    for (const auto& [qualifier, value] : cells) {
+      EventView view;
+      EXPECT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
+      if (view.time_ms >= now_ms - kHistoryDays * kDayMs) views.push_back(std::move(view));
+    }
+    if (views.size() > kMaxEventsPerUser) {
+      views.erase(views.begin(), views.end() - static_cast<ptrdiff_t>(kMaxEventsPerUser));
+    }
+    *watermark = views.empty() ? 0 : views.back().time_ms;
+    segmenter::EvaluateOptions options;
+    options.now_ms = now_ms;
+    segmenter::EvaluationResult result;
+    EXPECT_TRUE(host_->EvaluateUser(user, views, options, &result).ok());
+    return result;
+  }
+
+  std::unique_ptr<testing::LocalStack> stack_;
+  std::unique_ptr<segmenter::ScriptHost> host_;
+};
+
+TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
+  // Readers join their groups before the traffic starts (the mock cluster
+  // assigns partitions only after a join round).
+  TopicReader results(stack_.get(), "segmentation-results", "e2e-results");
+  TopicReader deadletters(stack_.get(), "events-deadletter", "e2e-deadletters");
+
+  // 1. Traffic: every message kept, as fast as the producer takes it.
+  loadgen::TrafficOptions traffic;
+  traffic.users = kUsers;
+  traffic.seed = 8;
+  traffic.bot_share = 0.03;  // fewer, heavier bots: ~140 messages each vs human p99 ~100
+  traffic.malformed_share = 0.005;
+  loadgen::TrafficGenerator generator(traffic);
+  auto producer_options = stack_->KafkaClientOptions("loadgen");
+  producer_options.properties["linger.ms"] = "5";
+  auto producer = kafka::Producer::Create(producer_options);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  std::vector<loadgen::GeneratedMessage> sent(kMessages);
+  for (auto& msg : sent) {
+    generator.Next(Clock::Real()->NowMs(), &msg);
+    ASSERT_TRUE((*producer)->Produce("events", msg.key, msg.value).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(seconds(60)).ok());
+
+  // What the store should hold per user, and each user's newest event.
+  std::vector<Cells> cells(kUsers);
+  std::vector<int64_t> newest(kUsers, 0);
+  std::map<std::pair<std::string, std::string>, int> expected_deadletters;  // (value, reason)
+  for (const auto& msg : sent) {
+    if (!msg.malformed_reason.empty()) {
+      ++expected_deadletters[{msg.value, msg.malformed_reason}];
+      continue;
+    }
+    Event event;
+    ASSERT_TRUE(event.ParseFromString(msg.value));
+    std::string qualifier, value;
+    EncodeEventQualifier(event.event_time_ms(), EventDigest(event), event.type(), &qualifier);
+    ASSERT_TRUE(EncodeEventValue(event, &value).ok());
+    cells[msg.user_index][qualifier] = std::move(value);
+    newest[msg.user_index] = std::max(newest[msg.user_index], event.event_time_ms());
+  }
+
+  // 2. Wait until the pipeline is quiet: both groups caught up and every
+  // user's latest result covers its newest event (or flags it as a bot).
+  std::map<std::string, int32_t> user_index;
+  for (int32_t u = 0; u < kUsers; ++u) user_index[generator.users()[u].id] = u;
+  std::vector<SegmentationResult> final_results(kUsers);
+  std::vector<std::string> final_bytes(kUsers);
+  std::vector<bool> has_result(kUsers, false);
+  // (segment, day) -> users a result put in that segment that day.
+  std::map<std::pair<std::string, int32_t>, std::set<std::string>> day_members;
+  int64_t result_messages = 0;
+  auto on_result = [&](const kafka::Message& m) {
+    ++result_messages;
+    SegmentationResult r;
+    ASSERT_TRUE(r.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
+    auto it = user_index.find(r.user_id());
+    ASSERT_NE(it, user_index.end()) << "result for unknown user " << r.user_id();
+    if (!r.bot()) {
+      for (const auto& s : r.segments()) {
+        day_members[{s, segmenter::DayOf(r.segmented_at_ms())}].insert(r.user_id());
+      }
+    }
+    final_results[it->second] = std::move(r);
+    final_bytes[it->second] = std::string(m.value());
+    has_result[it->second] = true;
+  };
+  auto uncovered = [&] {
+    int n = 0;
+    for (int32_t u = 0; u < kUsers; ++u) {
+      if (newest[u] == 0) continue;
+      const auto& r = final_results[u];
+      n += has_result[u] && (r.bot() || r.data_watermark_ms() >= newest[u]) ? 0 : 1;
+    }
+    return n;
+  };
+  const auto deadline = SteadyClock::now() + seconds(200);
+  int64_t ingest_lag = -1, segmenter_lag = -1;
+  int missing = -1;
+  while (true) {
+    ExpectAllRunning();
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_TRUE(results.Poll(milliseconds(500), on_result).ok());
+    missing = uncovered();
+    if (missing == 0) {
+      auto lag = stack_->GroupLag("seg-ingest", "events");
+      ingest_lag = lag.ok() ? *lag : -1;
+      lag = stack_->GroupLag("segmenter", "user-changes");
+      segmenter_lag = lag.ok() ? *lag : -1;
+      if (ingest_lag == 0 && segmenter_lag == 0) break;
+    }
+    ASSERT_LT(SteadyClock::now(), deadline)
+        << missing << " users without a covering result; ingest lag " << ingest_lag
+        << ", segmenter lag " << segmenter_lag << "\n--- ingest:\n"
+        << stack_->LogTail("ingest") << "\n--- segmenter1:\n"
+        << stack_->LogTail("segmenter1");
+  }
+  ASSERT_TRUE(results.ReadToEnd(deadline, on_result).ok());
+  ASSERT_EQ(uncovered(), 0);
+
+  // Change notices: what the blacklist counted per user.
+  // Change notices: what the blacklist counted per user (ingest is
+  // at-least-once, so a redelivered batch counts twice).
+  std::map<std::string, std::pair<int64_t, int64_t>> notice_counts;  // notices, event_count sum
+  {
+    TopicReader notices(stack_.get(), "user-changes", "e2e-notices");
+    ASSERT_TRUE(notices
+                    .ReadToEnd(deadline,
+                               [&](const kafka::Message& m) {
+                                 ChangeNotice n;
+                                 ASSERT_TRUE(n.ParseFromArray(m.value().data(),
+                                                              static_cast<int>(m.value().size())));
+                                 auto& [count, events] = notice_counts[n.user_id()];
+                                 ++count;
+                                 events += n.event_count();
+                               })
+                    .ok());
+    int over = 0;
+    for (int32_t u = 0; u < kUsers; ++u) {
+      const auto& user = generator.users()[u];
+      auto [count, events] = notice_counts[user.id];
+      if (events > user.messages && over++ < 5) {
+        LOG(INFO) << user.id << ": notices count " << events << " events in " << count
+                  << " notices, generator sent " << user.messages << " messages";
+      }
+    }
+    LOG(INFO) << "e2e: " << over << " users' notices count more events than were sent";
+  }
+
+  // (a) Final results against a direct evaluation at the result's "now".
+  int mismatches = 0, flagged = 0, flagged_bots = 0, generator_bots = 0, compared = 0;
+  std::map<std::string, int> members;
+  for (int32_t u = 0; u < kUsers; ++u) {
+    const loadgen::UserProfile& user = generator.users()[u];
+    generator_bots += user.bot ? 1 : 0;
+    if (newest[u] == 0) {
+      EXPECT_FALSE(has_result[u]) << user.id << " has a result but no valid event";
+      continue;
+    }
+    const SegmentationResult& r = final_results[u];
+    if (r.bot()) {
+      ++flagged;
+      flagged_bots += user.bot ? 1 : 0;
+      EXPECT_EQ(r.reason(), BOT);
+      EXPECT_TRUE(r.segments().empty());
+      // The blacklist never over-counts: fewer events than the threshold in
+      // all of a user's notices can never flag it.
+      EXPECT_GE(notice_counts[user.id].second, kBotThreshold)
+          << user.id << " flagged as a bot (" << user.messages << " messages)";
+      continue;
+    }
+    ++compared;
+    EXPECT_EQ(r.reason(), SEGMENTED);
+    EXPECT_TRUE(r.failed_scripts().empty()) << user.id << ": " << r.failed_scripts(0);
+    EXPECT_EQ(r.script_set_version(), host_->script_set_version());
+    int64_t watermark = 0;
+    segmenter::EvaluationResult direct =
+        Evaluate(user.id, cells[u], r.segmented_at_ms(), &watermark);
+    std::vector<std::string> got(r.segments().begin(), r.segments().end());
+    EXPECT_EQ(r.data_watermark_ms(), watermark) << user.id << ": the result missed events";
+    if (got != direct.segments) {
+      ++mismatches;
+      ADD_FAILURE() << user.id << ": pipeline " << Join(got) << " vs direct "
+                    << Join(direct.segments) << " (" << cells[u].size() << " events, decided "
+                    << Join(user.decided_segments) << ")";
+      if (mismatches > 10) break;
+    }
+    for (const auto& s : got) ++members[s];
+    // What the generator alone decides holds, unless the deciding event fell
+    // out of the newest events the node reads.
+    if (cells[u].size() <= kMaxEventsPerUser) {
+      for (const auto& d : user.decided_segments) {
+        EXPECT_TRUE(std::count(got.begin(), got.end(), d)) << user.id << " should be in " << d;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+  // Bots send ~130 messages each within seconds: the blacklist must see most.
+  EXPECT_GE(flagged_bots, generator_bots * 3 / 4)
+      << flagged_bots << " of " << generator_bots << " bots flagged";
+  for (const auto& script : host_->scripts()) {
+    for (const auto& segment : script.segments) {
+      EXPECT_GT(members[segment], 0) << "no user ended in " << segment;
+    }
+  }
+  LOG(INFO) << "e2e: " << kMessages << " messages, " << result_messages << " results, " << compared
+            << " users compared, " << flagged << " flagged (" << flagged_bots << " of "
+            << generator_bots << " bots)";
+
+  // (b) Dead letters: exactly the malformed messages, each with its reason.
+  std::map<std::pair<std::string, std::string>, int> deadlettered;
+  ASSERT_TRUE(deadletters
+                  .ReadToEnd(deadline,
+                             [&](const kafka::Message& m) {
+                               DeadLetter d;
+                               ASSERT_TRUE(d.ParseFromArray(m.value().data(),
+                                                            static_cast<int>(m.value().size())));
+                               ++deadlettered[{d.original(), d.reason()}];
+                             })
+                  .ok());
+  EXPECT_FALSE(expected_deadletters.empty());
+  EXPECT_EQ(deadlettered.size(), expected_deadletters.size());
+  for (const auto& [key, n] : expected_deadletters) {
+    auto it = deadlettered.find(key);
+    EXPECT_TRUE(it != deadlettered.end() && it->second == n)
+        << "malformed message (" << key.second << ") dead-lettered "
+        << (it == deadlettered.end() ? 0 : it->second) << " times, sent " << n;
+  }
+
+  // (c) Day sizes from seg-stats against the users the results counted.
+  auto stub = stats::v1::SegmentStats::NewStub(
+      grpc::CreateChannel(stack_->stats_target(), grpc::InsecureChannelCredentials()));
+  std::set<int32_t> days;
+  for (const auto& [key, users] : day_members) days.insert(key.second);
+  int within_ci = 0, queried = 0;
+  for (int32_t day : days) {
+    for (const auto& script : host_->scripts()) {
+      for (const auto& segment : script.segments) {
+        stats::v1::SegmentSizeRequest request;
+        request.set_segment(segment);
+        request.mutable_days()->set_from(FormatDay(day));
+        request.mutable_days()->set_to(FormatDay(day));
+        stats::v1::Estimate estimate;
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + seconds(10));
+        grpc::Status status = stub->SegmentSize(&context, request, &estimate);
+        ASSERT_TRUE(status.ok()) << segment << ": " << status.error_message();
+        const double truth = static_cast<double>(day_members[{segment, day}].size());
+        ++queried;
+        within_ci += truth >= estimate.ci95_low() && truth <= estimate.ci95_high() ? 1 : 0;
+        // HLL bound: 3 standard errors (the reported one, at least 1.04/sqrt(m)
+        // with m = 2^14 registers), plus one user for rounding.
+        const double bound =
+            3 * std::max(estimate.std_error(), truth * 1.04 / std::sqrt(16384.0)) + 1;
+        EXPECT_NEAR(estimate.value(), truth, bound)
+            << segment << " on " << FormatDay(day) << ": ci95 [" << estimate.ci95_low() << ", "
+            << estimate.ci95_high() << "]";
+      }
+    }
+  }
+  LOG(INFO) << "e2e: " << within_ci << " of " << queried << " day sizes inside their 95% interval";
+
+  // (d) A partner group reading from the beginning sees the same final results.
+  TopicReader partner(stack_.get(), "segmentation-results", "e2e-partner");
+  std::map<std::string, std::string> partner_final;
+  ASSERT_TRUE(partner
+                  .ReadToEnd(SteadyClock::now() + seconds(60),
+                             [&](const kafka::Message& m) {
+                               partner_final[std::string(m.key())] = std::string(m.value());
+                             })
+                  .ok());
+  int partner_users = 0;
+  for (int32_t u = 0; u < kUsers; ++u) {
+    if (!has_result[u]) continue;
+    ++partner_users;
+    const std::string& id = generator.users()[u].id;
+    auto it = partner_final.find(id);
+    ASSERT_NE(it, partner_final.end()) << id;
+    EXPECT_EQ(it->second, final_bytes[u]) << id;
+  }
+  EXPECT_EQ(partner_final.size(), static_cast<size_t>(partner_users));
+}
+
+}  // namespace
+}  // namespace seg
