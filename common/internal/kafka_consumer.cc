@@ -89,6 +89,8 @@ struct Consumer::Impl {
   RebalanceCallback on_rebalance;
   bool closed = false;
   bool paused = false;  // Pause() in force: new partitions are paused too
+  bool subscribed = false;
+  bool first_assignment_seen = false;  // the sticky assignor has its state
 
   metrics::Counter consumed;
   metrics::Counter errors;
@@ -114,6 +116,7 @@ struct Consumer::Impl {
                    rd_kafka_topic_partition_list_t* parts) {
     bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(handle), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      first_assignment_seen = true;
       LOG(INFO) << "kafka group " << group_id << ": assigned " << parts->cnt << " partitions";
       Status s = cooperative ? ErrorStatus(rd_kafka_incremental_assign(handle, parts), "assign")
                              : ErrorStatus(rd_kafka_assign(handle, parts), "assign");
@@ -140,6 +143,9 @@ struct Consumer::Impl {
                            : ErrorStatus(rd_kafka_assign(handle, nullptr), "unassign");
     if (!s.ok()) LOG(ERROR) << "kafka group " << group_id << ": " << s;
   }
+
+  // Before rd_kafka_consumer_close: see the workaround note below.
+  void SettleJoinBeforeClose();
 
   static void RebalanceTrampoline(rd_kafka_t* handle, rd_kafka_resp_err_t err,
                                   rd_kafka_topic_partition_list_t* parts, void* opaque) {
@@ -182,7 +188,9 @@ Status Consumer::Subscribe(const std::vector<std::string>& topics) {
   for (const auto& t : topics) {
     rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
   }
-  return ErrorStatus(rd_kafka_subscribe(impl_->rk.get(), list.get()), "kafka subscribe");
+  Status status = ErrorStatus(rd_kafka_subscribe(impl_->rk.get(), list.get()), "kafka subscribe");
+  if (status.ok()) impl_->subscribed = true;
+  return status;
 }
 
 StatusOr<Batch> Consumer::PollBatch(size_t max_messages, std::chrono::milliseconds timeout) {
@@ -332,9 +340,52 @@ Status Consumer::Resume() {
 
 bool Consumer::paused() const { return impl_->paused; }
 
+namespace {
+
+// librdkafka < 2.2.1 aborts in rd_kafka_sticky_assignor_state_destroy
+// (librdkafka #4312) when a cooperative-sticky member is closed after its
+// JoinGroup response set the assignor but before the SyncGroup assignment
+// gave the assignor its state. A member id means a JoinGroup was answered;
+// then let the join finish (the first assignment sets the state) before
+// closing. Bounded: a join that never settles falls back to a plain close.
+constexpr auto kJoinSettleWait = std::chrono::seconds(10);
+
+bool JoinAnswered(rd_kafka_t* rk) {
+  char* member = rd_kafka_memberid(rk);
+  bool answered = member != nullptr && member[0] != '\0';
+  if (member != nullptr) rd_kafka_mem_free(rk, member);
+  return answered;
+}
+
+}  // namespace
+
+void Consumer::Impl::SettleJoinBeforeClose() {
+  if (!subscribed || first_assignment_seen || !JoinAnswered(rk.get())) {
+    return;
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + kJoinSettleWait;
+  while (!first_assignment_seen && std::chrono::steady_clock::now() < deadline) {
+    // Messages fetched in this window were never returned to the caller, so
+    // they are never stored: dropping them commits nothing for them.
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk.get(), 100);
+    if (msg != nullptr) rd_kafka_message_destroy(msg);
+  }
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  if (first_assignment_seen) {
+    LOG(INFO) << "kafka group " << group_id << ": close waited " << waited.count()
+              << " ms for the pending join to settle";
+  } else {
+    LOG(WARNING) << "kafka group " << group_id << ": join did not settle within " << waited.count()
+                 << " ms; closing anyway";
+  }
+}
+
 Status Consumer::Close() {
   if (impl_->closed) return Status::OK();
   impl_->closed = true;
+  impl_->SettleJoinBeforeClose();
   Status status = ErrorStatus(rd_kafka_consumer_close(impl_->rk.get()),
                               "kafka consumer close group " + impl_->group_id);
   if (!status.ok()) LOG(WARNING) << status;

@@ -367,6 +367,73 @@ TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
   EXPECT_GT(got_b, 0u);
 }
 
+// Closing a cooperative-sticky member before its first assignment arrived
+// (e.g. SIGTERM right after start) must neither abort inside librdkafka
+// (librdkafka #4312: the sticky assignor's state is destroyed before it was
+// ever set) nor hang. Timings cover: before the join, during JoinGroup,
+// during SyncGroup, and after the assignment; with and without another
+// member already owning the partitions (then the join waits for a rebalance).
+TEST_F(KafkaTest, CloseBeforeFirstAssignmentIsCleanAndBounded) {
+  for (bool with_owner : {false, true}) {
+    for (auto poll_for : {0ms, 50ms, 200ms, 1000ms}) {
+      SCOPED_TRACE("poll " + std::to_string(poll_for.count()) + " ms");
+      std::string group =
+          "g-early-close-" + std::to_string(with_owner) + "-" + std::to_string(poll_for.count());
+      SCOPED_TRACE(group);
+      std::unique_ptr<Consumer> owner;
+      if (with_owner) {
+        owner = MakeConsumer(*cluster_, group);
+        ASSERT_TRUE(owner && owner->Subscribe({"events"}).ok());
+        auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (std::chrono::steady_clock::now() < deadline && owner->Assignment()->size() < 8) {
+          ASSERT_TRUE(owner->PollBatch(10, 100ms).ok());
+        }
+        ASSERT_EQ(owner->Assignment()->size(), 8u);
+      }
+      std::vector<RebalanceEvent> events;
+      auto consumer =
+          MakeConsumer(*cluster_, group, [&](const RebalanceEvent& e) { events.push_back(e); });
+      ASSERT_TRUE(consumer && consumer->Subscribe({"events"}).ok());
+      {
+        auto batch = consumer->PollBatch(10, poll_for);  // released before Close
+        ASSERT_TRUE(batch.ok()) << batch.status();
+      }
+      auto start = std::chrono::steady_clock::now();
+      EXPECT_TRUE(consumer->Close().ok());
+      EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+      // Nothing was stored, so nothing may have been committed.
+      consumer.reset();
+      if (owner) {
+        auto committed = owner->Committed(Partitions("events", 8), 5s);
+        ASSERT_TRUE(committed.ok()) << committed.status();
+        for (const auto& [tp, offset] : *committed) EXPECT_LT(offset, 0) << tp.partition;
+        EXPECT_TRUE(owner->Close().ok());
+      }
+    }
+  }
+}
+
+// The same between the JoinGroup and the SyncGroup response: slow brokers
+// widen that window (the mock answers the join about 3 s after the first
+// member asked, plus the round trips) so that Close lands inside it.
+TEST_F(KafkaTest, CloseBetweenJoinAndSyncIsCleanAndBounded) {
+  for (int32_t id = 1; id <= cluster_->broker_count(); ++id) {
+    ASSERT_TRUE(cluster_->SetBrokerRtt(id, 400).ok());
+  }
+  for (auto poll_for : {4000ms, 4400ms, 4800ms, 5200ms, 5600ms}) {
+    SCOPED_TRACE("poll " + std::to_string(poll_for.count()) + " ms");
+    auto consumer = MakeConsumer(*cluster_, "g-sync-close-" + std::to_string(poll_for.count()));
+    ASSERT_TRUE(consumer && consumer->Subscribe({"events"}).ok());
+    {
+      auto batch = consumer->PollBatch(10, poll_for);
+      ASSERT_TRUE(batch.ok()) << batch.status();
+    }
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(consumer->Close().ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+  }
+}
+
 // kafka-local serves the Kafka protocol to other processes and stops cleanly.
 TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
 #ifdef SEG_KAFKA_LOCAL_BIN
