@@ -13,7 +13,7 @@ PACKAGES=(
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev librocksdb-dev
   prometheus-cpp-dev libcli11-dev libyaml-cpp-dev libbenchmark-dev
   # servers and tools used by tests and the demo
-  redis-server redis-tools kcat python3-grpcio python3-protobuf
+  redis-server redis-tools kcat python3-grpcio python3-protobuf openssl
 )
 
 missing=()

@@ -50,4 +50,9 @@ class StoreContractTest : public ::testing::TestWithParam<StoreBackend> {
   std::string prefix_;
 };
 
+// Cases that move the backend's clock: instantiated only for backends whose
+// StoreEnv has a fake_clock() (a seg-store process runs on the real clock; its
+// TTL is covered by the old-timestamp cases of StoreContractTest).
+class StoreClockContractTest : public StoreContractTest {};
+
 }  // namespace seg::store::testing

@@ -35,12 +35,15 @@ class EmbeddedEnv : public StoreEnv {
   std::unique_ptr<internal::EmbeddedStore> store_;
 };
 
-INSTANTIATE_TEST_SUITE_P(
-    Embedded, StoreContractTest,
-    ::testing::Values(StoreBackend{"embedded", [] { return std::make_unique<EmbeddedEnv>(true); }},
-                      StoreBackend{"embedded_cells",
-                                   [] { return std::make_unique<EmbeddedEnv>(false); }}),
-    [](const ::testing::TestParamInfo<StoreBackend>& info) { return info.param.name; });
+const auto kEmbeddedBackends = ::testing::Values(
+    StoreBackend{"embedded", [] { return std::make_unique<EmbeddedEnv>(true); }},
+    StoreBackend{"embedded_cells", [] { return std::make_unique<EmbeddedEnv>(false); }});
+std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
+  return info.param.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Embedded, StoreContractTest, kEmbeddedBackends, BackendName);
+INSTANTIATE_TEST_SUITE_P(Embedded, StoreClockContractTest, kEmbeddedBackends, BackendName);
 
 }  // namespace
 }  // namespace seg::store::testing
