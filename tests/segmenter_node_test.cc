@@ -21,6 +21,7 @@
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/served_store.h"
 
 namespace seg {
 namespace {
@@ -44,19 +45,10 @@ class SegmenterNodeTest : public ::testing::Test {
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = std::move(*redis);
 
-    store::StoreServerOptions server_options;
-    server_options.port = 0;
-    server_options.store.data_dir = dir_.path() + "/store";
-    auto server = store::StoreServer::Create(server_options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    ASSERT_TRUE(server_->Start().ok());
-    store::StoreOptions client;
-    client.backend = store::StoreOptions::Backend::kThrift;
-    client.thrift.port = server_->port();
-    auto store = store::OpenStore(client);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    auto served = testing::ServeStore(dir_.path() + "/store");
+    ASSERT_TRUE(served.ok()) << served.status();
+    server_ = std::move(served->server);
+    store_ = std::move(served->client);
 
     segmenter::ScriptHostOptions host_options;
     host_options.scripts_dir = testing::SourceDir() + "/scripts";
