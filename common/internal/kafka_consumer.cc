@@ -114,7 +114,9 @@ struct Consumer::Impl {
 
   void OnRebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
                    rd_kafka_topic_partition_list_t* parts) {
-    bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(handle), "COOPERATIVE") == 0;
+    // NULL while the member has no protocol yet (closed mid-join).
+    const char* protocol = rd_kafka_rebalance_protocol(handle);
+    bool cooperative = protocol != nullptr && std::strcmp(protocol, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       first_assignment_seen = true;
       LOG(INFO) << "kafka group " << group_id << ": assigned " << parts->cnt << " partitions";
@@ -134,7 +136,10 @@ struct Consumer::Impl {
     Notify(lost ? RebalanceEvent::Kind::kLost : RebalanceEvent::Kind::kRevoked, parts);
     if (!lost) {
       // Last chance to commit what the caller stored for these partitions.
-      rd_kafka_resp_err_t cerr = rd_kafka_commit(handle, nullptr, /*async=*/0);
+      // Asynchronous while closing: a synchronous commit inside
+      // rd_kafka_consumer_close can wait forever for a reply the terminating
+      // group never serves; the close still waits for outstanding commits.
+      rd_kafka_resp_err_t cerr = rd_kafka_commit(handle, nullptr, /*async=*/closed ? 1 : 0);
       if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         LOG(WARNING) << ErrorStatus(cerr, "kafka group " + group_id + ": commit on revoke");
       }
@@ -201,10 +206,11 @@ StatusOr<Batch> Consumer::PollBatch(size_t max_messages, std::chrono::millisecon
   while (batch.messages_.size() < max_messages) {
     int wait_ms = 0;
     if (batch.messages_.empty()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() < 0) break;
-      wait_ms = static_cast<int>(left.count());
+      auto left = deadline - std::chrono::steady_clock::now();
+      if (left.count() <= 0) break;
+      // Rounded up: a 0 ms poll in the last sub-millisecond would spin
+      // (clock reads and queue locks) until the deadline passes.
+      wait_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
     }
     rd_kafka_message_t* msg = rd_kafka_consumer_poll(impl_->rk.get(), wait_ms);
     if (msg == nullptr) {
