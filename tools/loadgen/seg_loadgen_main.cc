@@ -2,6 +2,7 @@
 //
 //   seg-loadgen --bootstrap HOST:PORT --users 10000 --rate 20000 --duration 60
 //               [--events N] [--seed 7] [--truth-out truth.jsonl]
+//               [--linger-ms 50] [-X security.protocol=SASL_SSL -X ...]
 //
 // --rate 0 sends as fast as the producer takes them. Deterministic from
 // --seed (message content; pacing follows the wall clock). Prints a summary
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
   seg::loadgen::TrafficOptions traffic;
   double rate = 10'000, duration_s = 10;
   int64_t max_events = 0;
+  int linger_ms = 50;
+  std::vector<std::string> kafka_properties;
   app.add_option("--bootstrap", kafka.bootstrap_servers, "Kafka bootstrap servers")->required();
   app.add_option("--topic", topic, "Topic to produce to");
   app.add_option("--users", traffic.users, "Number of users");
@@ -49,12 +52,26 @@ int main(int argc, char** argv) {
   app.add_option("--duration", duration_s, "Seconds to run (0 = until --events or Ctrl-C)");
   app.add_option("--events", max_events, "Stop after this many messages (0 = no limit)");
   app.add_option("--truth-out", truth_out, "Write per-user ground truth (JSON lines) here");
+  // Fewer, larger message sets: every produce request costs the brokers (and
+  // librdkafka's mock broker scans its log per message set) far more than a
+  // few tens of ms of latency costs the events' realism.
+  app.add_option("--linger-ms", linger_ms, "Producer linger.ms (batching delay)");
+  app.add_option("-X,--kafka-property", kafka_properties,
+                 "librdkafka property KEY=VALUE (SASL/TLS etc.; repeatable)");
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
-  kafka.properties["linger.ms"] = "5";
+  kafka.properties["linger.ms"] = std::to_string(linger_ms);
   kafka.properties["batch.num.messages"] = "10000";
+  for (const std::string& kv : kafka_properties) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "seg-loadgen: -X wants KEY=VALUE, got '%s'\n", kv.c_str());
+      return 2;
+    }
+    kafka.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   auto producer = seg::kafka::Producer::Create(kafka);
   if (!producer.ok()) {
     LOG(ERROR) << "seg-loadgen: " << producer.status();
