@@ -102,6 +102,10 @@ struct NodeOptions {
   // segmentations than notices at 0 ms, 8x at 500 ms, 12x at 1 s) at the
   // price of that much latency. 0 = read at once.
   int64_t read_delay_ms = 500;
+  // Batches waiting out their read delay are queued while polling goes on,
+  // so the delay is paid once per notice, not once per batch behind it.
+  // Past this many queued notices polling stops until the oldest is due.
+  int32_t max_queued_notices = 20'000;
 
   // Skip rules.
   bool skip_cache_enabled = true;
@@ -128,14 +132,17 @@ struct NodeStats {
   int64_t stats_updates = 0;
   int64_t batches = 0;
   int64_t failed_batches = 0;
+  int64_t queued_notices = 0;  // polled, waiting out the read delay (not in `notices` yet)
 };
 
 class Node {
  public:
   virtual ~Node() = default;
 
-  // Polls one batch and processes it completely (or gives it up for
-  // redelivery on failure). Returns the number of notices handled.
+  // Polls one batch into the read-delay queue, then processes every queued
+  // batch that is due (all of them at once when read_delay_ms is 0), each
+  // completely or given up for redelivery on failure. Returns the number of
+  // notices processed (0 while batches wait out their delay).
   virtual StatusOr<int> RunOnce() = 0;
 
   // Runs until RequestStop(); then leaves the group cleanly.

@@ -1,14 +1,18 @@
-// The segmenter node's batch loop. Per batch (docs/ARCHITECTURE.md steps):
-//   1. bot blacklist, 2. skip cache, 3. one multi-get for the survivors,
-//   4. scripts, 5. results to Kafka, 6. stats to Redis, then the membership
-//   state back to family `s`, the skip cache, and 7. the offsets.
-// The skip decisions (1, 2) are made once per batch; a failure in 3-6
-// retries those steps with backoff: results and HLL
-// adds are idempotent for a replay, the state is written only after both
-// were acknowledged, and offsets only after the state.
+// The segmenter node's batch loop (docs/ARCHITECTURE.md steps):
+//   poll: 1. bot blacklist; the batch then waits out its read delay in a
+//   queue while polling goes on. When due (several due batches together):
+//   2. skip cache, 3. one multi-get for the survivors, 4. scripts, 5. results
+//   to Kafka, 6. stats to Redis, then the membership state back to family
+//   `s`, the skip cache, and 7. the offsets of every batch in the group.
+// The skip decisions (1, 2) are made once; a failure in 3-6 retries those
+// steps with backoff: results and HLL adds are idempotent for a replay, the
+// state is written only after both were acknowledged, and offsets only after
+// the state. Batches are processed in poll order, so offsets stay in order;
+// a revocation processes the whole queue before the partitions go.
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <deque>
 #include <thread>
 #include <unordered_map>
 
@@ -56,10 +60,23 @@ struct NodeMetrics {
   metrics::Gauge lag = metrics::GetGauge("seg_segmenter_consumer_lag", "Notices behind");
 };
 
-// One user that survived the skips in this batch.
+// One user that survived the blacklist; the skip cache is asked when its
+// batch is due, after the reads of the batches queued before it.
 struct PendingUser {
   std::string_view user_id;  // view into the Kafka batch
   int64_t newest_event_ms = 0;
+  int64_t newest_ack_ms = 0;
+  int64_t notices = 0;
+};
+
+// A polled batch waiting out its read delay (NodeOptions::read_delay_ms).
+struct QueuedBatch {
+  kafka::Batch batch;
+  std::vector<PendingUser> pending;  // deduplicated within the batch
+  std::vector<std::string_view> bot_users;
+  int64_t due_ms = 0;
+  int64_t malformed = 0;
+  int64_t skipped_bot = 0;
 };
 
 class NodeImpl : public Node {
@@ -68,9 +85,16 @@ class NodeImpl : public Node {
            Clock* clock)
       : options_(options), store_(store), evaluator_(evaluator), stats_(stats), clock_(clock) {}
 
+  // The consumer's close fires the rebalance callback, which needs the queue
+  // and the rest of this object: close before any member goes.
+  ~NodeImpl() override { Close().IgnoreError(); }
+
   Status Init() {
     SEG_ASSIGN_OR_RETURN(producer_, kafka::Producer::Create(options_.kafka));
-    SEG_ASSIGN_OR_RETURN(consumer_, kafka::Consumer::Create(options_.kafka, options_.group_id));
+    SEG_ASSIGN_OR_RETURN(consumer_,
+                         kafka::Consumer::Create(
+                             options_.kafka, options_.group_id,
+                             [this](const kafka::RebalanceEvent& event) { OnRebalance(event); }));
     SEG_RETURN_IF_ERROR(consumer_->Subscribe({options_.notices_topic}));
     if (options_.skip_cache_enabled) {
       SkipCache::Options o;
@@ -94,36 +118,37 @@ class NodeImpl : public Node {
       Status s = evaluator_->Reload();
       if (!s.ok()) LOG(ERROR) << "script reload failed, keeping the previous set: " << s;
     }
-    SEG_ASSIGN_OR_RETURN(kafka::Batch batch,
-                         consumer_->PollBatch(options_.batch_max_notices,
-                                              std::chrono::milliseconds(options_.batch_max_ms)));
-    if (batch.empty()) return 0;
-    // Skip decisions are made once per batch, outside the retry loop: the
-    // blacklist counts each notice once, and a user blacklisted now keeps its
-    // one bot result even when the first attempt fails.
-    Triage(batch);
-    Backoff backoff(BackoffOptions{100, 5000});
-    while (true) {
-      int64_t start_us = clock_->MonotonicUs();
-      Status s = ProcessSurvivors();
-      if (s.ok()) {
-        metrics_.batch_latency.Observe((clock_->MonotonicUs() - start_us) / 1e6);
-        break;
+    if (queued_notices_ < options_.max_queued_notices) {
+      // Wait for notices no longer than until the oldest queued batch is due.
+      int64_t wait_ms = options_.batch_max_ms;
+      if (!queue_.empty()) {
+        wait_ms = std::clamp<int64_t>(queue_.front().due_ms - clock_->NowMs(), 0, wait_ms);
       }
-      ++stats_snapshot_.failed_batches;
-      metrics_.batch_failures.Inc();
-      if (stop_.load()) return s.WithContext("batch abandoned at shutdown, will be redelivered");
-      int64_t delay = backoff.NextDelayMs();
-      LOG(WARNING) << "batch of " << batch.size() << " notices failed (attempt "
-                   << backoff.attempts() << "), retrying in " << delay << " ms: " << s;
-      // Waiting out a failed dependency: nothing to synchronise with.
-      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      SEG_ASSIGN_OR_RETURN(
+          kafka::Batch batch,
+          consumer_->PollBatch(options_.batch_max_notices, std::chrono::milliseconds(wait_ms)));
+      if (!batch.empty()) Enqueue(std::move(batch));
+    } else {
+      // Queue full: nothing to do until its oldest batch is due.
+      const int64_t wait_ms = queue_.front().due_ms - clock_->NowMs();
+      if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     }
-    SEG_RETURN_IF_ERROR(consumer_->StoreOffsets(batch));
-    SEG_RETURN_IF_ERROR(consumer_->Commit(/*sync=*/false));
-    ++stats_snapshot_.batches;
-    metrics_.lag.Set(static_cast<double>(consumer_->Lag()));
-    return static_cast<int>(batch.size());
+    int handled = 0;
+    while (!queue_.empty() && queue_.front().due_ms <= clock_->NowMs()) {
+      SEG_ASSIGN_OR_RETURN(int n, ProcessQueued(/*all=*/false, /*commit=*/true));
+      handled += n;
+    }
+    // A commit that failed (e.g. the one on revocation, during a rebalance)
+    // is retried once a second, not left until the next batch arrives.
+    const int64_t mono_ms = clock_->MonotonicUs() / 1000;
+    if (handled == 0 && mono_ms - last_commit_mono_ms_ >= 1000) {
+      last_commit_mono_ms_ = mono_ms;
+      Status s = consumer_->Commit(/*sync=*/false);
+      if (!s.ok()) {
+        LOG_EVERY_N(WARNING, 10) << "segmenter: idle commit: " << s;
+      }
+    }
+    return handled;
   }
 
   Status Run() override {
@@ -136,31 +161,55 @@ class NodeImpl : public Node {
 
   void RequestStop() override { stop_ = true; }
   void RequestReload() override { reload_ = true; }
-  NodeStats stats() const override { return stats_snapshot_; }
+  NodeStats stats() const override {
+    NodeStats stats = stats_snapshot_;
+    stats.queued_notices = queued_notices_;
+    return stats;
+  }
 
   Status Close() override {
-    if (closed_) return Status::OK();
+    if (closed_ || consumer_ == nullptr || producer_ == nullptr) return Status::OK();
     closed_ = true;
+    stop_ = true;  // one attempt per queued batch, no retrying at shutdown
+    // What is queued is processed now (the consumer's close commits it);
+    // what fails is left uncommitted for the partitions' next owner.
+    Status drained = DrainQueue(/*commit=*/false);
     Status flush = producer_->Flush(std::chrono::seconds(10));
     Status close = consumer_->Close();
+    queue_.clear();  // the batches' buffers go before their consumer
+    if (!drained.ok()) return drained;
     if (!flush.ok()) return flush;
     return close;
   }
 
  private:
-  // Applies the skip rules to every notice and collects the surviving users
-  // (deduplicated) and the newly blacklisted ones.
-  void Triage(const kafka::Batch& batch) {
+  // Partitions are leaving: finish every queued batch now, so the offsets
+  // the adapter commits after this callback cover them and the next owner
+  // does not segment the same users at the same time.
+  void OnRebalance(const kafka::RebalanceEvent& event) {
+    if (event.kind == kafka::RebalanceEvent::Kind::kAssigned || queue_.empty()) return;
+    Status s = DrainQueue(/*commit=*/false);
+    if (!s.ok()) LOG(WARNING) << "queued notices left to the partitions' next owner: " << s;
+  }
+
+  Status DrainQueue(bool commit) {
+    while (!queue_.empty()) {
+      SEG_RETURN_IF_ERROR(ProcessQueued(/*all=*/true, commit).status());
+    }
+    return Status::OK();
+  }
+
+  // Applies the bot blacklist to every notice, deduplicates the rest per
+  // user and queues the batch until its newest write has settled.
+  void Enqueue(kafka::Batch batch) {
     const int64_t now = clock_->NowMs();
-    pending_.clear();
+    QueuedBatch& q = queue_.emplace_back();
     pending_index_.clear();
-    bot_users_.clear();
-    newest_ack_ms_ = 0;
-    int64_t skipped_cache = 0, skipped_bot = 0, malformed = 0;
+    int64_t newest_ack_ms = 0;
     for (const kafka::Message& msg : batch) {
       if (!notice_.ParseFromArray(msg.value().data(), static_cast<int>(msg.value().size())) ||
           notice_.user_id().empty()) {
-        ++malformed;
+        ++q.malformed;
         LOG_EVERY_N(WARNING, 1000) << "malformed notice at " << msg.topic() << "/"
                                    << msg.partition() << "@" << msg.offset();
         continue;
@@ -171,41 +220,120 @@ class NodeImpl : public Node {
       if (blacklist_) {
         auto decision = blacklist_->OnNotice(user, notice_.event_count());
         if (decision != BotBlacklist::Decision::kProcess) {
-          ++skipped_bot;
-          if (decision == BotBlacklist::Decision::kNewlyBlacklisted) bot_users_.push_back(user);
+          ++q.skipped_bot;
+          if (decision == BotBlacklist::Decision::kNewlyBlacklisted) q.bot_users.push_back(user);
           continue;
         }
       }
-      if (skip_cache_ && skip_cache_->ShouldSkip(user, notice_.acked_at_ms())) {
-        ++skipped_cache;
-        continue;
-      }
-      newest_ack_ms_ = std::max(newest_ack_ms_, notice_.acked_at_ms());
-      auto [it, inserted] = pending_index_.emplace(user, pending_.size());
-      if (inserted) pending_.push_back(PendingUser{user, 0});
-      PendingUser& p = pending_[it->second];
+      newest_ack_ms = std::max(newest_ack_ms, notice_.acked_at_ms());
+      auto [it, inserted] = pending_index_.emplace(user, q.pending.size());
+      if (inserted) q.pending.push_back(PendingUser{user});
+      PendingUser& p = q.pending[it->second];
       p.newest_event_ms = std::max(p.newest_event_ms, notice_.newest_event_time_ms());
+      p.newest_ack_ms = std::max(p.newest_ack_ms, notice_.acked_at_ms());
+      ++p.notices;
     }
-    stats_snapshot_.notices += static_cast<int64_t>(batch.size());
-    stats_snapshot_.malformed_notices += malformed;
-    stats_snapshot_.skipped_by_cache += skipped_cache;
-    stats_snapshot_.skipped_as_bot += skipped_bot;
-    metrics_.notices.Inc(static_cast<double>(batch.size()));
-    metrics_.malformed.Inc(static_cast<double>(malformed));
-    metrics_.skipped_cache.Inc(static_cast<double>(skipped_cache));
-    metrics_.skipped_bot.Inc(static_cast<double>(skipped_bot));
+    // Let the newest write's burst settle. Clamp, so a notice stamped by a
+    // clock far ahead cannot stall the node.
+    q.due_ms = q.pending.empty()
+                   ? now
+                   : std::min(newest_ack_ms + options_.read_delay_ms, now + options_.read_delay_ms);
+    queued_notices_ += static_cast<int64_t>(batch.size());
+    q.batch = std::move(batch);
   }
 
-  // Reads, segments and publishes the users Triage() kept; safe to retry.
-  Status ProcessSurvivors() {
+  // Processes the due batches at the head of the queue (every batch when
+  // `all`) as one group of at most batch_max_notices notices (at least one
+  // batch): one skip pass, one read, one publish, then their offsets.
+  StatusOr<int> ProcessQueued(bool all, bool commit) {
     const int64_t now = clock_->NowMs();
-    // Let the newest write's burst settle (NodeOptions::read_delay_ms). Clamp,
-    // so a notice stamped by a clock far ahead cannot stall the node.
-    const int64_t settle_ms =
-        std::min(newest_ack_ms_ + options_.read_delay_ms - clock_->NowMs(), options_.read_delay_ms);
-    if (!pending_.empty() && settle_ms > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+    size_t group = 0;
+    int64_t notices = 0;
+    for (; group < queue_.size(); ++group) {
+      const int64_t size = static_cast<int64_t>(queue_[group].batch.size());
+      if (group > 0 &&
+          ((!all && queue_[group].due_ms > now) || notices + size > options_.batch_max_notices)) {
+        break;
+      }
+      notices += size;
     }
+    SelectSurvivors(group);
+    Backoff backoff(BackoffOptions{100, 5000});
+    while (true) {
+      int64_t start_us = clock_->MonotonicUs();
+      Status s = ProcessSurvivors(now);
+      if (s.ok()) {
+        metrics_.batch_latency.Observe((clock_->MonotonicUs() - start_us) / 1e6);
+        break;
+      }
+      ++stats_snapshot_.failed_batches;
+      metrics_.batch_failures.Inc();
+      if (stop_.load()) return s.WithContext("batch abandoned at shutdown, will be redelivered");
+      int64_t delay = backoff.NextDelayMs();
+      LOG(WARNING) << "batch of " << notices << " notices failed (attempt " << backoff.attempts()
+                   << "), retrying in " << delay << " ms: " << s;
+      // Waiting out a failed dependency: nothing to synchronise with.
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    }
+    int64_t malformed = 0, skipped_bot = 0;
+    for (size_t i = 0; i < group; ++i) {
+      SEG_RETURN_IF_ERROR(consumer_->StoreOffsets(queue_[i].batch));
+      malformed += queue_[i].malformed;
+      skipped_bot += queue_[i].skipped_bot;
+    }
+    for (size_t i = 0; i < group; ++i) queue_.pop_front();
+    queued_notices_ -= notices;
+    if (commit) {
+      last_commit_mono_ms_ = clock_->MonotonicUs() / 1000;
+      SEG_RETURN_IF_ERROR(consumer_->Commit(/*sync=*/false));
+    }
+    stats_snapshot_.notices += notices;
+    stats_snapshot_.malformed_notices += malformed;
+    stats_snapshot_.skipped_as_bot += skipped_bot;
+    ++stats_snapshot_.batches;
+    metrics_.notices.Inc(static_cast<double>(notices));
+    metrics_.malformed.Inc(static_cast<double>(malformed));
+    metrics_.skipped_bot.Inc(static_cast<double>(skipped_bot));
+    metrics_.lag.Set(static_cast<double>(consumer_->Lag()));
+    return static_cast<int>(notices);
+  }
+
+  // The first `group` queued batches' users, merged across batches, minus
+  // those whose every write the last read of the user already saw.
+  void SelectSurvivors(size_t group) {
+    pending_.clear();
+    pending_index_.clear();
+    bot_users_.clear();
+    for (size_t b = 0; b < group; ++b) {
+      const QueuedBatch& q = queue_[b];
+      bot_users_.insert(bot_users_.end(), q.bot_users.begin(), q.bot_users.end());
+      for (const PendingUser& u : q.pending) {
+        auto [it, inserted] = pending_index_.emplace(u.user_id, pending_.size());
+        if (inserted) {
+          pending_.push_back(u);
+          continue;
+        }
+        PendingUser& p = pending_[it->second];
+        p.newest_event_ms = std::max(p.newest_event_ms, u.newest_event_ms);
+        p.newest_ack_ms = std::max(p.newest_ack_ms, u.newest_ack_ms);
+        p.notices += u.notices;
+      }
+    }
+    int64_t skipped_cache = 0;
+    if (skip_cache_) {
+      auto kept = std::remove_if(pending_.begin(), pending_.end(), [&](const PendingUser& p) {
+        if (!skip_cache_->ShouldSkip(p.user_id, p.newest_ack_ms)) return false;
+        skipped_cache += p.notices;
+        return true;
+      });
+      pending_.erase(kept, pending_.end());
+    }
+    stats_snapshot_.skipped_by_cache += skipped_cache;
+    metrics_.skipped_cache.Inc(static_cast<double>(skipped_cache));
+  }
+
+  // Reads, segments and publishes the users SelectSurvivors() kept; safe to retry.
+  Status ProcessSurvivors(int64_t now) {
     const int64_t read_started_ms = clock_->NowMs();
     if (!pending_.empty()) SEG_RETURN_IF_ERROR(ReadRows(now));
     results_.clear();
@@ -355,12 +483,14 @@ class NodeImpl : public Node {
   NodeStats stats_snapshot_;
   NodeMetrics metrics_;
 
+  std::deque<QueuedBatch> queue_;  // poll order
+  int64_t queued_notices_ = 0;
+  int64_t last_commit_mono_ms_ = 0;
   // Reused across batches so steady state allocates little.
   ChangeNotice notice_;
-  std::vector<PendingUser> pending_;
+  std::vector<PendingUser> pending_;  // the group being processed
   std::unordered_map<std::string_view, size_t> pending_index_;
   std::vector<std::string_view> bot_users_;
-  int64_t newest_ack_ms_ = 0;  // newest acknowledgement among pending_
   std::vector<store::GetRequest> gets_;
   std::vector<store::RowResult> rows_;
   std::vector<EventView> events_;

@@ -18,6 +18,7 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".unbatched_reads", &unbatched_reads));
   SEG_RETURN_IF_ERROR(config.Get(p + ".publish_every_segmentation", &publish_every_segmentation));
   SEG_RETURN_IF_ERROR(config.Get(p + ".read_delay_ms", &read_delay_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".max_queued_notices", &max_queued_notices));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.bytes", &skip_cache_bytes));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.clock_skew_margin_ms", &clock_skew_margin_ms));
@@ -29,6 +30,11 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   if (batch_max_notices <= 0 || batch_max_ms <= 0) {
     return InvalidArgumentError(config.source() + ": " + p +
                                 ".batch_max_notices and .batch_max_ms must be positive");
+  }
+  if (read_delay_ms < 0 || max_queued_notices < batch_max_notices) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".read_delay_ms must be >= 0 and .max_queued_notices >= "
+                                ".batch_max_notices");
   }
   if (max_events_per_user <= 0 || history_days <= 0) {
     return InvalidArgumentError(config.source() + ": " + p +
