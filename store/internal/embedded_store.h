@@ -20,6 +20,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,8 @@ class EmbeddedStore final : public Store {
   // count the raw cells of a family (including invisible ones; for packed
   // families the cells inside the chunk values).
   Status CompactAllForTest();
+  // A memtable flush moved the merge operands out: fold counts start again.
+  void ResetFoldCounts();
   StatusOr<int64_t> CountRawKeysForTest(std::string_view table, std::string_view family);
 
   struct Family {
@@ -108,8 +111,22 @@ class EmbeddedStore final : public Store {
                           PendingChunks* pending);
   // Writes the edited chunks whole (or deletes them when empty).
   Status WritePending(PendingChunks* pending, rocksdb::WriteBatch* batch);
+  // A busy chunk's merge operand written as the merged chunk instead (see
+  // AddPuts): read and merged under the row lock by ApplyFolds.
+  struct Fold {
+    const Family* family;
+    std::string key;
+    std::string run;
+    size_t row;  // index into the Put's rows
+  };
+  // `folds` (nullptr: never fold) receives the operands of chunks that got
+  // kFoldEvery merges since their last fold, instead of `batch`.
   Status AddPuts(const Table& table, std::string_view row, const std::vector<Cell>& cells,
-                 int64_t now_ms, rocksdb::WriteBatch* batch, RowChange* change);
+                 int64_t now_ms, rocksdb::WriteBatch* batch, RowChange* change,
+                 std::vector<Fold>* folds = nullptr, size_t row_index = 0);
+  // Adds the folds to `batch`; the rows' locks are held.
+  Status ApplyFolds(const std::vector<RowPut>& rows, std::vector<Fold>* folds,
+                    rocksdb::WriteBatch* batch);
   Status Commit(rocksdb::WriteBatch* batch);
   void Notify(const std::vector<RowChange>& changes);
   std::mutex& RowLock(std::string_view row);
@@ -121,9 +138,18 @@ class EmbeddedStore final : public Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::map<std::string, Table, std::less<>> tables_;
   std::array<std::mutex, 256> row_locks_;
+  // Merges per chunk (by key hash) since its last fold or the last memtable
+  // flush. Bounds the operands a read merges from the memtable, as RocksDB's
+  // max_successive_merges did, without its memtable seek on every merge.
+  // Sized well above the chunks a memtable holds, so collisions (which
+  // only fold early) stay rare.
+  static constexpr size_t kFoldSlots = 1 << 20;
+  static constexpr uint8_t kFoldEvery = 16;
+  std::unique_ptr<std::atomic<uint8_t>[]> chunk_merges_;
 
   metrics::Counter put_cells_;
   metrics::Counter get_rows_;
+  metrics::Counter folds_;
   metrics::Histogram write_latency_;
 };
 
