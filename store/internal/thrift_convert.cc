@@ -4,6 +4,7 @@
 #include <charconv>
 #include <map>
 #include <set>
+#include <type_traits>
 
 namespace seg::store::internal {
 namespace {
@@ -274,22 +275,37 @@ int32_t NewestCellsOf(const hbase::TGet& in) {
   return ec == std::errc() && n > 0 ? n : 0;
 }
 
-Status FromTPut(const hbase::TPut& in, RowPut* out) {
-  out->row = in.row;
+namespace {
+
+template <typename TPutRef>
+Status ConvertTPut(TPutRef&& in, RowPut* out) {
+  // std::forward moves the strings out of an rvalue TPut, copies otherwise.
+  out->row = std::forward<TPutRef>(in).row;
   out->cells.clear();
   out->cells.reserve(in.columnValues.size());
   int64_t default_ts = in.__isset.timestamp ? in.timestamp : kLatestTimestamp;
-  for (const auto& cv : in.columnValues) {
-    Cell c;
-    c.family = cv.family;
-    c.qualifier = cv.qualifier;
-    c.value = cv.value;
+  for (auto& cv : in.columnValues) {
+    Cell& c = out->cells.emplace_back();
+    if constexpr (std::is_const_v<std::remove_reference_t<TPutRef>>) {
+      c.family = cv.family;
+      c.qualifier = cv.qualifier;
+      c.value = cv.value;
+    } else {
+      c.family = std::move(cv.family);
+      c.qualifier = std::move(cv.qualifier);
+      c.value = std::move(cv.value);
+    }
     c.timestamp = cv.__isset.timestamp ? cv.timestamp : default_ts;
     if (c.timestamp < 0) return InvalidArgumentError("negative timestamp");
-    out->cells.push_back(std::move(c));
   }
   return Status::OK();
 }
+
+}  // namespace
+
+Status FromTPut(const hbase::TPut& in, RowPut* out) { return ConvertTPut(in, out); }
+
+Status FromTPut(hbase::TPut&& in, RowPut* out) { return ConvertTPut(std::move(in), out); }
 
 Status FromTDelete(const hbase::TDelete& in, RowDelete* out) {
   out->row = in.row;

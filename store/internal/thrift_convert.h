@@ -40,6 +40,8 @@ Status FromTGet(const hbase::TGet& in, std::vector<GetRequest>* out);
 // The "seg.newest_cells" attribute of a TGet, 0 when absent or malformed.
 int32_t NewestCellsOf(const hbase::TGet& in);
 Status FromTPut(const hbase::TPut& in, RowPut* out);
+// The same, moving the strings out of `in`.
+Status FromTPut(hbase::TPut&& in, RowPut* out);
 Status FromTDelete(const hbase::TDelete& in, RowDelete* out);
 Status FromTScan(const hbase::TScan& in, ScanRequest* out);
 Status FromTRowMutations(const hbase::TRowMutations& in, RowMutations* out);

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "store/internal/thrift_convert.h"
 
@@ -93,6 +94,20 @@ void StoreHandler::putMultiple(const std::string& table, const std::vector<hbase
   }
   Status s = store_->Put(table, rows);
   if (!s.ok()) Throw(s, "put");
+}
+
+Status StoreHandler::WritePuts(const std::string& table, std::vector<hbase::TPut>* tputs) {
+  calls_.Inc();
+  std::vector<RowPut> rows(tputs->size());
+  Status s;
+  for (size_t i = 0; i < tputs->size() && s.ok(); ++i)
+    s = FromTPut(std::move((*tputs)[i]), &rows[i]);
+  if (s.ok()) s = store_->Put(table, rows);
+  if (!s.ok()) {
+    errors_.Inc();
+    VLOG(1) << "store server put: " << s;
+  }
+  return s;
 }
 
 void StoreHandler::deleteSingle(const std::string& table, const hbase::TDelete& tdelete) {
@@ -391,10 +406,48 @@ void EncodeGetMultipleReply(const std::vector<RowResult>& rows, int32_t seqid, s
   out->resize(written);
 }
 
+// put and putMultiple without copying every cell out of the decoded
+// arguments (the generated handler interface takes them const).
+template <typename Args, typename Result>
+bool DispatchPut(StoreHandler* handler, tp::TProtocol* iprot, tp::TProtocol* oprot,
+                 const std::string& fname, int32_t seqid) {
+  Args args;
+  args.read(iprot);  // malformed input throws: the connection is closed
+  iprot->readMessageEnd();
+  iprot->getTransport()->readEnd();
+  std::vector<hbase::TPut> tputs;
+  if constexpr (std::is_same_v<Args, hbase::THBaseService_put_args>) {
+    tputs.push_back(std::move(args.tput));
+  } else {
+    tputs = std::move(args.tputs);
+  }
+  Status s = handler->WritePuts(args.table, &tputs);
+  Result result;
+  if (!s.ok()) {
+    result.io.__set_message(EncodeErrorMessage(s));
+    result.__isset.io = true;
+  }
+  oprot->writeMessageBegin(fname, tp::T_REPLY, seqid);
+  result.write(oprot);
+  oprot->writeMessageEnd();
+  oprot->getTransport()->writeEnd();
+  oprot->getTransport()->flush();
+  return true;
+}
+
 }  // namespace
 
 bool StoreProcessor::dispatchCall(tp::TProtocol* iprot, tp::TProtocol* oprot,
                                   const std::string& fname, int32_t seqid, void* callContext) {
+  if (fname == "putMultiple") {
+    return DispatchPut<hbase::THBaseService_putMultiple_args,
+                       hbase::THBaseService_putMultiple_result>(handler_.get(), iprot, oprot, fname,
+                                                                seqid);
+  }
+  if (fname == "put") {
+    return DispatchPut<hbase::THBaseService_put_args, hbase::THBaseService_put_result>(
+        handler_.get(), iprot, oprot, fname, seqid);
+  }
   if (fname != "getMultiple") {
     return hbase::THBaseServiceProcessor::dispatchCall(iprot, oprot, fname, seqid, callContext);
   }

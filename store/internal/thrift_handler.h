@@ -41,6 +41,9 @@ class StoreHandler : public hbase::THBaseServiceIf {
                       const std::string& qualifier, hbase::TCompareOperator::type compareOperator,
                       const std::string& value, const hbase::TRowMutations& rowMutations) override;
 
+  // Writes `tputs`, moving their cells out (the put fast path).
+  Status WritePuts(const std::string& table, std::vector<hbase::TPut>* tputs);
+
   // Reads the rows of `tgets` (the getMultiple fast path shares this).
   Status ReadRows(const std::string& table, const std::vector<hbase::TGet>& tgets,
                   std::vector<RowResult>* rows);
