@@ -197,10 +197,12 @@ int main(int argc, char** argv) {
   std::printf("per CPU-second (whole process): batched %.0f, unbatched %.0f events\n",
               batched.events / batched.cpu_seconds, unbatched.events / unbatched.cpu_seconds);
   std::printf("ratio batched/unbatched: %.1fx\n", rate / base);
-  // Where a batch's time goes (sums over both runs), from the histograms.
+  // Where a batch's time goes (sums over both runs), from the histograms;
+  // busy chunks the store folded.
   std::istringstream text(seg::metrics::RenderText());
   for (std::string line; std::getline(text, line);) {
-    if (line.rfind("seg_ingest_", 0) == 0 && line.find("_sum") != std::string::npos) {
+    if ((line.rfind("seg_ingest_", 0) == 0 && line.find("_sum") != std::string::npos) ||
+        line.rfind("seg_store_packed_folds_total", 0) == 0) {
       std::printf("  %s\n", line.c_str());
     }
   }
