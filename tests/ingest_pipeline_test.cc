@@ -345,5 +345,73 @@ TEST_F(IngestPipelineTest, StoreSideModeNotifiesForADirectWrite) {
   EXPECT_TRUE(observer_->CommittedBy("direct-writer", e.event_time_ms(), notice.acked_at_ms()));
 }
 
+// Passes calls through to a store; the third Put waits until the ingester
+// finished (committed) a batch, and records whether that happened.
+class GatedStore : public store::Store {
+ public:
+  explicit GatedStore(store::Store* inner) : inner_(inner) {}
+  std::atomic<Ingester*> ingester{nullptr};
+  std::atomic<bool> finished_during_third_put{false};
+
+  Status Put(std::string_view table, const std::vector<store::RowPut>& rows) override {
+    if (++puts_ == 3) {
+      auto deadline = Clk::now() + 10s;
+      while (Clk::now() < deadline && ingester.load()->stats().batches < 1) {
+        std::this_thread::sleep_for(1ms);  // polls a condition, bounded
+      }
+      finished_during_third_put = ingester.load()->stats().batches >= 1;
+    }
+    return inner_->Put(table, rows);
+  }
+  StatusOr<store::RowResult> Get(std::string_view t, const store::GetRequest& g) override {
+    return inner_->Get(t, g);
+  }
+  Status MultiGet(std::string_view t, const std::vector<store::GetRequest>& g,
+                  std::vector<store::RowResult>* r) override {
+    return inner_->MultiGet(t, g, r);
+  }
+  StatusOr<bool> Exists(std::string_view t, const store::GetRequest& g) override {
+    return inner_->Exists(t, g);
+  }
+  Status Delete(std::string_view t, const std::vector<store::RowDelete>& r) override {
+    return inner_->Delete(t, r);
+  }
+  StatusOr<bool> CheckAndMutate(std::string_view t, const store::Condition& c,
+                                const store::RowMutations& m) override {
+    return inner_->CheckAndMutate(t, c, m);
+  }
+  StatusOr<std::unique_ptr<store::Scanner>> OpenScanner(std::string_view t,
+                                                        const store::ScanRequest& s) override {
+    return inner_->OpenScanner(t, s);
+  }
+
+ private:
+  store::Store* inner_;
+  std::atomic<int> puts_{0};
+};
+
+TEST_F(IngestPipelineTest, OlderBatchesAreFinishedWhileTheStoreWritesTheNext) {
+  StartInProcessStore();
+  std::vector<Event> events = MakeEvents(30, 30, 0, 7);
+  auto expected = Expected(events);
+  ProduceEvents(events);
+  GatedStore gated(store_.get());
+  IngestOptions options = Options();
+  options.batch_max_events = 10;  // >= 3 batches, one Put each
+  options.max_batches_in_flight = 2;
+  auto ingester = Ingester::Create(options, &gated);
+  ASSERT_TRUE(ingester.ok()) << ingester.status();
+  gated.ingester = ingester->get();
+  RunUntil(
+      **ingester, [&] { return (*ingester)->stats().events_in >= 30; }, 60s);
+  ASSERT_TRUE((*ingester)->Close().ok());
+  // The third batch's write found the first batch finished: its notices
+  // were awaited and its offsets committed during the write, not after it.
+  EXPECT_TRUE(gated.finished_during_third_put);
+  EXPECT_EQ((*ingester)->stats().events_written, 30);
+  auto rows = ReadRows(Users(expected));
+  for (const auto& [user, qualifiers] : expected) EXPECT_EQ(rows[user], qualifiers) << user;
+}
+
 }  // namespace
 }  // namespace seg::ingest

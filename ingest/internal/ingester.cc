@@ -622,16 +622,28 @@ class IngesterImpl : public Ingester {
       return Status::OK();
     };
     std::vector<bool> chunk_done(parallel, false);
+    // The first attempt finishes the batches beyond max_batches_in_flight
+    // (waits for their notices, commits) while the store writes this one:
+    // that wait used to follow the write on this thread.
+    bool overlap = options_.max_batches_in_flight > 0 &&
+                   static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight;
+    Status overlapped;
     auto put_chunks = [&]() -> Status {
       int64_t t0 = clock_->MonotonicUs();
       std::vector<std::pair<size_t, std::future<Status>>> futures;
-      for (size_t c = 1; c < parallel; ++c) {
+      for (size_t c = overlap ? 0 : 1; c < parallel; ++c) {
         if (chunk_done[c]) continue;
         futures.emplace_back(c, std::async(std::launch::async,
                                            [&put_one, &chunks, c] { return put_one(chunks[c]); }));
       }
       Status first;
-      if (!chunk_done[0]) {
+      if (overlap) {
+        overlap = false;
+        while (overlapped.ok() && !in_flight_.empty() &&
+               static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight) {
+          overlapped = FinishOldest(stop);
+        }
+      } else if (!chunk_done[0]) {
         first = put_one(chunks[0]);
         chunk_done[0] = first.ok();
       }
@@ -657,6 +669,9 @@ class IngesterImpl : public Ingester {
                        }
                        return r;
                      });
+    // Written, but an older batch could not be finished (stopping): the
+    // caller abandons this one uncommitted, as when finishing follows.
+    if (s.ok() && !overlapped.ok()) return overlapped;
     std::vector<bool> rejected(rows->size(), false);
     if (!s.ok() && s.code() == StatusCode::kInvalidArgument) {
       // Some row is invalid for the store: isolate it, write the others.
