@@ -96,7 +96,8 @@ class LuaState {
   static constexpr size_t kPoolChunkBytes = 64 << 10;
 
   lua_State* L_ = nullptr;
-  void* pool_free_[kPoolMaxBytes / kPoolGrain] = {};
+  std::vector<void*> pool_free_[kPoolMaxBytes / kPoolGrain];  // free blocks by class
+  size_t pool_carved_[kPoolMaxBytes / kPoolGrain] = {};       // blocks ever carved by class
   std::vector<char*> pool_chunks_;
   char* pool_next_ = nullptr;
   size_t pool_left_ = 0;
