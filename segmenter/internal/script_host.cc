@@ -299,6 +299,8 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
   LuaState& state = *set_.state;
   user_data_.Build(user_id, events, out->now_ms, opts.explain, state.user());
   internal::FfiUser* user = state.user();
+  // One clock read per script: a script's end is the next one's start.
+  int64_t t0 = internal::MonotonicNs();
   for (size_t i = 0; i < set_.slots.size(); ++i) {
     Slot& slot = set_.slots[i];
     if (!opts.only_script.empty()) {
@@ -308,9 +310,10 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
       continue;
     }
     user->matched_n = 0;
-    const int64_t t0 = internal::MonotonicNs();
     state.Run(static_cast<int>(i), budget_ns_, &outcome_, t0);
-    const int64_t elapsed_ns = internal::MonotonicNs() - t0;
+    const int64_t t1 = internal::MonotonicNs();
+    const int64_t elapsed_ns = t1 - t0;
+    t0 = t1;
     if (out->scripts.size() <= ran) out->scripts.emplace_back();
     ScriptResult& r = out->scripts[ran++];
     r.name.assign(slot.info.name);
@@ -334,6 +337,7 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
       r.error = outcome_.error;
       out->failed.push_back(slot.info.name);
       RecordFailure(slot, outcome_);
+      t0 = internal::MonotonicNs();  // logging is not the next script's time
       continue;
     }
     slot.info.consecutive_failures = 0;
