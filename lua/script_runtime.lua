@@ -142,6 +142,7 @@ typedef struct seg_filter {
   int32_t net_n;
   uint32_t net[8];
   uint32_t mask[8];
+  int32_t pad;
 } seg_filter;
 typedef struct seg_budget seg_budget;
 ]]

@@ -91,6 +91,9 @@ struct FfiFilter {
   int32_t net_n;
   uint32_t net[kMaxFilterNets];
   uint32_t mask[kMaxFilterNets];
+  // Explicit tail padding: the scan memo hashes and compares filters as
+  // bytes, and a copy of a struct need not preserve its padding bytes.
+  int32_t pad;
 };
 
 // seg_scan flags.

@@ -147,6 +147,7 @@ class UserData {
   std::vector<int32_t> host_table_;  // open addressing: host id + 1, 0 = empty
   std::vector<uint8_t> host_ok_;
   std::vector<MemoEntry> memo_;
+  std::vector<uint64_t> memo_hashes_;  // memo_[i].hash: the lookup scans 8 bytes per entry
   std::vector<uint64_t> memo_bits_;
   std::vector<uint64_t> result_, tmp_, tmp2_, cand_, acc_;  // words_ each
   std::vector<uint64_t> union_;                             // kScanUnion matches
