@@ -3,8 +3,9 @@
 // structs field by field; LuaState checks sizes and offsets at start-up).
 //
 // Per user the host fills one FfiUser: the events in time order as a flat
-// FfiEvent array (url and search query lower-cased into an arena, host and
-// path located inside the url), the raw strings for materialising events,
+// FfiEvent array (url and search query lower-cased: the caller's bytes when
+// already lower-case, else a copy in an arena; host and path located inside
+// the url), the raw strings for materialising events,
 // the attributes, and per-type index lists. The helpers scan these arrays
 // without creating Lua strings; string tests call the matchers below.
 // Pointers are never null (empty strings point at ""). Single-threaded.

@@ -46,6 +46,50 @@ void CopyLower(char* dst, const char* src, size_t n) {
   if (cyrillic != 0) LowerInPlace(dst, n);
 }
 
+// True when s[0, n) has nothing for LowerInPlace() to change: no ASCII A-Z
+// and no upper-case Cyrillic (0xD0 followed by 0x81 or 0x90-0xAF). Eight
+// bytes at a time; only strings with a 0xD0 byte get a byte-wise look.
+bool IsLower(const char* s, size_t n) {
+  constexpr uint64_t k01 = 0x0101010101010101ull, k80 = 0x8080808080808080ull;
+  uint64_t upper = 0, cyrillic = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, s + i, 8);
+    const uint64_t low7 = x & ~k80;
+    const uint64_t ge_a = low7 + k01 * (0x80 - 'A');
+    const uint64_t gt_z = low7 + k01 * (0x7F - 'Z');
+    upper |= ge_a & ~gt_z & ~x & k80;
+    const uint64_t d = x ^ (k01 * 0xD0);
+    cyrillic |= (d - k01) & ~d & k80;
+  }
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    upper |= static_cast<unsigned char>(c - 'A') < 26;
+    cyrillic |= c == 0xD0;
+  }
+  if (upper != 0) return false;
+  if (cyrillic == 0) return true;
+  for (i = 0; i + 1 < n; ++i) {
+    if (static_cast<unsigned char>(s[i]) != 0xD0) continue;
+    const unsigned char d = static_cast<unsigned char>(s[i + 1]);
+    if (d == 0x81 || (d >= 0x90 && d <= 0xAF)) return false;
+  }
+  return true;
+}
+
+// The lower-cased text of s[0, n): `s` itself when it is lower-case already
+// (most urls and queries: no copy, no arena bytes to touch), else a copy
+// lower-cased at `arena` + *pos.
+const char* LowerView(const char* s, size_t n, char* arena, size_t* pos) {
+  if (n == 0) return kEmpty;
+  if (IsLower(s, n)) return s;
+  char* dst = arena + *pos;
+  CopyLower(dst, s, n);
+  *pos += n;
+  return dst;
+}
+
 // Bytes that end or split a url's authority (one table load per byte).
 constexpr uint8_t kEndOfAuthority = 1, kUserinfo = 2, kPort = 3;
 constexpr std::array<uint8_t, 256> kAuthorityClass = [] {
@@ -255,16 +299,12 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
     f.ipv4 = e.ipv4;
     f.index = order_[k];
     f.pad = 0;
-    CopyLower(arena + pos, e.url.data(), e.url.size());
-    f.url = arena + pos;
+    f.url = LowerView(e.url.data(), e.url.size(), arena, &pos);
     f.url_len = static_cast<int32_t>(e.url.size());
     SplitUrl(std::string_view(f.url, e.url.size()), &f.host_off, &f.host_len, &f.path_off,
              &f.path_len);
-    pos += e.url.size();
-    CopyLower(arena + pos, e.search_query.data(), e.search_query.size());
-    f.query = arena + pos;
+    f.query = LowerView(e.search_query.data(), e.search_query.size(), arena, &pos);
     f.query_len = static_cast<int32_t>(e.search_query.size());
-    pos += e.search_query.size();
     f.attr_begin = static_cast<int32_t>(attrs_.size());
     for (const auto& [key, value] : e.attributes) {
       attrs_.push_back(FfiAttr{key.empty() ? kEmpty : key.data(), int32_t(key.size()),

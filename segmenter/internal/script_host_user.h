@@ -31,7 +31,8 @@
 // bytes; the replica script's identical filter is a memo hit.
 //
 // Layout. Per user (reused buffers, no allocation once warm): FfiEvent[n]
-// (lower-cased url and query in one arena, host/path offsets),
+// (lower-cased url and query: the caller's bytes, or a copy in one arena
+// when they have upper case; host/path offsets),
 // FfiEventRaw[n] (original strings for materialising events), FfiAttr[],
 // the bitmaps above and the memo (filter bytes -> result bitmap).
 //
