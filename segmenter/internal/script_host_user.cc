@@ -4,7 +4,6 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <functional>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -135,6 +134,22 @@ uint64_t HashFilter(const FfiFilter& f) {
   uint64_t h = 0x9E3779B97F4A7C15ull;
   for (uint64_t w : words) h = std::rotl(h, 23) + (w ^ (w >> 31)) * 0xFF51AFD7ED558CCDull;
   return h ^ (h >> 29);
+}
+
+// Hash of a host for the per-user host table: its first and last eight
+// bytes and its length (std::hash over every byte was 1.5% of the
+// benchmark); equal hashes are told apart by comparing the hosts.
+uint64_t HostHash(std::string_view host) {
+  const size_t n = host.size();
+  uint64_t a = 0, b = 0;
+  if (n >= 8) {
+    std::memcpy(&a, host.data(), 8);
+    std::memcpy(&b, host.data() + n - 8, 8);
+  } else {
+    std::memcpy(&a, host.data(), n);
+  }
+  const uint64_t h = a * 0x9E3779B97F4A7C15ull ^ (b + n) * 0xC2B2AE3D27D4EB4Full;
+  return h ^ (h >> 32);
 }
 
 template <typename F>
@@ -399,7 +414,7 @@ void UserData::BuildHosts() {
     const FfiEvent& e = events_[k];
     if (e.host_len == 0) continue;
     std::string_view host(e.url + e.host_off, e.host_len);
-    size_t slot = std::hash<std::string_view>{}(host) & (cap - 1);
+    size_t slot = HostHash(host) & (cap - 1);
     while (true) {
       int32_t v = host_table_[slot];
       if (v == 0) {
