@@ -376,6 +376,8 @@ void UserData::TimeRange(const FfiFilter& f, double now_ms, int32_t* b, int32_t*
   *e = static_cast<int32_t>(hi_it - first);
 }
 
+static_assert(std::endian::native == std::endian::little, "Index() loads byte pairs as LE");
+
 // Indexes the events of dst[wb, we) not indexed yet: a filter only ever
 // looks at its own candidates, so events no text filter reaches (other types,
 // outside every window) are never indexed.
@@ -397,7 +399,11 @@ const UserData::TextIndex& UserData::Index(bool query, const uint64_t* dst, int3
       const unsigned char* s = reinterpret_cast<const unsigned char*>(query ? e.query : e.url);
       const int32_t len = query ? e.query_len : e.url_len;
       const uint64_t bit = uint64_t{1} << b;
-      for (int32_t i = 0; i + 1 < len; ++i) block[BigramBucket(s[i], s[i + 1])] |= bit;
+      for (int32_t i = 0; i + 1 < len; ++i) {
+        uint16_t pair;
+        std::memcpy(&pair, s + i, 2);  // x | y << 8 on little-endian x86
+        block[BigramBucket16(pair)] |= bit;
+      }
     }
   }
   return ix;

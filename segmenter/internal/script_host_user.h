@@ -64,9 +64,12 @@ namespace seg::segmenter::internal {
 // Number of bigram buckets of the per-user text indexes.
 inline constexpr int kBigramBuckets = 256;
 
+// The bucket of a byte pair given as its 16-bit little-endian load
+// (x | y << 8 for the pair x, y): the index loop reads each pair with one load.
+inline uint32_t BigramBucket16(uint16_t pair) { return (pair * 2654435761u) >> 24; }
 // The bucket of the byte pair (x, y).
 inline uint32_t BigramBucket(unsigned char x, unsigned char y) {
-  return (((static_cast<uint32_t>(x) << 8) | y) * 2654435761u) >> 24;
+  return BigramBucket16(static_cast<uint16_t>(x | (static_cast<uint32_t>(y) << 8)));
 }
 
 // Needle lists of one Lua state.
