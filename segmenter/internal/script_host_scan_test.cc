@@ -27,7 +27,9 @@ const std::vector<std::string> kPaths = {
 const std::vector<std::string> kQueries = {
     "", "корм для КОШЕК", "Kia Rio 2012", "ипотека калькулятор", "cats", "ПОГОДА в нск"};
 const std::vector<std::string> kUrlNeedles = {
-    "cat", "koshki", "/ipoteka", "ca", "k", "", "zz", "/zhenshchinam", "кошки", "habr.com/"};
+    "cat", "koshki", "/ipoteka", "ca", "k", "", "zz", "/zhenshchinam", "кошки", "habr.com/",
+    // Across the scheme prefix the url index leaves out (UrlSchemeSkip).
+    "https://www.k", "p://koshki", "//", "http", "s://h", "user@"};
 const std::vector<std::string> kQueryNeedles = {"кошек", "kia", "2012", "ипотек", "a",
                                                 "",      "xyz", "нск",  "cats"};
 const std::vector<std::string> kHostNeedles = {"koshki.ru", "habr.com", "ngs.ru",

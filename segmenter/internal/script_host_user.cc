@@ -175,6 +175,31 @@ void Refine(uint64_t* bits, int32_t wb, int32_t we, F&& fn) {
 
 }  // namespace
 
+int32_t UrlSchemeSkip(const char* url, int32_t len) {
+  if (len >= 8 && std::memcmp(url, "https://", 8) == 0) return 7;
+  if (len >= 7 && std::memcmp(url, "http://", 7) == 0) return 6;
+  return 0;
+}
+
+namespace {
+
+// The buckets of the bigrams UrlSchemeSkip() leaves out.
+const std::array<bool, kBigramBuckets>& SchemeBuckets() {
+  static const std::array<bool, kBigramBuckets> kSet = [] {
+    std::array<bool, kBigramBuckets> set{};
+    for (std::string_view scheme : {"https://", "http://"}) {
+      for (size_t i = 0; i + 1 < scheme.size(); ++i) {
+        set[BigramBucket(static_cast<unsigned char>(scheme[i]),
+                         static_cast<unsigned char>(scheme[i + 1]))] = true;
+      }
+    }
+    return set;
+  }();
+  return kSet;
+}
+
+}  // namespace
+
 int32_t ScanContext::Add(const char** ptrs, const int32_t* lens, int32_t n) {
   std::string key;
   for (int32_t i = 0; i < n; ++i) {
@@ -194,7 +219,12 @@ int32_t ScanContext::Add(const char** ptrs, const int32_t* lens, int32_t n) {
     }
     std::sort(buckets.begin(), buckets.end());
     buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+    std::vector<uint8_t> url_buckets;
+    for (uint8_t b : buckets) {
+      if (!SchemeBuckets()[b]) url_buckets.push_back(b);
+    }
     list.buckets.push_back(std::move(buckets));
+    list.url_buckets.push_back(std::move(url_buckets));
   }
   int32_t id = static_cast<int32_t>(lists_.size());
   lists_.push_back(std::move(list));
@@ -399,7 +429,7 @@ const UserData::TextIndex& UserData::Index(bool query, const uint64_t* dst, int3
       const unsigned char* s = reinterpret_cast<const unsigned char*>(query ? e.query : e.url);
       const int32_t len = query ? e.query_len : e.url_len;
       const uint64_t bit = uint64_t{1} << b;
-      for (int32_t i = 0; i + 1 < len; ++i) {
+      for (int32_t i = query ? 0 : UrlSchemeSkip(e.url, len); i + 1 < len; ++i) {
         uint16_t pair;
         std::memcpy(&pair, s + i, 2);  // x | y << 8 on little-endian x86
         block[BigramBucket16(pair)] |= bit;
@@ -453,7 +483,7 @@ void UserData::Contains(const ScanContext::NeedleList& list, bool query, bool al
     for (int32_t w = wb; w < we; ++w) {
       uint64_t c = all ? dst[w] : dst[w] & ~acc[w];
       const uint64_t* block = ix.bits.data() + static_cast<size_t>(w) * kBigramBuckets;
-      for (uint8_t bucket : list.buckets[i]) c &= block[bucket];
+      for (uint8_t bucket : (query ? list.buckets[i] : list.url_buckets[i])) c &= block[bucket];
       cand[w] = c;
       any |= c;
     }
