@@ -31,6 +31,16 @@ namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
 
+// Event-to-result and dwell times sit around the read delay: 100 ms steps
+// up to 2 s, so p99 against a 1 s target is read off a bucket edge, not
+// interpolated across 1..2.5 s.
+const std::vector<double>& DelayBucketsSeconds() {
+  static const std::vector<double> buckets = {0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6,
+                                              0.7,  0.8,   0.9,  1,   1.1, 1.2, 1.3, 1.4, 1.5,
+                                              1.75, 2,     2.5,  3,   5,   10,  30,  60,  300};
+  return buckets;
+}
+
 struct NodeMetrics {
   metrics::Counter notices = metrics::GetCounter("seg_segmenter_notices_total", "Notices consumed");
   metrics::Counter malformed = metrics::GetCounter(
@@ -48,9 +58,11 @@ struct NodeMetrics {
   metrics::Counter bad_cells =
       metrics::GetCounter("seg_segmenter_bad_cells_total", "Undecodable event cells skipped");
   metrics::Histogram dwell = metrics::GetHistogram(
-      "seg_segmenter_dwell_seconds", "Now minus the notice's Kafka timestamp at consumption");
+      "seg_segmenter_dwell_seconds", "Now minus the notice's Kafka timestamp at consumption", {},
+      DelayBucketsSeconds());
   metrics::Histogram e2e = metrics::GetHistogram("seg_segmenter_event_to_result_seconds",
-                                                 "Result acknowledged minus newest event time");
+                                                 "Result acknowledged minus newest event time", {},
+                                                 DelayBucketsSeconds());
   metrics::Histogram store_latency =
       metrics::GetHistogram("seg_segmenter_store_seconds", "Multi-get latency per batch");
   metrics::Histogram stats_latency =
@@ -74,6 +86,7 @@ struct QueuedBatch {
   kafka::Batch batch;
   std::vector<PendingUser> pending;  // deduplicated within the batch
   std::vector<std::string_view> bot_users;
+  std::deque<std::string> unkeyed_ids;  // user ids of notices without a key
   int64_t due_ms = 0;
   int64_t malformed = 0;
   int64_t skipped_bot = 0;
@@ -122,15 +135,18 @@ class NodeImpl : public Node {
       // Wait for notices no longer than until the oldest queued batch is due.
       int64_t wait_ms = options_.batch_max_ms;
       if (!queue_.empty()) {
-        wait_ms = std::clamp<int64_t>(queue_.front().due_ms - clock_->NowMs(), 0, wait_ms);
+        // At least 1 ms, so rebalances are served even while batches fall due.
+        wait_ms = std::clamp<int64_t>(queue_.front().due_ms - clock_->NowMs(), 1, wait_ms);
       }
       SEG_ASSIGN_OR_RETURN(
           kafka::Batch batch,
           consumer_->PollBatch(options_.batch_max_notices, std::chrono::milliseconds(wait_ms)));
       if (!batch.empty()) Enqueue(std::move(batch));
     } else {
-      // Queue full: nothing to do until its oldest batch is due.
-      const int64_t wait_ms = queue_.front().due_ms - clock_->NowMs();
+      // Queue full: nothing to fetch until its oldest batch is due. Capped,
+      // so a clock step cannot stall the loop (and stop requests) for long.
+      const int64_t wait_ms =
+          std::min<int64_t>(queue_.front().due_ms - clock_->NowMs(), options_.batch_max_ms);
       if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     }
     int handled = 0;
@@ -138,8 +154,8 @@ class NodeImpl : public Node {
       SEG_ASSIGN_OR_RETURN(int n, ProcessQueued(/*all=*/false, /*commit=*/true));
       handled += n;
     }
-    // A commit that failed (e.g. the one on revocation, during a rebalance)
-    // is retried once a second, not left until the next batch arrives.
+    // Stored offsets a failed commit left behind (e.g. a commit during a
+    // rebalance) are committed within a second, not at the next batch.
     const int64_t mono_ms = clock_->MonotonicUs() / 1000;
     if (handled == 0 && mono_ms - last_commit_mono_ms_ >= 1000) {
       last_commit_mono_ms_ = mono_ms;
@@ -177,6 +193,7 @@ class NodeImpl : public Node {
     Status flush = producer_->Flush(std::chrono::seconds(10));
     Status close = consumer_->Close();
     queue_.clear();  // the batches' buffers go before their consumer
+    queued_notices_ = 0;
     if (!drained.ok()) return drained;
     if (!flush.ok()) return flush;
     return close;
@@ -188,6 +205,14 @@ class NodeImpl : public Node {
   // does not segment the same users at the same time.
   void OnRebalance(const kafka::RebalanceEvent& event) {
     if (event.kind == kafka::RebalanceEvent::Kind::kAssigned || queue_.empty()) return;
+    if (event.kind == kafka::RebalanceEvent::Kind::kLost) {
+      // Already someone else's: they re-read what was queued; processing it
+      // here would only race their state writes.
+      LOG(WARNING) << "partitions lost: dropping " << queued_notices_ << " queued notices";
+      queue_.clear();
+      queued_notices_ = 0;
+      return;
+    }
     Status s = DrainQueue(/*commit=*/false);
     if (!s.ok()) LOG(WARNING) << "queued notices left to the partitions' next owner: " << s;
   }
@@ -216,7 +241,10 @@ class NodeImpl : public Node {
       }
       if (msg.timestamp_ms() > 0) metrics_.dwell.Observe((now - msg.timestamp_ms()) / 1e3);
       // The user id as a view into the Kafka message keeps the batch allocation-free.
-      std::string_view user = msg.key().empty() ? std::string_view(notice_.user_id()) : msg.key();
+      std::string_view user = msg.key();
+      if (user.empty()) {  // unkeyed: the id must outlive notice_'s next parse
+        user = q.unkeyed_ids.emplace_back(notice_.user_id());
+      }
       if (blacklist_) {
         auto decision = blacklist_->OnNotice(user, notice_.event_count());
         if (decision != BotBlacklist::Decision::kProcess) {
@@ -235,9 +263,7 @@ class NodeImpl : public Node {
     }
     // Let the newest write's burst settle. Clamp, so a notice stamped by a
     // clock far ahead cannot stall the node.
-    q.due_ms = q.pending.empty()
-                   ? now
-                   : std::min(newest_ack_ms + options_.read_delay_ms, now + options_.read_delay_ms);
+    q.due_ms = q.pending.empty() ? now : std::min(newest_ack_ms, now) + options_.read_delay_ms;
     queued_notices_ += static_cast<int64_t>(batch.size());
     q.batch = std::move(batch);
   }
@@ -283,10 +309,6 @@ class NodeImpl : public Node {
     }
     for (size_t i = 0; i < group; ++i) queue_.pop_front();
     queued_notices_ -= notices;
-    if (commit) {
-      last_commit_mono_ms_ = clock_->MonotonicUs() / 1000;
-      SEG_RETURN_IF_ERROR(consumer_->Commit(/*sync=*/false));
-    }
     stats_snapshot_.notices += notices;
     stats_snapshot_.malformed_notices += malformed;
     stats_snapshot_.skipped_as_bot += skipped_bot;
@@ -295,6 +317,12 @@ class NodeImpl : public Node {
     metrics_.malformed.Inc(static_cast<double>(malformed));
     metrics_.skipped_bot.Inc(static_cast<double>(skipped_bot));
     metrics_.lag.Set(static_cast<double>(consumer_->Lag()));
+    if (commit) {
+      // Stored already: a failed commit is retried by the idle commit.
+      last_commit_mono_ms_ = clock_->MonotonicUs() / 1000;
+      Status s = consumer_->Commit(/*sync=*/false);
+      if (!s.ok()) LOG(WARNING) << "segmenter: commit: " << s;
+    }
     return static_cast<int>(notices);
   }
 
