@@ -7,8 +7,8 @@
 #   - with row decoding: script_host_bench BM_SegmentationWithDecode (store
 #     cells -> events -> 20 scripts), measured directly in the same run;
 #   - notices / segmentations on skip_bench's bursty trace (tab bursts, 5%
-#     bots) with the node's defaults (read_delay_ms 500: scenario
-#     coalesce_500ms) against cache and blacklist off, and final states missed;
+#     bots) with the node's defaults (read_delay_ms 300: scenario
+#     coalesce_300ms) against cache and blacklist off, and final states missed;
 #   - HLL updates/s: segmenter_bench --hll, FCALL per user pipelined per
 #     2000-user batch vs one PFADD per round trip, local redis-server.
 # $1: output JSON path; SEG_BENCH_BIN: directory of the bench binaries.
@@ -25,7 +25,7 @@ echo "segmenter.sh: script_host_bench (scripts only)" >&2
 timeout 120 "$bin/script_host_bench" --benchmark_filter='BM_Segmentation(WithDecode)?/budget:[01]/users:8$' \
   --benchmark_format=json >"$tmp/scripts.json"
 echo "segmenter.sh: skip_bench bursty trace" >&2
-timeout 150 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,coalesce_500ms --json-out "$tmp/skip.json" >/dev/null
+timeout 150 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,coalesce_300ms --json-out "$tmp/skip.json" >/dev/null
 echo "segmenter.sh: segmenter_bench --hll" >&2
 timeout 60 "$bin/segmenter_bench" --hll --seconds 3 >"$tmp/hll.json"
 
@@ -37,7 +37,7 @@ rate = scripts["BM_Segmentation/budget:1/users:8"]["segmentations/s"]
 rate_uninstrumented = scripts["BM_Segmentation/budget:0/users:8"]["segmentations/s"]
 with_decode = scripts["BM_SegmentationWithDecode/budget:1/users:8"]["segmentations/s"]
 skip = json.load(open(f"{tmp}/skip.json"))["figures"]
-p = "coalesce_500ms_"
+p = "coalesce_300ms_"
 hll = json.load(open(f"{tmp}/hll.json"))
 figures = {
     "segmentations_per_s_per_core": round(rate),
@@ -66,8 +66,8 @@ notes = (
     "Targets: >=20k segmentations/s/core scripts only; >=5x fewer segmentations than notices "
     "with 0 final states missed; >=2M HLL updates/s and >=5x the unbatched baseline. "
     f"Scripts: script_host_bench, 20 scripts, 200-event rows, budget checks on, CPU time. "
-    "With decode: BM_SegmentationWithDecode (stored cells decoded per user). Skips: skip_bench bursty trace, node defaults (read_delay_ms 500 = "
-    "scenario coalesce_500ms); read_delay_0_* = scenario keeps_up. HLL: "
+    "With decode: BM_SegmentationWithDecode (stored cells decoded per user). Skips: skip_bench bursty trace, node defaults (read_delay_ms 300 = "
+    "scenario coalesce_300ms); read_delay_0_* = scenario keeps_up. HLL: "
     f"{hll['segments_per_user']} segment-days per user, FCALL per user pipelined per "
     f"{hll['batch_users']}-user batch vs one PFADD per round trip, wall clock, one "
     "local redis-server.")

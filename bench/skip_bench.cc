@@ -434,7 +434,7 @@ int main(int argc, char** argv) {
   SimOptions cache_only;
   cache_only.blacklist = false;
   scenarios.push_back({"cache_only_no_blacklist", cache_only});
-  for (int64_t age : {500, 1000, 2000}) {
+  for (int64_t age : {250, 300, 500, 1000, 2000}) {
     SimOptions coalesce;
     coalesce.min_age_ms = age;
     scenarios.push_back({"coalesce_" + std::to_string(age) + "ms", coalesce});
