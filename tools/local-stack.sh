@@ -142,7 +142,10 @@ else
   KAFKA="$(cat "$RUN_DIR/kafka.bootstrap")"
   # The mock cluster rebalances a group only after about a session timeout
   # (45 s by default): keep it short so the second segmenter gets partitions.
-  for p in session.timeout.ms=6000 heartbeat.interval.ms=1000; do
+  # It also holds an empty fetch for the whole fetch.wait.max.ms (500 ms by
+  # default) even when messages arrive meanwhile, which a real broker answers
+  # at once: that wait sat inside every event-to-result latency.
+  for p in session.timeout.ms=6000 heartbeat.interval.ms=1000 fetch.wait.max.ms=20; do
     INGEST_SETS+=(--set "kafka.properties.$p")
     SEGMENTER_SETS+=(--set "kafka.properties.$p")
   done

@@ -199,7 +199,10 @@ void TrafficGenerator::Next(int64_t now_ms, GeneratedMessage* out) {
   } else if (burst_left_ > 0) {
     user = burst_user_;
     --burst_left_;
-    time_ms = burst_time_ms_ + std::uniform_int_distribution<int64_t>(0, 1000)(rng_);
+    // Spread over the burst's second, but never after `now`: an event sent
+    // before it happened would flatter every event-to-result latency.
+    time_ms = std::min(burst_time_ms_ + std::uniform_int_distribution<int64_t>(0, 1000)(rng_),
+                       std::max(now_ms, burst_time_ms_));
   } else {
     user = PickUser(false);
     burst_user_ = user;
