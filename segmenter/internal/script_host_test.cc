@@ -447,10 +447,12 @@ INSTANTIATE_TEST_SUITE_P(
                     ScriptErrorKind::kError, "string.rep: result larger than the memory limit"},
         SandboxCase{"string_rep_method_1gb", "local s = ('x'):rep(2^30) return {}",
                     ScriptErrorKind::kError, "string.rep"},
-        SandboxCase{
-            "table_growth",
-            "local t = {} for i = 1, 1e9 do t[i] = {i, i, i, i, i, i, i, i, i, i, i, i} end",
-            ScriptErrorKind::kMemoryLimit, "memory limit of 16 MiB exceeded"},
+        SandboxCase{"table_growth",
+                    // 4 KiB per entry: the cap, not the 50 ms budget, must stop it
+                    // on a slow machine too (12-number rows took ~90 ms to fill it).
+                    "local t = {} local block = string.rep('x', 4096) "
+                    "for i = 1, 1e9 do t[i] = {block .. i, i} end",
+                    ScriptErrorKind::kMemoryLimit, "memory limit of 16 MiB exceeded"},
         SandboxCase{"concat_doubling", "local s = 'xxxxxxxx' while true do s = s .. s end",
                     ScriptErrorKind::kMemoryLimit, "memory limit"},
         SandboxCase{"while_true", "while true do end", ScriptErrorKind::kCpuBudget,
