@@ -237,6 +237,9 @@ TEST_F(KafkaTest, BrokerOutageLosesNothing) {
   ASSERT_TRUE(flushed.ok()) << flushed;
   for (const auto& r : producer->PollDeliveries()) EXPECT_TRUE(r.status.ok()) << r.status;
 
+  // The outage below is of a partition leader, not of the group's
+  // coordinator (losing that stops the whole group until it returns).
+  ASSERT_TRUE(cluster_->SetGroupCoordinator("g-outage", 1).ok());
   auto consumer = MakeConsumer(*cluster_, "g-outage");
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(consumer->Subscribe({"events"}).ok());

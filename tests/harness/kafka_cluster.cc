@@ -72,6 +72,11 @@ Status MockKafkaCluster::SetBrokerRtt(int32_t id, int rtt_ms) {
                     "broker " + std::to_string(id) + " rtt");
 }
 
+Status MockKafkaCluster::SetGroupCoordinator(const std::string& group, int32_t broker_id) {
+  return MockStatus(rd_kafka_mock_coordinator_set(cluster_, "group", group.c_str(), broker_id),
+                    "set coordinator of group " + group);
+}
+
 Status MockKafkaCluster::SetPartitionLeader(const std::string& topic, int32_t partition,
                                             int32_t broker_id) {
   return MockStatus(

@@ -64,6 +64,8 @@ class MockKafkaCluster {
   // Delays every response of broker `id` by `rtt_ms`.
   Status SetBrokerRtt(int32_t id, int rtt_ms);
   Status SetPartitionLeader(const std::string& topic, int32_t partition, int32_t broker_id);
+  // Makes broker `id` the coordinator of consumer group `group`.
+  Status SetGroupCoordinator(const std::string& group, int32_t broker_id);
 
   // The next errors.size() requests of type `api` (any broker) fail with these
   // errors in order. RD_KAFKA_RESP_ERR__TRANSPORT disconnects the client.
