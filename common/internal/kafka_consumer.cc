@@ -203,14 +203,18 @@ StatusOr<Batch> Consumer::PollBatch(size_t max_messages, std::chrono::millisecon
   Batch batch;
   batch.messages_.reserve(max_messages);
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (batch.messages_.size() < max_messages) {
+  // Polled at least once, even with no time left: a 0 ms call still serves
+  // rebalances and returns what is already fetched.
+  for (bool first = true; batch.messages_.size() < max_messages; first = false) {
     int wait_ms = 0;
     if (batch.messages_.empty()) {
       auto left = deadline - std::chrono::steady_clock::now();
-      if (left.count() <= 0) break;
+      if (left.count() <= 0 && !first) break;
       // Rounded up: a 0 ms poll in the last sub-millisecond would spin
       // (clock reads and queue locks) until the deadline passes.
-      wait_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+      if (left.count() > 0) {
+        wait_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+      }
     }
     rd_kafka_message_t* msg = rd_kafka_consumer_poll(impl_->rk.get(), wait_ms);
     if (msg == nullptr) {

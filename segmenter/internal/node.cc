@@ -135,8 +135,7 @@ class NodeImpl : public Node {
       // Wait for notices no longer than until the oldest queued batch is due.
       int64_t wait_ms = options_.batch_max_ms;
       if (!queue_.empty()) {
-        // At least 1 ms, so rebalances are served even while batches fall due.
-        wait_ms = std::clamp<int64_t>(queue_.front().due_ms - clock_->NowMs(), 1, wait_ms);
+        wait_ms = std::clamp<int64_t>(queue_.front().due_ms - clock_->NowMs(), 0, wait_ms);
       }
       SEG_ASSIGN_OR_RETURN(
           kafka::Batch batch,
