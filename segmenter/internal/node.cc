@@ -79,6 +79,12 @@ struct PendingUser {
   int64_t newest_event_ms = 0;
   int64_t newest_ack_ms = 0;
   int64_t notices = 0;
+
+  void Add(int64_t event_ms, int64_t ack_ms, int64_t count) {
+    newest_event_ms = std::max(newest_event_ms, event_ms);
+    newest_ack_ms = std::max(newest_ack_ms, ack_ms);
+    notices += count;
+  }
 };
 
 // A polled batch waiting out its read delay (NodeOptions::read_delay_ms).
@@ -155,13 +161,8 @@ class NodeImpl : public Node {
     }
     // Stored offsets a failed commit left behind (e.g. a commit during a
     // rebalance) are committed within a second, not at the next batch.
-    const int64_t mono_ms = clock_->MonotonicUs() / 1000;
-    if (handled == 0 && mono_ms - last_commit_mono_ms_ >= 1000) {
-      last_commit_mono_ms_ = mono_ms;
-      Status s = consumer_->Commit(/*sync=*/false);
-      if (!s.ok()) {
-        LOG_EVERY_N(WARNING, 10) << "segmenter: idle commit: " << s;
-      }
+    if (handled == 0 && clock_->MonotonicUs() / 1000 - last_commit_mono_ms_ >= 1000) {
+      CommitStored();
     }
     return handled;
   }
@@ -191,8 +192,7 @@ class NodeImpl : public Node {
     Status drained = DrainQueue(/*commit=*/false);
     Status flush = producer_->Flush(std::chrono::seconds(10));
     Status close = consumer_->Close();
-    queue_.clear();  // the batches' buffers go before their consumer
-    queued_notices_ = 0;
+    DropQueue();  // the batches' buffers go before their consumer
     if (!drained.ok()) return drained;
     if (!flush.ok()) return flush;
     return close;
@@ -208,12 +208,16 @@ class NodeImpl : public Node {
       // Already someone else's: they re-read what was queued; processing it
       // here would only race their state writes.
       LOG(WARNING) << "partitions lost: dropping " << queued_notices_ << " queued notices";
-      queue_.clear();
-      queued_notices_ = 0;
+      DropQueue();
       return;
     }
     Status s = DrainQueue(/*commit=*/false);
     if (!s.ok()) LOG(WARNING) << "queued notices left to the partitions' next owner: " << s;
+  }
+
+  void DropQueue() {
+    queue_.clear();
+    queued_notices_ = 0;
   }
 
   Status DrainQueue(bool commit) {
@@ -255,10 +259,7 @@ class NodeImpl : public Node {
       newest_ack_ms = std::max(newest_ack_ms, notice_.acked_at_ms());
       auto [it, inserted] = pending_index_.emplace(user, q.pending.size());
       if (inserted) q.pending.push_back(PendingUser{user});
-      PendingUser& p = q.pending[it->second];
-      p.newest_event_ms = std::max(p.newest_event_ms, notice_.newest_event_time_ms());
-      p.newest_ack_ms = std::max(p.newest_ack_ms, notice_.acked_at_ms());
-      ++p.notices;
+      q.pending[it->second].Add(notice_.newest_event_time_ms(), notice_.acked_at_ms(), 1);
     }
     // Let the newest write's burst settle. Clamp, so a notice stamped by a
     // clock far ahead cannot stall the node.
@@ -316,13 +317,17 @@ class NodeImpl : public Node {
     metrics_.malformed.Inc(static_cast<double>(malformed));
     metrics_.skipped_bot.Inc(static_cast<double>(skipped_bot));
     metrics_.lag.Set(static_cast<double>(consumer_->Lag()));
-    if (commit) {
-      // Stored already: a failed commit is retried by the idle commit.
-      last_commit_mono_ms_ = clock_->MonotonicUs() / 1000;
-      Status s = consumer_->Commit(/*sync=*/false);
-      if (!s.ok()) LOG(WARNING) << "segmenter: commit: " << s;
-    }
+    if (commit) CommitStored();
     return static_cast<int>(notices);
+  }
+
+  // Asynchronous; a failure leaves the offsets stored for the idle commit.
+  void CommitStored() {
+    last_commit_mono_ms_ = clock_->MonotonicUs() / 1000;
+    Status s = consumer_->Commit(/*sync=*/false);
+    if (!s.ok()) {
+      LOG_EVERY_N(WARNING, 10) << "segmenter: commit: " << s;
+    }
   }
 
   // The first `group` queued batches' users, merged across batches, minus
@@ -338,12 +343,9 @@ class NodeImpl : public Node {
         auto [it, inserted] = pending_index_.emplace(u.user_id, pending_.size());
         if (inserted) {
           pending_.push_back(u);
-          continue;
+        } else {
+          pending_[it->second].Add(u.newest_event_ms, u.newest_ack_ms, u.notices);
         }
-        PendingUser& p = pending_[it->second];
-        p.newest_event_ms = std::max(p.newest_event_ms, u.newest_event_ms);
-        p.newest_ack_ms = std::max(p.newest_ack_ms, u.newest_ack_ms);
-        p.notices += u.notices;
       }
     }
     int64_t skipped_cache = 0;
