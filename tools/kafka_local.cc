@@ -103,6 +103,9 @@ int main(int argc, char** argv) {
   rd_kafka_conf_set(conf, "client.id", "kafka-local", err, sizeof(err));
   // The host handle warns about the missing bootstrap.servers; it needs none.
   rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+  // The mock brokers take their socket options from this handle: without
+  // TCP_NODELAY each response waits out the client's delayed ACK (~40 ms).
+  rd_kafka_conf_set(conf, "socket.nagle.disable", "true", err, sizeof(err));
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (rk == nullptr) {
     LOG(ERROR) << "rd_kafka_new: " << err;
