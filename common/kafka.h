@@ -86,6 +86,11 @@ class Producer {
   std::vector<DeliveryReport> PollDeliveries(
       std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
+  // Learns `topic`'s partition leaders now (one metadata request, up to
+  // `timeout`), so the first Produce to it is not held for the client's
+  // next periodic topic scan (up to a second after a quiet start).
+  Status PrepareTopic(std::string_view topic, std::chrono::milliseconds timeout);
+
   // Waits up to `timeout` for every message to be delivered. Non-OK names
   // how many messages failed since the previous Flush and how many are still
   // undelivered. Queued reports remain available to PollDeliveries().

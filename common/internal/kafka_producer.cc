@@ -144,6 +144,21 @@ std::vector<DeliveryReport> Producer::PollDeliveries(std::chrono::milliseconds t
   return out;
 }
 
+Status Producer::PrepareTopic(std::string_view topic, std::chrono::milliseconds timeout) {
+  std::string name(topic);
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(impl_->rk.get(), name.c_str(), nullptr);
+  if (rkt == nullptr) {
+    return ErrorStatus(rd_kafka_last_error(), "kafka: topic handle for " + name);
+  }
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err =
+      rd_kafka_metadata(impl_->rk.get(), 0, rkt, &md, static_cast<int>(timeout.count()));
+  if (md != nullptr) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return ErrorStatus(err, "kafka: metadata for " + name);
+  return Status::OK();
+}
+
 Status Producer::Flush(std::chrono::milliseconds timeout) {
   rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()));
   int64_t failed = impl_->failed_since_flush.exchange(0);

@@ -293,6 +293,20 @@ TEST_F(KafkaTest, FlushReportsFailedMessages) {
   EXPECT_EQ(big.code(), StatusCode::kInvalidArgument) << big;
 }
 
+// PrepareTopic fetches the topic's leaders up front; with every broker down
+// it says so within its timeout instead of hanging.
+TEST_F(KafkaTest, PrepareTopicLearnsLeadersOrSaysWhyNot) {
+  auto producer = MakeProducer({});
+  ASSERT_TRUE(producer);
+  Status ready = producer->PrepareTopic("events", 10s);
+  EXPECT_TRUE(ready.ok()) << ready;
+  ASSERT_TRUE(cluster_->BrokerDown(-1).ok());
+  Status down = producer->PrepareTopic("events", 500ms);
+  EXPECT_FALSE(down.ok());
+  EXPECT_NE(down.message().find("metadata for events"), std::string_view::npos) << down;
+  ASSERT_TRUE(cluster_->BrokerUp(-1).ok());
+}
+
 // A full local queue makes Produce wait a bounded time, then say so.
 TEST_F(KafkaTest, FullQueueIsResourceExhaustedAfterBoundedWait) {
   KafkaOptions options = cluster_->ClientOptions("producer");

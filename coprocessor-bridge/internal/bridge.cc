@@ -121,6 +121,12 @@ class NotifierImpl : public ChangeNotifier {
     SEG_ASSIGN_OR_RETURN(
         producer_,
         kafka::Producer::Create(kafka, [this](const kafka::DeliveryReport& r) { OnDelivery(r); }));
+    // Without this the first notices after a quiet start waited up to a
+    // second for the client's periodic topic scan. Kafka being down is no
+    // reason not to start: deliveries are retried anyway.
+    Status s = producer_->PrepareTopic(options_.topic, std::chrono::milliseconds(std::min<int64_t>(
+                                                           options_.publish_timeout_ms, 2000)));
+    if (!s.ok()) LOG(WARNING) << "bridge: " << s << " (notices are retried)";
     return Status::OK();
   }
 
