@@ -137,11 +137,20 @@ class IngesterImpl : public Ingester {
                                                             }));
     SEG_RETURN_IF_ERROR(consumer_->Subscribe({options_.events_topic}));
 
+    // A batch's dead letters and notices are produced at once and then
+    // waited for: lingering (the producer's default 5 ms) only delays the
+    // acknowledgement. User-given properties win.
     kafka::KafkaOptions dl_options = options_.kafka;
+    dl_options.properties.emplace("linger.ms", "1");
     dl_options.client_id = options_.kafka.client_id + "-deadletter";
     SEG_ASSIGN_OR_RETURN(deadletter_producer_, kafka::Producer::Create(dl_options));
+    Status prepared = deadletter_producer_->PrepareTopic(
+        options_.deadletter_topic,
+        std::chrono::milliseconds(std::min<int64_t>(options_.produce_timeout_ms, 2000)));
+    if (!prepared.ok()) LOG(WARNING) << "ingest: " << prepared << " (dead letters are retried)";
 
     kafka::KafkaOptions notice_options = options_.kafka;
+    notice_options.properties.emplace("linger.ms", "1");
     notice_options.client_id = options_.kafka.client_id + "-notices";
     bridge::BridgeOptions bridge_options;
     bridge_options.topic = options_.changes_topic;
@@ -175,7 +184,8 @@ class IngesterImpl : public Ingester {
     auto poll_deadline = poll_start + std::chrono::milliseconds(options_.batch_max_ms);
     bool first = true;
     SEG_RETURN_IF_ERROR(ResumeIfPaused());
-    // Messages that arrived while the consumer was paused come first.
+    // Messages polled ahead during the last write, or while the consumer
+    // was paused, come first.
     for (kafka::Batch& carried : carry_) {
       for (const kafka::Message& m : carried) messages.push_back(&m);
       polled.push_back(std::move(carried));
@@ -405,8 +415,10 @@ class IngesterImpl : public Ingester {
   }
 
   void OnRebalance(const kafka::RebalanceEvent& e) {
-    // Nothing to flush: a batch is finished (or abandoned uncommitted)
-    // before the next poll, which is where rebalances are served.
+    // Nothing to flush here: batches still in flight commit when they
+    // finish (the adapter commits stored offsets on revoke); a revoked
+    // partition's uncommitted messages are re-read by its next owner, and
+    // rewriting them is harmless (same qualifiers).
     VLOG(1) << "ingest: rebalance kind " << static_cast<int>(e.kind) << " " << e.partitions.size()
             << " partitions";
     if (assigned_once_ && !closed_) stats_rebalances_++;  // not the leave in Close()
@@ -474,6 +486,34 @@ class IngesterImpl : public Ingester {
       }
     }
     return false;
+  }
+
+  // Polls the next batch's messages into carry_ until the store has
+  // answered every chunk in `writes` (or a batch is full): the poll then
+  // costs the batch cycle nothing. A rebalance served here is handled as in
+  // any poll; carried messages of a partition revoked meanwhile are written
+  // again by its next owner (idempotent cells), never lost.
+  void PollAhead(const std::vector<std::pair<size_t, std::future<Status>>>& writes) {
+    if (!consumer_ || consumer_->paused()) return;
+    auto writing = [&writes] {
+      for (const auto& [chunk, f] : writes) {
+        if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return true;
+      }
+      return false;
+    };
+    size_t have = 0;
+    for (const kafka::Batch& b : carry_) have += b.size();
+    const size_t limit = static_cast<size_t>(options_.batch_max_events);
+    while (have < limit && writing()) {
+      auto batch = consumer_->PollBatch(limit - have, std::chrono::milliseconds(1));
+      if (!batch.ok()) {
+        LOG_EVERY_N(WARNING, 10) << "ingest: poll ahead: " << batch.status();
+        return;  // the next batch's own poll reports it
+      }
+      if (batch->empty()) continue;
+      have += batch->size();
+      carry_.push_back(std::move(batch).value());
+    }
   }
 
   Status ResumeIfPaused() {
@@ -623,15 +663,18 @@ class IngesterImpl : public Ingester {
     };
     std::vector<bool> chunk_done(parallel, false);
     // The first attempt finishes the batches beyond max_batches_in_flight
-    // (waits for their notices, commits) while the store writes this one:
-    // that wait used to follow the write on this thread.
+    // (waits for their notices, commits) and polls the next batch's
+    // messages while the store writes this one: both used to follow the
+    // write on this thread.
     bool overlap = options_.max_batches_in_flight > 0 &&
                    static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight;
+    bool poll_ahead = true;
     Status overlapped;
     auto put_chunks = [&]() -> Status {
       int64_t t0 = clock_->MonotonicUs();
       std::vector<std::pair<size_t, std::future<Status>>> futures;
-      for (size_t c = overlap ? 0 : 1; c < parallel; ++c) {
+      const bool this_thread_busy = overlap || poll_ahead;
+      for (size_t c = this_thread_busy ? 0 : 1; c < parallel; ++c) {
         if (chunk_done[c]) continue;
         futures.emplace_back(c, std::async(std::launch::async,
                                            [&put_one, &chunks, c] { return put_one(chunks[c]); }));
@@ -643,7 +686,11 @@ class IngesterImpl : public Ingester {
                static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight) {
           overlapped = FinishOldest(stop);
         }
-      } else if (!chunk_done[0]) {
+      }
+      if (poll_ahead) {
+        poll_ahead = false;
+        PollAhead(futures);
+      } else if (!this_thread_busy && !chunk_done[0]) {
         first = put_one(chunks[0]);
         chunk_done[0] = first.ok();
       }
@@ -729,7 +776,7 @@ class IngesterImpl : public Ingester {
   // arrived for a batch other than the one being awaited.
   std::unordered_set<uint64_t> dl_tracked_;
   std::unordered_map<uint64_t, Status> dl_reports_;
-  // Messages returned by polls while paused (see SleepFor), oldest first.
+  // Messages polled ahead of their batch (PollAhead, SleepFor), oldest first.
   std::vector<kafka::Batch> carry_;
   // Bound of each wait for notice/dead-letter acknowledgements (ms);
   // shortened by Close() to fit the shutdown budget.
