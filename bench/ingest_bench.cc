@@ -11,7 +11,7 @@
 // (IngestOptions::unbatched_puts) on a separate topic and group.
 //
 //   ingest_bench [--events 300000] [--unbatched-events 20000] [--users 50000]
-//                [--batch 5000] [--json-out FILE]
+//                [--batch 5000] [--in-flight N] [--json-out FILE]
 // For the "2 cores" figure: taskset -c 0,1 ingest_bench ...
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -92,7 +92,7 @@ void ProduceEvents(seg::testing::MockKafkaCluster& cluster, const std::string& t
 
 RunResult Ingest(seg::testing::MockKafkaCluster& cluster, seg::store::Store* store,
                  const std::string& topic, const std::string& group, int n, int batch,
-                 bool unbatched, int parallelism) {
+                 bool unbatched, int parallelism, int in_flight) {
   IngestOptions options;
   options.kafka = cluster.ClientOptions("bench-" + group);
   options.kafka.properties["session.timeout.ms"] = "6000";
@@ -102,6 +102,7 @@ RunResult Ingest(seg::testing::MockKafkaCluster& cluster, seg::store::Store* sto
   options.batch_max_ms = 100;
   options.unbatched_puts = unbatched;
   options.store_put_parallelism = parallelism;
+  options.max_batches_in_flight = in_flight;
   auto ingester = Ingester::Create(options, store);
   Die(ingester.status(), "ingester");
   // Wait for the group join and the first batch; then start the clock.
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
   CLI::App app{"End-to-end ingest benchmark (Kafka -> Thrift2 store -> notices)"};
   int events = 300'000, unbatched_events = 20'000, users = 50'000, batch = 5000;
   int parallelism = IngestOptions().store_put_parallelism;
+  int in_flight = IngestOptions().max_batches_in_flight;
   int packed_prefix = -1;
   std::string json_out;
   app.add_option("--events", events, "events for the batched run");
@@ -148,6 +150,7 @@ int main(int argc, char** argv) {
   app.add_option("--users", users, "distinct users");
   app.add_option("--batch", batch, "batch_max_events");
   app.add_option("--put-parallelism", parallelism, "store_put_parallelism");
+  app.add_option("--in-flight", in_flight, "max_batches_in_flight");
   app.add_option("--json-out", json_out, "write figures as JSON here");
   app.add_option("--store-packed-prefix", packed_prefix,
                  "family e packed_prefix_bytes (-1: the store's default; 0: one key per cell)");
@@ -184,9 +187,9 @@ int main(int argc, char** argv) {
   ProduceEvents(**cluster, "events-unbatched", unbatched_events, users, 2);
 
   RunResult batched = Ingest(**cluster, store->get(), "events", "bench-batched", events, batch,
-                             /*unbatched=*/false, parallelism);
+                             /*unbatched=*/false, parallelism, in_flight);
   RunResult unbatched = Ingest(**cluster, store->get(), "events-unbatched", "bench-unbatched",
-                               unbatched_events, batch, /*unbatched=*/true, 1);
+                               unbatched_events, batch, /*unbatched=*/true, 1, in_flight);
   double rate = batched.events / batched.seconds;
   double base = unbatched.events / unbatched.seconds;
   std::printf("batched:   %lld events in %.2f s = %.0f events/s (%lld batches, %lld notices)\n",
