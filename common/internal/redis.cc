@@ -287,12 +287,33 @@ struct RedisConnection::Impl {
     return Status::OK();
   }
 
+  static constexpr size_t kFlushEvery = 256;
+
+  // Writes out everything appended so far. On failure the socket is dropped
+  // and, as nothing was read yet, the pipeline may be resent.
+  bool Flush(Failure* failure) {
+    SigpipeGuard guard;
+    int done = 0;
+    while (!done) {
+      if (redisBufferWrite(ctx.get(), &done) != REDIS_OK) {
+        std::string errstr = ctx->errstr;
+        ctx.reset();
+        errors_unavailable.Inc();
+        failure->resendable = true;
+        failure->status = UnavailableError(Where() + ": write: " + errstr);
+        return false;
+      }
+    }
+    return true;
+  }
+
   // Appends every command, then reads every reply. Any transport error drops
   // the socket (its state is unknown) and is described in `failure`.
   StatusOr<std::vector<RedisReply>> RoundTrip(const std::vector<RedisArgv>& commands,
                                               Failure* failure) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
+    size_t appended = 0;
     for (const auto& cmd : commands) {
       argv.clear();
       lens.clear();
@@ -306,6 +327,9 @@ struct RedisConnection::Impl {
         return InvalidArgumentError(Where() +
                                     (cmd.empty() ? ": empty command" : ": append failed"));
       }
+      // Long pipelines go out in pieces, so the server works on the first
+      // commands while the rest are formatted (it idled through that before).
+      if (++appended % kFlushEvery == 0 && !Flush(failure)) return failure->status;
     }
     SigpipeGuard guard;
     std::vector<RedisReply> out;
