@@ -10,7 +10,8 @@
 #     bots) with the node's defaults (read_delay_ms 300: scenario
 #     coalesce_300ms) against cache and blacklist off, and final states missed;
 #   - HLL updates/s: segmenter_bench --hll, FCALL per user pipelined per
-#     2000-user batch vs one PFADD per round trip, local redis-server.
+#     2000-user batch vs one PFADD per round trip, local redis-server; and
+#     the FCALL floor (same calls to a no-op function) per Redis CPU second.
 # $1: output JSON path; SEG_BENCH_BIN: directory of the bench binaries.
 set -euo pipefail
 out="${1:?usage: segmenter.sh OUT.json}"
@@ -61,6 +62,9 @@ ratios = {
     # Per second of redis-server CPU: the "one Redis core" figure on a shared machine.
     "hll_updates_per_redis_cpu_s": hll["hll_updates_per_redis_cpu_s"],
     "hll_unbatched_updates_per_redis_cpu_s": hll["hll_unbatched_updates_per_redis_cpu_s"],
+    # The same calls to a no-op function: Redis's cost of the FCALL alone
+    # caps any one-call-per-user procedure at this figure.
+    "hll_fcall_floor_updates_per_redis_cpu_s": hll["hll_fcall_floor_updates_per_redis_cpu_s"],
 }
 notes = (
     "Targets: >=20k segmentations/s/core scripts only; >=5x fewer segmentations than notices "

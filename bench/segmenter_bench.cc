@@ -6,6 +6,9 @@
 //     HyperLogLog updates/s through the stats writer against a local
 //     redis-server: one FCALL per user pipelined per batch (the node's path)
 //     against one PFADD per round trip (the baseline), same run, fresh users.
+//     Also the FCALL floor: the same calls to a function that does nothing,
+//     i.e. the most updates per Redis CPU second any one-call-per-user
+//     procedure could reach with this many keys per call.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/redis.h"
 #include "stats/stats_writer.h"
 #include "tests/harness/redis_server.h"
 
@@ -74,6 +78,37 @@ HllRates HllRate(int port, seg::stats::StatsCallMode mode, double seconds, int b
   return HllRates{keys / elapsed, keys / (RedisCpuSeconds(port) - redis_cpu_start)};
 }
 
+// FCALLs per Redis CPU second of a no-op function with `segments` keys and
+// a user id, pipelined like the writer's calls: Redis's own cost of one call.
+double FcallFloorCallsPerRedisCpuS(int port, double seconds, int batch_users, int segments) {
+  seg::RedisOptions options;
+  options.port = port;
+  auto conn = seg::RedisConnection::Connect(options);
+  if (!conn.ok()) return -1;
+  const std::string library =
+      "#!lua name=segbench\n"
+      "redis.register_function('segbench_noop', function(keys, args) return 0 end)\n";
+  auto loaded = (*conn)->Command({"FUNCTION", "LOAD", "REPLACE", library});
+  if (!loaded.ok() || loaded->is_error()) return -1;
+  std::vector<seg::RedisArgv> calls(static_cast<size_t>(batch_users));
+  int64_t user = 0;
+  const double cpu_start = RedisCpuSeconds(port);
+  const auto start = SteadyClock::now();
+  int64_t n = 0;
+  while (std::chrono::duration<double>(SteadyClock::now() - start).count() < seconds) {
+    for (auto& c : calls) {
+      c = {"FCALL", "segbench_noop", std::to_string(segments)};
+      for (int s = 0; s < segments; ++s) {
+        c.push_back(seg::stats::HllKey("hll", 0, "segment_" + std::to_string(s), 20240501));
+      }
+      c.push_back("u" + std::to_string(user++));
+    }
+    if (!(*conn)->Pipeline(calls).ok()) return -1;
+    n += batch_users;
+  }
+  return static_cast<double>(n) / (RedisCpuSeconds(port) - cpu_start);
+}
+
 int RunHll(double seconds, int batch_users, int segments) {
   auto redis = seg::testing::LocalRedis::Start();
   if (!redis.ok()) {
@@ -87,11 +122,15 @@ int RunHll(double seconds, int batch_users, int segments) {
   const HllRates unbatched =
       HllRate((*redis)->port(), seg::stats::StatsCallMode::kPfaddPerRoundTrip, seconds / 2,
               std::max(1, batch_users / 20), segments, &next_user);
+  const double floor_calls =
+      FcallFloorCallsPerRedisCpuS((*redis)->port(), seconds / 2, batch_users, segments);
   std::printf(
       "{\"hll_updates_per_s\": %.0f, \"hll_unbatched_updates_per_s\": %.0f, "
       "\"hll_updates_per_redis_cpu_s\": %.0f, \"hll_unbatched_updates_per_redis_cpu_s\": %.0f, "
+      "\"hll_fcall_floor_updates_per_redis_cpu_s\": %.0f, "
       "\"batch_users\": %d, \"segments_per_user\": %d}\n",
-      batched.wall, unbatched.wall, batched.redis_cpu, unbatched.redis_cpu, batch_users, segments);
+      batched.wall, unbatched.wall, batched.redis_cpu, unbatched.redis_cpu, floor_calls * segments,
+      batch_users, segments);
   return 0;
 }
 
