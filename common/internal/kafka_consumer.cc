@@ -149,8 +149,9 @@ struct Consumer::Impl {
     if (!s.ok()) LOG(ERROR) << "kafka group " << group_id << ": " << s;
   }
 
-  // Before rd_kafka_consumer_close: see the workaround note below.
+  // Before rd_kafka_consumer_close: see the workaround notes below.
   void SettleJoinBeforeClose();
+  void LeaveBeforeClose();
 
   static void RebalanceTrampoline(rd_kafka_t* handle, rd_kafka_resp_err_t err,
                                   rd_kafka_topic_partition_list_t* parts, void* opaque) {
@@ -392,10 +393,45 @@ void Consumer::Impl::SettleJoinBeforeClose() {
   }
 }
 
+// librdkafka 2.0.2 can abort in rd_kafka_cgrp_terminated ("assert:
+// !rd_kafka_assignment_in_progress") when a cooperative member is closed
+// while the group is still moving partitions (seen under load: a member
+// closed right after handing partitions over). Unsubscribing first and
+// serving the revocation before the close leaves nothing in progress for the
+// termination to trip over (the known mitigation, librdkafka #4792).
+// Bounded: after kLeaveWait the plain close follows.
+constexpr auto kLeaveWait = std::chrono::seconds(5);
+
+void Consumer::Impl::LeaveBeforeClose() {
+  if (!subscribed || !first_assignment_seen) return;
+  rd_kafka_resp_err_t err = rd_kafka_unsubscribe(rk.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    LOG(WARNING) << ErrorStatus(err, "kafka group " + group_id + ": unsubscribe before close");
+    return;
+  }
+  auto deadline = std::chrono::steady_clock::now() + kLeaveWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk.get(), &raw) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      PartitionListPtr list(raw);
+      if (list->cnt == 0) return;
+    }
+    // Serves the revocation (the caller's callback, then the commit of what
+    // it stored). Messages fetched meanwhile were never returned, never
+    // stored: the next owner reads them.
+    rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk.get(), 50);
+    if (msg != nullptr) rd_kafka_message_destroy(msg);
+  }
+  LOG(WARNING) << "kafka group " << group_id << ": partitions not revoked within "
+               << std::chrono::duration_cast<std::chrono::milliseconds>(kLeaveWait).count()
+               << " ms of unsubscribing; closing anyway";
+}
+
 Status Consumer::Close() {
   if (impl_->closed) return Status::OK();
   impl_->closed = true;
   impl_->SettleJoinBeforeClose();
+  impl_->LeaveBeforeClose();
   Status status = ErrorStatus(rd_kafka_consumer_close(impl_->rk.get()),
                               "kafka consumer close group " + impl_->group_id);
   if (!status.ok()) LOG(WARNING) << status;
