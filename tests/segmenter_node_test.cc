@@ -77,10 +77,24 @@ class SegmenterNodeTest : public ::testing::Test {
     auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
     ASSERT_TRUE(producer.ok());
     producer_ = std::move(*producer);
-    auto results = kafka::Consumer::Create(kafka_->ClientOptions("reader"), "partner");
+    kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
+    reader.properties["session.timeout.ms"] = "6000";
+    reader.properties["heartbeat.interval.ms"] = "500";
+    auto results =
+        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
+          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
+        });
     ASSERT_TRUE(results.ok());
     results_ = std::move(*results);
     ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
+    // Join now, while nothing else runs: a reader first polled tens of
+    // seconds after subscribing sometimes waited out the whole read deadline
+    // for its assignment.
+    auto deadline = steady_clock::now() + std::chrono::seconds(30);
+    while (!reader_assigned_ && steady_clock::now() < deadline) {
+      ASSERT_TRUE(results_->PollBatch(100, milliseconds(100)).ok());
+    }
+    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
   }
 
   void TearDown() override {
@@ -228,6 +242,7 @@ class SegmenterNodeTest : public ::testing::Test {
   std::unique_ptr<segmenter::Node> node_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> results_;
+  bool reader_assigned_ = false;
   std::unique_ptr<kafka::Consumer> offsets_;
 };
 
