@@ -147,6 +147,9 @@ class Batch {
   std::span<const Message> messages() const { return messages_; }
   auto begin() const { return messages_.begin(); }
   auto end() const { return messages_.end(); }
+  // Releases the messages `drop` selects (e.g. of partitions revoked since
+  // the poll), keeping the others in order. Returns how many were dropped.
+  size_t EraseIf(const std::function<bool(const Message&)>& drop);
 
  private:
   friend class Consumer;

@@ -81,6 +81,20 @@ void Batch::Release() {
   messages_.clear();
 }
 
+size_t Batch::EraseIf(const std::function<bool(const Message&)>& drop) {
+  size_t kept = 0;
+  for (size_t i = 0; i < messages_.size(); ++i) {
+    if (drop(messages_[i])) {
+      rd_kafka_message_destroy(const_cast<rd_kafka_message_t*>(Raw(messages_[i].raw_)));
+    } else {
+      messages_[kept++] = messages_[i];
+    }
+  }
+  size_t dropped = messages_.size() - kept;
+  messages_.erase(messages_.begin() + static_cast<std::ptrdiff_t>(kept), messages_.end());
+  return dropped;
+}
+
 // ---------------------------------------------------------------- Consumer
 
 struct Consumer::Impl {

@@ -293,6 +293,43 @@ TEST_F(KafkaTest, FlushReportsFailedMessages) {
   EXPECT_EQ(big.code(), StatusCode::kInvalidArgument) << big;
 }
 
+// EraseIf releases exactly the selected messages and keeps the rest in
+// their order (ingest drops polled-ahead messages of revoked partitions).
+TEST_F(KafkaTest, BatchEraseIfKeepsTheOthersInOrder) {
+  auto producer = MakeProducer();
+  ASSERT_TRUE(producer);
+  ProduceRange(*producer, "events", 0, 2000);
+  ASSERT_TRUE(producer->Flush(30s).ok());
+  auto consumer = MakeConsumer(*cluster_, "erase");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->Subscribe({"events"}).ok());
+  Batch batch;
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (batch.size() < 200 && std::chrono::steady_clock::now() < deadline) {
+    auto polled = consumer->PollBatch(1000, 200ms);
+    ASSERT_TRUE(polled.ok()) << polled.status();
+    if (polled->size() > batch.size()) batch = std::move(polled).value();
+  }
+  ASSERT_GE(batch.size(), 200u);
+  std::vector<Record> odd;
+  size_t even = 0;
+  for (const Message& m : batch) {
+    if (m.partition() % 2 == 0) {
+      ++even;
+    } else {
+      odd.push_back(ToRecord(m));
+    }
+  }
+  size_t dropped = batch.EraseIf([](const Message& m) { return m.partition() % 2 == 0; });
+  EXPECT_EQ(dropped, even);
+  ASSERT_EQ(batch.size(), odd.size());
+  for (size_t i = 0; i < odd.size(); ++i) {
+    EXPECT_EQ(ToRecord(batch[i]).key, odd[i].key);
+    EXPECT_EQ(ToRecord(batch[i]).seq, odd[i].seq);
+  }
+  ASSERT_TRUE(consumer->Close().ok());
+}
+
 // PrepareTopic fetches the topic's leaders up front; with every broker down
 // it says so within its timeout instead of hanging.
 TEST_F(KafkaTest, PrepareTopicLearnsLeadersOrSaysWhyNot) {

@@ -423,7 +423,26 @@ class IngesterImpl : public Ingester {
             << " partitions";
     if (assigned_once_ && !closed_) stats_rebalances_++;  // not the leave in Close()
     assigned_once_ = true;
-    if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) ever_assigned_ = true;
+    if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) {
+      ever_assigned_ = true;
+      return;
+    }
+    // Messages polled ahead for partitions that leave: their next owner
+    // reads them from the committed offset; writing them here too would
+    // only duplicate cells and notices.
+    auto leaving = [&e](const kafka::Message& m) {
+      for (const kafka::TopicPartition& tp : e.partitions) {
+        if (tp.partition == m.partition() && tp.topic == m.topic()) return true;
+      }
+      return false;
+    };
+    size_t dropped = 0;
+    for (kafka::Batch& b : carry_) dropped += b.EraseIf(leaving);
+    std::erase_if(carry_, [](const kafka::Batch& b) { return b.empty(); });
+    if (dropped > 0) {
+      LOG(INFO) << "ingest: dropped " << dropped
+                << " polled-ahead messages of partitions that left (re-read by their owner)";
+    }
   }
 
   // Runs `fn` until OK, sleeping with backoff in between; Cancelled when
