@@ -415,10 +415,10 @@ class IngesterImpl : public Ingester {
   }
 
   void OnRebalance(const kafka::RebalanceEvent& e) {
-    // Nothing to flush here: batches still in flight commit when they
-    // finish (the adapter commits stored offsets on revoke); a revoked
-    // partition's uncommitted messages are re-read by its next owner, and
-    // rewriting them is harmless (same qualifiers).
+    // Batches still in flight commit when they finish (the adapter commits
+    // stored offsets on revoke); a revoked partition's uncommitted messages
+    // are re-read by its next owner (rewriting them is harmless: same
+    // qualifiers).
     VLOG(1) << "ingest: rebalance kind " << static_cast<int>(e.kind) << " " << e.partitions.size()
             << " partitions";
     if (assigned_once_ && !closed_) stats_rebalances_++;  // not the leave in Close()
@@ -510,8 +510,7 @@ class IngesterImpl : public Ingester {
   // Polls the next batch's messages into carry_ until the store has
   // answered every chunk in `writes` (or a batch is full): the poll then
   // costs the batch cycle nothing. A rebalance served here is handled as in
-  // any poll; carried messages of a partition revoked meanwhile are written
-  // again by its next owner (idempotent cells), never lost.
+  // any poll (OnRebalance drops carried messages of partitions that leave).
   void PollAhead(const std::vector<std::pair<size_t, std::future<Status>>>& writes) {
     if (!consumer_ || consumer_->paused()) return;
     auto writing = [&writes] {
@@ -681,35 +680,31 @@ class IngesterImpl : public Ingester {
       return Status::OK();
     };
     std::vector<bool> chunk_done(parallel, false);
-    // The first attempt finishes the batches beyond max_batches_in_flight
-    // (waits for their notices, commits) and polls the next batch's
-    // messages while the store writes this one: both used to follow the
-    // write on this thread.
-    bool overlap = options_.max_batches_in_flight > 0 &&
-                   static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight;
-    bool poll_ahead = true;
+    // The first attempt writes every chunk on other threads while this one
+    // finishes the batches beyond max_batches_in_flight (waits for their
+    // notices, commits) and then polls the next batch's messages: both used
+    // to follow the write. Retries write chunk 0 here.
+    const bool overlap = options_.max_batches_in_flight > 0 &&
+                         static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight;
+    bool first_attempt = true;
     Status overlapped;
     auto put_chunks = [&]() -> Status {
       int64_t t0 = clock_->MonotonicUs();
       std::vector<std::pair<size_t, std::future<Status>>> futures;
-      const bool this_thread_busy = overlap || poll_ahead;
-      for (size_t c = this_thread_busy ? 0 : 1; c < parallel; ++c) {
+      for (size_t c = first_attempt ? 0 : 1; c < parallel; ++c) {
         if (chunk_done[c]) continue;
         futures.emplace_back(c, std::async(std::launch::async,
                                            [&put_one, &chunks, c] { return put_one(chunks[c]); }));
       }
       Status first;
-      if (overlap) {
-        overlap = false;
-        while (overlapped.ok() && !in_flight_.empty() &&
+      if (first_attempt) {
+        first_attempt = false;
+        while (overlap && overlapped.ok() && !in_flight_.empty() &&
                static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight) {
           overlapped = FinishOldest(stop);
         }
-      }
-      if (poll_ahead) {
-        poll_ahead = false;
         PollAhead(futures);
-      } else if (!this_thread_busy && !chunk_done[0]) {
+      } else if (!chunk_done[0]) {
         first = put_one(chunks[0]);
         chunk_done[0] = first.ok();
       }
