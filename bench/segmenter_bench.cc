@@ -90,19 +90,18 @@ double FcallFloorCallsPerRedisCpuS(int port, double seconds, int batch_users, in
       "redis.register_function('segbench_noop', function(keys, args) return 0 end)\n";
   auto loaded = (*conn)->Command({"FUNCTION", "LOAD", "REPLACE", library});
   if (!loaded.ok() || loaded->is_error()) return -1;
-  std::vector<seg::RedisArgv> calls(static_cast<size_t>(batch_users));
+  seg::RedisArgv call = {"FCALL", "segbench_noop", std::to_string(segments)};
+  for (int s = 0; s < segments; ++s) {
+    call.push_back(seg::stats::HllKey("hll", 0, "segment_" + std::to_string(s), 20240501));
+  }
+  call.emplace_back();  // the user id
+  std::vector<seg::RedisArgv> calls(static_cast<size_t>(batch_users), call);
   int64_t user = 0;
   const double cpu_start = RedisCpuSeconds(port);
   const auto start = SteadyClock::now();
   int64_t n = 0;
   while (std::chrono::duration<double>(SteadyClock::now() - start).count() < seconds) {
-    for (auto& c : calls) {
-      c = {"FCALL", "segbench_noop", std::to_string(segments)};
-      for (int s = 0; s < segments; ++s) {
-        c.push_back(seg::stats::HllKey("hll", 0, "segment_" + std::to_string(s), 20240501));
-      }
-      c.push_back("u" + std::to_string(user++));
-    }
+    for (auto& c : calls) c.back() = "u" + std::to_string(user++);
     if (!(*conn)->Pipeline(calls).ok()) return -1;
     n += batch_users;
   }
