@@ -1,6 +1,6 @@
 // Kafka adapter over librdkafka: a producer with delivery reports and tagged
 // messages, a consumer-group consumer with manual offset storing/commits and
-// cooperative-sticky rebalancing surfaced as events, and topic creation.
+// rebalancing (eager by default, cooperative on request) surfaced as events, and topic creation.
 // librdkafka stays behind this header (pimpl).
 //
 // Thread-safety: Producer::Produce may be called from any thread;
@@ -173,7 +173,13 @@ class Consumer {
   // offsets of the revoked partitions right after the callback returns.
   using RebalanceCallback = std::function<void(const RebalanceEvent&)>;
 
-  // Consumer group member with cooperative-sticky assignment,
+  // Consumer group member with eager `roundrobin` assignment by default:
+  // librdkafka 2.0.2 (Debian 12) can abort in its cooperative-sticky
+  // assignor when a member closes during a rebalance (#4312, fixed in
+  // 2.2.1). `partition.assignment.strategy=cooperative-sticky` in the
+  // properties still works (incremental assign/unassign), with that
+  // caveat; eager and cooperative members cannot share a group, so
+  // switching needs a full stop of the group, not a rolling restart.
   // enable.auto.offset.store=false and enable.auto.commit=false (both
   // overridable through properties), auto.offset.reset=earliest.
   static StatusOr<std::unique_ptr<Consumer>> Create(const KafkaOptions& options,

@@ -256,7 +256,8 @@ struct TableOptions {
 
 // The default schema (docs ARCHITECTURE.md "Store schema"): table `users`,
 // family `e` (events, 60-day TTL, packed by 5-byte qualifier prefix) and `s`
-// (segmentation state), 3 versions.
+// (segmentation state), 3 versions; table `due` (family `d`: the segmenters'
+// due times) and `segmeta` (family `m`: script set, backfill cursor).
 std::vector<TableOptions> DefaultTables();
 
 // What a committed write changed in one row (see WriteObserver).

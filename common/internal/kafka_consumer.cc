@@ -189,7 +189,9 @@ StatusOr<std::unique_ptr<Consumer>> Consumer::Create(const KafkaOptions& options
       auto conf,
       internal::BuildConf(options, {
                                        {"group.id", group_id},
-                                       {"partition.assignment.strategy", "cooperative-sticky"},
+                                       // Eager: librdkafka 2.0.2's cooperative-sticky assignor can abort on
+                                       // close during a rebalance (#4312; kafka.h).
+                                       {"partition.assignment.strategy", "roundrobin"},
                                        {"enable.auto.offset.store", "false"},
                                        {"enable.auto.commit", "false"},
                                        {"auto.offset.reset", "earliest"},

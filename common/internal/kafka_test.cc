@@ -362,8 +362,8 @@ TEST_F(KafkaTest, FullQueueIsResourceExhaustedAfterBoundedWait) {
   EXPECT_TRUE(flushed.ok()) << flushed;
 }
 
-// Two members of one group split the partitions (cooperative-sticky) and
-// together read every message once.
+// Two members of one group split the partitions (the default eager
+// roundrobin) and together read every message once.
 TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
   std::vector<RebalanceEvent> events_a, events_b;
   auto a =
@@ -393,15 +393,14 @@ TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
   std::set<TopicPartition> all(pa.begin(), pa.end());
   all.insert(pb.begin(), pb.end());
   EXPECT_EQ(all.size(), 8u) << "overlapping assignment";
-  // Cooperative: A gave partitions up incrementally, never all of them.
-  bool a_revoked_some = false;
+  // Eager: A gave all of its partitions back before the split.
+  bool a_revoked_all = false;
   for (const auto& e : events_a) {
-    if (e.kind == RebalanceEvent::Kind::kRevoked) {
-      a_revoked_some = true;
-      EXPECT_LT(e.partitions.size(), 8u);
+    if (e.kind == RebalanceEvent::Kind::kRevoked && e.partitions.size() == 8u) {
+      a_revoked_all = true;
     }
   }
-  EXPECT_TRUE(a_revoked_some);
+  EXPECT_TRUE(a_revoked_all);
   ASSERT_FALSE(events_b.empty());
   EXPECT_EQ(events_b.front().kind, RebalanceEvent::Kind::kAssigned);
 

@@ -70,7 +70,16 @@ std::vector<TableOptions> DefaultTables() {
   users.name = "users";
   users.families.push_back(FamilyOptions{"e", 3, 60 * kDayMs, 5});
   users.families.push_back(FamilyOptions{"s", 3, 0});
-  return {users};
+  // Membership over time (docs/ARCHITECTURE.md): due times, keyed by
+  // user-changes partition + due time + user; and cluster-wide metadata
+  // (the script set, the backfill's cursor).
+  TableOptions due;
+  due.name = "due";
+  due.families.push_back(FamilyOptions{"d", 1, 0});
+  TableOptions meta;
+  meta.name = "segmeta";
+  meta.families.push_back(FamilyOptions{"m", 1, 0});
+  return {users, due, meta};
 }
 
 StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
