@@ -80,6 +80,11 @@ class Producer {
   // queue_full_wait_ms, then returns ResourceExhausted.
   Status Produce(std::string_view topic, std::string_view key, std::string_view value,
                  std::span<const HeaderView> headers = {}, uint64_t tag = 0);
+  // A message with a null value (a tombstone: compaction drops the key).
+  // An empty but non-null `value` in Produce is an empty payload instead.
+  Status ProduceTombstone(std::string_view topic, std::string_view key, uint64_t tag = 0) {
+    return Produce(topic, key, std::string_view(), {}, tag);
+  }
 
   // Serves delivery reports for up to `timeout`; returns the queued reports
   // (empty when a callback was given).

@@ -5,7 +5,10 @@
 // SegmentationResult per user, adds the user to per-day HyperLogLogs with one
 // Redis procedure call per user, writes the new membership back to family
 // `s`, and only then commits the batch's offsets (docs/ARCHITECTURE.md,
-// "Data flow", steps 1-7).
+// "Data flow", steps 1-7). It also keeps memberships true over time: due
+// users are re-segmented when a window lapses (SCHEDULE), DEFINITION_CHANGE
+// notices re-evaluate a user after the script set changed, FORGET notices
+// delete a user, and a newly blacklisted bot exits its segments.
 //
 // The node sees its collaborators through the small interfaces below; only a
 // main() names the concrete classes (LuaJIT script host, Redis stats writer,
@@ -18,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -36,10 +40,21 @@ class Store;
 
 namespace seg::segmenter {
 
+// "Never" for due times: only new events can change the answer.
+inline constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
 // What the scripts said about one user.
 struct Evaluation {
   std::vector<std::string> segments;        // sorted, unique
   std::vector<std::string> failed_scripts;  // errored or quarantined for this user
+  // The segments the failed scripts declare, sorted and unique: the node
+  // keeps the user's previous membership of these, so a failure never fakes
+  // an exit (or an entry).
+  std::vector<std::string> failed_segments;
+  // The earliest epoch ms at which the scripts' answer could change with no
+  // new events (a window edge; docs/sdk/README.md). Early is allowed (a
+  // wasted re-evaluation), late never. kNever: only new events change it.
+  int64_t next_change_ms = kNever;
 };
 
 // Runs the segment scripts (the LuaJIT script host in production).
@@ -118,6 +133,35 @@ struct NodeOptions {
   int64_t bot_blacklist_ms = 3'600'000;
   int64_t bot_capacity_users = 1 << 20;
 
+  // Membership over time (docs/ARCHITECTURE.md "Membership over time").
+  // Every evaluation stores the user's due time, the earliest moment its
+  // membership could change with no new event, as a row of `due_table`
+  // keyed by user-changes partition, due time (8 bytes big-endian) and user;
+  // the partition's owner scans its rows and re-segments the due users
+  // (reason SCHEDULE), bypassing the skip cache.
+  std::string due_table = "due";
+  std::string due_family = "d";
+  bool schedule_enabled = true;
+  // How often the owned partitions' due rows are scanned: a window's exit
+  // reaches partners about this late at most, plus one batch.
+  int64_t due_scan_interval_ms = 1000;
+  // Due users fired per partition and scan (one scan batch); when a
+  // partition has more, the next scan follows at once.
+  int32_t due_batch_users = 1000;
+  // A due time is never sooner than now + this, so an answer that flips at
+  // every evaluation cannot spin the node.
+  int64_t min_due_delay_ms = 1000;
+  // A user for whom a script failed keeps that script's previous membership
+  // and is evaluated again after this long (quarantines end, budgets reset).
+  int64_t failure_recheck_ms = 600'000;
+  // Membership kept from before for a failing script for longer than this
+  // counts in seg_segmenter_stale_memberships_total and logs a warning
+  // (config key scripts.max_stale_ms).
+  int64_t max_stale_ms = 3'600'000;
+  // Forget (a FORGET notice) publishes a tombstone: key = user id, null
+  // value. Off for partners whose old code reads null as an empty result.
+  bool forget_tombstones = true;
+
   // Reads `<prefix>.*` keys; unknown keys are left for CheckNoUnknownKeys.
   Status LoadFrom(Config& config, std::string_view prefix = "segmenter");
 };
@@ -133,7 +177,12 @@ struct NodeStats {
   int64_t stats_updates = 0;
   int64_t batches = 0;
   int64_t failed_batches = 0;
-  int64_t queued_notices = 0;  // polled, waiting out the read delay (not in `notices` yet)
+  int64_t queued_notices = 0;      // polled, waiting out the read delay (not in `notices` yet)
+  int64_t scheduled = 0;           // users re-segmented because their due time passed
+  int64_t definition_changes = 0;  // users re-segmented for a DEFINITION_CHANGE notice
+  int64_t forgotten = 0;           // users forgotten (FORGET notices)
+  int64_t bot_exits = 0;           // BOT results (newly blacklisted users)
+  int64_t stale_memberships = 0;   // kept for a failing script beyond max_stale_ms
 };
 
 class Node {

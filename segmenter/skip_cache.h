@@ -143,6 +143,10 @@ class SkipCache {
   // given time. Values outside [1, 2^62) are ignored.
   virtual void RecordRead(std::string_view user_id, int64_t read_started_ms) = 0;
 
+  // Drops what the cache remembers of `user_id` (a forgotten user); its next
+  // notice is then never skipped.
+  virtual void Forget(std::string_view user_id) = 0;
+
   // Users the table can hold, users it holds, bytes it allocated (fixed at
   // construction).
   virtual size_t capacity() const = 0;

@@ -3,6 +3,7 @@
 // the loaded scripts. Buffers are reused between calls.
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <map>
 
 #include "common/clock.h"
@@ -27,6 +28,9 @@ class ScriptHostEvaluator : public Evaluator {
     out->failed_scripts = result_.failed;
     out->failed_scripts.insert(out->failed_scripts.end(), result_.quarantined.begin(),
                                result_.quarantined.end());
+    out->failed_segments.clear();
+    if (!out->failed_scripts.empty()) FailedSegments(out->failed_scripts, &out->failed_segments);
+    out->next_change_ms = kNever;  // MERGE: result_.next_change_ms
     // A string compare per user; the host may have reloaded on its own.
     if (registry_ != nullptr && result_.script_set_version != registered_version_) {
       MaybeRegister(now_ms);
@@ -61,8 +65,26 @@ class ScriptHostEvaluator : public Evaluator {
     registered_version_ = std::move(version);
   }
 
+  // The declared segments of `scripts` (sorted, unique), from a per-version
+  // copy of the host's declarations.
+  void FailedSegments(const std::vector<std::string>& scripts, std::vector<std::string>* out) {
+    if (declared_version_ != host_->script_set_version()) {
+      declared_.clear();
+      for (const ScriptInfo& info : host_->scripts()) declared_[info.name] = info.segments;
+      declared_version_ = host_->script_set_version();
+    }
+    for (const std::string& script : scripts) {
+      auto it = declared_.find(script);
+      if (it != declared_.end()) out->insert(out->end(), it->second.begin(), it->second.end());
+    }
+    std::sort(out->begin(), out->end());
+    out->erase(std::unique(out->begin(), out->end()), out->end());
+  }
+
   ScriptHost* host_;
   stats::StatsWriter* registry_;
+  std::map<std::string, std::vector<std::string>> declared_;
+  std::string declared_version_;
   EvaluationResult result_;
   std::string registered_version_;
   int64_t next_attempt_ms_ = 0;

@@ -26,6 +26,62 @@ std::string CountedKey(std::string_view segment, int32_t day) {
   return key;
 }
 
+std::vector<std::string> KeepFailedSegments(const SegmentState& previous,
+                                            const std::vector<std::string>& evaluated,
+                                            const std::vector<std::string>& failed_segments) {
+  if (failed_segments.empty() || previous.segments().empty()) return evaluated;
+  std::vector<std::string> kept;
+  for (const auto& s : previous.segments()) {
+    if (std::binary_search(failed_segments.begin(), failed_segments.end(), s)) kept.push_back(s);
+  }
+  if (kept.empty()) return evaluated;
+  std::sort(kept.begin(), kept.end());
+  std::vector<std::string> out;
+  std::set_union(evaluated.begin(), evaluated.end(), kept.begin(), kept.end(),
+                 std::back_inserter(out));
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+int64_t NextSeq(int64_t previous_seq, int64_t segmented_at_ms) {
+  return std::max(previous_seq + 1, segmented_at_ms * 1000);
+}
+
+namespace {
+void PutBigEndian(uint64_t v, int bytes, std::string* out) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetBigEndian(std::string_view in, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+}  // namespace
+
+std::string DueScanBound(int32_t partition, int64_t due_ms) {
+  std::string key;
+  key.reserve(12);
+  PutBigEndian(static_cast<uint32_t>(partition), 4, &key);
+  // Due times are positive epoch ms, so unsigned order is time order.
+  PutBigEndian(static_cast<uint64_t>(std::max<int64_t>(due_ms, 0)), 8, &key);
+  return key;
+}
+
+std::string DueRowKey(int32_t partition, int64_t due_ms, std::string_view user_id) {
+  std::string key = DueScanBound(partition, due_ms);
+  key.append(user_id);
+  return key;
+}
+
+bool ParseDueRowKey(std::string_view key, int32_t* partition, int64_t* due_ms,
+                    std::string_view* user_id) {
+  if (key.size() <= 12) return false;
+  *partition = static_cast<int32_t>(GetBigEndian(key, 4));
+  *due_ms = static_cast<int64_t>(GetBigEndian(key.substr(4), 8));
+  *user_id = key.substr(12);
+  return true;
+}
+
 MembershipChange DiffMembership(const SegmentState& previous,
                                 const std::vector<std::string>& current, int32_t day) {
   MembershipChange change;

@@ -39,4 +39,28 @@ SegmentState NextState(const SegmentState& previous, const std::vector<std::stri
 // "segment:yyyymmdd".
 std::string CountedKey(std::string_view segment, int32_t day);
 
+// The current membership once failures are accounted for: what the scripts
+// that ran said, plus the previous segments among `failed_segments` (the
+// segments of scripts that failed now). All lists sorted and unique.
+std::vector<std::string> KeepFailedSegments(const SegmentState& previous,
+                                            const std::vector<std::string>& evaluated,
+                                            const std::vector<std::string>& failed_segments);
+
+// A result's seq: max(previous + 1, segmented_at_ms * 1000), strictly
+// increasing per user while clocks move forward (also across a forget, which
+// loses `previous`: the next result's ms is later).
+int64_t NextSeq(int64_t previous_seq, int64_t segmented_at_ms);
+
+// Due-table rows (NodeOptions::due_table): key = 4-byte big-endian
+// user-changes partition, 8-byte big-endian due time (ms), user id. Rows of
+// one partition sort by due time, so its owner scans [prefix, prefix + now].
+// 100M users with one due row each: ~12 + id bytes per key (HBase adds its
+// cell overhead, ~40 bytes), about 6 GB before compression.
+std::string DueRowKey(int32_t partition, int64_t due_ms, std::string_view user_id);
+// The first key of `partition`'s rows due at or after `due_ms` (scan bounds).
+std::string DueScanBound(int32_t partition, int64_t due_ms);
+// False when `key` is not a due row key (shorter than 13 bytes).
+bool ParseDueRowKey(std::string_view key, int32_t* partition, int64_t* due_ms,
+                    std::string_view* user_id);
+
 }  // namespace seg::segmenter

@@ -4,6 +4,11 @@
 //   2. skip cache, 3. one multi-get for the survivors, 4. scripts, 5. results
 //   to Kafka, 6. stats to Redis, then the membership state back to family
 //   `s`, the skip cache, and 7. the offsets of every batch in the group.
+// Membership over time: notices of kind DEFINITION_CHANGE (a backfill) and
+// FORGET bypass the blacklist and the skip cache; every evaluation stores a
+// due time (membership.h DueRowKey), and FireDue() re-segments the owned
+// partitions' due users between polls (reason SCHEDULE). Backfills and
+// schedules publish only when the membership changed.
 // The skip decisions (1, 2) are made once; a failure in 3-6 retries those
 // steps with backoff: results and HLL adds are idempotent for a replay, the
 // state is written only after both were acknowledged, and offsets only after
@@ -13,6 +18,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -70,28 +76,65 @@ struct NodeMetrics {
   metrics::Histogram batch_latency =
       metrics::GetHistogram("seg_segmenter_batch_seconds", "Whole batch processing time");
   metrics::Gauge lag = metrics::GetGauge("seg_segmenter_consumer_lag", "Notices behind");
+  metrics::Counter scheduled = metrics::GetCounter(
+      "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "scheduled"}});
+  metrics::Counter definition = metrics::GetCounter(
+      "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "definition_change"}});
+  metrics::Counter forgotten = metrics::GetCounter(
+      "seg_segmenter_decisions_total", "Notices by decision", {{"decision", "forgotten"}});
+  metrics::Counter bot_exits = metrics::GetCounter("seg_segmenter_bot_exits_total",
+                                                   "BOT results for newly blacklisted users");
+  metrics::Counter stale = metrics::GetCounter(
+      "seg_segmenter_stale_memberships_total",
+      "Evaluations that kept a failing script's membership beyond scripts.max_stale_ms");
+  metrics::Counter due_scan_failures = metrics::GetCounter(
+      "seg_segmenter_due_scan_failures_total", "Due-table scans or their processing that failed");
+  metrics::Histogram schedule_lateness =
+      metrics::GetHistogram("seg_segmenter_schedule_lateness_seconds",
+                            "Due user fired minus its due time", {}, DelayBucketsSeconds());
+};
+
+// Why a user is in the group being processed (bits; several may merge).
+enum PendingKind : uint8_t {
+  kWrite = 1,       // a plain change notice: new events
+  kDefinition = 2,  // the script set changed (backfill)
+  kSchedule = 4,    // its due time passed
+  kForget = 8,      // delete everything about the user
+  kBotExit = 16,    // newly blacklisted: exit its segments
 };
 
 // One user that survived the blacklist; the skip cache is asked when its
 // batch is due, after the reads of the batches queued before it.
 struct PendingUser {
-  std::string_view user_id;  // view into the Kafka batch
+  std::string_view user_id;  // view into the Kafka batch (or the due scan's ids)
   int64_t newest_event_ms = 0;
   int64_t newest_ack_ms = 0;
   int64_t notices = 0;
+  int32_t partition = -1;  // of user-changes: where its due row goes
+  uint8_t kinds = 0;       // PendingKind bits
 
-  void Add(int64_t event_ms, int64_t ack_ms, int64_t count) {
-    newest_event_ms = std::max(newest_event_ms, event_ms);
-    newest_ack_ms = std::max(newest_ack_ms, ack_ms);
-    notices += count;
+  void Add(const PendingUser& other) {
+    newest_event_ms = std::max(newest_event_ms, other.newest_event_ms);
+    newest_ack_ms = std::max(newest_ack_ms, other.newest_ack_ms);
+    notices += other.notices;
+    if (other.partition >= 0) partition = other.partition;
+    kinds |= other.kinds;
   }
+  // Only the skip cache's business when new events are all it brings.
+  bool WriteOnly() const { return kinds == kWrite; }
+};
+
+// One message for the results topic.
+struct ResultMessage {
+  std::string key;
+  std::string value;
+  bool tombstone = false;  // null value (forget)
 };
 
 // A polled batch waiting out its read delay (NodeOptions::read_delay_ms).
 struct QueuedBatch {
   kafka::Batch batch;
-  std::vector<PendingUser> pending;  // deduplicated within the batch
-  std::vector<std::string_view> bot_users;
+  std::vector<PendingUser> pending;     // deduplicated within the batch
   std::deque<std::string> unkeyed_ids;  // user ids of notices without a key
   int64_t due_ms = 0;
   int64_t malformed = 0;
@@ -159,6 +202,9 @@ class NodeImpl : public Node {
       SEG_ASSIGN_OR_RETURN(int n, ProcessQueued(/*all=*/false, /*commit=*/true));
       handled += n;
     }
+    if (options_.schedule_enabled && !owned_.empty() && clock_->NowMs() >= next_due_scan_ms_) {
+      handled += FireDue();
+    }
     // Stored offsets a failed commit left behind (e.g. a commit during a
     // rebalance) are committed within a second, not at the next batch.
     if (handled == 0 && clock_->MonotonicUs() / 1000 - last_commit_mono_ms_ >= 1000) {
@@ -203,6 +249,16 @@ class NodeImpl : public Node {
   // the adapter commits after this callback cover them and the next owner
   // does not segment the same users at the same time.
   void OnRebalance(const kafka::RebalanceEvent& event) {
+    // The due rows a node fires are those of the partitions it owns.
+    for (const kafka::TopicPartition& tp : event.partitions) {
+      if (tp.topic != options_.notices_topic) continue;
+      if (event.kind == kafka::RebalanceEvent::Kind::kAssigned) {
+        owned_.insert(tp.partition);
+        next_due_scan_ms_ = 0;  // a new owner fires what is already due at once
+      } else {
+        owned_.erase(tp.partition);
+      }
+    }
     if (event.kind == kafka::RebalanceEvent::Kind::kAssigned || queue_.empty()) return;
     if (event.kind == kafka::RebalanceEvent::Kind::kLost) {
       // Already someone else's: they re-read what was queued; processing it
@@ -248,18 +304,34 @@ class NodeImpl : public Node {
       if (user.empty()) {  // unkeyed: the id must outlive notice_'s next parse
         user = q.unkeyed_ids.emplace_back(notice_.user_id());
       }
-      if (blacklist_) {
-        auto decision = blacklist_->OnNotice(user, notice_.event_count());
-        if (decision != BotBlacklist::Decision::kProcess) {
+      PendingUser add{
+          user, notice_.newest_event_time_ms(), notice_.acked_at_ms(), 1, msg.partition(), kWrite};
+      if (notice_.kind() == NOTICE_FORGET) {
+        add.kinds = kForget;
+      } else if (notice_.kind() == NOTICE_DEFINITION_CHANGE) {
+        // Not an event: the blacklist neither counts it nor lets a bot in.
+        if (blacklist_ && blacklist_->IsBlacklisted(user)) {
           ++q.skipped_bot;
-          if (decision == BotBlacklist::Decision::kNewlyBlacklisted) q.bot_users.push_back(user);
+          continue;
+        }
+        add.kinds = kDefinition;
+      } else if (blacklist_) {
+        auto decision = blacklist_->OnNotice(user, notice_.event_count());
+        if (decision == BotBlacklist::Decision::kNewlyBlacklisted) {
+          add.kinds = kBotExit;  // read its state, exit its segments once
+          ++q.skipped_bot;
+        } else if (decision != BotBlacklist::Decision::kProcess) {
+          ++q.skipped_bot;
           continue;
         }
       }
       newest_ack_ms = std::max(newest_ack_ms, notice_.acked_at_ms());
       auto [it, inserted] = pending_index_.emplace(user, q.pending.size());
-      if (inserted) q.pending.push_back(PendingUser{user});
-      q.pending[it->second].Add(notice_.newest_event_time_ms(), notice_.acked_at_ms(), 1);
+      if (inserted) {
+        q.pending.push_back(add);
+      } else {
+        q.pending[it->second].Add(add);
+      }
     }
     // Let the newest write's burst settle. Clamp, so a notice stamped by a
     // clock far ahead cannot stall the node.
@@ -335,23 +407,22 @@ class NodeImpl : public Node {
   void SelectSurvivors(size_t group) {
     pending_.clear();
     pending_index_.clear();
-    bot_users_.clear();
+    fired_due_.clear();
     for (size_t b = 0; b < group; ++b) {
       const QueuedBatch& q = queue_[b];
-      bot_users_.insert(bot_users_.end(), q.bot_users.begin(), q.bot_users.end());
       for (const PendingUser& u : q.pending) {
         auto [it, inserted] = pending_index_.emplace(u.user_id, pending_.size());
         if (inserted) {
           pending_.push_back(u);
         } else {
-          pending_[it->second].Add(u.newest_event_ms, u.newest_ack_ms, u.notices);
+          pending_[it->second].Add(u);
         }
       }
     }
     int64_t skipped_cache = 0;
     if (skip_cache_) {
       auto kept = std::remove_if(pending_.begin(), pending_.end(), [&](const PendingUser& p) {
-        if (!skip_cache_->ShouldSkip(p.user_id, p.newest_ack_ms)) return false;
+        if (!p.WriteOnly() || !skip_cache_->ShouldSkip(p.user_id, p.newest_ack_ms)) return false;
         skipped_cache += p.notices;
         return true;
       });
@@ -361,41 +432,137 @@ class NodeImpl : public Node {
     metrics_.skipped_cache.Inc(static_cast<double>(skipped_cache));
   }
 
-  // Reads, segments and publishes the users SelectSurvivors() kept; safe to retry.
+  // Reads, segments and publishes the users in pending_; safe to retry.
+  // Write order: HLL adds, forgotten rows, new due rows, results, states,
+  // then old and fired due rows. A crash in between leaves an extra due row
+  // (an early, harmless re-evaluation), never a missing one.
   Status ProcessSurvivors(int64_t now) {
     const int64_t read_started_ms = clock_->NowMs();
     if (!pending_.empty()) SEG_RETURN_IF_ERROR(ReadRows(now));
     results_.clear();
     updates_.clear();
     state_puts_.clear();
+    due_puts_.clear();
+    due_deletes_.clear();
+    user_deletes_.clear();
+    batch_counts_ = {};
     for (size_t i = 0; i < pending_.size(); ++i) SEG_RETURN_IF_ERROR(SegmentUser(i, now));
-    for (std::string_view bot : bot_users_) PublishBot(bot, now);
 
     if (!updates_.empty()) {
       int64_t t0 = clock_->MonotonicUs();
       SEG_RETURN_IF_ERROR(stats_->Write(updates_).WithContext("stats write"));
       metrics_.stats_latency.Observe((clock_->MonotonicUs() - t0) / 1e6);
     }
-    for (const auto& [key, value] : results_) {
-      SEG_RETURN_IF_ERROR(producer_->Produce(options_.results_topic, key, value));
+    if (!user_deletes_.empty()) {
+      SEG_RETURN_IF_ERROR(store_->Delete(options_.table, user_deletes_).WithContext("forget"));
+    }
+    if (!due_puts_.empty()) {
+      SEG_RETURN_IF_ERROR(store_->Put(options_.due_table, due_puts_).WithContext("due write"));
+    }
+    for (const ResultMessage& r : results_) {
+      SEG_RETURN_IF_ERROR(r.tombstone ? producer_->ProduceTombstone(options_.results_topic, r.key)
+                                      : producer_->Produce(options_.results_topic, r.key, r.value));
     }
     SEG_RETURN_IF_ERROR(producer_->Flush(std::chrono::seconds(30)).WithContext("results"));
     if (!state_puts_.empty()) {
       SEG_RETURN_IF_ERROR(store_->Put(options_.table, state_puts_).WithContext("state write"));
     }
+    for (const std::string& key : fired_due_) due_deletes_.push_back(store::RowDelete{key, {}});
+    if (!due_deletes_.empty()) {
+      SEG_RETURN_IF_ERROR(
+          store_->Delete(options_.due_table, due_deletes_).WithContext("due delete"));
+    }
     const int64_t done_ms = clock_->NowMs();
     for (const PendingUser& p : pending_) {
-      if (skip_cache_) skip_cache_->RecordRead(p.user_id, read_started_ms);
-      if (p.newest_event_ms > 0) metrics_.e2e.Observe((done_ms - p.newest_event_ms) / 1e3);
+      if (skip_cache_) {
+        if (p.kinds & kForget) {
+          skip_cache_->Forget(p.user_id);
+        } else if (!(p.kinds & kBotExit)) {
+          skip_cache_->RecordRead(p.user_id, read_started_ms);
+        }
+      }
+      if ((p.kinds & kWrite) && p.newest_event_ms > 0) {
+        metrics_.e2e.Observe((done_ms - p.newest_event_ms) / 1e3);
+      }
     }
 
-    stats_snapshot_.bots_flagged += static_cast<int64_t>(bot_users_.size());
-    stats_snapshot_.segmented += static_cast<int64_t>(pending_.size());
+    stats_snapshot_.bots_flagged += batch_counts_.bot_exits;
+    stats_snapshot_.bot_exits += batch_counts_.bot_exits;
+    stats_snapshot_.forgotten += batch_counts_.forgotten;
+    stats_snapshot_.definition_changes += batch_counts_.definition;
+    stats_snapshot_.scheduled += batch_counts_.scheduled;
+    stats_snapshot_.stale_memberships += batch_counts_.stale;
+    stats_snapshot_.segmented += batch_counts_.segmented;
     stats_snapshot_.results_published += static_cast<int64_t>(results_.size());
     stats_snapshot_.stats_updates += static_cast<int64_t>(updates_.size());
-    metrics_.segmented.Inc(static_cast<double>(pending_.size()));
+    metrics_.segmented.Inc(static_cast<double>(batch_counts_.segmented));
     metrics_.results.Inc(static_cast<double>(results_.size()));
+    metrics_.bot_exits.Inc(static_cast<double>(batch_counts_.bot_exits));
+    metrics_.forgotten.Inc(static_cast<double>(batch_counts_.forgotten));
+    metrics_.definition.Inc(static_cast<double>(batch_counts_.definition));
+    metrics_.scheduled.Inc(static_cast<double>(batch_counts_.scheduled));
+    metrics_.stale.Inc(static_cast<double>(batch_counts_.stale));
     return Status::OK();
+  }
+
+  // Re-segments the owned partitions' users whose due time has passed, at
+  // most due_batch_users per partition; their due rows go once processed,
+  // so a failure or a crash fires them again. Returns the users fired.
+  int FireDue() {
+    const int64_t now = clock_->NowMs();
+    next_due_scan_ms_ = now + options_.due_scan_interval_ms;
+    pending_.clear();
+    pending_index_.clear();
+    fired_due_.clear();
+    due_ids_.clear();
+    bool more = false;
+    for (int32_t partition : owned_) {
+      store::ScanRequest scan;
+      scan.start_row = DueScanBound(partition, 0);
+      scan.stop_row = DueScanBound(partition, now + 1);
+      scan.families = {options_.due_family};
+      scan.batch_rows = options_.due_batch_users;
+      auto scanner = store_->OpenScanner(options_.due_table, scan);
+      Status s = scanner.ok() ? (*scanner)->NextBatch(&due_rows_) : scanner.status();
+      if (scanner.ok()) (*scanner)->Close().IgnoreError();  // one batch is all we take
+      if (!s.ok()) {
+        metrics_.due_scan_failures.Inc();
+        LOG_EVERY_N(WARNING, 10) << "due scan of partition " << partition << ": " << s;
+        continue;
+      }
+      more |= due_rows_.size() >= static_cast<size_t>(options_.due_batch_users);
+      for (const store::RowResult& row : due_rows_) {
+        int32_t p = 0;
+        int64_t due_ms = 0;
+        std::string_view user;
+        if (!ParseDueRowKey(row.row(), &p, &due_ms, &user)) {
+          fired_due_.push_back(row.row());  // not ours to understand: drop it
+          continue;
+        }
+        fired_due_.push_back(row.row());
+        metrics_.schedule_lateness.Observe((now - due_ms) / 1e3);
+        // While blacklisted a bot has no membership to move; its next
+        // event after the blacklist re-evaluates it.
+        if (blacklist_ && blacklist_->IsBlacklisted(user)) continue;
+        const std::string& id = due_ids_.emplace_back(user);
+        auto [it, inserted] = pending_index_.emplace(id, pending_.size());
+        PendingUser add{id, 0, 0, 0, p, kSchedule};
+        if (inserted) {
+          pending_.push_back(add);
+        } else {
+          pending_[it->second].Add(add);
+        }
+      }
+    }
+    if (fired_due_.empty()) return 0;
+    Status s = ProcessSurvivors(now);
+    if (!s.ok()) {
+      metrics_.due_scan_failures.Inc();
+      LOG(WARNING) << "due users not processed, retrying at the next scan: " << s;
+      return 0;
+    }
+    if (more) next_due_scan_ms_ = now;  // a backlog: go on after the next poll
+    return static_cast<int>(pending_.size());
   }
 
   // One multi-get: per user, the newest events of the history window and the state cell.
@@ -406,7 +573,10 @@ class NodeImpl : public Node {
       events.row.assign(pending_[i].user_id);
       events.families = {options_.events_family};
       events.time_range.min = now - int64_t{options_.history_days} * kDayMs;
-      events.newest_cells = options_.max_events_per_user;
+      // Forget and a bot's exit need only the state; one cell keeps a bot's
+      // huge row off the wire.
+      events.newest_cells =
+          (pending_[i].kinds & (kForget | kBotExit)) ? 1 : options_.max_events_per_user;
       store::GetRequest& state = gets_[2 * i + 1];
       state.row.assign(pending_[i].user_id);
       state.families = {options_.state_family};
@@ -428,20 +598,6 @@ class NodeImpl : public Node {
 
   Status SegmentUser(size_t i, int64_t now) {
     const PendingUser& p = pending_[i];
-    const store::RowResult& event_row = rows_[2 * i];
-    events_.resize(event_row.size());
-    size_t n = 0;
-    int64_t watermark = 0;
-    for (store::CellView cell : event_row) {
-      if (!DecodeEventCell(cell.qualifier, cell.value, &events_[n]).ok()) {
-        metrics_.bad_cells.Inc();
-        continue;
-      }
-      watermark = std::max(watermark, events_[n].time_ms);
-      ++n;
-    }
-    // Cells come in qualifier order, which is time order (common/event_codec.h).
-    std::span<const EventView> history(events_.data(), n);
     SegmentState previous;
     const store::RowResult& state_row = rows_[2 * i + 1];
     if (!state_row.empty()) {
@@ -451,24 +607,65 @@ class NodeImpl : public Node {
         previous.Clear();
       }
     }
+    if (p.kinds & kForget) return Forget(p, previous, now);
+    if (p.kinds & kBotExit) return ExitBot(p, previous, now);
+
+    const store::RowResult& event_row = rows_[2 * i];
+    if (!(p.kinds & kWrite) && event_row.empty() && state_row.empty()) {
+      return Status::OK();  // nothing stored (e.g. forgotten since): nothing to recreate
+    }
+    events_.resize(event_row.size());
+    size_t n = 0;
+    int64_t watermark = 0;
+    int64_t oldest = kNever;
+    for (store::CellView cell : event_row) {
+      if (!DecodeEventCell(cell.qualifier, cell.value, &events_[n]).ok()) {
+        metrics_.bad_cells.Inc();
+        continue;
+      }
+      watermark = std::max(watermark, events_[n].time_ms);
+      oldest = std::min(oldest, events_[n].time_ms);
+      ++n;
+    }
+    // Cells come in qualifier order, which is time order (common/event_codec.h).
+    std::span<const EventView> history(events_.data(), n);
     evaluation_.segments.clear();
     evaluation_.failed_scripts.clear();
+    evaluation_.failed_segments.clear();
+    evaluation_.next_change_ms = kNever;
     SEG_RETURN_IF_ERROR(evaluator_->Evaluate(p.user_id, history, now, &evaluation_));
+    ++batch_counts_.segmented;
+    if (p.kinds & kSchedule) ++batch_counts_.scheduled;
+    if (p.kinds & kDefinition) ++batch_counts_.definition;
 
-    MembershipChange change = DiffMembership(previous, evaluation_.segments, DayOf(now));
+    // A failed script keeps what it said before: no exit (or entry) from a failure.
+    const std::vector<std::string> current =
+        KeepFailedSegments(previous, evaluation_.segments, evaluation_.failed_segments);
+    MembershipChange change = DiffMembership(previous, current, DayOf(now));
     const bool is_new = state_row.empty();
-    if (options_.publish_every_segmentation || is_new || change.changed()) {
+    // New events follow publish_every_segmentation; time and definitions
+    // speak only when they moved the membership.
+    const bool publish = (p.kinds & kWrite)
+                             ? (options_.publish_every_segmentation || is_new || change.changed())
+                             : change.changed();
+    SegmentState next = NextState(previous, current, change, DayOf(now));
+    next.set_seq(previous.seq());
+    if (publish) {
       SegmentationResult result;
       result.set_user_id(std::string(p.user_id));
-      for (const auto& s : evaluation_.segments) result.add_segments(s);
+      for (const auto& s : current) result.add_segments(s);
       for (const auto& s : change.entered) result.add_entered(s);
       for (const auto& s : change.exited) result.add_exited(s);
       result.set_data_watermark_ms(watermark);
       result.set_segmented_at_ms(now);
       result.set_script_set_version(evaluator_->ScriptSetVersion());
-      result.set_reason(SEGMENTED);
+      result.set_reason((p.kinds & kWrite)        ? SEGMENTED
+                        : (p.kinds & kDefinition) ? DEFINITION_CHANGE
+                                                  : SCHEDULE);
       for (const auto& s : evaluation_.failed_scripts) result.add_failed_scripts(s);
-      results_.emplace_back(std::string(p.user_id), result.SerializeAsString());
+      next.set_seq(NextSeq(previous.seq(), now));
+      result.set_seq(next.seq());
+      results_.push_back(ResultMessage{std::string(p.user_id), result.SerializeAsString()});
     }
     if (!change.to_count.empty()) {
       StatsUpdate& update = updates_.emplace_back();
@@ -476,10 +673,21 @@ class NodeImpl : public Node {
       for (const auto& segment : change.to_count)
         update.segment_days.emplace_back(segment, DayOf(now));
     }
-    SegmentState next = NextState(previous, evaluation_.segments, change, DayOf(now));
+    TrackStaleness(p, previous, now, &next);
     next.set_script_set_version(evaluator_->ScriptSetVersion());
     next.set_segmented_at_ms(now);
     next.set_data_watermark_ms(std::max(watermark, previous.data_watermark_ms()));
+
+    // When could this answer change with no new event? The scripts' windows,
+    // the oldest event leaving the history, a failed script's next try.
+    int64_t due = evaluation_.next_change_ms;
+    if (oldest != kNever) {
+      due = std::min(due, oldest + int64_t{options_.history_days} * kDayMs);
+    }
+    if (!evaluation_.failed_scripts.empty()) due = std::min(due, now + options_.failure_recheck_ms);
+    if (due != kNever) due = std::max(due, now + options_.min_due_delay_ms);
+    SetDue(p, previous, due, &next);
+
     store::RowPut& put = state_puts_.emplace_back();
     put.row.assign(p.user_id);
     put.cells.push_back(store::Cell{options_.state_family, std::string(kStateQualifier), now,
@@ -487,14 +695,93 @@ class NodeImpl : public Node {
     return Status::OK();
   }
 
-  void PublishBot(std::string_view user, int64_t now) {
+  // Failing scripts' first failure times; past max_stale_ms the kept
+  // membership is counted and logged for an alert.
+  void TrackStaleness(const PendingUser& p, const SegmentState& previous, int64_t now,
+                      SegmentState* next) {
+    next->clear_stale_since_ms();
+    for (const std::string& script : evaluation_.failed_scripts) {
+      auto it = previous.stale_since_ms().find(script);
+      const int64_t since = it == previous.stale_since_ms().end() ? now : it->second;
+      (*next->mutable_stale_since_ms())[script] = since;
+      if (now - since > options_.max_stale_ms) {
+        ++batch_counts_.stale;
+        LOG_EVERY_N(WARNING, 100) << "stale membership: script " << script
+                                  << " has failed for user " << p.user_id << " since " << since
+                                  << " (" << (now - since) / 1000 << " s, scripts.max_stale_ms "
+                                  << options_.max_stale_ms << ")";
+      }
+    }
+  }
+
+  // Replaces the user's due row (if it moved) and records it in `next`.
+  void SetDue(const PendingUser& p, const SegmentState& previous, int64_t due, SegmentState* next) {
+    const int32_t partition = p.partition >= 0 ? p.partition : previous.due_partition();
+    const bool had = previous.due_ms() > 0;
+    const bool same = had && due == previous.due_ms() && partition == previous.due_partition();
+    if (same) {
+      next->set_due_ms(previous.due_ms());
+      next->set_due_partition(previous.due_partition());
+      return;
+    }
+    if (had) {
+      due_deletes_.push_back(
+          store::RowDelete{DueRowKey(previous.due_partition(), previous.due_ms(), p.user_id), {}});
+    }
+    if (due == kNever || partition < 0) {
+      next->clear_due_ms();
+      next->clear_due_partition();
+      return;
+    }
+    store::RowPut& put = due_puts_.emplace_back();
+    put.row = DueRowKey(partition, due, p.user_id);
+    put.cells.push_back(store::Cell{options_.due_family, "u", store::kLatestTimestamp, ""});
+    next->set_due_ms(due);
+    next->set_due_partition(partition);
+  }
+
+  // A newly blacklisted user leaves its segments once (reason BOT) and its
+  // state says so; while blacklisted it gets no results and fires no due
+  // time; its next segmentation afterwards enters it again.
+  Status ExitBot(const PendingUser& p, const SegmentState& previous, int64_t now) {
+    ++batch_counts_.bot_exits;
     SegmentationResult result;
-    result.set_user_id(std::string(user));
+    result.set_user_id(std::string(p.user_id));
     result.set_bot(true);
     result.set_reason(BOT);
     result.set_segmented_at_ms(now);
+    result.set_data_watermark_ms(previous.data_watermark_ms());
     result.set_script_set_version(evaluator_->ScriptSetVersion());
-    results_.emplace_back(std::string(user), result.SerializeAsString());
+    for (const auto& s : previous.segments()) result.add_exited(s);
+    SegmentState next = previous;
+    next.clear_segments();
+    next.set_bot(true);
+    next.set_segmented_at_ms(now);
+    next.set_seq(NextSeq(previous.seq(), now));
+    result.set_seq(next.seq());
+    results_.push_back(ResultMessage{std::string(p.user_id), result.SerializeAsString()});
+    SetDue(p, previous, kNever, &next);
+    store::RowPut& put = state_puts_.emplace_back();
+    put.row.assign(p.user_id);
+    put.cells.push_back(store::Cell{options_.state_family, std::string(kStateQualifier), now,
+                                    next.SerializeAsString()});
+    return Status::OK();
+  }
+
+  // Deletes the user's row (every family) and due row, drops its cache
+  // entry (after the writes) and publishes a tombstone. Cells written later
+  // with older timestamps stay masked on HBase until a major compaction.
+  Status Forget(const PendingUser& p, const SegmentState& previous, int64_t now) {
+    ++batch_counts_.forgotten;
+    user_deletes_.push_back(store::RowDelete{std::string(p.user_id), {}, now});
+    if (previous.due_ms() > 0) {
+      due_deletes_.push_back(
+          store::RowDelete{DueRowKey(previous.due_partition(), previous.due_ms(), p.user_id), {}});
+    }
+    if (options_.forget_tombstones) {
+      results_.push_back(ResultMessage{std::string(p.user_id), "", /*tombstone=*/true});
+    }
+    return Status::OK();
   }
 
   NodeOptions options_;
@@ -519,14 +806,26 @@ class NodeImpl : public Node {
   ChangeNotice notice_;
   std::vector<PendingUser> pending_;  // the group being processed
   std::unordered_map<std::string_view, size_t> pending_index_;
-  std::vector<std::string_view> bot_users_;
   std::vector<store::GetRequest> gets_;
   std::vector<store::RowResult> rows_;
   std::vector<EventView> events_;
   Evaluation evaluation_;
-  std::vector<std::pair<std::string, std::string>> results_;
+  std::vector<ResultMessage> results_;
   std::vector<StatsUpdate> updates_;
   std::vector<store::RowPut> state_puts_;
+  std::vector<store::RowPut> due_puts_;
+  std::vector<store::RowDelete> due_deletes_;
+  std::vector<store::RowDelete> user_deletes_;
+  struct BatchCounts {
+    int64_t segmented = 0, scheduled = 0, definition = 0, forgotten = 0, bot_exits = 0, stale = 0;
+  } batch_counts_;
+
+  // Schedule: the user-changes partitions this node owns and their due scan.
+  std::set<int32_t> owned_;
+  int64_t next_due_scan_ms_ = 0;
+  std::vector<store::RowResult> due_rows_;
+  std::deque<std::string> due_ids_;     // ids of fired users (pending_ views them)
+  std::vector<std::string> fired_due_;  // due rows to delete once processed
 };
 
 }  // namespace

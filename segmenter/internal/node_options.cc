@@ -27,6 +27,21 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.threshold_events", &bot_threshold_events));
   SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.blacklist_ms", &bot_blacklist_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.capacity_users", &bot_capacity_users));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".due.table", &due_table));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".due.family", &due_family));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.enabled", &schedule_enabled));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.scan_interval_ms", &due_scan_interval_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.batch_users", &due_batch_users));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.min_delay_ms", &min_due_delay_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".failure_recheck_ms", &failure_recheck_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".forget_tombstones", &forget_tombstones));
+  SEG_RETURN_IF_ERROR(config.Get("scripts.max_stale_ms", &max_stale_ms));
+  if (due_scan_interval_ms <= 0 || due_batch_users <= 0 || min_due_delay_ms < 0 ||
+      failure_recheck_ms <= 0 || max_stale_ms <= 0) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".schedule.* , .failure_recheck_ms and scripts.max_stale_ms "
+                                "must be positive");
+  }
   if (batch_max_notices <= 0 || batch_max_ms <= 0) {
     return InvalidArgumentError(config.source() + ": " + p +
                                 ".batch_max_notices and .batch_max_ms must be positive");

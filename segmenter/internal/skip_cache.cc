@@ -144,6 +144,14 @@ void SkipCacheTable::RecordReadHash(uint64_t hash, int64_t read_started_ms) {
   b.ts[victim] = ts;
 }
 
+void SkipCacheTable::ForgetHash(uint64_t hash) {
+  Bucket& b = buckets_[BucketOf(hash)];
+  const int i = Find(b, hash);
+  if (i < 0) return;
+  b.ts[i] = 0;
+  --size_;
+}
+
 void SkipCacheTable::Rebase(int64_t read_started_ms) {
   // Keep the last 2^31 ms (24.8 days) before the new read; drop older ones.
   const int64_t new_epoch = read_started_ms - (int64_t{1} << 31);

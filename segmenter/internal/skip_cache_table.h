@@ -51,6 +51,7 @@ class SkipCacheTable final : public SkipCache {
   void RecordRead(std::string_view user_id, int64_t read_started_ms) override {
     RecordReadHash(HashUserId(user_id, seed_), read_started_ms);
   }
+  void Forget(std::string_view user_id) override { ForgetHash(HashUserId(user_id, seed_)); }
   size_t capacity() const override { return num_buckets_ * kSlotsPerBucket; }
   size_t size() const override { return size_; }
   size_t memory_bytes() const override { return num_buckets_ * kBucketBytes; }
@@ -59,6 +60,7 @@ class SkipCacheTable final : public SkipCache {
 
   bool ShouldSkipHash(uint64_t hash, int64_t acked_at_ms);
   void RecordReadHash(uint64_t hash, int64_t read_started_ms);
+  void ForgetHash(uint64_t hash);
   size_t num_buckets() const { return num_buckets_; }
   size_t BucketOf(uint64_t hash) const {
     return static_cast<size_t>((static_cast<unsigned __int128>(hash) * num_buckets_) >> 64);
