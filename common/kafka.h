@@ -121,6 +121,8 @@ class Message {
   int64_t offset() const;
   std::string_view key() const;
   std::string_view value() const;
+  // True for a tombstone (null value); value() is then empty.
+  bool is_tombstone() const;
   // Producer/broker timestamp in epoch ms, -1 when absent.
   int64_t timestamp_ms() const;
   // The last header named `key`, if any.

@@ -32,6 +32,7 @@ std::string_view Message::value() const {
   const auto* m = Raw(raw_);
   return m->payload ? std::string_view(static_cast<const char*>(m->payload), m->len) : "";
 }
+bool Message::is_tombstone() const { return Raw(raw_)->payload == nullptr; }
 int64_t Message::timestamp_ms() const {
   rd_kafka_timestamp_type_t type;
   return rd_kafka_message_timestamp(Raw(raw_), &type);

@@ -47,5 +47,43 @@ TEST(MembershipTest, NextStateKeepsOnlyTodayAndYesterday) {
   EXPECT_EQ(next.segments_size(), 1);
 }
 
+TEST(MembershipTest, FailedScriptKeepsItsPreviousSegmentsOnly) {
+  SegmentState prev;
+  prev.add_segments("cats");
+  prev.add_segments("woman");
+  // "cats"' script failed now: it stays; "woman"'s script ran and said no.
+  EXPECT_EQ(KeepFailedSegments(prev, {"mortgage"}, {"cats", "kittens"}),
+            (std::vector<std::string>{"cats", "mortgage"}));
+  EXPECT_EQ(KeepFailedSegments(prev, {"mortgage"}, {}), std::vector<std::string>{"mortgage"});
+  // A failure never makes an entry: "kittens" was not held before.
+  EXPECT_EQ(KeepFailedSegments(SegmentState(), {}, {"kittens"}), std::vector<std::string>{});
+}
+
+TEST(MembershipTest, SeqIsStrictlyIncreasingWithGaps) {
+  EXPECT_EQ(NextSeq(0, 1'700'000'000'000), 1'700'000'000'000'000);
+  EXPECT_EQ(NextSeq(1'700'000'000'000'000, 1'700'000'000'000), 1'700'000'000'000'001);
+  // A clock step back cannot make it go down.
+  EXPECT_EQ(NextSeq(1'700'000'000'005'000, 1'700'000'000'000), 1'700'000'000'005'001);
+}
+
+TEST(MembershipTest, DueRowKeysSortByPartitionThenTime) {
+  const std::string a = DueRowKey(3, 1'700'000'000'000, "zed");
+  const std::string b = DueRowKey(3, 1'700'000'000'001, "abe");
+  const std::string c = DueRowKey(4, 1, "abe");
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_LE(DueScanBound(3, 0), a);
+  EXPECT_LT(a, DueScanBound(3, 1'700'000'000'001));
+  EXPECT_LT(b, DueScanBound(3, 1'700'000'000'002));
+  int32_t partition = 0;
+  int64_t due = 0;
+  std::string_view user;
+  ASSERT_TRUE(ParseDueRowKey(a, &partition, &due, &user));
+  EXPECT_EQ(partition, 3);
+  EXPECT_EQ(due, 1'700'000'000'000);
+  EXPECT_EQ(user, "zed");
+  EXPECT_FALSE(ParseDueRowKey(DueScanBound(3, 5), &partition, &due, &user));
+}
+
 }  // namespace
 }  // namespace seg::segmenter

@@ -1,0 +1,456 @@
+// Membership over time at the node level, on real parts (librdkafka's mock
+// cluster, seg-store's Thrift2 server, redis-server, LuaJIT scripts written
+// for each test) and a fake clock that both the script host and the node
+// read, so window edges pass without waiting: a window lapses (SCHEDULE),
+// the partition moves and its new owner fires the exit, a failing script
+// keeps its membership, a bot exits once, a user is forgotten, the script set
+// changes (DEFINITION_CHANGE). Every wait polls with a deadline.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "common/clock.h"
+#include "common/event_codec.h"
+#include "common/kafka.h"
+#include "proto/events.pb.h"
+#include "proto/segmentation.pb.h"
+#include "segmenter/internal/membership.h"
+#include "segmenter/script_host.h"
+#include "segmenter/segmenter.h"
+#include "stats/stats_writer.h"
+#include "store/store.h"
+#include "store/store_server.h"
+#include "tests/harness/kafka_cluster.h"
+#include "tests/harness/process.h"
+#include "tests/harness/redis_server.h"
+#include "tests/served_store.h"
+
+namespace seg {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr int64_t kDayMs = 86'400'000;
+
+// Member while it has a page view within 7 days.
+constexpr char kRecentScript[] = R"(
+local RECENT = filter { type = "page_view", within_days = 7 }
+return segment_script {
+  name = "recent", version = "1", segments = { "recent_visitor" },
+  evaluate = function(user)
+    if user:any(RECENT) then return { "recent_visitor" } end
+    return {}
+  end,
+})";
+
+// Member with any page view; runs away (over its CPU budget) once the user
+// has visited a "spin" url.
+constexpr char kSpinnerScript[] = R"(
+return segment_script {
+  name = "spinner", version = "1", segments = { "spin_ok" },
+  evaluate = function(user)
+    if user:any { url_contains = "spin" } then
+      local x = 0
+      while true do x = x + 1 end
+    end
+    if user:any { type = "page_view" } then return { "spin_ok" } end
+    return {}
+  end,
+})";
+
+// Member with any search (replaces `recent` in the definition-change test).
+constexpr char kSearcherScript[] = R"(
+return segment_script {
+  name = "searcher", version = "1", segments = { "searcher" },
+  evaluate = function(user)
+    if user:any { type = "search" } then return { "searcher" } end
+    return {}
+  end,
+})";
+
+// A result as a partner reads it: a tombstone has no value.
+struct Received {
+  std::string key;
+  std::optional<SegmentationResult> result;  // nullopt: tombstone
+};
+
+class MembershipNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto kafka = testing::MockKafkaCluster::Start(3);
+    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    kafka_ = std::move(*kafka);
+    for (const char* topic : {"user-changes", "segmentation-results"}) {
+      ASSERT_TRUE(kafka_->CreateTopic(topic, 4).ok());
+    }
+    auto redis = testing::LocalRedis::Start(testing::LocalRedisOptions{});
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = std::move(*redis);
+    auto served = testing::ServeStore(dir_.path() + "/store");
+    ASSERT_TRUE(served.ok()) << served.status();
+    server_ = std::move(served->server);
+    store_ = std::move(served->client);
+
+    scripts_dir_ = dir_.path() + "/scripts";
+    std::filesystem::create_directories(scripts_dir_);
+    WriteScript("recent.lua", kRecentScript);
+    WriteScript("spinner.lua", kSpinnerScript);
+    segmenter::ScriptHostOptions host_options;
+    host_options.scripts_dir = scripts_dir_;
+    host_options.clock = &clock_;
+    host_options.reload_check_interval_ms = 0;  // reloads only when a test asks
+    auto host = segmenter::ScriptHost::Create(host_options);
+    ASSERT_TRUE(host.ok()) << host.status();
+    host_ = std::move(*host);
+
+    stats::StatsWriterOptions writer_options;
+    writer_options.redis.node.port = redis_->port();
+    auto writer = stats::NewStatsWriter(writer_options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    writer_ = std::move(*writer);
+    evaluator_ = segmenter::NewScriptHostEvaluator(host_.get());
+    sink_ = segmenter::NewStatsWriterSink(writer_.get());
+    node_ = NewNode("segmenter");
+    ASSERT_TRUE(node_);
+
+    auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
+    ASSERT_TRUE(producer.ok());
+    producer_ = std::move(*producer);
+    kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
+    reader.properties["session.timeout.ms"] = "6000";
+    reader.properties["heartbeat.interval.ms"] = "500";
+    auto results =
+        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
+          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
+        });
+    ASSERT_TRUE(results.ok());
+    results_ = std::move(*results);
+    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
+    auto deadline = steady_clock::now() + std::chrono::seconds(30);
+    while (!reader_assigned_ && steady_clock::now() < deadline) {
+      ASSERT_TRUE(results_->PollBatch(100, milliseconds(100)).ok());
+    }
+    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
+  }
+
+  void TearDown() override {
+    if (node_) node_->Close().IgnoreError();
+    if (results_) results_->Close().IgnoreError();
+  }
+
+  void WriteScript(const std::string& name, const char* source) {
+    std::ofstream(scripts_dir_ + "/" + name) << source;
+  }
+
+  std::unique_ptr<segmenter::Node> NewNode(const std::string& client) {
+    segmenter::NodeOptions options;
+    options.kafka = kafka_->ClientOptions(client);
+    options.kafka.properties["session.timeout.ms"] = "6000";
+    options.kafka.properties["heartbeat.interval.ms"] = "500";
+    options.read_delay_ms = 0;
+    options.bot_threshold_events = 50;
+    auto node =
+        segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &clock_);
+    EXPECT_TRUE(node.ok()) << node.status();
+    return node.ok() ? std::move(*node) : nullptr;
+  }
+
+  // One event of `type` at `time_ms` for `user`, written as ingest would.
+  void WriteEvent(const std::string& user, EventType type, int64_t time_ms,
+                  const std::string& url = "https://news.example.com/a") {
+    Event e;
+    e.set_user_id(user);
+    e.set_event_time_ms(time_ms);
+    e.set_type(type);
+    if (type == SEARCH) {
+      e.set_search_query("cheap flights");
+    } else {
+      e.set_url(url);
+    }
+    e.set_event_id(user + "-" + std::to_string(time_ms) + url);
+    store::RowPut put;
+    put.row = user;
+    store::Cell cell;
+    cell.family = "e";
+    EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
+    cell.timestamp = e.event_time_ms();
+    ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+    put.cells.push_back(std::move(cell));
+    ASSERT_TRUE(store_->Put("users", {put}).ok());
+  }
+
+  void SendNotice(const std::string& user, NoticeKind kind = NOTICE_WRITE, uint32_t count = 1,
+                  int64_t acked_at_ms = -1) {
+    ChangeNotice n;
+    n.set_user_id(user);
+    n.set_acked_at_ms(acked_at_ms >= 0 ? acked_at_ms : clock_.NowMs());
+    n.set_newest_event_time_ms(clock_.NowMs());
+    n.set_event_count(count);
+    n.set_kind(kind);
+    ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
+    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  }
+
+  template <typename Done>
+  void RunUntil(segmenter::Node* node, Done done) {
+    auto deadline = steady_clock::now() + std::chrono::seconds(60);
+    while (!done()) {
+      ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node->stats().notices;
+      auto n = node->RunOnce();
+      ASSERT_TRUE(n.ok()) << n.status();
+    }
+  }
+  void RunUntilNotices(int64_t notices) {
+    RunUntil(node_.get(), [&] { return node_->stats().notices >= notices; });
+  }
+
+  // Reads until `count` results arrived or `within` passed.
+  std::vector<Received> ReadResults(size_t count, milliseconds within = milliseconds(30'000)) {
+    std::vector<Received> out;
+    auto deadline = steady_clock::now() + within;
+    while (out.size() < count && steady_clock::now() < deadline) {
+      auto batch = results_->PollBatch(100, milliseconds(200));
+      if (!batch.ok()) break;
+      for (const auto& m : *batch) {
+        Received& r = out.emplace_back();
+        r.key = std::string(m.key());
+        if (!m.is_tombstone()) {
+          r.result.emplace().ParseFromArray(m.value().data(), static_cast<int>(m.value().size()));
+        }
+      }
+    }
+    return out;
+  }
+
+  // The user's due rows (any partition).
+  std::vector<int64_t> DueTimes(const std::string& user) {
+    std::vector<int64_t> out;
+    store::ScanRequest scan;
+    auto scanner = store_->OpenScanner("due", scan);
+    EXPECT_TRUE(scanner.ok()) << scanner.status();
+    if (!scanner.ok()) return out;
+    std::vector<store::RowResult> rows;
+    while ((*scanner)->NextBatch(&rows).ok() && !rows.empty()) {
+      for (const auto& row : rows) {
+        int32_t partition = 0;
+        int64_t due = 0;
+        std::string_view id;
+        if (segmenter::ParseDueRowKey(row.row(), &partition, &due, &id) && id == user) {
+          out.push_back(due);
+        }
+      }
+    }
+    return out;
+  }
+
+  SegmentState State(const std::string& user) {
+    store::GetRequest get;
+    get.row = user;
+    get.families = {"s"};
+    auto row = store_->Get("users", get);
+    SegmentState state;
+    if (row.ok() && !row->empty()) {
+      state.ParseFromArray(row->cell(0).value.data(), static_cast<int>(row->cell(0).value.size()));
+    }
+    return state;
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_{Clock::Real()->NowMs()};
+  std::string scripts_dir_;
+  std::unique_ptr<testing::MockKafkaCluster> kafka_;
+  std::unique_ptr<testing::LocalRedis> redis_;
+  std::unique_ptr<store::StoreServer> server_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<segmenter::ScriptHost> host_;
+  std::unique_ptr<stats::StatsWriter> writer_;
+  std::unique_ptr<segmenter::Evaluator> evaluator_;
+  std::unique_ptr<segmenter::StatsSink> sink_;
+  std::unique_ptr<segmenter::Node> node_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Consumer> results_;
+  bool reader_assigned_ = false;
+};
+
+bool Has(const google::protobuf::RepeatedPtrField<std::string>& list, const std::string& s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+TEST_F(MembershipNodeTest, WindowMemberExitsAtTheEdgeWithNoNewEvent) {
+  const int64_t event_ms = clock_.NowMs() - kDayMs;
+  WriteEvent("u1", PAGE_VIEW, event_ms);
+  SendNotice("u1");
+  RunUntilNotices(1);
+  auto entered = ReadResults(1);
+  ASSERT_EQ(entered.size(), 1u);
+  ASSERT_TRUE(entered[0].result);
+  EXPECT_TRUE(Has(entered[0].result->entered(), "recent_visitor"));
+  // Due when the page view leaves the 7-day window, not later.
+  EXPECT_EQ(DueTimes("u1"), std::vector<int64_t>{event_ms + 7 * kDayMs});
+
+  clock_.AdvanceMs(6 * kDayMs - 1);  // one ms before the edge: nothing due
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node_->RunOnce().ok());
+  EXPECT_EQ(node_->stats().scheduled, 0);
+  clock_.AdvanceMs(1);
+  RunUntil(node_.get(), [&] { return node_->stats().scheduled >= 1; });
+  auto exited = ReadResults(1);
+  ASSERT_EQ(exited.size(), 1u);
+  ASSERT_TRUE(exited[0].result);
+  const SegmentationResult& r = *exited[0].result;
+  EXPECT_EQ(r.reason(), SCHEDULE);
+  EXPECT_TRUE(Has(r.exited(), "recent_visitor"));
+  EXPECT_FALSE(Has(r.segments(), "recent_visitor"));
+  EXPECT_GT(r.seq(), entered[0].result->seq());
+  // The fired row is gone; the next one is the history's end (60 days).
+  EXPECT_EQ(DueTimes("u1"), std::vector<int64_t>{event_ms + 60 * kDayMs});
+}
+
+TEST_F(MembershipNodeTest, NewOwnerFiresTheExitAfterTheRebalance) {
+  const int64_t event_ms = clock_.NowMs() - kDayMs;
+  WriteEvent("u2", PAGE_VIEW, event_ms);
+  SendNotice("u2");
+  RunUntilNotices(1);
+  ASSERT_EQ(ReadResults(1).size(), 1u);
+  ASSERT_TRUE(node_->Close().ok());  // its partitions go to the next member
+  node_.reset();
+
+  clock_.AdvanceMs(6 * kDayMs + 1);
+  auto next_owner = NewNode("segmenter-2");
+  ASSERT_TRUE(next_owner);
+  RunUntil(next_owner.get(), [&] { return next_owner->stats().scheduled >= 1; });
+  auto exited = ReadResults(1);
+  ASSERT_EQ(exited.size(), 1u);
+  ASSERT_TRUE(exited[0].result);
+  EXPECT_EQ(exited[0].result->reason(), SCHEDULE);
+  EXPECT_TRUE(Has(exited[0].result->exited(), "recent_visitor"));
+  ASSERT_TRUE(next_owner->Close().ok());
+}
+
+TEST_F(MembershipNodeTest, ScriptOverBudgetKeepsThePreviousMembership) {
+  WriteEvent("u3", PAGE_VIEW, clock_.NowMs() - 1000);
+  SendNotice("u3");
+  RunUntilNotices(1);
+  auto first = ReadResults(1);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(Has(first[0].result->segments(), "spin_ok"));
+
+  clock_.AdvanceMs(1000);
+  WriteEvent("u3", PAGE_VIEW, clock_.NowMs() - 10, "https://x.example.com/spin");
+  SendNotice("u3");
+  RunUntilNotices(2);
+  auto second = ReadResults(1);
+  ASSERT_EQ(second.size(), 1u);
+  const SegmentationResult& r = *second[0].result;
+  EXPECT_TRUE(Has(r.failed_scripts(), "spinner"));
+  EXPECT_TRUE(Has(r.segments(), "spin_ok")) << "a failure must not exit the user";
+  EXPECT_TRUE(r.exited().empty());
+  EXPECT_TRUE(r.entered().empty());
+  // Kept stale since now, and evaluated again within the failure recheck.
+  SegmentState state = State("u3");
+  EXPECT_TRUE(Has(state.segments(), "spin_ok"));
+  EXPECT_EQ(state.stale_since_ms().at("spinner"), clock_.NowMs());
+  EXPECT_LE(state.due_ms(), clock_.NowMs() + segmenter::NodeOptions().failure_recheck_ms);
+}
+
+TEST_F(MembershipNodeTest, NewlyBlacklistedBotExitsOnceAndStateMatches) {
+  WriteEvent("u4", PAGE_VIEW, clock_.NowMs() - 1000);
+  SendNotice("u4");
+  RunUntilNotices(1);
+  ASSERT_EQ(ReadResults(1).size(), 1u);
+  for (int i = 0; i < 3; ++i) SendNotice("u4", NOTICE_WRITE, 40);  // 121 events > 50
+  RunUntilNotices(4);
+  // A notice polled before the threshold may still segment; one BOT result follows.
+  auto results = ReadResults(3, milliseconds(3000));
+  int bots = 0;
+  for (const Received& r : results) bots += r.result && r.result->reason() == BOT;
+  ASSERT_EQ(bots, 1);
+  ASSERT_TRUE(results.back().result);
+  const SegmentationResult& r = *results.back().result;
+  EXPECT_EQ(r.reason(), BOT);
+  EXPECT_TRUE(r.bot());
+  EXPECT_TRUE(r.segments().empty());
+  EXPECT_TRUE(Has(r.exited(), "recent_visitor"));
+  EXPECT_TRUE(Has(r.exited(), "spin_ok"));
+  SegmentState state = State("u4");
+  EXPECT_TRUE(state.segments().empty());
+  EXPECT_TRUE(state.bot());
+  EXPECT_TRUE(DueTimes("u4").empty()) << "a blacklisted bot has nothing to fire";
+  EXPECT_EQ(node_->stats().bot_exits, 1);
+}
+
+TEST_F(MembershipNodeTest, ForgetDeletesRowsDueAndCacheAndPublishesATombstone) {
+  WriteEvent("u5", PAGE_VIEW, clock_.NowMs() - 1000);
+  SendNotice("u5");
+  RunUntilNotices(1);
+  auto first = ReadResults(1);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(DueTimes("u5").size(), 1u);
+
+  clock_.AdvanceMs(1000);
+  SendNotice("u5", NOTICE_FORGET);
+  RunUntilNotices(2);
+  auto tombstone = ReadResults(1);
+  ASSERT_EQ(tombstone.size(), 1u);
+  EXPECT_EQ(tombstone[0].key, "u5");
+  EXPECT_FALSE(tombstone[0].result) << "a forget publishes a null value";
+  store::GetRequest get;
+  get.row = "u5";
+  auto row = store_->Get("users", get);
+  ASSERT_TRUE(row.ok());
+  EXPECT_TRUE(row->empty()) << "every family of the row is gone";
+  EXPECT_TRUE(DueTimes("u5").empty());
+  EXPECT_EQ(node_->stats().forgotten, 1);
+
+  // An event after the forget: the user comes back, seq still increasing.
+  // (The skip cache forgot the read, so a notice acknowledged before it
+  // is not skipped.)
+  clock_.AdvanceMs(1000);
+  WriteEvent("u5", PAGE_VIEW, clock_.NowMs() - 10);
+  SendNotice("u5", NOTICE_WRITE, 1, clock_.NowMs() - 5000);
+  RunUntilNotices(3);
+  auto again = ReadResults(1);
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_TRUE(again[0].result);
+  EXPECT_TRUE(Has(again[0].result->entered(), "recent_visitor"));
+  EXPECT_GT(again[0].result->seq(), first[0].result->seq());
+}
+
+TEST_F(MembershipNodeTest, DefinitionChangeResultsOnlyForChangedUsersAndRemovedSegmentsExit) {
+  WriteEvent("viewer", PAGE_VIEW, clock_.NowMs() - 1000);
+  WriteEvent("seeker", SEARCH, clock_.NowMs() - 1000);
+  WriteEvent("clicker", CLICK, clock_.NowMs() - 1000);
+  for (const char* user : {"viewer", "seeker", "clicker"}) SendNotice(user);
+  RunUntilNotices(3);
+  ASSERT_EQ(ReadResults(3).size(), 3u);
+
+  // The set changes: `recent` removed, `searcher` added; spinner unchanged.
+  ASSERT_EQ(std::remove((scripts_dir_ + "/recent.lua").c_str()), 0);
+  WriteScript("searcher.lua", kSearcherScript);
+  ASSERT_TRUE(evaluator_->Reload().ok());
+  clock_.AdvanceMs(1000);
+  // Acknowledged long ago: the skip cache would drop them as writes.
+  for (const char* user : {"viewer", "seeker", "clicker"}) {
+    SendNotice(user, NOTICE_DEFINITION_CHANGE, 0, clock_.NowMs() - 60'000);
+  }
+  RunUntilNotices(6);
+  EXPECT_EQ(node_->stats().definition_changes, 3);
+  auto results = ReadResults(3, milliseconds(3000));  // a third would be wrong
+  ASSERT_EQ(results.size(), 2u);
+  for (const Received& r : results) {
+    ASSERT_TRUE(r.result);
+    EXPECT_EQ(r.result->reason(), DEFINITION_CHANGE);
+    if (r.key == "viewer") {
+      EXPECT_TRUE(Has(r.result->exited(), "recent_visitor"));
+    } else {
+      EXPECT_EQ(r.key, "seeker");
+      EXPECT_TRUE(Has(r.result->entered(), "searcher"));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace seg
