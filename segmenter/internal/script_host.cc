@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "common/metrics.h"
@@ -43,6 +44,11 @@ namespace fs = std::filesystem;
 using internal::LuaState;
 
 constexpr int kErrorKinds = 6;
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+// a + b for b >= 0, kNever instead of wrapping (huge options must not put a
+// time in the past).
+int64_t SatAdd(int64_t a, int64_t b) { return a > kNever - b ? kNever : a + b; }
 
 const std::vector<double>& RuntimeBuckets() {
   static const std::vector<double> kBuckets = {1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4,
@@ -293,6 +299,10 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
   out->quarantined.clear();
   out->script_set_version = set_.version;
   out->now_ms = opts.now_ms >= 0 ? opts.now_ms : clock_->NowMs();
+  out->next_change_ms = kNever;
+  // The due time of a script that read opaque times (saturating: a huge
+  // recheck must not wrap into the past).
+  const int64_t opaque_due = SatAdd(out->now_ms, options_.opaque_time_recheck_ms);
   size_t ran = 0;
   size_t segment_count = 0;
 
@@ -310,6 +320,8 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
       continue;
     }
     user->matched_n = 0;
+    user->opaque = 0;
+    user_data_.BeginCall();
     state.Run(static_cast<int>(i), budget_ns_, &outcome_, t0);
     const int64_t t1 = internal::MonotonicNs();
     const int64_t elapsed_ns = t1 - t0;
@@ -321,6 +333,7 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
     r.error.clear();
     r.error_kind = ScriptErrorKind::kNone;
     r.matched_events.clear();
+    r.next_change_ms = kNever;
     r.runtime_us = elapsed_ns / 1000;
     slot.runtime.Observe(static_cast<double>(elapsed_ns) * 1e-9);
     if (opts.explain) {
@@ -341,6 +354,9 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
       continue;
     }
     slot.info.consecutive_failures = 0;
+    r.next_change_ms =
+        user->opaque ? std::min(user_data_.call_due_ms(), opaque_due) : user_data_.call_due_ms();
+    out->next_change_ms = std::min(out->next_change_ms, r.next_change_ms);
     for (int32_t k = 0; k < outcome_.segment_count; ++k) {
       r.segments.push_back(slot.info.segments[user->out[k]]);
     }
@@ -368,6 +384,9 @@ StatusOr<std::unique_ptr<ScriptHost>> ScriptHost::Create(const ScriptHostOptions
   if (options.memory_limit_mb < 8) return InvalidArgumentError("memory_limit_mb must be >= 8");
   if (options.quarantine_after_failures < 0) {
     return InvalidArgumentError("quarantine_after_failures must be >= 0");
+  }
+  if (options.opaque_time_recheck_ms <= 0) {
+    return InvalidArgumentError("opaque_time_recheck_ms must be > 0");
   }
   auto host = std::make_unique<ScriptHostImpl>(options);
   SEG_RETURN_IF_ERROR(host->Init());
