@@ -11,7 +11,8 @@
 //     of their segments plus per-script details (segments, runtime, error);
 //   - counts failures (error, budget, memory, undeclared segment) and
 //     quarantines a script after `quarantine_after_failures` consecutive
-//     failures; the other scripts keep running for that user;
+//     failures for `quarantine_ms`; the other scripts keep running for that
+//     user;
 //   - reports with every evaluation a due time (next_change_ms): the earliest
 //     moment the user's membership could change with no new events, from the
 //     time windows the scripts' helper calls used;
@@ -68,9 +69,16 @@ struct ScriptHostOptions {
   // Cap on the memory of the whole Lua state (runtime, all scripts, one
   // user's data), in MiB. An allocation above it fails the current call.
   int64_t memory_limit_mb = 128;
-  // A script failing this many calls in a row is skipped until the next
-  // reload. 0 disables quarantine.
+  // A script failing this many calls in a row is skipped (quarantined) for
+  // quarantine_ms. 0 disables quarantine.
   int quarantine_after_failures = 5;
+  // How long a quarantine lasts, in milliseconds of clock->MonotonicUs();
+  // 0: until the next reload. When it has passed, the next evaluation runs
+  // the script again on probation: one more failure quarantines it again at
+  // once (a script that failed quarantine_after_failures calls in a row is
+  // most likely still broken; a fresh series of tries would cost that many
+  // failed users per period), one success ends the probation.
+  int64_t quarantine_ms = 600'000;
   // Due time of a script that read times the host cannot follow (see "The
   // due time" above): now + this, in milliseconds. > 0.
   int64_t opaque_time_recheck_ms = 86'400'000;
@@ -133,6 +141,11 @@ struct ScriptInfo {
   std::string file;                   // path of the source file
   bool quarantined = false;
   int consecutive_failures = 0;
+  // While quarantined: epoch ms (clock->NowMs() at quarantine +
+  // quarantine_ms) after which the next evaluation retries the script;
+  // max() when it lasts until the next reload (quarantine_ms = 0). 0 when
+  // not quarantined.
+  int64_t quarantined_until_ms = 0;
 };
 
 struct EvaluateOptions {

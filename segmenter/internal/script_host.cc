@@ -66,6 +66,10 @@ using Fingerprint = std::vector<FileStamp>;
 
 struct Slot {
   ScriptInfo info;
+  // While quarantined with a time limit: clock->MonotonicUs() at which the
+  // quarantine lifts (info.quarantined_until_ms is the wall-clock view of it
+  // for people; the decision uses the monotonic clock, which does not jump).
+  int64_t quarantined_until_us = 0;
   std::vector<metrics::Counter> errors;  // by ScriptErrorKind
   metrics::Counter quarantines;
   metrics::Histogram runtime;
@@ -169,6 +173,9 @@ class ScriptHostImpl final : public ScriptHost {
   StatusOr<ScriptSet> LoadSet();
   void MaybeReload();
   void RecordFailure(Slot& slot, const LuaState::CallOutcome& outcome);
+  // True when `slot` is quarantined now; lifts a quarantine whose time has
+  // passed (the script then runs on probation, see ScriptHostOptions).
+  bool StillQuarantined(Slot& slot);
 
   const ScriptHostOptions options_;
   Clock* const clock_;
@@ -279,14 +286,38 @@ void ScriptHostImpl::RecordFailure(Slot& slot, const LuaState::CallOutcome& outc
   ++slot.info.consecutive_failures;
   LOG_EVERY_N(WARNING, 1000) << "script " << slot.info.name << " failed ("
                              << ScriptErrorKindName(outcome.kind) << "): " << outcome.error;
+  // consecutive_failures is not reset when a quarantine lifts, so a script
+  // on probation that fails again is over the threshold at once.
   if (options_.quarantine_after_failures > 0 && !slot.info.quarantined &&
       slot.info.consecutive_failures >= options_.quarantine_after_failures) {
     slot.info.quarantined = true;
     slot.quarantines.Inc();
+    std::string until = "until the next reload";
+    if (options_.quarantine_ms > 0) {
+      slot.quarantined_until_us =
+          SatAdd(clock_->MonotonicUs(), std::min(options_.quarantine_ms, kNever / 1000) * 1000);
+      slot.info.quarantined_until_ms = SatAdd(clock_->NowMs(), options_.quarantine_ms);
+      until = "for " + std::to_string(options_.quarantine_ms) + " ms";
+    } else {
+      slot.info.quarantined_until_ms = std::numeric_limits<int64_t>::max();
+    }
     LOG(WARNING) << "script " << slot.info.name << " quarantined after "
-                 << slot.info.consecutive_failures
-                 << " consecutive failures until the next reload; last: " << outcome.error;
+                 << slot.info.consecutive_failures << " consecutive failures " << until
+                 << "; last: " << outcome.error;
   }
+}
+
+bool ScriptHostImpl::StillQuarantined(Slot& slot) {
+  if (!slot.info.quarantined) return false;
+  if (options_.quarantine_ms <= 0 || clock_->MonotonicUs() < slot.quarantined_until_us) {
+    return true;
+  }
+  slot.info.quarantined = false;
+  slot.info.quarantined_until_ms = 0;
+  slot.quarantined_until_us = 0;
+  LOG(INFO) << "script " << slot.info.name << ": quarantine of " << options_.quarantine_ms
+            << " ms over, retrying (one more failure quarantines it again)";
+  return false;
 }
 
 Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const EventView> events,
@@ -315,7 +346,7 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
     Slot& slot = set_.slots[i];
     if (!opts.only_script.empty()) {
       if (slot.info.name != opts.only_script) continue;
-    } else if (slot.info.quarantined) {
+    } else if (StillQuarantined(slot)) {
       out->quarantined.push_back(slot.info.name);
       continue;
     }
@@ -385,6 +416,7 @@ StatusOr<std::unique_ptr<ScriptHost>> ScriptHost::Create(const ScriptHostOptions
   if (options.quarantine_after_failures < 0) {
     return InvalidArgumentError("quarantine_after_failures must be >= 0");
   }
+  if (options.quarantine_ms < 0) return InvalidArgumentError("quarantine_ms must be >= 0");
   if (options.opaque_time_recheck_ms <= 0) {
     return InvalidArgumentError("opaque_time_recheck_ms must be > 0");
   }
