@@ -42,7 +42,10 @@
 // until_ms], gives the events that will enter; the first one's time + bound
 // (one extra evaluation, only for such filters, which are rare). With
 // `where` these are the candidates before the Lua predicate: a superset, so
-// the time is early, never late.
+// the time is early, never late. Measured cost (script_host_bench,
+// BM_Segmentation budget:1, Release, pinned under SCHED_FIFO, same run as
+// the previous build): 37.2k -> 36.5k segmentations/s with rows in cache,
+// 30.3k -> 29.8k over 256 users (~2%).
 //
 // Layout. Per user (reused buffers, no allocation once warm): FfiEvent[n]
 // (lower-cased url and query: the caller's bytes, or a copy in one arena
