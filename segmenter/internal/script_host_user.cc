@@ -688,8 +688,8 @@ int32_t UserData::Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, i
     Evaluate(ctx, f, result_.data(), &wb, &we);
     for (int32_t w = wb; w < we; ++w) count += std::popcount(result_[w]);
     bits = result_.data();
-    // Filters without a moving time edge (most: absolute or no bounds) pay
-    // one branch each here.
+    // Once per distinct filter per user, not per call: memo hits reuse it.
+    // Filters without a moving time edge pay one branch.
     if (f.within_ms > 0 || f.older_ms > 0) due = Due(ctx, f, bits, wb, we);
     if (memo_.size() < kMaxMemoEntries) {
       size_t off = memo_bits_.size();
