@@ -127,6 +127,8 @@ typedef struct seg_user {
   int32_t scratch_cap;
   int32_t* scratch;
   void* host_data;
+  int32_t opaque;
+  int32_t pad2;
 } seg_user;
 typedef struct seg_filter {
   int32_t typemask;
@@ -390,7 +392,9 @@ local function scan(cf, reverse, stop, collect)
     if collect then flags = flags + SCAN_COLLECT end
     return C_scan(SCAN_CTX, U, cf.c, flags + SCAN_RECORD)
   end
-  -- `where` runs in Lua on the candidates the other keys left.
+  -- `where` runs in Lua on the candidates the other keys left. The host
+  -- cannot see what it compares (it may hold a time threshold): opaque.
+  U.opaque = 1
   local n = C_scan(SCAN_CTX, U, cf.c, flags + SCAN_COLLECT)
   local sc, m = U.scratch, 0
   local explain = U.explain ~= 0
@@ -470,15 +474,22 @@ local methods = {}
 
 function methods:count(f) return scan(compile(f), false, false, false) end
 function methods:any(f) return scan(compile(f), false, true, false) > 0 end
+-- first/last/events/days_since/now_ms hand times to the script, which may
+-- compare them with thresholds the host cannot see: they make the call's due
+-- time opaque (now + opaque_time_recheck_ms). count/any/distinct/attr do not:
+-- their answers move only with the filter windows, which the host tracks.
 function methods:first(f)
+  U.opaque = 1
   if scan(compile(f), false, true, true) == 0 then return nil end
   return materialize(U.scratch[0])
 end
 function methods:last(f)
+  U.opaque = 1
   if scan(compile(f), true, true, true) == 0 then return nil end
   return materialize(U.scratch[0])
 end
 function methods:events(f)
+  U.opaque = 1
   local n = scan(compile(f), false, false, true)
   local out = {}
   for i = 1, n do out[i] = materialize(U.scratch[i - 1]) end
@@ -540,10 +551,14 @@ function methods:attr_values(name, f)
   return out
 end
 function methods:days_since(f)
+  U.opaque = 1
   if scan(compile(f), true, true, true) == 0 then return nil end
   return (U.now_ms - U.ev[U.scratch[0]].time_ms) / MS_DAY
 end
-function methods:now_ms() return U.now_ms end
+function methods:now_ms()
+  U.opaque = 1
+  return U.now_ms
+end
 function methods:id() return ffi_string(U.id, U.id_len) end
 function methods:size() return U.n end
 
@@ -755,7 +770,8 @@ function api.layout()
   return ffi.sizeof("seg_event"), ffi.sizeof("seg_event_raw"), ffi.sizeof("seg_attr"),
     ffi.sizeof("seg_user"), ffi.offsetof("seg_user", "now_ms"), ffi.offsetof("seg_user", "matched_cap"),
     ffi.offsetof("seg_event", "index"), ffi.offsetof("seg_attr", "value"),
-    ffi.sizeof("seg_filter"), ffi.offsetof("seg_filter", "mask")
+    ffi.sizeof("seg_filter"), ffi.offsetof("seg_filter", "mask"),
+    ffi.offsetof("seg_user", "opaque")
 end
 
 -- Defence in depth: nothing dangerous stays reachable from the globals.

@@ -44,6 +44,7 @@ if(SEG_BUILD_TESTS)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_test.cc
             ${CMAKE_CURRENT_LIST_DIR}/internal/lua_budget_test.cc
             ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_scan_test.cc
+            ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_due_test.cc
     LIBS seg_script_host
     TIMEOUT 60)
 endif()

@@ -11,11 +11,31 @@
 //     of their segments plus per-script details (segments, runtime, error);
 //   - counts failures (error, budget, memory, undeclared segment) and
 //     quarantines a script after `quarantine_after_failures` consecutive
-//     failures; the other scripts keep running for that user;
+//     failures for `quarantine_ms`; the other scripts keep running for that
+//     user;
+//   - reports with every evaluation a due time (next_change_ms): the earliest
+//     moment the user's membership could change with no new events, from the
+//     time windows the scripts' helper calls used;
 //   - reloads the directory on Reload(), RequestReload() or when it notices a
 //     change; a reload builds a new state and swaps it in only when every
 //     script loaded, so a bad file keeps the previous set serving. A reload
 //     lifts all quarantines.
+//
+// The due time. A helper filter with a time window answers differently only
+// when an event crosses one of its moving edges:
+//   - within_* (time >= now - window): the oldest matching event leaves at
+//     its time + window; events never enter from below;
+//   - older_than_days (time <= now - bound): the oldest event newer than
+//     now - bound that matches the rest of the filter enters at its time +
+//     bound;
+//   - since_ms / until_ms are absolute and never move.
+// A script's due time is the minimum of these over its helper calls (a
+// filter answered from the per-user memo contributes as well), or now +
+// opaque_time_recheck_ms when it read times the host cannot follow
+// (user:days_since, now_ms, first, last, events, or a filter with `where`).
+// An evaluation's due time is the minimum over the scripts that ran
+// successfully. It may be early (a wasted re-evaluation), never late, except
+// for the opaque recheck, which is a policy, not a bound.
 //
 // Thread-safety: a ScriptHost is single-threaded (it owns one lua_State).
 // Create one per worker thread. Only RequestReload() may be called from any
@@ -24,6 +44,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -48,9 +69,19 @@ struct ScriptHostOptions {
   // Cap on the memory of the whole Lua state (runtime, all scripts, one
   // user's data), in MiB. An allocation above it fails the current call.
   int64_t memory_limit_mb = 128;
-  // A script failing this many calls in a row is skipped until the next
-  // reload. 0 disables quarantine.
+  // A script failing this many calls in a row is skipped (quarantined) for
+  // quarantine_ms. 0 disables quarantine.
   int quarantine_after_failures = 5;
+  // How long a quarantine lasts, in milliseconds of clock->MonotonicUs();
+  // 0: until the next reload. When it has passed, the next evaluation runs
+  // the script again on probation: one more failure quarantines it again at
+  // once (a script that failed quarantine_after_failures calls in a row is
+  // most likely still broken; a fresh series of tries would cost that many
+  // failed users per period), one success ends the probation.
+  int64_t quarantine_ms = 600'000;
+  // Due time of a script that read times the host cannot follow (see "The
+  // due time" above): now + this, in milliseconds. > 0.
+  int64_t opaque_time_recheck_ms = 86'400'000;
   // "now" for time windows (within_days, ...) and the reload-check timer.
   // nullptr means Clock::Real(). Not owned; must outlive the host.
   Clock* clock = nullptr;
@@ -82,6 +113,10 @@ struct ScriptResult {
   // With EvaluateOptions::explain: positions (in the caller's span) of the
   // events that the script's helper calls matched, in call order, deduped.
   std::vector<int32_t> matched_events;
+  // Epoch ms: the earliest moment this script's answer could change with no
+  // new events (see "The due time" above); max() = never by its windows,
+  // and max() when the call failed (its answer is not known).
+  int64_t next_change_ms = std::numeric_limits<int64_t>::max();
 };
 
 struct EvaluationResult {
@@ -92,6 +127,10 @@ struct EvaluationResult {
   std::vector<std::string> quarantined;  // names skipped as quarantined
   std::string script_set_version;        // see script_set_version()
   int64_t now_ms = 0;                    // the "now" the scripts saw
+  // Epoch ms: min of next_change_ms over the scripts that ran successfully;
+  // max() = "never" by the scripts' windows. Failed and quarantined scripts
+  // do not contribute.
+  int64_t next_change_ms = std::numeric_limits<int64_t>::max();
 };
 
 struct ScriptInfo {
@@ -102,6 +141,11 @@ struct ScriptInfo {
   std::string file;                   // path of the source file
   bool quarantined = false;
   int consecutive_failures = 0;
+  // While quarantined: epoch ms (clock->NowMs() at quarantine +
+  // quarantine_ms) after which the next evaluation retries the script;
+  // max() when it lasts until the next reload (quarantine_ms = 0). 0 when
+  // not quarantined.
+  int64_t quarantined_until_ms = 0;
 };
 
 struct EvaluateOptions {

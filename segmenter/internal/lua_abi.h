@@ -71,6 +71,12 @@ struct FfiUser {
   int32_t scratch_cap;  // >= n
   int32_t* scratch;     // seg_scan's collected event numbers
   void* host_data;      // the UserData behind this struct (opaque to Lua)
+  // Set to 1 by the runtime when the current script call reads times whose
+  // use the host cannot follow (user:days_since, now_ms, first, last,
+  // events, `where`): its due time becomes now + opaque_time_recheck_ms.
+  // The host clears it before each call.
+  int32_t opaque;
+  int32_t pad2;
 };
 
 inline constexpr int kMaxFilterAttrs = 8;

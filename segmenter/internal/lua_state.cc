@@ -236,14 +236,15 @@ int LuaState::InitInProtectedMode(lua_State* L) {
   lua_getfield(L, -1, "run");
   self->api_run_ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "layout");
-  lua_call(L, 0, 10);
-  const int64_t expected[10] = {sizeof(FfiEvent),          sizeof(FfiEventRaw),
-                                sizeof(FfiAttr),           sizeof(FfiUser),
-                                offsetof(FfiUser, now_ms), offsetof(FfiUser, matched_cap),
-                                offsetof(FfiEvent, index), offsetof(FfiAttr, value),
-                                sizeof(FfiFilter),         offsetof(FfiFilter, mask)};
-  for (int i = 0; i < 10; ++i) {
-    if (lua_tointeger(L, -10 + i) != expected[i]) {
+  constexpr int kLayoutItems = 11;
+  lua_call(L, 0, kLayoutItems);
+  const int64_t expected[kLayoutItems] = {
+      sizeof(FfiEvent),          sizeof(FfiEventRaw),       sizeof(FfiAttr),
+      sizeof(FfiUser),           offsetof(FfiUser, now_ms), offsetof(FfiUser, matched_cap),
+      offsetof(FfiEvent, index), offsetof(FfiAttr, value),  sizeof(FfiFilter),
+      offsetof(FfiFilter, mask), offsetof(FfiUser, opaque)};
+  for (int i = 0; i < kLayoutItems; ++i) {
+    if (lua_tointeger(L, -kLayoutItems + i) != expected[i]) {
       luaL_error(L, "FFI layout mismatch between lua_abi.h and script_runtime.lua (item %d)", i);
     }
   }

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "common/metrics.h"
@@ -43,6 +44,11 @@ namespace fs = std::filesystem;
 using internal::LuaState;
 
 constexpr int kErrorKinds = 6;
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+// a + b for b >= 0, kNever instead of wrapping (huge options must not put a
+// time in the past).
+int64_t SatAdd(int64_t a, int64_t b) { return a > kNever - b ? kNever : a + b; }
 
 const std::vector<double>& RuntimeBuckets() {
   static const std::vector<double> kBuckets = {1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4,
@@ -60,6 +66,10 @@ using Fingerprint = std::vector<FileStamp>;
 
 struct Slot {
   ScriptInfo info;
+  // While quarantined with a time limit: clock->MonotonicUs() at which the
+  // quarantine lifts (info.quarantined_until_ms is the wall-clock view of it
+  // for people; the decision uses the monotonic clock, which does not jump).
+  int64_t quarantined_until_us = 0;
   std::vector<metrics::Counter> errors;  // by ScriptErrorKind
   metrics::Counter quarantines;
   metrics::Histogram runtime;
@@ -163,6 +173,9 @@ class ScriptHostImpl final : public ScriptHost {
   StatusOr<ScriptSet> LoadSet();
   void MaybeReload();
   void RecordFailure(Slot& slot, const LuaState::CallOutcome& outcome);
+  // True when `slot` is quarantined now; lifts a quarantine whose time has
+  // passed (the script then runs on probation, see ScriptHostOptions).
+  bool StillQuarantined(Slot& slot);
 
   const ScriptHostOptions options_;
   Clock* const clock_;
@@ -273,14 +286,38 @@ void ScriptHostImpl::RecordFailure(Slot& slot, const LuaState::CallOutcome& outc
   ++slot.info.consecutive_failures;
   LOG_EVERY_N(WARNING, 1000) << "script " << slot.info.name << " failed ("
                              << ScriptErrorKindName(outcome.kind) << "): " << outcome.error;
+  // consecutive_failures is not reset when a quarantine lifts, so a script
+  // on probation that fails again is over the threshold at once.
   if (options_.quarantine_after_failures > 0 && !slot.info.quarantined &&
       slot.info.consecutive_failures >= options_.quarantine_after_failures) {
     slot.info.quarantined = true;
     slot.quarantines.Inc();
+    std::string until = "until the next reload";
+    if (options_.quarantine_ms > 0) {
+      slot.quarantined_until_us =
+          SatAdd(clock_->MonotonicUs(), std::min(options_.quarantine_ms, kNever / 1000) * 1000);
+      slot.info.quarantined_until_ms = SatAdd(clock_->NowMs(), options_.quarantine_ms);
+      until = "for " + std::to_string(options_.quarantine_ms) + " ms";
+    } else {
+      slot.info.quarantined_until_ms = std::numeric_limits<int64_t>::max();
+    }
     LOG(WARNING) << "script " << slot.info.name << " quarantined after "
-                 << slot.info.consecutive_failures
-                 << " consecutive failures until the next reload; last: " << outcome.error;
+                 << slot.info.consecutive_failures << " consecutive failures " << until
+                 << "; last: " << outcome.error;
   }
+}
+
+bool ScriptHostImpl::StillQuarantined(Slot& slot) {
+  if (!slot.info.quarantined) return false;
+  if (options_.quarantine_ms <= 0 || clock_->MonotonicUs() < slot.quarantined_until_us) {
+    return true;
+  }
+  slot.info.quarantined = false;
+  slot.info.quarantined_until_ms = 0;
+  slot.quarantined_until_us = 0;
+  LOG(INFO) << "script " << slot.info.name << ": quarantine of " << options_.quarantine_ms
+            << " ms over, retrying (one more failure quarantines it again)";
+  return false;
 }
 
 Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const EventView> events,
@@ -293,6 +330,10 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
   out->quarantined.clear();
   out->script_set_version = set_.version;
   out->now_ms = opts.now_ms >= 0 ? opts.now_ms : clock_->NowMs();
+  out->next_change_ms = kNever;
+  // The due time of a script that read opaque times (saturating: a huge
+  // recheck must not wrap into the past).
+  const int64_t opaque_due = SatAdd(out->now_ms, options_.opaque_time_recheck_ms);
   size_t ran = 0;
   size_t segment_count = 0;
 
@@ -305,11 +346,13 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
     Slot& slot = set_.slots[i];
     if (!opts.only_script.empty()) {
       if (slot.info.name != opts.only_script) continue;
-    } else if (slot.info.quarantined) {
+    } else if (StillQuarantined(slot)) {
       out->quarantined.push_back(slot.info.name);
       continue;
     }
     user->matched_n = 0;
+    user->opaque = 0;
+    user_data_.BeginCall();
     state.Run(static_cast<int>(i), budget_ns_, &outcome_, t0);
     const int64_t t1 = internal::MonotonicNs();
     const int64_t elapsed_ns = t1 - t0;
@@ -321,6 +364,7 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
     r.error.clear();
     r.error_kind = ScriptErrorKind::kNone;
     r.matched_events.clear();
+    r.next_change_ms = kNever;
     r.runtime_us = elapsed_ns / 1000;
     slot.runtime.Observe(static_cast<double>(elapsed_ns) * 1e-9);
     if (opts.explain) {
@@ -341,6 +385,9 @@ Status ScriptHostImpl::EvaluateUser(std::string_view user_id, std::span<const Ev
       continue;
     }
     slot.info.consecutive_failures = 0;
+    r.next_change_ms =
+        user->opaque ? std::min(user_data_.call_due_ms(), opaque_due) : user_data_.call_due_ms();
+    out->next_change_ms = std::min(out->next_change_ms, r.next_change_ms);
     for (int32_t k = 0; k < outcome_.segment_count; ++k) {
       r.segments.push_back(slot.info.segments[user->out[k]]);
     }
@@ -368,6 +415,10 @@ StatusOr<std::unique_ptr<ScriptHost>> ScriptHost::Create(const ScriptHostOptions
   if (options.memory_limit_mb < 8) return InvalidArgumentError("memory_limit_mb must be >= 8");
   if (options.quarantine_after_failures < 0) {
     return InvalidArgumentError("quarantine_after_failures must be >= 0");
+  }
+  if (options.quarantine_ms < 0) return InvalidArgumentError("quarantine_ms must be >= 0");
+  if (options.opaque_time_recheck_ms <= 0) {
+    return InvalidArgumentError("opaque_time_recheck_ms must be > 0");
   }
   auto host = std::make_unique<ScriptHostImpl>(options);
   SEG_RETURN_IF_ERROR(host->Init());

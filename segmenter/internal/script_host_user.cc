@@ -373,6 +373,8 @@ void UserData::Build(std::string_view user_id, std::span<const EventView> events
   tmp2_.resize(words_);
   cand_.resize(words_);
   acc_.resize(words_);
+  pending_.resize(words_);
+  call_due_ms_ = kNoDue;
   union_.assign(words_, 0);
   if (explain) matched_.resize(std::max<size_t>(1024, 4 * n));
   scratch_.resize(std::max<size_t>(n, 1));
@@ -608,11 +610,66 @@ void UserData::Evaluate(const ScanContext& ctx, const FfiFilter& f, uint64_t* ds
   }
 }
 
+namespace {
+
+// Epoch ms no later than `t` (a time in double ms): floor, so a fractional
+// window (within_ms = 1.5) is early, not late; kNoDue beyond int64.
+int64_t DueFloor(double t) {
+  if (!(t < 9.2e18)) return UserData::kNoDue;  // also NaN
+  if (t < -9.2e18) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(std::floor(t));
+}
+
+// Position of the first set bit of bits[wb, we), or -1.
+int32_t FirstSet(const uint64_t* bits, int32_t wb, int32_t we) {
+  for (int32_t w = wb; w < we; ++w) {
+    if (bits[w] != 0) return w * 64 + std::countr_zero(bits[w]);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t UserData::Due(const ScanContext& ctx, const FfiFilter& f, const uint64_t* bits, int32_t wb,
+                      int32_t we) {
+  int64_t due = kNoDue;
+  // time >= now - within: the set only shrinks as now moves (an event never
+  // gets younger), first when the oldest match leaves. since_ms does not
+  // change that: it only keeps older events out for good.
+  if (f.within_ms > 0) {
+    if (const int32_t k = FirstSet(bits, wb, we); k >= 0) {
+      due = DueFloor(events_[k].time_ms + f.within_ms);
+    }
+  }
+  // time <= now - older: the set grows as now moves, first when the oldest
+  // event newer than the edge that matches everything else crosses it. Such
+  // events exist only while the edge is below until_ms.
+  if (f.older_ms > 0) {
+    const double edge = user_now_ms_ - f.older_ms;
+    if (edge < f.hi_ms) {
+      FfiFilter rest = f;
+      // within is left out: with within > older it cannot exclude an event
+      // newer than the edge; with within <= older nothing ever matches and
+      // an early time is harmless.
+      rest.within_ms = 0;
+      rest.older_ms = 0;
+      rest.lo_ms = std::max(f.lo_ms, std::nextafter(edge, HUGE_VAL));  // time > edge
+      int32_t pb, pe;
+      Evaluate(ctx, rest, pending_.data(), &pb, &pe);
+      if (const int32_t k = FirstSet(pending_.data(), pb, pe); k >= 0) {
+        due = std::min(due, DueFloor(events_[k].time_ms + f.older_ms));
+      }
+    }
+  }
+  return due;
+}
+
 int32_t UserData::Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, int32_t flags) {
   user_now_ms_ = u->now_ms;
   const uint64_t h = HashFilter(f);
   const uint64_t* bits = nullptr;
   int32_t wb = 0, we = 0, count = 0;
+  int64_t due = kNoDue;
   for (size_t i = 0; i < memo_hashes_.size(); ++i) {
     if (memo_hashes_[i] != h) continue;
     const MemoEntry& m = memo_[i];
@@ -622,6 +679,7 @@ int32_t UserData::Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, i
       wb = m.wb;
       we = m.we;
       count = m.count;
+      due = m.due_ms;
       break;
     }
   }
@@ -630,14 +688,18 @@ int32_t UserData::Scan(const ScanContext& ctx, FfiUser* u, const FfiFilter& f, i
     Evaluate(ctx, f, result_.data(), &wb, &we);
     for (int32_t w = wb; w < we; ++w) count += std::popcount(result_[w]);
     bits = result_.data();
+    // Once per distinct filter per user, not per call: memo hits reuse it.
+    // Filters without a moving time edge pay one branch.
+    if (f.within_ms > 0 || f.older_ms > 0) due = Due(ctx, f, bits, wb, we);
     if (memo_.size() < kMaxMemoEntries) {
       size_t off = memo_bits_.size();
       memo_bits_.insert(memo_bits_.end(), result_.begin(), result_.end());
-      memo_.push_back(MemoEntry{h, f, off, count, wb, we});
+      memo_.push_back(MemoEntry{h, f, off, count, wb, we, due});
       memo_hashes_.push_back(h);
       bits = memo_bits_.data() + off;
     }
   }
+  call_due_ms_ = std::min(call_due_ms_, due);
   if (flags & kScanUnion) {
     for (int32_t w = wb; w < we; ++w) union_[w] |= bits[w];
   }
