@@ -295,7 +295,9 @@ TEST_F(MembershipNodeTest, WindowMemberExitsAtTheEdgeWithNoNewEvent) {
   clock_.AdvanceMs(6 * kDayMs - 1);  // one ms before the edge: nothing due
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(node_->RunOnce().ok());
   EXPECT_EQ(node_->stats().scheduled, 0);
-  clock_.AdvanceMs(1);
+  // The edge passes; the next due scan (one scan interval after the last)
+  // fires the exit: at most that late.
+  clock_.AdvanceMs(segmenter::NodeOptions().due_scan_interval_ms);
   RunUntil(node_.get(), [&] { return node_->stats().scheduled >= 1; });
   auto exited = ReadResults(1);
   ASSERT_EQ(exited.size(), 1u);

@@ -30,7 +30,7 @@ class ScriptHostEvaluator : public Evaluator {
                                result_.quarantined.end());
     out->failed_segments.clear();
     if (!out->failed_scripts.empty()) FailedSegments(out->failed_scripts, &out->failed_segments);
-    out->next_change_ms = kNever;  // MERGE: result_.next_change_ms
+    out->next_change_ms = result_.next_change_ms;
     // A string compare per user; the host may have reloaded on its own.
     if (registry_ != nullptr && result_.script_set_version != registered_version_) {
       MaybeRegister(now_ms);
