@@ -65,6 +65,7 @@ class StatsWriterImpl final : public StatsWriter {
         latency_(metrics::GetHistogram("seg_stats_writer_batch_latency_seconds",
                                        "WriteBatch latency (all round trips of a batch)")) {
     if (options_.shards == 0) options_.shards = 1;
+    retention_arg_ = std::to_string(options_.hll_retention_days);
   }
 
   Status WriteBatch(std::span<const UserUpdate> batch) override {
@@ -146,7 +147,7 @@ class StatsWriterImpl final : public StatsWriter {
   RoutedCommand CallFor(const UserUpdate& u) const {
     uint32_t shard = UserShard(u.user_id, options_.shards);
     RoutedCommand c;
-    c.argv.reserve(u.adds.size() + 4);
+    c.argv.reserve(u.adds.size() + 5);
     if (mode_ == StatsCallMode::kFunction) {
       c.argv = {"FCALL", std::string(kFunctionName)};
     } else {
@@ -156,6 +157,7 @@ class StatsWriterImpl final : public StatsWriter {
     for (const auto& a : u.adds)
       c.argv.push_back(HllKey(options_.key_prefix, shard, a.segment, a.day));
     c.argv.push_back(u.user_id);
+    if (options_.hll_retention_days > 0) c.argv.push_back(retention_arg_);
     c.key = c.argv[3];
     return c;
   }
@@ -252,6 +254,7 @@ class StatsWriterImpl final : public StatsWriter {
   StatsCallMode mode_;
   bool loaded_ = false;
   std::string sha_;
+  std::string retention_arg_;  // ARGV[2] of every call when retention is on
   std::unordered_set<std::string> registered_;
   StatsWriterCounters counters_;
   metrics::Counter calls_, keys_, reloads_metric_, errors_;
@@ -277,6 +280,11 @@ Status StatsWriterOptions::LoadFrom(Config& config, std::string_view prefix) {
   std::string p(prefix);
   SEG_RETURN_IF_ERROR(LoadStatsKeyspace(config, prefix, &shards, &key_prefix, &registry_key));
   SEG_RETURN_IF_ERROR(config.Get(p + ".update_registry", &update_registry));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".hll_retention_days", &hll_retention_days));
+  if (hll_retention_days < 0 || hll_retention_days > 100000) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".hll_retention_days: must be 0 (keep forever) .. 100000");
+  }
   std::string mode_name;
   SEG_RETURN_IF_ERROR(config.Get(p + ".mode", &mode_name));
   if (mode_name == "function") {
