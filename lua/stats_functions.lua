@@ -5,14 +5,16 @@
 --       all with the same hash tag {<shard>} so that the call stays in one
 --       slot and runs on Redis Cluster.
 -- ARGV[1]: the user id.
--- ARGV[2]: optional retention in days (stats.hll_retention_days). When given
---       and > 0, a key whose sketch changed gets EXPIREAT <end of its day +
---       retention> (UTC, from the yyyymmdd at the end of the key) unless it
---       already has a TTL. A new key always changes, so every key this
---       procedure creates expires; the expiry is absolute, so it does not
---       depend on when the key was written. Unchanged sketches (the common
---       case for large segments) cost nothing extra. Callers that pass no
---       ARGV[2] (older writers) get no expiry.
+-- ARGV[2]: optional retention in days (stats.hll_retention_days, > 0) and
+-- ARGV[3]: optional flags, one character per key: '1' = make sure this key
+--       expires. A flagged key gets EXPIREAT <end of its day + retention>
+--       (UTC, from the yyyymmdd that ends the key) unless it already has a
+--       TTL (NX); the time is absolute, so it does not depend on when the key
+--       was written. The writer flags each key the first time it touches it
+--       (then again about hourly), so the expiry costs one command per key
+--       per writer, not one per call; a call without ARGV[2] costs what it
+--       always did. Given ARGV[2] without ARGV[3], every key whose sketch
+--       changed (so every key created) is treated as flagged.
 -- Returns the number of keys whose sketch changed (PFADD returned 1).
 --
 -- The same text serves two ways (stats/internal/stats_writer.cc):
@@ -58,11 +60,12 @@ local function add_user(keys, args)
   if retention ~= nil and retention <= 0 then
     retention = nil
   end
+  local flags = args[3]
   local changed = 0
   local has_nx, last_day, last_at
   for i = 1, #keys do
     local c = redis.call('PFADD', keys[i], user)
-    if c == 1 and retention ~= nil then
+    if retention ~= nil and (flags == nil and c == 1 or flags ~= nil and string.byte(flags, i) == 49) then
       if has_nx == nil then
         has_nx = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
       end
@@ -71,12 +74,11 @@ local function add_user(keys, args)
       if day ~= last_day then
         last_day, last_at = day, expire_at(day, retention)
       end
-      local at = last_at
-      if at ~= nil then
+      if last_at ~= nil then
         if has_nx then
-          redis.call('EXPIREAT', keys[i], at, 'NX')
+          redis.call('EXPIREAT', keys[i], last_at, 'NX')
         else
-          redis.call('EXPIREAT', keys[i], at)
+          redis.call('EXPIREAT', keys[i], last_at)
         end
       end
     end

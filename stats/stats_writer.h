@@ -93,26 +93,34 @@ struct StatsWriterOptions {
   // Maintain `registry_key` (HSETNX on a segment's first sighting).
   bool update_registry = true;
   std::string registry_key = "segments:registry";
-  // Days a (segment, day) key is kept after its day ends: the procedure sets
-  // EXPIREAT <end of day (UTC) + hll_retention_days> on every key it creates
-  // (HllExpireAtUnixS). 0 = keys never expire. Not applied in kPfaddPerRoundTrip
-  // (the benchmark baseline). Keys written before this existed get theirs from
-  // `segctl stats expire-sweep` (SweepHllExpiry).
+  // Days a (segment, day) key is kept after its day ends: every key the
+  // procedure creates gets EXPIREAT <end of day (UTC) + hll_retention_days>
+  // (HllExpireAtUnixS). 0 = keys never expire. Not applied in
+  // kPfaddPerRoundTrip (the benchmark baseline). Keys written before this
+  // existed get theirs from `segctl stats expire-sweep` (SweepHllExpiry).
+  // Adds for a day already past retention are dropped (counters().past_retention).
+  // How: the first call of this writer that touches a key asks the procedure
+  // for EXPIREAT NX on it; the writer then leaves the key alone for
+  // ttl_recheck_ms (so a key recreated meanwhile, e.g. after FLUSHALL, gets
+  // its expiry within that interval). Steady-state cost in Redis: none.
   int32_t hll_retention_days = 400;
+  int64_t ttl_recheck_ms = 3'600'000;  // see hll_retention_days; 0 = once per key per batch
 
   // Reads <prefix>.shards, .key_prefix, .mode ("function", "evalsha",
-  // "pfadd"), .registry_key, .update_registry, .hll_retention_days and the
+  // "pfadd"), .registry_key, .update_registry, .hll_retention_days,
+  // .ttl_recheck_ms and the
   // Redis settings under <prefix>.redis (see RedisRouterOptions::LoadFrom).
   Status LoadFrom(Config& config, std::string_view prefix);
 };
 
 // Totals since the writer was created (also exported as metrics).
 struct StatsWriterCounters {
-  int64_t calls = 0;        // procedure calls (or PFADDs in the baseline) acknowledged
-  int64_t keys = 0;         // segment-day keys updated
-  int64_t changed = 0;      // keys whose sketch changed (PFADD returned 1)
-  int64_t reloads = 0;      // function/script reloads after a lost cache
-  int64_t round_trips = 0;  // pipelines or single commands sent
+  int64_t calls = 0;           // procedure calls (or PFADDs in the baseline) acknowledged
+  int64_t keys = 0;            // segment-day keys updated
+  int64_t changed = 0;         // keys whose sketch changed (PFADD returned 1)
+  int64_t reloads = 0;         // function/script reloads after a lost cache
+  int64_t round_trips = 0;     // pipelines or single commands sent
+  int64_t past_retention = 0;  // adds dropped: their day is past hll_retention_days
 };
 
 class StatsWriter {

@@ -88,13 +88,41 @@ TEST_P(HllRetentionModeTest, NewKeysExpireAtTheEndOfTheirDayPlusRetention) {
   EXPECT_EQ(ExpireTime(port, legacy), HllExpireAtUnixS(today, 400));
   // An existing TTL is kept (NX): the expiry does not move once set.
   EXPECT_NEAR(ExpireTime(port, own_ttl), NowS() + 3600, 5);
-  // A day already past retention: created and expired at once.
+  // A day already past retention: not written at all.
   EXPECT_EQ(ExpireTime(port, HllKey("hll", 0, "birds", too_old)), -2);
+  EXPECT_EQ((*writer)->counters().past_retention, 1);
 
   // Writing the same users again changes nothing, expiry included.
   ASSERT_TRUE((*writer)->WriteBatch(batch).ok());
   EXPECT_EQ(ExpireTime(port, HllKey("hll", 0, "cats", today)), HllExpireAtUnixS(today, 400));
   EXPECT_EQ(*RedisCommandForTest(port, {"PFCOUNT", HllKey("hll", 0, "cats", today)}), "2");
+}
+
+TEST_P(HllRetentionModeTest, KeyRecreatedAfterItsCheckGetsItsExpiryAtTheNextRecheck) {
+  auto redis = LocalRedis::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  const int port = (*redis)->port();
+  const Day today = DaysAgo(0);
+  const std::string key = HllKey("hll", 0, "cats", today);
+  for (int64_t recheck_ms : {int64_t{3'600'000}, int64_t{0}}) {
+    StatsWriterOptions o;
+    o.redis.node.port = port;
+    o.mode = GetParam();
+    o.ttl_recheck_ms = recheck_ms;
+    auto writer = NewStatsWriter(o);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    std::vector<UserUpdate> first = {{"u1", {{"cats", today}}}};
+    ASSERT_TRUE((*writer)->WriteBatch(first).ok());
+    EXPECT_EQ(ExpireTime(port, key), HllExpireAtUnixS(today, 400));
+    ASSERT_TRUE(RedisCommandForTest(port, {"DEL", key}).ok());  // e.g. FLUSHALL
+    std::vector<UserUpdate> second = {{"u2", {{"cats", today}}}};
+    ASSERT_TRUE((*writer)->WriteBatch(second).ok());
+    // Within the recheck interval the writer does not ask again (the sweep or
+    // the next interval fixes it); with 0 it asks on every batch.
+    EXPECT_EQ(ExpireTime(port, key), recheck_ms > 0 ? -1 : HllExpireAtUnixS(today, 400))
+        << recheck_ms;
+    ASSERT_TRUE(RedisCommandForTest(port, {"DEL", key}).ok());
+  }
 }
 
 TEST_P(HllRetentionModeTest, RetentionZeroKeepsKeysForever) {
