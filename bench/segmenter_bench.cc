@@ -42,9 +42,10 @@ double RedisCpuSeconds(int port) {
 }
 
 struct HllRates {
-  double wall = 0;       // updates per wall-clock second
-  double redis_cpu = 0;  // updates per second of redis-server CPU
-  double changed = 0;    // fraction of updates that changed a sketch
+  double wall = 0;            // updates per wall-clock second
+  double redis_cpu = 0;       // updates per second of redis-server CPU
+  double changed = 0;         // fraction of updates that changed a sketch
+  int64_t expiry_checks = 0;  // keys the writer asked EXPIREAT NX for
 };
 
 // Today (UTC) as yyyymmdd: the day the benchmark's keys are for.
@@ -97,7 +98,8 @@ HllRates HllRate(int port, seg::stats::StatsCallMode mode, double seconds, int b
   }
   const double keys = static_cast<double>((*writer)->counters().keys);
   return HllRates{keys / elapsed, keys / (RedisCpuSeconds(port) - redis_cpu_start),
-                  static_cast<double>((*writer)->counters().changed) / keys};
+                  static_cast<double>((*writer)->counters().changed) / keys,
+                  (*writer)->counters().expiry_checks};
 }
 
 // FCALLs per Redis CPU second of a no-op function with `segments` keys and
@@ -149,10 +151,12 @@ int RunHll(double seconds, int batch_users, int segments, bool fresh_keys, int r
       "{\"hll_updates_per_s\": %.0f, \"hll_unbatched_updates_per_s\": %.0f, "
       "\"hll_updates_per_redis_cpu_s\": %.0f, \"hll_unbatched_updates_per_redis_cpu_s\": %.0f, "
       "\"hll_fcall_floor_updates_per_redis_cpu_s\": %.0f, "
-      "\"hll_changed_fraction\": %.4f, \"fresh_keys\": %s, \"retention_days\": %d, "
+      "\"hll_changed_fraction\": %.4f, \"hll_expiry_checks\": %lld, \"fresh_keys\": %s, "
+      "\"retention_days\": %d, "
       "\"batch_users\": %d, \"segments_per_user\": %d}\n",
       batched.wall, unbatched.wall, batched.redis_cpu, unbatched.redis_cpu, floor_calls * segments,
-      batched.changed, fresh_keys ? "true" : "false", retention_days, batch_users, segments);
+      batched.changed, static_cast<long long>(batched.expiry_checks), fresh_keys ? "true" : "false",
+      retention_days, batch_users, segments);
   return 0;
 }
 

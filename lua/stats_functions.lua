@@ -56,12 +56,19 @@ local function add_user(keys, args)
   if user == nil then
     return redis.error_reply('ERR seg_add_user: missing user id argument')
   end
+  local changed = 0
+  if args[2] == nil then
+    -- the common call: nothing to expire
+    for i = 1, #keys do
+      changed = changed + redis.call('PFADD', keys[i], user)
+    end
+    return changed
+  end
   local retention = tonumber(args[2])
   if retention ~= nil and retention <= 0 then
     retention = nil
   end
   local flags = args[3]
-  local changed = 0
   local has_nx, last_day, last_at
   for i = 1, #keys do
     local c = redis.call('PFADD', keys[i], user)

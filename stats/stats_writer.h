@@ -121,6 +121,7 @@ struct StatsWriterCounters {
   int64_t reloads = 0;         // function/script reloads after a lost cache
   int64_t round_trips = 0;     // pipelines or single commands sent
   int64_t past_retention = 0;  // adds dropped: their day is past hll_retention_days
+  int64_t expiry_checks = 0;   // keys sent with an expiry flag (EXPIREAT NX asked)
 };
 
 class StatsWriter {

@@ -87,7 +87,16 @@ class StatsWriterImpl final : public StatsWriter {
     std::vector<UserUpdate> alive;
     if (options_.hll_retention_days > 0 && mode_ != StatsCallMode::kPfaddPerRoundTrip) {
       const int64_t first_alive = Clock::Real()->NowMs() / 86'400'000 - options_.hll_retention_days;
-      auto past = [&](const SegmentDay& a) { return DayToEpochDays(a.day) < first_alive; };
+      // Days are few per batch: remember the last one seen.
+      Day last_day = 0;
+      bool last_past = false;
+      auto past = [&](const SegmentDay& a) {
+        if (a.day != last_day) {
+          last_day = a.day;
+          last_past = DayToEpochDays(a.day) < first_alive;
+        }
+        return last_past;
+      };
       bool any = false;
       for (const auto& u : batch) {
         for (const auto& a : u.adds) any = any || past(a);
@@ -185,7 +194,9 @@ class StatsWriterImpl final : public StatsWriter {
     for (const auto& a : u.adds) {
       c.argv.push_back(HllKey(options_.key_prefix, shard, a.segment, a.day));
       if (options_.hll_retention_days > 0) {
-        bool check = expiry_checked_.insert(c.argv.back()).second;
+        bool check = !expiry_checked_.contains(c.argv.back()) &&
+                     expiry_checked_.insert(c.argv.back()).second;
+        counters_.expiry_checks += check;
         flags.push_back(check ? '1' : '0');
         any = any || check;
       }
