@@ -202,6 +202,18 @@ TEST_F(SegctlForgetTest, BinaryTakesIdsFromArgumentsAndFileAndReportsTheCount) {
     EXPECT_EQ(partition, PartitionOf(user, kPartitions)) << user;
   }
 
+  // --set takes one value: the id after it is a user.
+  auto with_set = seg::testing::ChildProcess::Start(
+      {segctl, "forget", "--set", "kafka.bootstrap_servers=" + cluster_->bootstrap_servers(),
+       "set-1"},
+      log);
+  ASSERT_TRUE(with_set.ok());
+  EXPECT_EQ(*with_set->Wait(60s), 0);
+  std::ifstream in2(log);
+  text.assign((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("forget: 1 notice(s) sent to user-changes for 1 user(s)"), std::string::npos)
+      << text;
+
   // No ids: usage error.
   auto none = seg::testing::ChildProcess::Start(
       {segctl, "forget", "--bootstrap", cluster_->bootstrap_servers()}, log);

@@ -109,7 +109,7 @@ int ForgetMain(int argc, char** argv) {
   app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers (kafka.bootstrap_servers)");
   app.add_option("--topic", topic, "notices topic (default segmenter.notices_topic, user-changes)");
   app.add_option("--config", config_path, "YAML config (kafka.*, segmenter.notices_topic)");
-  app.add_option("--set", overrides, "key=value override (repeatable)");
+  app.add_option("--set", overrides, "key=value override (repeatable)")->allow_extra_args(false);
   app.add_option("--timeout-ms", timeout_ms, "wait at most this long for the acks")
       ->capture_default_str();
   try {

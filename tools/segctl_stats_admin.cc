@@ -29,7 +29,7 @@ int StatsAdminMain(int argc, char** argv) {
       "give every HLL day key without a TTL its expiry: end of its day + stats.hll_retention_days "
       "(keys already past it are deleted); idempotent");
   sweep->add_option("--config", config_path, "YAML config (stats.redis.*, stats.key_prefix, ...)");
-  sweep->add_option("--set", overrides, "key=value override (repeatable)");
+  sweep->add_option("--set", overrides, "key=value override (repeatable)")->allow_extra_args(false);
   sweep->add_option("--host", host, "Redis host (stats.redis.host)");
   sweep->add_option("--port", port, "Redis port (stats.redis.port)");
   sweep->add_option("--retention-days", retention_days,
