@@ -2,13 +2,18 @@
 // script_host_bench and skip_bench (row decoding is measured by
 // script_host_bench BM_SegmentationWithDecode). Prints one JSON object.
 //
-//   segmenter_bench --hll [--seconds 3] [--batch 2000] [--segments 5]
+//   segmenter_bench --hll [--seconds 3] [--batch 2000] [--segments 5] [--fresh-keys]
 //     HyperLogLog updates/s through the stats writer against a local
 //     redis-server: one FCALL per user pipelined per batch (the node's path)
 //     against one PFADD per round trip (the baseline), same run, fresh users.
 //     Also the FCALL floor: the same calls to a function that does nothing,
 //     i.e. the most updates per Redis CPU second any one-call-per-user
-//     procedure could reach with this many keys per call.
+//     procedure could reach with this many keys per call. Keys are of today
+//     (UTC), so they get the writer's retention expiry (stats.hll_retention_days).
+//     --fresh-keys: every batch writes new segment-day keys (small sparse
+//     sketches: almost every PFADD changes one, the worst case for the expiry).
+//     hll_changed_fraction = PFADDs that changed a sketch / PFADDs.
+//     --retention-days D: the writer's hll_retention_days (0 = no expiry).
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -37,17 +42,27 @@ double RedisCpuSeconds(int port) {
 }
 
 struct HllRates {
-  double wall = 0;       // updates per wall-clock second
-  double redis_cpu = 0;  // updates per second of redis-server CPU
+  double wall = 0;            // updates per wall-clock second
+  double redis_cpu = 0;       // updates per second of redis-server CPU
+  double changed = 0;         // fraction of updates that changed a sketch
+  int64_t expiry_checks = 0;  // keys the writer asked EXPIREAT NX for
 };
+
+// Today (UTC) as yyyymmdd: the day the benchmark's keys are for.
+seg::stats::Day Today() {
+  return seg::stats::DayFromUnixMs(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+}
 
 // HLL updates (PFADDs applied) for `mode` over `seconds`, fresh users.
 HllRates HllRate(int port, seg::stats::StatsCallMode mode, double seconds, int batch_users,
-                 int segments, int64_t* next_user) {
+                 int segments, bool fresh_keys, int retention_days, int64_t* next_user) {
   seg::stats::StatsWriterOptions options;
   options.redis.node.port = port;
   options.mode = mode;
   options.update_registry = false;
+  options.hll_retention_days = retention_days;
   auto writer = seg::stats::NewStatsWriter(options);
   if (!writer.ok() || !(*writer)->LoadProcedures().ok()) {
     std::fprintf(stderr, "stats writer: %s\n", writer.status().ToString().c_str());
@@ -56,9 +71,10 @@ HllRates HllRate(int port, seg::stats::StatsCallMode mode, double seconds, int b
   std::vector<seg::stats::UserUpdate> batch(static_cast<size_t>(batch_users));
   for (auto& u : batch) {
     for (int s = 0; s < segments; ++s) {
-      u.adds.push_back({"segment_" + std::to_string(s), 20240501});
+      u.adds.push_back({"segment_" + std::to_string(s), Today()});
     }
   }
+  int64_t batch_no = 0;
   const double redis_cpu_start = RedisCpuSeconds(port);
   const auto start = SteadyClock::now();
   double elapsed = 0;
@@ -66,7 +82,13 @@ HllRates HllRate(int port, seg::stats::StatsCallMode mode, double seconds, int b
     for (auto& u : batch) {
       u.user_id.assign("u");
       u.user_id.append(std::to_string((*next_user)++));
+      if (fresh_keys) {
+        for (int s = 0; s < segments; ++s) {
+          u.adds[s].segment = "segment_" + std::to_string(s) + "_" + std::to_string(batch_no);
+        }
+      }
     }
+    ++batch_no;
     auto s = (*writer)->WriteBatch(batch);
     if (!s.ok()) {
       std::fprintf(stderr, "write batch: %s\n", s.ToString().c_str());
@@ -75,7 +97,9 @@ HllRates HllRate(int port, seg::stats::StatsCallMode mode, double seconds, int b
     elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
   }
   const double keys = static_cast<double>((*writer)->counters().keys);
-  return HllRates{keys / elapsed, keys / (RedisCpuSeconds(port) - redis_cpu_start)};
+  return HllRates{keys / elapsed, keys / (RedisCpuSeconds(port) - redis_cpu_start),
+                  static_cast<double>((*writer)->counters().changed) / keys,
+                  (*writer)->counters().expiry_checks};
 }
 
 // FCALLs per Redis CPU second of a no-op function with `segments` keys and
@@ -108,7 +132,7 @@ double FcallFloorCallsPerRedisCpuS(int port, double seconds, int batch_users, in
   return static_cast<double>(n) / (RedisCpuSeconds(port) - cpu_start);
 }
 
-int RunHll(double seconds, int batch_users, int segments) {
+int RunHll(double seconds, int batch_users, int segments, bool fresh_keys, int retention_days) {
   auto redis = seg::testing::LocalRedis::Start();
   if (!redis.ok()) {
     std::fprintf(stderr, "redis-server: %s\n", redis.status().ToString().c_str());
@@ -116,20 +140,23 @@ int RunHll(double seconds, int batch_users, int segments) {
   }
   int64_t next_user = 0;
   const HllRates batched = HllRate((*redis)->port(), seg::stats::StatsCallMode::kFunction, seconds,
-                                   batch_users, segments, &next_user);
+                                   batch_users, segments, fresh_keys, retention_days, &next_user);
   // The baseline is ~100x slower: small batches keep its run short.
   const HllRates unbatched =
       HllRate((*redis)->port(), seg::stats::StatsCallMode::kPfaddPerRoundTrip, seconds / 2,
-              std::max(1, batch_users / 20), segments, &next_user);
+              std::max(1, batch_users / 20), segments, fresh_keys, retention_days, &next_user);
   const double floor_calls =
       FcallFloorCallsPerRedisCpuS((*redis)->port(), seconds / 2, batch_users, segments);
   std::printf(
       "{\"hll_updates_per_s\": %.0f, \"hll_unbatched_updates_per_s\": %.0f, "
       "\"hll_updates_per_redis_cpu_s\": %.0f, \"hll_unbatched_updates_per_redis_cpu_s\": %.0f, "
       "\"hll_fcall_floor_updates_per_redis_cpu_s\": %.0f, "
+      "\"hll_changed_fraction\": %.4f, \"hll_expiry_checks\": %lld, \"fresh_keys\": %s, "
+      "\"retention_days\": %d, "
       "\"batch_users\": %d, \"segments_per_user\": %d}\n",
       batched.wall, unbatched.wall, batched.redis_cpu, unbatched.redis_cpu, floor_calls * segments,
-      batch_users, segments);
+      batched.changed, static_cast<long long>(batched.expiry_checks), fresh_keys ? "true" : "false",
+      retention_days, batch_users, segments);
   return 0;
 }
 
@@ -140,6 +167,8 @@ int main(int argc, char** argv) {
   bool hll = false;
   double seconds = 3;
   int batch_users = 2000, segments = 5;
+  bool fresh_keys = false;
+  int retention_days = seg::stats::StatsWriterOptions().hll_retention_days;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--hll") {
@@ -150,10 +179,14 @@ int main(int argc, char** argv) {
       batch_users = std::atoi(argv[++i]);
     } else if (a == "--segments" && i + 1 < argc) {
       segments = std::atoi(argv[++i]);
+    } else if (a == "--retention-days" && i + 1 < argc) {
+      retention_days = std::atoi(argv[++i]);
+    } else if (a == "--fresh-keys") {
+      fresh_keys = true;
     } else {
       std::fprintf(stderr,
                    "usage: segmenter_bench --hll [--seconds S] [--batch N] "
-                   "[--segments K]\n");
+                   "[--segments K] [--fresh-keys] [--retention-days D]\n");
       return 2;
     }
   }
@@ -161,5 +194,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "segmenter_bench: give --hll\n");
     return 2;
   }
-  return RunHll(seconds, batch_users, segments);
+  return RunHll(seconds, batch_users, segments, fresh_keys, retention_days);
 }

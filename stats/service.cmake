@@ -19,6 +19,7 @@ std::string_view StatsFunctionsLuaSource() {
 add_library(seg_stats_writer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/internal/stats_writer.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/stats_writer_days.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/hll_retention.cc
   ${CMAKE_CURRENT_BINARY_DIR}/gen/stats_functions_lua.cc)
 target_include_directories(seg_stats_writer PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(seg_stats_writer PUBLIC seg_redis_cluster seg_common glog::glog)

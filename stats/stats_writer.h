@@ -93,20 +93,35 @@ struct StatsWriterOptions {
   // Maintain `registry_key` (HSETNX on a segment's first sighting).
   bool update_registry = true;
   std::string registry_key = "segments:registry";
+  // Days a (segment, day) key is kept after its day ends: every key the
+  // procedure creates gets EXPIREAT <end of day (UTC) + hll_retention_days>
+  // (HllExpireAtUnixS). 0 = keys never expire. Not applied in
+  // kPfaddPerRoundTrip (the benchmark baseline). Keys written before this
+  // existed get theirs from `segctl stats expire-sweep` (SweepHllExpiry).
+  // Adds for a day already past retention are dropped (counters().past_retention).
+  // How: the first call of this writer that touches a key asks the procedure
+  // for EXPIREAT NX on it; the writer then leaves the key alone for
+  // ttl_recheck_ms (so a key recreated meanwhile, e.g. after FLUSHALL, gets
+  // its expiry within that interval). Steady-state cost in Redis: none.
+  int32_t hll_retention_days = 400;
+  int64_t ttl_recheck_ms = 3'600'000;  // see hll_retention_days; 0 = once per key per batch
 
   // Reads <prefix>.shards, .key_prefix, .mode ("function", "evalsha",
-  // "pfadd"), .registry_key, .update_registry and the Redis settings under
-  // <prefix>.redis (see RedisRouterOptions::LoadFrom).
+  // "pfadd"), .registry_key, .update_registry, .hll_retention_days,
+  // .ttl_recheck_ms and the
+  // Redis settings under <prefix>.redis (see RedisRouterOptions::LoadFrom).
   Status LoadFrom(Config& config, std::string_view prefix);
 };
 
 // Totals since the writer was created (also exported as metrics).
 struct StatsWriterCounters {
-  int64_t calls = 0;        // procedure calls (or PFADDs in the baseline) acknowledged
-  int64_t keys = 0;         // segment-day keys updated
-  int64_t changed = 0;      // keys whose sketch changed (PFADD returned 1)
-  int64_t reloads = 0;      // function/script reloads after a lost cache
-  int64_t round_trips = 0;  // pipelines or single commands sent
+  int64_t calls = 0;           // procedure calls (or PFADDs in the baseline) acknowledged
+  int64_t keys = 0;            // segment-day keys updated
+  int64_t changed = 0;         // keys whose sketch changed (PFADD returned 1)
+  int64_t reloads = 0;         // function/script reloads after a lost cache
+  int64_t round_trips = 0;     // pipelines or single commands sent
+  int64_t past_retention = 0;  // adds dropped: their day is past hll_retention_days
+  int64_t expiry_checks = 0;   // keys sent with an expiry flag (EXPIREAT NX asked)
 };
 
 class StatsWriter {
@@ -141,6 +156,32 @@ StatusOr<std::unique_ptr<StatsWriter>> NewStatsWriter(const StatsWriterOptions& 
 // Uses an existing router (tests, or to share a topology).
 std::unique_ptr<StatsWriter> NewStatsWriter(const StatsWriterOptions& options,
                                             std::unique_ptr<RedisRouter> router);
+
+// When a (segment, day) key expires: the end of `day` (next midnight UTC) plus
+// `retention_days`, in Unix seconds. The Lua procedure computes the same.
+int64_t HllExpireAtUnixS(Day day, int32_t retention_days);
+
+// What SweepHllExpiry did, summed over every master.
+struct ExpirySweepReport {
+  int64_t scanned = 0;    // keys matching <prefix>:* seen by SCAN
+  int64_t had_ttl = 0;    // already expiring: left alone
+  int64_t set = 0;        // EXPIREAT set (the expiry is in the future)
+  int64_t expired = 0;    // older than retention: EXPIREAT in the past deleted them
+  int64_t not_a_day = 0;  // the key does not end in a valid yyyymmdd: left alone
+  int64_t vanished = 0;   // gone between SCAN and EXPIREAT (expired meanwhile)
+  int64_t masters = 0;    // nodes swept
+};
+
+// The one-time sweep for keys written before retention existed (or by
+// writers with retention 0): SCAN MATCH <key_prefix>:* on every master (also
+// Redis Cluster), and for each key without a TTL EXPIREAT
+// HllExpireAtUnixS(day in the key, retention_days). Keys that already have a
+// TTL are skipped, so running it again changes nothing. A key whose expiry is
+// already past is deleted by Redis at once (counted in `expired`, judged
+// against `now_unix_s`). `scan_count` is SCAN's COUNT hint.
+StatusOr<ExpirySweepReport> SweepHllExpiry(RedisRouter* router, std::string_view key_prefix,
+                                           int32_t retention_days, int64_t now_unix_s,
+                                           int scan_count = 1000);
 
 // The Lua library source (lua/stats_functions.lua) compiled into the binary.
 std::string_view StatsFunctionsLua();

@@ -35,6 +35,7 @@ class StatsCacheTest : public ::testing::Test {
     redis_ = std::move(*redis);
     StatsWriterOptions wo;
     wo.redis.node.port = redis_->port();
+    wo.hll_retention_days = 0;  // days of 2024: past the default retention
     auto writer = NewStatsWriter(wo);
     ASSERT_TRUE(writer.ok()) << writer.status();
     writer_ = std::move(*writer);

@@ -98,6 +98,7 @@ TEST(SegctlBinaryTest, EveryCommandAgainstARealServer) {
   ASSERT_TRUE(redis.ok()) << redis.status();
   stats::StatsWriterOptions wo;
   wo.redis.node.port = (*redis)->port();
+  wo.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = stats::NewStatsWriter(wo);
   ASSERT_TRUE(writer.ok()) << writer.status();
   std::vector<stats::UserUpdate> users;

@@ -84,6 +84,7 @@ void Load(const RedisRouterOptions& redis, uint32_t shards) {
   StatsWriterOptions o;
   o.redis = redis;
   o.shards = shards;
+  o.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = NewStatsWriter(o);
   ASSERT_TRUE(writer.ok()) << writer.status();
   ASSERT_TRUE((*writer)->RegisterSegments({{"cats", "pets.lua@3"}, {"dogs", "pets.lua@3"}}).ok());
@@ -526,6 +527,7 @@ TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
   r.node.command_timeout_ms = 1500;
   StatsWriterOptions wo;
   wo.redis = r;
+  wo.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = NewStatsWriter(wo);
   ASSERT_TRUE(writer.ok());
   std::vector<UserUpdate> u = {{"u1", {{"cats", kDay0}}}};

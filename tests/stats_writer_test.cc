@@ -101,6 +101,7 @@ StatsWriterOptions WriterOptions(int port, uint32_t shards, StatsCallMode mode) 
   o.redis.node.port = port;
   o.shards = shards;
   o.mode = mode;
+  o.hll_retention_days = 0;  // days of 2024: past the default retention
   return o;
 }
 
@@ -314,6 +315,7 @@ TEST(StatsWriterClusterTest, CountsMatchThroughThreeMasterCluster) {
   o.redis.cluster = true;
   o.redis.seeds = {"127.0.0.1:" + std::to_string((*cluster)->node(0).port())};
   o.shards = shards;
+  o.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = NewStatsWriter(o);
   ASSERT_TRUE(writer.ok()) << writer.status();
   auto users = MakeUsers(0, 9000);

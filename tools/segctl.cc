@@ -6,6 +6,8 @@
 //   segctl series cats --last 30 --svg cats.svg
 //   segctl segments
 //   segctl user u123
+//   segctl forget u123 u456 | --file ids.txt     (tools/segctl_forget.h)
+//   segctl stats expire-sweep [--config seg.yaml]
 //
 // Readable tables by default, --json for scripts (one JSON object per call).
 // Exit status: 0 success, 1 the server answered an error (printed as
@@ -24,6 +26,9 @@
 #include "tools/segctl_render.h"
 #ifdef SEG_HAVE_SEGCTL_LOAD
 #include "tools/segctl_load.h"
+#endif
+#ifdef SEG_HAVE_SEGCTL_OPS
+#include "tools/segctl_forget.h"
 #endif
 
 namespace seg::segctl {
@@ -184,6 +189,13 @@ int Main(int argc, char** argv) {
   app.add_subcommand("load", "load a partner file of events into Kafka (see segctl load --help)")
       ->allow_extras();
 #endif
+#ifdef SEG_HAVE_SEGCTL_OPS
+  // Handed whole to ForgetMain / StatsAdminMain (see main()); --help only.
+  app.add_subcommand("forget", "delete everything about users (see segctl forget --help)")
+      ->allow_extras();
+  app.add_subcommand("stats", "stats key maintenance: expire-sweep (see segctl stats --help)")
+      ->allow_extras();
+#endif
 
   try {
     app.parse(argc, argv);
@@ -263,6 +275,14 @@ int main(int argc, char** argv) {
   // segctl load FILE [flags]: argv[0] becomes "load" for LoadMain.
   if (argc > 1 && std::string_view(argv[1]) == "load") {
     return seg::tools::LoadMain(argc - 1, argv + 1);
+  }
+#endif
+#ifdef SEG_HAVE_SEGCTL_OPS
+  if (argc > 1 && std::string_view(argv[1]) == "forget") {
+    return seg::tools::ForgetMain(argc - 1, argv + 1);
+  }
+  if (argc > 1 && std::string_view(argv[1]) == "stats") {
+    return seg::tools::StatsAdminMain(argc - 1, argv + 1);
   }
 #endif
   return seg::segctl::Main(argc, argv);

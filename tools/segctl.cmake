@@ -16,3 +16,6 @@ function(seg_segctl_wire_load)
   endif()
 endfunction()
 cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL seg_segctl_wire_load)
+
+# `segctl forget` and `segctl stats expire-sweep` (tools/segctl_forget.h).
+include(${CMAKE_CURRENT_LIST_DIR}/segctl_ops.cmake)

@@ -65,6 +65,7 @@ class StatsWriterImpl final : public StatsWriter {
         latency_(metrics::GetHistogram("seg_stats_writer_batch_latency_seconds",
                                        "WriteBatch latency (all round trips of a batch)")) {
     if (options_.shards == 0) options_.shards = 1;
+    retention_arg_ = std::to_string(options_.hll_retention_days);
   }
 
   Status WriteBatch(std::span<const UserUpdate> batch) override {
@@ -81,11 +82,41 @@ class StatsWriterImpl final : public StatsWriter {
         }
       }
     }
+    // Days already past retention: their key would expire the moment it was
+    // written, so they are not written at all (a backfill of old data).
+    std::vector<UserUpdate> alive;
+    if (options_.hll_retention_days > 0 && mode_ != StatsCallMode::kPfaddPerRoundTrip) {
+      const int64_t first_alive = Clock::Real()->NowMs() / 86'400'000 - options_.hll_retention_days;
+      // Days are few per batch: remember the last one seen.
+      Day last_day = 0;
+      bool last_past = false;
+      auto past = [&](const SegmentDay& a) {
+        if (a.day != last_day) {
+          last_day = a.day;
+          last_past = DayToEpochDays(a.day) < first_alive;
+        }
+        return last_past;
+      };
+      bool any = false;
+      for (const auto& u : batch) {
+        for (const auto& a : u.adds) any = any || past(a);
+      }
+      if (any) {
+        alive.assign(batch.begin(), batch.end());
+        for (auto& u : alive) {
+          counters_.past_retention += std::erase_if(u.adds, past);
+        }
+        batch = alive;
+      }
+    }
     int64_t start_us = Clock::Real()->MonotonicUs();
     Status s = mode_ == StatsCallMode::kPfaddPerRoundTrip ? WritePerKey(batch) : WriteCalls(batch);
     if (s.ok()) s = UpdateRegistry(batch);
     latency_.Observe((Clock::Real()->MonotonicUs() - start_us) / 1e6);
-    if (!s.ok()) errors_.Inc();
+    if (!s.ok()) {
+      errors_.Inc();
+      expiry_checked_.clear();
+    }
     return s;
   }
 
@@ -143,25 +174,59 @@ class StatsWriterImpl final : public StatsWriter {
   const StatsWriterCounters& counters() const override { return counters_; }
 
  private:
-  RoutedCommand CallFor(const UserUpdate& u) const {
+  // One call per user. With retention on, keys this writer has not checked
+  // lately get their flag in ARGV[3] ('1' = EXPIREAT NX this key): the
+  // procedure then sets the expiry of each key about once per writer per
+  // ttl_recheck_ms instead of on every change; calls with nothing to check
+  // carry no ARGV[2]/[3] and cost Redis exactly what they did before.
+  RoutedCommand CallFor(const UserUpdate& u) {
     uint32_t shard = UserShard(u.user_id, options_.shards);
     RoutedCommand c;
-    c.argv.reserve(u.adds.size() + 4);
+    c.argv.reserve(u.adds.size() + 6);
     if (mode_ == StatsCallMode::kFunction) {
       c.argv = {"FCALL", std::string(kFunctionName)};
     } else {
       c.argv = {"EVALSHA", sha_};
     }
     c.argv.push_back(std::to_string(u.adds.size()));
-    for (const auto& a : u.adds)
+    std::string flags;
+    bool any = false;
+    for (const auto& a : u.adds) {
       c.argv.push_back(HllKey(options_.key_prefix, shard, a.segment, a.day));
+      if (options_.hll_retention_days > 0) {
+        bool check = !expiry_checked_.contains(c.argv.back()) &&
+                     expiry_checked_.insert(c.argv.back()).second;
+        counters_.expiry_checks += check;
+        flags.push_back(check ? '1' : '0');
+        any = any || check;
+      }
+    }
     c.argv.push_back(u.user_id);
+    if (any) {
+      c.argv.push_back(retention_arg_);
+      c.argv.push_back(std::move(flags));
+    }
     c.key = c.argv[3];
     return c;
   }
 
+  // Keys whose expiry was set within ttl_recheck_ms are not flagged again;
+  // the set starts over after that (a key deleted and recreated meanwhile,
+  // e.g. by FLUSHALL, gets its expiry within one interval), after a failed
+  // batch and after a reload (the calls that carried the flags may not
+  // have run).
+  void MaybeResetExpiryChecks() {
+    int64_t now_us = Clock::Real()->MonotonicUs();
+    if (expiry_checked_.size() > kMaxExpiryChecked ||
+        now_us - expiry_checked_since_us_ >= options_.ttl_recheck_ms * 1000) {
+      expiry_checked_.clear();
+      expiry_checked_since_us_ = now_us;
+    }
+  }
+
   Status WriteCalls(std::span<const UserUpdate> batch) {
     if (!loaded_) SEG_RETURN_IF_ERROR(LoadProcedures());
+    MaybeResetExpiryChecks();
     std::vector<const UserUpdate*> pending;
     for (const auto& u : batch) {
       if (!u.adds.empty()) pending.push_back(&u);
@@ -196,6 +261,7 @@ class StatsWriterImpl final : public StatsWriter {
                 << " call(s) found no function/script on Redis (restarted?); reloading";
       // A Redis that lost its functions may have lost the registry too.
       registered_.clear();
+      expiry_checked_.clear();
       ++counters_.reloads;
       reloads_metric_.Inc();
       SEG_RETURN_IF_ERROR(LoadProcedures());
@@ -252,6 +318,10 @@ class StatsWriterImpl final : public StatsWriter {
   StatsCallMode mode_;
   bool loaded_ = false;
   std::string sha_;
+  std::string retention_arg_;  // ARGV[2] of calls that carry expiry flags
+  static constexpr size_t kMaxExpiryChecked = 1 << 20;
+  std::unordered_set<std::string> expiry_checked_;  // keys flagged since ..._since_us_
+  int64_t expiry_checked_since_us_ = 0;
   std::unordered_set<std::string> registered_;
   StatsWriterCounters counters_;
   metrics::Counter calls_, keys_, reloads_metric_, errors_;
@@ -277,6 +347,12 @@ Status StatsWriterOptions::LoadFrom(Config& config, std::string_view prefix) {
   std::string p(prefix);
   SEG_RETURN_IF_ERROR(LoadStatsKeyspace(config, prefix, &shards, &key_prefix, &registry_key));
   SEG_RETURN_IF_ERROR(config.Get(p + ".update_registry", &update_registry));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".hll_retention_days", &hll_retention_days));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".ttl_recheck_ms", &ttl_recheck_ms));
+  if (hll_retention_days < 0 || hll_retention_days > 100000) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".hll_retention_days: must be 0 (keep forever) .. 100000");
+  }
   std::string mode_name;
   SEG_RETURN_IF_ERROR(config.Get(p + ".mode", &mode_name));
   if (mode_name == "function") {
