@@ -84,6 +84,7 @@ SeedResult RunSeed(int32_t users, double rate, double minutes, uint64_t seed,
   seg::loadgen::TrafficOptions traffic;
   traffic.users = users;
   traffic.seed = seed;
+  traffic.bot_rate_spread = 4;  // slow and fast crawlers, 1.5..6 events/s at the defaults
   seg::loadgen::TrafficGenerator generator(traffic);
 
   BotBlacklist::Options old_options;  // the node's thresholds of before
@@ -332,7 +333,8 @@ int main(int argc, char** argv) {
   json << ", \"notes\": \"seg-loadgen traffic (bots with browser agents and crawl URLs), " << users
        << " users, " << rate << " events/s, " << minutes << " simulated minutes per seed, "
        << seeds.size()
-       << " seeds, summed. old = OnNotice only, 600 events per 60 s at once (the node's "
+       << " seeds, summed; bot rates spread 4x (bot_rate_spread). old = OnNotice only, 600 events "
+          "per 60 s at once (the node's "
           "thresholds before BotOptions); new = BotOptions defaults, OnNotice + ObserveRow on "
           "the row the node reads (60 days, newest 2000 events) every 100 ms batch. Goals: "
           "real users blacklisted <= 0.1% of active users, bots caught >= 90%. Catch time: "

@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   app.add_option("--bot-share", traffic.bot_share, "Share of users that are bots");
   app.add_option("--bot-traffic-share", traffic.bot_traffic_share,
                  "Share of all events sent by bots");
+  app.add_option("--bot-rate-spread", traffic.bot_rate_spread,
+                 "Fastest over slowest bot rate (1 = all alike)");
   app.add_option("--malformed-share", traffic.malformed_share, "Share of malformed messages");
   app.add_option("--duplicate-share", traffic.duplicate_share, "Share of duplicate events");
   app.add_option("--late-share", traffic.late_share, "Share of events minutes..hours late");

@@ -185,8 +185,8 @@ TrafficGenerator::TrafficGenerator(const TrafficOptions& options)
     if (p.bot) {
       // Kinds in turn, so every kind is a third of the bots at any size.
       p.bot_kind = static_cast<BotKind>(1 + bots_.size() % 3);
-      // Rates spread over 4x (log-uniform 0.5..2): some bots crawl slowly.
-      p.weight = std::exp2(u(rng_) * 2 - 1);
+      // Rates log-uniform over bot_rate_spread, around 1.
+      p.weight = std::pow(std::max(1.0, options_.bot_rate_spread), u(rng_) - 0.5);
       // First turns spread over one stride, so bots do not start in step.
       bot_turns_.emplace_back(u(rng_) / p.weight, static_cast<int32_t>(bots_.size()));
       bots_.push_back(i);

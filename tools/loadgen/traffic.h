@@ -48,11 +48,14 @@ struct TrafficOptions {
   uint64_t seed = 1;
   double bot_share = 0.05;          // users that are bots
   double bot_traffic_share = 0.30;  // of all events, produced by bots
-  double malformed_share = 0.002;   // messages that must be dead-lettered
-  double duplicate_share = 0.05;    // events sent twice (same id)
-  double late_share = 0.02;         // events minutes..hours old
-  double history_share = 0.10;      // human events dated 1..45 days back
-  double pareto_alpha = 1.2;        // activity tail; lower = heavier
+  // Fastest over slowest bot rate (log-uniform between); 1 = all bots send
+  // alike (what tests counting each bot's messages expect).
+  double bot_rate_spread = 1;
+  double malformed_share = 0.002;  // messages that must be dead-lettered
+  double duplicate_share = 0.05;   // events sent twice (same id)
+  double late_share = 0.02;        // events minutes..hours old
+  double history_share = 0.10;     // human events dated 1..45 days back
+  double pareto_alpha = 1.2;       // activity tail; lower = heavier
 };
 
 enum Interest : uint32_t {
