@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "segmenter/bot_blacklist.h"
@@ -21,11 +23,15 @@ class BotBlacklistTable final : public BotBlacklist {
   static constexpr uint64_t kFlushEvery = 4096;
 
   // `options` must have passed BotBlacklist::Create's validation.
-  BotBlacklistTable(const Options& options, Clock* clock);
+  BotBlacklistTable(const BotOptions& options, Clock* clock);
   ~BotBlacklistTable() override;
 
   Decision OnNotice(std::string_view user_id, uint32_t event_count) override {
     return OnNoticeHash(HashUserId(user_id, seed_), event_count);
+  }
+  Decision ObserveRow(std::string_view user_id, std::span<const EventView> events,
+                      int64_t now_ms) override {
+    return ObserveRowHash(HashUserId(user_id, seed_), events, now_ms);
   }
   bool IsBlacklisted(std::string_view user_id) const override {
     return IsBlacklistedHash(HashUserId(user_id, seed_));
@@ -37,6 +43,7 @@ class BotBlacklistTable final : public BotBlacklist {
   void FlushMetrics() override;
 
   Decision OnNoticeHash(uint64_t hash, uint32_t event_count);
+  Decision ObserveRowHash(uint64_t hash, std::span<const EventView> events, int64_t now_ms);
   bool IsBlacklistedHash(uint64_t hash) const;
   // The window estimate of `hash` now, or -1 when not tracked (tests).
   int64_t EstimateForTest(uint64_t hash) const;
@@ -44,8 +51,9 @@ class BotBlacklistTable final : public BotBlacklist {
  private:
   struct Entry {
     uint64_t key;                  // full hash, 0 = empty
-    int64_t blocked_until_ms;      // relative to base_ms_; 0 = not blacklisted
+    uint32_t blocked_until_s;      // seconds after base_ms_, rounded up; 0 = not blacklisted
     uint32_t tick;                 // newest sub-window number
+    uint32_t streak;               // 1 + sub-window where the rate streak began; 0 = none
     uint16_t counts[kSubWindows];  // counts[s % kSubWindows] for s in (tick-6, tick]
   };
   static_assert(sizeof(Entry) == 32);
@@ -62,13 +70,20 @@ class BotBlacklistTable final : public BotBlacklist {
   // Sum of the sub-windows (tick - 6, tick] still held by `e` at `tick`.
   static uint32_t Estimate(const Entry& e, uint32_t tick);
   static bool Blocked(const Entry& e, int64_t now_ms) {
-    return e.blocked_until_ms != 0 && e.blocked_until_ms > now_ms;
+    return e.blocked_until_s != 0 && int64_t{e.blocked_until_s} * 1000 > now_ms;
   }
+  Entry* Find(uint64_t hash) const;
   Entry* Insert(Bucket& b, uint64_t key, uint32_t tick, int64_t now_ms);
+  // Marks `e` blacklisted from now_ms and counts it.
+  void Block(Entry& e, int64_t now_ms);
+  enum class RowVerdict { kHuman, kUserAgents, kIps, kCrawl };
+  RowVerdict AnalyseRow(std::span<const EventView> events, int64_t now_ms);
   void CountOp();
 
+  const BotOptions options_;
   const int64_t sub_window_ms_;
   const uint32_t threshold_;
+  const uint32_t sustain_ticks_;
   const int64_t blacklist_ms_;
   const uint64_t seed_;
   const size_t num_buckets_;
@@ -78,9 +93,14 @@ class BotBlacklistTable final : public BotBlacklist {
   size_t size_ = 0;
   Stats stats_;
   uint64_t ops_since_flush_ = 0;
+  // ObserveRow's scratch: event times of the analysed window, then gaps.
+  std::vector<int64_t> gaps_;
   PendingCounter blacklisted_counter_;
   PendingCounter skipped_counter_;
   PendingCounter evictions_counter_;
+  PendingCounter by_agents_counter_;
+  PendingCounter by_ips_counter_;
+  PendingCounter by_crawl_counter_;
 };
 
 }  // namespace seg::segmenter::internal

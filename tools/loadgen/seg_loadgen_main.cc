@@ -7,7 +7,8 @@
 // --rate 0 sends as fast as the producer takes them. Deterministic from
 // --seed (message content; pacing follows the wall clock). Prints a summary
 // line with the counts; the truth file has one JSON object per user:
-// {"user": ..., "bot": ..., "interests": [...], "decided_segments": [...],
+// {"user": ..., "bot": ..., "bot_kind": "none"|"proxy_rotator"|"agent_rotator"|
+//  "steady_crawler", "interests": [...], "decided_segments": [...],
 //  "messages": n, "duplicates": n, "malformed": n} (see UserProfile).
 #include <glog/logging.h>
 #include <CLI/CLI.hpp>
@@ -43,6 +44,10 @@ int main(int argc, char** argv) {
   app.add_option("--users", traffic.users, "Number of users");
   app.add_option("--seed", traffic.seed, "Random seed");
   app.add_option("--bot-share", traffic.bot_share, "Share of users that are bots");
+  app.add_option("--bot-traffic-share", traffic.bot_traffic_share,
+                 "Share of all events sent by bots");
+  app.add_option("--bot-rate-spread", traffic.bot_rate_spread,
+                 "Fastest over slowest bot rate (1 = all alike)");
   app.add_option("--malformed-share", traffic.malformed_share, "Share of malformed messages");
   app.add_option("--duplicate-share", traffic.duplicate_share, "Share of duplicate events");
   app.add_option("--late-share", traffic.late_share, "Share of events minutes..hours late");
@@ -117,7 +122,7 @@ int main(int argc, char** argv) {
     std::ofstream out(truth_out);
     for (const auto& user : generator.users()) {
       out << "{\"user\":\"" << user.id << "\",\"bot\":" << (user.bot ? "true" : "false")
-          << ",\"interests\":[";
+          << ",\"bot_kind\":\"" << seg::loadgen::BotKindName(user.bot_kind) << "\",\"interests\":[";
       auto names = seg::loadgen::TrafficGenerator::InterestNames(user.interests);
       for (size_t i = 0; i < names.size(); ++i) out << (i ? "," : "") << '"' << names[i] << '"';
       out << "],\"decided_segments\":[";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string_view>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -126,7 +127,51 @@ void SerializeDeterministic(const Event& event, std::string* out) {
 
 const char* kNeutralUrls[] = {"https://news.example.com/", "https://mail.example.com/inbox",
                               "https://video.example.com/watch", "https://shop.example.com/"};
+
+// Browser user agents, shared by humans (one each, by user index) and bots,
+// so the string itself tells nothing.
+const char* kBrowserAgents[] = {
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.2 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.144 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.0.0 Safari/537.36",
+};
+
+// What bots crawl: listing-and-item sites whose paths none of scripts/
+// matches (a bot must stay in no segment). Item ids never repeat per bot.
+const char* kCrawlUrls[] = {"https://www.market.example.com/p/",
+                            "https://news.example.com/article/", "https://forum.example.com/t/",
+                            "https://realty.example.com/flat/"};
+
+// Proxy IPs stay out of the ranges lives_in_novosibirsk.lua matches.
+constexpr int kProxyPool = 64;
+constexpr double kBotJitter = 0.3;  // a bot's turn is 1/weight * U(0.7, 1.3)
 }  // namespace
+
+const char* BotKindName(BotKind kind) {
+  switch (kind) {
+    case BotKind::kNone:
+      return "none";
+    case BotKind::kProxyRotator:
+      return "proxy_rotator";
+    case BotKind::kAgentRotator:
+      return "agent_rotator";
+    case BotKind::kSteadyCrawler:
+      return "steady_crawler";
+  }
+  return "?";
+}
 
 TrafficGenerator::TrafficGenerator(const TrafficOptions& options)
     : options_(options), rng_(options.seed) {
@@ -138,7 +183,14 @@ TrafficGenerator::TrafficGenerator(const TrafficOptions& options)
     p.id = "u" + std::to_string(options_.seed) + "-" + std::to_string(i);
     p.bot = u(rng_) < options_.bot_share;
     if (p.bot) {
+      // Kinds in turn, so every kind is a third of the bots at any size.
+      p.bot_kind = static_cast<BotKind>(1 + bots_.size() % 3);
+      // Rates log-uniform over bot_rate_spread, around 1.
+      p.weight = std::pow(std::max(1.0, options_.bot_rate_spread), u(rng_) - 0.5);
+      // First turns spread over one stride, so bots do not start in step.
+      bot_turns_.emplace_back(u(rng_) / p.weight, static_cast<int32_t>(bots_.size()));
       bots_.push_back(i);
+      bot_pages_.push_back(std::uniform_int_distribution<int64_t>(10'000, 900'000)(rng_));
       continue;
     }
     // Each interest independently, so overlaps exist.
@@ -153,6 +205,18 @@ TrafficGenerator::TrafficGenerator(const TrafficOptions& options)
   }
   if (weights.empty()) weights.push_back(1);
   human_pick_ = std::discrete_distribution<int32_t>(weights.begin(), weights.end());
+  std::make_heap(bot_turns_.begin(), bot_turns_.end(), std::greater<>());
+}
+
+int32_t TrafficGenerator::NextBot() {
+  std::pop_heap(bot_turns_.begin(), bot_turns_.end(), std::greater<>());
+  auto& [turn, bot] = bot_turns_.back();
+  const int32_t user = bots_[bot];
+  const double jitter =
+      std::uniform_real_distribution<double>(1 - kBotJitter, 1 + kBotJitter)(rng_);
+  turn += jitter / users_[user].weight;
+  std::push_heap(bot_turns_.begin(), bot_turns_.end(), std::greater<>());
+  return user;
 }
 
 std::vector<std::string> TrafficGenerator::InterestNames(uint32_t interests) {
@@ -164,9 +228,7 @@ std::vector<std::string> TrafficGenerator::InterestNames(uint32_t interests) {
 }
 
 int32_t TrafficGenerator::PickUser(bool bot) {
-  if (bot && !bots_.empty()) {
-    return bots_[std::uniform_int_distribution<size_t>(0, bots_.size() - 1)(rng_)];
-  }
+  if (bot && !bots_.empty()) return NextBot();
   if (humans_.empty()) return 0;
   return humans_[human_pick_(rng_)];
 }
@@ -243,13 +305,20 @@ void TrafficGenerator::MakeEvent(int32_t user, int64_t time_ms, GeneratedMessage
   e.set_user_id(p.id);
   e.set_event_time_ms(time_ms);
   e.set_event_id("e" + std::to_string(options_.seed) + "-" + std::to_string(next_event_id_++));
-  e.set_source(p.bot ? "crawler" : "web");
+  e.set_source("web");
+  if (p.bot) {
+    MakeBotEvent(user, &e);
+    out->key = p.id;
+    out->user_index = user;
+    SerializeDeterministic(e, &out->value);
+    return;
+  }
   // Novosibirsk users browse from the ranges lives_in_novosibirsk.lua lists.
   const std::string net = (p.interests & kNovosibirsk) ? "198.51.100." : "10.";
   e.set_ip((p.interests & kNovosibirsk) ? net + std::to_string(user % 250)
                                         : net + std::to_string(user % 250) + "." +
                                               std::to_string((user / 250) % 250) + ".7");
-  e.set_user_agent(p.bot ? "python-requests/2.31" : "Mozilla/5.0 (X11; Linux x86_64)");
+  e.set_user_agent(kBrowserAgents[user % std::size(kBrowserAgents)]);
   const Signal* signal = nullptr;
   if (p.interests != 0 && u(rng_) < 0.7) {
     // One of the user's signals, by weight.
@@ -284,6 +353,34 @@ void TrafficGenerator::MakeEvent(int32_t user, int64_t time_ms, GeneratedMessage
   out->key = p.id;
   out->user_index = user;
   SerializeDeterministic(e, &out->value);
+}
+
+void TrafficGenerator::MakeBotEvent(int32_t user, Event* e) {
+  const UserProfile& p = users_[user];
+  const size_t bot =
+      static_cast<size_t>(std::lower_bound(bots_.begin(), bots_.end(), user) - bots_.begin());
+  const int32_t net = static_cast<int32_t>(bot);
+  std::string ip =
+      "100.64." + std::to_string(net % 250) + "." + std::to_string(1 + net / 250 % 250);
+  std::string_view agent = kBrowserAgents[(user * 7 + 3) % std::size(kBrowserAgents)];
+  if (p.bot_kind == BotKind::kProxyRotator) {
+    const int proxy = std::uniform_int_distribution<int>(0, kProxyPool - 1)(rng_);
+    ip = "45." + std::to_string(60 + net % 120) + "." + std::to_string(proxy) + "." +
+         std::to_string(10 + net / 120 % 200);
+  } else if (p.bot_kind == BotKind::kAgentRotator) {
+    agent = kBrowserAgents[std::uniform_int_distribution<size_t>(
+        0, std::size(kBrowserAgents) - 1)(rng_)];
+  }
+  e->set_ip(std::move(ip));
+  e->set_user_agent(std::string(agent));
+  // A crawl: the next item of the bot's site, found on a listing page; ids
+  // advance by a small stride, so no URL repeats.
+  const std::string host = kCrawlUrls[bot % std::size(kCrawlUrls)];
+  int64_t& page = bot_pages_[bot];
+  page += 1 + static_cast<int64_t>(bot % 5);
+  e->set_type(PAGE_VIEW);
+  e->set_url(host + std::to_string(page));
+  e->set_referrer(host + "?page=" + std::to_string(page / 40));
 }
 
 void TrafficGenerator::MakeMalformed(int64_t now_ms, GeneratedMessage* out) {

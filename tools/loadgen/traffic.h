@@ -13,7 +13,16 @@
 //     (background tabs, trackers), followed by a click chain;
 //   - history: a share of events is dated days back (up to 45 days), so the
 //     scripts' "on N distinct days" rules have something to count;
-//   - ~5% bots firing events at very high rates, with no interests;
+//   - ~5% bots with no interests that pass for browsers: a browser user
+//     agent, real-looking URLs, source "web" like everyone else. Only their
+//     behaviour gives them away, as it does in production: each crawls
+//     pages it has not seen before at a steady, lightly jittered cadence,
+//     sustained for as long as the generator runs, and by kind (BotKind)
+//     either rotates its IP through a proxy pool, rotates its user agent, or
+//     keeps both fixed (then cadence and never-revisited URLs are all there
+//     is). Bots are scheduled by stride scheduling (each has a rate weight;
+//     the bot whose next turn is earliest sends), so a bot's events are
+//     evenly spaced whatever the overall rate;
 //   - late and out-of-order events (event time minutes to hours in the
 //     past), exact duplicates (re-sent with the same event id), and a small
 //     share of malformed messages of every kind ingest must reject.
@@ -28,6 +37,10 @@
 #include <string>
 #include <vector>
 
+namespace seg {
+class Event;  // proto/events.proto
+}
+
 namespace seg::loadgen {
 
 struct TrafficOptions {
@@ -35,11 +48,14 @@ struct TrafficOptions {
   uint64_t seed = 1;
   double bot_share = 0.05;          // users that are bots
   double bot_traffic_share = 0.30;  // of all events, produced by bots
-  double malformed_share = 0.002;   // messages that must be dead-lettered
-  double duplicate_share = 0.05;    // events sent twice (same id)
-  double late_share = 0.02;         // events minutes..hours old
-  double history_share = 0.10;      // human events dated 1..45 days back
-  double pareto_alpha = 1.2;        // activity tail; lower = heavier
+  // Fastest over slowest bot rate (log-uniform between); 1 = all bots send
+  // alike (what tests counting each bot's messages expect).
+  double bot_rate_spread = 1;
+  double malformed_share = 0.002;  // messages that must be dead-lettered
+  double duplicate_share = 0.05;   // events sent twice (same id)
+  double late_share = 0.02;        // events minutes..hours old
+  double history_share = 0.10;     // human events dated 1..45 days back
+  double pareto_alpha = 1.2;       // activity tail; lower = heavier
 };
 
 enum Interest : uint32_t {
@@ -56,11 +72,22 @@ enum Interest : uint32_t {
   kDogOwner = 1 << 10,
 };
 
+// How a bot hides (UserProfile::bot_kind). Every kind crawls new URLs at a
+// steady cadence with a browser user agent.
+enum class BotKind : uint8_t {
+  kNone = 0,       // a human
+  kProxyRotator,   // one user agent, a different proxy IP per request (pool of 64)
+  kAgentRotator,   // one IP, a user agent picked per request from a pool of browser agents
+  kSteadyCrawler,  // one user agent, one IP
+};
+const char* BotKindName(BotKind kind);
+
 struct UserProfile {
   std::string id;
   uint32_t interests = 0;  // Interest bits
-  bool bot = false;
-  double weight = 1;  // relative activity
+  bool bot = false;        // ground truth: the generator made this user a bot
+  BotKind bot_kind = BotKind::kNone;
+  double weight = 1;  // relative activity (bots: relative rate among bots)
   // Ground truth counted while generating.
   int64_t messages = 0;    // valid messages sent for this user, duplicates included
   int64_t duplicates = 0;  // of which re-sends
@@ -94,7 +121,10 @@ class TrafficGenerator {
 
  private:
   int32_t PickUser(bool bot);
+  // The bot whose turn is earliest (stride scheduling), advanced by one turn.
+  int32_t NextBot();
   void MakeEvent(int32_t user, int64_t time_ms, GeneratedMessage* out);
+  void MakeBotEvent(int32_t user, Event* e);
   void MakeMalformed(int64_t now_ms, GeneratedMessage* out);
   void Decide(int32_t user, const char* segment);
 
@@ -103,6 +133,10 @@ class TrafficGenerator {
   std::vector<UserProfile> users_;
   std::vector<int32_t> humans_, bots_;
   std::discrete_distribution<int32_t> human_pick_;
+  // Stride scheduling of bots: a min-heap of (next turn, index into bots_);
+  // a turn advances by 1 / weight, jittered +-30%.
+  std::vector<std::pair<double, int32_t>> bot_turns_;
+  std::vector<int64_t> bot_pages_;  // per bots_ entry: pages crawled so far
   // Burst state: remaining events of the current page load and its user.
   int32_t burst_user_ = -1;
   int32_t burst_left_ = 0;
