@@ -33,6 +33,7 @@
 #include "common/event.h"
 #include "common/kafka.h"
 #include "common/status.h"
+#include "segmenter/bot_blacklist.h"
 
 namespace seg::store {
 class Store;
@@ -127,11 +128,9 @@ struct NodeOptions {
   bool skip_cache_enabled = true;
   int64_t skip_cache_bytes = 64ll << 20;
   int64_t clock_skew_margin_ms = 50;
-  bool bot_blacklist_enabled = true;
-  int64_t bot_window_ms = 60'000;
-  int64_t bot_threshold_events = 600;  // events per window
-  int64_t bot_blacklist_ms = 3'600'000;
-  int64_t bot_capacity_users = 1 << 20;
+  // Bot blacklist: a sustained notice rate (poll time) and the row's
+  // behaviour (client rotation, crawl cadence; on the normal read).
+  BotOptions bots;
 
   // Membership over time (docs/ARCHITECTURE.md "Membership over time").
   // Every evaluation stores the user's due time, the earliest moment its

@@ -69,7 +69,8 @@ class SegmenterNodeTest : public ::testing::Test {
     options.kafka.properties["session.timeout.ms"] = "6000";
     options.kafka.properties["heartbeat.interval.ms"] = "500";
     options.read_delay_ms = 0;
-    options.bot_threshold_events = 50;
+    options.bots.threshold_events = 50;
+    options.bots.sustain_ms = 0;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get());
     ASSERT_TRUE(node.ok()) << node.status();
     node_ = std::move(*node);

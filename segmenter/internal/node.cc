@@ -164,13 +164,8 @@ class NodeImpl : public Node {
       o.skew_margin_ms = options_.clock_skew_margin_ms;
       SEG_ASSIGN_OR_RETURN(skip_cache_, SkipCache::Create(o));
     }
-    if (options_.bot_blacklist_enabled) {
-      BotBlacklist::Options o;
-      o.window_ms = options_.bot_window_ms;
-      o.threshold_events = static_cast<uint32_t>(options_.bot_threshold_events);
-      o.blacklist_ms = options_.bot_blacklist_ms;
-      o.capacity_bytes = static_cast<size_t>(options_.bot_capacity_users) * 32;
-      SEG_ASSIGN_OR_RETURN(blacklist_, BotBlacklist::Create(o, clock_));
+    if (options_.bots.enabled) {
+      SEG_ASSIGN_OR_RETURN(blacklist_, BotBlacklist::Create(options_.bots, clock_));
     }
     return Status::OK();
   }
@@ -629,6 +624,16 @@ class NodeImpl : public Node {
     }
     // Cells come in qualifier order, which is time order (common/event_codec.h).
     std::span<const EventView> history(events_.data(), n);
+    // Behaviour only a row shows (client rotation, crawl cadence); a
+    // scheduled or backfill evaluation brings no new behaviour.
+    if (blacklist_ && (p.kinds & kWrite)) {
+      auto decision = blacklist_->ObserveRow(p.user_id, history, now);
+      if (decision == BotBlacklist::Decision::kNewlyBlacklisted) {
+        pending_[i].kinds |= kBotExit;  // a retried batch goes straight to ExitBot
+        return ExitBot(pending_[i], previous, now);
+      }
+      if (decision == BotBlacklist::Decision::kBlacklisted) return Status::OK();
+    }
     evaluation_.segments.clear();
     evaluation_.failed_scripts.clear();
     evaluation_.failed_segments.clear();

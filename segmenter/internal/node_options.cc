@@ -22,11 +22,7 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.bytes", &skip_cache_bytes));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.clock_skew_margin_ms", &clock_skew_margin_ms));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.enabled", &bot_blacklist_enabled));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.window_ms", &bot_window_ms));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.threshold_events", &bot_threshold_events));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.blacklist_ms", &bot_blacklist_ms));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".bot_blacklist.capacity_users", &bot_capacity_users));
+  SEG_RETURN_IF_ERROR(bots.LoadFrom(config, p + ".bots", p + ".bot_blacklist"));
   SEG_RETURN_IF_ERROR(config.Get(p + ".due.table", &due_table));
   SEG_RETURN_IF_ERROR(config.Get(p + ".due.family", &due_family));
   SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.enabled", &schedule_enabled));
