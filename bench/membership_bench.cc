@@ -820,7 +820,7 @@ int main(int argc, char** argv) {
 
     // 4. Due firing: every measured user's car-service window ends at edge.
     const double est_s = users / std::max(notices.back().rate(), 1.0);
-    const int64_t edge = NowMs() + static_cast<int64_t>((2 * est_s + 2) * 1000);
+    const int64_t edge = NowMs() + static_cast<int64_t>(std::min(2 * est_s + 2, 60.0) * 1000);
     WriteEdgeEvents(store, measured, std::vector<int64_t>(measured.size(), edge));
     preps.push_back(pass("edge-prep", seg::NOTICE_WRITE, segmented));
     due_at_edge = 0;
@@ -891,7 +891,9 @@ int main(int argc, char** argv) {
 
   // 5. Exit lateness on the real clock, under write notices.
   const int64_t late_start =
-      NowMs() + static_cast<int64_t>(std::max(3.0, 3.0 * late_users / notice_rate + 2) * 1000);
+      NowMs() +
+      static_cast<int64_t>(
+          std::clamp(3.0 * late_users / std::max(notice_rate, 1.0) + 2, 3.0, 60.0) * 1000);
   std::vector<int64_t> late_edges(late.size());
   for (size_t i = 0; i < late.size(); ++i) {
     late_edges[i] =
