@@ -181,6 +181,11 @@ class NodeImpl : public Node {
       if (!queue_.empty()) {
         wait_ms = std::clamp<int64_t>(queue_.front().due_ms - clock_->NowMs(), 0, wait_ms);
       }
+      // Nor past the next due scan: a backlog of due users drains without
+      // waiting out a poll on a quiet topic each round.
+      if (options_.schedule_enabled && !owned_.empty()) {
+        wait_ms = std::clamp<int64_t>(next_due_scan_ms_ - clock_->NowMs(), 0, wait_ms);
+      }
       SEG_ASSIGN_OR_RETURN(
           kafka::Batch batch,
           consumer_->PollBatch(options_.batch_max_notices, std::chrono::milliseconds(wait_ms)));
@@ -464,6 +469,16 @@ class NodeImpl : public Node {
     }
     for (const std::string& key : fired_due_) due_deletes_.push_back(store::RowDelete{key, {}});
     if (!due_deletes_.empty()) {
+      // A fired row is also the previous due row of its user: delete it once.
+      auto by_row = [](const store::RowDelete& a, const store::RowDelete& b) {
+        return a.row < b.row;
+      };
+      std::sort(due_deletes_.begin(), due_deletes_.end(), by_row);
+      due_deletes_.erase(std::unique(due_deletes_.begin(), due_deletes_.end(),
+                                     [](const store::RowDelete& a, const store::RowDelete& b) {
+                                       return a.row == b.row;
+                                     }),
+                         due_deletes_.end());
       SEG_RETURN_IF_ERROR(
           store_->Delete(options_.due_table, due_deletes_).WithContext("due delete"));
     }
@@ -539,6 +554,11 @@ class NodeImpl : public Node {
         // While blacklisted a bot has no membership to move; its next
         // event after the blacklist re-evaluates it.
         if (blacklist_ && blacklist_->IsBlacklisted(user)) continue;
+        if (pending_.size() >= static_cast<size_t>(options_.batch_max_notices)) {
+          fired_due_.pop_back();  // a group as large as a notice group; the rest next round
+          more = true;
+          break;
+        }
         const std::string& id = due_ids_.emplace_back(user);
         auto [it, inserted] = pending_index_.emplace(id, pending_.size());
         PendingUser add{id, 0, 0, 0, p, kSchedule};
@@ -691,7 +711,7 @@ class NodeImpl : public Node {
     }
     if (!evaluation_.failed_scripts.empty()) due = std::min(due, now + options_.failure_recheck_ms);
     if (due != kNever) due = std::max(due, now + options_.min_due_delay_ms);
-    SetDue(p, previous, due, &next);
+    SetDue(p, previous, due, now, &next);
 
     store::RowPut& put = state_puts_.emplace_back();
     put.row.assign(p.user_id);
@@ -720,10 +740,17 @@ class NodeImpl : public Node {
   }
 
   // Replaces the user's due row (if it moved) and records it in `next`.
-  void SetDue(const PendingUser& p, const SegmentState& previous, int64_t due, SegmentState* next) {
+  void SetDue(const PendingUser& p, const SegmentState& previous, int64_t due, int64_t now,
+              SegmentState* next) {
     const int32_t partition = p.partition >= 0 ? p.partition : previous.due_partition();
     const bool had = previous.due_ms() > 0;
-    const bool same = had && due == previous.due_ms() && partition == previous.due_partition();
+    // An earlier due row still in the future stays: early only costs one
+    // evaluation, while moving it costs a put and a delete (a script using
+    // now_ms would otherwise move it on every notice).
+    const bool keep_earlier = had && due != kNever && previous.due_ms() <= due &&
+                              previous.due_ms() > now && partition == previous.due_partition();
+    const bool same =
+        keep_earlier || (had && due == previous.due_ms() && partition == previous.due_partition());
     if (same) {
       next->set_due_ms(previous.due_ms());
       next->set_due_partition(previous.due_partition());
@@ -765,7 +792,7 @@ class NodeImpl : public Node {
     next.set_seq(NextSeq(previous.seq(), now));
     result.set_seq(next.seq());
     results_.push_back(ResultMessage{std::string(p.user_id), result.SerializeAsString()});
-    SetDue(p, previous, kNever, &next);
+    SetDue(p, previous, kNever, now, &next);
     store::RowPut& put = state_puts_.emplace_back();
     put.row.assign(p.user_id);
     put.cells.push_back(store::Cell{options_.state_family, std::string(kStateQualifier), now,
