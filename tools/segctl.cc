@@ -6,6 +6,7 @@
 //   segctl series cats --last 30 --svg cats.svg
 //   segctl segments
 //   segctl user u123
+//   segctl scripts push DIR | status   (the script set in the store: --store HOST:PORT)
 //
 // Readable tables by default, --json for scripts (one JSON object per call).
 // Exit status: 0 success, 1 the server answered an error (printed as
@@ -24,6 +25,9 @@
 #include "tools/segctl_render.h"
 #ifdef SEG_HAVE_SEGCTL_LOAD
 #include "tools/segctl_load.h"
+#endif
+#ifdef SEG_HAVE_SEGCTL_SCRIPTS
+#include "tools/segctl_scripts.h"
 #endif
 
 namespace seg::segctl {
@@ -184,6 +188,13 @@ int Main(int argc, char** argv) {
   app.add_subcommand("load", "load a partner file of events into Kafka (see segctl load --help)")
       ->allow_extras();
 #endif
+#ifdef SEG_HAVE_SEGCTL_SCRIPTS
+  // `segctl scripts ...` is handed to ScriptsMain (see main()); --help only.
+  app.add_subcommand("scripts",
+                     "push or inspect the cluster's segment scripts (see segctl "
+                     "scripts --help)")
+      ->allow_extras();
+#endif
 
   try {
     app.parse(argc, argv);
@@ -263,6 +274,11 @@ int main(int argc, char** argv) {
   // segctl load FILE [flags]: argv[0] becomes "load" for LoadMain.
   if (argc > 1 && std::string_view(argv[1]) == "load") {
     return seg::tools::LoadMain(argc - 1, argv + 1);
+  }
+#endif
+#ifdef SEG_HAVE_SEGCTL_SCRIPTS
+  if (argc > 1 && std::string_view(argv[1]) == "scripts") {
+    return seg::tools::ScriptsMain(argc - 1, argv + 1);
   }
 #endif
   return seg::segctl::Main(argc, argv);
