@@ -8,11 +8,11 @@ if(TARGET seg_store AND TARGET seg_script_host)
   )
   target_link_libraries(seg_script_set PUBLIC seg_common seg_store seg_script_host)
   add_library(seg::script_set ALIAS seg_script_set)
-  if(SEG_BUILD_TESTS AND TARGET seg_testing)
+  if(SEG_BUILD_TESTS AND TARGET seg_testing AND TARGET seg_store_server)
     seg_add_test(script_set_test
       SOURCES ${CMAKE_CURRENT_LIST_DIR}/internal/script_set_test.cc
               ${CMAKE_CURRENT_LIST_DIR}/internal/backfill_test.cc
-      LIBS seg_script_set seg_testing
+      LIBS seg_script_set seg_store_server seg_testing
       TIMEOUT 120 LABELS integration)
   endif()
 endif()

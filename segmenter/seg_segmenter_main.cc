@@ -135,6 +135,13 @@ class ScriptSync {
  private:
   void PushLocal(const std::string& why) {
     auto pushed = set_->Push(local_dir_);
+    if (!pushed.ok() && pushed.status().code() == seg::StatusCode::kAborted) {
+      // Lost a race, typically to another node on the same machine watching
+      // the same directory: nothing to say if the winner pushed our files.
+      auto local = seg::segmenter::ScriptSet::ReadDir(local_dir_);
+      auto stored = set_->FetchVersion();
+      if (local.ok() && stored.ok() && local->version == *stored) return;
+    }
     if (!pushed.ok()) {
       // A broken local edit never replaces the stored set.
       LOG(ERROR) << "scripts: not pushing " << local_dir_ << " (" << why

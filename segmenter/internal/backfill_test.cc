@@ -14,6 +14,7 @@
 #include "segmenter/script_set.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
+#include "tests/served_store.h"
 
 namespace seg::segmenter::internal {
 namespace {
@@ -28,14 +29,23 @@ std::string UserId(int i) {
   return buf;
 }
 
-class BackfillTest : public ::testing::Test {
+// Parameter: true = through the Thrift2 client to seg-store's server (the
+// production path), false = the embedded engine.
+class BackfillTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    store::StoreOptions o;
-    o.embedded.data_dir = dir_.path() + "/store";
-    auto s = store::OpenStore(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
+    if (GetParam()) {
+      auto served = testing::ServeStore(dir_.path() + "/store");
+      ASSERT_TRUE(served.ok()) << served.status();
+      server_ = std::move(served->server);
+      store_ = std::move(served->client);
+    } else {
+      store::StoreOptions o;
+      o.embedded.data_dir = dir_.path() + "/store";
+      auto s = store::OpenStore(o);
+      ASSERT_TRUE(s.ok()) << s.status();
+      store_ = std::move(*s);
+    }
 
     // Every segmented user has a state cell; one user has events only
     // (never segmented) and must not be sent.
@@ -122,6 +132,7 @@ class BackfillTest : public ::testing::Test {
 
   testing::TempDir dir_;
   FakeClock clock_;
+  std::unique_ptr<store::StoreServer> server_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<testing::MockKafkaCluster> kafka_;
   std::unique_ptr<kafka::Producer> producer_;
@@ -129,14 +140,14 @@ class BackfillTest : public ::testing::Test {
   int groups_ = 0;
 };
 
-TEST_F(BackfillTest, NoJobIsIdle) {
+TEST_P(BackfillTest, NoJobIsIdle) {
   Backfill b(store_.get(), producer_.get(), Options("a"));
   auto step = b.RunSome(100);
   ASSERT_TRUE(step.ok()) << step.status();
   EXPECT_EQ(step->state, State::kIdle);
 }
 
-TEST_F(BackfillTest, PublishesOneNoticePerStoredUser) {
+TEST_P(BackfillTest, PublishesOneNoticePerStoredUser) {
   const std::string v = Push("cat");
   Backfill b(store_.get(), producer_.get(), Options("a"));
   RunToEnd(b, 10);
@@ -167,7 +178,7 @@ TEST_F(BackfillTest, PublishesOneNoticePerStoredUser) {
   EXPECT_EQ(delivered_.load(), kUsers);
 }
 
-TEST_F(BackfillTest, ResumesFromCursorWithoutResending) {
+TEST_P(BackfillTest, ResumesFromCursorWithoutResending) {
   Push("cat");
   {
     Backfill first(store_.get(), producer_.get(), Options("a"));
@@ -192,7 +203,7 @@ TEST_F(BackfillTest, ResumesFromCursorWithoutResending) {
   for (const auto& [key, count] : per_user) EXPECT_EQ(count, 1) << key;
 }
 
-TEST_F(BackfillTest, SecondRunnerWaitsForTheLeaseThenTakesOver) {
+TEST_P(BackfillTest, SecondRunnerWaitsForTheLeaseThenTakesOver) {
   Push("cat");
   Backfill a(store_.get(), producer_.get(), Options("a"));
   Backfill b(store_.get(), producer_.get(), Options("b"));
@@ -229,7 +240,7 @@ TEST_F(BackfillTest, SecondRunnerWaitsForTheLeaseThenTakesOver) {
   EXPECT_EQ(delivered_.load(), kUsers);
 }
 
-TEST_F(BackfillTest, ReleaseLetsAnotherRunnerContinueAtOnce) {
+TEST_P(BackfillTest, ReleaseLetsAnotherRunnerContinueAtOnce) {
   Push("cat");
   Backfill a(store_.get(), producer_.get(), Options("a"));
   ASSERT_TRUE(a.RunSome(5).ok());
@@ -241,7 +252,7 @@ TEST_F(BackfillTest, ReleaseLetsAnotherRunnerContinueAtOnce) {
   EXPECT_EQ(sb->cursor, UserId(9));
 }
 
-TEST_F(BackfillTest, RateLimitOnFakeClock) {
+TEST_P(BackfillTest, RateLimitOnFakeClock) {
   Push("cat");
   BackfillOptions o = Options("a");
   o.users_per_s = 100;  // bucket: 10 users (100 ms worth)
@@ -265,7 +276,7 @@ TEST_F(BackfillTest, RateLimitOnFakeClock) {
   EXPECT_EQ(delivered_.load(), 25);
 }
 
-TEST_F(BackfillTest, NewerVersionRestartsTheScan) {
+TEST_P(BackfillTest, NewerVersionRestartsTheScan) {
   const std::string v1 = Push("cat");
   Backfill a(store_.get(), producer_.get(), Options("a"));
   auto s = a.RunSome(10);
@@ -294,6 +305,9 @@ TEST_F(BackfillTest, NewerVersionRestartsTheScan) {
   EXPECT_EQ(v1_count, 10);
   EXPECT_EQ(v2_users.size(), static_cast<size_t>(kUsers));
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, BackfillTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Thrift" : "Embedded"; });
 
 }  // namespace
 }  // namespace seg::segmenter::internal

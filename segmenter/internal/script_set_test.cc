@@ -12,6 +12,7 @@
 #include "segmenter/script_host.h"
 #include "store/store.h"
 #include "tests/harness/process.h"
+#include "tests/served_store.h"
 
 namespace seg::segmenter {
 namespace {
@@ -78,14 +79,23 @@ class HookedStore : public store::Store {
   store::Store* inner_;
 };
 
-class ScriptSetTest : public ::testing::Test {
+// Parameter: true = through the Thrift2 client to seg-store's server (the
+// production path), false = the embedded engine.
+class ScriptSetTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    store::StoreOptions o;
-    o.embedded.data_dir = dir_.path() + "/store";
-    auto s = store::OpenStore(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
+    if (GetParam()) {
+      auto served = testing::ServeStore(dir_.path() + "/store");
+      ASSERT_TRUE(served.ok()) << served.status();
+      server_ = std::move(served->server);
+      store_ = std::move(served->client);
+    } else {
+      store::StoreOptions o;
+      o.embedded.data_dir = dir_.path() + "/store";
+      auto s = store::OpenStore(o);
+      ASSERT_TRUE(s.ok()) << s.status();
+      store_ = std::move(*s);
+    }
   }
 
   // A scripts dir named `name` with the given files.
@@ -98,10 +108,11 @@ class ScriptSetTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  std::unique_ptr<store::StoreServer> server_;
   std::unique_ptr<store::Store> store_;
 };
 
-TEST_F(ScriptSetTest, PushFetchMaterializeRoundTrip) {
+TEST_P(ScriptSetTest, PushFetchMaterializeRoundTrip) {
   std::string a = MakeDir("a", {{"cats.lua", AlwaysScript("cats", "cat")},
                                 {"dogs.lua", AlwaysScript("dogs", "dog")},
                                 {"README.md", "not a script"}});
@@ -152,7 +163,7 @@ TEST_F(ScriptSetTest, PushFetchMaterializeRoundTrip) {
   }
 }
 
-TEST_F(ScriptSetTest, BrokenScriptIsRejectedAndStoredSetUnchanged) {
+TEST_P(ScriptSetTest, BrokenScriptIsRejectedAndStoredSetUnchanged) {
   std::string good = MakeDir("good", {{"cats.lua", AlwaysScript("cats", "cat")}});
   std::string bad = MakeDir("bad", {{"cats.lua", AlwaysScript("cats", "cat")},
                                     {"broken.lua", "return segment_script { name = "}});
@@ -169,7 +180,7 @@ TEST_F(ScriptSetTest, BrokenScriptIsRejectedAndStoredSetUnchanged) {
   EXPECT_EQ(fetched->files.size(), 1u);
 }
 
-TEST_F(ScriptSetTest, PushLosingTheCasWritesNothing) {
+TEST_P(ScriptSetTest, PushLosingTheCasWritesNothing) {
   std::string a = MakeDir("a", {{"cats.lua", AlwaysScript("cats", "cat")}});
   std::string b = MakeDir("b", {{"dogs.lua", AlwaysScript("dogs", "dog")}});
   std::string c = MakeDir("c", {{"birds.lua", AlwaysScript("birds", "bird")}});
@@ -196,7 +207,7 @@ TEST_F(ScriptSetTest, PushLosingTheCasWritesNothing) {
   EXPECT_TRUE(fetched->files.count("dogs.lua"));
 }
 
-TEST_F(ScriptSetTest, ConcurrentPushesLeaveOneWholeSet) {
+TEST_P(ScriptSetTest, ConcurrentPushesLeaveOneWholeSet) {
   constexpr int kPushers = 4;
   std::vector<std::string> dirs;
   for (int i = 0; i < kPushers; ++i) {
@@ -227,7 +238,7 @@ TEST_F(ScriptSetTest, ConcurrentPushesLeaveOneWholeSet) {
   EXPECT_NE(std::find(versions.begin(), versions.end(), fetched->version), versions.end());
 }
 
-TEST_F(ScriptSetTest, BootstrapOnlyWhenEmpty) {
+TEST_P(ScriptSetTest, BootstrapOnlyWhenEmpty) {
   std::string a = MakeDir("a", {{"cats.lua", AlwaysScript("cats", "cat")}});
   std::string older = MakeDir("older", {{"cats.lua", AlwaysScript("cats", "kitten")}});
   ScriptSet set(store_.get());
@@ -261,7 +272,7 @@ TEST_F(ScriptSetTest, BootstrapOnlyWhenEmpty) {
   EXPECT_EQ(lost->version, winner_version);
 }
 
-TEST_F(ScriptSetTest, PushStartsAFreshBackfillJob) {
+TEST_P(ScriptSetTest, PushStartsAFreshBackfillJob) {
   std::string a = MakeDir("a", {{"cats.lua", AlwaysScript("cats", "cat")}});
   ScriptSet set(store_.get());
   auto pushed = set.Push(a);
@@ -274,6 +285,9 @@ TEST_F(ScriptSetTest, PushStartsAFreshBackfillJob) {
   EXPECT_FALSE(job->done);
   EXPECT_EQ(job->lease_owner, "");
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, ScriptSetTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Thrift" : "Embedded"; });
 
 }  // namespace
 }  // namespace seg::segmenter
