@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <random>
 
 namespace seg::segmenter::internal {
@@ -34,7 +35,10 @@ std::string DefaultOwnerId() {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   std::random_device rd;
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(rd() % 100000);
+  char suffix[16];
+  std::snprintf(suffix, sizeof(suffix), "%08x", rd());
+  // Unique per Backfill object: two runners never share an id.
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + suffix;
 }
 
 store::Cell Put(std::string_view family, std::string_view qualifier, std::string value) {
@@ -159,8 +163,11 @@ StatusOr<Backfill::Step> Backfill::RunSome(int64_t max_users) {
   const int64_t now_ms = clock_->NowMs();
   std::string raw_lease =
       job.lease_owner.empty() ? "" : job.lease_owner + "@" + std::to_string(job.lease_expiry_ms);
-  const bool ours =
-      !job.lease_owner.empty() && job.lease_owner == options_.owner_id && raw_lease == held_lease_;
+  // Ours by owner id, not by the value we last wrote: a CAS whose reply was
+  // lost (Thrift timeout) may have applied, and waiting out our own lease
+  // would stall the job for lease_ms.
+  const bool ours = !job.lease_owner.empty() && job.lease_owner == options_.owner_id;
+  if (ours) held_lease_ = raw_lease;
   if (!ours && !job.lease_owner.empty() && job.lease_expiry_ms > now_ms) {
     running_.Set(0);
     step.state = Step::State::kLeasedElsewhere;

@@ -12,7 +12,8 @@
 //
 // Any segmenter may run the job; one at a time holds the lease cell
 // (`owner@expiry_ms`, taken and renewed with CheckAndMutate on the exact
-// value read, taken over once expired). The cursor (last row key sent) is
+// value read, taken over once expired; expiry is wall-clock time, so
+// lease_ms must dwarf the nodes' clock skew). The cursor (last row key sent) is
 // saved only after the producer flushed every notice up to it, and only
 // while the saver still holds the lease. Delivery is at least once: a crash
 // between the flush and the cursor save re-sends that step's notices (at
@@ -71,7 +72,8 @@ struct BackfillOptions {
   int32_t scan_batch_rows = 500;
   // Longest wait for the step's notices to be acknowledged.
   int64_t flush_timeout_ms = 30000;
-  // Identifies this runner in the lease; "" = host:pid:random.
+  // Identifies this runner in the lease; "" = host:pid:random. Must be
+  // unique per runner: a runner treats a lease with its id as its own.
   std::string owner_id;
   // A progress line every this many users or this long, whichever first.
   int64_t log_every_users = 100000;

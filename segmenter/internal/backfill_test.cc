@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "proto/segmentation.pb.h"
@@ -28,6 +29,45 @@ std::string UserId(int i) {
   std::snprintf(buf, sizeof(buf), "u%03d", i);
   return buf;
 }
+
+// Forwards to a real store; runs `hook` right before the CheckAndMutate
+// number `hook_at` (1-based), to interleave a competing write.
+class HookedStore : public store::Store {
+ public:
+  explicit HookedStore(store::Store* inner) : inner_(inner) {}
+  int hook_at = 0;
+  std::function<void()> hook;
+
+  Status Put(std::string_view t, const std::vector<store::RowPut>& rows) override {
+    return inner_->Put(t, rows);
+  }
+  StatusOr<store::RowResult> Get(std::string_view t, const store::GetRequest& g) override {
+    return inner_->Get(t, g);
+  }
+  Status MultiGet(std::string_view t, const std::vector<store::GetRequest>& g,
+                  std::vector<store::RowResult>* r) override {
+    return inner_->MultiGet(t, g, r);
+  }
+  StatusOr<bool> Exists(std::string_view t, const store::GetRequest& g) override {
+    return inner_->Exists(t, g);
+  }
+  Status Delete(std::string_view t, const std::vector<store::RowDelete>& rows) override {
+    return inner_->Delete(t, rows);
+  }
+  StatusOr<bool> CheckAndMutate(std::string_view t, const store::Condition& c,
+                                const store::RowMutations& m) override {
+    if (++cas_calls_ == hook_at && hook) hook();
+    return inner_->CheckAndMutate(t, c, m);
+  }
+  StatusOr<std::unique_ptr<store::Scanner>> OpenScanner(std::string_view t,
+                                                        const store::ScanRequest& s) override {
+    return inner_->OpenScanner(t, s);
+  }
+
+ private:
+  store::Store* inner_;
+  int cas_calls_ = 0;
+};
 
 // Parameter: true = through the Thrift2 client to seg-store's server (the
 // production path), false = the embedded engine.
@@ -304,6 +344,27 @@ TEST_P(BackfillTest, NewerVersionRestartsTheScan) {
   }
   EXPECT_EQ(v1_count, 10);
   EXPECT_EQ(v2_users.size(), static_cast<size_t>(kUsers));
+}
+
+TEST_P(BackfillTest, PushDuringAStepInvalidatesTheOldRunnersSave) {
+  Push("cat");
+  HookedStore hooked(store_.get());
+  std::string v2;
+  // CAS 1 takes the lease; before CAS 2 (the cursor save) a new version lands.
+  hooked.hook_at = 2;
+  hooked.hook = [&] { v2 = Push("dog"); };
+  Backfill a(&hooked, producer_.get(), Options("a"));
+  auto step = a.RunSome(10);
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ(step->state, State::kLostLease);
+  EXPECT_EQ(step->published, 10);  // sent for v1; harmless repeats
+  auto job = ReadBackfillStatus(store_.get(), Options("a"));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->target, v2);
+  EXPECT_EQ(job->cursor, "");  // the v1 runner did not move v2's cursor
+  EXPECT_EQ(job->published, 0);
+  RunToEnd(a, 10);
+  EXPECT_EQ(delivered_.load(), 10 + kUsers);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, BackfillTest, ::testing::Bool(),
