@@ -109,13 +109,13 @@ std::string LocalStamp(const std::string& dir) {
 class ScriptSync {
  public:
   ScriptSync(seg::segmenter::ScriptSet* set, std::string local_dir, std::string cache_dir,
-             bool watch_local, std::string adopted)
+             bool watch_local, std::string adopted, std::string local_stamp)
       : set_(set),
         local_dir_(std::move(local_dir)),
         cache_dir_(std::move(cache_dir)),
         watch_local_(watch_local),
         adopted_(std::move(adopted)),
-        local_stamp_(LocalStamp(local_dir_)) {}
+        local_stamp_(std::move(local_stamp)) {}
 
   void Run(Stopper* stopper, int64_t interval_ms, seg::segmenter::Node* node) {
     while (!stopper->WaitFor(interval_ms)) {
@@ -319,6 +319,7 @@ int main(int argc, char** argv) {
   const std::string local_scripts_dir = host_options.scripts_dir;
   bool temp_cache = false;
   std::string adopted;
+  std::string local_stamp;
   if (from_store) {
     if (cache_dir.empty()) {
       const char* tmp = std::getenv("TMPDIR");
@@ -329,6 +330,8 @@ int main(int argc, char** argv) {
     // Only an empty store takes the local directory; otherwise the stored
     // set wins, so a node started later with an older checkout cannot roll
     // the cluster back.
+    // Taken before the bootstrap read: an edit from then on is a change.
+    local_stamp = LocalStamp(local_scripts_dir);
     auto boot = script_set.Bootstrap(local_scripts_dir);
     if (!boot.ok()) return Fail(boot.status());
     auto files = script_set.Fetch();
@@ -366,7 +369,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<seg::segmenter::internal::Backfill> backfill;
   if (from_store) {
     sync = std::make_unique<ScriptSync>(&script_set, local_scripts_dir, cache_dir,
-                                        host_options.reload_check_interval_ms > 0, adopted);
+                                        host_options.reload_check_interval_ms > 0, adopted,
+                                        local_stamp);
     helpers.emplace_back([&] { sync->Run(&stopper, sync_interval_ms, node->get()); });
     if (backfill_enabled) {
       seg::kafka::KafkaOptions kafka_options = node_options.kafka;

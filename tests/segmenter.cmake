@@ -22,5 +22,5 @@ if(TARGET seg_script_set AND TARGET seg_store_server)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/segmenter_scripts_process_test.cc
     LIBS seg_script_set seg_store_server seg_testing
     TIMEOUT 180 LABELS integration)
-  add_dependencies(segmenter_scripts_process_test seg-segmenter)
+  add_dependencies(segmenter_scripts_process_test seg-segmenter segctl)
 endif()

@@ -4,13 +4,19 @@
 // a node started later with an older directory adopts the stored set, a
 // push reaches every node, and one backfill sends a DEFINITION_CHANGE
 // notice per stored user. Waits poll a condition with a deadline.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
+#include <tuple>
 
 #include "common/kafka.h"
 #include "proto/segmentation.pb.h"
@@ -32,6 +38,47 @@ using std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 constexpr int kUsers = 30;
+
+// GET /metrics from 127.0.0.1:port; the value of the unlabelled sample
+// `name`, -1 when unreachable or absent.
+double ScrapeMetric(int port, const std::string& name) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string body;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) body.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+// Runs a command to completion (30 s deadline); exit code and its output.
+std::pair<int, std::string> RunTool(const std::vector<std::string>& argv, const std::string& log) {
+  std::filesystem::remove(log);
+  auto child = testing::ChildProcess::Start(argv, log);
+  if (!child.ok()) return {-1, child.status().ToString()};
+  auto code = child->Wait(std::chrono::seconds(30));
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {code.ok() ? *code : -1, ss.str()};
+}
 
 class SegmenterScriptsProcessTest : public ::testing::Test {
  protected:
@@ -86,12 +133,24 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
            "', segments = {'everyone'}, evaluate = function(user) return {'everyone'} end }\n";
   }
 
-  void Start(const std::string& name, const std::string& scripts) {
-    auto child = testing::ChildProcess::Start(
-        {binary_, "--config", config_, "--bootstrap", kafka_->bootstrap_servers(), "--store",
-         "127.0.0.1:" + std::to_string(server_->port()), "--redis",
-         "127.0.0.1:" + std::to_string(redis_->port()), "--scripts", scripts},
-        dir_.path() + "/" + name + ".log");
+  void Start(const std::string& name, const std::string& scripts,
+             const std::vector<std::string>& extra = {}) {
+    metrics_ports_[name] = testing::PickFreePort();
+    std::vector<std::string> argv = {binary_,
+                                     "--config",
+                                     config_,
+                                     "--bootstrap",
+                                     kafka_->bootstrap_servers(),
+                                     "--store",
+                                     "127.0.0.1:" + std::to_string(server_->port()),
+                                     "--redis",
+                                     "127.0.0.1:" + std::to_string(redis_->port()),
+                                     "--scripts",
+                                     scripts,
+                                     "--metrics-port",
+                                     std::to_string(metrics_ports_[name])};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto child = testing::ChildProcess::Start(argv, dir_.path() + "/" + name + ".log");
     ASSERT_TRUE(child.ok()) << child.status();
     segmenters_.emplace(name, std::move(*child));
   }
@@ -120,6 +179,7 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
   std::unique_ptr<store::StoreServer> server_;
   std::unique_ptr<store::Store> store_;
   std::map<std::string, testing::ChildProcess> segmenters_;
+  std::map<std::string, int> metrics_ports_;
 };
 
 TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
@@ -194,8 +254,74 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
     std::this_thread::sleep_for(milliseconds(50));
   }
   EXPECT_EQ(Log("b").find("scripts: pushed"), std::string::npos) << Log("b");
+  // /metrics: the nodes' published counters add up to the job (the bootstrap
+  // job of v1 had no users yet); nobody is running a backfill any more.
+  deadline = steady_clock::now() + seconds(30);
+  while (true) {
+    double a = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_users_published_total");
+    double b = ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_users_published_total");
+    double running = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_running") +
+                     ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_running");
+    if (a + b == kUsers && running == 0) break;
+    ASSERT_LT(steady_clock::now(), deadline)
+        << "published a=" << a << " b=" << b << " running=" << running;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
   EXPECT_TRUE(segmenters_.at("a").running());
   EXPECT_TRUE(segmenters_.at("b").running());
+}
+
+// `tools/dev demo` + editing scripts/: a change of the local directory while
+// running is pushed (when the change watch is on) and then loaded.
+TEST_F(SegmenterScriptsProcessTest, LocalEditIsPushedAndLoaded) {
+  const std::string local = ScriptsDir("local", {});
+  auto v1 = segmenter::ScriptSet::ReadDir(local);
+  ASSERT_TRUE(v1.ok());
+  Start("a", local, {"--set", "scripts.reload_check_interval_ms=200"});
+  WaitLog("a", "bootstrapped the store with version " + v1->version, seconds(30));
+  std::ofstream(local + "/everyone.lua") << Everyone("3");
+  auto v2 = segmenter::ScriptSet::ReadDir(local);
+  ASSERT_TRUE(v2.ok());
+  WaitLog("a", "scripts: pushed " + local + " (change in " + local + "): version " + v2->version,
+          seconds(30));
+  WaitLog("a", "scripts reloaded: version " + v1->version + " -> " + v2->version, seconds(30));
+  // A broken edit is not pushed; the stored set stays.
+  std::ofstream(local + "/broken.lua") << "return segment_script {";
+  WaitLog("a", "scripts: not pushing " + local, seconds(30));
+  segmenter::ScriptSet set(store_.get());
+  auto stored = set.FetchVersion();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, v2->version);
+}
+
+// segctl scripts push / status against the running seg-store.
+TEST_F(SegmenterScriptsProcessTest, SegctlScriptsPushAndStatus) {
+  const std::string segctl = testing::BinaryDir() + "/tools/segctl";
+  ASSERT_TRUE(fs::exists(segctl)) << segctl << " not built";
+  const std::string store = "127.0.0.1:" + std::to_string(server_->port());
+  const std::string log = dir_.path() + "/segctl.log";
+  const std::string good = ScriptsDir("good", {});
+  const std::string bad = ScriptsDir("bad", {{"broken.lua", "return segment_script {"}});
+  auto version = segmenter::ScriptSet::ReadDir(good);
+  ASSERT_TRUE(version.ok());
+
+  auto [code, out] = RunTool({segctl, "scripts", "--store", store, "status"}, log);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("no script set stored"), std::string::npos) << out;
+
+  std::tie(code, out) = RunTool({segctl, "scripts", "--store", store, "push", good}, log);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("pushed version " + version->version), std::string::npos) << out;
+
+  std::tie(code, out) = RunTool({segctl, "scripts", "--store", store, "push", bad}, log);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("broken.lua"), std::string::npos) << out;
+
+  std::tie(code, out) = RunTool({segctl, "scripts", "--store", store, "--json", "status"}, log);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"version\":\"" + version->version + "\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"target\":\"" + version->version + "\",\"done\":false"), std::string::npos)
+      << out;
 }
 
 }  // namespace
