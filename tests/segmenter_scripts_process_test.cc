@@ -172,6 +172,20 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
     }
   }
 
+  void WaitJobDone(const std::string& version, seconds timeout) {
+    auto deadline = steady_clock::now() + timeout;
+    while (true) {
+      auto job = segmenter::internal::ReadBackfillStatus(store_.get(), {});
+      ASSERT_TRUE(job.ok()) << job.status();
+      if (job->target == version && job->done) {
+        EXPECT_EQ(job->published, kUsers);
+        return;
+      }
+      ASSERT_LT(steady_clock::now(), deadline) << "backfill of " << version << " not done";
+      std::this_thread::sleep_for(milliseconds(50));  // poll interval
+    }
+  }
+
   testing::TempDir dir_;
   std::string binary_, config_;
   std::unique_ptr<testing::MockKafkaCluster> kafka_;
@@ -190,15 +204,20 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
   auto old = segmenter::ScriptSet::ReadDir(old_dir);
   ASSERT_TRUE(v1.ok() && old.ok());
 
-  Start("a", v1_dir);
-  WaitLog("a", "bootstrapped the store with version " + v1->version, seconds(30));
-
-  // Users segmented before: each has a state cell.
+  // Users segmented before scripts lived in the store: each has a state
+  // cell. The bootstrap's job (v1) re-evaluates them too.
   std::vector<store::RowPut> rows;
   for (int i = 0; i < kUsers; ++i) {
     rows.push_back({"user" + std::to_string(i), {{"s", "state", store::kLatestTimestamp, ""}}});
   }
   ASSERT_TRUE(store_->Put("users", rows).ok());
+
+  Start("a", v1_dir);
+  WaitLog("a", "bootstrapped the store with version " + v1->version, seconds(30));
+
+  // The bootstrap's job runs to its end before the next push (which would
+  // otherwise replace it: a newer version restarts the scan).
+  WaitJobDone(v1->version, seconds(30));
 
   // A node with an older checkout adopts the stored set, never pushes it.
   Start("b", old_dir);
@@ -254,15 +273,15 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
     std::this_thread::sleep_for(milliseconds(50));
   }
   EXPECT_EQ(Log("b").find("scripts: pushed"), std::string::npos) << Log("b");
-  // /metrics: the nodes' published counters add up to the job (the bootstrap
-  // job of v1 had no users yet); nobody is running a backfill any more.
+  // /metrics: the nodes' published counters add up to the two jobs (v1's
+  // from the bootstrap, v2's); nobody is running a backfill any more.
   deadline = steady_clock::now() + seconds(30);
   while (true) {
     double a = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_users_published_total");
     double b = ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_users_published_total");
     double running = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_running") +
                      ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_running");
-    if (a + b == kUsers && running == 0) break;
+    if (a + b == 2 * kUsers && running == 0) break;
     ASSERT_LT(steady_clock::now(), deadline)
         << "published a=" << a << " b=" << b << " running=" << running;
     std::this_thread::sleep_for(milliseconds(100));
