@@ -109,13 +109,14 @@ std::string LocalStamp(const std::string& dir) {
 class ScriptSync {
  public:
   ScriptSync(seg::segmenter::ScriptSet* set, std::string local_dir, std::string cache_dir,
-             bool watch_local, std::string adopted, std::string local_stamp)
+             bool watch_local, std::string adopted, std::string local_stamp, bool prune_cache)
       : set_(set),
         local_dir_(std::move(local_dir)),
         cache_dir_(std::move(cache_dir)),
         watch_local_(watch_local),
         adopted_(std::move(adopted)),
-        local_stamp_(std::move(local_stamp)) {}
+        local_stamp_(std::move(local_stamp)),
+        prune_cache_(prune_cache) {}
 
   void Run(Stopper* stopper, int64_t interval_ms, seg::segmenter::Node* node) {
     while (!stopper->WaitFor(interval_ms)) {
@@ -172,6 +173,14 @@ class ScriptSync {
     }
     LOG(INFO) << "scripts: stored version " << adopted_ << " -> " << files->version
               << ", reloading from " << *path;
+    // A private cache keeps the new set and the one it replaces (a reload
+    // in progress may still be reading it); older ones go. A shared cache
+    // (scripts.cache_dir set) is left alone: another node may be on them.
+    if (prune_cache_ && !adopted_.empty() && !previous_.empty() && previous_ != files->version) {
+      std::error_code ec;
+      std::filesystem::remove_all(std::filesystem::path(cache_dir_) / previous_, ec);
+    }
+    previous_ = adopted_;
     adopted_ = files->version;
     node->RequestReload();
   }
@@ -181,7 +190,9 @@ class ScriptSync {
   const std::string cache_dir_;
   const bool watch_local_;
   std::string adopted_;
+  std::string previous_;  // the version adopted before adopted_
   std::string local_stamp_;
+  const bool prune_cache_;
 };
 
 // Steps the backfill job until stopped; waits as each step suggests.
@@ -370,7 +381,7 @@ int main(int argc, char** argv) {
   if (from_store) {
     sync = std::make_unique<ScriptSync>(&script_set, local_scripts_dir, cache_dir,
                                         host_options.reload_check_interval_ms > 0, adopted,
-                                        local_stamp);
+                                        local_stamp, /*prune_cache=*/temp_cache);
     helpers.emplace_back([&] { sync->Run(&stopper, sync_interval_ms, node->get()); });
     if (backfill_enabled) {
       seg::kafka::KafkaOptions kafka_options = node_options.kafka;
