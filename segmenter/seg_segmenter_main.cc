@@ -210,7 +210,8 @@ void RunBackfill(seg::segmenter::internal::Backfill* backfill, int64_t users_per
                                << step.status();
     } else if (step->state == State::kProgress) {
       wait_ms = 0;
-    } else if (step->state == State::kRateLimited || step->state == State::kLeasedElsewhere) {
+    } else if (step->state == State::kRateLimited || step->state == State::kLeasedElsewhere ||
+               step->state == State::kStarting) {
       wait_ms = std::min(step->wait_ms, idle_ms);
     }
     std::unique_lock<std::mutex> lock(stopper->mu);
@@ -296,6 +297,8 @@ int main(int argc, char** argv) {
   if (auto s = config->Get("backfill.users_per_s", &backfill_options.users_per_s); !s.ok())
     return Fail(s);
   if (auto s = config->Get("backfill.lease_ms", &backfill_options.lease_ms); !s.ok())
+    return Fail(s);
+  if (auto s = config->Get("backfill.start_delay_ms", &backfill_options.start_delay_ms); !s.ok())
     return Fail(s);
   if (auto s = config->CheckNoUnknownKeys(); !s.ok()) return Fail(s);
   if (scripts_source != "store" && scripts_source != "dir") {

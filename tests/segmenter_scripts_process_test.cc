@@ -112,7 +112,8 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
                               "  reload_check_interval_ms: 0\n"
                               "backfill:\n"
                               "  users_per_s: 1000\n"
-                              "  lease_ms: 5000\n";
+                              "  lease_ms: 5000\n"
+                              "  start_delay_ms: 500\n";
   }
 
   void TearDown() override {

@@ -48,8 +48,9 @@ store::Cell Put(std::string_view family, std::string_view qualifier, std::string
 
 }  // namespace
 
-void AppendNewJob(std::string_view family, std::string_view version, int64_t now_ms,
+void AppendNewJob(std::string_view family, std::string_view version, int64_t now_ms, bool immediate,
                   std::vector<store::Cell>* puts) {
+  puts->push_back(Put(family, kJobImmediate, immediate ? "1" : "0"));
   puts->push_back(Put(family, kJobTarget, std::string(version)));
   puts->push_back(Put(family, kJobCursor, ""));
   puts->push_back(Put(family, kJobStartedAt, std::to_string(now_ms)));
@@ -67,10 +68,10 @@ StatusOr<BackfillStatus> ReadBackfillStatus(store::Store* store, const BackfillO
   store::GetRequest get;
   get.row = options.meta_row;
   get.families = {options.meta_family};
-  get.qualifiers = {std::string(kVersionQualifier), std::string(kJobTarget),
-                    std::string(kJobCursor),        std::string(kJobStartedAt),
-                    std::string(kJobFinishedAt),    std::string(kJobDone),
-                    std::string(kJobPublished),     std::string(kJobLease)};
+  get.qualifiers = {
+      std::string(kVersionQualifier), std::string(kJobTarget),     std::string(kJobCursor),
+      std::string(kJobStartedAt),     std::string(kJobFinishedAt), std::string(kJobDone),
+      std::string(kJobPublished),     std::string(kJobLease),      std::string(kJobImmediate)};
   SEG_ASSIGN_OR_RETURN(store::RowResult row, store->Get(options.meta_table, get));
   BackfillStatus st;
   for (store::CellView c : row) {
@@ -86,6 +87,8 @@ StatusOr<BackfillStatus> ReadBackfillStatus(store::Store* store, const BackfillO
       st.finished_at_ms = ParseInt(c.value);
     } else if (c.qualifier == kJobDone) {
       st.done = c.value == "1";
+    } else if (c.qualifier == kJobImmediate) {
+      st.immediate = c.value == "1";
     } else if (c.qualifier == kJobPublished) {
       st.published = ParseInt(c.value);
     } else if (c.qualifier == kJobLease) {
@@ -155,6 +158,14 @@ StatusOr<Backfill::Step> Backfill::RunSome(int64_t max_users) {
     running_.Set(0);
     held_lease_.clear();
     step.state = Step::State::kIdle;
+    return step;
+  }
+
+  if (const int64_t start_ms = job.started_at_ms + options_.start_delay_ms;
+      !job.immediate && job.cursor.empty() && clock_->NowMs() < start_ms) {
+    running_.Set(0);
+    step.state = Step::State::kStarting;
+    step.wait_ms = start_ms - clock_->NowMs();
     return step;
   }
 

@@ -48,9 +48,12 @@ inline constexpr std::string_view kJobFinishedAt = "backfill:finished_at";
 inline constexpr std::string_view kJobDone = "backfill:done";
 inline constexpr std::string_view kJobPublished = "backfill:published";
 inline constexpr std::string_view kJobLease = "backfill:lease";
+inline constexpr std::string_view kJobImmediate = "backfill:immediate";
 
 // The cells a push writes to start a job for `version` at `now_ms`.
-void AppendNewJob(std::string_view family, std::string_view version, int64_t now_ms,
+// `immediate`: skip start_delay_ms (a bootstrap: no node runs an older set
+// from the store, every node loads this one before consuming).
+void AppendNewJob(std::string_view family, std::string_view version, int64_t now_ms, bool immediate,
                   std::vector<store::Cell>* puts);
 
 struct BackfillOptions {
@@ -65,6 +68,12 @@ struct BackfillOptions {
   // Notices per second, across the steps of this runner; 0 = unlimited.
   // A token bucket holding 100 ms worth (at least 1) smooths the steps.
   int64_t users_per_s = 20000;
+  // A job starts this long after its push (backfill:started_at, the
+  // pusher's clock), so that every node has polled and loaded the new
+  // version (scripts.sync_interval_ms, 2 s, plus a reload) before its users'
+  // notices arrive: a node still on the old set would re-evaluate them with
+  // it and find nothing changed.
+  int64_t start_delay_ms = 10000;
   // How long a taken lease stays valid without renewal (each step renews it
   // once half of it has passed). A crashed runner's job resumes after this.
   int64_t lease_ms = 30000;
@@ -87,6 +96,7 @@ struct BackfillStatus {
   std::string target;   // version the job re-evaluates for
   std::string cursor;   // last row key sent and acknowledged ("" = none yet)
   bool done = false;
+  bool immediate = false;  // starts without start_delay_ms (bootstrap)
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
   int64_t published = 0;  // notices acknowledged so far
@@ -107,6 +117,7 @@ class Backfill {
       kIdle,             // no job, or it is done
       kLeasedElsewhere,  // another runner holds a valid lease
       kRateLimited,      // no tokens yet
+      kStarting,         // the job waits out start_delay_ms after its push
       kProgress,         // sent and saved `published` notices; more remain
       kFinished,         // this step finished the job
       kLostLease,        // sent, but the lease was lost (takeover or new push)

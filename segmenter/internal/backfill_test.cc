@@ -116,7 +116,9 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
     std::ofstream(d + "/s.lua") << "return segment_script { name = 's', version = '1', "
                                    "segments = {'"
                                 << segment << "'}, evaluate = function(user) return {} end }\n";
-    ScriptSet set(store_.get());
+    ScriptSetOptions set_options;
+    set_options.clock = &clock_;  // backfill:started_at on the test's clock
+    ScriptSet set(store_.get(), set_options);
     auto r = set.Push(d);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? r->version : "";
@@ -127,6 +129,7 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
     o.owner_id = owner;
     o.clock = &clock_;
     o.users_per_s = 0;
+    o.start_delay_ms = 0;  // StartsAfterTheDelay covers the delay
     o.lease_ms = 10'000;
     o.scan_batch_rows = 4;  // several round trips per step
     o.flush_timeout_ms = 10'000;
@@ -365,6 +368,36 @@ TEST_P(BackfillTest, PushDuringAStepInvalidatesTheOldRunnersSave) {
   EXPECT_EQ(job->published, 0);
   RunToEnd(a, 10);
   EXPECT_EQ(delivered_.load(), 10 + kUsers);
+}
+
+TEST_P(BackfillTest, StartsAfterTheDelay) {
+  // Pushed "now" by the fake clock: the job waits for the nodes to load it.
+  ScriptSetOptions set_options;
+  set_options.clock = &clock_;
+  std::string d = dir_.path() + "/delayed";
+  fs::create_directories(d);
+  std::ofstream(d + "/s.lua") << "return segment_script { name = 's', version = '1', segments = "
+                                 "{'x'}, evaluate = function(user) return {} end }\n";
+  ScriptSet set(store_.get(), set_options);
+  ASSERT_TRUE(set.Push(d).ok());
+  BackfillOptions o = Options("a");
+  o.start_delay_ms = 5000;
+  Backfill b(store_.get(), producer_.get(), o);
+  auto s1 = b.RunSome(10);
+  ASSERT_TRUE(s1.ok());
+  EXPECT_EQ(s1->state, State::kStarting);
+  EXPECT_EQ(s1->wait_ms, 5000);
+  clock_.AdvanceMs(4999);
+  auto s2 = b.RunSome(10);
+  ASSERT_TRUE(s2.ok());
+  EXPECT_EQ(s2->state, State::kStarting);
+  EXPECT_EQ(s2->wait_ms, 1);
+  EXPECT_EQ(delivered_.load(), 0);
+  clock_.AdvanceMs(1);
+  auto s3 = b.RunSome(10);
+  ASSERT_TRUE(s3.ok());
+  EXPECT_EQ(s3->state, State::kProgress);
+  EXPECT_EQ(s3->published, 10);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, BackfillTest, ::testing::Bool(),

@@ -153,7 +153,8 @@ StatusOr<PushResult> ScriptSet::Write(const ScriptFiles& local, bool only_if_abs
                                store::kLatestTimestamp, local.version});
   m.puts.push_back(store::Cell{options_.family, std::string(kPushedAtQualifier),
                                store::kLatestTimestamp, std::to_string(now)});
-  internal::AppendNewJob(options_.family, local.version, now, &m.puts);
+  internal::AppendNewJob(options_.family, local.version, now, /*immediate=*/only_if_absent,
+                         &m.puts);
 
   store::Condition cond;
   cond.family = options_.family;

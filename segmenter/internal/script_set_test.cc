@@ -245,6 +245,9 @@ TEST_P(ScriptSetTest, BootstrapOnlyWhenEmpty) {
   auto first = set.Bootstrap(a);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_TRUE(first->changed);
+  auto job = internal::ReadBackfillStatus(store_.get(), internal::BackfillOptions{});
+  ASSERT_TRUE(job.ok());
+  EXPECT_TRUE(job->immediate);  // no node runs an older stored set
   // A node starting later with another local dir adopts the stored set.
   auto second = set.Bootstrap(older);
   ASSERT_TRUE(second.ok()) << second.status();
@@ -284,6 +287,7 @@ TEST_P(ScriptSetTest, PushStartsAFreshBackfillJob) {
   EXPECT_EQ(job->cursor, "");
   EXPECT_FALSE(job->done);
   EXPECT_EQ(job->lease_owner, "");
+  EXPECT_FALSE(job->immediate);  // waits for the nodes to load it
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ScriptSetTest, ::testing::Bool(),
