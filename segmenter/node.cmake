@@ -12,7 +12,7 @@ if(TARGET seg_store AND TARGET seg_skip AND TARGET seg_script_host AND TARGET se
                                               seg_stats_writer)
   add_library(seg::segmenter ALIAS seg_segmenter)
   add_executable(seg-segmenter ${CMAKE_CURRENT_LIST_DIR}/seg_segmenter_main.cc)
-  target_link_libraries(seg-segmenter PRIVATE seg_segmenter CLI11::CLI11 glog::glog)
+  target_link_libraries(seg-segmenter PRIVATE seg_segmenter seg_script_set CLI11::CLI11 glog::glog)
   if(SEG_BUILD_TESTS)
     seg_add_test(segmenter_test
       SOURCES ${CMAKE_CURRENT_LIST_DIR}/internal/membership_test.cc

@@ -16,3 +16,11 @@ if(TARGET seg_segmenter AND TARGET seg_store_server)
     TIMEOUT 180 LABELS integration)
   add_dependencies(segmenter_process_test seg-segmenter)
 endif()
+# seg-segmenter with scripts.source=store: bootstrap, adoption, push, backfill.
+if(TARGET seg_script_set AND TARGET seg_store_server)
+  seg_add_test(segmenter_scripts_process_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/segmenter_scripts_process_test.cc
+    LIBS seg_script_set seg_store_server seg_testing
+    TIMEOUT 180 LABELS integration)
+  add_dependencies(segmenter_scripts_process_test seg-segmenter segctl)
+endif()

@@ -8,6 +8,7 @@
 //   segctl user u123
 //   segctl forget u123 u456 | --file ids.txt     (tools/segctl_forget.h)
 //   segctl stats expire-sweep [--config seg.yaml]
+//   segctl scripts push DIR | status   (the script set in the store: --store HOST:PORT)
 //
 // Readable tables by default, --json for scripts (one JSON object per call).
 // Exit status: 0 success, 1 the server answered an error (printed as
@@ -29,6 +30,9 @@
 #endif
 #ifdef SEG_HAVE_SEGCTL_OPS
 #include "tools/segctl_forget.h"
+#endif
+#ifdef SEG_HAVE_SEGCTL_SCRIPTS
+#include "tools/segctl_scripts.h"
 #endif
 
 namespace seg::segctl {
@@ -196,6 +200,13 @@ int Main(int argc, char** argv) {
   app.add_subcommand("stats", "stats key maintenance: expire-sweep (see segctl stats --help)")
       ->allow_extras();
 #endif
+#ifdef SEG_HAVE_SEGCTL_SCRIPTS
+  // `segctl scripts ...` is handed to ScriptsMain (see main()); --help only.
+  app.add_subcommand("scripts",
+                     "push or inspect the cluster's segment scripts (see segctl "
+                     "scripts --help)")
+      ->allow_extras();
+#endif
 
   try {
     app.parse(argc, argv);
@@ -283,6 +294,11 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && std::string_view(argv[1]) == "stats") {
     return seg::tools::StatsAdminMain(argc - 1, argv + 1);
+  }
+#endif
+#ifdef SEG_HAVE_SEGCTL_SCRIPTS
+  if (argc > 1 && std::string_view(argv[1]) == "scripts") {
+    return seg::tools::ScriptsMain(argc - 1, argv + 1);
   }
 #endif
   return seg::segctl::Main(argc, argv);

@@ -19,3 +19,10 @@ cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL seg_segctl_wire_load)
 
 # `segctl forget` and `segctl stats expire-sweep` (tools/segctl_forget.h).
 include(${CMAKE_CURRENT_LIST_DIR}/segctl_ops.cmake)
+
+# `segctl scripts push|status` talks to the store, not to seg-stats.
+if(TARGET seg_script_set)
+  target_sources(segctl PRIVATE ${CMAKE_CURRENT_LIST_DIR}/segctl_scripts.cc)
+  target_link_libraries(segctl PRIVATE seg_script_set)
+  target_compile_definitions(segctl PRIVATE SEG_HAVE_SEGCTL_SCRIPTS)
+endif()
