@@ -277,6 +277,11 @@ int main(int argc, char** argv) {
   if (auto s = config->Get("scripts.dir", &host_options.scripts_dir); !s.ok()) return Fail(s);
   if (auto s = config->Get("scripts.cpu_budget_ms", &host_options.cpu_budget_ms); !s.ok())
     return Fail(s);
+  if (auto s = config->Get("scripts.quarantine_ms", &host_options.quarantine_ms); !s.ok())
+    return Fail(s);
+  if (auto s = config->Get("scripts.opaque_time_recheck_ms", &host_options.opaque_time_recheck_ms);
+      !s.ok())
+    return Fail(s);
   if (auto s = config->Get("scripts.memory_limit_mb", &host_options.memory_limit_mb); !s.ok())
     return Fail(s);
   // 0: reload only on SIGHUP (no directory polling).

@@ -171,10 +171,7 @@ class NodeImpl : public Node {
   }
 
   StatusOr<int> RunOnce() override {
-    if (reload_.exchange(false)) {
-      Status s = evaluator_->Reload();
-      if (!s.ok()) LOG(ERROR) << "script reload failed, keeping the previous set: " << s;
-    }
+    MaybeReload();
     if (queued_notices_ < options_.max_queued_notices) {
       // Wait for notices no longer than until the oldest queued batch is due.
       int64_t wait_ms = options_.batch_max_ms;
@@ -197,6 +194,7 @@ class NodeImpl : public Node {
           std::min<int64_t>(queue_.front().due_ms - clock_->NowMs(), options_.batch_max_ms);
       if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     }
+    MaybeReload();  // a DEFINITION_CHANGE notice just polled may have asked for it
     int handled = 0;
     while (!queue_.empty() && queue_.front().due_ms <= clock_->NowMs()) {
       SEG_ASSIGN_OR_RETURN(int n, ProcessQueued(/*all=*/false, /*commit=*/true));
@@ -271,6 +269,12 @@ class NodeImpl : public Node {
     if (!s.ok()) LOG(WARNING) << "queued notices left to the partitions' next owner: " << s;
   }
 
+  void MaybeReload() {
+    if (!reload_.exchange(false)) return;
+    Status s = evaluator_->Reload();
+    if (!s.ok()) LOG(ERROR) << "script reload failed, keeping the previous set: " << s;
+  }
+
   void DropQueue() {
     queue_.clear();
     queued_notices_ = 0;
@@ -315,6 +319,13 @@ class NodeImpl : public Node {
           continue;
         }
         add.kinds = kDefinition;
+        // Started for a set this node has not loaded yet (its sync is
+        // behind): reload before the batch is due. The backfill's start
+        // delay (backfill.start_delay_ms) makes this rare.
+        if (!notice_.script_set_version().empty() &&
+            notice_.script_set_version() != evaluator_->ScriptSetVersion()) {
+          reload_ = true;
+        }
       } else if (blacklist_) {
         auto decision = blacklist_->OnNotice(user, notice_.event_count());
         if (decision == BotBlacklist::Decision::kNewlyBlacklisted) {
