@@ -276,6 +276,9 @@ class MembershipProcessTest : public ::testing::Test {
     return out;
   }
 
+  // The scenario of both tests (see them below).
+  void KillAllBetweenEntryAndEdge(bool restart_after_edge);
+
   testing::TempDir dir_;
   std::string scripts_dir_, config_;
   int store_port_ = 0;
@@ -291,14 +294,7 @@ class MembershipProcessTest : public ::testing::Test {
   std::vector<SegmentationResult> received_;
 };
 
-// The user enters with a page view dated so that the one-minute window ends
-// kLeadMs after it was written. Between the entry (its due row stored, its
-// notice committed) and the edge, seg-store, redis-server and both
-// segmenters die by SIGKILL; all start again, seg-store on its old port and
-// data. The exit comes from the stored due row: reason SCHEDULE, not before
-// the edge, at most 30 s after it (the restarted group first waits out the
-// dead members' session timeout).
-TEST_F(MembershipProcessTest, WindowExitSurvivesKill9OfEveryProcess) {
+void MembershipProcessTest::KillAllBetweenEntryAndEdge(bool restart_after_edge) {
   const std::string user = "windowed-user";
   const std::string segment = "active_minute";
   StartSegmenter("a");
@@ -334,12 +330,18 @@ TEST_F(MembershipProcessTest, WindowExitSurvivesKill9OfEveryProcess) {
   redis_->Kill();
   const int64_t killed_ms = Clock::Real()->NowMs();
   ASSERT_LT(killed_ms, edge_ms) << "too slow to kill before the window's edge";
+  if (restart_after_edge) {
+    // Everything stays down until the edge has passed: the fault window,
+    // a duration, not a synchronisation.
+    while (Clock::Real()->NowMs() < edge_ms + 1000) {
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+  }
   ASSERT_TRUE(redis_->Restart().ok());
   ASSERT_NO_FATAL_FAILURE(StartStore());
   StartSegmenter("a2");
   StartSegmenter("b2");
-  LOG(INFO) << "killed " << edge_ms - killed_ms << " ms before the edge, restarted "
-            << edge_ms - Clock::Real()->NowMs() << " ms before it";
+  const int64_t restarted_ms = Clock::Real()->NowMs();
 
   const int exited = WaitResult(user, edge_ms + 30'000,
                                 [&](const SegmentationResult& r) { return r.seq() > entry.seq(); });
@@ -348,6 +350,9 @@ TEST_F(MembershipProcessTest, WindowExitSurvivesKill9OfEveryProcess) {
                        << LogTail("b2") << "\nstore:\n"
                        << ReadFile(dir_.path() + "/store.log");
   const SegmentationResult& exit = received_[exited];
+  LOG(INFO) << "relative to the edge: killed at " << killed_ms - edge_ms << " ms, restarted at "
+            << restarted_ms - edge_ms << " ms, exit segmented at "
+            << exit.segmented_at_ms() - edge_ms << " ms";
   EXPECT_EQ(exit.reason(), SCHEDULE);
   EXPECT_TRUE(Has(exit.exited(), segment));
   EXPECT_FALSE(Has(exit.segments(), segment));
@@ -359,6 +364,25 @@ TEST_F(MembershipProcessTest, WindowExitSurvivesKill9OfEveryProcess) {
   for (const char* name : {"a2", "b2"}) {
     EXPECT_TRUE(segmenters_[name].running()) << name << ":\n" << LogTail(name);
   }
+}
+
+// The user enters with a page view dated so that the one-minute window ends
+// kLeadMs after it was written. Between the entry (its due row stored, its
+// notice committed) and the edge, seg-store, redis-server and both
+// segmenters die by SIGKILL; all start again, seg-store on its old port and
+// data. The exit comes from the stored due row: reason SCHEDULE, not before
+// the edge, at most 30 s after it (the restarted group first waits out the
+// dead members' session timeout).
+//
+// Restarted before the edge: the new owners' due scan fires the exit.
+TEST_F(MembershipProcessTest, WindowExitSurvivesKill9OfEveryProcess) {
+  KillAllBetweenEntryAndEdge(/*restart_after_edge=*/false);
+}
+
+// Down while the edge passes: the new owners fire the exit as soon as they
+// are assigned.
+TEST_F(MembershipProcessTest, WindowExitFiresWhenEveryProcessWasDownAtTheEdge) {
+  KillAllBetweenEntryAndEdge(/*restart_after_edge=*/true);
 }
 
 }  // namespace
