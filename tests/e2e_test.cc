@@ -13,7 +13,12 @@
 //   (c) seg-stats' per-segment day sizes (gRPC) match the distinct users the
 //       results put in each segment that day, within the HLL error bound;
 //   (d) a partner consumer group reading segmentation-results from the
-//       beginning sees the same final results.
+//       beginning sees the same final results;
+//   (e) membership over time: besides the shipped scripts the segmenters run
+//       a test-only script with a short window (kWindowMs); every user who
+//       entered it exits once its page views are older than the window, with
+//       a SCHEDULE result no sooner than its newest page view + the window
+//       and at most kExitSlackMs after that.
 #include <glog/logging.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -21,6 +26,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -48,6 +55,30 @@ constexpr int64_t kBotThreshold = 100;  // events per minute (segmenter.bot_blac
 constexpr int64_t kDayMs = 24 * 3600 * 1000LL;
 constexpr int kHistoryDays = 60;            // NodeOptions::history_days
 constexpr size_t kMaxEventsPerUser = 2000;  // NodeOptions::max_events_per_user
+
+// The test-only window script (e): member while it has a page view within
+// kWindowMs. All page views are sent within ~1 s and are stored (the pipeline
+// quiet) ~4 s after the traffic starts, before the first window edge, so an
+// exit never races a page view still in flight; the exits come while (a) to
+// (c) are checked, adding ~2 s to the run.
+constexpr int64_t kWindowMs = 8'000;
+constexpr int64_t kExitSlackMs = 5'000;  // due scan (1 s) + a batch, with room
+constexpr char kWindowSegment[] = "e2e_active_now";
+std::string WindowScript() {
+  const std::string window = std::to_string(kWindowMs);
+  return "local RECENT = filter { type = \"page_view\", within_ms = " + window +
+         " }\n"
+         "return segment_script {\n"
+         "  name = \"e2e_active_now\", version = \"1\", segments = { \"e2e_active_now\" },\n"
+         "  description = \"Test only (tests/e2e_test.cc): a page view within " +
+         window +
+         " ms\",\n"
+         "  evaluate = function(user)\n"
+         "    if user:any(RECENT) then return { \"e2e_active_now\" } end\n"
+         "    return {}\n"
+         "  end,\n"
+         "}\n";
+}
 
 // One user's distinct valid events as the store keeps them: qualifier ->
 // StoredEvent bytes (a duplicate lands on the same qualifier).
@@ -120,7 +151,20 @@ std::string FormatDay(int32_t yyyymmdd) {
 class EndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The shipped scripts plus the window script, in a directory of the test's.
+    scripts_dir_ = scripts_tmp_.path() + "/scripts";
+    std::filesystem::create_directories(scripts_dir_);
+    for (const auto& entry :
+         std::filesystem::directory_iterator(testing::SourceDir() + "/scripts")) {
+      if (entry.is_regular_file() && entry.path().extension() == ".lua") {
+        std::filesystem::copy_file(entry.path(),
+                                   scripts_dir_ + "/" + entry.path().filename().string());
+      }
+    }
+    std::ofstream(scripts_dir_ + "/" + kWindowSegment + ".lua") << WindowScript();
+
     testing::LocalStackOptions options;
+    options.scripts_dir = scripts_dir_;
     options.segmenter_overrides = {
         "segmenter.bot_blacklist.threshold_events=" + std::to_string(kBotThreshold),
         "segmenter.bots.sustain_ms=0",  // the spike rule: this short run has no minutes
@@ -132,7 +176,7 @@ class EndToEndTest : public ::testing::Test {
     stack_ = std::move(*stack);
 
     segmenter::ScriptHostOptions host_options;
-    host_options.scripts_dir = testing::SourceDir() + "/scripts";
+    host_options.scripts_dir = scripts_dir_;
     host_options.reload_check_interval_ms = 0;
     auto host = segmenter::ScriptHost::Create(host_options);
     ASSERT_TRUE(host.ok()) << host.status();
@@ -168,6 +212,8 @@ class EndToEndTest : public ::testing::Test {
     return result;
   }
 
+  testing::TempDir scripts_tmp_;
+  std::string scripts_dir_;
   std::unique_ptr<testing::LocalStack> stack_;
   std::unique_ptr<segmenter::ScriptHost> host_;
 };
@@ -190,15 +236,18 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   auto producer = kafka::Producer::Create(producer_options);
   ASSERT_TRUE(producer.ok()) << producer.status();
   std::vector<loadgen::GeneratedMessage> sent(kMessages);
+  const int64_t traffic_started_ms = Clock::Real()->NowMs();
   for (auto& msg : sent) {
     generator.Next(Clock::Real()->NowMs(), &msg);
     ASSERT_TRUE((*producer)->Produce("events", msg.key, msg.value).ok());
   }
   ASSERT_TRUE((*producer)->Flush(seconds(60)).ok());
+  const int64_t traffic_ms = Clock::Real()->NowMs() - traffic_started_ms;
 
   // What the store should hold per user, and each user's newest event.
   std::vector<Cells> cells(kUsers);
   std::vector<int64_t> newest(kUsers, 0);
+  std::vector<std::vector<int64_t>> page_views(kUsers);                     // event times, for (e)
   std::map<std::pair<std::string, std::string>, int> expected_deadletters;  // (value, reason)
   for (const auto& msg : sent) {
     if (!msg.malformed_reason.empty()) {
@@ -212,7 +261,9 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
     ASSERT_TRUE(EncodeEventValue(event, &value).ok());
     cells[msg.user_index][qualifier] = std::move(value);
     newest[msg.user_index] = std::max(newest[msg.user_index], event.event_time_ms());
+    if (event.type() == PAGE_VIEW) page_views[msg.user_index].push_back(event.event_time_ms());
   }
+  for (auto& views : page_views) std::sort(views.begin(), views.end());
 
   // 2. Wait until the pipeline is quiet: both groups caught up and every
   // user's latest result covers its newest event (or flags it as a bot).
@@ -224,12 +275,23 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   // (segment, day) -> users a result put in that segment that day.
   std::map<std::pair<std::string, int32_t>, std::set<std::string>> day_members;
   int64_t result_messages = 0;
+  // (e) Users a result put in the window segment, and every exit from it:
+  // (segmented_at_ms, reason).
+  std::vector<bool> window_entered(kUsers, false);
+  std::vector<std::vector<std::pair<int64_t, ResultReason>>> window_exits(kUsers);
+  auto has = [](const google::protobuf::RepeatedPtrField<std::string>& list, const char* s) {
+    return std::find(list.begin(), list.end(), s) != list.end();
+  };
   auto on_result = [&](const kafka::Message& m) {
     ++result_messages;
     SegmentationResult r;
     ASSERT_TRUE(r.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
     auto it = user_index.find(r.user_id());
     ASSERT_NE(it, user_index.end()) << "result for unknown user " << r.user_id();
+    if (has(r.segments(), kWindowSegment)) window_entered[it->second] = true;
+    if (has(r.exited(), kWindowSegment)) {
+      window_exits[it->second].emplace_back(r.segmented_at_ms(), r.reason());
+    }
     if (!r.bot()) {
       for (const auto& s : r.segments()) {
         day_members[{s, segmenter::DayOf(r.segmented_at_ms())}].insert(r.user_id());
@@ -271,6 +333,8 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   }
   ASSERT_TRUE(results.ReadToEnd(deadline, on_result).ok());
   ASSERT_EQ(uncovered(), 0);
+
+  const int64_t quiet_ms = Clock::Real()->NowMs();
 
   // Change notices: what the blacklist counted per user.
   // Change notices: what the blacklist counted per user (ingest is
@@ -325,7 +389,9 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
       continue;
     }
     ++compared;
-    EXPECT_EQ(r.reason(), SEGMENTED);
+    // SCHEDULE: a window lapsed after the user's last event (e).
+    EXPECT_TRUE(r.reason() == SEGMENTED || r.reason() == SCHEDULE)
+        << user.id << ": " << ResultReason_Name(r.reason());
     EXPECT_TRUE(r.failed_scripts().empty()) << user.id << ": " << r.failed_scripts(0);
     EXPECT_EQ(r.script_set_version(), host_->script_set_version());
     int64_t watermark = 0;
@@ -355,6 +421,7 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
       << flagged_bots << " of " << generator_bots << " bots flagged";
   for (const auto& script : host_->scripts()) {
     for (const auto& segment : script.segments) {
+      if (segment == kWindowSegment) continue;  // everyone left it (e)
       EXPECT_GT(members[segment], 0) << "no user ended in " << segment;
     }
   }
@@ -415,6 +482,36 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   }
   LOG(INFO) << "e2e: " << within_ci << " of " << queried << " day sizes inside their 95% interval";
 
+  // (e) The window segment's members exit with no new event: wait (bounded:
+  // the last page view's edge + the slack) until no user's final result
+  // holds it, bots aside (they left on their BOT result). (a) to (c) ran
+  // meanwhile; (d) needs the final results.
+  std::vector<int32_t> window_users;
+  int64_t last_edge_ms = 0;
+  for (int32_t u = 0; u < kUsers; ++u) {
+    if (!window_entered[u] || final_results[u].bot()) continue;
+    window_users.push_back(u);
+    if (!page_views[u].empty())
+      last_edge_ms = std::max(last_edge_ms, page_views[u].back() + kWindowMs);
+  }
+  auto still_in_window = [&] {
+    int n = 0;
+    for (int32_t u : window_users) n += has(final_results[u].segments(), kWindowSegment) ? 1 : 0;
+    return n;
+  };
+  const int64_t wait_started_ms = Clock::Real()->NowMs();
+  while (still_in_window() > 0 && Clock::Real()->NowMs() < last_edge_ms + 2 * kExitSlackMs) {
+    ExpectAllRunning();
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_TRUE(results.Poll(milliseconds(500), on_result).ok());
+  }
+  ASSERT_TRUE(results.ReadToEnd(SteadyClock::now() + seconds(30), on_result).ok());
+  LOG(INFO) << "e2e: traffic took " << traffic_ms << " ms, the pipeline was quiet "
+            << quiet_ms - traffic_started_ms << " ms after it started; " << window_users.size()
+            << " users entered " << kWindowSegment << "; waited "
+            << Clock::Real()->NowMs() - wait_started_ms
+            << " ms more for their exits after (a) to (c)";
+
   // (d) A partner group reading from the beginning sees the same final results.
   TopicReader partner(stack_.get(), "segmentation-results", "e2e-partner");
   std::map<std::string, std::string> partner_final;
@@ -434,6 +531,43 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
     EXPECT_EQ(it->second, final_bytes[u]) << id;
   }
   EXPECT_EQ(partner_final.size(), static_cast<size_t>(partner_users));
+
+  // (e) Every exit from the window segment comes no sooner than the user's
+  // newest page view by then + the window (an earlier one would be a wrong
+  // result); the final one is a SCHEDULE result within kExitSlackMs of the
+  // last page view's edge.
+  EXPECT_GE(window_users.size(), static_cast<size_t>(kUsers / 4))
+      << "too few users entered " << kWindowSegment;
+  int64_t max_late_ms = 0;
+  int early = 0;
+  for (int32_t u : window_users) {
+    const std::string& id = generator.users()[u].id;
+    const std::vector<int64_t>& views = page_views[u];
+    ASSERT_FALSE(views.empty()) << id << " entered " << kWindowSegment << " without a page view";
+    EXPECT_FALSE(has(final_results[u].segments(), kWindowSegment))
+        << id << " still in " << kWindowSegment << " " << Clock::Real()->NowMs() - views.back()
+        << " ms after its last page view";
+    ASSERT_FALSE(window_exits[u].empty()) << id;
+    for (const auto& [at_ms, reason] : window_exits[u]) {
+      auto after = std::upper_bound(views.begin(), views.end(), at_ms);
+      if (after == views.begin()) continue;  // no page view yet: nothing to be early for
+      const int64_t edge_ms = *std::prev(after) + kWindowMs;
+      if (at_ms < edge_ms && early++ < 10) {
+        ADD_FAILURE() << id << " exited " << kWindowSegment << " " << edge_ms - at_ms
+                      << " ms before its window's edge (" << ResultReason_Name(reason)
+                      << "; the pipeline was quiet " << quiet_ms - traffic_started_ms
+                      << " ms after the traffic started, the window is " << kWindowMs << " ms)";
+      }
+    }
+    const auto& [exit_ms, exit_reason] = window_exits[u].back();
+    EXPECT_EQ(exit_reason, SCHEDULE) << id;
+    const int64_t late_ms = exit_ms - (views.back() + kWindowMs);
+    max_late_ms = std::max(max_late_ms, late_ms);
+    EXPECT_LE(late_ms, kExitSlackMs) << id << " exited " << kWindowSegment << " late";
+  }
+  EXPECT_EQ(early, 0);
+  LOG(INFO) << "e2e: " << window_users.size() << " exits from " << kWindowSegment << ", the latest "
+            << max_late_ms << " ms after its edge";
 }
 
 }  // namespace

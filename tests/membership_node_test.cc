@@ -455,5 +455,54 @@ TEST_F(MembershipNodeTest, DefinitionChangeResultsOnlyForChangedUsersAndRemovedS
   }
 }
 
+// A user segmented before the upgrade has a state cell without a due time
+// (the old segmenter wrote none) and no due row, so no window of its would
+// ever fire. The backfill's DEFINITION_CHANGE notice re-evaluates it: the
+// membership is unchanged (no result), but the due row appears, and the
+// window's exit then comes on time.
+TEST_F(MembershipNodeTest, PreUpgradeUserGetsADueRowFromTheBackfillNotice) {
+  const int64_t event_ms = clock_.NowMs() - kDayMs;
+  WriteEvent("old", PAGE_VIEW, event_ms);
+  // The state as the old segmenter wrote it: segments, no due_ms.
+  SegmentState old_state;
+  old_state.add_segments("recent_visitor");
+  old_state.add_segments("spin_ok");
+  old_state.set_script_set_version("before-the-upgrade");
+  old_state.set_segmented_at_ms(event_ms + 1000);
+  old_state.set_data_watermark_ms(event_ms);
+  old_state.add_counted(segmenter::CountedKey("recent_visitor", segmenter::DayOf(event_ms)));
+  old_state.add_counted(segmenter::CountedKey("spin_ok", segmenter::DayOf(event_ms)));
+  old_state.set_seq((event_ms + 1000) * 1000);
+  store::RowPut put;
+  put.row = "old";
+  put.cells.push_back(store::Cell{"s", std::string(segmenter::kStateQualifier), event_ms + 1000,
+                                  old_state.SerializeAsString()});
+  ASSERT_TRUE(store_->Put("users", {put}).ok());
+  ASSERT_EQ(State("old").due_ms(), 0);
+  ASSERT_TRUE(DueTimes("old").empty());
+
+  // The backfill's notice, acknowledged long ago (a write that old would be skipped).
+  SendNotice("old", NOTICE_DEFINITION_CHANGE, 0, clock_.NowMs() - 60'000);
+  RunUntilNotices(1);
+  EXPECT_EQ(node_->stats().definition_changes, 1);
+  EXPECT_TRUE(ReadResults(1, milliseconds(3000)).empty()) << "the membership did not change";
+  EXPECT_EQ(DueTimes("old"), std::vector<int64_t>{event_ms + 7 * kDayMs});
+  SegmentState state = State("old");
+  EXPECT_EQ(state.due_ms(), event_ms + 7 * kDayMs);
+  EXPECT_TRUE(Has(state.segments(), "recent_visitor"));
+  EXPECT_EQ(state.script_set_version(), evaluator_->ScriptSetVersion());
+
+  // The window's edge passes: the exit fires from the new due row.
+  clock_.AdvanceMs(6 * kDayMs + segmenter::NodeOptions().due_scan_interval_ms);
+  RunUntil(node_.get(), [&] { return node_->stats().scheduled >= 1; });
+  auto exited = ReadResults(1);
+  ASSERT_EQ(exited.size(), 1u);
+  ASSERT_TRUE(exited[0].result);
+  EXPECT_EQ(exited[0].key, "old");
+  EXPECT_EQ(exited[0].result->reason(), SCHEDULE);
+  EXPECT_TRUE(Has(exited[0].result->exited(), "recent_visitor"));
+  EXPECT_GT(exited[0].result->seq(), old_state.seq());
+}
+
 }  // namespace
 }  // namespace seg
