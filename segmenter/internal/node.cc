@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -255,6 +256,7 @@ class NodeImpl : public Node {
         next_due_scan_ms_ = 0;  // a new owner fires what is already due at once
       } else {
         owned_.erase(tp.partition);
+        scanned_to_.erase(tp.partition);  // another owner may fire and write meanwhile
       }
     }
     if (event.kind == kafka::RebalanceEvent::Kind::kAssigned || queue_.empty()) return;
@@ -537,9 +539,22 @@ class NodeImpl : public Node {
     fired_due_.clear();
     due_ids_.clear();
     bool more = false;
+    // Fired rows are deleted, but a store walks their delete markers until a
+    // compaction: scan from where the last complete scan ended (less a
+    // margin for another writer's clock), and from 0 now and then.
+    const bool full_scan = now - last_full_due_scan_ms_ >= kFullDueScanEveryMs;
+    if (full_scan) last_full_due_scan_ms_ = now;
+    complete_scans_.clear();
+    bool capped = false;
     for (int32_t partition : owned_) {
+      if (capped) break;
+      int64_t from = 0;
+      if (!full_scan) {
+        auto it = scanned_to_.find(partition);
+        if (it != scanned_to_.end()) from = std::max<int64_t>(0, it->second - kDueScanMarginMs);
+      }
       store::ScanRequest scan;
-      scan.start_row = DueScanBound(partition, 0);
+      scan.start_row = DueScanBound(partition, from);
       scan.stop_row = DueScanBound(partition, now + 1);
       scan.families = {options_.due_family};
       scan.batch_rows = options_.due_batch_users;
@@ -551,7 +566,8 @@ class NodeImpl : public Node {
         LOG_EVERY_N(WARNING, 10) << "due scan of partition " << partition << ": " << s;
         continue;
       }
-      more |= due_rows_.size() >= static_cast<size_t>(options_.due_batch_users);
+      const bool partition_more = due_rows_.size() >= static_cast<size_t>(options_.due_batch_users);
+      more |= partition_more;
       for (const store::RowResult& row : due_rows_) {
         int32_t p = 0;
         int64_t due_ms = 0;
@@ -560,16 +576,15 @@ class NodeImpl : public Node {
           fired_due_.push_back(row.row());  // not ours to understand: drop it
           continue;
         }
+        if (pending_.size() >= static_cast<size_t>(options_.batch_max_notices)) {
+          capped = more = true;  // a group as large as a notice group; the rest next round
+          break;
+        }
         fired_due_.push_back(row.row());
         metrics_.schedule_lateness.Observe((now - due_ms) / 1e3);
         // While blacklisted a bot has no membership to move; its next
         // event after the blacklist re-evaluates it.
         if (blacklist_ && blacklist_->IsBlacklisted(user)) continue;
-        if (pending_.size() >= static_cast<size_t>(options_.batch_max_notices)) {
-          fired_due_.pop_back();  // a group as large as a notice group; the rest next round
-          more = true;
-          break;
-        }
         const std::string& id = due_ids_.emplace_back(user);
         auto [it, inserted] = pending_index_.emplace(id, pending_.size());
         PendingUser add{id, 0, 0, 0, p, kSchedule};
@@ -579,14 +594,17 @@ class NodeImpl : public Node {
           pending_[it->second].Add(add);
         }
       }
+      if (!partition_more && !capped) complete_scans_.push_back(partition);
     }
-    if (fired_due_.empty()) return 0;
-    Status s = ProcessSurvivors(now);
+    Status s = fired_due_.empty() ? Status::OK() : ProcessSurvivors(now);
     if (!s.ok()) {
       metrics_.due_scan_failures.Inc();
       LOG(WARNING) << "due users not processed, retrying at the next scan: " << s;
       return 0;
     }
+    // Every row due by `now` in these partitions is processed and deleted;
+    // rows written later are due at least min_due_delay_ms after their write.
+    for (int32_t partition : complete_scans_) scanned_to_[partition] = now + 1;
     if (more) next_due_scan_ms_ = now;  // a backlog: go on after the next poll
     return static_cast<int>(pending_.size());
   }
@@ -866,6 +884,12 @@ class NodeImpl : public Node {
   // Schedule: the user-changes partitions this node owns and their due scan.
   std::set<int32_t> owned_;
   int64_t next_due_scan_ms_ = 0;
+  // Per owned partition: every due row before this was fired (low-water mark).
+  static constexpr int64_t kDueScanMarginMs = 60'000;
+  static constexpr int64_t kFullDueScanEveryMs = 300'000;
+  std::map<int32_t, int64_t> scanned_to_;
+  std::vector<int32_t> complete_scans_;
+  int64_t last_full_due_scan_ms_ = 0;
   std::vector<store::RowResult> due_rows_;
   std::deque<std::string> due_ids_;     // ids of fired users (pending_ views them)
   std::vector<std::string> fired_due_;  // due rows to delete once processed
