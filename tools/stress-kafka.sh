@@ -174,7 +174,9 @@ end), librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '?'):
     $command
 
 $table"
-  python3 - "$ROOT/RELIABILITY.md" "$LABEL" "$block" <<'EOF'
+  # Under a lock: runs for two strategies may finish together.
+  flock "${TMPDIR:-/tmp}/stress-kafka-reliability.lock" \
+    python3 - "$ROOT/RELIABILITY.md" "$LABEL" "$block" <<'EOF'
 import re, sys
 path, label, block = sys.argv[1], sys.argv[2], sys.argv[3]
 section = "## Kafka consumers on librdkafka 2.0.2"
