@@ -469,12 +469,13 @@ TEST_F(KafkaTest, TwoConsumersCooperativeStickySplitPartitionsIncrementally) {
   ExpectRevokedSomeNeverAll(events_a);
 }
 
-// Closing a cooperative-sticky member before its first assignment arrived
-// (e.g. SIGTERM right after start) must neither abort inside librdkafka
-// (librdkafka #4312: the sticky assignor's state is destroyed before it was
-// ever set) nor hang. Timings cover: before the join, during JoinGroup,
-// during SyncGroup, and after the assignment; with and without another
-// member already owning the partitions (then the join waits for a rebalance).
+// Closing a member before its first assignment arrived (e.g. SIGTERM right
+// after start) must neither abort inside librdkafka nor hang. With
+// cooperative-sticky (SEG_TEST_ASSIGNMENT_STRATEGY) this is librdkafka #4312:
+// the sticky assignor's state is destroyed before it was ever set. Timings
+// cover: before the join, during JoinGroup, during SyncGroup, and after the
+// assignment; with and without another member already owning the partitions
+// (then the join waits for a rebalance).
 TEST_F(KafkaTest, CloseBeforeFirstAssignmentIsCleanAndBounded) {
   for (bool with_owner : {false, true}) {
     for (auto poll_for : {0ms, 50ms, 200ms, 1000ms}) {
