@@ -145,7 +145,10 @@ TEST_F(IngestPipelineTest, EachBadInputKindIsDeadLetteredWhileTheBatchLands) {
   e = good("typeless");
   e.set_type(EVENT_TYPE_UNSPECIFIED);
   bad(reason::kUnknownType, e.SerializeAsString());
-  bad(reason::kUndecodable, std::string("\xff\xfe\xfd not an event", 18));
+  // Neither protobuf (its first tag has wire type 7) nor JSON. Sized by the
+  // compiler: a hand-counted 18 read past the 17-byte literal (ASan).
+  static constexpr char kNotAnEvent[] = "\xff\xfe\xfd not an event";
+  bad(reason::kUndecodable, std::string(kNotAnEvent, sizeof(kNotAnEvent) - 1));
   bad(reason::kUndecodable, "{\"userId\": broken json");
   e = good("huge");
   e.set_url(std::string(70 * 1024, 'x'));

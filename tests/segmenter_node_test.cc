@@ -68,6 +68,7 @@ class SegmenterNodeTest : public ::testing::Test {
     options.kafka = kafka_->ClientOptions("segmenter");
     options.kafka.properties["session.timeout.ms"] = "6000";
     options.kafka.properties["heartbeat.interval.ms"] = "500";
+    testing::ApplyTestAssignmentStrategy(&options.kafka);
     options.read_delay_ms = 0;
     options.bots.threshold_events = 50;
     options.bots.sustain_ms = 0;
@@ -81,6 +82,7 @@ class SegmenterNodeTest : public ::testing::Test {
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["session.timeout.ms"] = "6000";
     reader.properties["heartbeat.interval.ms"] = "500";
+    testing::ApplyTestAssignmentStrategy(&reader);
     auto results =
         kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
           if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
@@ -164,6 +166,7 @@ class SegmenterNodeTest : public ::testing::Test {
     options.kafka = kafka_->ClientOptions(group);
     options.kafka.properties["session.timeout.ms"] = "6000";
     options.kafka.properties["heartbeat.interval.ms"] = "500";
+    testing::ApplyTestAssignmentStrategy(&options.kafka);
     options.group_id = group;
     options.read_delay_ms = read_delay_ms;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), clock);
@@ -367,6 +370,7 @@ TEST_F(SegmenterNodeTest, UnbatchedReadsGiveTheSameResults) {
   segmenter::NodeOptions options;
   options.kafka = kafka_->ClientOptions("segmenter-unbatched");
   options.kafka.properties["session.timeout.ms"] = "6000";
+  testing::ApplyTestAssignmentStrategy(&options.kafka);
   options.group_id = "segmenter-unbatched";
   options.read_delay_ms = 0;
   options.unbatched_reads = true;

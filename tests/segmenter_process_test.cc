@@ -92,10 +92,27 @@ class SegmenterProcessTest : public ::testing::Test {
     producer_ = std::move(*producer);
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["partition.assignment.strategy"] = "roundrobin";  // librdkafka#4312
-    auto results = kafka::Consumer::Create(reader, "partner");
+    // A short session, as the segmenters have: under load (the ASan suite) a
+    // reader with the default 45 s once got its assignment after 47 s, past
+    // the first WaitAllCovered deadline.
+    reader.properties["session.timeout.ms"] = "6000";
+    reader.properties["heartbeat.interval.ms"] = "500";
+    auto results =
+        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
+          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
+        });
     ASSERT_TRUE(results.ok());
     results_ = std::move(*results);
     ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
+    // Join now, while nothing else runs, so the tests' deadlines do not pay
+    // for it (as in segmenter_node_test).
+    auto deadline = steady_clock::now() + seconds(30);
+    while (!reader_assigned_ && steady_clock::now() < deadline) {
+      auto polled = results_->PollBatch(100, milliseconds(100));
+      ASSERT_TRUE(polled.ok()) << polled.status();
+      ASSERT_TRUE(polled->empty()) << "results before any segmenter ran";
+    }
+    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
 
     scripts_dir_ = dir_.path() + "/scripts";
     std::filesystem::create_directories(scripts_dir_);
@@ -269,6 +286,7 @@ class SegmenterProcessTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> results_;
+  bool reader_assigned_ = false;
   std::unique_ptr<kafka::Consumer> offsets_;
   std::map<std::string, testing::ChildProcess> segmenters_;
   std::map<std::string, int> metrics_ports_;

@@ -55,12 +55,17 @@ Record ToRecord(const Message& m) {
   return r;
 }
 
+// With the product's assignment strategy unless SEG_TEST_ASSIGNMENT_STRATEGY
+// overrides it (tools/stress-kafka.sh); `strategy`, when given, wins over both.
 std::unique_ptr<Consumer> MakeConsumer(const MockKafkaCluster& cluster, const std::string& group,
-                                       Consumer::RebalanceCallback cb = nullptr) {
+                                       Consumer::RebalanceCallback cb = nullptr,
+                                       const std::string& strategy = "") {
   KafkaOptions options = cluster.ClientOptions("consumer-" + group);
   // The mock only rebalances after about a session timeout.
   options.properties["session.timeout.ms"] = "6000";
   options.properties["heartbeat.interval.ms"] = "500";
+  seg::testing::ApplyTestAssignmentStrategy(&options);
+  if (!strategy.empty()) options.properties["partition.assignment.strategy"] = strategy;
   auto consumer = Consumer::Create(options, group, std::move(cb));
   EXPECT_TRUE(consumer.ok()) << consumer.status();
   return consumer.ok() ? std::move(consumer).value() : nullptr;
@@ -362,14 +367,18 @@ TEST_F(KafkaTest, FullQueueIsResourceExhaustedAfterBoundedWait) {
   EXPECT_TRUE(flushed.ok()) << flushed;
 }
 
-// Two members of one group split the partitions (the default eager
-// roundrobin) and together read every message once.
-TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
+// Two members of one group (A first, then B) under `strategy` ("": the
+// product's, or SEG_TEST_ASSIGNMENT_STRATEGY's) split the partitions without
+// overlap and together read every message once. `a_events`: A's rebalance
+// events up to then (not those of its close).
+void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::string& group,
+                                        const std::string& strategy,
+                                        std::vector<RebalanceEvent>* a_events) {
   std::vector<RebalanceEvent> events_a, events_b;
-  auto a =
-      MakeConsumer(*cluster_, "g-split", [&](const RebalanceEvent& e) { events_a.push_back(e); });
-  auto b =
-      MakeConsumer(*cluster_, "g-split", [&](const RebalanceEvent& e) { events_b.push_back(e); });
+  auto a = MakeConsumer(
+      cluster, group, [&](const RebalanceEvent& e) { events_a.push_back(e); }, strategy);
+  auto b = MakeConsumer(
+      cluster, group, [&](const RebalanceEvent& e) { events_b.push_back(e); }, strategy);
   ASSERT_TRUE(a && b);
   ASSERT_TRUE(a->Subscribe({"events"}).ok());
   auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -393,22 +402,14 @@ TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
   std::set<TopicPartition> all(pa.begin(), pa.end());
   all.insert(pb.begin(), pb.end());
   EXPECT_EQ(all.size(), 8u) << "overlapping assignment";
-  // Eager: A gave all of its partitions back before the split.
-  bool a_revoked_all = false;
-  for (const auto& e : events_a) {
-    if (e.kind == RebalanceEvent::Kind::kRevoked && e.partitions.size() == 8u) {
-      a_revoked_all = true;
-    }
-  }
-  EXPECT_TRUE(a_revoked_all);
   ASSERT_FALSE(events_b.empty());
   EXPECT_EQ(events_b.front().kind, RebalanceEvent::Kind::kAssigned);
 
-  auto producer = MakeProducer();
-  ASSERT_TRUE(producer);
+  auto producer = Producer::Create(cluster.ClientOptions("producer"));
+  ASSERT_TRUE(producer.ok()) << producer.status();
   constexpr int kCount = 2000;
-  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(producer->Produce("events", Key(i), "v").ok());
-  ASSERT_TRUE(producer->Flush(10s).ok());
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE((*producer)->Produce("events", Key(i), "v").ok());
+  ASSERT_TRUE((*producer)->Flush(10s).ok());
   size_t got_a = 0, got_b = 0;
   deadline = std::chrono::steady_clock::now() + 20s;
   while (got_a + got_b < kCount && std::chrono::steady_clock::now() < deadline) {
@@ -418,14 +419,63 @@ TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
   EXPECT_EQ(got_a + got_b, static_cast<size_t>(kCount));
   EXPECT_GT(got_a, 0u);
   EXPECT_GT(got_b, 0u);
+  *a_events = events_a;
 }
 
-// Closing a cooperative-sticky member before its first assignment arrived
-// (e.g. SIGTERM right after start) must neither abort inside librdkafka
-// (librdkafka #4312: the sticky assignor's state is destroyed before it was
-// ever set) nor hang. Timings cover: before the join, during JoinGroup,
-// during SyncGroup, and after the assignment; with and without another
-// member already owning the partitions (then the join waits for a rebalance).
+bool IsCooperative(const std::string& strategy) {
+  return strategy.find("cooperative") != std::string::npos;
+}
+
+// Eager: A gave all of its partitions back before the split.
+void ExpectRevokedAll(const std::vector<RebalanceEvent>& events) {
+  bool revoked_all = false;
+  for (const auto& e : events) {
+    if (e.kind == RebalanceEvent::Kind::kRevoked && e.partitions.size() == 8u) revoked_all = true;
+  }
+  EXPECT_TRUE(revoked_all);
+}
+
+// Cooperative: A gave partitions up incrementally, never all of them.
+void ExpectRevokedSomeNeverAll(const std::vector<RebalanceEvent>& events) {
+  bool revoked_some = false;
+  for (const auto& e : events) {
+    if (e.kind == RebalanceEvent::Kind::kRevoked) {
+      revoked_some = true;
+      EXPECT_LT(e.partitions.size(), 8u);
+    }
+  }
+  EXPECT_TRUE(revoked_some);
+}
+
+// The default (eager roundrobin; or the strategy SEG_TEST_ASSIGNMENT_STRATEGY
+// names, whose revocations are checked instead).
+TEST_F(KafkaTest, TwoConsumersSplitPartitions) {
+  std::vector<RebalanceEvent> events_a;
+  ASSERT_NO_FATAL_FAILURE(SplitPartitionsBetweenTwoConsumers(*cluster_, "g-split", "", &events_a));
+  if (IsCooperative(seg::testing::TestAssignmentStrategy())) {
+    ExpectRevokedSomeNeverAll(events_a);
+  } else {
+    ExpectRevokedAll(events_a);
+  }
+}
+
+// cooperative-sticky stays available through the properties (kafka.h) and
+// still moves partitions incrementally: the consumer uses
+// incremental_assign/unassign for it.
+TEST_F(KafkaTest, TwoConsumersCooperativeStickySplitPartitionsIncrementally) {
+  std::vector<RebalanceEvent> events_a;
+  ASSERT_NO_FATAL_FAILURE(SplitPartitionsBetweenTwoConsumers(*cluster_, "g-split-coop",
+                                                             "cooperative-sticky", &events_a));
+  ExpectRevokedSomeNeverAll(events_a);
+}
+
+// Closing a member before its first assignment arrived (e.g. SIGTERM right
+// after start) must neither abort inside librdkafka nor hang. With
+// cooperative-sticky (SEG_TEST_ASSIGNMENT_STRATEGY) this is librdkafka #4312:
+// the sticky assignor's state is destroyed before it was ever set. Timings
+// cover: before the join, during JoinGroup, during SyncGroup, and after the
+// assignment; with and without another member already owning the partitions
+// (then the join waits for a rebalance).
 TEST_F(KafkaTest, CloseBeforeFirstAssignmentIsCleanAndBounded) {
   for (bool with_owner : {false, true}) {
     for (auto poll_for : {0ms, 50ms, 200ms, 1000ms}) {

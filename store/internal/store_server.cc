@@ -16,6 +16,7 @@
 
 #include "store/internal/embedded_store.h"
 #include "store/internal/thrift_handler.h"
+#include "store/internal/thrift_output.h"
 
 namespace seg::store {
 namespace {
@@ -164,7 +165,7 @@ Status StoreServer::Start() {
   }
   // Bad clients (garbage bytes, hang-ups) are logged per connection by
   // Thrift; keep that in glog rather than raw stderr.
-  at::GlobalOutput.setOutputFunction([](const char* msg) { LOG(INFO) << "thrift: " << msg; });
+  internal::RouteThriftOutputToGlog(/*server=*/true);
   d.ready = std::make_shared<ReadyHandler>();
   d.server->setServerEventHandler(d.ready);
   auto ready = d.ready;

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <random>
@@ -453,6 +454,66 @@ TEST(StoreServerTest, ManyConcurrentClientsCarryOn) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures, 0);
+}
+
+// Servers started and Thrift clients opened from several threads at once.
+// Each constructor used to set Thrift's process-wide output hook
+// (GlobalOutput), a data race that only a TSan build reports (tools/dev build
+// tsan); elsewhere this checks that every store opened this way serves.
+TEST(StoreServerTest, StoresOpenedConcurrentlyFromSeveralThreads) {
+  seg::testing::TempDir dir;
+  auto make_server = [&](const std::string& name) -> std::unique_ptr<StoreServer> {
+    StoreServerOptions o;
+    o.port = 0;
+    o.store.data_dir = dir.path() + "/" + name;
+    o.store.tables = ContractTables();
+    auto server = StoreServer::Create(o);
+    EXPECT_TRUE(server.ok()) << server.status();
+    return server.ok() ? std::move(*server) : nullptr;
+  };
+  auto served = make_server("served");
+  ASSERT_NE(served, nullptr);
+  ASSERT_TRUE(served->Start().ok());
+
+  constexpr int kServers = 2, kClients = 6;
+  std::vector<std::unique_ptr<StoreServer>> servers;
+  for (int i = 0; i < kServers; ++i) {
+    servers.push_back(make_server("s" + std::to_string(i)));
+    ASSERT_NE(servers.back(), nullptr);
+  }
+  std::latch go(kServers + kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kServers; ++i) {
+    threads.emplace_back([&, i] {
+      go.arrive_and_wait();
+      Status started = servers[i]->Start();
+      EXPECT_TRUE(started.ok()) << started;
+    });
+  }
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      StoreOptions so;
+      so.backend = StoreOptions::Backend::kThrift;
+      so.thrift.port = served->port();
+      go.arrive_and_wait();
+      auto store = OpenStore(so);
+      if (!store.ok()) {
+        ADD_FAILURE() << store.status();
+        return;
+      }
+      std::string row = "concurrent-" + std::to_string(t);
+      Status put = (*store)->Put("t", {{row, {Cell{"a", "q", 1, row}}}});
+      EXPECT_TRUE(put.ok()) << put;
+      GetRequest g;
+      g.row = row;
+      auto r = (*store)->Get("t", g);
+      EXPECT_TRUE(r.ok() && r->size() == 1 && r->cell(0).value == row)
+          << (r.ok() ? std::to_string(r->size()) + " cells" : r.status().ToString());
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (auto& server : servers) server->Stop();
+  served->Stop();
 }
 
 TEST(StoreServerTest, UnreachableServerIsUnavailableStatusNotException) {

@@ -24,6 +24,7 @@
 #include "common/metrics.h"
 #include "proto/THBaseService.h"
 #include "store/internal/thrift_convert.h"
+#include "store/internal/thrift_output.h"
 
 namespace seg::store::internal {
 namespace {
@@ -453,7 +454,7 @@ class ThriftStore final : public Store {
         retries_(
             metrics::GetCounter("seg_store_thrift_retries_total", "Thrift client calls retried")) {
     // Thrift prints transport errors to stderr; they become Status here.
-    at::GlobalOutput.setOutputFunction([](const char* msg) { VLOG(1) << "thrift: " << msg; });
+    RouteThriftOutputToGlog(/*server=*/false);
     int64_t max_msg = std::min<int64_t>(options.max_message_bytes, INT_MAX);
     config_ =
         std::make_shared<at::TConfiguration>(static_cast<int>(max_msg), static_cast<int>(max_msg));

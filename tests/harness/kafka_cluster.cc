@@ -3,6 +3,8 @@
 #include <glog/logging.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <cstdlib>
+
 namespace seg::testing {
 namespace {
 
@@ -42,6 +44,16 @@ StatusOr<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::Start(int brokers)
 MockKafkaCluster::~MockKafkaCluster() {
   if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
   if (rk_) rd_kafka_destroy(rk_);
+}
+
+std::string TestAssignmentStrategy() {
+  const char* strategy = std::getenv("SEG_TEST_ASSIGNMENT_STRATEGY");
+  return strategy != nullptr ? std::string(strategy) : std::string();
+}
+
+void ApplyTestAssignmentStrategy(kafka::KafkaOptions* options) {
+  std::string strategy = TestAssignmentStrategy();
+  if (!strategy.empty()) options->properties["partition.assignment.strategy"] = strategy;
 }
 
 kafka::KafkaOptions MockKafkaCluster::ClientOptions(const std::string& client_id) const {

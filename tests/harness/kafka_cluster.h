@@ -39,6 +39,15 @@ enum class KafkaApi : int16_t {
   kInitProducerId = 22,
 };
 
+// The consumer assignment strategy tests run with: SEG_TEST_ASSIGNMENT_STRATEGY
+// when set and non-empty (e.g. "cooperative-sticky", see
+// tools/stress-kafka.sh), else "" for the product default (eager roundrobin).
+std::string TestAssignmentStrategy();
+// Sets partition.assignment.strategy in `options` when the environment asks
+// for one; leaves the product default otherwise. Call it in the tests'
+// consumer factories.
+void ApplyTestAssignmentStrategy(kafka::KafkaOptions* options);
+
 class MockKafkaCluster {
  public:
   // Starts `brokers` brokers listening on ephemeral loopback ports.
