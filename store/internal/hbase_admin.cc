@@ -56,9 +56,8 @@ ha::TTableName Name(const std::string& table) {
 StatusOr<std::vector<std::string>> ListTables(const AdminOptions& options,
                                               const std::string& regex) {
   std::vector<ha::TTableName> names;
-  SEG_RETURN_IF_ERROR(WithClient(options, "getTableNamesByPattern", [&](auto& c) {
-    c.getTableNamesByPattern(names, regex, false);
-  }));
+  SEG_RETURN_IF_ERROR(WithClient(options, "getTableNamesByPattern",
+                                 [&](auto& c) { c.getTableNamesByPattern(names, regex, false); }));
   std::vector<std::string> out;
   for (const auto& n : names) {
     bool default_ns = !n.__isset.ns || n.ns.empty() || n.ns == "default";
@@ -72,8 +71,8 @@ StatusOr<std::vector<std::string>> CreateTables(const AdminOptions& options,
   std::vector<std::string> created;
   for (const auto& t : tables) {
     bool exists = false;
-    SEG_RETURN_IF_ERROR(WithClient(options, "tableExists",
-                                   [&](auto& c) { exists = c.tableExists(Name(t.name)); }));
+    SEG_RETURN_IF_ERROR(
+        WithClient(options, "tableExists", [&](auto& c) { exists = c.tableExists(Name(t.name)); }));
     if (exists) continue;
     ha::TTableDescriptor desc;
     desc.__set_tableName(Name(t.name));
@@ -90,9 +89,8 @@ StatusOr<std::vector<std::string>> CreateTables(const AdminOptions& options,
       families.push_back(std::move(fd));
     }
     desc.__set_columns(std::move(families));
-    SEG_RETURN_IF_ERROR(WithClient(options, "createTable", [&](auto& c) {
-      c.createTable(desc, {});
-    }));
+    SEG_RETURN_IF_ERROR(
+        WithClient(options, "createTable", [&](auto& c) { c.createTable(desc, {}); }));
     created.push_back(t.name);
   }
   return created;
@@ -104,9 +102,8 @@ Status DropTables(const AdminOptions& options, const std::vector<std::string>& n
     SEG_RETURN_IF_ERROR(
         WithClient(options, "tableExists", [&](auto& c) { exists = c.tableExists(Name(name)); }));
     if (!exists) continue;
-    SEG_RETURN_IF_ERROR(WithClient(options, "disableTable", [&](auto& c) {
-      c.disableTable(Name(name));
-    }));
+    SEG_RETURN_IF_ERROR(
+        WithClient(options, "disableTable", [&](auto& c) { c.disableTable(Name(name)); }));
     SEG_RETURN_IF_ERROR(
         WithClient(options, "deleteTable", [&](auto& c) { c.deleteTable(Name(name)); }));
   }
