@@ -4,6 +4,7 @@
 #   tools/dev services up [kafka|kafka3|hbase]...   start (all three when none named)
 #   tools/dev services down [kafka|kafka3|hbase]... stop, delete their data (logs stay)
 #   tools/dev services status                       what runs, where
+#   tools/dev services node-stop|node-start kafka3 N  stop/restart broker N (1-3), data kept
 #
 #   kafka   one KRaft node (broker+controller), Kafka 3.9.1 (tools/services/kafka/pom.xml)
 #   kafka3  three KRaft nodes, each broker+controller, one cluster id
@@ -69,22 +70,28 @@ start_proc() {
   echo $! >"$pidfile"
 }
 
-stop_pidfile() {
-  local pidfile="$1"
-  [[ -f "$pidfile" ]] || return 0
-  local pid; pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$(($(now) + STOP_S))
+# TERM to every pid at once (a KRaft quorum stopped one node at a time
+# loses its controller and the last nodes hang in shutdown), then wait;
+# KILL what is left after STOP_S.
+stop_pidfiles() {
+  local f pids=()
+  for f in "$@"; do
+    [[ -f "$f" ]] || continue
+    local pid; pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
+  done
+  local deadline=$(($(now) + STOP_S)) pid
+  for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null && (($(now) < deadline)); do sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then
       log "pid $pid did not stop in ${STOP_S}s; SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
       while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     fi
-  fi
-  rm -f "$pidfile"
+  done
+  rm -f "$@"
 }
+stop_pidfile() { stop_pidfiles "$1"; }
 
 running() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -181,10 +188,34 @@ EOF
   write_env
 }
 
+# Stops or restarts one node of a running cluster (its data stays).
+kafka_node() {
+  local action="$1" svc="$2" n="$3" dir="$RUN/$2"
+  [[ -f "$dir/node$n.properties" ]] || die "$svc has no node $n"
+  if [[ "$action" == stop ]]; then
+    stop_pidfile "$dir/node$n.pid"
+    log "$svc node $n stopped"
+    return
+  fi
+  running "$dir/node$n.pid" && { log "$svc node $n already running"; return; }
+  local cp; cp=$(cat "$(classpath kafka)")
+  local port; port=$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/node$n.properties")
+  start_proc "$dir/node$n.pid" "$dir/node$n.log.restart" java -Xmx512m -Xms256m -XX:+UseG1GC \
+    -Djava.awt.headless=true "-Dlog4j.configuration=file:$dir/log4j.properties" -cp "$cp" \
+    kafka.Kafka "$dir/node$n.properties"
+  local deadline=$(($(now) + KAFKA_READY_S))
+  until kcat -b "127.0.0.1:$port" -L -m 2 2>/dev/null | grep -q "broker $n at .*:$port"; do
+    running "$dir/node$n.pid" || { tail -30 "$dir/node$n.log.restart" >&2; die "$svc node $n exited"; }
+    (($(now) < deadline)) || die "$svc node $n not back in ${KAFKA_READY_S}s"
+    sleep 0.5
+  done
+  log "$svc node $n running again at 127.0.0.1:$port"
+}
+
 kafka_down() {
   local svc="$1" dir="$RUN/$1" f
   [[ -d "$dir" ]] || return 0
-  for f in "$dir"/node*.pid; do [[ -e "$f" ]] && stop_pidfile "$f"; done
+  stop_pidfiles "$dir"/node*.pid
   rm -rf "$dir"/data* "$dir/bootstrap"
   write_env
 }
@@ -276,8 +307,7 @@ EOF
 hbase_down() {
   local dir="$RUN/hbase"
   [[ -d "$dir" ]] || return 0
-  stop_pidfile "$dir/thrift.pid"
-  stop_pidfile "$dir/master.pid"
+  stop_pidfiles "$dir/thrift.pid" "$dir/master.pid"
   rm -rf "$dir/root" "$dir/zk" "$dir/tmp" "$dir/thrift_port"
   write_env
 }
@@ -302,6 +332,11 @@ status() {
 
 cmd="${1:-status}"
 shift || true
+if [[ "$cmd" == node-stop || "$cmd" == node-start ]]; then
+  [[ $# -eq 2 && ( "$1" == kafka || "$1" == kafka3 ) ]] || die "usage: $cmd kafka|kafka3 N"
+  kafka_node "${cmd#node-}" "$1" "$2"
+  exit 0
+fi
 services=("$@")
 [[ ${#services[@]} -gt 0 ]] || services=(kafka kafka3 hbase)
 for s in "${services[@]}"; do
