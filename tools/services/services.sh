@@ -51,7 +51,13 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 classpath() {
   local name="$1" out="$RUN/$1.classpath"
   mkdir -p "$RUN"
-  if [[ -s "$out" && "$out" -nt "$SVC_SRC/$name/pom.xml" ]]; then echo "$out"; return; fi
+  # Reuse the last answer while the pom is unchanged and every jar is there.
+  if [[ -s "$out" && "$out" -nt "$SVC_SRC/$name/pom.xml" ]]; then
+    local jar ok=1 jars
+    IFS=: read -r -a jars <"$out"
+    for jar in "${jars[@]}"; do [[ -f "$jar" ]] || { ok=0; break; }; done
+    ((ok)) && { echo "$out"; return; }
+  fi
   local args=(-B -q -f "$SVC_SRC/$name/pom.xml" dependency:build-classpath "-Dmdep.outputFile=$out")
   if ! mvn -o "${args[@]}" >"$RUN/$name.mvn.log" 2>&1; then
     log "$name: downloading jars through Maven (first time only)"
