@@ -24,6 +24,9 @@ class StoreEnv {
   virtual int64_t NowMs() = 0;
   // Non-null when the test may move the backend's clock.
   virtual FakeClock* fake_clock() { return nullptr; }
+  // Put before every row key: a backend whose data outlives the test binary
+  // (a real HBase) gives a per-run prefix so runs do not see each other.
+  virtual std::string RowPrefix() { return ""; }
 };
 
 struct StoreBackend {

@@ -27,6 +27,7 @@
 
 #include "common/metrics.h"
 #include "proto/THBaseService.h"
+#include "store/internal/raw_wire_contract.h"
 #include "store/internal/store_contract.h"
 #include "store/store_server.h"
 #include "tests/harness/process.h"
@@ -203,6 +204,13 @@ TEST(StoreServerTest, UnknownScannerIdIsTIllegalArgumentAndUnknownTableTIOError)
   raw.client->get(result, "t", get);
   EXPECT_FALSE(result.__isset.row);
   EXPECT_TRUE(result.columnValues.empty());
+}
+
+// As HBase (checked against it in store_real_test).
+TEST(StoreServerTest, DeleteTypeAppliesToFamilyOnlyColumnsAsHBase) {
+  ServerProcess* server = SharedServer(ThriftTransport::kBuffered, ThriftProtocol::kBinary);
+  ASSERT_NE(server, nullptr);
+  ExpectDeleteTypeAppliesToFamilyOnlyColumns("127.0.0.1", server->port, "raw-delete-type");
 }
 
 TEST(StoreServerTest, RequestMissingRequiredFieldIsRejected) {

@@ -429,16 +429,39 @@ void RecvGetMultipleBinary(at::transport::TTransport* t, int64_t max_bytes,
 
 class ThriftStore;
 
+// The table of the call in progress on this thread: HBase's gateway reports
+// an unknown table as TIOError whose message is just the table name
+// (TableNotFoundException's message), so only the caller can recognise it.
+thread_local const std::string* tl_table = nullptr;
+struct TableScope {
+  explicit TableScope(const std::string& t) : prev(tl_table) { tl_table = &t; }
+  ~TableScope() { tl_table = prev; }
+  const std::string* prev;
+};
+
+// HBase rejects an empty or too long row key with an unchecked exception,
+// which its gateway turns into "Internal error processing ..." and a closed
+// connection; seg-store answers InvalidArgument. Checked here for both.
+Status CheckRowKey(const std::string& row) {
+  if (row.empty()) return InvalidArgumentError("store: empty row key");
+  if (row.size() > kMaxRowBytes) {
+    return InvalidArgumentError("store: row key of " + std::to_string(row.size()) + " bytes (max " +
+                                std::to_string(kMaxRowBytes) + ")");
+  }
+  return Status::OK();
+}
+
 class ThriftScanner final : public Scanner {
  public:
-  ThriftScanner(ThriftStore* store, int32_t id, int32_t batch_rows)
-      : store_(store), id_(id), batch_rows_(batch_rows) {}
+  ThriftScanner(ThriftStore* store, std::string table, int32_t id, int32_t batch_rows)
+      : store_(store), table_(std::move(table)), id_(id), batch_rows_(batch_rows) {}
   ~ThriftScanner() override { Close().IgnoreError(); }
   Status NextBatch(std::vector<RowResult>* rows) override;
   Status Close() override;
 
  private:
   ThriftStore* store_;
+  std::string table_;
   int32_t id_;
   int32_t batch_rows_;
   bool done_ = false;
@@ -490,8 +513,12 @@ class ThriftStore final : public Store {
   Status Put(std::string_view table, const std::vector<RowPut>& rows) override {
     if (rows.empty()) return Status::OK();
     std::vector<hbase::TPut> puts(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) ToTPut(rows[i], &puts[i]);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      SEG_RETURN_IF_ERROR(CheckRowKey(rows[i].row));
+      ToTPut(rows[i], &puts[i]);
+    }
     std::string t(table);
+    TableScope table_scope(t);
     if (puts.size() == 1) {
       return Call("put", true, [&](THBaseServiceClient& c) { c.put(t, puts[0]); });
     }
@@ -500,9 +527,11 @@ class ThriftStore final : public Store {
 
   StatusOr<RowResult> Get(std::string_view table, const GetRequest& get) override {
     hbase::TGet tget;
+    SEG_RETURN_IF_ERROR(CheckRowKey(get.row));
     SEG_RETURN_IF_ERROR(ToTGet(get, &tget));
     hbase::TResult result;
     std::string t(table);
+    TableScope table_scope(t);
     SEG_RETURN_IF_ERROR(Call("get", true, [&](THBaseServiceClient& c) { c.get(result, t, tget); }));
     RowResult out;
     FromTResult(result, &out);
@@ -518,8 +547,12 @@ class ThriftStore final : public Store {
       return Status::OK();
     }
     std::vector<hbase::TGet> tgets(gets.size());
-    for (size_t i = 0; i < gets.size(); ++i) SEG_RETURN_IF_ERROR(ToTGet(gets[i], &tgets[i]));
+    for (size_t i = 0; i < gets.size(); ++i) {
+      SEG_RETURN_IF_ERROR(CheckRowKey(gets[i].row));
+      SEG_RETURN_IF_ERROR(ToTGet(gets[i], &tgets[i]));
+    }
     std::string t(table);
+    TableScope table_scope(t);
     SEG_RETURN_IF_ERROR(Call("getMultiple", true, [&](THBaseServiceClient& c) {
       c.send_getMultiple(t, tgets);
       if (options_.protocol == ThriftProtocol::kBinary) {
@@ -544,9 +577,11 @@ class ThriftStore final : public Store {
 
   StatusOr<bool> Exists(std::string_view table, const GetRequest& get) override {
     hbase::TGet tget;
+    SEG_RETURN_IF_ERROR(CheckRowKey(get.row));
     SEG_RETURN_IF_ERROR(ToTGet(get, &tget));
     bool found = false;
     std::string t(table);
+    TableScope table_scope(t);
     SEG_RETURN_IF_ERROR(
         Call("exists", true, [&](THBaseServiceClient& c) { found = c.exists(t, tget); }));
     return found;
@@ -554,9 +589,13 @@ class ThriftStore final : public Store {
 
   Status Delete(std::string_view table, const std::vector<RowDelete>& rows) override {
     std::vector<hbase::TDelete> dels;
-    for (const auto& r : rows) ToTDeletes(r, &dels);
+    for (const auto& r : rows) {
+      SEG_RETURN_IF_ERROR(CheckRowKey(r.row));
+      ToTDeletes(r, &dels);
+    }
     if (dels.empty()) return Status::OK();
     std::string t(table);
+    TableScope table_scope(t);
     if (dels.size() == 1) {
       return Call("deleteSingle", true,
                   [&](THBaseServiceClient& c) { c.deleteSingle(t, dels[0]); });
@@ -570,6 +609,7 @@ class ThriftStore final : public Store {
   StatusOr<bool> CheckAndMutate(std::string_view table, const Condition& condition,
                                 const RowMutations& mutations) override {
     hbase::TRowMutations rm;
+    SEG_RETURN_IF_ERROR(CheckRowKey(mutations.row));
     rm.row = mutations.row;
     if (!mutations.deletes.empty()) {
       RowDelete d;
@@ -614,6 +654,7 @@ class ThriftStore final : public Store {
     }
     bool applied = false;
     std::string t(table);
+    TableScope table_scope(t);
     // The C++ client always sends `value`; HBase treats empty as absent.
     std::string value = condition.value.value_or("");
     SEG_RETURN_IF_ERROR(Call("checkAndMutate", false, [&](THBaseServiceClient& c) {
@@ -629,10 +670,11 @@ class ThriftStore final : public Store {
     SEG_RETURN_IF_ERROR(ToTScan(scan, &tscan));
     int32_t id = 0;
     std::string t(table);
+    TableScope table_scope(t);
     SEG_RETURN_IF_ERROR(
         Call("openScanner", true, [&](THBaseServiceClient& c) { id = c.openScanner(t, tscan); }));
     return std::unique_ptr<Scanner>(
-        new ThriftScanner(this, id, scan.batch_rows > 0 ? scan.batch_rows : 100));
+        new ThriftScanner(this, t, id, scan.batch_rows > 0 ? scan.batch_rows : 100));
   }
 
  private:
@@ -706,6 +748,10 @@ class ThriftStore final : public Store {
       return Status::OK();
     } catch (const hbase::TIOError& e) {
       Release(std::move(conn));  // a declared exception: the stream is in sync
+      if (tl_table != nullptr && !tl_table->empty() &&
+          (e.message == *tl_table || e.message == "default:" + *tl_table)) {
+        return NotFoundError("unknown table '" + *tl_table + "' (HBase TableNotFoundException)");
+      }
       return DecodeErrorMessage(e.message);
     } catch (const hbase::TIllegalArgument& e) {
       Release(std::move(conn));
@@ -755,6 +801,7 @@ Status ThriftScanner::NextBatch(std::vector<RowResult>* rows) {
   if (closed_) return FailedPreconditionError("store: scanner closed");
   if (done_) return Status::OK();
   std::vector<hbase::TResult> results;
+  TableScope table_scope(table_);  // HBase reports an unknown table here
   // Not retried: a lost reply would skip rows silently.
   SEG_RETURN_IF_ERROR(store_->Call("getScannerRows", false, [&](THBaseServiceClient& c) {
     c.getScannerRows(results, id_, batch_rows_);

@@ -143,12 +143,15 @@ void ToTPut(const RowPut& put, hbase::TPut* out) {
 }
 
 void ToTDeletes(const RowDelete& del, std::vector<hbase::TDelete>* out) {
-  // deleteType is per TDelete: one for "all versions" columns (and whole
-  // families, which ignore the type), one for single-version columns.
-  hbase::TDelete all, one;
-  all.row = one.row = del.row;
+  // deleteType is per TDelete and HBase's gateway applies it to every column
+  // in it (a column without qualifier under DELETE_COLUMNS is the column
+  // with the empty qualifier, not the family), so up to three TDeletes:
+  // all-versions columns, single-version columns, whole families.
+  hbase::TDelete all, one, family;
+  all.row = one.row = family.row = del.row;
   all.__set_deleteType(hbase::TDeleteType::DELETE_COLUMNS);
   one.__set_deleteType(hbase::TDeleteType::DELETE_COLUMN);
+  family.__set_deleteType(hbase::TDeleteType::DELETE_FAMILY);
   if (del.columns.empty()) {
     if (del.timestamp != kLatestTimestamp) all.__set_timestamp(del.timestamp);
     out->push_back(std::move(all));
@@ -159,12 +162,13 @@ void ToTDeletes(const RowDelete& del, std::vector<hbase::TDelete>* out) {
     col.family = c.family;
     if (c.qualifier) col.__set_qualifier(*c.qualifier);
     if (c.timestamp != kLatestTimestamp) col.__set_timestamp(c.timestamp);
-    hbase::TDelete& target = (c.qualifier && !c.all_versions) ? one : all;
+    hbase::TDelete& target = !c.qualifier ? family : (c.all_versions ? all : one);
     target.columns.push_back(std::move(col));
     target.__isset.columns = true;
   }
   if (!all.columns.empty()) out->push_back(std::move(all));
   if (!one.columns.empty()) out->push_back(std::move(one));
+  if (!family.columns.empty()) out->push_back(std::move(family));
 }
 
 Status ToTScan(const ScanRequest& scan, hbase::TScan* out) {
@@ -324,7 +328,11 @@ Status FromTDelete(const hbase::TDelete& in, RowDelete* out) {
   for (const auto& c : in.columns) {
     DeleteColumn d;
     d.family = c.family;
-    if (c.__isset.qualifier && type != hbase::TDeleteType::DELETE_FAMILY) d.qualifier = c.qualifier;
+    // As HBase's gateway: the type applies to every column; under a column
+    // type a missing qualifier is the empty qualifier, not the family.
+    if (type != hbase::TDeleteType::DELETE_FAMILY) {
+      d.qualifier = c.__isset.qualifier ? c.qualifier : std::string();
+    }
     d.timestamp = c.__isset.timestamp ? c.timestamp : out->timestamp;
     d.all_versions = type != hbase::TDeleteType::DELETE_COLUMN;
     out->columns.push_back(std::move(d));
