@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -206,6 +207,7 @@ class NodeImpl : public Node {
     }
     // Stored offsets a failed commit left behind (e.g. a commit during a
     // rebalance) are committed within a second, not at the next batch.
+    if (handled == 0) AwaitDueDeletes();
     if (handled == 0 && clock_->MonotonicUs() / 1000 - last_commit_mono_ms_ >= 1000) {
       CommitStored();
     }
@@ -235,6 +237,7 @@ class NodeImpl : public Node {
     // What is queued is processed now (the consumer's close commits it);
     // what fails is left uncommitted for the partitions' next owner.
     Status drained = DrainQueue(/*commit=*/false);
+    AwaitDueDeletes();
     Status flush = producer_->Flush(std::chrono::seconds(10));
     Status close = consumer_->Close();
     DropQueue();  // the batches' buffers go before their consumer
@@ -257,6 +260,7 @@ class NodeImpl : public Node {
       } else {
         owned_.erase(tp.partition);
         scanned_to_.erase(tp.partition);  // another owner may fire and write meanwhile
+        resume_after_.erase(tp.partition);
       }
     }
     if (event.kind == kafka::RebalanceEvent::Kind::kAssigned || queue_.empty()) return;
@@ -269,6 +273,17 @@ class NodeImpl : public Node {
     }
     Status s = DrainQueue(/*commit=*/false);
     if (!s.ok()) LOG(WARNING) << "queued notices left to the partitions' next owner: " << s;
+  }
+
+  // Waits for the due deletes in flight, if any; a failure is counted and
+  // logged (the rows fire again, early and harmlessly).
+  void AwaitDueDeletes() {
+    if (!due_delete_.valid()) return;
+    Status s = due_delete_.get();
+    if (!s.ok()) {
+      metrics_.due_scan_failures.Inc();
+      LOG_EVERY_N(WARNING, 10) << "due delete: " << s;
+    }
   }
 
   void MaybeReload() {
@@ -460,6 +475,9 @@ class NodeImpl : public Node {
     user_deletes_.clear();
     batch_counts_ = {};
     for (size_t i = 0; i < pending_.size(); ++i) SEG_RETURN_IF_ERROR(SegmentUser(i, now));
+    // The previous group's due deletes ran during this group's reads and
+    // scripts; they finish before this group writes due rows.
+    AwaitDueDeletes();
 
     if (!updates_.empty()) {
       int64_t t0 = clock_->MonotonicUs();
@@ -492,8 +510,13 @@ class NodeImpl : public Node {
                                        return a.row == b.row;
                                      }),
                          due_deletes_.end());
-      SEG_RETURN_IF_ERROR(
-          store_->Delete(options_.due_table, due_deletes_).WithContext("due delete"));
+      // Off the critical path: a delete that fails or never happens (crash)
+      // leaves a row that fires early, which is harmless.
+      due_delete_ = std::async(std::launch::async, [store = store_, table = options_.due_table,
+                                                    rows = std::move(due_deletes_)] {
+        return store->Delete(table, rows);
+      });
+      due_deletes_.clear();
     }
     const int64_t done_ms = clock_->NowMs();
     for (const PendingUser& p : pending_) {
@@ -545,6 +568,9 @@ class NodeImpl : public Node {
     const bool full_scan = now - last_full_due_scan_ms_ >= kFullDueScanEveryMs;
     if (full_scan) last_full_due_scan_ms_ = now;
     complete_scans_.clear();
+    incomplete_scans_.clear();
+    last_fired_.clear();
+    if (full_scan) resume_after_.clear();
     bool capped = false;
     for (int32_t partition : owned_) {
       if (capped) break;
@@ -555,6 +581,14 @@ class NodeImpl : public Node {
       }
       store::ScanRequest scan;
       scan.start_row = DueScanBound(partition, from);
+      // A partition left with rows behind the last round resumes after the
+      // last row it processed (those before are deleted: markers to skip).
+      if (!full_scan) {
+        auto resume = resume_after_.find(partition);
+        if (resume != resume_after_.end() && resume->second > scan.start_row) {
+          scan.start_row = resume->second;
+        }
+      }
       scan.stop_row = DueScanBound(partition, now + 1);
       scan.families = {options_.due_family};
       scan.batch_rows = options_.due_batch_users;
@@ -581,6 +615,7 @@ class NodeImpl : public Node {
           break;
         }
         fired_due_.push_back(row.row());
+        last_fired_[partition] = row.row();
         metrics_.schedule_lateness.Observe((now - due_ms) / 1e3);
         // While blacklisted a bot has no membership to move; its next
         // event after the blacklist re-evaluates it.
@@ -594,7 +629,11 @@ class NodeImpl : public Node {
           pending_[it->second].Add(add);
         }
       }
-      if (!partition_more && !capped) complete_scans_.push_back(partition);
+      if (!partition_more && !capped) {
+        complete_scans_.push_back(partition);
+      } else {
+        incomplete_scans_.push_back(partition);
+      }
     }
     Status s = fired_due_.empty() ? Status::OK() : ProcessSurvivors(now);
     if (!s.ok()) {
@@ -604,7 +643,14 @@ class NodeImpl : public Node {
     }
     // Every row due by `now` in these partitions is processed and deleted;
     // rows written later are due at least min_due_delay_ms after their write.
-    for (int32_t partition : complete_scans_) scanned_to_[partition] = now + 1;
+    for (int32_t partition : complete_scans_) {
+      scanned_to_[partition] = now + 1;
+      resume_after_.erase(partition);
+    }
+    for (int32_t partition : incomplete_scans_) {
+      auto last = last_fired_.find(partition);
+      if (last != last_fired_.end()) resume_after_[partition] = last->second + '\0';
+    }
     if (more) next_due_scan_ms_ = now;  // a backlog: go on after the next poll
     return static_cast<int>(pending_.size());
   }
@@ -876,6 +922,7 @@ class NodeImpl : public Node {
   std::vector<store::RowPut> state_puts_;
   std::vector<store::RowPut> due_puts_;
   std::vector<store::RowDelete> due_deletes_;
+  std::future<Status> due_delete_;  // the last group's due deletes, in flight
   std::vector<store::RowDelete> user_deletes_;
   struct BatchCounts {
     int64_t segmented = 0, scheduled = 0, definition = 0, forgotten = 0, bot_exits = 0, stale = 0;
@@ -889,6 +936,9 @@ class NodeImpl : public Node {
   static constexpr int64_t kFullDueScanEveryMs = 300'000;
   std::map<int32_t, int64_t> scanned_to_;
   std::vector<int32_t> complete_scans_;
+  std::vector<int32_t> incomplete_scans_;
+  std::map<int32_t, std::string> last_fired_;    // this round's last fired row per partition
+  std::map<int32_t, std::string> resume_after_;  // next scan starts here (past processed rows)
   int64_t last_full_due_scan_ms_ = 0;
   std::vector<store::RowResult> due_rows_;
   std::deque<std::string> due_ids_;     // ids of fired users (pending_ views them)
