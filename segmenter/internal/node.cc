@@ -572,8 +572,17 @@ class NodeImpl : public Node {
     last_fired_.clear();
     if (full_scan) resume_after_.clear();
     bool capped = false;
-    for (int32_t partition : owned_) {
-      if (capped) break;
+    // Start one partition further each round, so a partition with a long
+    // backlog does not keep the others waiting.
+    partitions_.assign(owned_.begin(), owned_.end());
+    const size_t first = due_round_++ % partitions_.size();
+    std::rotate(partitions_.begin(), partitions_.begin() + first, partitions_.end());
+    for (int32_t partition : partitions_) {
+      const size_t room = static_cast<size_t>(options_.batch_max_notices) - pending_.size();
+      if (capped || room == 0) {
+        capped = more = true;
+        break;
+      }
       int64_t from = 0;
       if (!full_scan) {
         auto it = scanned_to_.find(partition);
@@ -591,7 +600,9 @@ class NodeImpl : public Node {
       }
       scan.stop_row = DueScanBound(partition, now + 1);
       scan.families = {options_.due_family};
-      scan.batch_rows = options_.due_batch_users;
+      // No more rows than the group has room for: the rest would be read for nothing.
+      scan.batch_rows = static_cast<int32_t>(
+          std::min<size_t>(static_cast<size_t>(options_.due_batch_users), room));
       auto scanner = store_->OpenScanner(options_.due_table, scan);
       Status s = scanner.ok() ? (*scanner)->NextBatch(&due_rows_) : scanner.status();
       if (scanner.ok()) (*scanner)->Close().IgnoreError();  // one batch is all we take
@@ -600,7 +611,7 @@ class NodeImpl : public Node {
         LOG_EVERY_N(WARNING, 10) << "due scan of partition " << partition << ": " << s;
         continue;
       }
-      const bool partition_more = due_rows_.size() >= static_cast<size_t>(options_.due_batch_users);
+      const bool partition_more = due_rows_.size() >= static_cast<size_t>(scan.batch_rows);
       more |= partition_more;
       for (const store::RowResult& row : due_rows_) {
         int32_t p = 0;
@@ -936,6 +947,8 @@ class NodeImpl : public Node {
   static constexpr int64_t kFullDueScanEveryMs = 300'000;
   std::map<int32_t, int64_t> scanned_to_;
   std::vector<int32_t> complete_scans_;
+  std::vector<int32_t> partitions_;  // this round's scan order
+  size_t due_round_ = 0;
   std::vector<int32_t> incomplete_scans_;
   std::map<int32_t, std::string> last_fired_;    // this round's last fired row per partition
   std::map<int32_t, std::string> resume_after_;  // next scan starts here (past processed rows)
