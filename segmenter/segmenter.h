@@ -170,7 +170,7 @@ struct NodeStats {
   int64_t malformed_notices = 0;
   int64_t skipped_by_cache = 0;
   int64_t skipped_as_bot = 0;
-  int64_t bots_flagged = 0;
+  int64_t bots_flagged = 0;  // BOT results: newly blacklisted users, each exiting once
   int64_t segmented = 0;
   int64_t results_published = 0;
   int64_t stats_updates = 0;
@@ -180,7 +180,6 @@ struct NodeStats {
   int64_t scheduled = 0;           // users re-segmented because their due time passed
   int64_t definition_changes = 0;  // users re-segmented for a DEFINITION_CHANGE notice
   int64_t forgotten = 0;           // users forgotten (FORGET notices)
-  int64_t bot_exits = 0;           // BOT results (newly blacklisted users)
   int64_t stale_memberships = 0;   // kept for a failing script beyond max_stale_ms
 };
 

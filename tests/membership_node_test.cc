@@ -399,7 +399,7 @@ TEST_F(MembershipNodeTest, NewlyBlacklistedBotExitsOnceAndStateMatches) {
   EXPECT_TRUE(state.segments().empty());
   EXPECT_TRUE(state.bot());
   EXPECT_TRUE(SettledDueTimes("u4", {}).empty()) << "a blacklisted bot has nothing to fire";
-  EXPECT_EQ(node_->stats().bot_exits, 1);
+  EXPECT_EQ(node_->stats().bots_flagged, 1);
 }
 
 TEST_F(MembershipNodeTest, ForgetDeletesRowsDueAndCacheAndPublishesATombstone) {

@@ -533,7 +533,6 @@ class NodeImpl : public Node {
     }
 
     stats_snapshot_.bots_flagged += batch_counts_.bot_exits;
-    stats_snapshot_.bot_exits += batch_counts_.bot_exits;
     stats_snapshot_.forgotten += batch_counts_.forgotten;
     stats_snapshot_.definition_changes += batch_counts_.definition;
     stats_snapshot_.scheduled += batch_counts_.scheduled;
@@ -799,10 +798,7 @@ class NodeImpl : public Node {
     if (due != kNever) due = std::max(due, now + options_.min_due_delay_ms);
     SetDue(p, previous, due, now, &next);
 
-    store::RowPut& put = state_puts_.emplace_back();
-    put.row.assign(p.user_id);
-    put.cells.push_back(store::Cell{options_.state_family, std::string(kStateQualifier), now,
-                                    next.SerializeAsString()});
+    PutState(p.user_id, next, now);
     return Status::OK();
   }
 
@@ -825,6 +821,19 @@ class NodeImpl : public Node {
     }
   }
 
+  void PutState(std::string_view user_id, const SegmentState& state, int64_t now) {
+    store::RowPut& put = state_puts_.emplace_back();
+    put.row.assign(user_id);
+    put.cells.push_back(store::Cell{options_.state_family, std::string(kStateQualifier), now,
+                                    state.SerializeAsString()});
+  }
+
+  // The user's due row that `state` records.
+  void DeleteDueRow(const SegmentState& state, std::string_view user_id) {
+    due_deletes_.push_back(
+        store::RowDelete{DueRowKey(state.due_partition(), state.due_ms(), user_id), {}});
+  }
+
   // Replaces the user's due row (if it moved) and records it in `next`.
   void SetDue(const PendingUser& p, const SegmentState& previous, int64_t due, int64_t now,
               SegmentState* next) {
@@ -842,10 +851,7 @@ class NodeImpl : public Node {
       next->set_due_partition(previous.due_partition());
       return;
     }
-    if (had) {
-      due_deletes_.push_back(
-          store::RowDelete{DueRowKey(previous.due_partition(), previous.due_ms(), p.user_id), {}});
-    }
+    if (had) DeleteDueRow(previous, p.user_id);
     if (due == kNever || partition < 0) {
       next->clear_due_ms();
       next->clear_due_partition();
@@ -879,10 +885,7 @@ class NodeImpl : public Node {
     result.set_seq(next.seq());
     results_.push_back(ResultMessage{std::string(p.user_id), result.SerializeAsString()});
     SetDue(p, previous, kNever, now, &next);
-    store::RowPut& put = state_puts_.emplace_back();
-    put.row.assign(p.user_id);
-    put.cells.push_back(store::Cell{options_.state_family, std::string(kStateQualifier), now,
-                                    next.SerializeAsString()});
+    PutState(p.user_id, next, now);
     return Status::OK();
   }
 
@@ -892,10 +895,7 @@ class NodeImpl : public Node {
   Status Forget(const PendingUser& p, const SegmentState& previous, int64_t now) {
     ++batch_counts_.forgotten;
     user_deletes_.push_back(store::RowDelete{std::string(p.user_id), {}, now});
-    if (previous.due_ms() > 0) {
-      due_deletes_.push_back(
-          store::RowDelete{DueRowKey(previous.due_partition(), previous.due_ms(), p.user_id), {}});
-    }
+    if (previous.due_ms() > 0) DeleteDueRow(previous, p.user_id);
     if (options_.forget_tombstones) {
       results_.push_back(ResultMessage{std::string(p.user_id), "", /*tombstone=*/true});
     }
