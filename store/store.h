@@ -234,6 +234,16 @@ class Store {
 
   virtual StatusOr<std::unique_ptr<Scanner>> OpenScanner(std::string_view table,
                                                          const ScanRequest& scan) = 0;
+
+  // The scan's first batch_rows rows and nothing more: one round trip on
+  // Thrift2 (getScannerResults) instead of open, read and close.
+  virtual Status ScanFirst(std::string_view table, const ScanRequest& scan,
+                           std::vector<RowResult>* rows) {
+    SEG_ASSIGN_OR_RETURN(std::unique_ptr<Scanner> scanner, OpenScanner(table, scan));
+    Status s = scanner->NextBatch(rows);
+    scanner->Close().IgnoreError();
+    return s;
+  }
 };
 
 // Per-family settings, as HBase's column family descriptor.

@@ -740,15 +740,29 @@ Status EmbeddedStore::Put(std::string_view table, const std::vector<RowPut>& row
   return Status::OK();
 }
 
+rocksdb::Iterator* EmbeddedStore::IteratorFor(rocksdb::ColumnFamilyHandle* handle,
+                                              DeleteIterators* iterators) {
+  std::unique_ptr<rocksdb::Iterator>& it = (*iterators)[handle];
+  if (!it) {
+    rocksdb::ReadOptions ro;
+    ro.prefix_same_as_start = true;
+    it.reset(db_->NewIterator(ro, handle));
+  }
+  return it.get();
+}
+
 Status EmbeddedStore::AddDeletes(const Table& table, std::string_view row, const DeleteColumn& col,
-                                 rocksdb::WriteBatch* batch, PendingChunks* pending) {
+                                 rocksdb::WriteBatch* batch, PendingChunks* pending,
+                                 DeleteIterators* iterators) {
   const Family* f = table.Find(col.family);
   if (f == nullptr) {
     return InvalidArgumentError("store: unknown family '" + col.family + "' in table " +
                                 table.name);
   }
   std::string prefix = EncodeRowPrefix(row);
-  if (f->options.packed_prefix_bytes > 0) return AddPackedDeletes(*f, prefix, col, pending);
+  if (f->options.packed_prefix_bytes > 0) {
+    return AddPackedDeletes(*f, prefix, col, pending, iterators);
+  }
   std::string key = prefix;
   if (col.qualifier && !col.all_versions && col.timestamp != kLatestTimestamp) {
     // One exact version: no read needed.
@@ -760,9 +774,7 @@ Status EmbeddedStore::AddDeletes(const Table& table, std::string_view row, const
     AppendEscaped(&key, *col.qualifier);
     esc_qualifier = key.substr(prefix.size());
   }
-  rocksdb::ReadOptions ro;
-  ro.prefix_same_as_start = true;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, f->handle));
+  rocksdb::Iterator* it = IteratorFor(f->handle, iterators);
   DecodedKey k;
   std::string scratch;
   for (it->Seek(key); it->Valid(); it->Next()) {
@@ -778,7 +790,8 @@ Status EmbeddedStore::AddDeletes(const Table& table, std::string_view row, const
 }
 
 Status EmbeddedStore::AddPackedDeletes(const Family& f, const std::string& row_prefix,
-                                       const DeleteColumn& col, PendingChunks* pending) {
+                                       const DeleteColumn& col, PendingChunks* pending,
+                                       DeleteIterators* iterators) {
   // Chunks are read (merged) once per row operation, edited in `pending`,
   // and written back whole by WritePending; the row lock is held.
   auto edit = [&](const std::string& key, const std::string* loaded) -> Status {
@@ -803,9 +816,7 @@ Status EmbeddedStore::AddPackedDeletes(const Family& f, const std::string& row_p
     AppendEscaped(&key, ChunkOf(*col.qualifier, f.options.packed_prefix_bytes));
     return edit(key, nullptr);
   }
-  rocksdb::ReadOptions ro;
-  ro.prefix_same_as_start = true;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, f.handle));
+  rocksdb::Iterator* it = IteratorFor(f.handle, iterators);
   std::string key, value;
   for (it->Seek(row_prefix); it->Valid() && StartsWith(it->key(), row_prefix); it->Next()) {
     key.assign(it->key().data(), it->key().size());
@@ -827,27 +838,51 @@ Status EmbeddedStore::WritePending(PendingChunks* pending, rocksdb::WriteBatch* 
 
 Status EmbeddedStore::Delete(std::string_view table, const std::vector<RowDelete>& rows) {
   SEG_ASSIGN_OR_RETURN(const Table* t, FindTable(table));
-  for (const auto& r : rows) {
-    SEG_RETURN_IF_ERROR(ValidateRow(r.row));
-    std::lock_guard<std::mutex> lock(RowLock(r.row));
-    rocksdb::WriteBatch batch;
-    PendingChunks pending;
-    if (r.columns.empty()) {
-      for (const auto& f : t->families) {
-        DeleteColumn all;
-        all.family = f.options.name;
-        all.timestamp = r.timestamp;
-        SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, all, &batch, &pending));
-      }
-    } else {
-      for (const auto& c : r.columns) {
-        SEG_RETURN_IF_ERROR(AddDeletes(*t, r.row, c, &batch, &pending));
-      }
-    }
-    SEG_RETURN_IF_ERROR(WritePending(&pending, &batch));
-    if (batch.Count() > 0) SEG_RETURN_IF_ERROR(Commit(&batch));
+  if (rows.empty()) return Status::OK();
+  std::vector<uint32_t> order(rows.size());
+  std::vector<size_t> stripes;
+  stripes.reserve(rows.size());
+  for (uint32_t i = 0; i < order.size(); ++i) {
+    SEG_RETURN_IF_ERROR(ValidateRow(rows[i].row));
+    order[i] = i;
+    stripes.push_back(std::hash<std::string_view>{}(rows[i].row) % row_locks_.size());
   }
-  return Status::OK();
+  // One batch, one commit and one iterator per family for all the rows (a
+  // commit and an iterator per row cost 4x a put). Rows in key order, so the
+  // iterators only move forward; stripes locked in order as Put does.
+  std::stable_sort(order.begin(), order.end(),
+                   [&rows](uint32_t a, uint32_t b) { return rows[a].row < rows[b].row; });
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (size_t s : stripes) row_locks_[s].lock();
+  rocksdb::WriteBatch batch;
+  PendingChunks pending;
+  Status st;
+  {
+    DeleteIterators iterators;  // created under the locks: they see every committed write
+    for (uint32_t i : order) {
+      const RowDelete& r = rows[i];
+      if (r.columns.empty()) {
+        for (const auto& f : t->families) {
+          DeleteColumn all;
+          all.family = f.options.name;
+          all.timestamp = r.timestamp;
+          st = AddDeletes(*t, r.row, all, &batch, &pending, &iterators);
+          if (!st.ok()) break;
+        }
+      } else {
+        for (const auto& c : r.columns) {
+          st = AddDeletes(*t, r.row, c, &batch, &pending, &iterators);
+          if (!st.ok()) break;
+        }
+      }
+      if (!st.ok()) break;
+    }
+  }
+  if (st.ok()) st = WritePending(&pending, &batch);
+  if (st.ok() && batch.Count() > 0) st = Commit(&batch);
+  for (auto it = stripes.rbegin(); it != stripes.rend(); ++it) row_locks_[*it].unlock();
+  return st;
 }
 
 StatusOr<bool> EmbeddedStore::CheckAndMutate(std::string_view table, const Condition& condition,
@@ -887,8 +922,9 @@ StatusOr<bool> EmbeddedStore::CheckAndMutate(std::string_view table, const Condi
   if (!holds) return false;
   rocksdb::WriteBatch batch;
   PendingChunks pending;
+  DeleteIterators iterators;
   for (const auto& d : mutations.deletes) {
-    SEG_RETURN_IF_ERROR(AddDeletes(*t, mutations.row, d, &batch, &pending));
+    SEG_RETURN_IF_ERROR(AddDeletes(*t, mutations.row, d, &batch, &pending, &iterators));
   }
   SEG_RETURN_IF_ERROR(WritePending(&pending, &batch));  // before the puts' merges
   RowChange change;

@@ -105,10 +105,14 @@ class EmbeddedStore final : public Store {
   using PendingChunks = std::map<std::pair<rocksdb::ColumnFamilyHandle*, std::string>, std::string>;
   // Adds deletes for `col` in `row` to `batch` (packed families: edits
   // `pending`, see WritePending); reads under the row lock.
+  // One iterator per family, reused across the rows of one delete call.
+  using DeleteIterators =
+      std::map<rocksdb::ColumnFamilyHandle*, std::unique_ptr<rocksdb::Iterator>>;
+  rocksdb::Iterator* IteratorFor(rocksdb::ColumnFamilyHandle* handle, DeleteIterators* iterators);
   Status AddDeletes(const Table& table, std::string_view row, const DeleteColumn& col,
-                    rocksdb::WriteBatch* batch, PendingChunks* pending);
+                    rocksdb::WriteBatch* batch, PendingChunks* pending, DeleteIterators* iterators);
   Status AddPackedDeletes(const Family& f, const std::string& row_prefix, const DeleteColumn& col,
-                          PendingChunks* pending);
+                          PendingChunks* pending, DeleteIterators* iterators);
   // Writes the edited chunks whole (or deletes them when empty).
   Status WritePending(PendingChunks* pending, rocksdb::WriteBatch* batch);
   // A busy chunk's merge operand written as the merged chunk instead (see

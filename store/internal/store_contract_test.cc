@@ -380,6 +380,84 @@ TEST_P(StoreContractTest, ScanAcrossManyRowsInBatches) {
   EXPECT_TRUE((*scanner)->Close().ok());
 }
 
+TEST_P(StoreContractTest, ScanFirstReturnsTheFirstRowsOfTheRangeOnly) {
+  std::vector<RowPut> puts;
+  for (int i = 0; i < 50; ++i) {
+    char row[16];
+    std::snprintf(row, sizeof(row), "%03d", i);
+    puts.push_back({R(row), {C("a", "q", 9, std::to_string(i))}});
+  }
+  ASSERT_TRUE(store()->Put("t", puts).ok());
+  ScanRequest s;
+  s.start_row = R("010");
+  s.stop_row = R("040");
+  s.batch_rows = 7;
+  std::vector<RowResult> rows;
+  ASSERT_TRUE(store()->ScanFirst("t", s, &rows).ok());
+  ASSERT_EQ(rows.size(), 7u);
+  for (int i = 0; i < 7; ++i) {
+    char row[16];
+    std::snprintf(row, sizeof(row), "%03d", 10 + i);
+    EXPECT_EQ(rows[i].row(), R(row));
+    ASSERT_EQ(rows[i].size(), 1u);
+    EXPECT_EQ(rows[i].cell(0).value, std::to_string(10 + i));
+  }
+  s.start_row = R("045");
+  s.stop_row = R("999");
+  ASSERT_TRUE(store()->ScanFirst("t", s, &rows).ok());
+  EXPECT_EQ(rows.size(), 5u);  // fewer than asked: all of them
+  s.start_row = R("100");
+  ASSERT_TRUE(store()->ScanFirst("t", s, &rows).ok());
+  EXPECT_TRUE(rows.empty());
+}
+
+// The due path deletes thousands of rows per call: whole rows, families and
+// columns mixed, a row named twice, in no particular order.
+TEST_P(StoreContractTest, ManyRowsDeletedInOneCallEachAsAsked) {
+  auto row = [this](int i) {
+    char b[16];
+    std::snprintf(b, sizeof(b), "d%04d", i);
+    return R(b);
+  };
+  const int64_t now = env_->NowMs();
+  std::vector<RowPut> puts;
+  for (int i = 0; i < 300; ++i) {
+    puts.push_back({row(i),
+                    {C("a", "q", 1, "old"), C("a", "q", 2, "new"), C("a", "k", 1, "k"),
+                     C("b", "x", now, "b")}});
+  }
+  ASSERT_TRUE(store()->Put("t", puts).ok());
+  std::vector<RowDelete> deletes;
+  for (int i = 99; i >= 0; --i) deletes.push_back(RowDelete{row(i), {}});
+  deletes.push_back(RowDelete{row(5), {}});
+  DeleteColumn family_a;
+  family_a.family = "a";
+  for (int i = 100; i < 200; ++i) deletes.push_back(RowDelete{row(i), {family_a}});
+  DeleteColumn newest_q;
+  newest_q.family = "a";
+  newest_q.qualifier = "q";
+  newest_q.all_versions = false;
+  for (int i = 200; i < 250; ++i) deletes.push_back(RowDelete{row(i), {newest_q}});
+  ASSERT_TRUE(store()->Delete("t", deletes).ok());
+  for (int i = 0; i < 300; ++i) {
+    GetRequest g = G(row(i));
+    g.max_versions = 5;
+    auto r = store()->Get("t", g);
+    ASSERT_TRUE(r.ok()) << r.status();
+    std::vector<Got> want;
+    if (i < 100) {
+      want = {};
+    } else if (i < 200) {
+      want = {{"b", "x", "b", now}};
+    } else if (i < 250) {
+      want = {{"a", "k", "k", 1}, {"a", "q", "old", 1}, {"b", "x", "b", now}};
+    } else {
+      want = {{"a", "k", "k", 1}, {"a", "q", "new", 2}, {"a", "q", "old", 1}, {"b", "x", "b", now}};
+    }
+    EXPECT_EQ(Cells(*r), want) << i;
+  }
+}
+
 TEST_P(StoreContractTest, DeleteColumnWithoutTimestampRemovesAllVersions) {
   ASSERT_TRUE(
       store()

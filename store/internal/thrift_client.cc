@@ -677,6 +677,23 @@ class ThriftStore final : public Store {
         new ThriftScanner(this, t, id, scan.batch_rows > 0 ? scan.batch_rows : 100));
   }
 
+  Status ScanFirst(std::string_view table, const ScanRequest& scan,
+                   std::vector<RowResult>* rows) override {
+    rows->clear();
+    hbase::TScan tscan;
+    SEG_RETURN_IF_ERROR(ToTScan(scan, &tscan));
+    std::string t(table);
+    TableScope table_scope(t);
+    std::vector<hbase::TResult> results;
+    // Idempotent: the server opens, reads and closes in the one call.
+    SEG_RETURN_IF_ERROR(Call("getScannerResults", true, [&](THBaseServiceClient& c) {
+      c.getScannerResults(results, t, tscan, scan.batch_rows > 0 ? scan.batch_rows : 100);
+    }));
+    rows->resize(results.size());
+    for (size_t i = 0; i < results.size(); ++i) FromTResult(results[i], &(*rows)[i]);
+    return Status::OK();
+  }
+
  private:
   Status Acquire(std::unique_ptr<Connection>* out) {
     {
