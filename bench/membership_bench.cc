@@ -512,6 +512,14 @@ class TimingStore : public seg::store::Store {
         std::make_unique<TimingScanner>(std::move(*r), "scan " + std::string(table)));
   }
 
+  seg::Status ScanFirst(std::string_view table, const seg::store::ScanRequest& scan,
+                        std::vector<seg::store::RowResult>* rows) override {
+    auto t0 = Clk::now();
+    seg::Status s = inner_->ScanFirst(table, scan, rows);
+    g_timings.Add("scan-first " + std::string(table), t0, static_cast<int64_t>(rows->size()));
+    return s;
+  }
+
  private:
   seg::store::Store* inner_;
 };

@@ -29,6 +29,7 @@
 #include "common/metrics.h"
 #include "proto/segmentation.pb.h"
 #include "segmenter/bot_blacklist.h"
+#include "segmenter/internal/due_scanner.h"
 #include "segmenter/internal/membership.h"
 #include "segmenter/segmenter.h"
 #include "segmenter/skip_cache.h"
@@ -147,7 +148,13 @@ class NodeImpl : public Node {
  public:
   NodeImpl(const NodeOptions& options, store::Store* store, Evaluator* evaluator, StatsSink* stats,
            Clock* clock)
-      : options_(options), store_(store), evaluator_(evaluator), stats_(stats), clock_(clock) {}
+      : options_(options),
+        store_(store),
+        evaluator_(evaluator),
+        stats_(stats),
+        clock_(clock),
+        due_scanner_(store, DueScanOptions{options.due_table, options.due_family,
+                                           options.due_batch_users, options.batch_max_notices}) {}
 
   // The consumer's close fires the rebalance callback, which needs the queue
   // and the rest of this object: close before any member goes.
@@ -238,6 +245,7 @@ class NodeImpl : public Node {
     // what fails is left uncommitted for the partitions' next owner.
     Status drained = DrainQueue(/*commit=*/false);
     AwaitDueDeletes();
+    due_scanner_.DropPrefetch();
     Status flush = producer_->Flush(std::chrono::seconds(10));
     Status close = consumer_->Close();
     DropQueue();  // the batches' buffers go before their consumer
@@ -259,8 +267,7 @@ class NodeImpl : public Node {
         next_due_scan_ms_ = 0;  // a new owner fires what is already due at once
       } else {
         owned_.erase(tp.partition);
-        scanned_to_.erase(tp.partition);  // another owner may fire and write meanwhile
-        resume_after_.erase(tp.partition);
+        due_scanner_.Forget(tp.partition);  // another owner may fire and write meanwhile
       }
     }
     if (event.kind == kafka::RebalanceEvent::Kind::kAssigned || queue_.empty()) return;
@@ -498,11 +505,13 @@ class NodeImpl : public Node {
     if (!state_puts_.empty()) {
       SEG_RETURN_IF_ERROR(store_->Put(options_.table, state_puts_).WithContext("state write"));
     }
-    for (const std::string& key : fired_due_) due_deletes_.push_back(store::RowDelete{key, {}});
+    due_deletes_.insert(due_deletes_.end(), fired_due_.begin(), fired_due_.end());
     if (!due_deletes_.empty()) {
-      // A fired row is also the previous due row of its user: delete it once.
+      // A fired row is also the previous due row of its user: delete it
+      // once, as the exact cell the scan read (a whole-row delete is a read
+      // and a delete in the store; the exact one only a delete).
       auto by_row = [](const store::RowDelete& a, const store::RowDelete& b) {
-        return a.row < b.row;
+        return a.row < b.row || (a.row == b.row && a.columns.size() > b.columns.size());
       };
       std::sort(due_deletes_.begin(), due_deletes_.end(), by_row);
       due_deletes_.erase(std::unique(due_deletes_.begin(), due_deletes_.end(),
@@ -512,6 +521,9 @@ class NodeImpl : public Node {
                          due_deletes_.end());
       // Off the critical path: a delete that fails or never happens (crash)
       // leaves a row that fires early, which is harmless.
+      recently_fired_[1] = std::move(recently_fired_[0]);
+      recently_fired_[0].clear();
+      for (const store::RowDelete& d : due_deletes_) recently_fired_[0].push_back(d.row);
       due_delete_ = std::async(std::launch::async, [store = store_, table = options_.due_table,
                                                     rows = std::move(due_deletes_)] {
         return store->Delete(table, rows);
@@ -560,72 +572,33 @@ class NodeImpl : public Node {
     pending_index_.clear();
     fired_due_.clear();
     due_ids_.clear();
-    bool more = false;
-    // Fired rows are deleted, but a store walks their delete markers until a
-    // compaction: scan from where the last complete scan ended (less a
-    // margin for another writer's clock), and from 0 now and then.
-    const bool full_scan = now - last_full_due_scan_ms_ >= kFullDueScanEveryMs;
-    if (full_scan) last_full_due_scan_ms_ = now;
-    complete_scans_.clear();
-    incomplete_scans_.clear();
-    last_fired_.clear();
-    if (full_scan) resume_after_.clear();
+    DueRound round = due_scanner_.Next(now, owned_);
+    bool more = round.partitions_left;
     bool capped = false;
-    // Start one partition further each round, so a partition with a long
-    // backlog does not keep the others waiting.
-    partitions_.assign(owned_.begin(), owned_.end());
-    const size_t first = due_round_++ % partitions_.size();
-    std::rotate(partitions_.begin(), partitions_.begin() + first, partitions_.end());
-    for (int32_t partition : partitions_) {
-      const size_t room = static_cast<size_t>(options_.batch_max_notices) - pending_.size();
-      if (capped || room == 0) {
-        capped = more = true;
-        break;
-      }
-      int64_t from = 0;
-      if (!full_scan) {
-        auto it = scanned_to_.find(partition);
-        if (it != scanned_to_.end()) from = std::max<int64_t>(0, it->second - kDueScanMarginMs);
-      }
-      store::ScanRequest scan;
-      scan.start_row = DueScanBound(partition, from);
-      // A partition left with rows behind the last round resumes after the
-      // last row it processed (those before are deleted: markers to skip).
-      if (!full_scan) {
-        auto resume = resume_after_.find(partition);
-        if (resume != resume_after_.end() && resume->second > scan.start_row) {
-          scan.start_row = resume->second;
-        }
-      }
-      scan.stop_row = DueScanBound(partition, now + 1);
-      scan.families = {options_.due_family};
-      // No more rows than the group has room for: the rest would be read for nothing.
-      scan.batch_rows = static_cast<int32_t>(
-          std::min<size_t>(static_cast<size_t>(options_.due_batch_users), room));
-      auto scanner = store_->OpenScanner(options_.due_table, scan);
-      Status s = scanner.ok() ? (*scanner)->NextBatch(&due_rows_) : scanner.status();
-      if (scanner.ok()) (*scanner)->Close().IgnoreError();  // one batch is all we take
-      if (!s.ok()) {
+    DueOutcome outcome;
+    for (DueRound::Partition& part : round.partitions) {
+      if (!part.status.ok()) {
         metrics_.due_scan_failures.Inc();
-        LOG_EVERY_N(WARNING, 10) << "due scan of partition " << partition << ": " << s;
+        LOG_EVERY_N(WARNING, 10) << "due scan of partition " << part.partition << ": "
+                                 << part.status;
         continue;
       }
-      const bool partition_more = due_rows_.size() >= static_cast<size_t>(scan.batch_rows);
-      more |= partition_more;
-      for (const store::RowResult& row : due_rows_) {
-        int32_t p = 0;
-        int64_t due_ms = 0;
-        std::string_view user;
-        if (!ParseDueRowKey(row.row(), &p, &due_ms, &user)) {
-          fired_due_.push_back(row.row());  // not ours to understand: drop it
-          continue;
-        }
+      more |= part.more;
+      const std::string* last = nullptr;
+      for (const store::RowResult& row : part.rows) {
         if (pending_.size() >= static_cast<size_t>(options_.batch_max_notices)) {
           capped = more = true;  // a group as large as a notice group; the rest next round
           break;
         }
-        fired_due_.push_back(row.row());
-        last_fired_[partition] = row.row();
+        last = &row.row();
+        // Fired by one of the last two rounds, its delete not yet seen by
+        // the scan (it may have read before the delete landed).
+        if (RecentlyFired(row.row())) continue;
+        int32_t p = 0;
+        int64_t due_ms = 0;
+        std::string_view user;
+        FireRow(row);
+        if (!ParseDueRowKey(row.row(), &p, &due_ms, &user)) continue;  // not ours: dropped
         metrics_.schedule_lateness.Observe((now - due_ms) / 1e3);
         // While blacklisted a bot has no membership to move; its next
         // event after the blacklist re-evaluates it.
@@ -639,30 +612,45 @@ class NodeImpl : public Node {
           pending_[it->second].Add(add);
         }
       }
-      if (!partition_more && !capped) {
-        complete_scans_.push_back(partition);
-      } else {
-        incomplete_scans_.push_back(partition);
+      if (!part.more && !capped) {
+        outcome.complete.push_back(part.partition);
+      } else if (last != nullptr) {
+        outcome.last_processed[part.partition] = *last;
       }
     }
+    // A backlog: scan the next round while this one is processed.
+    if (more) due_scanner_.Prefetch(round.now, outcome, owned_, clock_->NowMs());
     Status s = fired_due_.empty() ? Status::OK() : ProcessSurvivors(now);
     if (!s.ok()) {
+      due_scanner_.DropPrefetch();
       metrics_.due_scan_failures.Inc();
       LOG(WARNING) << "due users not processed, retrying at the next scan: " << s;
       return 0;
     }
-    // Every row due by `now` in these partitions is processed and deleted;
-    // rows written later are due at least min_due_delay_ms after their write.
-    for (int32_t partition : complete_scans_) {
-      scanned_to_[partition] = now + 1;
-      resume_after_.erase(partition);
-    }
-    for (int32_t partition : incomplete_scans_) {
-      auto last = last_fired_.find(partition);
-      if (last != last_fired_.end()) resume_after_[partition] = last->second + '\0';
-    }
+    due_scanner_.Apply(round.now, outcome);
     if (more) next_due_scan_ms_ = now;  // a backlog: go on after the next poll
     return static_cast<int>(pending_.size());
+  }
+
+  // Deletes the cell the scan read once its user is processed; a cell
+  // rewritten since (a newer version) stays.
+  void FireRow(const store::RowResult& row) {
+    store::RowDelete& d = fired_due_.emplace_back();
+    d.row = row.row();
+    if (row.size() != 1) return;  // not the one cell the node writes: the whole row
+    store::CellView cell = row.cell(0);
+    store::DeleteColumn& column = d.columns.emplace_back();
+    column.family.assign(cell.family);
+    column.qualifier.emplace(cell.qualifier);
+    column.timestamp = cell.timestamp;
+    column.all_versions = false;
+  }
+
+  bool RecentlyFired(const std::string& row) const {
+    for (const std::vector<std::string>& fired : recently_fired_) {
+      if (std::binary_search(fired.begin(), fired.end(), row)) return true;
+    }
+    return false;
   }
 
   // One multi-get: per user, the newest events of the history window and the state cell.
@@ -942,20 +930,12 @@ class NodeImpl : public Node {
   // Schedule: the user-changes partitions this node owns and their due scan.
   std::set<int32_t> owned_;
   int64_t next_due_scan_ms_ = 0;
-  // Per owned partition: every due row before this was fired (low-water mark).
-  static constexpr int64_t kDueScanMarginMs = 60'000;
-  static constexpr int64_t kFullDueScanEveryMs = 300'000;
-  std::map<int32_t, int64_t> scanned_to_;
-  std::vector<int32_t> complete_scans_;
-  std::vector<int32_t> partitions_;  // this round's scan order
-  size_t due_round_ = 0;
-  std::vector<int32_t> incomplete_scans_;
-  std::map<int32_t, std::string> last_fired_;    // this round's last fired row per partition
-  std::map<int32_t, std::string> resume_after_;  // next scan starts here (past processed rows)
-  int64_t last_full_due_scan_ms_ = 0;
-  std::vector<store::RowResult> due_rows_;
-  std::deque<std::string> due_ids_;     // ids of fired users (pending_ views them)
-  std::vector<std::string> fired_due_;  // due rows to delete once processed
+  DueScanner due_scanner_;
+  // The due rows the last two rounds fired, sorted: their deletes may still
+  // be in flight when a scan reads (prefetched one round ahead).
+  std::vector<std::string> recently_fired_[2];
+  std::deque<std::string> due_ids_;          // ids of fired users (pending_ views them)
+  std::vector<store::RowDelete> fired_due_;  // due rows to delete once processed
 };
 
 }  // namespace
