@@ -224,6 +224,11 @@ class Consumer {
   // that have not returned a message yet are not counted (position unknown).
   int64_t Lag();
 
+  // The partition's high watermark as the last fetch response gave it
+  // (cached, no network call): every message below it had been appended
+  // before this call. -1 when nothing was fetched from it yet.
+  int64_t CachedHighWatermark(const std::string& topic, int32_t partition);
+
   // Stops fetching from every assigned partition (rd_kafka_pause), also from
   // partitions assigned while paused, until Resume(). PollBatch then returns
   // no messages but still serves rebalances and keeps the member within

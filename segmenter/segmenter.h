@@ -127,7 +127,6 @@ struct NodeOptions {
   // Skip rules.
   bool skip_cache_enabled = true;
   int64_t skip_cache_bytes = 64ll << 20;
-  int64_t clock_skew_margin_ms = 50;
   // Bot blacklist: a sustained notice rate (poll time) and the row's
   // behaviour (client rotation, crawl cadence; on the normal read).
   BotOptions bots;

@@ -1,5 +1,14 @@
 // SkipCache: the last-segmented-timestamp cache of a segmenter node.
 //
+// How the node uses it (since the skip rule became clock-free): both times
+// below are ticks of the node's own counter, not milliseconds of two
+// machines' clocks. acked_at_ms is replaced by the tick at which the node
+// knew the notice was appended (a high watermark above its offset,
+// segmenter/internal/append_log.h), read_started_ms by the tick taken before
+// the read, and skew_margin_ms is 0. The rule and the protocol below are
+// unchanged; only the source of the two numbers moved. The text below keeps
+// the millisecond wording the cache was designed with.
+//
 // The idea. A change notice says "user U's row got a write, acknowledged by
 // the store at acked_at_ms". Segmenting U means reading U's whole row, so one
 // read that *began* after a write was acknowledged has seen that write. The

@@ -296,6 +296,52 @@ TEST_F(SegmenterNodeTest, WriteAcknowledgedAfterReadIsNeverSkipped) {
   EXPECT_EQ(results[1].entered(0), "loves_cats");
 }
 
+// The skip rule uses no other machine's clock: a write acknowledged after
+// the last read, by an ingester whose clock runs 2 s behind, is processed.
+TEST_F(SegmenterNodeTest, WriteStampedByASlowIngestClockIsNeverSkipped) {
+  WriteCatEvents("skewed-user", 1);
+  SendNotice("skewed-user", Clock::Real()->NowMs() - 5'000);
+  RunUntilNotices(1);
+  ASSERT_EQ(node_->stats().segmented, 1);
+  WriteCatEvents("skewed-user", 4);
+  SendNotice("skewed-user", Clock::Real()->NowMs() - 2'000);
+  RunUntilNotices(2);
+  EXPECT_EQ(node_->stats().segmented, 2);
+  EXPECT_EQ(node_->stats().skipped_by_cache, 0);
+  auto results = ReadResults(2);
+  ASSERT_EQ(results.size(), 2u);
+  ASSERT_EQ(results[1].entered_size(), 1);
+  EXPECT_EQ(results[1].entered(0), "loves_cats");
+}
+
+// Notices appended before a read of their user began are skipped even when
+// consumed after it, whatever their acked_at_ms says: one notice per poll,
+// and the node's clock moves only by hand.
+TEST_F(SegmenterNodeTest, NoticesAppendedBeforeTheReadAreSkippedAfterIt) {
+  node_.reset();
+  WriteCatEvents("burst-user", 3);
+  for (int i = 0; i < 5; ++i) SendNotice("burst-user", Clock::Real()->NowMs() + 60'000);
+  segmenter::NodeOptions options;
+  options.kafka = kafka_->ClientOptions("one-at-a-time");
+  options.kafka.properties["session.timeout.ms"] = "6000";
+  options.kafka.properties["heartbeat.interval.ms"] = "500";
+  testing::ApplyTestAssignmentStrategy(&options.kafka);
+  options.group_id = "one-at-a-time";
+  options.read_delay_ms = 0;
+  options.batch_max_notices = 1;
+  options.bots.enabled = false;
+  auto node =
+      segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &fake_clock_);
+  ASSERT_TRUE(node.ok()) << node.status();
+  RunNodeUntil(node->get(), [&] {
+    fake_clock_.AdvanceMs(1);
+    return (*node)->stats().notices >= 5;
+  });
+  EXPECT_EQ((*node)->stats().segmented, 1);
+  EXPECT_EQ((*node)->stats().skipped_by_cache, 4);
+  ASSERT_TRUE((*node)->Close().ok());
+}
+
 TEST_F(SegmenterNodeTest, BotIsFlaggedOnceThenSkipped) {
   WriteCatEvents("bot-user", 3);
   const int64_t acked = Clock::Real()->NowMs();

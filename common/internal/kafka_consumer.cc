@@ -190,8 +190,8 @@ StatusOr<std::unique_ptr<Consumer>> Consumer::Create(const KafkaOptions& options
       auto conf,
       internal::BuildConf(options, {
                                        {"group.id", group_id},
-                                       // Eager: librdkafka 2.0.2's cooperative-sticky assignor can abort on
-                                       // close during a rebalance (#4312; kafka.h).
+                                       // Eager: librdkafka 2.0.2's cooperative-sticky assignor can
+                                       // abort on close during a rebalance (#4312; kafka.h).
                                        {"partition.assignment.strategy", "roundrobin"},
                                        {"enable.auto.offset.store", "false"},
                                        {"enable.auto.commit", "false"},
@@ -338,6 +338,15 @@ int64_t Consumer::Lag() {
   }
   impl_->lag.Set(static_cast<double>(total));
   return total;
+}
+
+int64_t Consumer::CachedHighWatermark(const std::string& topic, int32_t partition) {
+  int64_t low = -1, high = -1;
+  if (rd_kafka_get_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low, &high) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return -1;
+  }
+  return high;
 }
 
 namespace {

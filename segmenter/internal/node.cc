@@ -29,6 +29,7 @@
 #include "common/metrics.h"
 #include "proto/segmentation.pb.h"
 #include "segmenter/bot_blacklist.h"
+#include "segmenter/internal/append_log.h"
 #include "segmenter/internal/due_scanner.h"
 #include "segmenter/internal/membership.h"
 #include "segmenter/segmenter.h"
@@ -111,14 +112,14 @@ enum PendingKind : uint8_t {
 struct PendingUser {
   std::string_view user_id;  // view into the Kafka batch (or the due scan's ids)
   int64_t newest_event_ms = 0;
-  int64_t newest_ack_ms = 0;
+  int64_t newest_appended_tick = 0;  // AppendLog's order of events
   int64_t notices = 0;
   int32_t partition = -1;  // of user-changes: where its due row goes
   uint8_t kinds = 0;       // PendingKind bits
 
   void Add(const PendingUser& other) {
     newest_event_ms = std::max(newest_event_ms, other.newest_event_ms);
-    newest_ack_ms = std::max(newest_ack_ms, other.newest_ack_ms);
+    newest_appended_tick = std::max(newest_appended_tick, other.newest_appended_tick);
     notices += other.notices;
     if (other.partition >= 0) partition = other.partition;
     kinds |= other.kinds;
@@ -170,7 +171,8 @@ class NodeImpl : public Node {
     if (options_.skip_cache_enabled) {
       SkipCache::Options o;
       o.capacity_bytes = static_cast<size_t>(options_.skip_cache_bytes);
-      o.skew_margin_ms = options_.clock_skew_margin_ms;
+      // Both sides of the rule are ticks of this node's counter (AppendLog).
+      o.skew_margin_ms = 0;
       SEG_ASSIGN_OR_RETURN(skip_cache_, SkipCache::Create(o));
     }
     if (options_.bots.enabled) {
@@ -195,6 +197,7 @@ class NodeImpl : public Node {
       SEG_ASSIGN_OR_RETURN(
           kafka::Batch batch,
           consumer_->PollBatch(options_.batch_max_notices, std::chrono::milliseconds(wait_ms)));
+      SampleWatermarks();
       if (!batch.empty()) Enqueue(std::move(batch));
     } else {
       // Queue full: nothing to fetch until its oldest batch is due. Capped,
@@ -202,6 +205,7 @@ class NodeImpl : public Node {
       const int64_t wait_ms =
           std::min<int64_t>(queue_.front().due_ms - clock_->NowMs(), options_.batch_max_ms);
       if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+      SampleWatermarks();
     }
     MaybeReload();  // a DEFINITION_CHANGE notice just polled may have asked for it
     int handled = 0;
@@ -268,6 +272,7 @@ class NodeImpl : public Node {
       } else {
         owned_.erase(tp.partition);
         due_scanner_.Forget(tp.partition);  // another owner may fire and write meanwhile
+        append_log_.Forget(tp.partition);
       }
     }
     if (event.kind == kafka::RebalanceEvent::Kind::kAssigned || queue_.empty()) return;
@@ -297,6 +302,16 @@ class NodeImpl : public Node {
     if (!reload_.exchange(false)) return;
     Status s = evaluator_->Reload();
     if (!s.ok()) LOG(ERROR) << "script reload failed, keeping the previous set: " << s;
+  }
+
+  // The consumer's view of each owned partition's high watermark, read at
+  // a new tick (after the poll: the polled messages were received before it).
+  void SampleWatermarks() {
+    ++tick_;
+    for (int32_t partition : owned_) {
+      append_log_.Record(partition,
+                         consumer_->CachedHighWatermark(options_.notices_topic, partition), tick_);
+    }
   }
 
   void DropQueue() {
@@ -332,8 +347,12 @@ class NodeImpl : public Node {
       if (user.empty()) {  // unkeyed: the id must outlive notice_'s next parse
         user = q.unkeyed_ids.emplace_back(notice_.user_id());
       }
-      PendingUser add{
-          user, notice_.newest_event_time_ms(), notice_.acked_at_ms(), 1, msg.partition(), kWrite};
+      PendingUser add{user,
+                      notice_.newest_event_time_ms(),
+                      append_log_.AppendedBy(msg.partition(), msg.offset(), tick_),
+                      1,
+                      msg.partition(),
+                      kWrite};
       if (notice_.kind() == NOTICE_FORGET) {
         add.kinds = kForget;
       } else if (notice_.kind() == NOTICE_DEFINITION_CHANGE) {
@@ -457,7 +476,9 @@ class NodeImpl : public Node {
     int64_t skipped_cache = 0;
     if (skip_cache_) {
       auto kept = std::remove_if(pending_.begin(), pending_.end(), [&](const PendingUser& p) {
-        if (!p.WriteOnly() || !skip_cache_->ShouldSkip(p.user_id, p.newest_ack_ms)) return false;
+        if (!p.WriteOnly() || !skip_cache_->ShouldSkip(p.user_id, p.newest_appended_tick)) {
+          return false;
+        }
         skipped_cache += p.notices;
         return true;
       });
@@ -472,7 +493,8 @@ class NodeImpl : public Node {
   // by side), states, then old and fired due rows. A crash in between leaves an extra due row
   // (an early, harmless re-evaluation), never a missing one.
   Status ProcessSurvivors(int64_t now) {
-    const int64_t read_started_ms = clock_->NowMs();
+    // The skip rule's order (AppendLog): taken before the multi-get.
+    const int64_t read_started_tick = ++tick_;
     if (!pending_.empty()) SEG_RETURN_IF_ERROR(ReadRows(now));
     results_.clear();
     updates_.clear();
@@ -542,7 +564,7 @@ class NodeImpl : public Node {
         if (p.kinds & kForget) {
           skip_cache_->Forget(p.user_id);
         } else if (!(p.kinds & kBotExit)) {
-          skip_cache_->RecordRead(p.user_id, read_started_ms);
+          skip_cache_->RecordRead(p.user_id, read_started_tick);
         }
       }
       if ((p.kinds & kWrite) && p.newest_event_ms > 0) {
@@ -937,6 +959,8 @@ class NodeImpl : public Node {
   std::set<int32_t> owned_;
   int64_t next_due_scan_ms_ = 0;
   DueScanner due_scanner_;
+  AppendLog append_log_;  // when each owned partition's notices were known appended
+  int64_t tick_ = 1;      // AppendLog's order: watermark samples and read starts
   // The due rows the last two rounds fired, sorted: their deletes may still
   // be in flight when a scan reads (prefetched one round ahead).
   std::vector<std::string> recently_fired_[2];

@@ -1,3 +1,5 @@
+#include <glog/logging.h>
+
 #include "segmenter/segmenter.h"
 
 namespace seg::segmenter {
@@ -21,7 +23,13 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_queued_notices", &max_queued_notices));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.bytes", &skip_cache_bytes));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.clock_skew_margin_ms", &clock_skew_margin_ms));
+  if (config.Has(p + ".skip_cache.clock_skew_margin_ms")) {
+    // Kept for one release so old files load; the skip rule no longer reads clocks.
+    int64_t ignored = 0;
+    SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.clock_skew_margin_ms", &ignored));
+    LOG(WARNING) << p << ".skip_cache.clock_skew_margin_ms is ignored: the skip rule is "
+                 << "clock-free (segmenter/internal/append_log.h); remove the key";
+  }
   SEG_RETURN_IF_ERROR(bots.LoadFrom(config, p + ".bots", p + ".bot_blacklist"));
   SEG_RETURN_IF_ERROR(config.Get(p + ".due.table", &due_table));
   SEG_RETURN_IF_ERROR(config.Get(p + ".due.family", &due_family));
