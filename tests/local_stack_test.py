@@ -12,9 +12,14 @@
    table over gRPC with non-zero sizes, leave our two servers running (and
    written to: HyperLogLog keys in our Redis), exit 0 and
    leave none of its own processes running.
+3. Started in the background from a non-interactive shell (SIGINT ignored,
+   as bash does for `cmd &`): seg-store killed -9 and restarted from its
+   kept command line comes back on the same address; HUP stops the stack
+   cleanly.
 Standard library only; loopback, free ports, deadlines on every wait.
 """
 import argparse
+import os
 import pathlib
 import re
 import signal
@@ -147,6 +152,47 @@ def test_demo(build, tmp):
                 p.wait()
 
 
+def test_background_hup_and_restart(build, tmp):
+    env_file = tmp / "bg.env"
+    log = tmp / "bg.log"
+    shell = subprocess.Popen(
+        ["bash", "-c", f'"$0" --build-dir "$1" --no-traffic --quiet --env-file "$2" >"$3" 2>&1 &'
+         ' echo $!; wait', str(ROOT / "tools/local-stack.sh"), str(build), str(env_file),
+         str(log)], stdout=subprocess.PIPE, text=True)
+    stack_pid = int(shell.stdout.readline())
+    restarted = None
+    try:
+        wait_for(env_file.exists, 120, "the stack's env file")
+        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        sig_ign = int(re.search(r"^SigIgn:\s*([0-9a-f]+)", pathlib.Path(
+            f"/proc/{stack_pid}/status").read_text(), re.M).group(1), 16)
+        check(sig_ign & (1 << (signal.SIGINT - 1)) != 0, "the background stack has SIGINT ignored")
+        store_port = int(env["STORE"].rsplit(":", 1)[1])
+        os.kill(int(env["PID_store"]), signal.SIGKILL)
+        wait_for(lambda: not port_open(store_port), 20, "seg-store gone")
+        cmd = (pathlib.Path(env["RUN_DIR"]) / "store.cmd").read_text()
+        restarted = subprocess.Popen(["bash", "-c", "exec " + cmd],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(store_port), 30, "seg-store back on its port")
+        check(True, f"seg-store restarted from store.cmd listens on its old port {store_port}")
+        os.kill(stack_pid, signal.SIGHUP)
+        shell.wait(timeout=120)
+        pids = [int(v) for k, v in env.items() if k.startswith("PID_")]
+        check(not still_running(pids + [stack_pid]), "HUP stopped the background stack")
+        check("segment sizes today" in log.read_text(), "HUP printed the segment table first")
+    finally:
+        for p in (restarted, shell):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        if still_running([stack_pid]):
+            os.kill(stack_pid, signal.SIGTERM)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
@@ -155,6 +201,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="seg-local-stack-test-") as tmp:
         test_config(pathlib.Path(tmp))
         test_demo(build, pathlib.Path(tmp))
+        test_background_hup_and_restart(build, pathlib.Path(tmp))
     print(f"{len(FAILURES)} failure(s)" + (": " + "; ".join(FAILURES) if FAILURES else ""))
     return 1 if FAILURES else 0
 

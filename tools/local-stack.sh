@@ -16,6 +16,15 @@
 # process. --no-traffic starts no seg-loadgen; --quiet prints no status line;
 # --env-file writes the addresses, /metrics ports and pids once everything is
 # up (bench/pipeline.py drives the stack through it).
+#
+# Stopping: Ctrl-C (INT) or HUP prints the segment table, then stops every
+# part; TERM stops at once. A script that starts the stack in the background
+# (`local-stack.sh ... &` in a non-interactive shell) starts it with INT
+# ignored, which bash cannot undo: stop it with HUP or TERM.
+#
+# Every server listens on a port chosen before it starts, and its command
+# line is kept in RUN_DIR/NAME.cmd, so a part restarted from it (a chaos run,
+# an operator) comes back on the address its clients know.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -76,8 +85,8 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
-# Ctrl-C ends the run normally (segment table, then cleanup); TERM just stops.
-trap 'STOPPING=1' INT
+# Ctrl-C or HUP ends the run normally (segment table, then cleanup); TERM just stops.
+trap 'STOPPING=1' INT HUP
 trap 'exit 143' TERM
 
 # start NAME CMD...: runs CMD in its own session (so a terminal Ctrl-C reaches
@@ -85,6 +94,7 @@ trap 'exit 143' TERM
 start() {
   local name="$1"
   shift
+  printf '%q ' "$@" >"$RUN_DIR/$name.cmd"
   setsid "$@" >"$RUN_DIR/$name.log" 2>&1 &
   NAMES+=("$name")
   PIDS+=($!)
@@ -168,7 +178,7 @@ if [[ -n "$STORE_EXTERNAL" ]]; then
   STORE="$STORE_EXTERNAL"
   wait_port store "$STORE"
 else
-  start store "$BUILD/store/seg-store" --data-dir "$RUN_DIR/store" --port 0 \
+  start store "$BUILD/store/seg-store" --data-dir "$RUN_DIR/store" --port "$(free_port)" \
     --port-file "$RUN_DIR/store.port"
   wait_file store "$RUN_DIR/store.port" "${PIDS[-1]}"
   STORE="127.0.0.1:$(cat "$RUN_DIR/store.port")"
@@ -196,7 +206,7 @@ for ((i = 1; i <= SEGMENTERS; i++)); do
   wait_log "segmenter$i" "assigned [1-9][0-9]* partitions" "${PIDS[$((${#PIDS[@]} - SEGMENTERS + i - 1))]}"
 done
 
-start stats "$BUILD/stats/seg-stats" --port 0 --port-file "$RUN_DIR/stats.port" \
+start stats "$BUILD/stats/seg-stats" --port "$(free_port)" --port-file "$RUN_DIR/stats.port" \
   --set "stats.redis.host=${REDIS%:*}" --set "stats.redis.port=${REDIS##*:}" \
   --set stats.store.backend=thrift --set "stats.store.thrift.host=${STORE%:*}" \
   --set "stats.store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
