@@ -16,6 +16,10 @@
    as bash does for `cmd &`): seg-store killed -9 and restarted from its
    kept command line comes back on the same address; HUP stops the stack
    cleanly.
+4. --real (ctest label `real`): the demo on a real Kafka broker and a real
+   HBase with its Thrift2 gateway (local-stack.sh --real): traffic flows,
+   the segment table has sizes, and no process of the stack or of the
+   services is left.
 Standard library only; loopback, free ports, deadlines on every wait.
 """
 import argparse
@@ -193,12 +197,42 @@ def test_background_hup_and_restart(build, tmp):
             os.kill(stack_pid, signal.SIGTERM)
 
 
+def test_real(build, tmp):
+    env_file = tmp / "real.env"
+    r = subprocess.run([str(ROOT / "tools/local-stack.sh"), "--build-dir", str(build), "--real",
+                        "--duration", "20", "--env-file", str(env_file)],
+                       capture_output=True, text=True, timeout=540)
+    out = r.stdout
+    print(out[-2500:], r.stderr[-2500:], sep="\n")
+    check(r.returncode == 0, "demo --real exits 0")
+    check(re.search(r"^  kafka .*\(external\)", out, re.M) is not None, "kafka is the real broker")
+    check(re.search(r"^  store .*\(external, HBase Thrift2\)", out, re.M) is not None,
+          "store is the real HBase Thrift2 gateway")
+    rates = [float(m) for m in re.findall(r"^in\s+(\d+) ev/s", out, re.M)]
+    check(any(x > 0 for x in rates), f"status line shows events flowing ({rates})")
+    segmented = [float(m) for m in re.findall(r"segmented\s+(\d+)/s", out)]
+    check(any(x > 0 for x in segmented), f"users were segmented ({segmented})")
+    sizes = [int(m) for m in re.findall(r"^\w+\s+(\d+)\s+±", out, re.M)]
+    check(len(sizes) >= 5 and sum(sizes) > 0, f"segment table with sizes ({sizes})")
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    pids = [int(v) for k, v in env.items() if k.startswith("PID_")]
+    check(not still_running(pids), "nothing of the stack left running")
+    services_dir = env["RUN_DIR"] + "/services"
+    java = subprocess.run(["pgrep", "-f", services_dir], capture_output=True, text=True).stdout
+    check(java.strip() == "", "the real services were stopped")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--real", action="store_true", help="only the demo on real Kafka and HBase")
     args = ap.parse_args()
     build = pathlib.Path(args.build_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="seg-local-stack-test-") as tmp:
+        if args.real:
+            test_real(build, pathlib.Path(tmp))
+            print(f"{len(FAILURES)} failure(s)" + (": " + "; ".join(FAILURES) if FAILURES else ""))
+            return 1 if FAILURES else 0
         test_config(pathlib.Path(tmp))
         test_demo(build, pathlib.Path(tmp))
         test_background_hup_and_restart(build, pathlib.Path(tmp))

@@ -6,8 +6,13 @@
 # the end (Ctrl-C or --duration) the segment sizes over gRPC; then every
 # process is stopped (newest first) and nothing is left running.
 #
-#   local-stack.sh --build-dir DIR [--duration S] [--config FILE]
+#   local-stack.sh --build-dir DIR [--duration S] [--config FILE] [--real]
 #                  [--no-traffic] [--quiet] [--env-file FILE]
+#
+# --real starts a real Kafka 3.9.1 broker and a real HBase 2.6.1 with its
+# Thrift2 gateway (tools/services, jars from Maven Central through the pinned
+# poms) and runs the stack on them instead of kafka-local and seg-store; they
+# are stopped and deleted with the stack.
 #
 # --config FILE (config/local.yaml, config/production-example.yaml) switches
 # parts to real services: kafka.bootstrap_servers (no kafka-local), store.host
@@ -34,6 +39,7 @@ CONFIG=""
 TRAFFIC=1
 QUIET=0
 ENV_FILE=""
+REAL=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) BUILD="$2"; shift 2 ;;
@@ -42,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --no-traffic) TRAFFIC=0; shift ;;
     --quiet) QUIET=1; shift ;;
     --env-file) ENV_FILE="$2"; shift 2 ;;
+    --real) REAL=1; shift ;;
     *) echo "local-stack: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -80,6 +87,10 @@ cleanup() {
     fi
   done
   wait "${PIDS[@]}" $WAITER 2>/dev/null || true
+  if [[ "$REAL" == 1 ]]; then
+    SEG_SERVICES_DIR="$RUN_DIR/services" "$ROOT/tools/services/services.sh" down kafka hbase \
+      >/dev/null 2>&1 || echo "local-stack: stopping the real services failed" >&2
+  fi
   if [[ "${SEG_STACK_KEEP_LOGS:-0}" == 1 ]]; then echo "local-stack: logs kept in $RUN_DIR" >&2
   else rm -rf "$RUN_DIR"; fi
   exit $rc
@@ -138,12 +149,28 @@ wait_file() {  # wait_file NAME FILE PID: up to 20 s
   return 1
 }
 
+# --real: a real broker and HBase of our own, used as external parts.
+if [[ "$REAL" == 1 ]]; then
+  [[ -z "$KAFKA_EXTERNAL$STORE_EXTERNAL" ]] || {
+    echo "local-stack: --real and a config naming kafka or store exclude each other" >&2; exit 2; }
+  echo "local-stack: starting real Kafka and HBase (tools/services; ~40 s)" >&2
+  SEG_SERVICES_DIR="$RUN_DIR/services" SEG_BUILD_DIR="$BUILD" \
+    "$ROOT/tools/services/services.sh" up kafka hbase >"$RUN_DIR/services.log" 2>&1 || {
+    echo "local-stack: real services did not start:" >&2; tail -20 "$RUN_DIR/services.log" >&2; exit 1; }
+  # shellcheck disable=SC1091
+  source "$RUN_DIR/services/services.env"
+  KAFKA_EXTERNAL="$KAFKA_BOOTSTRAP" STORE_EXTERNAL="$HBASE_THRIFT_HOST:$HBASE_THRIFT_PORT"
+fi
+
 # 1. Kafka: the librdkafka mock cluster as its own process, or a real cluster
-#    (whose topics must exist: events, events-deadletter, user-changes,
-#    segmentation-results).
+#    (segctl topics create makes the topics it lacks).
 if [[ -n "$KAFKA_EXTERNAL" ]]; then
   KAFKA="$KAFKA_EXTERNAL"
   wait_port kafka "${KAFKA%%,*}"
+  # Topics that exist are left alone; a broker would auto-create the others
+  # with one partition, and one segmenter would do all the work.
+  "$BUILD/tools/segctl" topics create --bootstrap "$KAFKA" \
+    --topics events:8,events-deadletter:2,user-changes:8,segmentation-results:8 >/dev/null
 else
   start kafka "$BUILD/tools/kafka-local" --brokers 3 \
     --topics events:8,events-deadletter:2,user-changes:8,segmentation-results:8 \

@@ -199,6 +199,8 @@ int Main(int argc, char** argv) {
       ->allow_extras();
   app.add_subcommand("stats", "stats key maintenance: expire-sweep (see segctl stats --help)")
       ->allow_extras();
+  app.add_subcommand("topics", "create the product's Kafka topics (see segctl topics --help)")
+      ->allow_extras();
 #endif
 #ifdef SEG_HAVE_SEGCTL_SCRIPTS
   // `segctl scripts ...` is handed to ScriptsMain (see main()); --help only.
@@ -294,6 +296,9 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && std::string_view(argv[1]) == "stats") {
     return seg::tools::StatsAdminMain(argc - 1, argv + 1);
+  }
+  if (argc > 1 && std::string_view(argv[1]) == "topics") {
+    return seg::tools::TopicsMain(argc - 1, argv + 1);
   }
 #endif
 #ifdef SEG_HAVE_SEGCTL_SCRIPTS

@@ -3,7 +3,8 @@
 # Included by tools/segctl.cmake.
 add_library(seg_segctl_ops STATIC
   ${CMAKE_CURRENT_LIST_DIR}/segctl_forget.cc
-  ${CMAKE_CURRENT_LIST_DIR}/segctl_stats_admin.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/segctl_stats_admin.cc
+  ${CMAKE_CURRENT_LIST_DIR}/segctl_topics.cc)
 target_include_directories(seg_segctl_ops PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(seg_segctl_ops
   PUBLIC seg_common seg_proto seg_stats_writer
