@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The pipeline benchmark: the whole local stack on one machine.
 
-  bench/pipeline.py --build-dir build/release --out bench/results/pipeline.json [--quick]
+  bench/pipeline.py --build-dir build/release --out bench/results/pipeline.json [--quick] [--real]
+
+--real runs the stack on a real Kafka broker and a real HBase with its
+Thrift2 gateway (their JVMs' CPU is not in the CPU shares).
 
 For each configuration (the product as configured, then the baselines: skip
 cache and bot blacklist off; one PFADD per segment-day; one store read per
@@ -64,7 +67,7 @@ def cpu_seconds(pid):
 class Stack:
     """tools/local-stack.sh --no-traffic --quiet, driven through its env file."""
 
-    def __init__(self, build, segmenter_sets, users, tmp):
+    def __init__(self, build, segmenter_sets, users, tmp, real=False):
         self.build, self.users, self.tmp = build, users, tmp
         cfg = tmp / "stack.yaml"
         lines = ["set:", "  segmenter:"] + [f"    {k}: {v}" for k, v in segmenter_sets.items()]
@@ -74,9 +77,11 @@ class Stack:
         self.log = open(tmp / "local-stack.log", "w")
         self.proc = subprocess.Popen(
             [str(ROOT / "tools/local-stack.sh"), "--build-dir", str(build), "--config", str(cfg),
-             "--no-traffic", "--quiet", "--env-file", str(self.env_file)],
+             "--no-traffic", "--quiet", "--env-file", str(self.env_file)] +
+            (["--real"] if real else []),
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
+        # --real first starts a Kafka broker and HBase (~40 s on 2 cores).
+        deadline = time.monotonic() + (300 if real else 120)
         while not self.env_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -279,6 +284,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short windows, for trying it out")
     ap.add_argument("--users", type=int, default=50_000)
     ap.add_argument("--only", default="", help="comma-separated configurations to run")
+    ap.add_argument("--real", action="store_true",
+                    help="on a real Kafka broker and HBase + Thrift2 (local-stack.sh --real)")
     args = ap.parse_args()
     args.window = 6.0 if args.quick else 10.0
     args.half_window = 8.0 if args.quick else 20.0
@@ -299,7 +306,7 @@ def main():
         log(f"configuration '{name}' {sets or ''}")
         with tempfile.TemporaryDirectory(prefix="seg-pipeline-") as tmp:
             try:
-                stack = Stack(build, sets, args.users, pathlib.Path(tmp))
+                stack = Stack(build, sets, args.users, pathlib.Path(tmp), args.real)
             except RuntimeError as e:
                 log(f"  {e}")
                 skipped.append(name + " (did not start)")
