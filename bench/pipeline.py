@@ -2,6 +2,7 @@
 """The pipeline benchmark: the whole local stack on one machine.
 
   bench/pipeline.py --build-dir build/release --out bench/results/pipeline.json [--quick] [--real]
+  (tools/dev bench pipeline [--real]; with --real the figures go to pipeline_real.json)
 
 --real runs the stack on a real Kafka broker and a real HBase with its
 Thrift2 gateway (their JVMs' CPU is not in the CPU shares).
