@@ -7,4 +7,9 @@ if(TARGET seg_loadgen AND TARGET seg_segmenter AND TARGET seg_stats_grpc AND TAR
     TIMEOUT 400
     LABELS integration)
   add_dependencies(e2e_test seg-store seg-ingest seg-segmenter seg-stats)
+  # The same test on real Apache Kafka and HBase + Thrift2 (tools/services,
+  # started and stopped by the test's LocalStack): ctest label `real`.
+  add_test(NAME e2e_real_test COMMAND e2e_test --gtest_filter=EndToEndTest.*)
+  set_tests_properties(e2e_real_test PROPERTIES LABELS real TIMEOUT 900 RUN_SERIAL TRUE
+    ENVIRONMENT "SEG_E2E_REAL=1;SEG_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endif()

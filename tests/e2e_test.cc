@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -165,6 +166,9 @@ class EndToEndTest : public ::testing::Test {
 
     testing::LocalStackOptions options;
     options.scripts_dir = scripts_dir_;
+    // ctest's e2e_real_test (label `real`): real Kafka and HBase + Thrift2.
+    const char* real = std::getenv("SEG_E2E_REAL");
+    options.real_services = real != nullptr && std::string(real) == "1";
     options.segmenter_overrides = {
         "segmenter.bot_blacklist.threshold_events=" + std::to_string(kBotThreshold),
         "segmenter.bots.sustain_ms=0",  // the spike rule: this short run has no minutes

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -85,7 +86,56 @@ StatusOr<std::unique_ptr<LocalStack>> LocalStack::Start(LocalStackOptions option
 LocalStack::~LocalStack() { Stop(); }
 
 kafka::KafkaOptions LocalStack::KafkaClientOptions(const std::string& client_id) const {
-  return kafka_->ClientOptions(client_id);
+  if (kafka_) return kafka_->ClientOptions(client_id);
+  kafka::KafkaOptions options;
+  options.bootstrap_servers = bootstrap_;
+  options.client_id = client_id;
+  return options;
+}
+
+// tools/services/services.sh up|down kafka hbase, in this stack's directory.
+static Status RunServices(const std::string& dir, const std::string& verb,
+                          std::chrono::milliseconds timeout) {
+  SEG_ASSIGN_OR_RETURN(
+      ChildProcess services,
+      ChildProcess::Start(
+          {SourceDir() + "/tools/services/services.sh", verb, "kafka", "hbase"},
+          dir + "/services.log",
+          {"SEG_SERVICES_DIR=" + dir + "/services", "SEG_BUILD_DIR=" + BinaryDir()}));
+  SEG_ASSIGN_OR_RETURN(int code, services.Wait(timeout));
+  if (code != 0) {
+    std::string log = ReadFile(dir + "/services.log");
+    if (log.size() > 3000) log = log.substr(log.size() - 3000);
+    return UnavailableError("services.sh " + verb + " exited " + std::to_string(code) + ":\n" +
+                            log);
+  }
+  return Status::OK();
+}
+
+Status LocalStack::StartRealServices() {
+  services_up_ = true;  // from here on Stop() brings them down
+  SEG_RETURN_IF_ERROR(RunServices(dir_.path(), "up", std::chrono::minutes(6)));
+  // services.env: `export KEY=VALUE` lines.
+  std::map<std::string, std::string> env;
+  std::istringstream lines(ReadFile(dir_.path() + "/services/services.env"));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("export ", 0) != 0) continue;
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(7, eq - 7)] = line.substr(eq + 1);
+  }
+  bootstrap_ = env["KAFKA_BOOTSTRAP"];
+  store_port_ = std::atoi(env["HBASE_THRIFT_PORT"].c_str());
+  if (bootstrap_.empty() || store_port_ <= 0) {
+    return InternalError("services.env lacks KAFKA_BOOTSTRAP or HBASE_THRIFT_PORT");
+  }
+  return Status::OK();
+}
+
+void LocalStack::StopRealServices() {
+  if (!services_up_) return;
+  services_up_ = false;
+  Status s = RunServices(dir_.path(), "down", std::chrono::minutes(2));
+  if (!s.ok()) LOG(WARNING) << "local stack: " << s;
 }
 
 StatusOr<LocalStack::Child*> LocalStack::Launch(const std::string& name,
@@ -153,12 +203,23 @@ Status LocalStack::StartAll() {
       options_.scripts_dir.empty() ? SourceDir() + "/scripts" : options_.scripts_dir;
 
   // 1. Kafka.
-  SEG_ASSIGN_OR_RETURN(kafka_, MockKafkaCluster::Start(options_.kafka_brokers));
-  for (const char* topic : {"events", "user-changes", "segmentation-results"}) {
-    SEG_RETURN_IF_ERROR(kafka_->CreateTopic(topic, options_.partitions));
+  if (options_.real_services) {
+    SEG_RETURN_IF_ERROR(StartRealServices());
+    std::vector<kafka::TopicSpec> topics;
+    for (const char* topic : {"events", "user-changes", "segmentation-results"}) {
+      topics.push_back({topic, options_.partitions, 1});
+    }
+    topics.push_back({"events-deadletter", options_.deadletter_partitions, 1});
+    SEG_RETURN_IF_ERROR(kafka::CreateTopics(KafkaClientOptions("seg-local-stack-admin"), topics));
+  } else {
+    SEG_ASSIGN_OR_RETURN(kafka_, MockKafkaCluster::Start(options_.kafka_brokers));
+    for (const char* topic : {"events", "user-changes", "segmentation-results"}) {
+      SEG_RETURN_IF_ERROR(kafka_->CreateTopic(topic, options_.partitions));
+    }
+    SEG_RETURN_IF_ERROR(kafka_->CreateTopic("events-deadletter", options_.deadletter_partitions));
+    bootstrap_ = kafka_->bootstrap_servers();
   }
-  SEG_RETURN_IF_ERROR(kafka_->CreateTopic("events-deadletter", options_.deadletter_partitions));
-  const std::string& bootstrap = kafka_->bootstrap_servers();
+  const std::string& bootstrap = bootstrap_;
   // Child clients: short backoffs against the mock, and group timeouts the
   // mock rebalances with (kafka_cluster.h).
   const std::vector<std::string> kafka_overrides = {
@@ -170,8 +231,8 @@ Status LocalStack::StartAll() {
   // 2. Redis.
   SEG_ASSIGN_OR_RETURN(redis_, LocalRedis::Start());
 
-  // 3. The store.
-  {
+  // 3. The store (a real HBase's Thrift2 gateway is already up).
+  if (!options_.real_services) {
     std::vector<std::string> argv = {bin + "/store/seg-store",
                                      "--data-dir",
                                      dir_.path() + "/store",
@@ -258,7 +319,7 @@ std::string LocalStack::LogTail(const std::string& name, size_t max_bytes) const
 StatusOr<std::vector<int64_t>> LocalStack::EndOffsets(const std::string& topic,
                                                       std::chrono::milliseconds timeout) {
   AdminHandle admin;
-  SEG_RETURN_IF_ERROR(OpenAdmin(kafka_->bootstrap_servers(), "seg-local-stack-admin", &admin));
+  SEG_RETURN_IF_ERROR(OpenAdmin(bootstrap_, "seg-local-stack-admin", &admin));
   const int timeout_ms = static_cast<int>(timeout.count());
   SEG_ASSIGN_OR_RETURN(int partitions, PartitionCount(admin.rk, topic, timeout_ms));
   std::vector<int64_t> ends(partitions);
@@ -277,7 +338,7 @@ StatusOr<std::vector<int64_t>> LocalStack::EndOffsets(const std::string& topic,
 StatusOr<int64_t> LocalStack::GroupLag(const std::string& group, const std::string& topic,
                                        std::chrono::milliseconds timeout) {
   AdminHandle admin;
-  SEG_RETURN_IF_ERROR(OpenAdmin(kafka_->bootstrap_servers(), group, &admin));
+  SEG_RETURN_IF_ERROR(OpenAdmin(bootstrap_, group, &admin));
   const int timeout_ms = static_cast<int>(timeout.count());
   SEG_ASSIGN_OR_RETURN(int partitions, PartitionCount(admin.rk, topic, timeout_ms));
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
@@ -307,6 +368,7 @@ std::vector<int> LocalStack::Stop() {
   for (size_t i = children_.size(); i-- > 0;) {
     codes[i] = children_[i]->process.Stop(options_.stop_grace);
   }
+  StopRealServices();
   return codes;
 }
 

@@ -47,6 +47,10 @@ struct LocalStackOptions {
   std::vector<std::string> stats_overrides;
   std::chrono::milliseconds ready_timeout{60000};  // per process
   std::chrono::milliseconds stop_grace{10000};     // SIGTERM -> SIGKILL
+  // Real Apache Kafka (one KRaft node) and HBase + Thrift2 from
+  // tools/services, started in this stack's directory and stopped with it,
+  // instead of the mock cluster and seg-store. kafka() is then unusable.
+  bool real_services = false;
 };
 
 class LocalStack {
@@ -56,12 +60,12 @@ class LocalStack {
   LocalStack(const LocalStack&) = delete;
   LocalStack& operator=(const LocalStack&) = delete;
 
-  MockKafkaCluster& kafka() { return *kafka_; }
-  const std::string& bootstrap_servers() const { return kafka_->bootstrap_servers(); }
+  MockKafkaCluster& kafka() { return *kafka_; }  // not with real_services
+  const std::string& bootstrap_servers() const { return bootstrap_; }
   // Client options for the mock cluster (short reconnect backoffs).
   kafka::KafkaOptions KafkaClientOptions(const std::string& client_id) const;
   int redis_port() const { return redis_->port(); }
-  int store_port() const { return store_port_; }
+  int store_port() const { return store_port_; }  // seg-store's, or HBase's Thrift2 gateway
   int stats_port() const { return stats_port_; }
   std::string stats_target() const { return "127.0.0.1:" + std::to_string(stats_port_); }
   int ingest_metrics_port() const { return ingest_metrics_port_; }
@@ -101,7 +105,12 @@ class LocalStack {
 
   LocalStackOptions options_;
   TempDir dir_;
+  Status StartRealServices();
+  void StopRealServices();
+
   std::unique_ptr<MockKafkaCluster> kafka_;
+  std::string bootstrap_;
+  bool services_up_ = false;
   std::unique_ptr<LocalRedis> redis_;
   std::vector<std::unique_ptr<Child>> children_;
   int store_port_ = 0;
