@@ -11,6 +11,13 @@
 #   hbase   standalone HBase 2.6.1 (master+regionserver+ZooKeeper in one JVM)
 #           and its Thrift2 gateway (binary, unframed); tables created with
 #           seg-store-admin when it is built (users, due, segmeta)
+#   hbase with SEG_HBASE_NOTICES=1: also the change-notice ReplicationEndpoint
+#           (coprocessor-bridge/hbase, built here with Maven) on HBase's
+#           classpath and its replication peer `seg_notices` (users:e,
+#           REPLICATION_SCOPE 1) producing to Kafka topic user-changes at
+#           $SEG_HBASE_NOTICES_BOOTSTRAP, else at this run dir's `kafka`
+#           (so: SEG_HBASE_NOTICES=1 tools/dev services up kafka hbase).
+#           SEG_HBASE_NOTICES_TOPIC overrides the topic.
 #
 # Everything binds 127.0.0.1 on ports this script picks free. Run directory:
 # $SEG_SERVICES_DIR (default build/services): <svc>/ holds data, logs, pids;
@@ -244,10 +251,40 @@ HBASE_JDK17=(
   --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED
 )
 
+# Builds coprocessor-bridge/hbase (offline first) into $RUN/hbase-notices;
+# prints the jar.
+notices_jar() {
+  local out="$RUN/hbase-notices" pom="$ROOT/coprocessor-bridge/hbase/pom.xml"
+  local jar="$out/seg-hbase-notices.jar"
+  mkdir -p "$out"
+  local newest
+  newest=$(find "$ROOT/coprocessor-bridge/hbase" "$ROOT/proto/segmentation.proto" -newer "$jar" -type f 2>/dev/null | head -1 || true)
+  if [[ -f "$jar" && -z "$newest" ]]; then echo "$jar"; return; fi
+  local args=(-B -q -f "$pom" package "-Dnotices.build.dir=$out")
+  local t0; t0=$(now)
+  if ! mvn -o "${args[@]}" >"$RUN/hbase-notices.mvn.log" 2>&1; then
+    log "hbase-notices: downloading build plugins through Maven (first time only)"
+    mvn "${args[@]}" >"$RUN/hbase-notices.mvn.log" 2>&1 || { cat "$RUN/hbase-notices.mvn.log" >&2; die "hbase-notices: mvn package failed"; }
+  fi
+  log "hbase-notices: jar built in $(($(now) - t0)) s"
+  echo "$jar"
+}
+
+notices_bootstrap() {
+  if [[ -n "${SEG_HBASE_NOTICES_BOOTSTRAP:-}" ]]; then echo "$SEG_HBASE_NOTICES_BOOTSTRAP"; return; fi
+  [[ -f "$RUN/kafka/bootstrap" ]] || die "SEG_HBASE_NOTICES=1 needs Kafka: start it first (up kafka hbase) or set SEG_HBASE_NOTICES_BOOTSTRAP"
+  cat "$RUN/kafka/bootstrap"
+}
+
 hbase_up() {
   local dir="$RUN/hbase"
   if running "$dir/thrift.pid"; then log "hbase already up: 127.0.0.1:$(cat "$dir/thrift_port")"; return; fi
   local cp; cp=$(cat "$(classpath hbase)")
+  local notices="${SEG_HBASE_NOTICES:-0}" notices_bs=""
+  if [[ "$notices" == 1 ]]; then
+    notices_bs=$(notices_bootstrap)
+    cp="$cp:$(notices_jar)"
+  fi
   rm -rf "$dir"
   mkdir -p "$dir/conf"
   local zk thrift
@@ -270,6 +307,9 @@ hbase_up() {
   <property><name>hbase.regionserver.ipc.address</name><value>127.0.0.1</value></property>
   <property><name>hbase.unsafe.regionserver.hostname</name><value>127.0.0.1</value></property>
   <property><name>hbase.master.hostname</name><value>127.0.0.1</value></property>
+  <!-- Replication (the change-notice endpoint, SEG_HBASE_NOTICES=1): retry a
+       refused shipment within 10 s, not HBase's default of up to 300 s. -->
+  <property><name>replication.source.maxretriesmultiplier</name><value>10</value></property>
 </configuration>
 EOF
   cat >"$dir/conf/log4j.properties" <<EOF
@@ -304,7 +344,17 @@ EOF
     "$admin" create-tables --thrift "127.0.0.1:$thrift" --wait-s "$((deadline - $(now)))" \
       >"$dir/create-tables.log" 2>&1 || { cat "$dir/create-tables.log" >&2; tail -40 "$dir/master.log" >&2; die "hbase: create-tables failed"; }
   else
+    [[ "$notices" == 1 ]] && die "hbase: SEG_HBASE_NOTICES=1 needs $admin (tables) built"
     log "hbase: $admin not built; Thrift2 port open, tables not created"
+  fi
+  if [[ "$notices" == 1 ]]; then
+    # The peer: users:e gets REPLICATION_SCOPE 1, the endpoint gets the
+    # Kafka settings through the peer config.
+    "${java[@]}" -Xmx256m org.segengine.notices.Setup --bootstrap "$notices_bs" \
+      --topic "${SEG_HBASE_NOTICES_TOPIC:-user-changes}" >"$dir/notices-setup.log" 2>&1 ||
+      { cat "$dir/notices-setup.log" >&2; die "hbase: notices peer setup failed"; }
+    echo "$notices_bs" >"$dir/notices_bootstrap"
+    log "hbase: change notices from users:e to $notices_bs topic ${SEG_HBASE_NOTICES_TOPIC:-user-changes}"
   fi
   log "hbase ready in $(($(now) - t0)) s: Thrift2 at 127.0.0.1:$thrift"
   write_env
@@ -314,7 +364,7 @@ hbase_down() {
   local dir="$RUN/hbase"
   [[ -d "$dir" ]] || return 0
   stop_pidfiles "$dir/thrift.pid" "$dir/master.pid"
-  rm -rf "$dir/root" "$dir/zk" "$dir/tmp" "$dir/thrift_port"
+  rm -rf "$dir/root" "$dir/zk" "$dir/tmp" "$dir/thrift_port" "$dir/notices_bootstrap"
   write_env
 }
 
@@ -330,6 +380,7 @@ status() {
     done
     [[ -f "$dir/bootstrap" ]] && where=$(cat "$dir/bootstrap")
     [[ -f "$dir/thrift_port" ]] && where="thrift 127.0.0.1:$(cat "$dir/thrift_port")"
+    [[ -f "$dir/notices_bootstrap" ]] && where+=", notices -> $(cat "$dir/notices_bootstrap")"
     printf '%-7s %-6s %s\n' "$svc" "$state" "$where"
   done
   [[ -f "$ENV_FILE" ]] && echo "env file: $ENV_FILE"

@@ -1,0 +1,203 @@
+package org.segengine.notices;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.UUID;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.hbase.Cell;
+import org.apache.hadoop.hbase.CellUtil;
+import org.apache.hadoop.hbase.TableName;
+import org.apache.hadoop.hbase.replication.BaseReplicationEndpoint;
+import org.apache.hadoop.hbase.wal.WAL;
+import org.apache.hadoop.hbase.wal.WALEdit;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import seg.Segmentation.ChangeNotice;
+
+/**
+ * HBase ReplicationEndpoint that turns durable WAL edits of `users:e` into
+ * ChangeNotices on Kafka `user-changes` (key = row = user id; Kafka's default
+ * partitioner is murmur2, the same as the C++ producers' murmur2_random).
+ *
+ * HBase ships WAL entries here after they are durable and calls replicate()
+ * again with the same entries until it returns true, so every Put any writer
+ * makes is announced at least once; the write path never waits for Kafka.
+ * One notice per row per shipment (Notices.Builder), produced idempotently
+ * with acks=all; replicate() returns true once Kafka acknowledged them all,
+ * false (HBase sleeps and retries) while Kafka is unreachable.
+ *
+ * Configuration (peer config, else hbase-site.xml):
+ *   seg.notify.kafka.bootstrap_servers   required
+ *   seg.notify.kafka.client_id           default seg-hbase-notices
+ *   seg.notify.kafka.properties.NAME     any Kafka producer property (wins)
+ *   seg.notify.topic                     default user-changes
+ *   seg.notify.table                     default users (namespace:name)
+ *   seg.notify.families                  default e (comma-separated)
+ *   seg.notify.ack_timeout_ms            default 30000: wait for acks per shipment
+ */
+public class NoticeEndpoint extends BaseReplicationEndpoint {
+  private static final Logger LOG = LoggerFactory.getLogger(NoticeEndpoint.class);
+  public static final String PREFIX = "seg.notify.";
+  public static final String PROPS_PREFIX = PREFIX + "kafka.properties.";
+
+  private String topic;
+  private TableName table;
+  private List<byte[]> families;
+  private long ackTimeoutMs;
+  private Properties producerProps;
+  private Producer<byte[], byte[]> producer; // null until first use / after a failure
+
+  private final AtomicLong delivered = new AtomicLong();
+  private final AtomicLong failedShipments = new AtomicLong();
+
+  @Override
+  public UUID getPeerUUID() {
+    // Not another HBase cluster: a stable id of our own, per peer.
+    return UUID.nameUUIDFromBytes(("seg-notices:" + ctx.getPeerId()).getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Override
+  public boolean canReplicateToSameCluster() {
+    return true;
+  }
+
+  @Override
+  public void start() {
+    startAsync();
+  }
+
+  @Override
+  public void stop() {
+    stopAsync();
+  }
+
+  @Override
+  protected void doStart() {
+    try {
+      Configuration conf = ctx.getConfiguration();
+      String bootstrap = conf.get(PREFIX + "kafka.bootstrap_servers", "").trim();
+      if (bootstrap.isEmpty()) {
+        throw new IllegalArgumentException(PREFIX + "kafka.bootstrap_servers is not set");
+      }
+      topic = conf.get(PREFIX + "topic", "user-changes");
+      table = TableName.valueOf(conf.get(PREFIX + "table", "users"));
+      families = new ArrayList<>();
+      for (String f : conf.getTrimmedStrings(PREFIX + "families", "e")) {
+        families.add(f.getBytes(StandardCharsets.UTF_8));
+      }
+      ackTimeoutMs = conf.getLong(PREFIX + "ack_timeout_ms", 30_000);
+      producerProps = producerProperties(conf, bootstrap);
+      LOG.info("seg notices: peer {} -> {} topic {} for {}:{}", ctx.getPeerId(), bootstrap, topic,
+          table, String.join(",", conf.getTrimmedStrings(PREFIX + "families", "e")));
+      notifyStarted();
+    } catch (RuntimeException e) {
+      notifyFailed(e);
+    }
+  }
+
+  @Override
+  protected void doStop() {
+    closeProducer(5_000);
+    LOG.info("seg notices: peer {} stopped ({} notices delivered, {} shipments retried)",
+        ctx.getPeerId(), delivered.get(), failedShipments.get());
+    notifyStopped();
+  }
+
+  static Properties producerProperties(Configuration conf, String bootstrap) {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    p.put(ProducerConfig.CLIENT_ID_CONFIG, conf.get(PREFIX + "kafka.client_id", "seg-hbase-notices"));
+    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    // A dead cluster must not hold a shipment for minutes: fail fast and let
+    // HBase retry the shipment.
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
+    p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+    p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "20000");
+    p.put(ProducerConfig.LINGER_MS_CONFIG, "0");
+    for (Map.Entry<String, String> e : conf.getPropsWithPrefix(PROPS_PREFIX).entrySet()) {
+      p.put(e.getKey(), e.getValue());
+    }
+    // Classes, not names: the names would be looked up through the thread's
+    // context class loader, which does not see our relocated copy.
+    p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+    p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+    return p;
+  }
+
+  /** Whether the cell is a Put to one of the notifying families. */
+  private boolean wanted(Cell cell) {
+    if (cell.getType() != Cell.Type.Put || WALEdit.isMetaEditFamily(cell)) return false;
+    for (byte[] f : families) {
+      if (CellUtil.matchingFamily(cell, f)) return true;
+    }
+    return false;
+  }
+
+  @Override
+  public boolean replicate(ReplicateContext context) {
+    Notices.Builder rows = new Notices.Builder();
+    for (WAL.Entry entry : context.getEntries()) {
+      if (!table.equals(entry.getKey().getTableName())) continue;
+      long writeTime = entry.getKey().getWriteTime();
+      for (Cell cell : entry.getEdit().getCells()) {
+        if (wanted(cell)) rows.add(CellUtil.cloneRow(cell), cell.getTimestamp(), writeTime);
+      }
+    }
+    if (rows.isEmpty()) return true;
+    List<Map.Entry<byte[], ChangeNotice>> notices = rows.build();
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ackTimeoutMs);
+    try {
+      Producer<byte[], byte[]> p = producer();
+      List<Future<RecordMetadata>> acks = new ArrayList<>(notices.size());
+      for (Map.Entry<byte[], ChangeNotice> n : notices) {
+        acks.add(p.send(new ProducerRecord<>(topic, n.getKey(), n.getValue().toByteArray())));
+      }
+      for (Future<RecordMetadata> f : acks) {
+        f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+      }
+      delivered.addAndGet(notices.size());
+      return true;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    } catch (Exception e) {
+      // Kafka down or slow: HBase re-ships the same entries after a pause.
+      // A fresh producer next time (an idempotent one whose batches expired
+      // may be wedged); duplicates are harmless, missing notices are not.
+      if (failedShipments.getAndIncrement() % 100 == 0) {
+        LOG.warn("seg notices: {} notices not acknowledged, shipment will be retried: {}",
+            notices.size(), e.toString());
+      }
+      closeProducer(0);
+      return false;
+    }
+  }
+
+  private synchronized Producer<byte[], byte[]> producer() {
+    if (producer == null) producer = new KafkaProducer<>(producerProps);
+    return producer;
+  }
+
+  private synchronized void closeProducer(long timeoutMs) {
+    if (producer == null) return;
+    try {
+      producer.close(java.time.Duration.ofMillis(timeoutMs));
+    } catch (RuntimeException e) {
+      LOG.warn("seg notices: closing producer: {}", e.toString());
+    }
+    producer = null;
+  }
+}
