@@ -18,10 +18,15 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <algorithm>
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <sstream>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "common/clock.h"
@@ -284,6 +289,111 @@ TEST_F(HBaseNoticesRealTest, KafkaDownWritesContinueNoticesArriveAfterRestart) {
   int refused = 0;
   while (std::getline(log, line)) refused += line.find("shipment will be retried") != std::string::npos;
   EXPECT_GT(refused, 0) << "the endpoint never refused a shipment while Kafka was down";
+}
+
+// Benchmark, not run by ctest (DISABLED_): N single-row Puts one after the
+// other through Thrift2; prints the notice lag (client got the Put's ack ->
+// the notice is consumed) p50/p99 and the HBase JVM's CPU per 1000 puts
+// (master + region server + ZooKeeper: one JVM in standalone mode). Run
+// with notices off too (SEG_BENCH_NOTICES=0, HBase started without
+// SEG_HBASE_NOTICES) for the CPU baseline. SEG_BENCH_PUTS (default 2000).
+//   build/default/coprocessor-bridge/hbase_notices_real_test \
+//     --gtest_also_run_disabled_tests --gtest_filter=*Bench*
+int64_t JvmCpuTicks(const std::string& pid_file) {
+  std::ifstream pf(pid_file);
+  std::string pid;
+  pf >> pid;
+  std::ifstream st("/proc/" + pid + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string f;
+  int64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15; ++i) {
+    rest >> f;
+    if (i == 14) utime = std::stoll(f);
+    if (i == 15) stime = std::stoll(f);
+  }
+  return utime + stime;
+}
+
+TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
+  const char* n_env = std::getenv("SEG_BENCH_PUTS");
+  const int n = n_env ? std::atoi(n_env) : 2000;
+  const char* on_env = std::getenv("SEG_BENCH_NOTICES");
+  const bool notices = !(on_env && std::string(on_env) == "0");
+  std::mutex mu;
+  std::map<std::string, int64_t> acked, received;
+  std::atomic<bool> stop{false};
+  std::thread consumer;
+  if (notices) {
+    kafka::KafkaOptions o = kafka_;
+    o.properties["auto.offset.reset"] = "latest";
+    o.properties["fetch.wait.max.ms"] = "5";
+    auto c = kafka::Consumer::Create(o, "hbase-notices-bench-" + prefix_);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Subscribe({kTopic}).ok());
+    // Wait for the assignment before writing.
+    for (int i = 0; i < 100; ++i) {
+      (void)(*c)->PollBatch(100, std::chrono::milliseconds(100));
+      auto a = (*c)->Assignment();
+      if (a.ok() && !a->empty()) break;
+    }
+    consumer = std::thread([&, c = std::move(*c)]() mutable {
+      while (!stop) {
+        auto batch = c->PollBatch(1000, std::chrono::milliseconds(50));
+        if (!batch.ok()) continue;
+        int64_t now = NowMs();
+        std::lock_guard<std::mutex> lock(mu);
+        for (const kafka::Message& m : *batch) received.emplace(std::string(m.key()), now);
+      }
+      c->Close();
+    });
+  }
+  const std::string pid_file = ServicesDir() + "/hbase/master.pid";
+  int64_t cpu0 = JvmCpuTicks(pid_file);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    std::string row = prefix_ + "b" + std::to_string(i);
+    ASSERT_TRUE(store_->Put("users", {{row, {{"e", "q", 1'700'000'000'000 + i, "v"}}}}).ok());
+    int64_t now = NowMs();
+    std::lock_guard<std::mutex> lock(mu);
+    acked[row] = now;
+  }
+  double put_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (notices) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        size_t got = 0;
+        for (auto& [k, t] : acked) got += received.count(k);
+        if (got == acked.size()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } else {
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // same tail as "on"
+  }
+  int64_t cpu1 = JvmCpuTicks(pid_file);
+  stop = true;
+  if (consumer.joinable()) consumer.join();
+  double cpu_s = double(cpu1 - cpu0) / double(sysconf(_SC_CLK_TCK));
+  std::printf("BENCH notices=%d puts=%d put_rate=%.0f/s hbase_jvm_cpu=%.2fs cpu_per_1000_puts=%.3fs\n",
+              notices, n, n / put_s, cpu_s, cpu_s * 1000.0 / n);
+  if (notices) {
+    std::vector<int64_t> lag;
+    for (auto& [k, t] : acked) {
+      auto it = received.find(k);
+      if (it != received.end()) lag.push_back(it->second - t);
+    }
+    ASSERT_EQ(lag.size(), acked.size()) << "notices missing";
+    std::sort(lag.begin(), lag.end());
+    auto pct = [&](double p) { return lag[std::min(lag.size() - 1, size_t(p * lag.size()))]; };
+    std::printf("BENCH notice_lag_ms p50=%lld p99=%lld max=%lld\n", (long long)pct(0.5),
+                (long long)pct(0.99), (long long)lag.back());
+  }
 }
 
 }  // namespace
