@@ -307,9 +307,12 @@ hbase_up() {
   <property><name>hbase.regionserver.ipc.address</name><value>127.0.0.1</value></property>
   <property><name>hbase.unsafe.regionserver.hostname</name><value>127.0.0.1</value></property>
   <property><name>hbase.master.hostname</name><value>127.0.0.1</value></property>
-  <!-- Replication (the change-notice endpoint, SEG_HBASE_NOTICES=1): retry a
-       refused shipment within 10 s, not HBase's default of up to 300 s. -->
-  <property><name>replication.source.maxretriesmultiplier</name><value>10</value></property>
+  <!-- Replication (the change-notice endpoint, SEG_HBASE_NOTICES=1): look
+       for new WAL entries every 100 ms, not every second (the notice lag),
+       and retry a refused shipment within 10 s (100 ms x up to 100), not
+       HBase's default of up to 300 s. -->
+  <property><name>replication.source.sleepforretries</name><value>100</value></property>
+  <property><name>replication.source.maxretriesmultiplier</name><value>100</value></property>
 </configuration>
 EOF
   cat >"$dir/conf/log4j.properties" <<EOF
