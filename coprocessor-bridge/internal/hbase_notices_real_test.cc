@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -99,14 +100,15 @@ class HBaseNoticesRealTest : public ::testing::Test {
   // Reads user-changes from the start until every key in `want` has a notice
   // or `timeout` passes; the first notice per key wins.
   std::map<std::string, Seen> Collect(const std::set<std::string>& want,
-                                      std::chrono::seconds timeout) {
+                                      std::chrono::seconds timeout,
+                                      const std::string& topic = kTopic) {
     kafka::KafkaOptions o = kafka_;
     o.properties["auto.offset.reset"] = "earliest";
     auto c = kafka::Consumer::Create(o, "hbase-notices-test-" + prefix_);
     EXPECT_TRUE(c.ok()) << c.status();
     std::map<std::string, Seen> seen;
     if (!c.ok()) return seen;
-    EXPECT_TRUE((*c)->Subscribe({kTopic}).ok());
+    EXPECT_TRUE((*c)->Subscribe({topic}).ok());
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (seen.size() < want.size() && std::chrono::steady_clock::now() < deadline) {
       auto batch = (*c)->PollBatch(500, std::chrono::milliseconds(200));
@@ -251,6 +253,51 @@ TEST_F(HBaseNoticesRealTest, SeparatePutsOfOneUserEachAnnounced) {
   EXPECT_EQ(got[1].newest_event_time_ms(), 2000);
   EXPECT_EQ(got[1].event_count(), 2u);
   EXPECT_LE(got[0].acked_at_ms(), got[1].acked_at_ms());
+}
+
+// The endpoint's Setup main (what services.sh ran) on the running cluster:
+// exit status 0 = the peer was added/updated.
+int RunSetup(const std::string& args) {
+  const std::string dir = ServicesDir();
+  std::ifstream cpf(dir + "/hbase.classpath");
+  std::string cp((std::istreambuf_iterator<char>(cpf)), std::istreambuf_iterator<char>());
+  while (!cp.empty() && (cp.back() == '\n' || cp.back() == '\r')) cp.pop_back();
+  std::string cmd = "java -Xmx256m -cp '" + dir + "/hbase/conf:" + cp + ":" + dir +
+                    "/hbase-notices/seg-hbase-notices.jar' org.segengine.notices.Setup " + args +
+                    " >>'" + dir + "/hbase/notices-setup-test.log' 2>&1";
+  return std::system(cmd.c_str());
+}
+
+// Setup on an existing peer (update_peer_config) reaches the running
+// endpoint: notices move to the new topic without a region server restart,
+// and back.
+TEST_F(HBaseNoticesRealTest, UpdatingThePeerConfigMovesNoticesToTheNewTopic) {
+  const std::string moved = "user-changes-moved";
+  ASSERT_TRUE(kafka::CreateTopics(kafka_, {{moved, 2, 1}}).ok());
+  ASSERT_EQ(RunSetup("--bootstrap " + bootstrap_ + " --topic " + moved), 0);
+  struct Restore {
+    std::string bootstrap;
+    ~Restore() { EXPECT_EQ(RunSetup("--bootstrap " + bootstrap), 0) << "peer left on the moved topic"; }
+  } restore{bootstrap_};
+  // The endpoint applies the update asynchronously (a refresh procedure on
+  // the region server): write until a row shows up on the new topic.
+  std::set<std::string> on_moved;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (int i = 0; on_moved.empty() && std::chrono::steady_clock::now() < deadline; ++i) {
+    std::string row = prefix_ + "moved" + std::to_string(i);
+    ASSERT_TRUE(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}).ok());
+    if (Collect({row}, std::chrono::seconds(5), moved).count(row)) on_moved.insert(row);
+  }
+  ASSERT_FALSE(on_moved.empty()) << "no notice on " << moved << " after the update";
+  ASSERT_EQ(RunSetup("--bootstrap " + bootstrap_), 0);
+  std::set<std::string> back;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (int i = 0; back.empty() && std::chrono::steady_clock::now() < deadline; ++i) {
+    std::string row = prefix_ + "back" + std::to_string(i);
+    ASSERT_TRUE(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}).ok());
+    if (Collect({row}, std::chrono::seconds(5)).count(row)) back.insert(row);
+  }
+  EXPECT_FALSE(back.empty()) << "notices did not come back to " << kTopic;
 }
 
 // Kafka's only broker stopped for ~25 s while writes continue: HBase keeps

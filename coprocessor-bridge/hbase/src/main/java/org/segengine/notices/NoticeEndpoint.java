@@ -14,6 +14,7 @@ import org.apache.hadoop.hbase.Cell;
 import org.apache.hadoop.hbase.CellUtil;
 import org.apache.hadoop.hbase.TableName;
 import org.apache.hadoop.hbase.replication.BaseReplicationEndpoint;
+import org.apache.hadoop.hbase.replication.ReplicationPeerConfig;
 import org.apache.hadoop.hbase.wal.WAL;
 import org.apache.hadoop.hbase.wal.WALEdit;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -52,12 +53,12 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
   public static final String PREFIX = "seg.notify.";
   public static final String PROPS_PREFIX = PREFIX + "kafka.properties.";
 
-  private String topic;
-  private TableName table;
-  private List<byte[]> families;
-  private long ackTimeoutMs;
-  private Properties producerProps;
-  private Producer<byte[], byte[]> producer; // null until first use / after a failure
+  /** What the configuration says; replaced whole when the peer config changes. */
+  private record Settings(String bootstrap, String topic, TableName table, List<byte[]> families,
+      long ackTimeoutMs, Properties producerProps) {}
+
+  private volatile Settings settings;
+  private Producer<byte[], byte[]> producer; // null until first use / after a failure / a change
 
   private final AtomicLong delivered = new AtomicLong();
   private final AtomicLong failedShipments = new AtomicLong();
@@ -86,25 +87,52 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
   @Override
   protected void doStart() {
     try {
-      Configuration conf = ctx.getConfiguration();
-      String bootstrap = conf.get(PREFIX + "kafka.bootstrap_servers", "").trim();
-      if (bootstrap.isEmpty()) {
-        throw new IllegalArgumentException(PREFIX + "kafka.bootstrap_servers is not set");
-      }
-      topic = conf.get(PREFIX + "topic", "user-changes");
-      table = TableName.valueOf(conf.get(PREFIX + "table", "users"));
-      families = new ArrayList<>();
-      for (String f : conf.getTrimmedStrings(PREFIX + "families", "e")) {
-        families.add(f.getBytes(StandardCharsets.UTF_8));
-      }
-      ackTimeoutMs = conf.getLong(PREFIX + "ack_timeout_ms", 30_000);
-      producerProps = producerProperties(conf, bootstrap);
-      LOG.info("seg notices: peer {} -> {} topic {} for {}:{}", ctx.getPeerId(), bootstrap, topic,
-          table, String.join(",", conf.getTrimmedStrings(PREFIX + "families", "e")));
+      settings = settings(ctx.getConfiguration());
+      LOG.info("seg notices: peer {} -> {}", ctx.getPeerId(), describe(settings));
       notifyStarted();
     } catch (RuntimeException e) {
       notifyFailed(e);
     }
+  }
+
+  /** Setup on an existing peer (update_peer_config): new settings, new producer. */
+  @Override
+  public void peerConfigUpdated(ReplicationPeerConfig rpc) {
+    super.peerConfigUpdated(rpc);
+    Configuration conf = new Configuration(ctx.getLocalConfiguration());
+    rpc.getConfiguration().forEach(conf::set);
+    try {
+      Settings next = settings(conf);
+      synchronized (this) {
+        settings = next;
+        closeProducer(5_000);
+      }
+      LOG.info("seg notices: peer {} updated -> {}", ctx.getPeerId(), describe(next));
+    } catch (RuntimeException e) {
+      LOG.error("seg notices: peer {} config update ignored: {}", ctx.getPeerId(), e.toString());
+    }
+  }
+
+  static Settings settings(Configuration conf) {
+    String bootstrap = conf.get(PREFIX + "kafka.bootstrap_servers", "").trim();
+    if (bootstrap.isEmpty()) {
+      throw new IllegalArgumentException(PREFIX + "kafka.bootstrap_servers is not set");
+    }
+    List<byte[]> families = new ArrayList<>();
+    for (String f : conf.getTrimmedStrings(PREFIX + "families", "e")) {
+      families.add(f.getBytes(StandardCharsets.UTF_8));
+    }
+    return new Settings(bootstrap, conf.get(PREFIX + "topic", "user-changes"),
+        TableName.valueOf(conf.get(PREFIX + "table", "users")), families,
+        conf.getLong(PREFIX + "ack_timeout_ms", 30_000), producerProperties(conf, bootstrap));
+  }
+
+  private static String describe(Settings s) {
+    StringBuilder fams = new StringBuilder();
+    for (byte[] f : s.families()) {
+      fams.append(fams.length() == 0 ? "" : ",").append(new String(f, StandardCharsets.UTF_8));
+    }
+    return s.bootstrap() + " topic " + s.topic() + " for " + s.table() + ":" + fams;
   }
 
   @Override
@@ -138,7 +166,7 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
   }
 
   /** Whether the cell is a Put to one of the notifying families. */
-  private boolean wanted(Cell cell) {
+  private static boolean wanted(Cell cell, List<byte[]> families) {
     if (cell.getType() != Cell.Type.Put || WALEdit.isMetaEditFamily(cell)) return false;
     for (byte[] f : families) {
       if (CellUtil.matchingFamily(cell, f)) return true;
@@ -148,22 +176,23 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
 
   @Override
   public boolean replicate(ReplicateContext context) {
+    Settings s = settings;
     Notices.Builder rows = new Notices.Builder();
     for (WAL.Entry entry : context.getEntries()) {
-      if (!table.equals(entry.getKey().getTableName())) continue;
+      if (!s.table().equals(entry.getKey().getTableName())) continue;
       long writeTime = entry.getKey().getWriteTime();
       for (Cell cell : entry.getEdit().getCells()) {
-        if (wanted(cell)) rows.add(CellUtil.cloneRow(cell), cell.getTimestamp(), writeTime);
+        if (wanted(cell, s.families())) rows.add(CellUtil.cloneRow(cell), cell.getTimestamp(), writeTime);
       }
     }
     if (rows.isEmpty()) return true;
     List<Map.Entry<byte[], ChangeNotice>> notices = rows.build();
-    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ackTimeoutMs);
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(s.ackTimeoutMs());
     try {
-      Producer<byte[], byte[]> p = producer();
+      Producer<byte[], byte[]> p = producer(s);
       List<Future<RecordMetadata>> acks = new ArrayList<>(notices.size());
       for (Map.Entry<byte[], ChangeNotice> n : notices) {
-        acks.add(p.send(new ProducerRecord<>(topic, n.getKey(), n.getValue().toByteArray())));
+        acks.add(p.send(new ProducerRecord<>(s.topic(), n.getKey(), n.getValue().toByteArray())));
       }
       for (Future<RecordMetadata> f : acks) {
         f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
@@ -186,8 +215,8 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     }
   }
 
-  private synchronized Producer<byte[], byte[]> producer() {
-    if (producer == null) producer = new KafkaProducer<>(producerProps);
+  private synchronized Producer<byte[], byte[]> producer(Settings s) {
+    if (producer == null) producer = new KafkaProducer<>(s.producerProps());
     return producer;
   }
 
