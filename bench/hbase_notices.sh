@@ -66,7 +66,8 @@ f = {
     "hbase_cpu_s_per_1000_puts_notices_off": round(med(cpu["0"]), 3),
     "put_rate_per_s_notices_on": med(rate["1"]), "put_rate_per_s_notices_off": med(rate["0"]),
 }
-json.dump({"name": "hbase_notices", "command": "tools/dev bench hbase_notices",
+notes = os.environ.get("SEG_BENCH_NOTES", "")
+json.dump({"name": "hbase_notices", "command": "tools/dev bench hbase_notices", "notes": notes,
            "date": datetime.date.today().isoformat(),
            "machine": f"{os.cpu_count()} cores, Linux", "figures": f}, open(out, "w"), indent=2)
 print(json.dumps(f))
