@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace seg::testing {
@@ -63,6 +65,61 @@ Status WaitForTcpPort(int port, std::chrono::milliseconds timeout) {
     // Polling a port that is not up yet: nothing to block on.
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+namespace {
+
+// "0100007F" (little-endian IPv4 as /proc/net/tcp prints it) -> "127.0.0.1";
+// 32 hex digits (four little-endian words) -> an IPv6 address.
+std::string ProcHexAddress(const std::string& hex) {
+  unsigned char bytes[16] = {};
+  size_t n = hex.size() / 2;
+  for (size_t i = 0; i < n && i < 16; ++i) {
+    bytes[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  char out[INET6_ADDRSTRLEN] = {};
+  if (n == 4) {
+    unsigned char v4[4] = {bytes[3], bytes[2], bytes[1], bytes[0]};
+    inet_ntop(AF_INET, v4, out, sizeof(out));
+  } else {
+    unsigned char v6[16];
+    for (int w = 0; w < 4; ++w) {
+      for (int b = 0; b < 4; ++b) v6[4 * w + b] = bytes[4 * w + 3 - b];
+    }
+    inet_ntop(AF_INET6, v6, out, sizeof(out));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> ListeningAddresses(int port) {
+  std::vector<std::string> out;
+  for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      size_t colon = local.find(':');
+      if (state != "0A" || colon == std::string::npos) continue;  // 0A = LISTEN
+      if (std::stoi(local.substr(colon + 1), nullptr, 16) != port) continue;
+      out.push_back(ProcHexAddress(local.substr(0, colon)));
+    }
+  }
+  return out;
+}
+
+StatusOr<int64_t> ProcStatusField(pid_t pid, std::string_view field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  std::string prefix = std::string(field) + ":";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size()));
+  }
+  return NotFoundError("no " + prefix + " in /proc/" + std::to_string(pid) + "/status");
 }
 
 std::string BinaryDir() {
