@@ -88,7 +88,10 @@ std::string ProcHexAddress(const std::string& hex) {
     }
     inet_ntop(AF_INET6, v6, out, sizeof(out));
   }
-  return out;
+  std::string text = out;
+  // An IPv4 address on an IPv6 socket (gRPC binds so): the IPv4 form.
+  if (text.rfind("::ffff:", 0) == 0 && text.find('.') != std::string::npos) return text.substr(7);
+  return text;
 }
 
 }  // namespace

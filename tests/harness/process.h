@@ -37,7 +37,8 @@ Status WaitForTcpPort(int port, std::chrono::milliseconds timeout);
 
 // The local addresses on which something on this host listens on TCP
 // `port` (IPv4 and IPv6, from /proc/net/tcp and tcp6), e.g. {"127.0.0.1"}
-// or {"0.0.0.0"}; "::" and "::1" for IPv6. Empty when nothing listens.
+// or {"0.0.0.0"}; "::" and "::1" for IPv6 (an IPv4-mapped IPv6 address
+// as its IPv4 form). Empty when nothing listens.
 std::vector<std::string> ListeningAddresses(int port);
 
 // A numeric field of /proc/<pid>/status ("VmRSS" and "VmHWM" in kB,
