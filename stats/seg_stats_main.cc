@@ -8,7 +8,7 @@
 // stats.registry_key, stats.max_days, stats.server_side_merge,
 // stats.intersection_estimator, stats.redis.{cluster,seeds,host,port,
 // username,password,...}, stats.server.{host,port,tls_cert_file,tls_key_file,
-// bearer_token,allow_insecure_remote,max_message_bytes,
+// bearer_token,allow_insecure_remote,max_message_bytes,max_request_bytes,
 // metrics_host,metrics_port}, stats.max_union_segments,
 // stats.max_intersection_segments, stats.store.{backend: none|thrift|
 // embedded, table, thrift.host, thrift.port, embedded.data_dir}.
