@@ -22,6 +22,7 @@ using Clock = std::chrono::steady_clock;
 thread_local std::string tl_limit_error;
 
 constexpr size_t kChunk = 64 * 1024;           // socket reads, string growth steps
+constexpr size_t kMinRead = 4096;              // less room than this: make room first
 constexpr int32_t kMaxMethodNameBytes = 1024;  // THBaseService's longest is 17
 
 // Why the server closed a connection it could not serve.
@@ -36,9 +37,6 @@ int64_t MsLeft(Clock::time_point deadline) {
   auto left = deadline - Clock::now();
   return std::chrono::ceil<std::chrono::milliseconds>(left).count();
 }
-
-// A socket timeout of 0 means "none" (wait forever).
-bool Shorter(int64_t ms, int current) { return current <= 0 || ms + 100 < current; }
 
 }  // namespace
 
@@ -100,15 +98,12 @@ void ServerTransport::SetRecvTimeout(int ms) {
   recv_timeout_ms_ = ms;
 }
 
-uint32_t ServerTransport::SocketRead(uint8_t* buf, uint32_t len) {
-  if (limits_.framed) {
-    while (frame_left_ == 0) ReadFrameHeader();
-    len = static_cast<uint32_t>(std::min<int64_t>(len, frame_left_));
-  }
-  // Between requests: the idle timeout. Within one: what is left of
-  // request_timeout_ms (re-armed only when that is clearly shorter, so a
-  // request read in many pieces costs few setsockopt calls).
-  int timeout = limits_.idle_timeout_ms;
+int ServerTransport::NextReadTimeout() {
+  // Between requests: the idle timeout (0 = none). Within one, also no more
+  // than what is left of request_timeout_ms; a timeout already set that is
+  // at most 100 ms longer is kept, so a request read in many pieces costs
+  // few setsockopt calls.
+  int want = limits_.idle_timeout_ms;
   if (in_request_ && limits_.request_timeout_ms > 0) {
     int64_t left = MsLeft(deadline_);
     if (left <= 0) {
@@ -121,9 +116,16 @@ uint32_t ServerTransport::SocketRead(uint8_t* buf, uint32_t len) {
       throw tt::TTransportException(tt::TTransportException::TIMED_OUT,
                                     "request not received within server.request_timeout_ms");
     }
-    timeout = Shorter(left, recv_timeout_ms_) ? static_cast<int>(left) : recv_timeout_ms_;
+    if (want <= 0 || left < want) want = static_cast<int>(left);
+    if (recv_timeout_ms_ > 0 && want <= recv_timeout_ms_ && recv_timeout_ms_ <= want + 100) {
+      want = recv_timeout_ms_;
+    }
   }
-  SetRecvTimeout(timeout);
+  return want;
+}
+
+uint32_t ServerTransport::RawRead(uint8_t* buf, uint32_t len) {
+  SetRecvTimeout(NextReadTimeout());
   uint32_t got = 0;
   try {
     got = socket_->read(buf, len);
@@ -140,7 +142,16 @@ uint32_t ServerTransport::SocketRead(uint8_t* buf, uint32_t len) {
   if (got == 0) {
     throw tt::TTransportException(tt::TTransportException::END_OF_FILE, "client closed");
   }
-  if (!in_request_) Begin();
+  if (!in_request_) Begin();  // the first byte of a request starts its clock
+  return got;
+}
+
+uint32_t ServerTransport::SocketRead(uint8_t* buf, uint32_t len) {
+  if (limits_.framed) {
+    while (frame_left_ == 0) ReadFrameHeader();
+    len = static_cast<uint32_t>(std::min<int64_t>(len, frame_left_));
+  }
+  uint32_t got = RawRead(buf, len);
   if (limits_.framed) frame_left_ -= got;
   return got;
 }
@@ -148,24 +159,7 @@ uint32_t ServerTransport::SocketRead(uint8_t* buf, uint32_t len) {
 void ServerTransport::ReadFrameHeader() {
   uint8_t header[4];
   uint32_t have = 0;
-  while (have < 4) {
-    int timeout = limits_.idle_timeout_ms;
-    if (in_request_ && limits_.request_timeout_ms > 0) {
-      int64_t left = MsLeft(deadline_);
-      if (left <= 0) {
-        throw tt::TTransportException(tt::TTransportException::TIMED_OUT,
-                                      "request not received within server.request_timeout_ms");
-      }
-      timeout = Shorter(left, recv_timeout_ms_) ? static_cast<int>(left) : recv_timeout_ms_;
-    }
-    SetRecvTimeout(timeout);
-    uint32_t got = socket_->read(header + have, 4 - have);
-    if (got == 0) {
-      throw tt::TTransportException(tt::TTransportException::END_OF_FILE, "client closed");
-    }
-    if (!in_request_) Begin();
-    have += got;
-  }
+  while (have < 4) have += RawRead(header + have, 4 - have);
   int32_t size = static_cast<int32_t>((uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
                                       (uint32_t{header[2]} << 8) | uint32_t{header[3]});
   if (size < 0 || size > limits_.max_message_bytes) {
@@ -181,7 +175,7 @@ void ServerTransport::ReadFrameHeader() {
 
 void ServerTransport::Fill(size_t n) {
   while (Available() < n) {
-    if (rend_ == rcap_) MakeRoom();
+    if (rcap_ - rend_ < kMinRead) MakeRoom();
     rend_ += SocketRead(rbuf_.get() + rend_, static_cast<uint32_t>(rcap_ - rend_));
   }
 }
@@ -381,7 +375,7 @@ void ServerTransport::SendAll(const uint8_t* data, size_t len) {
         throw tt::TTransportException(tt::TTransportException::TIMED_OUT,
                                       "reply not taken within server.request_timeout_ms");
       }
-      if (Shorter(left, send_timeout_ms_)) {
+      if (left + 100 < send_timeout_ms_) {  // re-armed only when clearly shorter
         socket_->setSendTimeout(static_cast<int>(left));
         send_timeout_ms_ = static_cast<int>(left);
       }

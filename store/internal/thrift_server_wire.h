@@ -114,6 +114,9 @@ class ServerTransport : public apache::thrift::transport::TVirtualTransport<Serv
   void MakeRoom();
   // One socket read into buf (at most len, within the current frame).
   uint32_t SocketRead(uint8_t* buf, uint32_t len);
+  // One socket read under the idle/request timeouts; EOF throws.
+  uint32_t RawRead(uint8_t* buf, uint32_t len);
+  int NextReadTimeout();
   void ReadFrameHeader();
   void SetRecvTimeout(int ms);
   void SendAll(const uint8_t* data, size_t len);
