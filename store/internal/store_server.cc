@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <thread>
 
+#include "common/metrics.h"
 #include "store/internal/embedded_store.h"
 #include "store/internal/thrift_handler.h"
 #include "store/internal/thrift_output.h"
@@ -21,19 +22,36 @@ namespace {
 
 namespace at = apache::thrift;
 
-// Tells Start() that serve() has bound the socket.
+// Tells Start() that serve() has bound the socket, and counts the clients
+// being served (one thread each).
 class ReadyHandler : public at::server::TServerEventHandler {
  public:
+  ReadyHandler()
+      : connections_(metrics::GetGauge(
+            "seg_store_server_connections",
+            "Client connections being served, one thread each (at most server.max_connections)")) {}
   void preServe() override {
     std::lock_guard<std::mutex> lock(mutex);
     ready = true;
     cv.notify_all();
+  }
+  void* createContext(std::shared_ptr<at::protocol::TProtocol>,
+                      std::shared_ptr<at::protocol::TProtocol>) override {
+    connections_.Inc();
+    return nullptr;
+  }
+  void deleteContext(void*, std::shared_ptr<at::protocol::TProtocol>,
+                     std::shared_ptr<at::protocol::TProtocol>) override {
+    connections_.Dec();
   }
   std::mutex mutex;
   std::condition_variable cv;
   bool ready = false;
   bool failed = false;
   std::string error;
+
+ private:
+  metrics::Gauge connections_;
 };
 
 Status ParseTransport(const std::string& s, ThriftTransport* out) {

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <latch>
@@ -67,6 +68,7 @@ struct ServerProcess {
   seg::testing::TempDir dir;
   seg::testing::ChildProcess child;
   int port = -1;
+  int metrics_port = 0;  // > 0: serve /metrics there
   ThriftTransport transport = ThriftTransport::kBuffered;
   ThriftProtocol protocol = ThriftProtocol::kBinary;
 
@@ -85,6 +87,7 @@ struct ServerProcess {
         SegStoreBinary(), "--config",   config,        "--data-dir", data_dir(),
         "--port",         "0",          "--port-file", port_file,    "--transport",
         Name(transport),  "--protocol", Name(protocol)};
+    if (metrics_port > 0) argv.insert(argv.end(), {"--metrics-port", std::to_string(metrics_port)});
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     SEG_ASSIGN_OR_RETURN(child, seg::testing::ChildProcess::Start(argv, log()));
     auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -261,16 +264,55 @@ int64_t ProcField(const ServerProcess& server, std::string_view field) {
   return v.ok() ? *v : -1;
 }
 
-// Waits until the server runs at most `threads` threads (its client
-// threads have exited), up to `timeout`.
-bool WaitForThreads(const ServerProcess& server, int64_t threads,
-                    std::chrono::milliseconds timeout = 20s) {
+// Clients the server is serving (seg_store_server_connections); -1 when
+// it has no /metrics or (an older build) no such gauge.
+double Connections(const ServerProcess& server) {
+  if (server.metrics_port <= 0) return -1;
+  return seg::testing::MetricValue(server.metrics_port, "seg_store_server_connections");
+}
+
+// Waits until the server serves no client: every connection's thread is
+// done with it. Through the gauge when there is one, else (older builds)
+// until the process runs at most `threads` threads.
+bool WaitNoClients(const ServerProcess& server, int64_t threads,
+                   std::chrono::milliseconds timeout = 20s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (ProcField(server, "Threads") > threads) {
+  const bool gauge = Connections(server) >= 0;
+  while (gauge ? Connections(server) != 0 : ProcField(server, "Threads") > threads) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(5ms);  // polling another process's state
   }
   return true;
+}
+
+hbase::TPut PutOf(const std::string& row, const std::string& value) {
+  hbase::TPut p;
+  p.row = row;
+  hbase::TColumnValue cv;
+  cv.family = "a";
+  cv.qualifier = "q";
+  cv.value = value;
+  p.columnValues.push_back(cv);
+  return p;
+}
+
+std::string GetValue(RawClient& raw, const std::string& row) {
+  hbase::TGet g;
+  g.row = row;
+  hbase::TResult r;
+  raw.client->get(r, "t", g);
+  return r.columnValues.empty() ? "" : r.columnValues[0].value;
+}
+
+// The TIOError message of `call`, or "" when it did not throw one.
+template <typename Fn>
+std::string IoErrorOf(Fn&& call) {
+  try {
+    call();
+  } catch (const hbase::TIOError& e) {
+    return e.message;
+  }
+  return "";
 }
 
 std::unique_ptr<Store> ClientFor(const ServerProcess& server) {
@@ -360,10 +402,12 @@ TEST(StoreServerTest, RequestMissingRequiredFieldIsRejected) {
 // since Thrift sized strings from their claimed length. Default config.
 TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServerNorGrowIt) {
   ServerProcess server;
+  server.metrics_port = seg::testing::PickFreePort();
   ASSERT_TRUE(server.Start().ok()) << server.log();
+  ASSERT_TRUE(seg::testing::WaitForTcpPort(server.metrics_port, 10s).ok());
   const int64_t threads0 = ProcField(server, "Threads");
   ExpectServes(server, "warm-up");
-  ASSERT_TRUE(WaitForThreads(server, threads0));
+  ASSERT_TRUE(WaitNoClients(server, threads0));
   const int64_t rss0 = ProcField(server, "VmRSS"), hwm0 = ProcField(server, "VmHWM");
 
   // A well-formed putMultiple to truncate: a client dying mid-call.
@@ -422,7 +466,7 @@ TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServerNorGrowIt)
   EXPECT_TRUE(good_client_ok);
   EXPECT_TRUE(server.child.running());
   // Every connection's thread has finished with it before RSS is read.
-  ASSERT_TRUE(WaitForThreads(server, threads0)) << ProcField(server, "Threads") << " threads";
+  ASSERT_TRUE(WaitNoClients(server, threads0)) << ProcField(server, "Threads") << " threads";
   const int64_t rss1 = ProcField(server, "VmRSS"), hwm1 = ProcField(server, "VmHWM");
   std::cout << "seg-store RSS " << rss0 / 1024 << " MB -> " << rss1 / 1024
             << " MB after 500 hostile connections; peak " << hwm0 / 1024 << " MB -> " << hwm1 / 1024
@@ -433,6 +477,78 @@ TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServerNorGrowIt)
   EXPECT_LT(rss1, rss0 + 32 * 1024) << "kB";
   EXPECT_LT(hwm1, hwm0 + 32 * 1024) << "kB";
   ExpectServes(server, "after-fuzz");
+}
+
+// Mutated calls on every transport x protocol (each decodes lengths its own
+// way): putMultiple/getMultiple with byte flips, truncations, and random
+// length fields; the server keeps serving and a client on each combination
+// is answered throughout.
+TEST(StoreServerTest, MutatedCallsOnEveryTransportAndProtocol) {
+  for (auto t : {ThriftTransport::kBuffered, ThriftTransport::kFramed}) {
+    for (auto p : {ThriftProtocol::kBinary, ThriftProtocol::kCompact}) {
+      SCOPED_TRACE(std::string(Name(t)) + "_" + Name(p));
+      ServerProcess server;
+      server.transport = t;
+      server.protocol = p;
+      ASSERT_TRUE(server.Start().ok()) << server.log();
+      std::vector<std::string> valid;
+      for (int call = 0; call < 2; ++call) {
+        auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+        std::shared_ptr<at::transport::TTransport> tr = mem;
+        if (t == ThriftTransport::kFramed)
+          tr = std::make_shared<at::transport::TFramedTransport>(mem);
+        std::shared_ptr<at::protocol::TProtocol> proto;
+        if (p == ThriftProtocol::kCompact) {
+          proto = std::make_shared<at::protocol::TCompactProtocol>(tr);
+        } else {
+          proto = std::make_shared<at::protocol::TBinaryProtocol>(tr);
+        }
+        hbase::THBaseServiceClient c(proto);
+        if (call == 0) {
+          std::vector<hbase::TPut> puts;
+          for (int i = 0; i < 300; ++i) puts.push_back(PutOf("m" + std::to_string(i), "value"));
+          c.send_putMultiple("t", puts);
+        } else {
+          std::vector<hbase::TGet> gets(300);
+          for (int i = 0; i < 300; ++i) gets[i].row = "m" + std::to_string(i);
+          c.send_getMultiple("t", gets);
+        }
+        valid.push_back(mem->getBufferAsString());
+      }
+      RawClient good(server.port, t, p);
+      std::mt19937 rng(77);
+      for (int i = 0; i < 200; ++i) {
+        std::string bytes = valid[i % 2];
+        switch (i % 3) {
+          case 0:  // flipped bytes
+            for (int k = 0; k < 1 + static_cast<int>(rng() % 8); ++k) {
+              bytes[rng() % bytes.size()] = static_cast<char>(rng());
+            }
+            break;
+          case 1:  // cut short
+            bytes.resize(rng() % bytes.size());
+            break;
+          default: {  // a random 32-bit value written over 4 bytes (lengths, counts)
+            size_t at = rng() % (bytes.size() - 4);
+            uint32_t v = static_cast<uint32_t>(rng());
+            std::memcpy(&bytes[at], &v, 4);
+            break;
+          }
+        }
+        RawSocket raw(server.port);
+        ASSERT_TRUE(raw.ok());
+        (void)raw.Send(bytes);
+        if (i % 20 == 0) {
+          hbase::TGet g;
+          g.row = "m1";
+          hbase::TResult r;
+          ASSERT_NO_THROW(good.client->get(r, "t", g));
+        }
+      }
+      EXPECT_TRUE(server.child.running());
+      ExpectServes(server, "after-mutations");
+    }
+  }
 }
 
 // Claimed lengths with nothing behind them: a string within the limit, one
@@ -464,36 +580,6 @@ TEST(StoreServerTest, ClaimedLengthsAreNotAllocatedBeforeTheBytesArrive) {
             << " MB after 24 connections claiming 1.7 GB\n";
   EXPECT_LT(hwm1, hwm0 + 32 * 1024) << "kB";
   ExpectServes(server, "after-claims");
-}
-
-hbase::TPut PutOf(const std::string& row, const std::string& value) {
-  hbase::TPut p;
-  p.row = row;
-  hbase::TColumnValue cv;
-  cv.family = "a";
-  cv.qualifier = "q";
-  cv.value = value;
-  p.columnValues.push_back(cv);
-  return p;
-}
-
-std::string GetValue(RawClient& raw, const std::string& row) {
-  hbase::TGet g;
-  g.row = row;
-  hbase::TResult r;
-  raw.client->get(r, "t", g);
-  return r.columnValues.empty() ? "" : r.columnValues[0].value;
-}
-
-// The TIOError message of `call`, or "" when it did not throw one.
-template <typename Fn>
-std::string IoErrorOf(Fn&& call) {
-  try {
-    call();
-  } catch (const hbase::TIOError& e) {
-    return e.message;
-  }
-  return "";
 }
 
 // Per-request limits answer that request with a TIOError naming the key
@@ -639,12 +725,21 @@ TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
 // sets TCP_DEFER_ACCEPT.)
 TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   ServerProcess server;
+  server.metrics_port = seg::testing::PickFreePort();
   ASSERT_TRUE(server
                   .Start("server:\n  max_connections: 4\n  client_idle_timeout_ms: 500\n"
                          "  request_timeout_ms: 1000\n")
                   .ok())
       << server.log();
+  auto connections = [&] { return Connections(server); };
+  // The baseline: no client being served (Start()'s probe has gone).
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (connections() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);  // polling another process's metrics
+  }
+  ASSERT_EQ(connections(), 0);
   const int64_t threads0 = ProcField(server, "Threads");
+
   auto mem = std::make_shared<at::transport::TMemoryBuffer>();
   {
     hbase::THBaseServiceClient c(std::make_shared<at::protocol::TBinaryProtocol>(mem));
@@ -658,16 +753,15 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
     ASSERT_TRUE(stalled.back()->ok());
     ASSERT_TRUE(stalled.back()->Send(request.substr(0, 10)));
   }
-  // Two send a byte every 100 ms.
+  // Two send a byte every 100 ms (the whole request would take 27 s).
   std::atomic<int> trickled_closed{0};
   const auto give_up = std::chrono::steady_clock::now() + 20s;
-  std::vector<std::thread> tricklers;
+  std::vector<std::jthread> tricklers;
   for (int i = 0; i < 2; ++i) {
     tricklers.emplace_back([&] {
       RawSocket raw(server.port);
       if (!raw.ok()) return;
-      // The behaviour under test is the client's slowness: one byte per 100 ms
-      // (the whole request would take 27 s).
+      // The behaviour under test is the client's slowness.
       for (size_t b = 0; b < request.size() && std::chrono::steady_clock::now() < give_up; ++b) {
         if (!raw.Send(std::string_view(request).substr(b, 1))) {
           ++trickled_closed;
@@ -683,15 +777,16 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
       }
     });
   }
-  // All four threads taken before the well-behaved client connects.
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (ProcField(server, "Threads") < threads0 + 4) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the slow clients were not accepted";
-    std::this_thread::sleep_for(5ms);  // polling another process's thread count
+  // Every slot taken before the well-behaved client connects.
+  deadline = std::chrono::steady_clock::now() + 10s;
+  bool full = false;
+  while (!(full = connections() >= 4) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);  // polling another process's metrics
   }
+  EXPECT_TRUE(full) << "the slow clients were not all being served";
   std::atomic<bool> served{false};
   auto start = std::chrono::steady_clock::now();
-  std::thread good([&] {
+  std::jthread good([&] {
     ThriftClientOptions o = server.ClientOptions();
     o.call_timeout_ms = 30000;
     o.max_attempts = 1;
@@ -705,11 +800,13 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
     auto r = store->Get("t", g);
     served = r.ok() && r->size() == 1 && r->cell(0).value == "served";
   });
-  // While it waits: never more than four client threads.
+  // While it waits: never more than four clients, nor four client threads.
+  double max_connections = 0;
   int64_t max_threads = 0;
   while (!served && std::chrono::steady_clock::now() - start < 25s) {
+    max_connections = std::max(max_connections, connections());
     max_threads = std::max(max_threads, ProcField(server, "Threads"));
-    std::this_thread::sleep_for(20ms);  // sampling another process's thread count
+    std::this_thread::sleep_for(20ms);  // sampling another process's state
   }
   good.join();
   auto waited = std::chrono::steady_clock::now() - start;
@@ -717,14 +814,15 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   EXPECT_TRUE(served) << "a well-behaved client was not served";
   EXPECT_GT(waited, 300ms) << "it was served although every thread was taken";
   EXPECT_LT(waited, 15s);
-  EXPECT_LE(max_threads, threads0 + 4) << "threads before: " << threads0;
+  EXPECT_LE(max_connections, 4);
+  EXPECT_LE(max_threads, threads0 + 4) << "threads with no client: " << threads0;
   EXPECT_EQ(trickled_closed, 2) << "trickling clients were not closed";
   deadline = std::chrono::steady_clock::now() + 10s;
   for (auto& s : stalled) EXPECT_TRUE(s->WaitClosed(deadline));
   std::cout << "well-behaved client served after "
             << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
             << " ms behind 14 slow clients; server threads " << threads0 << " -> at most "
-            << max_threads << "\n";
+            << max_threads << ", clients at most " << max_connections << "\n";
 }
 
 // The server closes idle clients (60 s by default, as HBase's gateway): a
@@ -733,7 +831,9 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
 // do not fail on it.
 TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
   ServerProcess server;
+  server.metrics_port = seg::testing::PickFreePort();
   ASSERT_TRUE(server.Start("server:\n  client_idle_timeout_ms: 200\n").ok()) << server.log();
+  ASSERT_TRUE(seg::testing::WaitForTcpPort(server.metrics_port, 10s).ok());
   const int64_t threads0 = ProcField(server, "Threads");
   ThriftClientOptions o = server.ClientOptions();
   o.max_connections = 1;
@@ -743,7 +843,7 @@ TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
   auto store = std::move(*OpenStore(so));
   for (int round = 0; round < 2; ++round) {
     ASSERT_TRUE(store->Put("t", {{"cam", {Cell{"a", "q", 1, "v" + std::to_string(round)}}}}).ok());
-    ASSERT_TRUE(WaitForThreads(server, threads0)) << "the server kept the idle connection";
+    ASSERT_TRUE(WaitNoClients(server, threads0)) << "the server kept the idle connection";
     Condition c;
     c.family = "a";
     c.qualifier = "q";
@@ -754,12 +854,12 @@ TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
     auto applied = store->CheckAndMutate("t", c, m);
     ASSERT_TRUE(applied.ok()) << applied.status();
     EXPECT_TRUE(*applied);
-    ASSERT_TRUE(WaitForThreads(server, threads0));
+    ASSERT_TRUE(WaitNoClients(server, threads0));
     ScanRequest scan;
     scan.start_row = "cam";
     auto scanner = store->OpenScanner("t", scan);
     ASSERT_TRUE(scanner.ok()) << scanner.status();
-    ASSERT_TRUE(WaitForThreads(server, threads0));
+    ASSERT_TRUE(WaitNoClients(server, threads0));
     std::vector<RowResult> rows;
     Status st = (*scanner)->NextBatch(&rows);
     ASSERT_TRUE(st.ok()) << st;

@@ -41,6 +41,10 @@ Status WaitForTcpPort(int port, std::chrono::milliseconds timeout);
 // as its IPv4 form). Empty when nothing listens.
 std::vector<std::string> ListeningAddresses(int port);
 
+// The value of metric `name` (a sample line "name value", no labels) served
+// on http://127.0.0.1:port/metrics; -1 when unreachable or absent.
+double MetricValue(int port, std::string_view name);
+
 // A numeric field of /proc/<pid>/status ("VmRSS" and "VmHWM" in kB,
 // "Threads" as a count); NotFound when the process or field is gone.
 StatusOr<int64_t> ProcStatusField(pid_t pid, std::string_view field);
