@@ -6,12 +6,18 @@
 // the same handle. Thread-safe. prometheus-cpp stays behind this header.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
+
+namespace seg {
+class Config;
+}
 
 namespace prometheus {
 class Counter;
@@ -78,5 +84,21 @@ class MetricsServer {
   virtual int port() const = 0;
 };
 StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(const std::string& bind_address);
+
+// Where a binary serves /metrics. Loopback unless configured otherwise:
+// /metrics carries no authentication.
+struct MetricsListenOptions {
+  std::string host = "127.0.0.1";  // <prefix>.metrics_host
+  int32_t port = -1;               // <prefix>.metrics_port; -1 = off, 0 = a free port
+
+  // Reads <prefix>.metrics_host and <prefix>.metrics_port over the values
+  // already set (each binary's --metrics-host/--metrics-port flags win).
+  Status LoadFrom(Config& config, std::string_view prefix);
+  // "host:port" as StartMetricsServer takes it (IPv6 hosts in brackets).
+  std::string Address() const;
+};
+
+// StartMetricsServer(options.Address()) when options.port >= 0, else null.
+StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsListenOptions& options);
 
 }  // namespace seg::metrics

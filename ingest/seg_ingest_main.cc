@@ -6,7 +6,8 @@
 //
 // Config keys (all optional; see docs/ingest.md): kafka.*, ingest.*,
 // store.backend (thrift|embedded), store.thrift.{host,port,transport,
-// protocol,call_timeout_ms}, store.embedded.data_dir. Unknown keys are an
+// protocol,call_timeout_ms}, store.embedded.data_dir, ingest.metrics_host
+// (127.0.0.1) and ingest.metrics_port (-1 = off). Unknown keys are an
 // error. SIGINT/SIGTERM: finish the batches in flight, commit, leave the
 // group, exit 0, all within ingest.shutdown_timeout_ms (default 4 s); a
 // watchdog exits 0 shortly after that budget if Kafka or the store hang
@@ -78,12 +79,16 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   int metrics_port = -1;
-  std::string metrics_host = "0.0.0.0";
+  std::string metrics_host;
   app.add_option("--config", config_path, "YAML config file");
   app.add_option("--set", overrides, "key=value override (repeatable)");
-  app.add_option("--metrics-port", metrics_port, "serve /metrics on this port (0: any, -1: off)");
-  app.add_option("--metrics-host", metrics_host, "address /metrics binds to");
+  app.add_option("--metrics-port", metrics_port,
+                 "serve /metrics on this port, 0: any, -1: off (ingest.metrics_port)");
+  app.add_option("--metrics-host", metrics_host,
+                 "address /metrics binds to (ingest.metrics_host, default 127.0.0.1)");
   CLI11_PARSE(app, argc, argv);
+  if (metrics_port >= 0) overrides.push_back("ingest.metrics_port=" + std::to_string(metrics_port));
+  if (!metrics_host.empty()) overrides.push_back("ingest.metrics_host=" + metrics_host);
 
   // Block the stop signals in every thread; one thread waits for them.
   sigset_t signals;
@@ -99,24 +104,23 @@ int main(int argc, char** argv) {
   }
   seg::ingest::IngestOptions options;
   seg::store::StoreOptions store_options;
+  seg::metrics::MetricsListenOptions metrics;
   seg::Status s = options.LoadFrom(*config);
   if (s.ok()) s = LoadStoreOptions(*config, &store_options);
+  if (s.ok()) s = metrics.LoadFrom(*config, "ingest");
   if (s.ok()) s = config->CheckNoUnknownKeys();
   if (!s.ok()) {
     LOG(ERROR) << "config: " << s;
     return 2;
   }
 
-  std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
-  if (metrics_port >= 0) {
-    auto server =
-        seg::metrics::StartMetricsServer(metrics_host + ":" + std::to_string(metrics_port));
-    if (!server.ok()) {
-      LOG(ERROR) << server.status();
-      return 2;
-    }
-    metrics_server = std::move(server).value();
-    LOG(INFO) << "metrics on " << metrics_host << ":" << metrics_server->port() << "/metrics";
+  auto metrics_server = seg::metrics::StartMetricsServer(metrics);
+  if (!metrics_server.ok()) {
+    LOG(ERROR) << metrics_server.status();
+    return 2;
+  }
+  if (*metrics_server) {
+    LOG(INFO) << "metrics on " << metrics.host << ":" << (*metrics_server)->port() << "/metrics";
   }
 
   auto store = seg::store::OpenStore(store_options);

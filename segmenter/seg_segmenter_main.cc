@@ -229,7 +229,7 @@ void RunBackfill(seg::segmenter::internal::Backfill* backfill, int64_t users_per
 int main(int argc, char** argv) {
   seg::InitLogging(argv[0]);
   CLI::App app{"seg-segmenter: a segmenter node"};
-  std::string config_file, bootstrap, store_addr, redis_addr, scripts_dir;
+  std::string config_file, bootstrap, store_addr, redis_addr, scripts_dir, metrics_host;
   std::vector<std::string> overrides;
   int metrics_port = -1;
   app.add_option("--config", config_file, "YAML config file");
@@ -238,8 +238,14 @@ int main(int argc, char** argv) {
   app.add_option("--store", store_addr, "Thrift2 store HOST:PORT (store.thrift.host/port)");
   app.add_option("--redis", redis_addr, "Redis HOST:PORT (stats.redis.host/port)");
   app.add_option("--scripts", scripts_dir, "Segment scripts directory (scripts.dir)");
-  app.add_option("--metrics-port", metrics_port, "Serve /metrics on 127.0.0.1:PORT (0 = free)");
+  app.add_option("--metrics-port", metrics_port,
+                 "Serve /metrics on this port, 0 = free (segmenter.metrics_port)");
+  app.add_option("--metrics-host", metrics_host,
+                 "Address /metrics binds to (segmenter.metrics_host, default 127.0.0.1)");
   CLI11_PARSE(app, argc, argv);
+  if (metrics_port >= 0)
+    overrides.push_back("segmenter.metrics_port=" + std::to_string(metrics_port));
+  if (!metrics_host.empty()) overrides.push_back("segmenter.metrics_host=" + metrics_host);
 
   auto config = seg::Config::Load(config_file, overrides);
   if (!config.ok()) return Fail(config.status());
@@ -305,6 +311,8 @@ int main(int argc, char** argv) {
     return Fail(s);
   if (auto s = config->Get("backfill.start_delay_ms", &backfill_options.start_delay_ms); !s.ok())
     return Fail(s);
+  seg::metrics::MetricsListenOptions metrics;
+  if (auto s = metrics.LoadFrom(*config, "segmenter"); !s.ok()) return Fail(s);
   if (auto s = config->CheckNoUnknownKeys(); !s.ok()) return Fail(s);
   if (scripts_source != "store" && scripts_source != "dir") {
     return Fail(seg::InvalidArgumentError(
@@ -319,13 +327,10 @@ int main(int argc, char** argv) {
   }
   const bool from_store = scripts_source == "store";
 
-  std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
-  if (metrics_port >= 0) {
-    auto server = seg::metrics::StartMetricsServer("127.0.0.1:" + std::to_string(metrics_port));
-    if (!server.ok()) return Fail(server.status());
-    metrics_server = std::move(*server);
-    LOG(INFO) << "metrics on 127.0.0.1:" << metrics_server->port();
-  }
+  auto metrics_server = seg::metrics::StartMetricsServer(metrics);
+  if (!metrics_server.ok()) return Fail(metrics_server.status());
+  if (*metrics_server)
+    LOG(INFO) << "metrics on " << metrics.host << ":" << (*metrics_server)->port();
 
   auto store = seg::store::OpenStore(store_options);
   if (!store.ok()) return Fail(store.status());

@@ -1,13 +1,16 @@
 // seg-stats: the segment statistics gRPC server (stats/stats_service.h).
 //
 //   seg-stats [--config seg.yaml] [--set stats.redis.port=6380 ...]
-//             [--host 127.0.0.1] [--port 7710|0] [--port-file F] [--metrics-port N]
+//             [--host 127.0.0.1] [--port 7710|0] [--port-file F]
+//             [--metrics-port N] [--metrics-host 127.0.0.1]
 //
 // Config keys (all optional): stats.shards, stats.key_prefix,
 // stats.registry_key, stats.max_days, stats.server_side_merge,
 // stats.intersection_estimator, stats.redis.{cluster,seeds,host,port,
 // username,password,...}, stats.server.{host,port,tls_cert_file,tls_key_file,
-// bearer_token,allow_insecure_remote}, stats.store.{backend: none|thrift|
+// bearer_token,allow_insecure_remote,max_message_bytes,max_request_bytes,
+// metrics_host,metrics_port}, stats.max_union_segments,
+// stats.max_intersection_segments, stats.store.{backend: none|thrift|
 // embedded, table, thrift.host, thrift.port, embedded.data_dir}.
 // SIGINT/SIGTERM stop it gracefully.
 #include <glog/logging.h>
@@ -39,7 +42,7 @@ int Fail(const seg::Status& s) {
 int main(int argc, char** argv) {
   seg::InitLogging(argv[0]);
   CLI::App app{"seg-stats: segment sizes, unions, intersections over gRPC"};
-  std::string config_path, host, port_file;
+  std::string config_path, host, port_file, metrics_host;
   std::vector<std::string> overrides;
   int port = -1, metrics_port = -1;
   app.add_option("--config", config_path, "YAML config file");
@@ -47,8 +50,15 @@ int main(int argc, char** argv) {
   app.add_option("--host", host, "bind address (default stats.server.host, 127.0.0.1)");
   app.add_option("--port", port, "gRPC port; 0 = a free port (default stats.server.port, 7710)");
   app.add_option("--port-file", port_file, "write the bound port to this file once serving");
-  app.add_option("--metrics-port", metrics_port, "serve /metrics on this port (0 = free port)");
+  app.add_option("--metrics-port", metrics_port,
+                 "serve /metrics on this port, 0 = free port (stats.server.metrics_port)");
+  app.add_option("--metrics-host", metrics_host,
+                 "address /metrics binds to (stats.server.metrics_host, default 127.0.0.1)");
   CLI11_PARSE(app, argc, argv);
+  if (metrics_port >= 0) {
+    overrides.push_back("stats.server.metrics_port=" + std::to_string(metrics_port));
+  }
+  if (!metrics_host.empty()) overrides.push_back("stats.server.metrics_host=" + metrics_host);
 
   auto config = seg::Config::Load(config_path, overrides);
   if (!config.ok()) return Fail(config.status());
@@ -58,6 +68,8 @@ int main(int argc, char** argv) {
   if (auto s = query.LoadFrom(*config, "stats"); !s.ok()) return Fail(s);
   if (auto s = writer_keys.LoadFrom(*config, "stats"); !s.ok()) return Fail(s);
   if (auto s = server.LoadFrom(*config, "stats.server"); !s.ok()) return Fail(s);
+  seg::metrics::MetricsListenOptions metrics;
+  if (auto s = metrics.LoadFrom(*config, "stats.server"); !s.ok()) return Fail(s);
   if (!host.empty()) server.host = host;
   if (port >= 0) server.port = port;
 
@@ -102,12 +114,10 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
-  if (metrics_port >= 0) {
-    auto m = seg::metrics::StartMetricsServer("127.0.0.1:" + std::to_string(metrics_port));
-    if (!m.ok()) return Fail(m.status().WithContext("metrics"));
-    metrics_server = std::move(m).value();
-    LOG(INFO) << "metrics on 127.0.0.1:" << metrics_server->port() << "/metrics";
+  auto metrics_server = seg::metrics::StartMetricsServer(metrics);
+  if (!metrics_server.ok()) return Fail(metrics_server.status().WithContext("metrics"));
+  if (*metrics_server) {
+    LOG(INFO) << "metrics on " << metrics.host << ":" << (*metrics_server)->port() << "/metrics";
   }
 
   auto running = seg::stats::StartStatsServer(server, query, users);

@@ -20,8 +20,11 @@
 //     (segment -> "script@version"), kept by StatsWriter; a segment absent
 //     from it is NOT_FOUND.
 //
-// Errors (gRPC codes): INVALID_ARGUMENT bad day, from after to, range longer
-// than max_days, wrong number of segments; NOT_FOUND unknown segment or user;
+// Errors (gRPC codes): INVALID_ARGUMENT bad day, from after to, a limit
+// exceeded (the message names its key: stats.max_days,
+// stats.max_union_segments, stats.max_intersection_segments,
+// stats.server.max_request_bytes); RESOURCE_EXHAUSTED (from gRPC) a message
+// over stats.server.max_message_bytes; NOT_FOUND unknown segment or user;
 // UNAVAILABLE Redis (or the store) unreachable; DEADLINE_EXCEEDED/CANCELLED
 // when the caller's deadline passed or it went away; UNAUTHENTICATED
 // missing/wrong bearer token.
@@ -113,10 +116,17 @@ struct StatsServerOptions {
   // Binding a non-loopback address without TLS and a token is refused
   // unless this is set (loopback needs neither by default).
   bool allow_insecure_remote = false;
+  // gRPC's own cap on a message either way: a larger request is refused
+  // by gRPC (RESOURCE_EXHAUSTED) before it is decoded.
   int max_message_bytes = 16 << 20;
+  // Requests up to max_message_bytes but over this are answered with
+  // INVALID_ARGUMENT naming stats.server.max_request_bytes (requests are a
+  // few segment names and a day range: hundreds of bytes).
+  int max_request_bytes = 1 << 20;
 
   // Reads <prefix>.host, .port, .tls_cert_file, .tls_key_file,
-  // .bearer_token, .allow_insecure_remote, .max_message_bytes.
+  // .bearer_token, .allow_insecure_remote, .max_message_bytes,
+  // .max_request_bytes.
   Status LoadFrom(Config& config, std::string_view prefix);
 };
 

@@ -6,10 +6,13 @@
 //
 // Flags override the config file (--config FILE, YAML, unknown keys are an
 // error):
-//   server: {bind_address, port, transport: buffered|framed,
-//            protocol: binary|compact, max_connections,
-//            client_idle_timeout_ms, max_message_bytes, scanner_lease_ms,
-//            metrics_port}
+//   server: {bind_address (127.0.0.1), port, transport: buffered|framed,
+//            protocol: binary|compact, max_connections (1024),
+//            client_idle_timeout_ms (60000), request_timeout_ms (60000),
+//            max_message_bytes (256 MB), max_string_bytes (10 MB),
+//            max_rows_per_request (10000), scanner_lease_ms,
+//            metrics_host (127.0.0.1), metrics_port (-1 = off)}
+// Every listener binds loopback unless its address key says otherwise.
 //   store:  {data_dir, sync: process_crash_safe|fsync_every_write,
 //            block_cache_mb, write_buffer_mb, background_jobs,
 //            tables: {<table>: {<family>: {max_versions, ttl_seconds}}}}
@@ -47,7 +50,7 @@ bool WritePortFile(const std::string& path, int port) {
 int main(int argc, char** argv) {
   seg::InitLogging(argv[0]);
   CLI::App app{"seg-store: the embedded wide-row store over HBase Thrift2 (THBaseService)"};
-  std::string config_path, data_dir, port_file, transport, protocol, bind;
+  std::string config_path, data_dir, port_file, transport, protocol, bind, metrics_host;
   int port = -1;
   int metrics_port = -1;
   std::string notify_kafka;
@@ -59,7 +62,9 @@ int main(int argc, char** argv) {
   app.add_option("--transport", transport, "buffered|framed (server.transport)");
   app.add_option("--protocol", protocol, "binary|compact (server.protocol)");
   app.add_option("--metrics-port", metrics_port,
-                 "serve /metrics on 127.0.0.1:PORT, 0 = a free port (server.metrics_port)");
+                 "serve /metrics on this port, 0 = a free port (server.metrics_port)");
+  app.add_option("--metrics-host", metrics_host,
+                 "address /metrics binds to (server.metrics_host, default 127.0.0.1)");
   app.add_option("--notify-kafka", notify_kafka,
                  "store-side change notices: every put to users/e produces a ChangeNotice on "
                  "user-changes at this bootstrap (notify.kafka.bootstrap_servers)");
@@ -83,13 +88,14 @@ int main(int argc, char** argv) {
   if (!transport.empty()) override("server.transport=" + transport);
   if (!protocol.empty()) override("server.protocol=" + protocol);
   if (metrics_port >= 0) override("server.metrics_port=" + std::to_string(metrics_port));
+  if (!metrics_host.empty()) override("server.metrics_host=" + metrics_host);
   if (!notify_kafka.empty()) override("notify.kafka.bootstrap_servers=" + notify_kafka);
 
   seg::store::StoreServerOptions options;
   seg::Status s = seg::store::LoadStoreServerOptions(*config, &options);
   if (!data_dir.empty()) options.store.data_dir = data_dir;  // a path, not YAML
-  int32_t metrics = -1;
-  if (s.ok()) s = config->Get("server.metrics_port", &metrics);
+  seg::metrics::MetricsListenOptions metrics;
+  if (s.ok()) s = metrics.LoadFrom(*config, "server");
   seg::bridge::StoreNotifyConfig notify;
   if (s.ok()) s = seg::bridge::LoadStoreNotifyConfig(*config, &notify);
   if (s.ok()) s = config->CheckNoUnknownKeys();
@@ -109,15 +115,13 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
 
-  std::unique_ptr<seg::metrics::MetricsServer> metrics_server;
-  if (metrics >= 0) {
-    auto m = seg::metrics::StartMetricsServer("127.0.0.1:" + std::to_string(metrics));
-    if (!m.ok()) {
-      LOG(ERROR) << m.status();
-      return 1;
-    }
-    metrics_server = std::move(*m);
-    LOG(INFO) << "seg-store: /metrics on 127.0.0.1:" << metrics_server->port();
+  auto metrics_server = seg::metrics::StartMetricsServer(metrics);
+  if (!metrics_server.ok()) {
+    LOG(ERROR) << metrics_server.status();
+    return 1;
+  }
+  if (*metrics_server) {
+    LOG(INFO) << "seg-store: /metrics on " << metrics.host << ":" << (*metrics_server)->port();
   }
 
   auto server = seg::store::StoreServer::Create(options);

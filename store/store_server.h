@@ -12,9 +12,21 @@
 //
 // One thread per client connection (Thrift TThreadedServer): calls block on
 // RocksDB, clients are few (tens of pipeline workers) and long-lived, and it
-// measured faster than a fixed pool for that mix. Bad input (malformed
-// frames, oversized strings, a client that vanishes mid-call) closes that
-// client's connection; other clients carry on.
+// measured faster than a fixed pool for that mix. The threads are bounded:
+// at most max_connections clients are served at once (further connections
+// wait in the listen backlog until one leaves), a client silent for
+// client_idle_timeout_ms between requests is closed (as HBase's gateway, 60
+// s), and a request must arrive in full, and its reply be taken, within
+// request_timeout_ms, so a trickling client frees its thread too.
+//
+// Limits per request (store/README.md "Limits"; thrift_server_wire.h): a
+// value (string) over max_string_bytes is read without being stored, and a
+// getMultiple/putMultiple/deleteMultiple over max_rows_per_request is not
+// applied; both are answered with a TIOError naming the key and the
+// connection stays usable. A request
+// over max_message_bytes, or malformed, closes that client's connection;
+// other clients carry on. Nothing is allocated for a claimed length before
+// the bytes arrive.
 //
 // Thread-safety: AddObserver before Start; Start/Stop from one thread.
 #pragma once
@@ -34,8 +46,11 @@ struct StoreServerOptions {
   ThriftTransport transport = ThriftTransport::kBuffered;
   ThriftProtocol protocol = ThriftProtocol::kBinary;
   int32_t max_connections = 1024;           // concurrent clients (one thread each)
-  int32_t client_idle_timeout_ms = 0;       // close silent clients; 0 = never (as HBase)
-  int64_t max_message_bytes = 256ll << 20;  // per request; bounds memory per bad frame
+  int32_t client_idle_timeout_ms = 60000;   // close clients silent between requests; 0 = never
+  int32_t request_timeout_ms = 60000;       // a request must arrive (a reply be taken) within
+  int64_t max_message_bytes = 256ll << 20;  // per request; more closes the connection
+  int32_t max_string_bytes = 10 << 20;      // per value (as HBase's 10 MB cell limit)
+  int32_t max_rows_per_request = 10000;     // rows per multi-row call / scanner batch
   int64_t scanner_lease_ms = 60000;         // idle scanners are closed after this (HBase: 60 s)
   EmbeddedOptions store;                    // data_dir, tables, sync policy, ...
 };

@@ -345,6 +345,9 @@ TEST_F(SegmenterProcessTest, SighupReloadsScriptsAndRegistry) {
   }
   EXPECT_EQ(RegistryEntry("loves_cats"), "loves_cats@1.2.0");
   EXPECT_EQ(RegistryEntry("everyone"), "(nil)");
+  // --metrics-port without an address: /metrics on loopback only.
+  EXPECT_EQ(testing::ListeningAddresses(metrics_ports_["a"]),
+            std::vector<std::string>{"127.0.0.1"});
 
   std::ofstream(scripts_dir_ + "/everyone.lua")
       << "return segment_script {\n"

@@ -342,6 +342,81 @@ TEST_F(StatsServiceTest, EachBadRequestHasItsCode) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Each limit answers INVALID_ARGUMENT with its config key in the message;
+// a request at the limit is served. A message over max_message_bytes is
+// refused by gRPC itself (RESOURCE_EXHAUSTED) before it is decoded.
+TEST_F(StatsServiceTest, LimitsAreInvalidArgumentNamingTheirKey) {
+  StatsQueryOptions q = Query();
+  q.max_days = 3;
+  q.max_union_segments = 2;
+  q.max_intersection_segments = 2;
+  StatsServerOptions so;
+  so.max_request_bytes = 256;
+  so.max_message_bytes = 4096;
+  Server limited = StartServer(q, so);
+  ASSERT_NE(limited.stub, nullptr);
+  auto expect_limit = [](const grpc::Status& st, const std::string& key) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find(key), std::string::npos) << st.error_message();
+  };
+  grpc::Status st;
+  auto size = [&](const v1::DayRange& days) {
+    v1::SegmentSizeRequest req;
+    req.set_segment("cats");
+    *req.mutable_days() = days;
+    v1::Estimate e;
+    return limited.stub->SegmentSize(Ctx().get(), req, &e);
+  };
+  // Days per range.
+  EXPECT_TRUE(size(Range("2024-05-01", "2024-05-03")).ok());
+  st = size(Range("2024-05-01", "2024-05-04"));
+  expect_limit(st, "4 days exceeds stats.max_days (3)");
+  v1::SizeSeriesReply series;
+  v1::SegmentSizeRequest sreq;
+  sreq.set_segment("cats");
+  *sreq.mutable_days() = Range("2024-04-01", "2024-05-01");
+  expect_limit(limited.stub->SizeSeries(Ctx().get(), sreq, &series), "stats.max_days (3)");
+
+  // Segments per union and per intersection (the limit is checked before
+  // the segments are looked up: "cars" is not registered).
+  Set(false, {"cats", "dogs"}, Range("2024-05-01"), &st, limited.stub.get());
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  Set(false, {"cats", "dogs", "cars"}, Range("2024-05-01"), &st, limited.stub.get());
+  expect_limit(st, "3 segments in a union exceed stats.max_union_segments (2)");
+  Set(true, {"cats", "dogs"}, Range("2024-05-01"), &st, limited.stub.get());
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  Set(true, {"cats", "dogs", "cars"}, Range("2024-05-01"), &st, limited.stub.get());
+  expect_limit(st, "3 segments in an intersection exceed stats.max_intersection_segments (2)");
+  Set(true, {"cats", "cats"}, Range("2024-05-01"), &st, limited.stub.get());
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("at least 2 distinct"), std::string::npos);
+
+  // Request size: over max_request_bytes, then over max_message_bytes.
+  Set(false, {std::string(300, 'x')}, Range("2024-05-01"), &st, limited.stub.get());
+  expect_limit(st, "exceeds stats.server.max_request_bytes (256)");
+  Set(false, {std::string(5000, 'x')}, Range("2024-05-01"), &st, limited.stub.get());
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  // The channel and server carry on.
+  EXPECT_TRUE(size(Range("2024-05-01")).ok());
+}
+
+// The defaults are the documented ones, and bad combinations are refused.
+TEST(StatsServerOptionsTest, LimitsDefaultsAndValidation) {
+  StatsServerOptions so;
+  EXPECT_EQ(so.host, "127.0.0.1");
+  EXPECT_EQ(so.max_request_bytes, 1 << 20);
+  EXPECT_EQ(so.max_message_bytes, 16 << 20);
+  StatsQueryOptions q;
+  EXPECT_EQ(q.max_days, 366);
+  EXPECT_EQ(q.max_union_segments, 100);
+  EXPECT_EQ(q.max_intersection_segments, 12);
+  auto config = Config::FromString(
+      "stats:\n  server:\n    max_request_bytes: 2000\n    max_message_bytes: 1500\n", "t.yaml");
+  ASSERT_TRUE(config.ok());
+  Status s = so.LoadFrom(*config, "stats.server");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+}
+
 TEST_F(StatsServiceTest, ServerSideMergeAgreesWithClientSideMerge) {
   StatsQueryOptions q = Query();
   q.server_side_merge = true;

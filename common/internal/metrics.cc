@@ -9,6 +9,8 @@
 
 #include <mutex>
 
+#include "common/config.h"
+
 namespace seg::metrics {
 namespace {
 std::mutex& RegistryMutex() {
@@ -84,6 +86,28 @@ StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(const std::string& b
   } catch (const std::exception& e) {
     return UnavailableError("metrics server on " + bind_address + ": " + e.what());
   }
+}
+
+Status MetricsListenOptions::LoadFrom(Config& config, std::string_view prefix) {
+  std::string p(prefix);
+  SEG_RETURN_IF_ERROR(config.Get(p + ".metrics_host", &host));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".metrics_port", &port));
+  if (host.empty())
+    return InvalidArgumentError(config.source() + ": " + p + ".metrics_host is empty");
+  if (port < -1 || port > 65535) {
+    return InvalidArgumentError(config.source() + ": " + p + ".metrics_port must be -1..65535");
+  }
+  return Status::OK();
+}
+
+std::string MetricsListenOptions::Address() const {
+  bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsListenOptions& options) {
+  if (options.port < 0) return std::unique_ptr<MetricsServer>();
+  return StartMetricsServer(options.Address());
 }
 
 }  // namespace seg::metrics

@@ -54,40 +54,43 @@ StatusOr<std::string> ReadFile(const std::string& path) {
 class StatsServiceImpl final : public v1::SegmentStats::Service {
  public:
   StatsServiceImpl(const StatsQueryOptions& options, std::shared_ptr<UserStateLookup> users,
-                   std::string bearer_token)
-      : engine_(options), users_(std::move(users)), token_(std::move(bearer_token)) {}
+                   std::string bearer_token, int max_request_bytes)
+      : engine_(options),
+        users_(std::move(users)),
+        token_(std::move(bearer_token)),
+        max_request_bytes_(max_request_bytes) {}
 
   grpc::Status SegmentSize(grpc::ServerContext* ctx, const v1::SegmentSizeRequest* req,
                            v1::Estimate* reply) override {
-    return Handle("SegmentSize", ctx, [&](const CancelCheck& c) -> Status {
+    return Handle("SegmentSize", ctx, req, [&](const CancelCheck& c) -> Status {
       SEG_ASSIGN_OR_RETURN(*reply, engine_.SegmentSize(*req, c));
       return Status::OK();
     });
   }
   grpc::Status Union(grpc::ServerContext* ctx, const v1::SegmentSetRequest* req,
                      v1::Estimate* reply) override {
-    return Handle("Union", ctx, [&](const CancelCheck& c) -> Status {
+    return Handle("Union", ctx, req, [&](const CancelCheck& c) -> Status {
       SEG_ASSIGN_OR_RETURN(*reply, engine_.Union(*req, c));
       return Status::OK();
     });
   }
   grpc::Status Intersection(grpc::ServerContext* ctx, const v1::SegmentSetRequest* req,
                             v1::Estimate* reply) override {
-    return Handle("Intersection", ctx, [&](const CancelCheck& c) -> Status {
+    return Handle("Intersection", ctx, req, [&](const CancelCheck& c) -> Status {
       SEG_ASSIGN_OR_RETURN(*reply, engine_.Intersection(*req, c));
       return Status::OK();
     });
   }
   grpc::Status SizeSeries(grpc::ServerContext* ctx, const v1::SegmentSizeRequest* req,
                           v1::SizeSeriesReply* reply) override {
-    return Handle("SizeSeries", ctx, [&](const CancelCheck& c) -> Status {
+    return Handle("SizeSeries", ctx, req, [&](const CancelCheck& c) -> Status {
       SEG_ASSIGN_OR_RETURN(*reply, engine_.SizeSeries(*req, c));
       return Status::OK();
     });
   }
-  grpc::Status ListSegments(grpc::ServerContext* ctx, const v1::ListSegmentsRequest*,
+  grpc::Status ListSegments(grpc::ServerContext* ctx, const v1::ListSegmentsRequest* req,
                             v1::ListSegmentsReply* reply) override {
-    return Handle("ListSegments", ctx, [&](const CancelCheck& c) -> Status {
+    return Handle("ListSegments", ctx, req, [&](const CancelCheck& c) -> Status {
       Day today = DayFromUnixMs(Clock::Real()->NowMs());
       SEG_ASSIGN_OR_RETURN(*reply, engine_.ListSegments(today, c));
       return Status::OK();
@@ -95,7 +98,7 @@ class StatsServiceImpl final : public v1::SegmentStats::Service {
   }
   grpc::Status UserSegments(grpc::ServerContext* ctx, const v1::UserSegmentsRequest* req,
                             v1::UserSegmentsReply* reply) override {
-    return Handle("UserSegments", ctx, [&](const CancelCheck& c) -> Status {
+    return Handle("UserSegments", ctx, req, [&](const CancelCheck& c) -> Status {
       if (!users_) return UnimplementedError("this seg-stats has no store configured");
       if (req->user_id().empty()) return InvalidArgumentError("user_id is required");
       SEG_ASSIGN_OR_RETURN(SegmentState state, users_->Lookup(req->user_id()));
@@ -111,10 +114,15 @@ class StatsServiceImpl final : public v1::SegmentStats::Service {
 
  private:
   template <typename Fn>
-  grpc::Status Handle(const char* method, grpc::ServerContext* ctx, Fn&& fn) {
+  grpc::Status Handle(const char* method, grpc::ServerContext* ctx,
+                      const google::protobuf::MessageLite* request, Fn&& fn) {
     int64_t start_us = Clock::Real()->MonotonicUs();
     Status s = Authenticate(ctx);
-    if (s.ok()) {
+    if (s.ok() && request->ByteSizeLong() > static_cast<size_t>(max_request_bytes_)) {
+      s = InvalidArgumentError("request of " + std::to_string(request->ByteSizeLong()) +
+                               " bytes exceeds stats.server.max_request_bytes (" +
+                               std::to_string(max_request_bytes_) + ")");
+    } else if (s.ok()) {
       auto deadline = ctx->deadline();
       CancelCheck cancelled = [ctx, deadline] {
         return ctx->IsCancelled() || std::chrono::system_clock::now() > deadline;
@@ -154,6 +162,7 @@ class StatsServiceImpl final : public v1::SegmentStats::Service {
   QueryEngine engine_;
   std::shared_ptr<UserStateLookup> users_;
   std::string token_;
+  int max_request_bytes_;
 };
 
 class StatsServerImpl final : public StatsServer {
@@ -220,12 +229,19 @@ Status StatsServerOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".bearer_token", &bearer_token));
   SEG_RETURN_IF_ERROR(config.Get(p + ".allow_insecure_remote", &allow_insecure_remote));
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_message_bytes", &max_message_bytes));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".max_request_bytes", &max_request_bytes));
+  if (max_message_bytes < 1024 || max_request_bytes < 1 || max_request_bytes > max_message_bytes) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".max_message_bytes must be >= 1024 and " + p +
+                                ".max_request_bytes 1..max_message_bytes");
+  }
   return Status::OK();
 }
 
 std::unique_ptr<grpc::Service> NewStatsGrpcService(const StatsQueryOptions& options,
                                                    std::shared_ptr<UserStateLookup> users) {
-  return std::make_unique<StatsServiceImpl>(options, std::move(users), "");
+  return std::make_unique<StatsServiceImpl>(options, std::move(users), "",
+                                            StatsServerOptions().max_request_bytes);
 }
 
 StatusOr<std::unique_ptr<StatsServer>> StartStatsServer(const StatsServerOptions& server,
@@ -257,7 +273,8 @@ StatusOr<std::unique_ptr<StatsServer>> StartStatsServer(const StatsServerOptions
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  auto service = std::make_unique<StatsServiceImpl>(query, std::move(users), server.bearer_token);
+  auto service = std::make_unique<StatsServiceImpl>(query, std::move(users), server.bearer_token,
+                                                    server.max_request_bytes);
   grpc::ServerBuilder builder;
   std::string host = server.host;
   if (host.find(':') != std::string::npos && !host.starts_with("[")) host = "[" + host + "]";

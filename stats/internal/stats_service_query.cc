@@ -121,7 +121,7 @@ StatusOr<std::vector<Day>> ResolveDays(const v1::DayRange& range, int max_days) 
   }
   if (b - a + 1 > max_days) {
     return InvalidArgumentError("day range of " + std::to_string(b - a + 1) +
-                                " days is longer than the maximum of " + std::to_string(max_days));
+                                " days exceeds stats.max_days (" + std::to_string(max_days) + ")");
   }
   std::vector<Day> days;
   days.reserve(static_cast<size_t>(b - a + 1));
@@ -396,9 +396,9 @@ StatusOr<v1::Estimate> QueryEngine::Union(const v1::SegmentSetRequest& request,
                                           const CancelCheck& cancelled) {
   if (request.segments().empty()) return InvalidArgumentError("at least one segment is required");
   if (request.segments_size() > options_.max_union_segments) {
-    return InvalidArgumentError("at most " + std::to_string(options_.max_union_segments) +
-                                " segments per union, got " +
-                                std::to_string(request.segments_size()));
+    return InvalidArgumentError(std::to_string(request.segments_size()) +
+                                " segments in a union exceed stats.max_union_segments (" +
+                                std::to_string(options_.max_union_segments) + ")");
   }
   std::vector<std::string> segments;
   for (const auto& s : request.segments()) {
@@ -421,11 +421,15 @@ StatusOr<v1::Estimate> QueryEngine::Intersection(const v1::SegmentSetRequest& re
     if (s.empty()) return InvalidArgumentError("empty segment name");
     if (std::find(segments.begin(), segments.end(), s) == segments.end()) segments.push_back(s);
   }
-  if (segments.size() < 2 ||
-      static_cast<int>(segments.size()) > options_.max_intersection_segments) {
-    return InvalidArgumentError("an intersection needs 2.." +
-                                std::to_string(options_.max_intersection_segments) +
-                                " distinct segments, got " + std::to_string(segments.size()));
+  if (segments.size() < 2) {
+    return InvalidArgumentError("an intersection needs at least 2 distinct segments, got " +
+                                std::to_string(segments.size()));
+  }
+  if (static_cast<int>(segments.size()) > options_.max_intersection_segments) {
+    return InvalidArgumentError(std::to_string(segments.size()) +
+                                " segments in an intersection exceed "
+                                "stats.max_intersection_segments (" +
+                                std::to_string(options_.max_intersection_segments) + ")");
   }
   SEG_ASSIGN_OR_RETURN(std::vector<Day> days, ResolveDays(request.days(), options_.max_days));
   Call call(this, cancelled);

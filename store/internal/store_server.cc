@@ -3,10 +3,7 @@
 #include <glog/logging.h>
 
 #include <thrift/TConfiguration.h>
-#include <thrift/protocol/TBinaryProtocol.h>
-#include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/server/TThreadedServer.h>
-#include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TServerSocket.h>
 #include <functional>  // before Thrift: TServerSocket.h uses std::function unincluded
 
@@ -14,54 +11,47 @@
 #include <condition_variable>
 #include <thread>
 
+#include "common/metrics.h"
 #include "store/internal/embedded_store.h"
 #include "store/internal/thrift_handler.h"
 #include "store/internal/thrift_output.h"
+#include "store/internal/thrift_server_wire.h"
 
 namespace seg::store {
 namespace {
 
 namespace at = apache::thrift;
 
-// Transport factories that carry our message/frame limits (Thrift's
-// defaults cap frames at 16 MB, smaller than a big putMultiple).
-class BufferedFactory : public at::transport::TTransportFactory {
- public:
-  explicit BufferedFactory(std::shared_ptr<at::TConfiguration> c) : config_(std::move(c)) {}
-  std::shared_ptr<at::transport::TTransport> getTransport(
-      std::shared_ptr<at::transport::TTransport> t) override {
-    return std::make_shared<at::transport::TBufferedTransport>(t, 64 * 1024, 64 * 1024, config_);
-  }
-
- private:
-  std::shared_ptr<at::TConfiguration> config_;
-};
-
-class FramedFactory : public at::transport::TTransportFactory {
- public:
-  explicit FramedFactory(std::shared_ptr<at::TConfiguration> c) : config_(std::move(c)) {}
-  std::shared_ptr<at::transport::TTransport> getTransport(
-      std::shared_ptr<at::transport::TTransport> t) override {
-    return std::make_shared<at::transport::TFramedTransport>(t, config_);
-  }
-
- private:
-  std::shared_ptr<at::TConfiguration> config_;
-};
-
-// Tells Start() that serve() has bound the socket.
+// Tells Start() that serve() has bound the socket, and counts the clients
+// being served (one thread each).
 class ReadyHandler : public at::server::TServerEventHandler {
  public:
+  ReadyHandler()
+      : connections_(metrics::GetGauge(
+            "seg_store_server_connections",
+            "Client connections being served, one thread each (at most server.max_connections)")) {}
   void preServe() override {
     std::lock_guard<std::mutex> lock(mutex);
     ready = true;
     cv.notify_all();
+  }
+  void* createContext(std::shared_ptr<at::protocol::TProtocol>,
+                      std::shared_ptr<at::protocol::TProtocol>) override {
+    connections_.Inc();
+    return nullptr;
+  }
+  void deleteContext(void*, std::shared_ptr<at::protocol::TProtocol>,
+                     std::shared_ptr<at::protocol::TProtocol>) override {
+    connections_.Dec();
   }
   std::mutex mutex;
   std::condition_variable cv;
   bool ready = false;
   bool failed = false;
   std::string error;
+
+ private:
+  metrics::Gauge connections_;
 };
 
 Status ParseTransport(const std::string& s, ThriftTransport* out) {
@@ -106,6 +96,13 @@ StoreServer::~StoreServer() { Stop(); }
 StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(StoreServerOptions options) {
   if (options.port < 0 || options.port > 65535) return InvalidArgumentError("server: bad port");
   if (options.max_connections < 1) return InvalidArgumentError("server: max_connections < 1");
+  if (options.max_message_bytes < 1024 || options.max_string_bytes < 1 ||
+      options.max_rows_per_request < 1 || options.client_idle_timeout_ms < 0 ||
+      options.request_timeout_ms < 0) {
+    return InvalidArgumentError(
+        "server: max_message_bytes must be >= 1024, max_string_bytes and max_rows_per_request "
+        ">= 1, client_idle_timeout_ms and request_timeout_ms >= 0");
+  }
   std::unique_ptr<StoreServer> s(new StoreServer());
   s->impl_->options = std::move(options);
   return s;
@@ -127,36 +124,32 @@ Status StoreServer::Start() {
   SEG_ASSIGN_OR_RETURN(d.store, internal::EmbeddedStore::Open(d.options.store));
 
   int64_t max_msg = std::min<int64_t>(d.options.max_message_bytes, INT_MAX);
+  // The configuration bounds nesting depth (64) and, through Thrift's own
+  // checks, container claims; the limits proper are in WireLimits.
   auto config =
       std::make_shared<at::TConfiguration>(static_cast<int>(max_msg), static_cast<int>(max_msg));
-  auto handler =
-      std::make_shared<internal::StoreHandler>(d.store.get(), d.options.scanner_lease_ms);
+  internal::WireLimits limits;
+  limits.max_message_bytes = max_msg;
+  limits.max_string_bytes = d.options.max_string_bytes;
+  limits.idle_timeout_ms = d.options.client_idle_timeout_ms;
+  limits.request_timeout_ms = d.options.request_timeout_ms;
+  limits.framed = d.options.transport == ThriftTransport::kFramed;
+  auto handler = std::make_shared<internal::StoreHandler>(d.store.get(), d.options.scanner_lease_ms,
+                                                          d.options.max_rows_per_request);
   auto processor = std::make_shared<internal::StoreProcessor>(
       handler, d.options.protocol == ThriftProtocol::kBinary);
-
-  std::shared_ptr<at::transport::TTransportFactory> tf;
-  if (d.options.transport == ThriftTransport::kFramed) {
-    tf = std::make_shared<FramedFactory>(config);
-  } else {
-    tf = std::make_shared<BufferedFactory>(config);
-  }
-  // String and container limits: random or hostile bytes cannot make the
-  // server allocate more than one message's worth.
-  const int32_t str_limit = static_cast<int32_t>(max_msg);
-  const int32_t container_limit = 16 << 20;
-  std::shared_ptr<at::protocol::TProtocolFactory> pf;
-  if (d.options.protocol == ThriftProtocol::kCompact) {
-    pf = std::make_shared<at::protocol::TCompactProtocolFactory>(str_limit, container_limit);
-  } else {
-    pf = std::make_shared<at::protocol::TBinaryProtocolFactory>(str_limit, container_limit, false,
-                                                                true);
-  }
+  auto tf = std::make_shared<internal::ServerTransportFactory>(limits, config);
+  auto pf = std::make_shared<internal::ServerProtocolFactory>(d.options.protocol ==
+                                                              ThriftProtocol::kBinary);
   try {
     d.socket =
         std::make_shared<at::transport::TServerSocket>(d.options.bind_address, d.options.port);
+    // Accepted sockets start with the idle timeout; ServerTransport
+    // shortens it to what is left of request_timeout_ms within a request.
     if (d.options.client_idle_timeout_ms > 0) {
       d.socket->setRecvTimeout(d.options.client_idle_timeout_ms);
     }
+    if (d.options.request_timeout_ms > 0) d.socket->setSendTimeout(d.options.request_timeout_ms);
     d.socket->setKeepAlive(true);
     d.server = std::make_shared<at::server::TThreadedServer>(processor, d.socket, tf, pf);
     d.server->setConcurrentClientLimit(d.options.max_connections);
@@ -231,7 +224,10 @@ Status LoadStoreServerOptions(Config& config, StoreServerOptions* out) {
   }
   SEG_RETURN_IF_ERROR(config.Get("server.max_connections", &out->max_connections));
   SEG_RETURN_IF_ERROR(config.Get("server.client_idle_timeout_ms", &out->client_idle_timeout_ms));
+  SEG_RETURN_IF_ERROR(config.Get("server.request_timeout_ms", &out->request_timeout_ms));
   SEG_RETURN_IF_ERROR(config.Get("server.max_message_bytes", &out->max_message_bytes));
+  SEG_RETURN_IF_ERROR(config.Get("server.max_string_bytes", &out->max_string_bytes));
+  SEG_RETURN_IF_ERROR(config.Get("server.max_rows_per_request", &out->max_rows_per_request));
   SEG_RETURN_IF_ERROR(config.Get("server.scanner_lease_ms", &out->scanner_lease_ms));
 
   EmbeddedOptions& st = out->store;

@@ -16,9 +16,14 @@
 #include <thrift/transport/TSocket.h>
 #include <functional>  // before Thrift headers (TServerSocket.h needs it)
 
+#include <poll.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iostream>
 #include <latch>
 #include <map>
 #include <mutex>
@@ -40,7 +45,10 @@ namespace at = apache::thrift;
 
 // seg-store is built next to this test binary (store/); found from our own
 // path so it works whatever ctest passes in the environment.
+// SEG_STORE_BINARY runs the tests against another build (e.g. to measure an
+// older seg-store with the hostile-client tests).
 std::string SegStoreBinary() {
+  if (const char* other = std::getenv("SEG_STORE_BINARY")) return other;
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n > 0) {
@@ -60,13 +68,14 @@ struct ServerProcess {
   seg::testing::TempDir dir;
   seg::testing::ChildProcess child;
   int port = -1;
+  int metrics_port = 0;  // > 0: serve /metrics there
   ThriftTransport transport = ThriftTransport::kBuffered;
   ThriftProtocol protocol = ThriftProtocol::kBinary;
 
   std::string data_dir() const { return dir.path() + "/db"; }
   std::string log() const { return dir.path() + "/seg-store.log"; }
 
-  Status Start(const std::string& extra_yaml = "") {
+  Status Start(const std::string& extra_yaml = "", std::vector<std::string> extra_args = {}) {
     std::string config = dir.path() + "/seg-store.yaml";
     std::string port_file = dir.path() + "/port";
     std::remove(port_file.c_str());
@@ -74,11 +83,13 @@ struct ServerProcess {
       std::ofstream out(config);
       out << ContractTablesYaml() << extra_yaml;
     }
-    SEG_ASSIGN_OR_RETURN(child, seg::testing::ChildProcess::Start(
-                                    {SegStoreBinary(), "--config", config, "--data-dir", data_dir(),
-                                     "--port", "0", "--port-file", port_file, "--transport",
-                                     Name(transport), "--protocol", Name(protocol)},
-                                    log()));
+    std::vector<std::string> argv = {
+        SegStoreBinary(), "--config",   config,        "--data-dir", data_dir(),
+        "--port",         "0",          "--port-file", port_file,    "--transport",
+        Name(transport),  "--protocol", Name(protocol)};
+    if (metrics_port > 0) argv.insert(argv.end(), {"--metrics-port", std::to_string(metrics_port)});
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    SEG_ASSIGN_OR_RETURN(child, seg::testing::ChildProcess::Start(argv, log()));
     auto deadline = std::chrono::steady_clock::now() + 20s;
     while (true) {
       std::ifstream in(port_file);
@@ -158,15 +169,151 @@ struct RawClient {
   std::shared_ptr<at::transport::TSocket> socket;
   std::shared_ptr<at::transport::TTransport> transport;
   std::unique_ptr<hbase::THBaseServiceClient> client;
-  explicit RawClient(int port) {
+  explicit RawClient(int port, ThriftTransport t = ThriftTransport::kBuffered,
+                     ThriftProtocol p = ThriftProtocol::kBinary) {
     socket = std::make_shared<at::transport::TSocket>("127.0.0.1", port);
     socket->setRecvTimeout(10000);
-    transport = std::make_shared<at::transport::TBufferedTransport>(socket);
-    client = std::make_unique<hbase::THBaseServiceClient>(
-        std::make_shared<at::protocol::TBinaryProtocol>(transport));
+    if (t == ThriftTransport::kFramed) {
+      transport = std::make_shared<at::transport::TFramedTransport>(socket);
+    } else {
+      transport = std::make_shared<at::transport::TBufferedTransport>(socket);
+    }
+    std::shared_ptr<at::protocol::TProtocol> proto;
+    if (p == ThriftProtocol::kCompact) {
+      proto = std::make_shared<at::protocol::TCompactProtocol>(transport);
+    } else {
+      proto = std::make_shared<at::protocol::TBinaryProtocol>(transport);
+    }
+    client = std::make_unique<hbase::THBaseServiceClient>(proto);
     transport->open();
   }
 };
+
+// A plain TCP connection for writing arbitrary bytes.
+struct RawSocket {
+  int fd = -1;
+  explicit RawSocket(int port) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  ~RawSocket() {
+    if (fd >= 0) close(fd);
+  }
+  RawSocket(const RawSocket&) = delete;
+  RawSocket& operator=(const RawSocket&) = delete;
+  bool ok() const { return fd >= 0; }
+  bool Send(std::string_view bytes) {
+    return send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  // True once the server has closed the connection (EOF or reset), false at
+  // the deadline. Whatever the server sends before closing is read and dropped.
+  bool WaitClosed(std::chrono::steady_clock::time_point deadline) {
+    while (true) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return false;
+      pollfd p{};
+      p.fd = fd;
+      p.events = POLLIN | POLLRDHUP;
+      if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+      char buf[4096];
+      ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return true;
+    }
+  }
+};
+
+// The start of a strict-binary call whose field 1 (`table`, a string)
+// claims `claimed` bytes; none of them follow.
+std::string ClaimedStringCall(const std::string& method, int32_t claimed) {
+  auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+  at::protocol::TBinaryProtocol p(mem);
+  p.writeMessageBegin(method, at::protocol::T_CALL, 1);
+  p.writeStructBegin("args");
+  p.writeFieldBegin("table", at::protocol::T_STRING, 1);
+  p.writeI32(claimed);
+  return mem->getBufferAsString();
+}
+
+// The start of putMultiple("t", tputs) whose list claims `claimed` TPuts;
+// no element follows.
+std::string ClaimedListCall(int32_t claimed) {
+  auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+  at::protocol::TBinaryProtocol p(mem);
+  p.writeMessageBegin("putMultiple", at::protocol::T_CALL, 1);
+  p.writeStructBegin("args");
+  p.writeFieldBegin("table", at::protocol::T_STRING, 1);
+  p.writeBinary("t");
+  p.writeFieldEnd();
+  p.writeFieldBegin("tputs", at::protocol::T_LIST, 2);
+  p.writeListBegin(at::protocol::T_STRUCT, static_cast<uint32_t>(claimed));
+  return mem->getBufferAsString();
+}
+
+int64_t ProcField(const ServerProcess& server, std::string_view field) {
+  auto v = seg::testing::ProcStatusField(server.child.pid(), field);
+  EXPECT_TRUE(v.ok()) << v.status();
+  return v.ok() ? *v : -1;
+}
+
+// Clients the server is serving (seg_store_server_connections); -1 when
+// it has no /metrics or (an older build) no such gauge.
+double Connections(const ServerProcess& server) {
+  if (server.metrics_port <= 0) return -1;
+  return seg::testing::MetricValue(server.metrics_port, "seg_store_server_connections");
+}
+
+// Waits until the server serves no client: every connection's thread is
+// done with it. Through the gauge when there is one, else (older builds)
+// until the process runs at most `threads` threads.
+bool WaitNoClients(const ServerProcess& server, int64_t threads,
+                   std::chrono::milliseconds timeout = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  const bool gauge = Connections(server) >= 0;
+  while (gauge ? Connections(server) != 0 : ProcField(server, "Threads") > threads) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);  // polling another process's state
+  }
+  return true;
+}
+
+hbase::TPut PutOf(const std::string& row, const std::string& value) {
+  hbase::TPut p;
+  p.row = row;
+  hbase::TColumnValue cv;
+  cv.family = "a";
+  cv.qualifier = "q";
+  cv.value = value;
+  p.columnValues.push_back(cv);
+  return p;
+}
+
+std::string GetValue(RawClient& raw, const std::string& row) {
+  hbase::TGet g;
+  g.row = row;
+  hbase::TResult r;
+  raw.client->get(r, "t", g);
+  return r.columnValues.empty() ? "" : r.columnValues[0].value;
+}
+
+// The TIOError message of `call`, or "" when it did not throw one.
+template <typename Fn>
+std::string IoErrorOf(Fn&& call) {
+  try {
+    call();
+  } catch (const hbase::TIOError& e) {
+    return e.message;
+  }
+  return "";
+}
 
 std::unique_ptr<Store> ClientFor(const ServerProcess& server) {
   StoreOptions o;
@@ -250,9 +397,19 @@ TEST(StoreServerTest, RequestMissingRequiredFieldIsRejected) {
   ExpectServes(*server, "after-missing-field");
 }
 
-TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServer) {
+// What a hostile client tried (issue #17): ~500 short connections of random
+// bytes and truncated calls took seg-store from 31 MB to 650 MB of RSS,
+// since Thrift sized strings from their claimed length. Default config.
+TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServerNorGrowIt) {
   ServerProcess server;
+  server.metrics_port = seg::testing::PickFreePort();
   ASSERT_TRUE(server.Start().ok()) << server.log();
+  ASSERT_TRUE(seg::testing::WaitForTcpPort(server.metrics_port, 10s).ok());
+  const int64_t threads0 = ProcField(server, "Threads");
+  ExpectServes(server, "warm-up");
+  ASSERT_TRUE(WaitNoClients(server, threads0));
+  const int64_t rss0 = ProcField(server, "VmRSS"), hwm0 = ProcField(server, "VmHWM");
+
   // A well-formed putMultiple to truncate: a client dying mid-call.
   auto mem = std::make_shared<at::transport::TMemoryBuffer>();
   {
@@ -281,7 +438,7 @@ TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServer) {
     }
   });
   std::mt19937 rng(1234);
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 500; ++i) {
     std::string bytes;
     switch (i % 4) {
       case 0:  // pure noise
@@ -300,21 +457,441 @@ TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServer) {
         for (int k = 0; k < 5; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng());
         break;
     }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(server.port);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    ssize_t sent = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    (void)sent;  // the server may close first; that is fine
-    close(fd);
+    RawSocket raw(server.port);
+    ASSERT_TRUE(raw.ok());
+    (void)raw.Send(bytes);  // the server may close first; that is fine
   }
   stop = true;
   good.join();
   EXPECT_TRUE(good_client_ok);
   EXPECT_TRUE(server.child.running());
+  // Every connection's thread has finished with it before RSS is read.
+  ASSERT_TRUE(WaitNoClients(server, threads0)) << ProcField(server, "Threads") << " threads";
+  const int64_t rss1 = ProcField(server, "VmRSS"), hwm1 = ProcField(server, "VmHWM");
+  std::cout << "seg-store RSS " << rss0 / 1024 << " MB -> " << rss1 / 1024
+            << " MB after 500 hostile connections; peak " << hwm0 / 1024 << " MB -> " << hwm1 / 1024
+            << " MB\n";
+  RecordProperty("rss_before_kb", std::to_string(rss0));
+  RecordProperty("rss_after_kb", std::to_string(rss1));
+  RecordProperty("hwm_after_kb", std::to_string(hwm1));
+  EXPECT_LT(rss1, rss0 + 32 * 1024) << "kB";
+  EXPECT_LT(hwm1, hwm0 + 32 * 1024) << "kB";
   ExpectServes(server, "after-fuzz");
+}
+
+// Mutated calls on every transport x protocol (each decodes lengths its own
+// way): putMultiple/getMultiple with byte flips, truncations, and random
+// length fields; the server keeps serving and a client on each combination
+// is answered throughout.
+TEST(StoreServerTest, MutatedCallsOnEveryTransportAndProtocol) {
+  for (auto t : {ThriftTransport::kBuffered, ThriftTransport::kFramed}) {
+    for (auto p : {ThriftProtocol::kBinary, ThriftProtocol::kCompact}) {
+      SCOPED_TRACE(std::string(Name(t)) + "_" + Name(p));
+      ServerProcess server;
+      server.transport = t;
+      server.protocol = p;
+      ASSERT_TRUE(server.Start().ok()) << server.log();
+      std::vector<std::string> valid;
+      for (int call = 0; call < 2; ++call) {
+        auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+        std::shared_ptr<at::transport::TTransport> tr = mem;
+        if (t == ThriftTransport::kFramed)
+          tr = std::make_shared<at::transport::TFramedTransport>(mem);
+        std::shared_ptr<at::protocol::TProtocol> proto;
+        if (p == ThriftProtocol::kCompact) {
+          proto = std::make_shared<at::protocol::TCompactProtocol>(tr);
+        } else {
+          proto = std::make_shared<at::protocol::TBinaryProtocol>(tr);
+        }
+        hbase::THBaseServiceClient c(proto);
+        if (call == 0) {
+          std::vector<hbase::TPut> puts;
+          for (int i = 0; i < 300; ++i) puts.push_back(PutOf("m" + std::to_string(i), "value"));
+          c.send_putMultiple("t", puts);
+        } else {
+          std::vector<hbase::TGet> gets(300);
+          for (int i = 0; i < 300; ++i) gets[i].row = "m" + std::to_string(i);
+          c.send_getMultiple("t", gets);
+        }
+        valid.push_back(mem->getBufferAsString());
+      }
+      RawClient good(server.port, t, p);
+      std::mt19937 rng(77);
+      for (int i = 0; i < 200; ++i) {
+        std::string bytes = valid[i % 2];
+        switch (i % 3) {
+          case 0:  // flipped bytes
+            for (int k = 0; k < 1 + static_cast<int>(rng() % 8); ++k) {
+              bytes[rng() % bytes.size()] = static_cast<char>(rng());
+            }
+            break;
+          case 1:  // cut short
+            bytes.resize(rng() % bytes.size());
+            break;
+          default: {  // a random 32-bit value written over 4 bytes (lengths, counts)
+            size_t at = rng() % (bytes.size() - 4);
+            uint32_t v = static_cast<uint32_t>(rng());
+            std::memcpy(&bytes[at], &v, 4);
+            break;
+          }
+        }
+        RawSocket raw(server.port);
+        ASSERT_TRUE(raw.ok());
+        (void)raw.Send(bytes);
+        if (i % 20 == 0) {
+          hbase::TGet g;
+          g.row = "m1";
+          hbase::TResult r;
+          ASSERT_NO_THROW(good.client->get(r, "t", g));
+        }
+      }
+      EXPECT_TRUE(server.child.running());
+      ExpectServes(server, "after-mutations");
+    }
+  }
+}
+
+// Claimed lengths with nothing behind them: a string within the limit, one
+// over it, and a list of a million TPuts. Each connection then goes silent
+// until the server closes it (idle timeout), so its thread has read the
+// claim by then; the server's peak RSS (VmHWM) shows whether anything was
+// allocated for it. Thrift's own protocol would have allocated (and
+// zero-filled) 16 x 9 MB + 4 x 200 MB + 4 x 184 MB here.
+TEST(StoreServerTest, ClaimedLengthsAreNotAllocatedBeforeTheBytesArrive) {
+  ServerProcess server;
+  // client_idle_timeout_ms: also known to older seg-store builds.
+  ASSERT_TRUE(server.Start("server:\n  client_idle_timeout_ms: 1000\n").ok()) << server.log();
+  ExpectServes(server, "warm-up");
+  const int64_t hwm0 = ProcField(server, "VmHWM");
+  std::vector<std::unique_ptr<RawSocket>> hostile;
+  auto claim = [&](const std::string& bytes) {
+    hostile.push_back(std::make_unique<RawSocket>(server.port));
+    ASSERT_TRUE(hostile.back()->ok());
+    ASSERT_TRUE(hostile.back()->Send(bytes));
+  };
+  for (int i = 0; i < 16; ++i) claim(ClaimedStringCall("put", 9 << 20));
+  for (int i = 0; i < 4; ++i) claim(ClaimedStringCall("put", 200 << 20));
+  for (int i = 0; i < 4; ++i) claim(ClaimedListCall(1 << 20));
+  ExpectServes(server, "during-claims");  // other clients are served meanwhile
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (auto& h : hostile) EXPECT_TRUE(h->WaitClosed(deadline)) << "a claim was never closed";
+  const int64_t hwm1 = ProcField(server, "VmHWM");
+  std::cout << "seg-store peak RSS " << hwm0 / 1024 << " MB -> " << hwm1 / 1024
+            << " MB after 24 connections claiming 1.7 GB\n";
+  EXPECT_LT(hwm1, hwm0 + 32 * 1024) << "kB";
+  ExpectServes(server, "after-claims");
+}
+
+// Per-request limits answer that request with a TIOError naming the key
+// and leave the connection in step: the next call on it works. Every
+// transport x protocol, since each decodes lengths its own way.
+TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
+  for (auto t : {ThriftTransport::kBuffered, ThriftTransport::kFramed}) {
+    for (auto p : {ThriftProtocol::kBinary, ThriftProtocol::kCompact}) {
+      SCOPED_TRACE(std::string(Name(t)) + "_" + Name(p));
+      ServerProcess server;
+      server.transport = t;
+      server.protocol = p;
+      ASSERT_TRUE(
+          server.Start("server:\n  max_string_bytes: 1024\n  max_rows_per_request: 100\n").ok())
+          << server.log();
+      RawClient raw(server.port, t, p);
+
+      // A value over max_string_bytes: refused, nothing written.
+      std::string err =
+          IoErrorOf([&] { raw.client->put("t", PutOf("big", std::string(5000, 'x'))); });
+      EXPECT_NE(err.find("server.max_string_bytes (1024)"), std::string::npos) << err;
+      EXPECT_NE(err.find("5000 bytes"), std::string::npos) << err;
+      EXPECT_EQ(GetValue(raw, "big"), "");                         // same connection
+      raw.client->put("t", PutOf("big", std::string(1024, 'y')));  // at the limit
+      EXPECT_EQ(GetValue(raw, "big"), std::string(1024, 'y'));
+
+      // Rows over max_rows_per_request: putMultiple, getMultiple, deleteMultiple.
+      std::vector<hbase::TPut> puts;
+      for (int i = 0; i < 101; ++i) puts.push_back(PutOf("r" + std::to_string(i), "v"));
+      err = IoErrorOf([&] { raw.client->putMultiple("t", puts); });
+      EXPECT_NE(err.find("101 rows exceed server.max_rows_per_request (100)"), std::string::npos)
+          << err;
+      EXPECT_EQ(GetValue(raw, "r0"), "");
+      puts.pop_back();
+      raw.client->putMultiple("t", puts);  // 100: at the limit
+      EXPECT_EQ(GetValue(raw, "r99"), "v");
+
+      std::vector<hbase::TGet> gets(101);
+      for (int i = 0; i < 101; ++i) gets[i].row = "r" + std::to_string(i);
+      std::vector<hbase::TResult> results;
+      err = IoErrorOf([&] { raw.client->getMultiple(results, "t", gets); });
+      EXPECT_NE(err.find("server.max_rows_per_request"), std::string::npos) << err;
+      gets.pop_back();
+      raw.client->getMultiple(results, "t", gets);
+      EXPECT_EQ(results.size(), 100u);
+
+      std::vector<hbase::TDelete> dels(101);
+      for (int i = 0; i < 101; ++i) dels[i].row = "r" + std::to_string(i);
+      std::vector<hbase::TDelete> left;
+      err = IoErrorOf([&] { raw.client->deleteMultiple(left, "t", dels); });
+      EXPECT_NE(err.find("server.max_rows_per_request"), std::string::npos) << err;
+      EXPECT_EQ(GetValue(raw, "r5"), "v");
+
+      // A scanner batch over the limit; then a batch at it.
+      hbase::TScan scan;
+      scan.__set_startRow("r");
+      scan.__set_stopRow("s");
+      int32_t id = raw.client->openScanner("t", scan);
+      err = IoErrorOf([&] { raw.client->getScannerRows(results, id, 101); });
+      EXPECT_NE(err.find("numRows 101 exceeds server.max_rows_per_request"), std::string::npos)
+          << err;
+      raw.client->getScannerRows(results, id, 100);
+      EXPECT_EQ(results.size(), 100u);
+      raw.client->closeScanner(id);
+
+      // Columns of one row are not rows: 1000 cells in one put pass.
+      hbase::TPut wide;
+      wide.row = "wide";
+      for (int i = 0; i < 1000; ++i) {
+        hbase::TColumnValue cv;
+        cv.family = "a";
+        cv.qualifier = "q" + std::to_string(i);
+        cv.value = "v";
+        wide.columnValues.push_back(cv);
+      }
+      raw.client->put("t", wide);
+
+      // Our client sees InvalidArgument, and its pooled connection lives on.
+      auto store = ClientFor(server);
+      std::vector<RowPut> rows;
+      for (int i = 0; i < 101; ++i)
+        rows.push_back({"s" + std::to_string(i), {Cell{"a", "q", 1, "v"}}});
+      Status st = store->Put("t", rows);
+      EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st;
+      EXPECT_NE(st.ToString().find("server.max_rows_per_request"), std::string::npos) << st;
+      rows.pop_back();
+      EXPECT_TRUE(store->Put("t", rows).ok());
+    }
+  }
+}
+
+// A request that does not arrive in time, and one over max_message_bytes,
+// close that connection (a byte stream cannot be resynchronised); a frame
+// header claiming too much is refused before anything else is read.
+TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
+  ServerProcess server;
+  ASSERT_TRUE(server
+                  .Start("server:\n  request_timeout_ms: 500\n  max_message_bytes: 65536\n"
+                         "  max_string_bytes: 1048576\n")
+                  .ok())
+      << server.log();
+  auto deadline = [] { return std::chrono::steady_clock::now() + 10s; };
+  // Over max_message_bytes (a 100 KB value in a 64 KB request).
+  {
+    RawSocket raw(server.port);
+    ASSERT_TRUE(raw.ok());
+    auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+    hbase::THBaseServiceClient c(std::make_shared<at::protocol::TBinaryProtocol>(mem));
+    c.send_put("t", PutOf("too-big", std::string(100 << 10, 'x')));
+    (void)raw.Send(mem->getBufferAsString());
+    EXPECT_TRUE(raw.WaitClosed(deadline()));
+  }
+  // A request cut short and then silent: closed after request_timeout_ms,
+  // although the idle timeout (60 s) has not passed.
+  {
+    RawSocket raw(server.port);
+    ASSERT_TRUE(raw.ok());
+    auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(raw.Send(ClaimedStringCall("put", 100)));
+    EXPECT_TRUE(raw.WaitClosed(deadline()));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  }
+  ExpectServes(server, "after-slow");
+
+  ServerProcess framed;
+  framed.transport = ThriftTransport::kFramed;
+  ASSERT_TRUE(framed.Start("server:\n  max_message_bytes: 65536\n").ok()) << framed.log();
+  RawSocket raw(framed.port);
+  ASSERT_TRUE(raw.ok());
+  ASSERT_TRUE(raw.Send(std::string("\x7f\xff\xff\xff", 4)));  // a 2 GB frame, nothing after
+  EXPECT_TRUE(raw.WaitClosed(deadline()));
+  ExpectServes(framed, "after-frame");
+}
+
+// Bounded threads: at most max_connections clients are served at once;
+// further connections wait in the listen backlog. A client stalled in the
+// middle of a request is closed after client_idle_timeout_ms without a
+// byte, and a trickling one (a byte every 100 ms, never idle) after
+// request_timeout_ms, so a well-behaved client that connects while 14 of
+// them hold or queue for all four threads is served within a few rounds of
+// those timeouts. (A connection that sends nothing at all is not even
+// handed to the server for its first second: Thrift's listening socket
+// sets TCP_DEFER_ACCEPT.)
+TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
+  ServerProcess server;
+  server.metrics_port = seg::testing::PickFreePort();
+  ASSERT_TRUE(server
+                  .Start("server:\n  max_connections: 4\n  client_idle_timeout_ms: 500\n"
+                         "  request_timeout_ms: 1000\n")
+                  .ok())
+      << server.log();
+  auto connections = [&] { return Connections(server); };
+  // The baseline: no client being served (Start()'s probe has gone).
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (connections() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);  // polling another process's metrics
+  }
+  ASSERT_EQ(connections(), 0);
+  const int64_t threads0 = ProcField(server, "Threads");
+
+  auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+  {
+    hbase::THBaseServiceClient c(std::make_shared<at::protocol::TBinaryProtocol>(mem));
+    c.send_put("t", PutOf("slow", std::string(200, 'x')));
+  }
+  const std::string request = mem->getBufferAsString();
+  // Twelve clients send the first bytes of a request and stop.
+  std::vector<std::unique_ptr<RawSocket>> stalled;
+  for (int i = 0; i < 12; ++i) {
+    stalled.push_back(std::make_unique<RawSocket>(server.port));
+    ASSERT_TRUE(stalled.back()->ok());
+    ASSERT_TRUE(stalled.back()->Send(request.substr(0, 10)));
+  }
+  // Two send a byte every 100 ms (the whole request would take 27 s).
+  std::atomic<int> trickled_closed{0};
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  std::vector<std::jthread> tricklers;
+  for (int i = 0; i < 2; ++i) {
+    tricklers.emplace_back([&] {
+      RawSocket raw(server.port);
+      if (!raw.ok()) return;
+      // The behaviour under test is the client's slowness.
+      for (size_t b = 0; b < request.size() && std::chrono::steady_clock::now() < give_up; ++b) {
+        if (!raw.Send(std::string_view(request).substr(b, 1))) {
+          ++trickled_closed;
+          return;
+        }
+        pollfd p{};
+        p.fd = raw.fd;
+        p.events = POLLRDHUP;
+        if (poll(&p, 1, 100) > 0) {  // closed by the server
+          ++trickled_closed;
+          return;
+        }
+      }
+    });
+  }
+  // Every slot taken before the well-behaved client connects.
+  deadline = std::chrono::steady_clock::now() + 10s;
+  bool full = false;
+  while (!(full = connections() >= 4) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);  // polling another process's metrics
+  }
+  EXPECT_TRUE(full) << "the slow clients were not all being served";
+  std::atomic<bool> served{false};
+  auto start = std::chrono::steady_clock::now();
+  std::jthread good([&] {
+    ThriftClientOptions o = server.ClientOptions();
+    o.call_timeout_ms = 30000;
+    o.max_attempts = 1;
+    StoreOptions so;
+    so.backend = StoreOptions::Backend::kThrift;
+    so.thrift = o;
+    auto store = std::move(*OpenStore(so));
+    if (!store->Put("t", {{"good", {Cell{"a", "q", 1, "served"}}}}).ok()) return;
+    GetRequest g;
+    g.row = "good";
+    auto r = store->Get("t", g);
+    served = r.ok() && r->size() == 1 && r->cell(0).value == "served";
+  });
+  // While it waits: never more than four clients, nor four client threads.
+  double max_connections = 0;
+  int64_t max_threads = 0;
+  while (!served && std::chrono::steady_clock::now() - start < 25s) {
+    max_connections = std::max(max_connections, connections());
+    max_threads = std::max(max_threads, ProcField(server, "Threads"));
+    std::this_thread::sleep_for(20ms);  // sampling another process's state
+  }
+  good.join();
+  auto waited = std::chrono::steady_clock::now() - start;
+  for (auto& t : tricklers) t.join();  // they end when the server closes them
+  EXPECT_TRUE(served) << "a well-behaved client was not served";
+  EXPECT_GT(waited, 300ms) << "it was served although every thread was taken";
+  EXPECT_LT(waited, 15s);
+  EXPECT_LE(max_connections, 4);
+  EXPECT_LE(max_threads, threads0 + 4) << "threads with no client: " << threads0;
+  EXPECT_EQ(trickled_closed, 2) << "trickling clients were not closed";
+  deadline = std::chrono::steady_clock::now() + 10s;
+  for (auto& s : stalled) EXPECT_TRUE(s->WaitClosed(deadline));
+  std::cout << "well-behaved client served after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
+            << " ms behind 14 slow clients; server threads " << threads0 << " -> at most "
+            << max_threads << ", clients at most " << max_connections << "\n";
+}
+
+// The server closes idle clients (60 s by default, as HBase's gateway): a
+// pooled connection it closed is noticed by the client before the next
+// call, so calls that are never retried (checkAndMutate, scanner batches)
+// do not fail on it.
+TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
+  ServerProcess server;
+  server.metrics_port = seg::testing::PickFreePort();
+  ASSERT_TRUE(server.Start("server:\n  client_idle_timeout_ms: 200\n").ok()) << server.log();
+  ASSERT_TRUE(seg::testing::WaitForTcpPort(server.metrics_port, 10s).ok());
+  const int64_t threads0 = ProcField(server, "Threads");
+  ThriftClientOptions o = server.ClientOptions();
+  o.max_connections = 1;
+  StoreOptions so;
+  so.backend = StoreOptions::Backend::kThrift;
+  so.thrift = o;
+  auto store = std::move(*OpenStore(so));
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(store->Put("t", {{"cam", {Cell{"a", "q", 1, "v" + std::to_string(round)}}}}).ok());
+    ASSERT_TRUE(WaitNoClients(server, threads0)) << "the server kept the idle connection";
+    Condition c;
+    c.family = "a";
+    c.qualifier = "q";
+    c.value = "v" + std::to_string(round);
+    RowMutations m;
+    m.row = "cam";
+    m.puts.push_back(Cell{"a", "r", 1, "x"});
+    auto applied = store->CheckAndMutate("t", c, m);
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    EXPECT_TRUE(*applied);
+    ASSERT_TRUE(WaitNoClients(server, threads0));
+    ScanRequest scan;
+    scan.start_row = "cam";
+    auto scanner = store->OpenScanner("t", scan);
+    ASSERT_TRUE(scanner.ok()) << scanner.status();
+    ASSERT_TRUE(WaitNoClients(server, threads0));
+    std::vector<RowResult> rows;
+    Status st = (*scanner)->NextBatch(&rows);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_FALSE(rows.empty());
+  }
+}
+
+// Every listener of seg-store binds loopback unless told otherwise.
+TEST(StoreServerTest, ListenersBindLoopbackByDefault) {
+  StoreServerOptions defaults;
+  EXPECT_EQ(defaults.bind_address, "127.0.0.1");
+  EXPECT_EQ(metrics::MetricsListenOptions().host, "127.0.0.1");
+
+  const int metrics_port = seg::testing::PickFreePort();
+  ServerProcess server;
+  ASSERT_TRUE(server.Start("", {"--metrics-port", std::to_string(metrics_port)}).ok())
+      << server.log();
+  ASSERT_TRUE(seg::testing::WaitForTcpPort(metrics_port, 10s).ok());
+  EXPECT_EQ(seg::testing::ListeningAddresses(server.port), std::vector<std::string>{"127.0.0.1"});
+  EXPECT_EQ(seg::testing::ListeningAddresses(metrics_port), std::vector<std::string>{"127.0.0.1"});
+
+  // One key per listener moves it.
+  const int metrics_port2 = seg::testing::PickFreePort();
+  ServerProcess wide;
+  ASSERT_TRUE(wide.Start("server:\n  bind_address: 0.0.0.0\n  metrics_host: 0.0.0.0\n"
+                         "  metrics_port: " +
+                         std::to_string(metrics_port2) + "\n")
+                  .ok())
+      << wide.log();
+  ASSERT_TRUE(seg::testing::WaitForTcpPort(metrics_port2, 10s).ok());
+  EXPECT_EQ(seg::testing::ListeningAddresses(wide.port), std::vector<std::string>{"0.0.0.0"});
+  EXPECT_EQ(seg::testing::ListeningAddresses(metrics_port2), std::vector<std::string>{"0.0.0.0"});
 }
 
 TEST(StoreServerTest, AcknowledgedWritesSurviveKill9) {

@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <poll.h>
 #include <thrift/TApplicationException.h>
 #include <thrift/TConfiguration.h>
 #include <thrift/protocol/TBinaryProtocol.h>
@@ -37,6 +38,19 @@ struct Connection {
   std::shared_ptr<at::transport::TTransport> transport;
   std::unique_ptr<THBaseServiceClient> client;
 };
+
+// True when the server has closed a pooled connection (or sent something
+// unasked): between calls nothing is due, so anything readable means the
+// connection is done. Servers close idle clients (HBase's gateway and
+// seg-store after 60 s); finding that here, not in the next call, keeps
+// calls that are not retried (checkAndMutate, scanner batches) from failing
+// on a connection that was dead before they started.
+bool PeerClosed(const Connection& c) {
+  pollfd p{};
+  p.fd = c.socket->getSocketFD();
+  p.events = POLLIN | POLLRDHUP;
+  return poll(&p, 1, 0) != 0;
+}
 
 namespace tp = apache::thrift::protocol;
 
@@ -696,6 +710,7 @@ class ThriftStore final : public Store {
 
  private:
   Status Acquire(std::unique_ptr<Connection>* out) {
+    std::vector<std::unique_ptr<Connection>> stale;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       auto deadline =
@@ -706,12 +721,24 @@ class ThriftStore final : public Store {
           return DeadlineExceededError("no free connection in the pool");
         }
       }
-      if (!idle_.empty()) {
-        *out = std::move(idle_.back());
+      while (!idle_.empty()) {
+        std::unique_ptr<Connection> conn = std::move(idle_.back());
         idle_.pop_back();
-        return Status::OK();
+        if (!PeerClosed(*conn)) {
+          *out = std::move(conn);
+          return Status::OK();
+        }
+        --open_;  // closed by the server while pooled: drop it (closed below)
+        stale.push_back(std::move(conn));
       }
       ++open_;  // reserve a slot; connect outside the lock
+    }
+    for (auto& c : stale) {
+      try {
+        c->transport->close();
+      } catch (...) {
+        // Already closed by the peer; nothing to add.
+      }
     }
     auto conn = std::make_unique<Connection>();
     try {

@@ -2,16 +2,20 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <type_traits>
 
 #include "store/internal/thrift_convert.h"
+#include "store/internal/thrift_server_wire.h"
 
 namespace seg::store::internal {
 
-StoreHandler::StoreHandler(Store* store, int64_t scanner_lease_ms)
+StoreHandler::StoreHandler(Store* store, int64_t scanner_lease_ms, int32_t max_rows)
     : store_(store),
       lease_(scanner_lease_ms),
+      max_rows_(max_rows),
       errors_(metrics::GetCounter("seg_store_server_errors_total",
                                   "THBaseService calls answered with an exception")),
       calls_(metrics::GetCounter("seg_store_server_calls_total", "THBaseService calls")) {}
@@ -24,9 +28,37 @@ void StoreHandler::Throw(const Status& status, const char* method) {
   throw e;
 }
 
+Status StoreHandler::CheckRequestLimits(const char* method) const {
+  const std::string& error = RequestLimitError();
+  if (error.empty()) return Status::OK();
+  return InvalidArgumentError(std::string(method) + ": request refused: " + error);
+}
+
+void StoreHandler::ThrowIfOverLimits(const char* method) {
+  Status s = CheckRequestLimits(method);
+  if (!s.ok()) Throw(s, method);
+}
+
+Status StoreHandler::CheckRows(int64_t rows, const char* method) const {
+  if (rows <= max_rows_) return Status::OK();
+  return InvalidArgumentError(std::string(method) + ": " + std::to_string(rows) +
+                              " rows exceed server.max_rows_per_request (" +
+                              std::to_string(max_rows_) + ")");
+}
+
+void StoreHandler::CheckNumRows(int32_t num_rows, const char* method) {
+  if (num_rows <= max_rows_) return;
+  Throw(InvalidArgumentError(std::string(method) + ": numRows " + std::to_string(num_rows) +
+                             " exceeds server.max_rows_per_request (" + std::to_string(max_rows_) +
+                             ")"),
+        method);
+}
+
 Status StoreHandler::ReadRows(const std::string& table, const std::vector<hbase::TGet>& tgets,
                               std::vector<RowResult>* rows) {
   calls_.Inc();
+  SEG_RETURN_IF_ERROR(CheckRequestLimits("get"));
+  SEG_RETURN_IF_ERROR(CheckRows(static_cast<int64_t>(tgets.size()), "get"));
   // Usually one GetRequest per TGet; a TGet mixing column selections per
   // family becomes several, merged back below.
   std::vector<GetRequest> flat;
@@ -87,6 +119,8 @@ void StoreHandler::put(const std::string& table, const hbase::TPut& tput) {
 
 void StoreHandler::putMultiple(const std::string& table, const std::vector<hbase::TPut>& tputs) {
   calls_.Inc();
+  ThrowIfOverLimits("put");
+  CheckNumRows(static_cast<int32_t>(std::min<size_t>(tputs.size(), INT32_MAX)), "put");
   std::vector<RowPut> rows(tputs.size());
   for (size_t i = 0; i < tputs.size(); ++i) {
     Status s = FromTPut(tputs[i], &rows[i]);
@@ -98,8 +132,13 @@ void StoreHandler::putMultiple(const std::string& table, const std::vector<hbase
 
 Status StoreHandler::WritePuts(const std::string& table, std::vector<hbase::TPut>* tputs) {
   calls_.Inc();
+  Status s = CheckRequestLimits("put");
+  if (s.ok()) s = CheckRows(static_cast<int64_t>(tputs->size()), "put");
+  if (!s.ok()) {
+    errors_.Inc();
+    return s;
+  }
   std::vector<RowPut> rows(tputs->size());
-  Status s;
   for (size_t i = 0; i < tputs->size() && s.ok(); ++i)
     s = FromTPut(std::move((*tputs)[i]), &rows[i]);
   if (s.ok()) s = store_->Put(table, rows);
@@ -118,6 +157,8 @@ void StoreHandler::deleteSingle(const std::string& table, const hbase::TDelete& 
 void StoreHandler::deleteMultiple(std::vector<hbase::TDelete>& _return, const std::string& table,
                                   const std::vector<hbase::TDelete>& tdeletes) {
   calls_.Inc();
+  ThrowIfOverLimits("delete");
+  CheckNumRows(static_cast<int32_t>(std::min<size_t>(tdeletes.size(), INT32_MAX)), "delete");
   _return.clear();
   std::vector<RowDelete> rows(tdeletes.size());
   for (size_t i = 0; i < tdeletes.size(); ++i) {
@@ -130,6 +171,7 @@ void StoreHandler::deleteMultiple(std::vector<hbase::TDelete>& _return, const st
 
 void StoreHandler::mutateRow(const std::string& table, const hbase::TRowMutations& trm) {
   calls_.Inc();
+  ThrowIfOverLimits("mutateRow");
   RowMutations m;
   Status s = FromTRowMutations(trm, &m);
   if (!s.ok()) Throw(s, "mutateRow");
@@ -151,6 +193,7 @@ bool StoreHandler::checkAndMutate(const std::string& table, const std::string& r
                                   const std::string& value,
                                   const hbase::TRowMutations& rowMutations) {
   calls_.Inc();
+  ThrowIfOverLimits("checkAndMutate");
   Condition c;
   c.family = family;
   c.qualifier = qualifier;
@@ -201,6 +244,7 @@ void StoreHandler::ExpireScanners() {
 
 int32_t StoreHandler::openScanner(const std::string& table, const hbase::TScan& tscan) {
   calls_.Inc();
+  ThrowIfOverLimits("openScanner");
   ExpireScanners();
   ScanRequest req;
   Status s = FromTScan(tscan, &req);
@@ -245,6 +289,8 @@ void StoreHandler::ReadScanner(OpenScan* scan, int32_t num_rows, std::vector<hba
 void StoreHandler::getScannerRows(std::vector<hbase::TResult>& _return, int32_t scannerId,
                                   int32_t numRows) {
   calls_.Inc();
+  ThrowIfOverLimits("getScannerRows");
+  CheckNumRows(numRows, "getScannerRows");
   auto scan = FindScanner(scannerId);
   if (!scan) {
     errors_.Inc();
@@ -257,6 +303,7 @@ void StoreHandler::getScannerRows(std::vector<hbase::TResult>& _return, int32_t 
 
 void StoreHandler::closeScanner(int32_t scannerId) {
   calls_.Inc();
+  ThrowIfOverLimits("closeScanner");
   std::shared_ptr<OpenScan> scan;
   {
     std::lock_guard<std::mutex> lock(scanners_mutex_);
@@ -277,6 +324,8 @@ void StoreHandler::closeScanner(int32_t scannerId) {
 void StoreHandler::getScannerResults(std::vector<hbase::TResult>& _return, const std::string& table,
                                      const hbase::TScan& tscan, int32_t numRows) {
   calls_.Inc();
+  ThrowIfOverLimits("getScannerResults");
+  CheckNumRows(numRows, "getScannerResults");
   ScanRequest req;
   Status s = FromTScan(tscan, &req);
   if (!s.ok()) Throw(s, "getScannerResults");

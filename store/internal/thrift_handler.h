@@ -19,7 +19,10 @@ namespace seg::store::internal {
 
 class StoreHandler : public hbase::THBaseServiceIf {
  public:
-  StoreHandler(Store* store, int64_t scanner_lease_ms);
+  // max_rows: the most rows a getMultiple/putMultiple/deleteMultiple may
+  // carry and getScannerRows/getScannerResults may ask for
+  // (server.max_rows_per_request).
+  StoreHandler(Store* store, int64_t scanner_lease_ms, int32_t max_rows = 10000);
 
   bool exists(const std::string& table, const hbase::TGet& tget) override;
   void get(hbase::TResult& _return, const std::string& table, const hbase::TGet& tget) override;
@@ -44,6 +47,10 @@ class StoreHandler : public hbase::THBaseServiceIf {
   // Writes `tputs`, moving their cells out (the put fast path).
   Status WritePuts(const std::string& table, std::vector<hbase::TPut>* tputs);
 
+  // InvalidArgument naming the limit when the request decoded on this
+  // thread broke one (RequestLimitError in thrift_server_wire.h).
+  Status CheckRequestLimits(const char* method) const;
+
   // Reads the rows of `tgets` (the getMultiple fast path shares this).
   Status ReadRows(const std::string& table, const std::vector<hbase::TGet>& tgets,
                   std::vector<RowResult>* rows);
@@ -57,6 +64,9 @@ class StoreHandler : public hbase::THBaseServiceIf {
     std::chrono::steady_clock::time_point last_used;
   };
   [[noreturn]] void Throw(const Status& status, const char* method);
+  void ThrowIfOverLimits(const char* method);
+  Status CheckRows(int64_t rows, const char* method) const;
+  void CheckNumRows(int32_t num_rows, const char* method);
   void ReadScanner(OpenScan* scan, int32_t num_rows, std::vector<hbase::TResult>* out);
   std::shared_ptr<OpenScan> FindScanner(int32_t id);
   void ExpireScanners();
@@ -66,6 +76,7 @@ class StoreHandler : public hbase::THBaseServiceIf {
   std::mutex scanners_mutex_;
   std::map<int32_t, std::shared_ptr<OpenScan>> scanners_;
   int32_t next_scanner_id_ = 1;
+  int32_t max_rows_;
   metrics::Counter errors_;
   metrics::Counter calls_;
 };

@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace seg::testing {
@@ -63,6 +65,92 @@ Status WaitForTcpPort(int port, std::chrono::milliseconds timeout) {
     // Polling a port that is not up yet: nothing to block on.
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+namespace {
+
+// "0100007F" (little-endian IPv4 as /proc/net/tcp prints it) -> "127.0.0.1";
+// 32 hex digits (four little-endian words) -> an IPv6 address.
+std::string ProcHexAddress(const std::string& hex) {
+  unsigned char bytes[16] = {};
+  size_t n = hex.size() / 2;
+  for (size_t i = 0; i < n && i < 16; ++i) {
+    bytes[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  char out[INET6_ADDRSTRLEN] = {};
+  if (n == 4) {
+    unsigned char v4[4] = {bytes[3], bytes[2], bytes[1], bytes[0]};
+    inet_ntop(AF_INET, v4, out, sizeof(out));
+  } else {
+    unsigned char v6[16];
+    for (int w = 0; w < 4; ++w) {
+      for (int b = 0; b < 4; ++b) v6[4 * w + b] = bytes[4 * w + 3 - b];
+    }
+    inet_ntop(AF_INET6, v6, out, sizeof(out));
+  }
+  std::string text = out;
+  // An IPv4 address on an IPv6 socket (gRPC binds so): the IPv4 form.
+  if (text.rfind("::ffff:", 0) == 0 && text.find('.') != std::string::npos) return text.substr(7);
+  return text;
+}
+
+}  // namespace
+
+std::vector<std::string> ListeningAddresses(int port) {
+  std::vector<std::string> out;
+  for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      size_t colon = local.find(':');
+      if (state != "0A" || colon == std::string::npos) continue;  // 0A = LISTEN
+      if (std::stoi(local.substr(colon + 1), nullptr, 16) != port) continue;
+      out.push_back(ProcHexAddress(local.substr(0, colon)));
+    }
+  }
+  return out;
+}
+
+double MetricValue(int port, std::string_view name) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string body;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof buf, 0)) > 0) body.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  std::istringstream lines(body);
+  std::string prefix = std::string(name) + " ";
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size()));
+  }
+  return -1;
+}
+
+StatusOr<int64_t> ProcStatusField(pid_t pid, std::string_view field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  std::string prefix = std::string(field) + ":";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size()));
+  }
+  return NotFoundError("no " + prefix + " in /proc/" + std::to_string(pid) + "/status");
 }
 
 std::string BinaryDir() {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -33,6 +34,20 @@ int PickFreePort();
 
 // OK once a TCP connect to 127.0.0.1:port succeeds; DeadlineExceeded after `timeout`.
 Status WaitForTcpPort(int port, std::chrono::milliseconds timeout);
+
+// The local addresses on which something on this host listens on TCP
+// `port` (IPv4 and IPv6, from /proc/net/tcp and tcp6), e.g. {"127.0.0.1"}
+// or {"0.0.0.0"}; "::" and "::1" for IPv6 (an IPv4-mapped IPv6 address
+// as its IPv4 form). Empty when nothing listens.
+std::vector<std::string> ListeningAddresses(int port);
+
+// The value of metric `name` (a sample line "name value", no labels) served
+// on http://127.0.0.1:port/metrics; -1 when unreachable or absent.
+double MetricValue(int port, std::string_view name);
+
+// A numeric field of /proc/<pid>/status ("VmRSS" and "VmHWM" in kB,
+// "Threads" as a count); NotFound when the process or field is gone.
+StatusOr<int64_t> ProcStatusField(pid_t pid, std::string_view field);
 
 // The directory holding built binaries (SEG_BINARY_DIR env, set by ctest) and
 // the source tree (SEG_SOURCE_DIR).

@@ -1,0 +1,104 @@
+// The deployed binaries' listeners: loopback by default, one config key per
+// listener moves it. seg-stats (gRPC + /metrics) and seg-ingest (/metrics)
+// run as processes; nothing they would connect to needs to be up, since
+// both bind before they use Kafka, Redis or the store.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/harness/process.h"
+
+namespace seg::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Addresses = std::vector<std::string>;
+
+// Waits until something listens on `port` and returns where.
+Addresses ListeningOn(int port, ChildProcess& child) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    Addresses a = ListeningAddresses(port);
+    if (!a.empty()) return a;
+    if (!child.running()) return {"(exited)"};
+    std::this_thread::sleep_for(10ms);  // polling for another process's socket
+  }
+  return {"(nothing listening)"};
+}
+
+int ReadPortFile(const std::string& path, ChildProcess& child) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline && child.running()) {
+    std::ifstream in(path);
+    int port = 0;
+    if (in >> port) return port;
+    std::this_thread::sleep_for(10ms);  // polling a file the child writes
+  }
+  return -1;
+}
+
+std::string Log(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(ListenersTest, SegStatsBindsLoopbackByDefault) {
+  TempDir dir;
+  const int metrics_port = PickFreePort();
+  const std::string port_file = dir.path() + "/port", log = dir.path() + "/seg-stats.log";
+  auto child = ChildProcess::Start({BinaryDir() + "/stats/seg-stats", "--port", "0", "--port-file",
+                                    port_file, "--metrics-port", std::to_string(metrics_port)},
+                                   log);
+  ASSERT_TRUE(child.ok()) << child.status();
+  int port = ReadPortFile(port_file, *child);
+  ASSERT_GT(port, 0) << Log(log);
+  EXPECT_EQ(ListeningOn(port, *child), Addresses{"127.0.0.1"}) << Log(log);
+  EXPECT_EQ(ListeningOn(metrics_port, *child), Addresses{"127.0.0.1"}) << Log(log);
+  child->Signal(SIGTERM);
+  EXPECT_TRUE(child->Wait(10s).ok());
+}
+
+TEST(ListenersTest, SegStatsMetricsAddressKey) {
+  TempDir dir;
+  const int metrics_port = PickFreePort();
+  const std::string log = dir.path() + "/seg-stats.log";
+  auto child = ChildProcess::Start({BinaryDir() + "/stats/seg-stats", "--port", "0", "--set",
+                                    "stats.server.metrics_host=0.0.0.0", "--set",
+                                    "stats.server.metrics_port=" + std::to_string(metrics_port)},
+                                   log);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(ListeningOn(metrics_port, *child), Addresses{"0.0.0.0"}) << Log(log);
+  child->Signal(SIGTERM);
+  EXPECT_TRUE(child->Wait(10s).ok());
+}
+
+// seg-ingest's /metrics bound 0.0.0.0 by default before.
+TEST(ListenersTest, SegIngestMetricsBindLoopbackByDefault) {
+  TempDir dir;
+  for (bool wide : {false, true}) {
+    const int metrics_port = PickFreePort();
+    const std::string log = dir.path() + "/seg-ingest" + std::to_string(wide) + ".log";
+    std::vector<std::string> argv = {BinaryDir() + "/ingest/seg-ingest",
+                                     "--set",
+                                     "kafka.bootstrap_servers=127.0.0.1:1",
+                                     "--set",
+                                     "store.thrift.port=1",
+                                     "--metrics-port",
+                                     std::to_string(metrics_port)};
+    if (wide) argv.insert(argv.end(), {"--set", "ingest.metrics_host=0.0.0.0"});
+    auto child = ChildProcess::Start(argv, log);
+    ASSERT_TRUE(child.ok()) << child.status();
+    EXPECT_EQ(ListeningOn(metrics_port, *child), Addresses{wide ? "0.0.0.0" : "127.0.0.1"})
+        << Log(log);
+    child->Signal(SIGTERM);
+    EXPECT_TRUE(child->Wait(15s).ok());
+  }
+}
+
+}  // namespace
+}  // namespace seg::testing
