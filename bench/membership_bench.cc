@@ -282,7 +282,7 @@ void WriteSyntheticDueRows(seg::store::Store* store, int64_t from, int64_t to, i
     put.row = seg::segmenter::DueRowKey(static_cast<int32_t>(i % partitions),
                                         now + 365 * kDayMs + i * 7, id);
     put.cells.push_back(seg::store::Cell{"d", "u", seg::store::kLatestTimestamp, ""});
-    if (puts.size() >= 20000) {
+    if (puts.size() >= 5000) {  // under seg-store's server.max_rows_per_request
       CHECK_OK(store->Put("due", puts));
       puts.clear();
     }
