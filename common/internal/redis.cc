@@ -246,8 +246,10 @@ struct RedisConnection::Impl {
     }
     if (options.db != 0) setup.push_back({"SELECT", std::to_string(options.db)});
     if (setup.empty()) return Status::OK();
+    std::vector<const RedisArgv*> commands;
+    for (const auto& c : setup) commands.push_back(&c);
     Failure failure;
-    auto replies = RoundTrip(setup, &failure);
+    auto replies = RoundTrip(commands, &failure);
     if (!replies.ok()) return replies.status().WithContext("connect");
     for (size_t i = 0; i < replies->size(); ++i) {
       const RedisReply& r = (*replies)[i];
@@ -340,10 +342,11 @@ struct RedisConnection::Impl {
 
   // Appends every command, then reads every reply. Any transport error drops
   // the socket (its state is unknown) and is described in `failure`.
-  StatusOr<std::vector<RedisReply>> RoundTrip(const std::vector<RedisArgv>& commands,
+  StatusOr<std::vector<RedisReply>> RoundTrip(std::span<const RedisArgv* const> commands,
                                               Failure* failure) {
     size_t appended = 0;
-    for (const auto& cmd : commands) {
+    for (const RedisArgv* command : commands) {
+      const RedisArgv& cmd = *command;
       FormatCommand(cmd, &formatted);
       if (cmd.empty() ||
           redisAppendFormattedCommand(ctx.get(), formatted.data(), formatted.size()) != REDIS_OK) {
@@ -370,7 +373,7 @@ struct RedisConnection::Impl {
         std::string errstr = ctx->errstr;
         ctx.reset();
         failure->resendable = (i == 0) && err != REDIS_ERR_PROTOCOL;
-        std::string what = Where() + ": " + commands[i][0] + " (" + std::to_string(i + 1) + "/" +
+        std::string what = Where() + ": " + (*commands[i])[0] + " (" + std::to_string(i + 1) + "/" +
                            std::to_string(commands.size()) + "): ";
         if (err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
           errors_timeout.Inc();
@@ -393,10 +396,10 @@ struct RedisConnection::Impl {
     return out;
   }
 
-  StatusOr<std::vector<RedisReply>> Execute(const std::vector<RedisArgv>& commands) {
+  StatusOr<std::vector<RedisReply>> Execute(std::span<const RedisArgv* const> commands) {
     if (commands.empty()) return std::vector<RedisReply>{};
-    for (const auto& cmd : commands) {
-      if (cmd.empty()) return InvalidArgumentError(Where() + ": empty command");
+    for (const RedisArgv* cmd : commands) {
+      if (cmd->empty()) return InvalidArgumentError(Where() + ": empty command");
     }
     bool fresh = false;
     if (!ctx) {
@@ -447,7 +450,8 @@ StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisO
 
 StatusOr<RedisReply> RedisConnection::Command(const RedisArgv& argv) {
   int64_t start = Clock::Real()->MonotonicUs();
-  auto replies = impl_->Execute({argv});
+  const RedisArgv* command = &argv;
+  auto replies = impl_->Execute({&command, 1});
   impl_->command_latency.Observe((Clock::Real()->MonotonicUs() - start) / 1e6);
   if (!replies.ok()) return replies.status();
   return std::move((*replies)[0]);
@@ -455,6 +459,14 @@ StatusOr<RedisReply> RedisConnection::Command(const RedisArgv& argv) {
 
 StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
     const std::vector<RedisArgv>& commands) {
+  std::vector<const RedisArgv*> pointers;
+  pointers.reserve(commands.size());
+  for (const auto& c : commands) pointers.push_back(&c);
+  return PipelineRefs(pointers);
+}
+
+StatusOr<std::vector<RedisReply>> RedisConnection::PipelineRefs(
+    std::span<const RedisArgv* const> commands) {
   int64_t start = Clock::Real()->MonotonicUs();
   auto replies = impl_->Execute(commands);
   impl_->pipeline_latency.Observe((Clock::Real()->MonotonicUs() - start) / 1e6);

@@ -144,7 +144,7 @@ TEST(RedisTest, PipelineOfTenThousandCommandsInOneCall) {
 
 // A few commands of many arguments each (the stats writer's batched calls),
 // an empty argument and a 1 MB one: formatted and flushed piecewise, and the
-// server sees exactly the arguments given.
+// server sees exactly the arguments given. PipelineRefs sends the same way.
 TEST(RedisTest, LargeCommandsGoThroughIntact) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);
@@ -166,8 +166,11 @@ TEST(RedisTest, LargeCommandsGoThroughIntact) {
   for (int c = 0; c < 3; ++c) EXPECT_EQ((*replies)[c].integer, 50001) << c;
   EXPECT_EQ((*replies)[3].str, "OK");
   EXPECT_EQ((*replies)[4].integer, 50001);
-  auto got = (*conn)->Pipeline(
-      {{"LINDEX", "list:1", "49999"}, {"LINDEX", "list:1", "50000"}, {"STRLEN", "big"}});
+  // PipelineRefs: the same, on commands held elsewhere.
+  const RedisArgv a = {"LINDEX", "list:1", "49999"}, b = {"LINDEX", "list:1", "50000"},
+                  c = {"STRLEN", "big"};
+  const RedisArgv* refs[] = {&a, &b, &c};
+  auto got = (*conn)->PipelineRefs(refs);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ((*got)[0].str, "149999");
   EXPECT_TRUE((*got)[1].is_string());
