@@ -119,17 +119,10 @@ class StatsWriterImpl final : public StatsWriter {
     // written, so they are not written at all (a backfill of old data).
     std::vector<UserUpdate> alive;
     if (options_.hll_retention_days > 0 && mode_ != StatsCallMode::kPfaddPerRoundTrip) {
-      const int64_t first_alive = Clock::Real()->NowMs() / 86'400'000 - options_.hll_retention_days;
-      // Days are few per batch: remember the last one seen.
-      Day last_day = 0;
-      bool last_past = false;
-      auto past = [&](const SegmentDay& a) {
-        if (a.day != last_day) {
-          last_day = a.day;
-          last_past = DayToEpochDays(a.day) < first_alive;
-        }
-        return last_past;
-      };
+      // yyyymmdd integers of real days order like the days themselves.
+      const Day first_alive =
+          EpochDaysToDay(Clock::Real()->NowMs() / 86'400'000 - options_.hll_retention_days);
+      auto past = [&](const SegmentDay& a) { return a.day < first_alive; };
       bool any = false;
       for (const auto& u : batch) {
         for (const auto& a : u.adds) any = any || past(a);
