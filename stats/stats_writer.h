@@ -113,7 +113,7 @@ struct StatsWriterOptions {
   int max_reload_rounds = 3;
   // Resend rounds per batch for calls answered with a transient error
   // (LOADING, BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN); 10, 20, 40 ms apart.
-  int max_call_retries = 3;
+  int32_t max_call_retries = 3;
   // Maintain `registry_key` (HSETNX on a segment's first sighting).
   bool update_registry = true;
   std::string registry_key = "segments:registry";
@@ -131,7 +131,7 @@ struct StatsWriterOptions {
   int64_t ttl_recheck_ms = 3'600'000;  // see hll_retention_days; 0 = once per key per batch
 
   // Reads <prefix>.shards, .key_prefix, .mode ("function", "evalsha",
-  // "pfadd"), .batched_calls, .max_call_adds, .registry_key,
+  // "pfadd"), .batched_calls, .max_call_adds, .max_call_retries, .registry_key,
   // .update_registry, .hll_retention_days, .ttl_recheck_ms and the
   // Redis settings under <prefix>.redis (see RedisRouterOptions::LoadFrom).
   Status LoadFrom(Config& config, std::string_view prefix);

@@ -144,16 +144,19 @@ TEST(StatsBatchedConfigTest, LoadsCallShapeFromConfig) {
   StatsWriterOptions defaults;
   EXPECT_TRUE(defaults.batched_calls);
   EXPECT_EQ(defaults.max_call_adds, 4096);
-  auto config =
-      Config::FromString("stats:\n  batched_calls: false\n  max_call_adds: 100\n", "t.yaml");
+  auto config = Config::FromString(
+      "stats:\n  batched_calls: false\n  max_call_adds: 100\n  max_call_retries: 0\n", "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   StatsWriterOptions o;
   ASSERT_TRUE(o.LoadFrom(*config, "stats").ok());
   EXPECT_FALSE(o.batched_calls);
   EXPECT_EQ(o.max_call_adds, 100);
-  auto bad = Config::FromString("stats:\n  max_call_adds: 0\n", "t.yaml");
-  ASSERT_TRUE(bad.ok());
-  EXPECT_FALSE(StatsWriterOptions().LoadFrom(*bad, "stats").ok());
+  EXPECT_EQ(o.max_call_retries, 0);
+  for (const char* text : {"stats:\n  max_call_adds: 0\n", "stats:\n  max_call_retries: -1\n"}) {
+    auto bad = Config::FromString(text, "t.yaml");
+    ASSERT_TRUE(bad.ok());
+    EXPECT_FALSE(StatsWriterOptions().LoadFrom(*bad, "stats").ok()) << text;
+  }
 }
 
 class StatsBatchedTest : public ::testing::TestWithParam<StatsCallMode> {};
@@ -299,6 +302,20 @@ TEST(StatsBatchedClusterTest, OneCallPerSlotAndIdenticalToPerUserCalls) {
     ASSERT_TRUE(size.ok()) << size.status();
     EXPECT_GT(std::stoll(*size), 0) << "node " << n;
   }
+
+  // Shard 0's slot moves to another master with its keys: the writers'
+  // maps are stale, their calls for it answer MOVED and go to the new owner.
+  const int slot = RedisKeySlot("{0}");
+  auto owner = (*cluster)->SlotOwner(slot);
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  ASSERT_TRUE((*cluster)->MigrateSlot(slot, (*owner + 1) % 3).ok());
+  auto more = DrawUsers(8000, 10000);
+  ASSERT_TRUE((*old_writer)->WriteBatch(more).ok());
+  ASSERT_TRUE((*new_writer)->WriteBatch(more).ok());
+  users.insert(users.end(), more.begin(), more.end());
+  old_keys = ReadAll(router->get(), "old");
+  ExpectSameSketches(old_keys, ReadAll(router->get(), "new"));
+  ExpectModel(Model(users, shards), old_keys);
 }
 
 // A router that makes batched calls fail the way a half-run script does:

@@ -549,6 +549,10 @@ Status StatsWriterOptions::LoadFrom(Config& config, std::string_view prefix) {
   if (max_call_adds < 1 || max_call_adds > 1'000'000) {
     return InvalidArgumentError(config.source() + ": " + p + ".max_call_adds: must be 1..1000000");
   }
+  SEG_RETURN_IF_ERROR(config.Get(p + ".max_call_retries", &max_call_retries));
+  if (max_call_retries < 0 || max_call_retries > 10) {
+    return InvalidArgumentError(config.source() + ": " + p + ".max_call_retries: must be 0..10");
+  }
   if (hll_retention_days < 0 || hll_retention_days > 100000) {
     return InvalidArgumentError(config.source() + ": " + p +
                                 ".hll_retention_days: must be 0 (keep forever) .. 100000");
