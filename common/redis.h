@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,6 +110,9 @@ class RedisConnection {
   // in command order. On a transport failure the whole call fails (no partial
   // results are returned).
   StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RedisArgv>& commands);
+  // The same for commands kept elsewhere, without copying them (routers
+  // that pick a node's share of a larger batch).
+  StatusOr<std::vector<RedisReply>> PipelineRefs(std::span<const RedisArgv* const> commands);
 
   // True while the last operation left a usable socket.
   bool connected() const;

@@ -1,32 +1,52 @@
 #!lua name=segstats
--- Segment statistics: the one Redis procedure a segmenter calls per user.
+-- Segment statistics: the Redis procedures the segmenters' stats writer calls
+-- (stats/internal/stats_writer.cc). Two functions, two argument contracts:
 --
--- KEYS: the user's HyperLogLog keys, hll:{<shard>}:<segment>:<yyyymmdd>,
---       all with the same hash tag {<shard>} so that the call stays in one
---       slot and runs on Redis Cluster.
+-- seg_add_users_v2 (the writer's default since issue #18): many users per call.
+-- KEYS: n distinct HyperLogLog keys, hll:{<shard>}:<segment>:<yyyymmdd>, all
+--       in one Redis Cluster slot (the writer groups a batch's adds per slot).
+-- ARGV[1]: retention in days (stats.hll_retention_days); "0" or "" = none.
+-- ARGV[2]: flags, one character per key ('1' = make sure this key expires,
+--       see below), or "" = no key flagged.
+-- ARGV[3 .. n+2]: c_1 .. c_n, how many members each key gets.
+-- ARGV[n+3 ..]: the members: c_1 for KEYS[1], then c_2 for KEYS[2], ...
+--       (sum c_i of them; checked before anything is written).
+-- One PFADD per key with all its members (in slices of kUnpackSlice, under
+-- Lua's stack limit for unpack). Returns the number of keys whose sketch
+-- changed (some PFADD on it returned 1).
+--
+-- seg_add_user (the contract before v2, kept so that writers of both versions
+-- run side by side during a rolling upgrade): one user per call.
+-- KEYS: the user's keys, as above (one hash tag {<shard>}, one slot).
 -- ARGV[1]: the user id.
 -- ARGV[2]: optional retention in days (stats.hll_retention_days, > 0) and
--- ARGV[3]: optional flags, one character per key: '1' = make sure this key
---       expires. A flagged key gets EXPIREAT <end of its day + retention>
---       (UTC, from the yyyymmdd that ends the key) unless it already has a
---       TTL (NX); the time is absolute, so it does not depend on when the key
---       was written. The writer flags each key the first time it touches it
---       (then again about hourly), so the expiry costs one command per key
---       per writer, not one per call; a call without ARGV[2] costs what it
---       always did. Given ARGV[2] without ARGV[3], every key whose sketch
---       changed (so every key created) is treated as flagged.
+-- ARGV[3]: optional flags, one character per key, as above. Given ARGV[2]
+--       without ARGV[3], every key whose sketch changed (so every key
+--       created) is treated as flagged.
 -- Returns the number of keys whose sketch changed (PFADD returned 1).
 --
--- The same text serves two ways (stats/internal/stats_writer.cc):
---   * FUNCTION LOAD REPLACE <this file>, then FCALL seg_add_user n k1..kn user [days]
+-- Expiry (both): a flagged key gets EXPIREAT <end of its day + retention>
+-- (UTC, from the yyyymmdd that ends the key) unless it already has a TTL
+-- (NX); the time is absolute, so it does not depend on when the key was
+-- written. The writer flags each key the first time it touches it (then
+-- again about hourly), so the expiry costs one command per key per writer,
+-- not one per call.
+--
+-- The same text serves two ways:
+--   * FUNCTION LOAD REPLACE <this file> registers both functions, then
+--     FCALL seg_add_users_v2 n k1..kn days flags c1..cn members...
 --     (Redis >= 7; must be loaded on every master, lost on a restart without
---     persistence: the writer reloads it on "Function not found");
---   * the file without its first (#!lua) line as an EVAL script, SCRIPT LOAD +
---     EVALSHA (Redis < 7, or ACLs without FUNCTION); here
---     redis.register_function is absent and the chunk runs add_user directly.
---     EXPIREAT's NX flag needs Redis 7; before that the expiry is set
---     without it (the same absolute time, so setting it again is harmless).
--- PFADD is idempotent, so a replayed call changes nothing.
+--     persistence: the writer reloads it on "Function not found"). An older
+--     writer loading its own copy (only seg_add_user) drops v2 until a v2
+--     writer next sees "Function not found" and loads this one again;
+--   * without its first (#!lua) line, plus one line naming the entry point
+--     ("return add_users(KEYS, ARGV)" or "return add_user(KEYS, ARGV)"), as
+--     an EVAL script, SCRIPT LOAD + EVALSHA (Redis < 7, or ACLs without
+--     FUNCTION); redis.register_function is absent there. EXPIREAT's NX flag
+--     needs Redis 7; before that the expiry is set without it (the same
+--     absolute time, so setting it again is harmless).
+-- PFADD is idempotent, so a replayed or retried call changes nothing; a call
+-- that failed half-way (some PFADDs done) is simply sent again whole.
 
 -- Unix seconds at the end (next midnight UTC) of `day` (the yyyymmdd that
 -- ends a key) plus `retention` days; nil when it is not a day.
@@ -94,8 +114,86 @@ local function add_user(keys, args)
   return changed
 end
 
+-- EXPIREAT NX (or plain before Redis 7) at the end of the key's day plus
+-- `retention`; `memo` caches the last day's time (keys of a call mostly
+-- share a handful of days).
+local function expire_key(key, retention, memo)
+  if memo.has_nx == nil then
+    memo.has_nx = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
+  end
+  local day = string.sub(key, -8)
+  if day ~= memo.day then
+    memo.day, memo.at = day, expire_at(day, retention)
+  end
+  if memo.at ~= nil then
+    if memo.has_nx then
+      redis.call('EXPIREAT', key, memo.at, 'NX')
+    else
+      redis.call('EXPIREAT', key, memo.at)
+    end
+  end
+end
+
+-- Members per PFADD: unpack() pushes them all on the Lua C stack, which holds
+-- at most LUAI_MAXCSTACK (8000) values.
+local kUnpackSlice = 4000
+
+local function add_users(keys, args)
+  local n = #keys
+  local nargs = #args
+  if nargs < n + 2 then
+    return redis.error_reply('ERR seg_add_users_v2: want days, flags and ' .. n ..
+                             ' member counts, got ' .. nargs .. ' arguments')
+  end
+  local flags = args[2]
+  if #flags ~= 0 and #flags ~= n then
+    return redis.error_reply('ERR seg_add_users_v2: ' .. #flags .. ' flags for ' .. n .. ' keys')
+  end
+  local retention = tonumber(args[1])
+  if retention ~= nil and retention <= 0 or #flags == 0 then
+    retention = nil
+  end
+  -- Check the layout before the first write, so that a malformed call
+  -- changes nothing.
+  local counts = {}
+  local total = 0
+  for i = 1, n do
+    local c = tonumber(args[2 + i])
+    if c == nil or c < 0 or c ~= math.floor(c) then
+      return redis.error_reply('ERR seg_add_users_v2: bad member count for key ' .. i)
+    end
+    counts[i] = c
+    total = total + c
+  end
+  if nargs ~= n + 2 + total then
+    return redis.error_reply('ERR seg_add_users_v2: member counts add up to ' .. total ..
+                             ', got ' .. (nargs - n - 2) .. ' members')
+  end
+  local changed = 0
+  local memo = {}
+  local at = n + 3
+  for i = 1, n do
+    local key = keys[i]
+    local stop = at + counts[i] - 1
+    local c = 0
+    while at <= stop do
+      local last = math.min(stop, at + kUnpackSlice - 1)
+      if redis.call('PFADD', key, unpack(args, at, last)) == 1 then
+        c = 1
+      end
+      at = last + 1
+    end
+    if retention ~= nil and string.byte(flags, i) == 49 then
+      expire_key(key, retention, memo)
+    end
+    changed = changed + c
+  end
+  return changed
+end
+
 if redis.register_function then
   redis.register_function{function_name = 'seg_add_user', callback = add_user}
-else
-  return add_user(KEYS, ARGV)
+  redis.register_function{function_name = 'seg_add_users_v2', callback = add_users}
+  return
 end
+-- EVAL/EVALSHA: the writer appends the entry point's line here.

@@ -2,8 +2,9 @@
 // `user-changes` in a consumer group, skips what it can (bot blacklist, then
 // the last-segmented-timestamp cache), reads the surviving users' rows with
 // one multi-get per batch, runs the segment scripts, publishes a
-// SegmentationResult per user, adds the user to per-day HyperLogLogs with one
-// Redis procedure call per user, writes the new membership back to family
+// SegmentationResult per user, adds the batch's users to per-day
+// HyperLogLogs with a few Redis procedure calls (one per cluster slot and
+// chunk, stats/stats_writer.h), writes the new membership back to family
 // `s`, and only then commits the batch's offsets (docs/ARCHITECTURE.md,
 // "Data flow", steps 1-7). It also keeps memberships true over time: due
 // users are re-segmented when a window lapses (SCHEDULE), DEFINITION_CHANGE
@@ -82,7 +83,8 @@ struct StatsUpdate {
 class StatsSink {
  public:
   virtual ~StatsSink() = default;
-  // One procedure call per user, pipelined. OK = every update acknowledged.
+  // A few procedure calls per batch (one per Redis Cluster slot and chunk),
+  // pipelined. OK = every update acknowledged.
   virtual Status Write(std::span<const StatsUpdate> updates) = 0;
 };
 

@@ -94,11 +94,14 @@ std::string DayText(Day d) {
   return buf;
 }
 
-// Writes as seg-writer in `mode`, registers segments; OK or the error.
-Status WriteAs(const RedisRouterOptions& redis, StatsCallMode mode, Day day) {
+// Writes as seg-writer in `mode` (batched calls or one per user), registers
+// segments; OK or the error.
+Status WriteAs(const RedisRouterOptions& redis, StatsCallMode mode, Day day,
+               bool batched_calls = true) {
   StatsWriterOptions o;
   o.redis = redis;
   o.mode = mode;
+  o.batched_calls = batched_calls;
   o.shards = 4;
   SEG_ASSIGN_OR_RETURN(auto writer, NewStatsWriter(o));
   SEG_RETURN_IF_ERROR(writer->LoadProcedures());
@@ -178,6 +181,10 @@ TEST(RedisAclTest, DocumentedUsersRunTheProductAndNothingElse) {
        {StatsCallMode::kFunction, StatsCallMode::kEvalsha, StatsCallMode::kPfaddPerRoundTrip}) {
     Status s = WriteAs(As("seg-writer", port), mode, today);
     EXPECT_TRUE(s.ok()) << "writer mode " << static_cast<int>(mode) << ": " << s;
+  }
+  for (auto mode : {StatsCallMode::kFunction, StatsCallMode::kEvalsha}) {
+    Status s = WriteAs(As("seg-writer", port), mode, today, /*batched_calls=*/false);
+    EXPECT_TRUE(s.ok()) << "per-user writer mode " << static_cast<int>(mode) << ": " << s;
   }
   // The function set expiries (EXPIREAT inside FCALL, as seg-writer).
   std::string ttl = *testing::RedisCommandForTest(

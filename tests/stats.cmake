@@ -4,6 +4,7 @@
 if(TARGET seg_stats_service AND TARGET seg_testing)
   set(SEG_STATS_TEST_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/stats_writer_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/stats_batched_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/stats_service_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/stats_cache_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/stats_retention_test.cc)

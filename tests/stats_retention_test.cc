@@ -55,7 +55,8 @@ TEST(HllRetentionTest, LoadsRetentionFromConfig) {
   EXPECT_FALSE(StatsWriterOptions().LoadFrom(*bad, "stats").ok());
 }
 
-class HllRetentionModeTest : public ::testing::TestWithParam<StatsCallMode> {};
+// (transport, batched_calls): both call shapes set the same expiry.
+class HllRetentionModeTest : public ::testing::TestWithParam<std::tuple<StatsCallMode, bool>> {};
 
 TEST_P(HllRetentionModeTest, NewKeysExpireAtTheEndOfTheirDayPlusRetention) {
   auto redis = LocalRedis::Start();
@@ -63,7 +64,8 @@ TEST_P(HllRetentionModeTest, NewKeysExpireAtTheEndOfTheirDayPlusRetention) {
   const int port = (*redis)->port();
   StatsWriterOptions o;
   o.redis.node.port = port;
-  o.mode = GetParam();
+  o.mode = std::get<0>(GetParam());
+  o.batched_calls = std::get<1>(GetParam());
   o.hll_retention_days = 400;
   auto writer = NewStatsWriter(o);
   ASSERT_TRUE(writer.ok()) << writer.status();
@@ -79,7 +81,7 @@ TEST_P(HllRetentionModeTest, NewKeysExpireAtTheEndOfTheirDayPlusRetention) {
       {"u1", {{"cats", today}, {"cats", last_week}, {"dogs", today}, {"cars", today}}},
       {"u2", {{"cats", today}, {"birds", too_old}}}};
   ASSERT_TRUE((*writer)->WriteBatch(batch).ok());
-  EXPECT_EQ((*writer)->mode(), GetParam());
+  EXPECT_EQ((*writer)->mode(), std::get<0>(GetParam()));
 
   EXPECT_EQ(ExpireTime(port, HllKey("hll", 0, "cats", today)), HllExpireAtUnixS(today, 400));
   EXPECT_EQ(ExpireTime(port, HllKey("hll", 0, "cats", last_week)),
@@ -107,7 +109,8 @@ TEST_P(HllRetentionModeTest, KeyRecreatedAfterItsCheckGetsItsExpiryAtTheNextRech
   for (int64_t recheck_ms : {int64_t{3'600'000}, int64_t{0}}) {
     StatsWriterOptions o;
     o.redis.node.port = port;
-    o.mode = GetParam();
+    o.mode = std::get<0>(GetParam());
+    o.batched_calls = std::get<1>(GetParam());
     o.ttl_recheck_ms = recheck_ms;
     auto writer = NewStatsWriter(o);
     ASSERT_TRUE(writer.ok()) << writer.status();
@@ -130,7 +133,8 @@ TEST_P(HllRetentionModeTest, RetentionZeroKeepsKeysForever) {
   ASSERT_TRUE(redis.ok()) << redis.status();
   StatsWriterOptions o;
   o.redis.node.port = (*redis)->port();
-  o.mode = GetParam();
+  o.mode = std::get<0>(GetParam());
+  o.batched_calls = std::get<1>(GetParam());
   o.hll_retention_days = 0;
   auto writer = NewStatsWriter(o);
   ASSERT_TRUE(writer.ok()) << writer.status();
@@ -140,9 +144,14 @@ TEST_P(HllRetentionModeTest, RetentionZeroKeepsKeysForever) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, HllRetentionModeTest,
-                         ::testing::Values(StatsCallMode::kFunction, StatsCallMode::kEvalsha),
+                         ::testing::Combine(::testing::Values(StatsCallMode::kFunction,
+                                                              StatsCallMode::kEvalsha),
+                                            ::testing::Bool()),
                          [](const auto& info) {
-                           return info.param == StatsCallMode::kFunction ? "Function" : "Evalsha";
+                           return std::string(std::get<0>(info.param) == StatsCallMode::kFunction
+                                                  ? "Function"
+                                                  : "Evalsha") +
+                                  (std::get<1>(info.param) ? "" : "PerUser");
                          });
 
 std::pair<int, std::string> RunCommand(const std::string& cmd) {

@@ -1,6 +1,9 @@
 // StatsWriter against a real redis-server and a local 3-master Redis
-// Cluster: counts match the distinct users put in, calls survive Redis
-// losing its functions/scripts, AUTH works, the PFADD baseline agrees.
+// Cluster: counts match the distinct users put in, with batched calls
+// (seg_add_users_v2, the default) and one call per user (seg_add_user);
+// calls survive Redis losing its functions/scripts, AUTH works, the PFADD
+// baseline agrees. tests/stats_batched_test.cc compares the two call shapes
+// register by register.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -96,11 +99,13 @@ std::unique_ptr<RedisRouter> SingleRouter(int port, const std::string& password 
   return r.ok() ? std::move(*r) : nullptr;
 }
 
-StatsWriterOptions WriterOptions(int port, uint32_t shards, StatsCallMode mode) {
+StatsWriterOptions WriterOptions(int port, uint32_t shards, StatsCallMode mode,
+                                 bool batched_calls = true) {
   StatsWriterOptions o;
   o.redis.node.port = port;
   o.shards = shards;
   o.mode = mode;
+  o.batched_calls = batched_calls;
   o.hll_retention_days = 0;  // days of 2024: past the default retention
   return o;
 }
@@ -118,6 +123,8 @@ TEST(StatsDaysTest, ParsesFormatsAndRejectsDays) {
   EXPECT_EQ(DayFromUnixMs(0), 19700101u);
   EXPECT_EQ(DayFromUnixMs(1714521600000), 20240501u);  // 2024-05-01T00:00:00Z
   EXPECT_EQ(HllKey("hll", 7, "cats", 20240501), "hll:{7}:cats:20240501");
+  EXPECT_FALSE(ParseDay("20240230").ok());
+  EXPECT_FALSE(ParseDay("19691231").ok());
   EXPECT_EQ(RedisKeySlot(HllKey("hll", 7, "cats", 20240501)),
             RedisKeySlot(HllKey("hll", 7, "dogs", 20240502)));
 }
@@ -125,16 +132,30 @@ TEST(StatsDaysTest, ParsesFormatsAndRejectsDays) {
 TEST(StatsWriterLuaTest, LibrarySourceIsCompiledIn) {
   std::string_view lua = StatsFunctionsLua();
   EXPECT_TRUE(lua.starts_with("#!lua name=segstats"));
-  EXPECT_NE(lua.find("seg_add_user"), std::string_view::npos);
+  EXPECT_NE(lua.find("'seg_add_user'"), std::string_view::npos);
+  EXPECT_NE(lua.find("'seg_add_users_v2'"), std::string_view::npos);
 }
 
-class StatsWriterModeTest : public ::testing::TestWithParam<StatsCallMode> {};
+// How a writer calls Redis: the transport and the call shape.
+struct WriterMode {
+  StatsCallMode mode;
+  bool batched_calls;
+  std::string name;
+};
+std::string ModeName(const ::testing::TestParamInfo<WriterMode>& info) { return info.param.name; }
+const WriterMode kFunctionBatched{StatsCallMode::kFunction, true, "Function"};
+const WriterMode kEvalshaBatched{StatsCallMode::kEvalsha, true, "Evalsha"};
+const WriterMode kFunctionPerUser{StatsCallMode::kFunction, false, "FunctionPerUser"};
+const WriterMode kEvalshaPerUser{StatsCallMode::kEvalsha, false, "EvalshaPerUser"};
+
+class StatsWriterModeTest : public ::testing::TestWithParam<WriterMode> {};
 
 TEST_P(StatsWriterModeTest, PfcountEqualsDistinctUsersWithinHllError) {
   auto redis = LocalRedis::Start();
   ASSERT_TRUE(redis.ok()) << redis.status();
   const uint32_t shards = 4;
-  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), shards, GetParam()));
+  auto writer = NewStatsWriter(
+      WriterOptions((*redis)->port(), shards, GetParam().mode, GetParam().batched_calls));
   ASSERT_TRUE(writer.ok()) << writer.status();
   auto users = MakeUsers(0, 12000);
   ASSERT_TRUE(WriteInBatches(writer->get(), users, 500).ok());
@@ -144,11 +165,18 @@ TEST_P(StatsWriterModeTest, PfcountEqualsDistinctUsersWithinHllError) {
   size_t keys = 0;
   for (const auto& u : users) keys += u.adds.size();
   EXPECT_EQ((*writer)->counters().keys, static_cast<int64_t>(keys));
-  if (GetParam() != StatsCallMode::kPfaddPerRoundTrip) {
-    // One call per user that had something to add, 24 pipelines + 1 registry.
-    int64_t callers = 0;
-    for (const auto& u : users) callers += !u.adds.empty();
-    EXPECT_EQ((*writer)->counters().calls, callers);
+  if (GetParam().mode != StatsCallMode::kPfaddPerRoundTrip) {
+    if (GetParam().batched_calls) {
+      // One Redis: every shard's keys in one group, and a batch's ~590 adds
+      // fit one call: one call per batch.
+      EXPECT_EQ((*writer)->counters().calls, 24);
+    } else {
+      // One call per user that had something to add.
+      int64_t callers = 0;
+      for (const auto& u : users) callers += !u.adds.empty();
+      EXPECT_EQ((*writer)->counters().calls, callers);
+    }
+    // 24 pipelines + 1 registry.
     EXPECT_LE((*writer)->counters().round_trips, 26);
   }
   // The registry lists every segment seen.
@@ -163,21 +191,13 @@ TEST_P(StatsWriterModeTest, PfcountEqualsDistinctUsersWithinHllError) {
   ExpectCountsMatch(router.get(), shards, Truth(users));
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, StatsWriterModeTest,
-                         ::testing::Values(StatsCallMode::kFunction, StatsCallMode::kEvalsha,
-                                           StatsCallMode::kPfaddPerRoundTrip),
-                         [](const auto& info) {
-                           switch (info.param) {
-                             case StatsCallMode::kFunction:
-                               return std::string("Function");
-                             case StatsCallMode::kEvalsha:
-                               return std::string("Evalsha");
-                             default:
-                               return std::string("PfaddBaseline");
-                           }
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Modes, StatsWriterModeTest,
+    ::testing::Values(kFunctionBatched, kEvalshaBatched, kFunctionPerUser, kEvalshaPerUser,
+                      WriterMode{StatsCallMode::kPfaddPerRoundTrip, false, "PfaddBaseline"}),
+    ModeName);
 
-class StatsWriterRestartTest : public ::testing::TestWithParam<StatsCallMode> {};
+class StatsWriterRestartTest : public ::testing::TestWithParam<WriterMode> {};
 
 // Redis restarted mid-run without persistence: the data and the function
 // cache are gone. The next batch's calls answer "Function not found" /
@@ -187,7 +207,8 @@ class StatsWriterRestartTest : public ::testing::TestWithParam<StatsCallMode> {}
 TEST_P(StatsWriterRestartTest, CallsRecoverAfterRestartAndCountsMatch) {
   auto redis = LocalRedis::Start();
   ASSERT_TRUE(redis.ok()) << redis.status();
-  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 2, GetParam()));
+  auto writer =
+      NewStatsWriter(WriterOptions((*redis)->port(), 2, GetParam().mode, GetParam().batched_calls));
   ASSERT_TRUE(writer.ok()) << writer.status();
   auto first = MakeUsers(0, 4000);
   auto second = MakeUsers(4000, 8000);
@@ -212,7 +233,8 @@ TEST_P(StatsWriterRestartTest, CallsRecoverAfterRestartAndCountsMatch) {
 TEST_P(StatsWriterRestartTest, CallsRecoverAfterFlushAndCountsMatch) {
   auto redis = LocalRedis::Start();
   ASSERT_TRUE(redis.ok()) << redis.status();
-  auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 1, GetParam()));
+  auto writer =
+      NewStatsWriter(WriterOptions((*redis)->port(), 1, GetParam().mode, GetParam().batched_calls));
   ASSERT_TRUE(writer.ok()) << writer.status();
   auto first = MakeUsers(0, 3000);
   auto second = MakeUsers(3000, 6000);
@@ -228,11 +250,9 @@ TEST_P(StatsWriterRestartTest, CallsRecoverAfterFlushAndCountsMatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, StatsWriterRestartTest,
-                         ::testing::Values(StatsCallMode::kFunction, StatsCallMode::kEvalsha),
-                         [](const auto& info) {
-                           return info.param == StatsCallMode::kFunction ? std::string("Function")
-                                                                         : std::string("Evalsha");
-                         });
+                         ::testing::Values(kFunctionBatched, kEvalshaBatched, kFunctionPerUser,
+                                           kEvalshaPerUser),
+                         ModeName);
 
 TEST(StatsWriterTest, RedisDownIsUnavailableAndRecovers) {
   auto redis = LocalRedis::Start();
@@ -288,6 +308,10 @@ TEST(StatsWriterTest, RejectsMalformedUpdatesBeforeSending) {
   EXPECT_EQ((*writer)->WriteBatch(no_user).code(), StatusCode::kInvalidArgument);
   std::vector<UserUpdate> no_segment = {{"u1", {{"", kDay0}}}};
   EXPECT_EQ((*writer)->WriteBatch(no_segment).code(), StatusCode::kInvalidArgument);
+  for (Day day : {20240230u, 20230229u, 20240100u, 20240132u, 19691231u, 100000000u}) {
+    std::vector<UserUpdate> u = {{"u1", {{"cats", kDay0}, {"cats", day}}}};
+    EXPECT_EQ((*writer)->WriteBatch(u).code(), StatusCode::kInvalidArgument) << day;
+  }
   EXPECT_EQ((*writer)->counters().round_trips, 0);
 }
 

@@ -142,6 +142,42 @@ TEST(RedisTest, PipelineOfTenThousandCommandsInOneCall) {
   EXPECT_TRUE(none->empty());
 }
 
+// A few commands of many arguments each (the stats writer's batched calls),
+// an empty argument and a 1 MB one: formatted and flushed piecewise, and the
+// server sees exactly the arguments given. PipelineRefs sends the same way.
+TEST(RedisTest, LargeCommandsGoThroughIntact) {
+  auto redis = StartRedis();
+  ASSERT_NE(redis, nullptr);
+  auto conn = RedisConnection::Connect(OptionsFor(*redis));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::vector<RedisArgv> commands;
+  for (int c = 0; c < 3; ++c) {
+    RedisArgv rpush = {"RPUSH", "list:" + std::to_string(c)};
+    for (int i = 0; i < 50000; ++i) rpush.push_back(std::to_string(c * 100000 + i));
+    rpush.emplace_back();  // an empty element
+    commands.push_back(std::move(rpush));
+  }
+  const std::string big(1 << 20, 'x');
+  commands.push_back({"SET", "big", big});
+  commands.push_back({"LLEN", "list:2"});
+  auto replies = (*conn)->Pipeline(commands);
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_EQ(replies->size(), 5u);
+  for (int c = 0; c < 3; ++c) EXPECT_EQ((*replies)[c].integer, 50001) << c;
+  EXPECT_EQ((*replies)[3].str, "OK");
+  EXPECT_EQ((*replies)[4].integer, 50001);
+  // PipelineRefs: the same, on commands held elsewhere.
+  const RedisArgv a = {"LINDEX", "list:1", "49999"}, b = {"LINDEX", "list:1", "50000"},
+                  c = {"STRLEN", "big"};
+  const RedisArgv* refs[] = {&a, &b, &c};
+  auto got = (*conn)->PipelineRefs(refs);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ((*got)[0].str, "149999");
+  EXPECT_TRUE((*got)[1].is_string());
+  EXPECT_EQ((*got)[1].str, "");
+  EXPECT_EQ((*got)[2].integer, 1 << 20);
+}
+
 TEST(RedisTest, ReconnectsAfterServerRestart) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);

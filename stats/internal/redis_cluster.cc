@@ -68,10 +68,10 @@ class SingleNodeRouter : public RedisRouter {
     return conn_->Command(argv);
   }
   StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<RoutedCommand>& commands) override {
-    std::vector<RedisArgv> argvs;
+    std::vector<const RedisArgv*> argvs;
     argvs.reserve(commands.size());
-    for (const auto& c : commands) argvs.push_back(c.argv);
-    return conn_->Pipeline(argvs);
+    for (const auto& c : commands) argvs.push_back(&c.argv);
+    return conn_->PipelineRefs(argvs);
   }
   Status ForEachMaster(const std::function<Status(RedisConnection&)>& fn) override {
     return fn(*conn_);
@@ -134,17 +134,19 @@ class ClusterRouter : public RedisRouter {
       bool refresh = false;
       bool backoff = false;
       for (auto& [address, group] : by_node) {
-        std::vector<RedisArgv> argvs;
-        std::vector<int> reply_pos;  // where each command's reply is (after any ASKING)
+        static const RedisArgv kAsking = {"ASKING"};
+        std::vector<const RedisArgv*> argvs;  // the commands themselves, not copies
+        std::vector<int> reply_pos;           // where each command's reply is (after any ASKING)
         argvs.reserve(group.size());
         for (const Pending* p : group) {
-          if (p->asking) argvs.push_back({"ASKING"});
+          if (p->asking) argvs.push_back(&kAsking);
           reply_pos.push_back(static_cast<int>(argvs.size()));
-          argvs.push_back(commands[p->index].argv);
+          argvs.push_back(&commands[p->index].argv);
         }
         auto conn = Connection(address);
         StatusOr<std::vector<RedisReply>> replies =
-            conn.ok() ? (*conn)->Pipeline(argvs) : StatusOr<std::vector<RedisReply>>(conn.status());
+            conn.ok() ? (*conn)->PipelineRefs(argvs)
+                      : StatusOr<std::vector<RedisReply>>(conn.status());
         if (!replies.ok()) {
           // A node may have failed over or left: reload the map once and
           // re-route; a second transport failure in one call is final.

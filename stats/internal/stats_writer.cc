@@ -1,12 +1,18 @@
-// StatsWriter implementation: builds one FCALL/EVALSHA per user, pipelines
-// them through the RedisRouter (one pipeline per node), and reloads the Lua
-// on every master when a node answers "Function not found" or NOSCRIPT.
+// StatsWriter implementation: groups a batch's adds per Redis Cluster slot
+// and per key into FCALL seg_add_users_v2 calls (or builds one FCALL
+// seg_add_user per user), pipelines them through the RedisRouter (one
+// pipeline per node), reloads the Lua on every master when a node answers
+// "Function not found" or NOSCRIPT, and resends calls that failed
+// transiently, whole.
 #include "stats/stats_writer.h"
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
+#include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/clock.h"
@@ -21,16 +27,22 @@ std::string_view StatsFunctionsLua() { return StatsFunctionsLuaSource(); }
 
 namespace {
 
-constexpr std::string_view kFunctionName = "seg_add_user";
+// The two argument contracts of lua/stats_functions.lua (one library).
+constexpr std::string_view kPerUserFunction = "seg_add_user";
+constexpr std::string_view kBatchedFunction = "seg_add_users_v2";
 
-// The library without its "#!lua name=..." line: an EVAL script.
-std::string EvalScriptBody() {
+// The library without its "#!lua name=..." line, plus the line that runs the
+// contract's function: an EVAL script.
+std::string EvalScriptBody(bool batched) {
   std::string_view lua = StatsFunctionsLua();
   if (lua.starts_with("#!")) {
     size_t nl = lua.find('\n');
     lua = nl == std::string_view::npos ? std::string_view() : lua.substr(nl + 1);
   }
-  return std::string(lua);
+  std::string body(lua);
+  if (!body.empty() && body.back() != '\n') body.push_back('\n');
+  body += batched ? "return add_users(KEYS, ARGV)\n" : "return add_user(KEYS, ARGV)\n";
+  return body;
 }
 
 bool IsMissingProcedure(const RedisReply& r) {
@@ -44,9 +56,21 @@ bool FunctionsUnsupported(const RedisReply& r) {
          (r.str.find("unknown command") != std::string::npos || r.str.starts_with("NOPERM"));
 }
 
+// LOADING, BUSY, MASTERDOWN, TRYAGAIN (left over after the router's own
+// retries), CLUSTERDOWN: the server could not run the call now; it may have
+// run part of it (a script is not rolled back), so it is sent again whole.
+bool IsTransient(const RedisReply& r) {
+  return r.is_error() && r.ToStatus().code() == StatusCode::kUnavailable;
+}
+
+// A real calendar day in 1970..9999: the civil-day round trip normalises
+// anything else (20240230 -> 20240301, month 13, day 0) to another number.
+// Arithmetic only: it runs for every add.
 bool ValidDay(Day day) {
   if (day < 19700101 || day > 99991231) return false;
-  return ParseDay(std::to_string(day)).ok();
+  const Day month = day / 100 % 100, dom = day % 100;
+  if (month < 1 || month > 12 || dom < 1 || dom > 31) return false;
+  return EpochDaysToDay(DayToEpochDays(day)) == day;
 }
 
 class StatsWriterImpl final : public StatsWriter {
@@ -56,19 +80,25 @@ class StatsWriterImpl final : public StatsWriter {
         router_(std::move(router)),
         mode_(options.mode),
         calls_(metrics::GetCounter("seg_stats_writer_calls_total",
-                                   "Redis procedure calls (one per user) acknowledged")),
+                                   "Redis procedure calls acknowledged (one per slot group and "
+                                   "chunk, or one per user with batched_calls off)")),
         keys_(metrics::GetCounter("seg_stats_writer_keys_total",
-                                  "HyperLogLog segment-day keys updated")),
+                                  "HyperLogLog updates ((user, segment-day) adds) acknowledged")),
         reloads_metric_(metrics::GetCounter("seg_stats_writer_reloads_total",
                                             "Function/script reloads after Redis lost them")),
+        retries_metric_(metrics::GetCounter(
+            "seg_stats_writer_retries_total",
+            "Calls sent again whole after a transient error reply (BUSY, LOADING, TRYAGAIN...)")),
         errors_(metrics::GetCounter("seg_stats_writer_errors_total", "Failed WriteBatch calls")),
         latency_(metrics::GetHistogram("seg_stats_writer_batch_latency_seconds",
                                        "WriteBatch latency (all round trips of a batch)")) {
     if (options_.shards == 0) options_.shards = 1;
+    if (options_.max_call_adds < 1) options_.max_call_adds = 1;
     retention_arg_ = std::to_string(options_.hll_retention_days);
   }
 
   Status WriteBatch(std::span<const UserUpdate> batch) override {
+    std::vector<Day> valid_days;  // a batch has few days: check each once
     for (const auto& u : batch) {
       if (u.adds.empty()) continue;
       if (u.user_id.empty()) return InvalidArgumentError("stats writer: empty user id");
@@ -76,7 +106,10 @@ class StatsWriterImpl final : public StatsWriter {
         if (a.segment.empty()) {
           return InvalidArgumentError("stats writer: empty segment for user " + u.user_id);
         }
-        if (!ValidDay(a.day)) {
+        if (std::find(valid_days.begin(), valid_days.end(), a.day) != valid_days.end()) continue;
+        if (ValidDay(a.day)) {
+          if (valid_days.size() < 16) valid_days.push_back(a.day);
+        } else {
           return InvalidArgumentError("stats writer: bad day " + std::to_string(a.day) +
                                       " (want yyyymmdd) for user " + u.user_id);
         }
@@ -86,17 +119,10 @@ class StatsWriterImpl final : public StatsWriter {
     // written, so they are not written at all (a backfill of old data).
     std::vector<UserUpdate> alive;
     if (options_.hll_retention_days > 0 && mode_ != StatsCallMode::kPfaddPerRoundTrip) {
-      const int64_t first_alive = Clock::Real()->NowMs() / 86'400'000 - options_.hll_retention_days;
-      // Days are few per batch: remember the last one seen.
-      Day last_day = 0;
-      bool last_past = false;
-      auto past = [&](const SegmentDay& a) {
-        if (a.day != last_day) {
-          last_day = a.day;
-          last_past = DayToEpochDays(a.day) < first_alive;
-        }
-        return last_past;
-      };
+      // yyyymmdd integers of real days order like the days themselves.
+      const Day first_alive =
+          EpochDaysToDay(Clock::Real()->NowMs() / 86'400'000 - options_.hll_retention_days);
+      auto past = [&](const SegmentDay& a) { return a.day < first_alive; };
       bool any = false;
       for (const auto& u : batch) {
         for (const auto& a : u.adds) any = any || past(a);
@@ -135,6 +161,8 @@ class StatsWriterImpl final : public StatsWriter {
     return Status::OK();
   }
 
+  // FUNCTION LOAD REPLACE of the library registers both functions, so a
+  // writer of either contract reloading it leaves the other one working.
   Status LoadProcedures() override {
     if (mode_ == StatsCallMode::kPfaddPerRoundTrip) return Status::OK();
     if (mode_ == StatsCallMode::kFunction) {
@@ -156,7 +184,7 @@ class StatsWriterImpl final : public StatsWriter {
       LOG(WARNING) << "stats writer: Redis Functions unavailable, falling back to EVALSHA";
       mode_ = StatsCallMode::kEvalsha;
     }
-    std::string body = EvalScriptBody();
+    std::string body = EvalScriptBody(options_.batched_calls);
     std::string sha;
     SEG_RETURN_IF_ERROR(router_->ForEachMaster([&](RedisConnection& conn) -> Status {
       SEG_ASSIGN_OR_RETURN(RedisReply r, conn.Command({"SCRIPT", "LOAD", body}));
@@ -174,31 +202,52 @@ class StatsWriterImpl final : public StatsWriter {
   const StatsWriterCounters& counters() const override { return counters_; }
 
  private:
-  // One call per user. With retention on, keys this writer has not checked
-  // lately get their flag in ARGV[3] ('1' = EXPIREAT NX this key): the
-  // procedure then sets the expiry of each key about once per writer per
-  // ttl_recheck_ms instead of on every change; calls with nothing to check
-  // carry no ARGV[2]/[3] and cost Redis exactly what they did before.
-  RoutedCommand CallFor(const UserUpdate& u) {
+  // What a call carries, for the counters and for error messages.
+  struct CallInfo {
+    int64_t adds = 0;                  // (user, segment-day) pairs
+    const UserUpdate* user = nullptr;  // per-user calls
+    size_t keys = 0;                   // batched calls
+  };
+
+  // "FCALL <function>" or "EVALSHA <sha>": argv[0] and argv[1] of a call,
+  // rewritten before every send (a reload may switch FCALL to EVALSHA).
+  void SetCallHead(RedisArgv* argv) const {
+    if (mode_ == StatsCallMode::kFunction) {
+      (*argv)[0] = "FCALL";
+      (*argv)[1] = options_.batched_calls ? kBatchedFunction : kPerUserFunction;
+    } else {
+      (*argv)[0] = "EVALSHA";
+      (*argv)[1] = sha_;
+    }
+  }
+
+  // '1' when this writer has not asked for `key`'s expiry lately (and now
+  // counts it as asked), '0' otherwise; retention 0: never.
+  char ExpiryFlag(const std::string& key) {
+    if (options_.hll_retention_days <= 0) return '0';
+    bool check = expiry_checked_.insert(key).second;
+    counters_.expiry_checks += check;
+    return check ? '1' : '0';
+  }
+
+  // One call per user (seg_add_user). With retention on, keys this writer
+  // has not checked lately get their flag in ARGV[3] ('1' = EXPIREAT NX this
+  // key): the procedure then sets the expiry of each key about once per
+  // writer per ttl_recheck_ms instead of on every change; calls with nothing
+  // to check carry no ARGV[2]/[3] and cost Redis exactly what they did before.
+  RoutedCommand PerUserCall(const UserUpdate& u) {
     uint32_t shard = UserShard(u.user_id, options_.shards);
     RoutedCommand c;
     c.argv.reserve(u.adds.size() + 6);
-    if (mode_ == StatsCallMode::kFunction) {
-      c.argv = {"FCALL", std::string(kFunctionName)};
-    } else {
-      c.argv = {"EVALSHA", sha_};
-    }
+    c.argv.resize(2);  // SetCallHead
     c.argv.push_back(std::to_string(u.adds.size()));
     std::string flags;
     bool any = false;
     for (const auto& a : u.adds) {
       c.argv.push_back(HllKey(options_.key_prefix, shard, a.segment, a.day));
       if (options_.hll_retention_days > 0) {
-        bool check = !expiry_checked_.contains(c.argv.back()) &&
-                     expiry_checked_.insert(c.argv.back()).second;
-        counters_.expiry_checks += check;
-        flags.push_back(check ? '1' : '0');
-        any = any || check;
+        flags.push_back(ExpiryFlag(c.argv.back()));
+        any = any || flags.back() == '1';
       }
     }
     c.argv.push_back(u.user_id);
@@ -208,6 +257,107 @@ class StatsWriterImpl final : public StatsWriter {
     }
     c.key = c.argv[3];
     return c;
+  }
+
+  // A (shard, segment, day): one HyperLogLog key.
+  struct KeyId {
+    uint32_t shard;
+    Day day;
+    std::string_view segment;
+    bool operator==(const KeyId&) const = default;
+  };
+  struct KeyIdHash {
+    size_t operator()(const KeyId& k) const {
+      return std::hash<std::string_view>()(k.segment) ^
+             ((static_cast<size_t>(k.shard) << 32 | k.day) * 0x9E3779B97F4A7C15ull);
+    }
+  };
+  struct KeyMembers {
+    std::string key;
+    int slot = 0;
+    std::vector<std::string_view> members;  // user ids, into the batch
+  };
+
+  // Many users per call (seg_add_users_v2): the batch's adds grouped per key,
+  // keys grouped per Redis Cluster slot (on one server every key is in one
+  // group: Redis checks slots only in cluster mode), one call per group and
+  // chunk of at most max_call_adds members; a key with more members than
+  // fit continues in the next call. Layout (lua/stats_functions.lua):
+  // FCALL f n k1..kn <days> <flags> c1..cn <c1 members of k1> <c2 of k2> ...
+  void BatchedCalls(std::span<const UserUpdate> batch, std::vector<RoutedCommand>* cmds,
+                    std::vector<CallInfo>* infos) {
+    std::unordered_map<KeyId, size_t, KeyIdHash> index;
+    std::vector<KeyMembers> keys;
+    const bool cluster = router_->is_cluster();
+    for (const auto& u : batch) {
+      if (u.adds.empty()) continue;
+      const uint32_t shard = UserShard(u.user_id, options_.shards);
+      for (const auto& a : u.adds) {
+        auto [it, fresh] = index.try_emplace(KeyId{shard, a.day, a.segment}, keys.size());
+        if (fresh) {
+          KeyMembers& k = keys.emplace_back();
+          k.key = HllKey(options_.key_prefix, shard, a.segment, a.day);
+          k.slot = cluster ? RedisKeySlot(k.key) : 0;
+        }
+        keys[it->second].members.push_back(u.user_id);
+      }
+    }
+    // Keys of one slot together, in order of first sight within it.
+    std::vector<size_t> order(keys.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    if (cluster) {
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return keys[a].slot < keys[b].slot; });
+    }
+    struct Piece {
+      const KeyMembers* key;
+      size_t from, to;  // members[from, to)
+    };
+    std::vector<Piece> pieces;
+    size_t adds = 0;
+    auto emit = [&] {
+      if (pieces.empty()) return;
+      RoutedCommand c;
+      c.argv.reserve(5 + 2 * pieces.size() + adds);
+      c.argv.resize(2);  // SetCallHead
+      c.argv.push_back(std::to_string(pieces.size()));
+      std::string flags;
+      bool any = false;
+      for (const Piece& p : pieces) {
+        c.argv.push_back(p.key->key);
+        // A key continued from the previous call was flagged there.
+        flags.push_back(p.from == 0 ? ExpiryFlag(p.key->key) : '0');
+        any = any || flags.back() == '1';
+      }
+      c.argv.push_back(any ? retention_arg_ : "0");
+      c.argv.push_back(any ? std::move(flags) : std::string());
+      for (const Piece& p : pieces) c.argv.push_back(std::to_string(p.to - p.from));
+      for (const Piece& p : pieces) {
+        for (size_t m = p.from; m < p.to; ++m) c.argv.emplace_back(p.key->members[m]);
+      }
+      c.key = pieces.front().key->key;
+      cmds->push_back(std::move(c));
+      infos->push_back(CallInfo{static_cast<int64_t>(adds), nullptr, pieces.size()});
+      pieces.clear();
+      adds = 0;
+    };
+    const size_t cap = static_cast<size_t>(options_.max_call_adds);
+    int slot = -1;
+    for (size_t i : order) {
+      const KeyMembers& k = keys[i];
+      if (k.slot != slot) {
+        emit();
+        slot = k.slot;
+      }
+      for (size_t from = 0; from < k.members.size();) {
+        size_t to = std::min(k.members.size(), from + (cap - adds));
+        pieces.push_back({&k, from, to});
+        adds += to - from;
+        from = to;
+        if (adds == cap) emit();
+      }
+    }
+    emit();
   }
 
   // Keys whose expiry was set within ttl_recheck_ms are not flagged again;
@@ -224,48 +374,93 @@ class StatsWriterImpl final : public StatsWriter {
     }
   }
 
+  std::string Describe(const CallInfo& info, const RoutedCommand& c) const {
+    if (info.user != nullptr) return "call for user " + info.user->user_id;
+    return "call of " + std::to_string(info.adds) + " adds to " + std::to_string(info.keys) +
+           " keys (" + c.key + ", ...)";
+  }
+
+  // Builds the batch's calls, then sends them, one pipeline per round:
+  // calls answered "Function not found"/NOSCRIPT go again after a reload,
+  // calls answered with a transient error (IsTransient) go again after a
+  // short backoff. A call is always resent whole, with the same members and
+  // expiry flags: PFADD is idempotent, so whatever part of it ran before
+  // changes nothing. Any other error reply fails the batch.
   Status WriteCalls(std::span<const UserUpdate> batch) {
     if (!loaded_) SEG_RETURN_IF_ERROR(LoadProcedures());
     MaybeResetExpiryChecks();
-    std::vector<const UserUpdate*> pending;
-    for (const auto& u : batch) {
-      if (!u.adds.empty()) pending.push_back(&u);
+    std::vector<RoutedCommand> cmds;
+    std::vector<CallInfo> infos;
+    if (options_.batched_calls) {
+      BatchedCalls(batch, &cmds, &infos);
+    } else {
+      for (const auto& u : batch) {
+        if (u.adds.empty()) continue;
+        cmds.push_back(PerUserCall(u));
+        infos.push_back(CallInfo{static_cast<int64_t>(u.adds.size()), &u, 0});
+      }
     }
-    for (int round = 0; !pending.empty(); ++round) {
-      std::vector<RoutedCommand> cmds;
-      cmds.reserve(pending.size());
-      for (const UserUpdate* u : pending) cmds.push_back(CallFor(*u));
+    int reloads = 0, retries = 0;
+    while (!cmds.empty()) {
+      for (auto& c : cmds) SetCallHead(&c.argv);
       SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, router_->Pipeline(cmds));
       ++counters_.round_trips;
-      std::vector<const UserUpdate*> missing;
+      std::vector<size_t> missing, transient;
       for (size_t i = 0; i < replies.size(); ++i) {
         const RedisReply& r = replies[i];
         if (IsMissingProcedure(r)) {
-          missing.push_back(pending[i]);
+          missing.push_back(i);
+          continue;
+        }
+        if (IsTransient(r) && retries < options_.max_call_retries) {
+          transient.push_back(i);
           continue;
         }
         SEG_RETURN_IF_ERROR(
-            r.ToStatus().WithContext("stats writer: call for user " + pending[i]->user_id));
+            r.ToStatus().WithContext("stats writer: " + Describe(infos[i], cmds[i])));
         ++counters_.calls;
-        counters_.keys += static_cast<int64_t>(pending[i]->adds.size());
+        counters_.keys += infos[i].adds;
         counters_.changed += r.integer;
         calls_.Inc();
-        keys_.Inc(static_cast<double>(pending[i]->adds.size()));
+        keys_.Inc(static_cast<double>(infos[i].adds));
       }
-      if (missing.empty()) break;
-      if (round >= options_.max_reload_rounds) {
-        return UnavailableError("stats writer: function still missing after " +
-                                std::to_string(round) + " reloads");
+      if (missing.empty() && transient.empty()) break;
+      if (!missing.empty()) {
+        if (reloads >= options_.max_reload_rounds) {
+          return UnavailableError("stats writer: function still missing after " +
+                                  std::to_string(reloads) + " reloads");
+        }
+        LOG(INFO) << "stats writer: " << missing.size()
+                  << " call(s) found no function/script on Redis (restarted?); reloading";
+        // A Redis that lost its functions may have lost the registry too.
+        registered_.clear();
+        expiry_checked_.clear();
+        ++reloads;
+        ++counters_.reloads;
+        reloads_metric_.Inc();
+        SEG_RETURN_IF_ERROR(LoadProcedures());
       }
-      LOG(INFO) << "stats writer: " << missing.size()
-                << " call(s) found no function/script on Redis (restarted?); reloading";
-      // A Redis that lost its functions may have lost the registry too.
-      registered_.clear();
-      expiry_checked_.clear();
-      ++counters_.reloads;
-      reloads_metric_.Inc();
-      SEG_RETURN_IF_ERROR(LoadProcedures());
-      pending = std::move(missing);
+      if (!transient.empty()) {
+        LOG_EVERY_N(WARNING, 100) << "stats writer: " << transient.size()
+                                  << " call(s) failed transiently ("
+                                  << replies[transient.front()].str << "); resending them whole";
+        counters_.retries += static_cast<int64_t>(transient.size());
+        retries_metric_.Inc(static_cast<double>(transient.size()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10 << std::min(retries, 6)));
+        ++retries;
+      }
+      // The calls to send again, whole: moved, never rebuilt.
+      std::vector<size_t> again;
+      std::merge(missing.begin(), missing.end(), transient.begin(), transient.end(),
+                 std::back_inserter(again));
+      std::vector<RoutedCommand> next;
+      std::vector<CallInfo> next_infos;
+      for (size_t i : again) {
+        next.push_back(std::move(cmds[i]));
+        next_infos.push_back(infos[i]);
+      }
+      cmds = std::move(next);
+      infos = std::move(next_infos);
     }
     return Status::OK();
   }
@@ -324,7 +519,7 @@ class StatsWriterImpl final : public StatsWriter {
   int64_t expiry_checked_since_us_ = 0;
   std::unordered_set<std::string> registered_;
   StatsWriterCounters counters_;
-  metrics::Counter calls_, keys_, reloads_metric_, errors_;
+  metrics::Counter calls_, keys_, reloads_metric_, retries_metric_, errors_;
   metrics::Histogram latency_;
 };
 
@@ -349,6 +544,15 @@ Status StatsWriterOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".update_registry", &update_registry));
   SEG_RETURN_IF_ERROR(config.Get(p + ".hll_retention_days", &hll_retention_days));
   SEG_RETURN_IF_ERROR(config.Get(p + ".ttl_recheck_ms", &ttl_recheck_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".batched_calls", &batched_calls));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".max_call_adds", &max_call_adds));
+  if (max_call_adds < 1 || max_call_adds > 1'000'000) {
+    return InvalidArgumentError(config.source() + ": " + p + ".max_call_adds: must be 1..1000000");
+  }
+  SEG_RETURN_IF_ERROR(config.Get(p + ".max_call_retries", &max_call_retries));
+  if (max_call_retries < 0 || max_call_retries > 10) {
+    return InvalidArgumentError(config.source() + ": " + p + ".max_call_retries: must be 0..10");
+  }
   if (hll_retention_days < 0 || hll_retention_days > 100000) {
     return InvalidArgumentError(config.source() + ": " + p +
                                 ".hll_retention_days: must be 0 (keep forever) .. 100000");
