@@ -14,6 +14,10 @@ if(TARGET seg_ingest AND TARGET seg_store_server)
     TIMEOUT 180
     LABELS integration)
   add_dependencies(ingest_test seg-store)
+  # SegLoadTest runs the standalone binary too.
+  if(TARGET seg-load)
+    add_dependencies(ingest_test seg-load)
+  endif()
 endif()
 
 # The binaries as deployed: seg-store --notify-kafka, seg-ingest and SIGTERM,
