@@ -163,17 +163,16 @@ if [[ "$REAL" == 1 ]]; then
 fi
 
 # 1. Kafka: the librdkafka mock cluster as its own process, or a real cluster
-#    (segctl topics create makes the topics it lacks).
+#    (segctl topics create makes the topics it lacks). One list for both.
+TOPICS=events:8,events-deadletter:2,user-changes:8,segmentation-results:8
 if [[ -n "$KAFKA_EXTERNAL" ]]; then
   KAFKA="$KAFKA_EXTERNAL"
   wait_port kafka "${KAFKA%%,*}"
   # Topics that exist are left alone; a broker would auto-create the others
   # with one partition, and one segmenter would do all the work.
-  "$BUILD/tools/segctl" topics create --bootstrap "$KAFKA" \
-    --topics events:8,events-deadletter:2,user-changes:8,segmentation-results:8 >/dev/null
+  "$BUILD/tools/segctl" topics create --bootstrap "$KAFKA" --topics "$TOPICS" >/dev/null
 else
-  start kafka "$BUILD/tools/kafka-local" --brokers 3 \
-    --topics events:8,events-deadletter:2,user-changes:8,segmentation-results:8 \
+  start kafka "$BUILD/tools/kafka-local" --brokers 3 --topics "$TOPICS" \
     --port-file "$RUN_DIR/kafka.bootstrap"
   wait_file kafka "$RUN_DIR/kafka.bootstrap" "${PIDS[-1]}"
   KAFKA="$(cat "$RUN_DIR/kafka.bootstrap")"
