@@ -172,6 +172,9 @@ class EndToEndTest : public ::testing::Test {
     // ctest's e2e_real_test (label `real`): real Kafka and HBase + Thrift2.
     const char* real = std::getenv("SEG_E2E_REAL");
     options.real_services = real != nullptr && std::string(real) == "1";
+    // e2e_real_endpoint_test: HBase's NoticeEndpoint is the only notice source.
+    const char* notices = std::getenv("SEG_E2E_NOTICES");
+    options.hbase_notices = notices != nullptr && std::string(notices) == "hbase";
     options.segmenter_overrides = {
         "segmenter.bot_blacklist.threshold_events=" + std::to_string(kBotThreshold),
         "segmenter.bots.sustain_ms=0",  // the spike rule: this short run has no minutes

@@ -47,6 +47,7 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.initial_ms", &store_backoff.initial_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.max_ms", &store_backoff.max_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.shutdown_timeout_ms", &shutdown_timeout_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.notices.enabled", &notices_enabled));
   SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.enabled", &watermark_enabled));
   SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.interval_ms", &watermark_interval_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.table", &watermark_table));
@@ -301,7 +302,7 @@ class IngesterImpl : public Ingester {
 
     // ---- 5. notices of this batch start flying; steps 6-7 happen in
     //         FinishOldest, during the next batches' writes
-    if (!batch->committed.empty()) {
+    if (options_.notices_enabled && !batch->committed.empty()) {
       auto pending = notifier_->StartPublish(batch->committed, batch->acked_at_ms);
       if (pending.ok()) {
         batch->notices = std::move(pending).value();
@@ -331,7 +332,7 @@ class IngesterImpl : public Ingester {
   Status FinishOldest(std::stop_token stop) {
     if (in_flight_.empty()) return Status::OK();
     InFlight& f = *in_flight_.front();
-    if (!f.committed.empty()) {
+    if (options_.notices_enabled && !f.committed.empty()) {
       int64_t t0 = clock_->MonotonicUs();
       Status s = f.notices ? f.notices->Wait(std::chrono::milliseconds(wait_limit_ms_))
                            : UnavailableError("notices not produced");
