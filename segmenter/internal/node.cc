@@ -662,6 +662,7 @@ class NodeImpl : public Node {
     // A backlog: scan the next round while this one is processed.
     if (more) due_scanner_.Prefetch(round.now, outcome, owned_, clock_->NowMs());
     Status s = fired_due_.empty() ? Status::OK() : ProcessSurvivors(now);
+    if (stats::IsEpochChange(s)) s = ProcessSurvivors(now);  // counting them afresh
     if (!s.ok()) {
       due_scanner_.DropPrefetch();
       metrics_.due_scan_failures.Inc();
@@ -779,8 +780,9 @@ class NodeImpl : public Node {
 
     // Marks counted under another stats epoch are void (Redis lost data): count again.
     const std::optional<std::string_view> epoch = stats_->Epoch(p.user_id);
+    std::vector<std::string> void_marks;
     if (epoch && previous.counted_epoch() != *epoch && previous.counted_size() > 0) {
-      previous.clear_counted();
+      void_marks = TakeVoidMarks(&previous);
       ++batch_counts_.recounted;
     }
     // A failed script keeps what it said before: no exit (or entry) from a failure.
@@ -813,11 +815,12 @@ class NodeImpl : public Node {
       result.set_seq(next.seq());
       results_.push_back(ResultMessage{std::string(p.user_id), result.SerializeAsString()});
     }
-    if (!change.to_count.empty()) {
+    if (!change.to_count.empty() || !void_marks.empty()) {
       StatsUpdate& update = updates_.emplace_back();
       update.user_id.assign(p.user_id);
       for (const auto& segment : change.to_count)
         update.segment_days.emplace_back(segment, DayOf(now));
+      RecountVoidMarks(void_marks, DayOf(now), &next, &update.segment_days);
     } else if (epoch && next.counted_size() > 0) {
       updates_.emplace_back().user_id.assign(p.user_id);  // its epoch is checked
     }
