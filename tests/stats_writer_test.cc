@@ -1,6 +1,6 @@
 // StatsWriter against a real redis-server and a local 3-master Redis
 // Cluster: counts match the distinct users put in, with batched calls
-// (seg_add_users_v2, the default) and one call per user (seg_add_user);
+// (seg_add_users_v3, the default; v2 with epochs off) and one call per user (seg_add_user);
 // calls survive Redis losing its functions/scripts, AUTH works, the PFADD
 // baseline agrees. tests/stats_batched_test.cc compares the two call shapes
 // register by register.
