@@ -778,10 +778,12 @@ class NodeImpl : public Node {
     if (p.kinds & kSchedule) ++batch_counts_.scheduled;
     if (p.kinds & kDefinition) ++batch_counts_.definition;
 
-    // Marks counted under another stats epoch are void (Redis lost data): count again.
+    // Marks counted under another (or an unknown) stats epoch are void
+    // (Redis lost data): count again.
     const std::optional<std::string_view> epoch = stats_->Epoch(p.user_id);
     std::vector<std::string> void_marks;
-    if (epoch && previous.counted_epoch() != *epoch && previous.counted_size() > 0) {
+    if (epoch && (epoch->empty() || previous.counted_epoch() != *epoch) &&
+        previous.counted_size() > 0) {
       void_marks = TakeVoidMarks(&previous);
       ++batch_counts_.recounted;
     }
