@@ -198,7 +198,8 @@ int Main(int argc, char** argv) {
   // Handed whole to ForgetMain / StatsAdminMain (see main()); --help only.
   app.add_subcommand("forget", "delete everything about users (see segctl forget --help)")
       ->allow_extras();
-  app.add_subcommand("stats", "stats key maintenance: expire-sweep, rebuild (see segctl stats --help)")
+  app.add_subcommand("stats",
+                     "stats key maintenance: expire-sweep, rebuild (see segctl stats --help)")
       ->allow_extras();
   app.add_subcommand("topics", "create the product's Kafka topics (see segctl topics --help)")
       ->allow_extras();
