@@ -9,9 +9,12 @@
 //     redis-server, fresh users, all in the same run and interleaved (--rounds
 //     rounds of: batched for seconds/rounds, then each other way for half
 //     that), so load from a neighbour on a shared machine falls on all alike:
-//     - batched: the node's path, FCALL seg_add_users_v2, one call per slot
-//       group and chunk of --max-call-adds adds (hll_updates_per_s, and per
-//       second of redis-server CPU: hll_updates_per_redis_cpu_s);
+//     - batched: the node's path, FCALL seg_add_users_v3 (with the stats
+//       epochs), one call per slot group and chunk of --max-call-adds adds
+//       (hll_updates_per_s, and per second of redis-server CPU:
+//       hll_updates_per_redis_cpu_s);
+//     - batched without epochs: FCALL seg_add_users_v2 (stats.epochs: false,
+//       the writer before issue #17 part 3; hll_v2_*), half the time;
 //     - per user: FCALL seg_add_user, one call per user pipelined per batch
 //       (the writer before issue #18);
 //     - unbatched: one PFADD per round trip, the baseline
@@ -27,6 +30,9 @@
 //     sketches: almost every PFADD changes one, the worst case for the expiry).
 //     hll_changed_fraction = PFADDs that changed a sketch / PFADDs (per-user).
 //     --retention-days D: the writer's hll_retention_days (0 = no expiry).
+//     Also hll_check_only_batch_us: the mean WriteBatch time of a batch whose
+//     users have nothing to add (an epoch-only call; before issue #17 part 3
+//     such a batch sent nothing).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -129,9 +135,11 @@ struct Totals {
 class Writer {
  public:
   Writer(int port, seg::stats::StatsCallMode mode, bool batched_calls, int batch_users,
-         const Workload& w, const std::vector<std::vector<seg::stats::SegmentDay>>* adds)
+         const Workload& w, const std::vector<std::vector<seg::stats::SegmentDay>>* adds,
+         bool epochs = true)
       : w_(w), adds_(adds), batch_(static_cast<size_t>(batch_users)) {
     seg::stats::StatsWriterOptions options;
+    options.epochs = epochs;
     options.redis.node.port = port;
     options.mode = mode;
     options.batched_calls = batched_calls;
@@ -179,6 +187,24 @@ class Writer {
     totals.changed += static_cast<double>(after.changed - before.changed);
     totals.calls += static_cast<double>(after.calls - before.calls);
     totals.expiry_checks = after.expiry_checks;
+  }
+
+  // Mean microseconds of WriteBatch for `batches` batches of users with
+  // nothing to add (only their shard's epoch is checked).
+  double CheckOnlyBatchUs(int batches, int64_t* next_user) {
+    for (auto& u : batch_) {
+      u.user_id = "u" + std::to_string((*next_user)++);
+      u.adds.clear();
+    }
+    const auto start = SteadyClock::now();
+    for (int i = 0; i < batches; ++i) {
+      auto s = writer_->WriteBatch(batch_);
+      if (!s.ok()) {
+        std::fprintf(stderr, "check-only batch: %s\n", s.ToString().c_str());
+        std::exit(1);
+      }
+    }
+    return std::chrono::duration<double, std::micro>(SteadyClock::now() - start).count() / batches;
   }
 
   Totals totals;
@@ -263,6 +289,8 @@ int RunHll(double seconds, int rounds, const Workload& w) {
   const auto adds = DrawAdds(w, static_cast<size_t>(w.batch_users) * 7 + 1);
   using seg::stats::StatsCallMode;
   Writer batched(port, StatsCallMode::kFunction, true, w.batch_users, w, &adds);
+  Writer batched_v2(port, StatsCallMode::kFunction, true, w.batch_users, w, &adds,
+                    /*epochs=*/false);
   Writer per_user(port, StatsCallMode::kFunction, false, w.batch_users, w, &adds);
   // The baseline is ~100x slower: small batches keep its slices short.
   Writer unbatched(port, StatsCallMode::kPfaddPerRoundTrip, false, std::max(1, w.batch_users / 20),
@@ -271,16 +299,24 @@ int RunHll(double seconds, int rounds, const Workload& w) {
   int64_t next_user = 0;
   const double slice = seconds / rounds;
   for (int r = 0; r < rounds; ++r) {
+    // Which of the two batched ways goes first alternates (sketches fill up
+    // as the run goes on).
+    if (r % 2 == 0) batched_v2.Run(slice / 2, port, &next_user);
     batched.Run(slice, port, &next_user);
+    if (r % 2 == 1) batched_v2.Run(slice / 2, port, &next_user);
     per_user.Run(slice / 2, port, &next_user);
     unbatched.Run(slice / 2, port, &next_user);
     floor.Run(slice / 2, port);
   }
+  const double check_only_us = batched.CheckOnlyBatchUs(200, &next_user);
   const Totals& b = batched.totals;
+  const Totals& v2 = batched_v2.totals;
   const Totals& p = per_user.totals;
   const Totals& u = unbatched.totals;
   std::printf(
       "{\"hll_updates_per_s\": %.0f, \"hll_updates_per_redis_cpu_s\": %.0f, "
+      "\"hll_v2_updates_per_s\": %.0f, \"hll_v2_updates_per_redis_cpu_s\": %.0f, "
+      "\"hll_check_only_batch_us\": %.1f, "
       "\"hll_unbatched_updates_per_s\": %.0f, \"hll_unbatched_updates_per_redis_cpu_s\": %.0f, "
       "\"hll_per_user_updates_per_s\": %.0f, \"hll_per_user_updates_per_redis_cpu_s\": %.0f, "
       "\"hll_fcall_floor_updates_per_redis_cpu_s\": %.0f, "
@@ -289,11 +325,11 @@ int RunHll(double seconds, int rounds, const Workload& w) {
       "\"hll_expiry_checks\": %lld, \"fresh_keys\": %s, \"retention_days\": %d, "
       "\"batch_users\": %d, \"segments_per_user\": %d, \"distinct_segments\": %d, "
       "\"days\": %d, \"max_call_adds\": %d, \"rounds\": %d, \"seconds\": %.1f}\n",
-      b.wall_rate(), b.cpu_rate(), u.wall_rate(), u.cpu_rate(), p.wall_rate(), p.cpu_rate(),
-      floor.totals.cpu_rate(), b.updates / b.client_cpu, b.calls / static_cast<double>(b.batches),
-      p.changed / p.updates, static_cast<long long>(b.expiry_checks),
-      w.fresh_keys ? "true" : "false", w.retention_days, w.batch_users, w.segments,
-      w.distinct_segments, w.days, w.max_call_adds, rounds, seconds);
+      b.wall_rate(), b.cpu_rate(), v2.wall_rate(), v2.cpu_rate(), check_only_us, u.wall_rate(),
+      u.cpu_rate(), p.wall_rate(), p.cpu_rate(), floor.totals.cpu_rate(), b.updates / b.client_cpu,
+      b.calls / static_cast<double>(b.batches), p.changed / p.updates,
+      static_cast<long long>(b.expiry_checks), w.fresh_keys ? "true" : "false", w.retention_days,
+      w.batch_users, w.segments, w.distinct_segments, w.days, w.max_call_adds, rounds, seconds);
   return 0;
 }
 

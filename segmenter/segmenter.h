@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -74,6 +75,8 @@ class Evaluator {
 };
 
 // One user's stats update: PFADD user into (segment, day) for each pair.
+// No pairs: the user's counted marks were trusted, so the sink checks that
+// its epoch still holds (Epoch()).
 struct StatsUpdate {
   std::string user_id;
   std::vector<std::pair<std::string, int32_t>> segment_days;  // (segment, yyyymmdd)
@@ -84,8 +87,14 @@ class StatsSink {
  public:
   virtual ~StatsSink() = default;
   // A few procedure calls per batch (one per Redis Cluster slot and chunk),
-  // pipelined. OK = every update acknowledged.
+  // pipelined. OK = every update acknowledged. ABORTED with
+  // stats::IsEpochChange(): the adds are done, but some user's epoch was
+  // not Redis's (Redis lost data): segment the batch again.
   virtual Status Write(std::span<const StatsUpdate> updates) = 0;
+  // The stats epoch of the user's HLL key set ("" = not known), kept in
+  // SegmentState::counted_epoch beside the counted marks; marks of another
+  // epoch are void. nullopt: the sink keeps no epochs (marks are trusted).
+  virtual std::optional<std::string_view> Epoch(std::string_view user_id) { return std::nullopt; }
 };
 
 struct NodeOptions {
@@ -192,6 +201,7 @@ struct NodeStats {
   int64_t definition_changes = 0;  // users re-segmented for a DEFINITION_CHANGE notice
   int64_t forgotten = 0;           // users forgotten (FORGET notices)
   int64_t stale_memberships = 0;   // kept for a failing script beyond max_stale_ms
+  int64_t stats_recounts = 0;      // users counted again: their marks' stats epoch was void
 };
 
 class Node {

@@ -7,10 +7,10 @@
 //
 // - batched_calls (default): WriteBatch() groups the batch's adds per Redis
 //   Cluster slot and, within a slot, per key, and sends one FCALL
-//   seg_add_users_v2 per slot group (split into chunks of at most
-//   max_call_adds members), which does one PFADD per key with all of its
-//   members. On one Redis (S = 1) a batch of 2,000 users at 5 segment-days
-//   is 3 calls instead of 2,000.
+//   seg_add_users_v3 (seg_add_users_v2 with epochs off) per slot group
+//   (split into chunks of at most max_call_adds members), which does one
+//   PFADD per key with all of its members. On one Redis (S = 1) a batch of
+//   2,000 users at 5 segment-days is 3 calls instead of 2,000.
 // - batched_calls off: one FCALL seg_add_user per user with all its keys
 //   (they share the hash tag {shard}, so one slot), the contract before v2.
 //   Both functions stay registered, so writers of either version run side by
@@ -29,6 +29,25 @@
 // MASTERDOWN / CLUSTERDOWN is resent whole after a short backoff, at most
 // max_call_retries times per batch.
 //
+// Lost data (issue #17): each shard's key set has an epoch key,
+// hll:{<shard>}:epoch (same hash tag, so same node), created with the shard's
+// first data and lost only with it (a restart without persistence,
+// FLUSHALL). The writer reads (or creates) every shard's epoch when it loads
+// the procedures and knows them since: Epoch(user). The caller stores the
+// epoch beside its `counted` marks and trusts the marks only while it is
+// still the shard's epoch. Every seg_add_users_v3 call carries the epochs
+// the writer believes for the shards it touches; the procedure creates a
+// missing one and reports every mismatch, in the same call as the adds. A
+// batch that met one completes its adds, updates Epoch() and returns
+// ABORTED ("stats epoch changed"): the caller made its decisions on a void
+// epoch and should segment the batch again (its marks now look void, so it
+// counts those users again; PFADD makes the repeat harmless). A user with
+// no adds (all already counted) still checks its shard's epoch: pass it
+// with empty `adds` (an epoch-only call when nothing else goes to that
+// slot). What epochs do not see: HLL keys lost without their epoch key
+// (eviction under maxmemory, a manual DEL) or writes lost in an
+// asynchronous failover to a replica that still has the epoch key.
+//
 // The writer also keeps the segment registry (hash `segments:registry`,
 // segment -> "script@version") that seg-stats lists: the first time a
 // process sees a segment it adds it with HSETNX (one extra command per new
@@ -38,10 +57,12 @@
 // keeps answering transient errors (the whole batch should be retried later;
 // nothing partial is harmful), UNAUTHENTICATED / PERMISSION_DENIED for
 // AUTH/ACL problems, INVALID_ARGUMENT for a malformed update,
-// FAILED_PRECONDITION for any other server error reply. Metrics:
+// FAILED_PRECONDITION for any other server error reply, ABORTED for a
+// changed epoch (above; the adds were all acknowledged). Metrics:
 // seg_stats_writer_calls_total, seg_stats_writer_keys_total,
 // seg_stats_writer_batch_latency_seconds, seg_stats_writer_reloads_total,
-// seg_stats_writer_retries_total, seg_stats_writer_errors_total.
+// seg_stats_writer_retries_total, seg_stats_writer_errors_total,
+// seg_stats_writer_epoch_changes_total.
 //
 // Thread-safety: a StatsWriter is not thread-safe (it owns one connection
 // per Redis node); use one per thread.
@@ -50,6 +71,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -84,7 +106,9 @@ struct SegmentDay {
   Day day = 0;  // yyyymmdd
 };
 
-// One user's segment-days to add.
+// One user's segment-days to add. Empty `adds`: nothing to add, but the
+// caller relies on the user's counted marks, so its shard's epoch is checked
+// (with epochs on; skipped otherwise).
 struct UserUpdate {
   std::string user_id;
   std::vector<SegmentDay> adds;
@@ -129,9 +153,13 @@ struct StatsWriterOptions {
   // its expiry within that interval). Steady-state cost in Redis: none.
   int32_t hll_retention_days = 400;
   int64_t ttl_recheck_ms = 3'600'000;  // see hll_retention_days; 0 = once per key per batch
+  // Epoch keys (<key_prefix>:{<shard>}:epoch) and seg_add_users_v3, so that
+  // lost Redis data is noticed (see the top of this file). Needs
+  // batched_calls and mode function or evalsha; Epoch() is nullopt otherwise.
+  bool epochs = true;
 
   // Reads <prefix>.shards, .key_prefix, .mode ("function", "evalsha",
-  // "pfadd"), .batched_calls, .max_call_adds, .max_call_retries, .registry_key,
+  // "pfadd"), .batched_calls, .epochs, .max_call_adds, .max_call_retries, .registry_key,
   // .update_registry, .hll_retention_days, .ttl_recheck_ms and the
   // Redis settings under <prefix>.redis (see RedisRouterOptions::LoadFrom).
   Status LoadFrom(Config& config, std::string_view prefix);
@@ -147,6 +175,8 @@ struct StatsWriterCounters {
   int64_t round_trips = 0;     // pipelines or single commands sent
   int64_t past_retention = 0;  // adds dropped: their day is past hll_retention_days
   int64_t expiry_checks = 0;   // keys sent with an expiry flag (EXPIREAT NX asked)
+  int64_t epoch_changes = 0;   // shards whose known epoch changed (Redis lost their data)
+  int64_t epoch_aborts = 0;    // batches answered ABORTED for a changed or unknown epoch
 };
 
 class StatsWriter {
@@ -164,9 +194,18 @@ class StatsWriter {
   // (HSET segment "script@version"). Call when scripts (re)load.
   virtual Status RegisterSegments(const std::map<std::string, std::string>& segment_to_script) = 0;
 
-  // Loads the function (or script) on every master now. WriteBatch() does it
-  // lazily; call this to fail fast at startup.
+  // Loads the function (or script) on every master now and, the first time,
+  // every shard's epoch (SET NX + GET per shard, pipelined). WriteBatch()
+  // does it lazily; call this to fail fast at startup.
   virtual Status LoadProcedures() = 0;
+
+  // The epoch of `user_id`'s shard as this writer last saw it in Redis (""
+  // = not known yet: the caller should treat its marks as void), or nullopt
+  // when the writer keeps no epochs (StatsWriterOptions::epochs). Changes
+  // only inside WriteBatch() and LoadProcedures().
+  virtual std::optional<std::string_view> Epoch(std::string_view user_id) const {
+    return std::nullopt;
+  }
 
   virtual StatsCallMode mode() const = 0;  // may change from kFunction to kEvalsha
   virtual const StatsWriterCounters& counters() const = 0;
@@ -208,6 +247,12 @@ struct ExpirySweepReport {
 StatusOr<ExpirySweepReport> SweepHllExpiry(RedisRouter* router, std::string_view key_prefix,
                                            int32_t retention_days, int64_t now_unix_s,
                                            int scan_count = 1000);
+
+// The key of a shard's epoch: "<prefix>:{<shard>}:epoch".
+std::string EpochKey(std::string_view prefix, uint32_t shard);
+
+// True for WriteBatch's ABORTED "stats epoch changed" (segment again).
+bool IsEpochChange(const Status& status);
 
 // The Lua library source (lua/stats_functions.lua) compiled into the binary.
 std::string_view StatsFunctionsLua();

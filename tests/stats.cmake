@@ -7,7 +7,8 @@ if(TARGET seg_stats_service AND TARGET seg_testing)
     ${CMAKE_CURRENT_LIST_DIR}/stats_batched_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/stats_service_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/stats_cache_test.cc
-    ${CMAKE_CURRENT_LIST_DIR}/stats_retention_test.cc)
+    ${CMAKE_CURRENT_LIST_DIR}/stats_retention_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/stats_epoch_test.cc)
   set(SEG_STATS_TEST_LIBS seg_stats_service seg_stats_writer seg_testing)
   if(TARGET seg_segctl_render)
     list(APPEND SEG_STATS_TEST_SOURCES ${CMAKE_CURRENT_LIST_DIR}/stats_segctl_test.cc)

@@ -8,6 +8,7 @@
 //   segctl user u123
 //   segctl forget u123 u456 | --file ids.txt     (tools/segctl_forget.h)
 //   segctl stats expire-sweep [--config seg.yaml]
+//   segctl stats rebuild [--config seg.yaml] [--store HOST:PORT]   (after Redis lost data)
 //   segctl scripts push DIR | status   (the script set in the store: --store HOST:PORT)
 //
 // Readable tables by default, --json for scripts (one JSON object per call).
@@ -197,7 +198,8 @@ int Main(int argc, char** argv) {
   // Handed whole to ForgetMain / StatsAdminMain (see main()); --help only.
   app.add_subcommand("forget", "delete everything about users (see segctl forget --help)")
       ->allow_extras();
-  app.add_subcommand("stats", "stats key maintenance: expire-sweep (see segctl stats --help)")
+  app.add_subcommand("stats",
+                     "stats key maintenance: expire-sweep, rebuild (see segctl stats --help)")
       ->allow_extras();
   app.add_subcommand("topics", "create the product's Kafka topics (see segctl topics --help)")
       ->allow_extras();

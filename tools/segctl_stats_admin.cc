@@ -1,18 +1,108 @@
 // `segctl stats expire-sweep`: the one-time sweep that gives HLL day keys
 // written before retention existed the expiry the writer now sets on new
 // ones (see tools/segctl_forget.h, stats::SweepHllExpiry).
+// `segctl stats rebuild`: counts users again from their `counted` marks
+// after Redis lost its data (tools/segctl_stats_rebuild.h).
 #include <glog/logging.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "common/clock.h"
 #include "common/config.h"
 #include "stats/redis_cluster.h"
 #include "stats/stats_writer.h"
+#include "store/store.h"
 #include "tools/segctl_forget.h"
+#include "tools/segctl_stats_rebuild.h"
 
 namespace seg::tools {
+namespace {
+
+bool SplitHostPort(const std::string& text, std::string* host, int32_t* port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  *host = text.substr(0, colon);
+  *port = std::atoi(text.c_str() + colon + 1);
+  return *port > 0;
+}
+
+struct RebuildFlags {
+  std::string store_addr, store_dir, start_row;
+  int batch_users = 2000;
+  bool all = false;
+};
+
+int Rebuild(Config& config, stats::StatsWriterOptions options, const RebuildFlags& flags,
+            bool json) {
+  RebuildOptions rebuild;
+  rebuild.start_row = flags.start_row;
+  rebuild.batch_users = flags.batch_users;
+  rebuild.all = flags.all;
+  store::StoreOptions store_options;
+  store_options.backend = store::StoreOptions::Backend::kThrift;
+  Status s = config.Get("segmenter.table", &rebuild.table);
+  if (s.ok()) s = config.Get("segmenter.state_family", &rebuild.family);
+  if (s.ok()) s = config.Get("store.thrift.host", &store_options.thrift.host);
+  if (s.ok()) s = config.Get("store.thrift.port", &store_options.thrift.port);
+  if (!s.ok()) {
+    std::fprintf(stderr, "segctl stats: config: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  if (!flags.store_dir.empty()) {
+    store_options.backend = store::StoreOptions::Backend::kEmbedded;
+    store_options.embedded.data_dir = flags.store_dir;
+  } else if (!flags.store_addr.empty() &&
+             !SplitHostPort(flags.store_addr, &store_options.thrift.host,
+                            &store_options.thrift.port)) {
+    std::fprintf(stderr, "segctl stats: --store expects HOST:PORT, got %s\n",
+                 flags.store_addr.c_str());
+    return 2;
+  }
+  auto store = store::OpenStore(store_options);
+  if (!store.ok()) {
+    std::fprintf(stderr, "segctl stats: store: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  options.batched_calls = true;  // the epoch-aware calls
+  options.epochs = true;
+  auto writer = stats::NewStatsWriter(options);
+  if (!writer.ok()) {
+    std::fprintf(stderr, "segctl stats: %s\n", writer.status().ToString().c_str());
+    return 1;
+  }
+  RebuildReport report;
+  s = RebuildFromCountedMarks(store->get(), writer->get(), rebuild, &report,
+                              [](const RebuildReport& r) {
+                                // Where to resume (--start-row) after a stop.
+                                LOG(INFO) << "rebuild: " << r.rows << " states, " << r.users
+                                          << " users re-added, last row " << r.last_row;
+                              });
+  if (json) {
+    std::printf(
+        "{\"rows\":%lld,\"current\":%lld,\"users\":%lld,\"adds\":%lld,\"bad_marks\":%lld,"
+        "\"epoch_changes\":%lld,\"ok\":%s}\n",
+        (long long)report.rows, (long long)report.current, (long long)report.users,
+        (long long)report.adds, (long long)report.bad_marks, (long long)report.epoch_changes,
+        s.ok() ? "true" : "false");
+  } else {
+    std::printf(
+        "rebuild (%s, family %s): %lld states read, %lld already counted since the loss, %lld "
+        "users re-added (%lld segment-day adds), %lld bad marks\n",
+        rebuild.table.c_str(), rebuild.family.c_str(), (long long)report.rows,
+        (long long)report.current, (long long)report.users, (long long)report.adds,
+        (long long)report.bad_marks);
+  }
+  if (!s.ok()) {
+    std::fprintf(stderr, "segctl stats: %s (resume with --start-row '%s')\n", s.ToString().c_str(),
+                 report.last_row.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
 
 int StatsAdminMain(int argc, char** argv) {
   CLI::App app{"Maintenance of the statistics keys in Redis"};
@@ -36,6 +126,29 @@ int StatsAdminMain(int argc, char** argv) {
                     "days kept after a key's day (default stats.hll_retention_days, 400)");
   sweep->add_option("--scan-count", scan_count, "SCAN COUNT hint")->capture_default_str();
   sweep->add_flag("--json", json, "print the counts as one JSON object");
+  RebuildFlags rebuild_flags;
+  auto* rebuild = app.add_subcommand(
+      "rebuild",
+      "after Redis lost its data: PFADD every user not counted since into the segment-days of "
+      "its counted marks (family s); idempotent");
+  rebuild->add_option("--config", config_path,
+                      "YAML config (stats.*, store.thrift.*, segmenter.table/state_family)");
+  rebuild->add_option("--set", overrides, "key=value override (repeatable)")
+      ->allow_extra_args(false);
+  rebuild->add_option("--host", host, "Redis host (stats.redis.host)");
+  rebuild->add_option("--port", port, "Redis port (stats.redis.port)");
+  rebuild->add_option("--store", rebuild_flags.store_addr,
+                      "Thrift2 store HOST:PORT (store.thrift.host/port)");
+  rebuild->add_option("--store-dir", rebuild_flags.store_dir,
+                      "an embedded store directory instead of --store");
+  rebuild->add_option("--start-row", rebuild_flags.start_row,
+                      "resume the scan at this row (printed by an interrupted run)");
+  rebuild->add_option("--batch-users", rebuild_flags.batch_users, "users per stats write")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  rebuild->add_flag("--all", rebuild_flags.all,
+                    "also re-add users already counted under the current epoch");
+  rebuild->add_flag("--json", json, "print the counts as one JSON object");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -51,6 +164,7 @@ int StatsAdminMain(int argc, char** argv) {
   }
   if (!host.empty()) options.redis.node.host = host;
   if (port > 0) options.redis.node.port = port;
+  if (rebuild->parsed()) return Rebuild(*config, options, rebuild_flags, json);
   if (retention_days >= 0) options.hll_retention_days = retention_days;
   if (options.hll_retention_days <= 0) {
     std::fprintf(stderr, "segctl stats: retention is 0 (keep forever): nothing to sweep\n");

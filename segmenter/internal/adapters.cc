@@ -105,6 +105,9 @@ class StatsWriterSink : public StatsSink {
     }
     return writer_->WriteBatch(batch_);
   }
+  std::optional<std::string_view> Epoch(std::string_view user_id) override {
+    return writer_->Epoch(user_id);
+  }
 
  private:
   stats::StatsWriter* writer_;

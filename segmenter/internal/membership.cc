@@ -26,6 +26,29 @@ std::string CountedKey(std::string_view segment, int32_t day) {
   return key;
 }
 
+std::vector<std::string> TakeVoidMarks(SegmentState* previous) {
+  std::vector<std::string> marks(previous->counted().begin(), previous->counted().end());
+  previous->clear_counted();
+  return marks;
+}
+
+void RecountVoidMarks(const std::vector<std::string>& void_marks, int32_t day, SegmentState* next,
+                      std::vector<std::pair<std::string, int32_t>>* adds) {
+  const int32_t yesterday = PreviousDay(day);
+  for (const std::string& mark : void_marks) {
+    const size_t colon = mark.rfind(':');
+    if (colon == std::string::npos || colon == 0) continue;
+    auto parsed = stats::ParseDay(std::string_view(mark).substr(colon + 1));
+    if (!parsed.ok()) continue;
+    const int32_t mark_day = static_cast<int32_t>(*parsed);
+    adds->emplace_back(mark.substr(0, colon), mark_day);
+    if ((mark_day == day || mark_day == yesterday) &&
+        std::find(next->counted().begin(), next->counted().end(), mark) == next->counted().end()) {
+      next->add_counted(mark);
+    }
+  }
+}
+
 std::vector<std::string> KeepFailedSegments(const SegmentState& previous,
                                             const std::vector<std::string>& evaluated,
                                             const std::vector<std::string>& failed_segments) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "proto/segmentation.pb.h"
@@ -38,6 +39,19 @@ SegmentState NextState(const SegmentState& previous, const std::vector<std::stri
 
 // "segment:yyyymmdd".
 std::string CountedKey(std::string_view segment, int32_t day);
+
+// A change of stats epoch (Redis lost data, see SegmentState.counted_epoch):
+// the marks of `previous` were counted into sketches that are gone. Moves
+// them out of `previous`, so that DiffMembership counts every current
+// segment again, and returns them for RecountVoidMarks.
+std::vector<std::string> TakeVoidMarks(SegmentState* previous);
+
+// Appends the void marks to `adds` as (segment, day) to count again (a user
+// who left a segment since still belongs in that day's sketch) and keeps
+// those of `day` and the day before in `next`, as NextState keeps marks.
+// Marks that are not "segment:yyyymmdd" are dropped.
+void RecountVoidMarks(const std::vector<std::string>& void_marks, int32_t day, SegmentState* next,
+                      std::vector<std::pair<std::string, int32_t>>* adds);
 
 // The current membership once failures are accounted for: what the scripts
 // that ran said, plus the previous segments among `failed_segments` (the

@@ -47,6 +47,32 @@ TEST(MembershipTest, NextStateKeepsOnlyTodayAndYesterday) {
   EXPECT_EQ(next.segments_size(), 1);
 }
 
+// Redis lost the sketches: every mark is counted again, also of a segment
+// the user has left since (that day's sketch had them), and today's and
+// yesterday's marks stay in the state.
+TEST(MembershipTest, VoidMarksAreCountedAgainAndKept) {
+  SegmentState prev;
+  prev.add_segments("cats");
+  prev.add_counted("cats:20261201");
+  prev.add_counted("dogs:20261201");  // left dogs earlier today
+  prev.add_counted("cats:20261130");
+  prev.add_counted("cats:20261128");  // older: counted again, not kept
+  prev.add_counted("garbage");
+  std::vector<std::string> marks = TakeVoidMarks(&prev);
+  EXPECT_EQ(prev.counted_size(), 0);
+  ASSERT_EQ(marks.size(), 5u);
+  MembershipChange c = DiffMembership(prev, {"cats"}, 20261201);
+  EXPECT_EQ(c.to_count, std::vector<std::string>{"cats"});
+  SegmentState next = NextState(prev, {"cats"}, c, 20261201);
+  std::vector<std::pair<std::string, int32_t>> adds;
+  RecountVoidMarks(marks, 20261201, &next, &adds);
+  EXPECT_EQ(adds,
+            (std::vector<std::pair<std::string, int32_t>>{
+                {"cats", 20261201}, {"dogs", 20261201}, {"cats", 20261130}, {"cats", 20261128}}));
+  EXPECT_EQ(std::vector<std::string>(next.counted().begin(), next.counted().end()),
+            (std::vector<std::string>{"cats:20261201", "dogs:20261201", "cats:20261130"}));
+}
+
 TEST(MembershipTest, FailedScriptKeepsItsPreviousSegmentsOnly) {
   SegmentState prev;
   prev.add_segments("cats");

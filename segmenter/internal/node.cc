@@ -36,6 +36,7 @@
 #include "segmenter/internal/membership.h"
 #include "segmenter/segmenter.h"
 #include "segmenter/skip_cache.h"
+#include "stats/stats_writer.h"
 #include "store/store.h"
 
 namespace seg::segmenter {
@@ -93,6 +94,9 @@ struct NodeMetrics {
   metrics::Counter stale = metrics::GetCounter(
       "seg_segmenter_stale_memberships_total",
       "Evaluations that kept a failing script's membership beyond scripts.max_stale_ms");
+  metrics::Counter recounts = metrics::GetCounter(
+      "seg_segmenter_stats_recounts_total",
+      "Users counted again because their counted marks' stats epoch was void (Redis lost data)");
   metrics::Counter due_scan_failures = metrics::GetCounter(
       "seg_segmenter_due_scan_failures_total", "Due-table scans or their processing that failed");
   metrics::Gauge due_hold = metrics::GetGauge(
@@ -419,12 +423,19 @@ class NodeImpl : public Node {
     }
     SelectSurvivors(group);
     Backoff backoff(BackoffOptions{100, 5000});
+    int epoch_redos = 0;
     while (true) {
       int64_t start_us = clock_->MonotonicUs();
       Status s = ProcessSurvivors(now);
       if (s.ok()) {
         metrics_.batch_latency.Observe((clock_->MonotonicUs() - start_us) / 1e6);
         break;
+      }
+      // Redis lost data under the batch's decisions: again at once, now
+      // counting its users afresh (a repeat beyond that waits like a failure).
+      if (stats::IsEpochChange(s) && epoch_redos++ < 2) {
+        LOG(WARNING) << "batch of " << notices << " notices segmented again: " << s;
+        continue;
       }
       ++stats_snapshot_.failed_batches;
       metrics_.batch_failures.Inc();
@@ -585,6 +596,8 @@ class NodeImpl : public Node {
     stats_snapshot_.definition_changes += batch_counts_.definition;
     stats_snapshot_.scheduled += batch_counts_.scheduled;
     stats_snapshot_.stale_memberships += batch_counts_.stale;
+    stats_snapshot_.stats_recounts += batch_counts_.recounted;
+    metrics_.recounts.Inc(static_cast<double>(batch_counts_.recounted));
     stats_snapshot_.segmented += batch_counts_.segmented;
     stats_snapshot_.results_published += static_cast<int64_t>(results_.size());
     stats_snapshot_.stats_updates += static_cast<int64_t>(updates_.size());
@@ -658,6 +671,7 @@ class NodeImpl : public Node {
     // A backlog: scan the next round while this one is processed.
     if (more) due_scanner_.Prefetch(round.now, outcome, owned_, fire_until);
     Status s = fired_due_.empty() ? Status::OK() : ProcessSurvivors(now);
+    if (stats::IsEpochChange(s)) s = ProcessSurvivors(now);  // counting them afresh
     if (!s.ok()) {
       due_scanner_.DropPrefetch();
       metrics_.due_scan_failures.Inc();
@@ -816,6 +830,15 @@ class NodeImpl : public Node {
     if (p.kinds & kSchedule) ++batch_counts_.scheduled;
     if (p.kinds & kDefinition) ++batch_counts_.definition;
 
+    // Marks counted under another (or an unknown) stats epoch are void
+    // (Redis lost data): count again.
+    const std::optional<std::string_view> epoch = stats_->Epoch(p.user_id);
+    std::vector<std::string> void_marks;
+    if (epoch && (epoch->empty() || previous.counted_epoch() != *epoch) &&
+        previous.counted_size() > 0) {
+      void_marks = TakeVoidMarks(&previous);
+      ++batch_counts_.recounted;
+    }
     // A failed script keeps what it said before: no exit (or entry) from a failure.
     const std::vector<std::string> current =
         KeepFailedSegments(previous, evaluation_.segments, evaluation_.failed_segments);
@@ -827,6 +850,7 @@ class NodeImpl : public Node {
                              ? (options_.publish_every_segmentation || is_new || change.changed())
                              : change.changed();
     SegmentState next = NextState(previous, current, change, DayOf(now));
+    if (epoch) next.set_counted_epoch(std::string(*epoch));
     next.set_seq(previous.seq());
     if (publish) {
       SegmentationResult result;
@@ -845,11 +869,14 @@ class NodeImpl : public Node {
       result.set_seq(next.seq());
       results_.push_back(ResultMessage{std::string(p.user_id), result.SerializeAsString()});
     }
-    if (!change.to_count.empty()) {
+    if (!change.to_count.empty() || !void_marks.empty()) {
       StatsUpdate& update = updates_.emplace_back();
       update.user_id.assign(p.user_id);
       for (const auto& segment : change.to_count)
         update.segment_days.emplace_back(segment, DayOf(now));
+      RecountVoidMarks(void_marks, DayOf(now), &next, &update.segment_days);
+    } else if (epoch && next.counted_size() > 0) {
+      updates_.emplace_back().user_id.assign(p.user_id);  // its epoch is checked
     }
     TrackStaleness(p, previous, now, &next);
     next.set_script_set_version(evaluator_->ScriptSetVersion());
@@ -1004,7 +1031,8 @@ class NodeImpl : public Node {
   std::future<Status> due_delete_;  // the last group's due deletes, in flight
   std::vector<store::RowDelete> user_deletes_;
   struct BatchCounts {
-    int64_t segmented = 0, scheduled = 0, definition = 0, forgotten = 0, bot_exits = 0, stale = 0;
+    int64_t segmented = 0, scheduled = 0, definition = 0, forgotten = 0, bot_exits = 0, stale = 0,
+            recounted = 0;
   } batch_counts_;
 
   // Schedule: the user-changes partitions this node owns and their due scan.

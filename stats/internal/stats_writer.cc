@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -27,13 +29,17 @@ std::string_view StatsFunctionsLua() { return StatsFunctionsLuaSource(); }
 
 namespace {
 
-// The two argument contracts of lua/stats_functions.lua (one library).
+// The argument contracts of lua/stats_functions.lua (one library).
 constexpr std::string_view kPerUserFunction = "seg_add_user";
 constexpr std::string_view kBatchedFunction = "seg_add_users_v2";
+constexpr std::string_view kEpochFunction = "seg_add_users_v3";
+constexpr std::string_view kEpochChanged = "stats epoch changed";
+
+enum class Contract { kPerUser, kBatched, kEpochs };
 
 // The library without its "#!lua name=..." line, plus the line that runs the
 // contract's function: an EVAL script.
-std::string EvalScriptBody(bool batched) {
+std::string EvalScriptBody(Contract contract) {
   std::string_view lua = StatsFunctionsLua();
   if (lua.starts_with("#!")) {
     size_t nl = lua.find('\n');
@@ -41,7 +47,9 @@ std::string EvalScriptBody(bool batched) {
   }
   std::string body(lua);
   if (!body.empty() && body.back() != '\n') body.push_back('\n');
-  body += batched ? "return add_users(KEYS, ARGV)\n" : "return add_user(KEYS, ARGV)\n";
+  body += contract == Contract::kEpochs    ? "return add_users_v3(KEYS, ARGV)\n"
+          : contract == Contract::kBatched ? "return add_users(KEYS, ARGV)\n"
+                                           : "return add_user(KEYS, ARGV)\n";
   return body;
 }
 
@@ -90,11 +98,24 @@ class StatsWriterImpl final : public StatsWriter {
             "seg_stats_writer_retries_total",
             "Calls sent again whole after a transient error reply (BUSY, LOADING, TRYAGAIN...)")),
         errors_(metrics::GetCounter("seg_stats_writer_errors_total", "Failed WriteBatch calls")),
+        epoch_changes_metric_(metrics::GetCounter(
+            "seg_stats_writer_epoch_changes_total",
+            "Shards whose stats epoch changed under the writer: Redis lost their data")),
         latency_(metrics::GetHistogram("seg_stats_writer_batch_latency_seconds",
                                        "WriteBatch latency (all round trips of a batch)")) {
     if (options_.shards == 0) options_.shards = 1;
     if (options_.max_call_adds < 1) options_.max_call_adds = 1;
     retention_arg_ = std::to_string(options_.hll_retention_days);
+    contract_ = !options_.batched_calls ? Contract::kPerUser
+                : options_.epochs && mode_ != StatsCallMode::kPfaddPerRoundTrip
+                    ? Contract::kEpochs
+                    : Contract::kBatched;
+    if (contract_ == Contract::kEpochs) epochs_.resize(options_.shards);
+  }
+
+  std::optional<std::string_view> Epoch(std::string_view user_id) const override {
+    if (contract_ != Contract::kEpochs) return std::nullopt;
+    return std::string_view(epochs_[UserShard(user_id, options_.shards)]);
   }
 
   Status WriteBatch(std::span<const UserUpdate> batch) override {
@@ -146,6 +167,43 @@ class StatsWriterImpl final : public StatsWriter {
     return s;
   }
 
+  // Every shard's epoch: SET NX (a shard without one gets one now, so that
+  // the first calls need not learn it) and GET, one pipeline per node.
+  Status LoadEpochs() {
+    std::vector<RoutedCommand> cmds;
+    cmds.reserve(2 * epochs_.size());
+    const std::string fresh = NewEpoch();
+    for (uint32_t shard = 0; shard < epochs_.size(); ++shard) {
+      std::string key = EpochKey(options_.key_prefix, shard);
+      cmds.push_back({key, {"SET", key, fresh, "NX"}});
+      cmds.push_back({key, {"GET", key}});
+    }
+    SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, router_->Pipeline(cmds));
+    ++counters_.round_trips;
+    for (uint32_t shard = 0; shard < epochs_.size(); ++shard) {
+      const RedisReply& set = replies[2 * shard];
+      const RedisReply& get = replies[2 * shard + 1];
+      SEG_RETURN_IF_ERROR(set.ToStatus().WithContext("stats writer: SET " + cmds[2 * shard].key));
+      SEG_RETURN_IF_ERROR(get.ToStatus().WithContext("stats writer: GET " + cmds[2 * shard].key));
+      // Nil: lost again between the two commands; the next call creates it.
+      epochs_[shard] = get.is_string() ? get.str : std::string();
+    }
+    epochs_loaded_ = true;
+    return Status::OK();
+  }
+
+  // Microseconds since the epoch and 32 random bits: the value only has to
+  // differ from every earlier epoch of the key.
+  static std::string NewEpoch() {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    char buf[48];
+    std::snprintf(buf, sizeof(buf), "%lld-%08x", static_cast<long long>(us),
+                  static_cast<unsigned>(std::random_device{}()));
+    return buf;
+  }
+
   Status RegisterSegments(const std::map<std::string, std::string>& segment_to_script) override {
     if (segment_to_script.empty()) return Status::OK();
     RedisArgv argv = {"HSET", options_.registry_key};
@@ -179,12 +237,12 @@ class StatsWriterImpl final : public StatsWriter {
       SEG_RETURN_IF_ERROR(s);
       if (!unsupported) {
         loaded_ = true;
-        return Status::OK();
+        return MaybeLoadEpochs();
       }
       LOG(WARNING) << "stats writer: Redis Functions unavailable, falling back to EVALSHA";
       mode_ = StatsCallMode::kEvalsha;
     }
-    std::string body = EvalScriptBody(options_.batched_calls);
+    std::string body = EvalScriptBody(contract_);
     std::string sha;
     SEG_RETURN_IF_ERROR(router_->ForEachMaster([&](RedisConnection& conn) -> Status {
       SEG_ASSIGN_OR_RETURN(RedisReply r, conn.Command({"SCRIPT", "LOAD", body}));
@@ -195,7 +253,11 @@ class StatsWriterImpl final : public StatsWriter {
     if (sha.empty()) return InternalError("stats writer: SCRIPT LOAD returned no sha");
     sha_ = sha;
     loaded_ = true;
-    return Status::OK();
+    return MaybeLoadEpochs();
+  }
+
+  Status MaybeLoadEpochs() {
+    return contract_ == Contract::kEpochs && !epochs_loaded_ ? LoadEpochs() : Status::OK();
   }
 
   StatsCallMode mode() const override { return mode_; }
@@ -207,6 +269,7 @@ class StatsWriterImpl final : public StatsWriter {
     int64_t adds = 0;                  // (user, segment-day) pairs
     const UserUpdate* user = nullptr;  // per-user calls
     size_t keys = 0;                   // batched calls
+    std::vector<uint32_t> shards;      // seg_add_users_v3: the shard of each epoch key
   };
 
   // "FCALL <function>" or "EVALSHA <sha>": argv[0] and argv[1] of a call,
@@ -214,7 +277,9 @@ class StatsWriterImpl final : public StatsWriter {
   void SetCallHead(RedisArgv* argv) const {
     if (mode_ == StatsCallMode::kFunction) {
       (*argv)[0] = "FCALL";
-      (*argv)[1] = options_.batched_calls ? kBatchedFunction : kPerUserFunction;
+      (*argv)[1] = contract_ == Contract::kEpochs    ? kEpochFunction
+                   : contract_ == Contract::kBatched ? kBatchedFunction
+                                                     : kPerUserFunction;
     } else {
       (*argv)[0] = "EVALSHA";
       (*argv)[1] = sha_;
@@ -275,32 +340,56 @@ class StatsWriterImpl final : public StatsWriter {
   struct KeyMembers {
     std::string key;
     int slot = 0;
+    uint32_t shard = 0;
     std::vector<std::string_view> members;  // user ids, into the batch
   };
 
-  // Many users per call (seg_add_users_v2): the batch's adds grouped per key,
-  // keys grouped per Redis Cluster slot (on one server every key is in one
-  // group: Redis checks slots only in cluster mode), one call per group and
-  // chunk of at most max_call_adds members; a key with more members than
-  // fit continues in the next call. Layout (lua/stats_functions.lua):
-  // FCALL f n k1..kn <days> <flags> c1..cn <c1 members of k1> <c2 of k2> ...
+  // Many users per call (seg_add_users_v3, or v2 with epochs off): the
+  // batch's adds grouped per key, keys grouped per Redis Cluster slot (on one
+  // server every key is in one group: Redis checks slots only in cluster
+  // mode), one call per group and chunk of at most max_call_adds members; a
+  // key with more members than fit continues in the next call. Layout
+  // (lua/stats_functions.lua):
+  //   v2: FCALL f n k1..kn <days> <flags> c1..cn <c1 members of k1> ...
+  //   v3: FCALL f m+n e1..em k1..kn m x1..xm <v2's arguments>
+  // with e the epoch keys of the shards of the call's keys (and, in a slot's
+  // first call, of the shards whose users only check; an epoch-only call
+  // when nothing else goes to that slot), x the epochs this writer knows.
   void BatchedCalls(std::span<const UserUpdate> batch, std::vector<RoutedCommand>* cmds,
                     std::vector<CallInfo>* infos) {
     std::unordered_map<KeyId, size_t, KeyIdHash> index;
     std::vector<KeyMembers> keys;
     const bool cluster = router_->is_cluster();
+    const bool epochs = contract_ == Contract::kEpochs;
+    std::vector<uint32_t> check_only;  // shards of users with nothing to add
+    std::vector<bool> has_keys(epochs ? options_.shards : 0);
     for (const auto& u : batch) {
-      if (u.adds.empty()) continue;
+      if (u.user_id.empty()) continue;
       const uint32_t shard = UserShard(u.user_id, options_.shards);
+      if (u.adds.empty()) {
+        if (epochs) check_only.push_back(shard);
+        continue;
+      }
+      if (epochs) has_keys[shard] = true;
       for (const auto& a : u.adds) {
         auto [it, fresh] = index.try_emplace(KeyId{shard, a.day, a.segment}, keys.size());
         if (fresh) {
           KeyMembers& k = keys.emplace_back();
           k.key = HllKey(options_.key_prefix, shard, a.segment, a.day);
           k.slot = cluster ? RedisKeySlot(k.key) : 0;
+          k.shard = shard;
         }
         keys[it->second].members.push_back(u.user_id);
       }
+    }
+    // Check-only shards not covered by a call carrying their keys, per slot.
+    std::map<int, std::vector<uint32_t>> extra_by_slot;
+    std::sort(check_only.begin(), check_only.end());
+    check_only.erase(std::unique(check_only.begin(), check_only.end()), check_only.end());
+    for (uint32_t shard : check_only) {
+      if (has_keys[shard]) continue;
+      const int slot = cluster ? RedisKeySlot(EpochKey(options_.key_prefix, shard)) : 0;
+      extra_by_slot[slot].push_back(shard);
     }
     // Keys of one slot together, in order of first sight within it.
     std::vector<size_t> order(keys.size());
@@ -314,13 +403,23 @@ class StatsWriterImpl final : public StatsWriter {
       size_t from, to;  // members[from, to)
     };
     std::vector<Piece> pieces;
+    std::vector<uint32_t> extra;  // check-only shards for the next call
     size_t adds = 0;
     auto emit = [&] {
-      if (pieces.empty()) return;
+      if (pieces.empty() && extra.empty()) return;
+      std::vector<uint32_t> shards;
+      if (epochs) {
+        shards = std::move(extra);
+        for (const Piece& p : pieces) shards.push_back(p.key->shard);
+        std::sort(shards.begin(), shards.end());
+        shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+      }
+      extra.clear();
       RoutedCommand c;
-      c.argv.reserve(5 + 2 * pieces.size() + adds);
+      c.argv.reserve(6 + 2 * shards.size() + 2 * pieces.size() + adds);
       c.argv.resize(2);  // SetCallHead
-      c.argv.push_back(std::to_string(pieces.size()));
+      c.argv.push_back(std::to_string(shards.size() + pieces.size()));
+      for (uint32_t shard : shards) c.argv.push_back(EpochKey(options_.key_prefix, shard));
       std::string flags;
       bool any = false;
       for (const Piece& p : pieces) {
@@ -329,17 +428,28 @@ class StatsWriterImpl final : public StatsWriter {
         flags.push_back(p.from == 0 ? ExpiryFlag(p.key->key) : '0');
         any = any || flags.back() == '1';
       }
+      if (epochs) {
+        c.argv.push_back(std::to_string(shards.size()));
+        for (uint32_t shard : shards) c.argv.push_back(epochs_[shard]);
+      }
       c.argv.push_back(any ? retention_arg_ : "0");
       c.argv.push_back(any ? std::move(flags) : std::string());
       for (const Piece& p : pieces) c.argv.push_back(std::to_string(p.to - p.from));
       for (const Piece& p : pieces) {
         for (size_t m = p.from; m < p.to; ++m) c.argv.emplace_back(p.key->members[m]);
       }
-      c.key = pieces.front().key->key;
+      c.key = c.argv[3];
       cmds->push_back(std::move(c));
-      infos->push_back(CallInfo{static_cast<int64_t>(adds), nullptr, pieces.size()});
+      infos->push_back(
+          CallInfo{static_cast<int64_t>(adds), nullptr, pieces.size(), std::move(shards)});
       pieces.clear();
       adds = 0;
+    };
+    auto start_slot = [&](int slot) {
+      auto it = extra_by_slot.find(slot);
+      if (it == extra_by_slot.end()) return;
+      extra = std::move(it->second);
+      extra_by_slot.erase(it);
     };
     const size_t cap = static_cast<size_t>(options_.max_call_adds);
     int slot = -1;
@@ -348,6 +458,7 @@ class StatsWriterImpl final : public StatsWriter {
       if (k.slot != slot) {
         emit();
         slot = k.slot;
+        start_slot(slot);
       }
       for (size_t from = 0; from < k.members.size();) {
         size_t to = std::min(k.members.size(), from + (cap - adds));
@@ -358,6 +469,10 @@ class StatsWriterImpl final : public StatsWriter {
       }
     }
     emit();
+    for (auto& [s, shards] : extra_by_slot) {  // slots with checks only
+      extra = std::move(shards);
+      emit();
+    }
   }
 
   // Keys whose expiry was set within ttl_recheck_ms are not flagged again;
@@ -401,6 +516,7 @@ class StatsWriterImpl final : public StatsWriter {
       }
     }
     int reloads = 0, retries = 0;
+    size_t stale_shards = 0;  // epochs the batch's calls carried wrongly
     while (!cmds.empty()) {
       for (auto& c : cmds) SetCallHead(&c.argv);
       SEG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, router_->Pipeline(cmds));
@@ -418,9 +534,14 @@ class StatsWriterImpl final : public StatsWriter {
         }
         SEG_RETURN_IF_ERROR(
             r.ToStatus().WithContext("stats writer: " + Describe(infos[i], cmds[i])));
+        if (contract_ == Contract::kEpochs) {
+          SEG_ASSIGN_OR_RETURN(size_t stale, ApplyEpochReply(r, infos[i]));
+          stale_shards += stale;
+        } else {
+          counters_.changed += r.integer;
+        }
         ++counters_.calls;
         counters_.keys += infos[i].adds;
-        counters_.changed += r.integer;
         calls_.Inc();
         keys_.Inc(static_cast<double>(infos[i].adds));
       }
@@ -462,7 +583,48 @@ class StatsWriterImpl final : public StatsWriter {
       cmds = std::move(next);
       infos = std::move(next_infos);
     }
+    if (stale_shards > 0) {
+      ++counters_.epoch_aborts;
+      // Keys recreated since the loss need their expiry again.
+      expiry_checked_.clear();
+      return AbortedError(std::string(kEpochChanged) + " for " + std::to_string(stale_shards) +
+                          " shard epoch(s) in the batch (Redis lost data, or the writer did "
+                          "not know them yet): its adds are done; segment it again");
+    }
     return Status::OK();
+  }
+
+  // A seg_add_users_v3 reply: {changed, i1, epoch1, ...}. Records each
+  // reported epoch; returns how many were reported (the call carried a
+  // different one, so its caller's decisions for that shard were void).
+  StatusOr<size_t> ApplyEpochReply(const RedisReply& r, const CallInfo& info) {
+    if (!r.is_array() || r.elements.empty() || r.elements.size() % 2 != 1 ||
+        !r.elements[0].is_integer()) {
+      return FailedPreconditionError("stats writer: unexpected " + std::string(kEpochFunction) +
+                                     " reply " + r.DebugString());
+    }
+    counters_.changed += r.elements[0].integer;
+    for (size_t j = 1; j + 1 < r.elements.size(); j += 2) {
+      const RedisReply& index = r.elements[j];
+      const RedisReply& epoch = r.elements[j + 1];
+      if (!index.is_integer() || index.integer < 1 ||
+          static_cast<size_t>(index.integer) > info.shards.size() || !epoch.is_string()) {
+        return FailedPreconditionError("stats writer: unexpected " + std::string(kEpochFunction) +
+                                       " reply " + r.DebugString());
+      }
+      const uint32_t shard = info.shards[index.integer - 1];
+      std::string& known = epochs_[shard];
+      if (known == epoch.str) continue;  // another call of this batch reported it first
+      if (!known.empty()) {
+        ++counters_.epoch_changes;
+        epoch_changes_metric_.Inc();
+        LOG(WARNING) << "stats writer: epoch of shard " << shard << " changed " << known << " -> "
+                     << epoch.str
+                     << ": Redis lost its data; counted marks of the old epoch are void";
+      }
+      known = epoch.str;
+    }
+    return (r.elements.size() - 1) / 2;
   }
 
   Status WritePerKey(std::span<const UserUpdate> batch) {
@@ -511,6 +673,9 @@ class StatsWriterImpl final : public StatsWriter {
   StatsWriterOptions options_;
   std::unique_ptr<RedisRouter> router_;
   StatsCallMode mode_;
+  Contract contract_;
+  std::vector<std::string> epochs_;  // per shard, kEpochs only; "" = not known
+  bool epochs_loaded_ = false;
   bool loaded_ = false;
   std::string sha_;
   std::string retention_arg_;  // ARGV[2] of calls that carry expiry flags
@@ -519,11 +684,24 @@ class StatsWriterImpl final : public StatsWriter {
   int64_t expiry_checked_since_us_ = 0;
   std::unordered_set<std::string> registered_;
   StatsWriterCounters counters_;
-  metrics::Counter calls_, keys_, reloads_metric_, retries_metric_, errors_;
+  metrics::Counter calls_, keys_, reloads_metric_, retries_metric_, errors_, epoch_changes_metric_;
   metrics::Histogram latency_;
 };
 
 }  // namespace
+
+std::string EpochKey(std::string_view prefix, uint32_t shard) {
+  std::string key(prefix);
+  key += ":{";
+  key += std::to_string(shard);
+  key += "}:epoch";
+  return key;
+}
+
+bool IsEpochChange(const Status& status) {
+  return status.code() == StatusCode::kAborted &&
+         status.message().find(kEpochChanged) != std::string_view::npos;
+}
 
 Status LoadStatsKeyspace(Config& config, std::string_view prefix, uint32_t* shards,
                          std::string* key_prefix, std::string* registry_key) {
@@ -545,6 +723,7 @@ Status StatsWriterOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".hll_retention_days", &hll_retention_days));
   SEG_RETURN_IF_ERROR(config.Get(p + ".ttl_recheck_ms", &ttl_recheck_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".batched_calls", &batched_calls));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".epochs", &epochs));
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_call_adds", &max_call_adds));
   if (max_call_adds < 1 || max_call_adds > 1'000'000) {
     return InvalidArgumentError(config.source() + ": " + p + ".max_call_adds: must be 1..1000000");
