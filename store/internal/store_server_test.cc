@@ -397,6 +397,21 @@ TEST(StoreServerTest, RequestMissingRequiredFieldIsRejected) {
   ExpectServes(*server, "after-missing-field");
 }
 
+// Found by fuzz/store_wire_fuzz: a non-strict binary message whose type
+// byte is no TMessageType (here 54) reached TDispatchProcessor as an
+// out-of-range enum (undefined behaviour). It closes the connection, as an
+// unexpected message type does, and the server carries on.
+TEST(StoreServerTest, InvalidMessageTypeClosesTheConnection) {
+  ServerProcess* server = SharedServer(ThriftTransport::kBuffered, ThriftProtocol::kBinary);
+  ASSERT_NE(server, nullptr);
+  RawSocket raw(server->port);
+  ASSERT_TRUE(raw.ok());
+  // Old-style header: name length 3, "get", type byte 54, seqid 0.
+  ASSERT_TRUE(raw.Send(std::string("\0\0\0\x03get\x36\0\0\0\0", 12)));
+  EXPECT_TRUE(raw.WaitClosed(std::chrono::steady_clock::now() + 10s));
+  ExpectServes(*server, "after-bad-message-type");
+}
+
 // What a hostile client tried (issue #17): ~500 short connections of random
 // bytes and truncated calls took seg-store from 31 MB to 650 MB of RSS,
 // since Thrift sized strings from their claimed length. Default config.

@@ -415,7 +415,19 @@ class LimitedProtocol final : public Base {
   uint32_t readMessageBegin_virt(std::string& name, tp::TMessageType& type,
                                  int32_t& seqid) override {
     ClearRequestLimitError();
-    return Base::readMessageBegin(name, type, seqid);
+    uint32_t n = Base::readMessageBegin(name, type, seqid);
+    // The non-strict binary read stores any byte of the client's in the
+    // enum; TDispatchProcessor would then load an out-of-range enum value
+    // (undefined behaviour, found by fuzz/store_wire_fuzz). Checked as raw
+    // bytes, before anything reads it as an enum.
+    std::underlying_type_t<tp::TMessageType> raw;
+    static_assert(sizeof(raw) == sizeof(type));
+    std::memcpy(&raw, &type, sizeof(raw));
+    if (raw < tp::T_CALL || raw > tp::T_ONEWAY) {
+      throw tp::TProtocolException(tp::TProtocolException::INVALID_DATA,
+                                   "invalid message type " + std::to_string(raw));
+    }
+    return n;
   }
   uint32_t readString_virt(std::string& str) override { return ReadBytes(str); }
   uint32_t readBinary_virt(std::string& str) override { return ReadBytes(str); }
