@@ -17,7 +17,7 @@
 namespace {
 
 namespace at = apache::thrift;
-using namespace hbase;
+using namespace seg::store::hbase;
 
 TColumnValue Cell(const std::string& family, const std::string& qualifier,
                   const std::string& value) {

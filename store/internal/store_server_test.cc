@@ -397,19 +397,73 @@ TEST(StoreServerTest, RequestMissingRequiredFieldIsRejected) {
   ExpectServes(*server, "after-missing-field");
 }
 
-// Found by fuzz/store_wire_fuzz: a non-strict binary message whose type
-// byte is no TMessageType (here 54) reached TDispatchProcessor as an
-// out-of-range enum (undefined behaviour). It closes the connection, as an
-// unexpected message type does, and the server carries on.
-TEST(StoreServerTest, InvalidMessageTypeClosesTheConnection) {
+// Found by fuzz/store_wire_fuzz: the binary protocol stored type bytes of
+// the client's that are no TMessageType (in a non-strict header) or no
+// TType (a field or container header) in enums that Thrift then compared:
+// out-of-range enum loads, undefined behaviour (caught when this runs under
+// UBSan). Each closes its connection, as any malformed call does, and the
+// server carries on.
+TEST(StoreServerTest, InvalidTypeBytesCloseTheConnection) {
   ServerProcess* server = SharedServer(ThriftTransport::kBuffered, ThriftProtocol::kBinary);
   ASSERT_NE(server, nullptr);
-  RawSocket raw(server->port);
-  ASSERT_TRUE(raw.ok());
-  // Old-style header: name length 3, "get", type byte 54, seqid 0.
-  ASSERT_TRUE(raw.Send(std::string("\0\0\0\x03get\x36\0\0\0\0", 12)));
-  EXPECT_TRUE(raw.WaitClosed(std::chrono::steady_clock::now() + 10s));
-  ExpectServes(*server, "after-bad-message-type");
+  const std::string strict_get("\x80\x01\x00\x01\0\0\0\x03get\0\0\0\0", 15);
+  const std::string calls[] = {
+      std::string("\0\0\0\x03get\x36\0\0\0\0", 12),               // message type 54
+      strict_get + std::string("\xe2\x00\x01", 3),                // field type -30
+      strict_get + std::string("\x0f\x00\x02\x90\0\0\0\x01", 8),  // list of type -112
+  };
+  for (const std::string& call : calls) {
+    RawSocket raw(server->port);
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Send(call));
+    EXPECT_TRUE(raw.WaitClosed(std::chrono::steady_clock::now() + 10s));
+  }
+  ExpectServes(*server, "after-bad-type-bytes");
+}
+
+// Found by fuzz/store_wire_fuzz: an enum field carries any i32 on the wire
+// (here deleteType 40); the handler read it as the enum (undefined
+// behaviour) before rejecting it. Now it is checked as an integer: a
+// TIOError for the call, and the connection carries on.
+TEST(StoreServerTest, UnknownEnumValueIsAnErrorForTheCall) {
+  ServerProcess* server = SharedServer(ThriftTransport::kBuffered, ThriftProtocol::kBinary);
+  ASSERT_NE(server, nullptr);
+  RawClient raw(server->port);
+  auto proto = std::make_shared<at::protocol::TBinaryProtocol>(raw.transport);
+  // deleteSingle(table="users", tdelete={row="r", deleteType=40}), by hand:
+  // the generated client cannot write an enum value it does not know.
+  proto->writeMessageBegin("deleteSingle", at::protocol::T_CALL, 1);
+  proto->writeStructBegin("deleteSingle_args");
+  proto->writeFieldBegin("table", at::protocol::T_STRING, 1);
+  proto->writeBinary("users");
+  proto->writeFieldEnd();
+  proto->writeFieldBegin("tdelete", at::protocol::T_STRUCT, 2);
+  proto->writeStructBegin("TDelete");
+  proto->writeFieldBegin("row", at::protocol::T_STRING, 1);
+  proto->writeBinary("r");
+  proto->writeFieldEnd();
+  proto->writeFieldBegin("deleteType", at::protocol::T_I32, 4);
+  proto->writeI32(40);
+  proto->writeFieldEnd();
+  proto->writeFieldStop();
+  proto->writeStructEnd();
+  proto->writeFieldEnd();
+  proto->writeFieldStop();
+  proto->writeStructEnd();
+  proto->writeMessageEnd();
+  raw.transport->flush();
+  try {
+    raw.client->recv_deleteSingle();
+    ADD_FAILURE() << "deleteType 40 was accepted";
+  } catch (const hbase::TIOError& e) {
+    EXPECT_NE(e.message.find("unknown delete type"), std::string::npos) << e.message;
+  }
+  // The same connection still serves.
+  hbase::TResult result;
+  hbase::TGet get;
+  get.__set_row("r");
+  raw.client->get(result, "users", get);
+  ExpectServes(*server, "after-unknown-enum");
 }
 
 // What a hostile client tried (issue #17): ~500 short connections of random
