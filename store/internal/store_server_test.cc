@@ -421,6 +421,39 @@ TEST(StoreServerTest, InvalidTypeBytesCloseTheConnection) {
   ExpectServes(*server, "after-bad-type-bytes");
 }
 
+// Found by fuzz/store_wire_fuzz: Thrift multiplied a container's claimed
+// element count by the least element size in an int (here 252,896,715 x 9
+// bytes for a map<double, string>), an overflow. A claim that cannot fit
+// in server.max_message_bytes now closes the connection before that.
+TEST(StoreServerTest, ContainerClaimsBeyondTheMessageLimitCloseTheConnection) {
+  for (ThriftProtocol p : {ThriftProtocol::kCompact, ThriftProtocol::kBinary}) {
+    ServerProcess* server = SharedServer(ThriftTransport::kBuffered, p);
+    ASSERT_NE(server, nullptr);
+    RawSocket raw(server->port);
+    ASSERT_TRUE(raw.ok());
+    auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+    std::shared_ptr<at::protocol::TProtocol> proto;
+    if (p == ThriftProtocol::kCompact) {
+      proto = std::make_shared<at::protocol::TCompactProtocol>(mem);
+    } else {
+      proto = std::make_shared<at::protocol::TBinaryProtocol>(mem);
+    }
+    // put(table="users", tput={99: map<double, string> of 252,896,715}).
+    proto->writeMessageBegin("put", at::protocol::T_CALL, 1);
+    proto->writeStructBegin("put_args");
+    proto->writeFieldBegin("table", at::protocol::T_STRING, 1);
+    proto->writeBinary("users");
+    proto->writeFieldEnd();
+    proto->writeFieldBegin("tput", at::protocol::T_STRUCT, 2);
+    proto->writeStructBegin("TPut");
+    proto->writeFieldBegin("x", at::protocol::T_MAP, 99);
+    proto->writeMapBegin(at::protocol::T_DOUBLE, at::protocol::T_STRING, 252896715);
+    ASSERT_TRUE(raw.Send(mem->getBufferAsString()));
+    EXPECT_TRUE(raw.WaitClosed(std::chrono::steady_clock::now() + 10s));
+    ExpectServes(*server, "after-container-claim");
+  }
+}
+
 // Found by fuzz/store_wire_fuzz: an enum field carries any i32 on the wire
 // (here deleteType 40); the handler read it as the enum (undefined
 // behaviour) before rejecting it. Now it is checked as an integer: a

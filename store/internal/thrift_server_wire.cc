@@ -485,6 +485,26 @@ class LimitedProtocol final : public Base {
     return n;
   }
 
+  // Thrift checks a container's claimed element count against the bytes
+  // left by multiplying it by the element's least size in an int, which
+  // overflows for large claims (undefined behaviour, found by
+  // fuzz/store_wire_fuzz). A claim that cannot fit in max_message_bytes
+  // ends the request here (and the connection, as any oversized request);
+  // smaller ones cannot overflow the base's multiplication.
+  void checkReadBytesAvailable(tp::TSet& set) override {
+    CheckClaim(set.size_, this->getMinSerializedSize(set.elemType_));
+    Base::checkReadBytesAvailable(set);
+  }
+  void checkReadBytesAvailable(tp::TList& list) override {
+    CheckClaim(list.size_, this->getMinSerializedSize(list.elemType_));
+    Base::checkReadBytesAvailable(list);
+  }
+  void checkReadBytesAvailable(tp::TMap& map) override {
+    CheckClaim(map.size_, int64_t{this->getMinSerializedSize(map.keyType_)} +
+                              this->getMinSerializedSize(map.valueType_));
+    Base::checkReadBytesAvailable(map);
+  }
+
   // Thrift's skip() template calls the base's non-virtual reads; skipping
   // through the virtual ones keeps the limits on skipped data too.
   uint32_t skip_virt(tp::TType type) override {
@@ -493,6 +513,15 @@ class LimitedProtocol final : public Base {
 
  private:
   static constexpr bool kBinary = std::is_same_v<Base, tp::TBinaryProtocolT<ServerTransport>>;
+
+  void CheckClaim(int64_t count, int64_t min_element_bytes) {
+    if (count * min_element_bytes > limits_.max_message_bytes) {
+      throw tp::TProtocolException(tp::TProtocolException::SIZE_LIMIT,
+                                   "a container of " + std::to_string(count) +
+                                       " elements does not fit in server.max_message_bytes (" +
+                                       std::to_string(limits_.max_message_bytes) + ")");
+    }
+  }
 
   // One type byte of the binary protocol; INVALID_DATA unless it is a TType.
   uint32_t ReadType(tp::TType* type) {
