@@ -11,16 +11,12 @@
 #include <string_view>
 
 #include "common/event_codec.h"
+#include "fuzz/fuzz_support.h"
 #include "proto/events.pb.h"
 
 namespace {
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "event_cell_fuzz: %s\n", what);
-    abort();
-  }
-}
+using seg::fuzz::Require;
 
 }  // namespace
 

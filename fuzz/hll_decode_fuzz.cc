@@ -14,20 +14,16 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/fuzz_support.h"
 #include "stats/hll.h"
 #include "stats/internal/hll_internal.h"
 
 namespace {
 
+using seg::fuzz::Require;
+
 using seg::stats::HyperLogLog;
 namespace hi = seg::stats::internal;
-
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "hll_decode_fuzz: %s\n", what);
-    abort();
-  }
-}
 
 std::string Header(uint8_t encoding) {
   std::string h("HYLL", 4);

@@ -9,20 +9,16 @@
 #include <string_view>
 
 #include "common/event_codec.h"
+#include "fuzz/fuzz_support.h"
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
 
 namespace {
 
+using seg::fuzz::Require;
+
 // Fixed "now": replaying a file decides the same way every time.
 constexpr int64_t kNowMs = 1'750'000'000'000;
-
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "ingest_event_fuzz: %s\n", what);
-    abort();
-  }
-}
 
 }  // namespace
 

@@ -14,18 +14,14 @@
 #include <tuple>
 
 #include "common/event_codec.h"
+#include "fuzz/fuzz_support.h"
 #include "store/internal/key_codec.h"
 
 namespace {
 
-using namespace seg::store::internal;
+using seg::fuzz::Require;
 
-void Require(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "key_codec_fuzz: %s\n", what);
-    abort();
-  }
-}
+using namespace seg::store::internal;
 
 std::string Key(const std::string& row, const std::string& qualifier, int64_t ts) {
   std::string key = EncodeRowPrefix(row);

@@ -13,19 +13,15 @@
 #include <vector>
 
 #include "common/event.h"
+#include "fuzz/fuzz_support.h"
 #include "segmenter/script_host.h"
 
 namespace {
 
+using seg::fuzz::Require;
+
 namespace fs = std::filesystem;
 using seg::StatusCode;
-
-void Require(bool ok, const char* what, const std::string& detail) {
-  if (!ok) {
-    fprintf(stderr, "lua_script_fuzz: %s: %s\n", what, detail.c_str());
-    abort();
-  }
-}
 
 const fs::path& Dir() {
   static const fs::path* dir = [] {

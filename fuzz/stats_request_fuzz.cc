@@ -15,19 +15,15 @@
 #include <memory>
 #include <string>
 
+#include "fuzz/fuzz_support.h"
 #include "stats/internal/stats_service_query.h"
 
 namespace {
 
+using seg::fuzz::Require;
+
 namespace v1 = seg::stats::v1;
 using seg::StatusCode;
-
-void Require(bool ok, const char* what, const seg::Status& s) {
-  if (!ok) {
-    fprintf(stderr, "stats_request_fuzz: %s: %s\n", what, s.ToString().c_str());
-    abort();
-  }
-}
 
 // A loopback port bound but never listened on: connects are refused at
 // once, and no other process can take the port while we hold it.
@@ -57,10 +53,10 @@ seg::stats::internal::QueryEngine* Engine() {
 }
 
 void Check(const seg::Status& s) {
-  Require(!s.ok(), "a call without Redis succeeded", s);
+  Require(!s.ok(), "a call without Redis succeeded", s.ToString());
   Require(s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kUnavailable,
-          "unexpected code", s);
-  Require(!s.message().empty(), "error without a message", s);
+          "unexpected code", s.ToString());
+  Require(!s.message().empty(), "error without a message", s.ToString());
 }
 
 }  // namespace
@@ -87,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(s);
     if (method == 1 && req.segments_size() > opts.max_union_segments) {
       Require(s.message().find("stats.max_union_segments") != std::string_view::npos,
-              "an oversized union does not name its limit", s);
+              "an oversized union does not name its limit", s.ToString());
     }
   }
   return 0;
