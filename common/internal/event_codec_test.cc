@@ -102,8 +102,8 @@ TEST(EventCodecTest, UnknownGroupsAreSkippedAsByLibprotobuf) {
   EXPECT_EQ(view.search_query, "q");
   // An unterminated group, or one closed by another field's end tag, is not
   // a valid value for either.
-  for (std::string bad : {std::string("\x12\x01u\x7b\x08\x05", 6),
-                          std::string("\x12\x01u\x7b\x84\x01", 6)}) {
+  for (std::string bad :
+       {std::string("\x12\x01u\x7b\x08\x05", 6), std::string("\x12\x01u\x7b\x84\x01", 6)}) {
     EXPECT_FALSE(parsed.ParseFromString(bad));
     EXPECT_EQ(DecodeEventCell(qualifier, bad, &view).code(), StatusCode::kDataLoss);
   }
