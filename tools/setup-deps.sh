@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache clang-format python3
+  # libFuzzer targets (preset fuzz): Debian's clang and its sanitizer/fuzzer runtimes
+  clang-14 libclang-rt-14-dev
   # libraries
   librdkafka-dev libthrift-dev thrift-compiler libboost-dev libhiredis-dev libluajit-5.1-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler

@@ -52,10 +52,21 @@ class WireReader {
     p_ += 4;
     return true;
   }
-  bool Skip(uint32_t wire_type) {
+  // Steps over one field of `field` number whose tag was just read. Groups
+  // (wire types 3/4, from proto2 writers) are skipped as libprotobuf skips
+  // unknown ones: up to the matching end tag, nested at most 100 deep.
+  bool Skip(uint32_t wire_type, uint64_t field, int depth = 0) {
     uint64_t v = 0;
     std::string_view s;
     switch (wire_type) {
+      case 3:
+        if (depth >= 100) return false;
+        while (true) {
+          uint64_t tag;
+          if (!Varint(&tag)) return false;
+          if ((tag & 7) == 4) return (tag >> 3) == field;
+          if (!Skip(tag & 7, tag >> 3, depth + 1)) return false;
+        }
       case 0:
         return Varint(&v);
       case 1:
@@ -224,7 +235,7 @@ Status DecodeEventCell(std::string_view qualifier, std::string_view value, Event
         } else if ((etag >> 3) == 2 && (etag & 7) == 2) {
           ok = entry.Bytes(&val);
         } else {
-          ok = entry.Skip(etag & 7);
+          ok = entry.Skip(etag & 7, etag >> 3);
         }
       }
       if (ok) view->attributes.emplace_back(key, val);
@@ -236,7 +247,7 @@ Status DecodeEventCell(std::string_view qualifier, std::string_view value, Event
       ok = reader.Fixed32(&ip);
       view->ipv4 = ip;
     } else {
-      ok = reader.Skip(wire);
+      ok = reader.Skip(wire, tag >> 3);
     }
     if (!ok) return DataLossError("malformed StoredEvent field " + std::to_string(field));
   }

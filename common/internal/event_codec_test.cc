@@ -86,5 +86,28 @@ TEST(EventCodecTest, BadIpAndCorruptValueAreErrors) {
             StatusCode::kDataLoss);
 }
 
+// Found by fuzz/event_cell_fuzz: libprotobuf skips an unknown group (wire
+// types 3/4, which a proto2 writer may add), the hand-written reader
+// rejected the cell as DataLoss.
+TEST(EventCodecTest, UnknownGroupsAreSkippedAsByLibprotobuf) {
+  std::string qualifier;
+  EncodeEventQualifier(1, 2, 1, &qualifier);
+  // url "u"; group 15 { varint 1: 5, group 16 { } }; search_query "q".
+  const std::string value("\x12\x01u\x7b\x08\x05\x83\x01\x84\x01\x7c\x3a\x01q", 14);
+  StoredEvent parsed;
+  ASSERT_TRUE(parsed.ParseFromString(value));
+  EventView view;
+  ASSERT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
+  EXPECT_EQ(view.url, parsed.url());
+  EXPECT_EQ(view.search_query, "q");
+  // An unterminated group, or one closed by another field's end tag, is not
+  // a valid value for either.
+  for (std::string bad :
+       {std::string("\x12\x01u\x7b\x08\x05", 6), std::string("\x12\x01u\x7b\x84\x01", 6)}) {
+    EXPECT_FALSE(parsed.ParseFromString(bad));
+    EXPECT_EQ(DecodeEventCell(qualifier, bad, &view).code(), StatusCode::kDataLoss);
+  }
+}
+
 }  // namespace
 }  // namespace seg

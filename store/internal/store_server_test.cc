@@ -397,6 +397,108 @@ TEST(StoreServerTest, RequestMissingRequiredFieldIsRejected) {
   ExpectServes(*server, "after-missing-field");
 }
 
+// Found by fuzz/store_wire_fuzz: the binary protocol stored type bytes of
+// the client's that are no TMessageType (in a non-strict header) or no
+// TType (a field or container header) in enums that Thrift then compared:
+// out-of-range enum loads, undefined behaviour (caught when this runs under
+// UBSan). Each closes its connection, as any malformed call does, and the
+// server carries on.
+TEST(StoreServerTest, InvalidTypeBytesCloseTheConnection) {
+  ServerProcess* server = SharedServer(ThriftTransport::kBuffered, ThriftProtocol::kBinary);
+  ASSERT_NE(server, nullptr);
+  const std::string strict_get("\x80\x01\x00\x01\0\0\0\x03get\0\0\0\0", 15);
+  const std::string calls[] = {
+      std::string("\0\0\0\x03get\x36\0\0\0\0", 12),               // message type 54
+      strict_get + std::string("\xe2\x00\x01", 3),                // field type -30
+      strict_get + std::string("\x0f\x00\x02\x90\0\0\0\x01", 8),  // list of type -112
+  };
+  for (const std::string& call : calls) {
+    RawSocket raw(server->port);
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Send(call));
+    EXPECT_TRUE(raw.WaitClosed(std::chrono::steady_clock::now() + 10s));
+  }
+  ExpectServes(*server, "after-bad-type-bytes");
+}
+
+// Found by fuzz/store_wire_fuzz: Thrift multiplied a container's claimed
+// element count by the least element size in an int (here 252,896,715 x 9
+// bytes for a map<double, string>), an overflow. A claim that cannot fit
+// in server.max_message_bytes now closes the connection before that.
+TEST(StoreServerTest, ContainerClaimsBeyondTheMessageLimitCloseTheConnection) {
+  for (ThriftProtocol p : {ThriftProtocol::kCompact, ThriftProtocol::kBinary}) {
+    ServerProcess* server = SharedServer(ThriftTransport::kBuffered, p);
+    ASSERT_NE(server, nullptr);
+    RawSocket raw(server->port);
+    ASSERT_TRUE(raw.ok());
+    auto mem = std::make_shared<at::transport::TMemoryBuffer>();
+    std::shared_ptr<at::protocol::TProtocol> proto;
+    if (p == ThriftProtocol::kCompact) {
+      proto = std::make_shared<at::protocol::TCompactProtocol>(mem);
+    } else {
+      proto = std::make_shared<at::protocol::TBinaryProtocol>(mem);
+    }
+    // put(table="users", tput={99: map<double, string> of 252,896,715}).
+    proto->writeMessageBegin("put", at::protocol::T_CALL, 1);
+    proto->writeStructBegin("put_args");
+    proto->writeFieldBegin("table", at::protocol::T_STRING, 1);
+    proto->writeBinary("users");
+    proto->writeFieldEnd();
+    proto->writeFieldBegin("tput", at::protocol::T_STRUCT, 2);
+    proto->writeStructBegin("TPut");
+    proto->writeFieldBegin("x", at::protocol::T_MAP, 99);
+    proto->writeMapBegin(at::protocol::T_DOUBLE, at::protocol::T_STRING, 252896715);
+    ASSERT_TRUE(raw.Send(mem->getBufferAsString()));
+    EXPECT_TRUE(raw.WaitClosed(std::chrono::steady_clock::now() + 10s));
+    ExpectServes(*server, "after-container-claim");
+  }
+}
+
+// Found by fuzz/store_wire_fuzz: an enum field carries any i32 on the wire
+// (here deleteType 40); the handler read it as the enum (undefined
+// behaviour) before rejecting it. Now it is checked as an integer: a
+// TIOError for the call, and the connection carries on.
+TEST(StoreServerTest, UnknownEnumValueIsAnErrorForTheCall) {
+  ServerProcess* server = SharedServer(ThriftTransport::kBuffered, ThriftProtocol::kBinary);
+  ASSERT_NE(server, nullptr);
+  RawClient raw(server->port);
+  auto proto = std::make_shared<at::protocol::TBinaryProtocol>(raw.transport);
+  // deleteSingle(table="users", tdelete={row="r", deleteType=40}), by hand:
+  // the generated client cannot write an enum value it does not know.
+  proto->writeMessageBegin("deleteSingle", at::protocol::T_CALL, 1);
+  proto->writeStructBegin("deleteSingle_args");
+  proto->writeFieldBegin("table", at::protocol::T_STRING, 1);
+  proto->writeBinary("users");
+  proto->writeFieldEnd();
+  proto->writeFieldBegin("tdelete", at::protocol::T_STRUCT, 2);
+  proto->writeStructBegin("TDelete");
+  proto->writeFieldBegin("row", at::protocol::T_STRING, 1);
+  proto->writeBinary("r");
+  proto->writeFieldEnd();
+  proto->writeFieldBegin("deleteType", at::protocol::T_I32, 4);
+  proto->writeI32(40);
+  proto->writeFieldEnd();
+  proto->writeFieldStop();
+  proto->writeStructEnd();
+  proto->writeFieldEnd();
+  proto->writeFieldStop();
+  proto->writeStructEnd();
+  proto->writeMessageEnd();
+  raw.transport->flush();
+  try {
+    raw.client->recv_deleteSingle();
+    ADD_FAILURE() << "deleteType 40 was accepted";
+  } catch (const hbase::TIOError& e) {
+    EXPECT_NE(e.message.find("unknown delete type"), std::string::npos) << e.message;
+  }
+  // The same connection still serves.
+  hbase::TResult result;
+  hbase::TGet get;
+  get.__set_row("r");
+  raw.client->get(result, "users", get);
+  ExpectServes(*server, "after-unknown-enum");
+}
+
 // What a hostile client tried (issue #17): ~500 short connections of random
 // bytes and truncated calls took seg-store from 31 MB to 650 MB of RSS,
 // since Thrift sized strings from their claimed length. Default config.

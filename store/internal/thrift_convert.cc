@@ -315,8 +315,8 @@ Status FromTDelete(const hbase::TDelete& in, RowDelete* out) {
   out->row = in.row;
   out->columns.clear();
   out->timestamp = in.__isset.timestamp ? in.timestamp : kLatestTimestamp;
-  hbase::TDeleteType::type type =
-      in.__isset.deleteType ? in.deleteType : hbase::TDeleteType::DELETE_COLUMNS;
+  int32_t type =
+      in.__isset.deleteType ? WireEnum(in.deleteType) : int32_t{hbase::TDeleteType::DELETE_COLUMNS};
   if (type == hbase::TDeleteType::DELETE_FAMILY_VERSION) {
     return InvalidArgumentError("DELETE_FAMILY_VERSION is not supported");
   }

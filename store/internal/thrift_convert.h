@@ -11,6 +11,8 @@
 //     itself and gets the same answer from either server.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,18 @@
 namespace seg::store::internal {
 
 inline constexpr const char* kNewestCellsAttribute = "seg.newest_cells";
+
+// The value of a Thrift enum field as the integer the client sent. The
+// generated code stores any i32 from the wire in the (unscoped) C++ enum;
+// reading an out-of-range enum as the enum is undefined behaviour (found by
+// fuzz/store_wire_fuzz), so the server reads and checks it as an integer.
+template <class Enum>
+int32_t WireEnum(const Enum& value) {
+  static_assert(sizeof(Enum) == sizeof(int32_t));
+  int32_t raw;
+  std::memcpy(&raw, &value, sizeof(raw));
+  return raw;
+}
 
 // --- client side: store -> Thrift -------------------------------------------
 Status ToTGet(const GetRequest& get, hbase::TGet* out);

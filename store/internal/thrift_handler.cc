@@ -197,7 +197,7 @@ bool StoreHandler::checkAndMutate(const std::string& table, const std::string& r
   Condition c;
   c.family = family;
   c.qualifier = qualifier;
-  switch (compareOperator) {
+  switch (WireEnum(compareOperator)) {
     case hbase::TCompareOperator::LESS:
       c.op = CompareOp::kLess;
       break;

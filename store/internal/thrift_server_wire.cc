@@ -415,25 +415,94 @@ class LimitedProtocol final : public Base {
   uint32_t readMessageBegin_virt(std::string& name, tp::TMessageType& type,
                                  int32_t& seqid) override {
     ClearRequestLimitError();
-    return Base::readMessageBegin(name, type, seqid);
+    uint32_t n = Base::readMessageBegin(name, type, seqid);
+    // The non-strict binary read stores any byte of the client's in the
+    // enum; TDispatchProcessor would then load an out-of-range enum value
+    // (undefined behaviour, found by fuzz/store_wire_fuzz). Checked as raw
+    // bytes, before anything reads it as an enum.
+    std::underlying_type_t<tp::TMessageType> raw;
+    static_assert(sizeof(raw) == sizeof(type));
+    std::memcpy(&raw, &type, sizeof(raw));
+    if (raw < tp::T_CALL || raw > tp::T_ONEWAY) {
+      throw tp::TProtocolException(tp::TProtocolException::INVALID_DATA,
+                                   "invalid message type " + std::to_string(raw));
+    }
+    return n;
   }
   uint32_t readString_virt(std::string& str) override { return ReadBytes(str); }
   uint32_t readBinary_virt(std::string& str) override { return ReadBytes(str); }
 
+  // The binary protocol stores the client's type bytes in TType enums
+  // unchecked, and then compares them: an out-of-range enum load
+  // (undefined behaviour, found by fuzz/store_wire_fuzz). Its field and
+  // container headers are read here instead, every type byte checked first.
+  uint32_t readFieldBegin_virt(std::string& name, tp::TType& type, int16_t& id) override {
+    if constexpr (!kBinary) {
+      return Base::readFieldBegin(name, type, id);
+    } else {
+      uint32_t n = ReadType(&type);
+      if (type == tp::T_STOP) {
+        id = 0;
+        return n;
+      }
+      return n + this->readI16(id);
+    }
+  }
   uint32_t readListBegin_virt(tp::TType& elem, uint32_t& size) override {
-    uint32_t n = Base::readListBegin(elem, size);
+    uint32_t n = 0;
+    if constexpr (kBinary) {
+      n = ReadType(&elem) + ReadSize(&size);
+      tp::TList list(elem, size);
+      this->checkReadBytesAvailable(list);
+    } else {
+      n = Base::readListBegin(elem, size);
+    }
     WaitForElements(size, elem, tp::T_STOP);
     return n;
   }
   uint32_t readSetBegin_virt(tp::TType& elem, uint32_t& size) override {
-    uint32_t n = Base::readSetBegin(elem, size);
+    uint32_t n = 0;
+    if constexpr (kBinary) {
+      n = ReadType(&elem) + ReadSize(&size);
+      tp::TSet set(elem, size);
+      this->checkReadBytesAvailable(set);
+    } else {
+      n = Base::readSetBegin(elem, size);
+    }
     WaitForElements(size, elem, tp::T_STOP);
     return n;
   }
   uint32_t readMapBegin_virt(tp::TType& key, tp::TType& value, uint32_t& size) override {
-    uint32_t n = Base::readMapBegin(key, value, size);
+    uint32_t n = 0;
+    if constexpr (kBinary) {
+      n = ReadType(&key) + ReadType(&value) + ReadSize(&size);
+      tp::TMap map(key, value, size);
+      this->checkReadBytesAvailable(map);
+    } else {
+      n = Base::readMapBegin(key, value, size);
+    }
     WaitForElements(size, key, value);
     return n;
+  }
+
+  // Thrift checks a container's claimed element count against the bytes
+  // left by multiplying it by the element's least size in an int, which
+  // overflows for large claims (undefined behaviour, found by
+  // fuzz/store_wire_fuzz). A claim that cannot fit in max_message_bytes
+  // ends the request here (and the connection, as any oversized request);
+  // smaller ones cannot overflow the base's multiplication.
+  void checkReadBytesAvailable(tp::TSet& set) override {
+    CheckClaim(set.size_, this->getMinSerializedSize(set.elemType_));
+    Base::checkReadBytesAvailable(set);
+  }
+  void checkReadBytesAvailable(tp::TList& list) override {
+    CheckClaim(list.size_, this->getMinSerializedSize(list.elemType_));
+    Base::checkReadBytesAvailable(list);
+  }
+  void checkReadBytesAvailable(tp::TMap& map) override {
+    CheckClaim(map.size_, int64_t{this->getMinSerializedSize(map.keyType_)} +
+                              this->getMinSerializedSize(map.valueType_));
+    Base::checkReadBytesAvailable(map);
   }
 
   // Thrift's skip() template calls the base's non-virtual reads; skipping
@@ -444,6 +513,51 @@ class LimitedProtocol final : public Base {
 
  private:
   static constexpr bool kBinary = std::is_same_v<Base, tp::TBinaryProtocolT<ServerTransport>>;
+
+  void CheckClaim(int64_t count, int64_t min_element_bytes) {
+    if (count * min_element_bytes > limits_.max_message_bytes) {
+      throw tp::TProtocolException(tp::TProtocolException::SIZE_LIMIT,
+                                   "a container of " + std::to_string(count) +
+                                       " elements does not fit in server.max_message_bytes (" +
+                                       std::to_string(limits_.max_message_bytes) + ")");
+    }
+  }
+
+  // One type byte of the binary protocol; INVALID_DATA unless it is a TType.
+  uint32_t ReadType(tp::TType* type) {
+    int8_t raw = 0;
+    uint32_t n = this->readByte(raw);
+    switch (raw) {
+      case tp::T_STOP:
+      case tp::T_VOID:
+      case tp::T_BOOL:
+      case tp::T_BYTE:
+      case tp::T_DOUBLE:
+      case tp::T_I16:
+      case tp::T_I32:
+      case tp::T_I64:
+      case tp::T_STRING:
+      case tp::T_STRUCT:
+      case tp::T_MAP:
+      case tp::T_SET:
+      case tp::T_LIST:
+      case tp::T_UTF8:
+      case tp::T_UTF16:
+        *type = static_cast<tp::TType>(raw);
+        return n;
+      default:
+        throw tp::TProtocolException(tp::TProtocolException::INVALID_DATA,
+                                     "invalid type " + std::to_string(raw));
+    }
+  }
+  // A container's element count (binary protocol).
+  uint32_t ReadSize(uint32_t* size) {
+    int32_t claimed = 0;
+    uint32_t n = this->readI32(claimed);
+    if (claimed < 0) throw tp::TProtocolException(tp::TProtocolException::NEGATIVE_SIZE);
+    *size = static_cast<uint32_t>(claimed);
+    return n;
+  }
 
   uint32_t ReadBytes(std::string& str) {
     int32_t size = 0;
