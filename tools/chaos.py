@@ -527,7 +527,9 @@ def main():
                       f"{' --real' if args.real else ''}` on {datetime.date.today()}: "
                       f"{args.users} users at {args.rate} events/s, {len(chaos.faults)} faults "
                       f"of {len(kinds_seen)} kinds, {time.monotonic() - started:.0f} s in all; "
-                      + ("passed" if ok else "FAILED") + ".")
+                      + ("FAILED" if not ok else "passed, but for the sizes after Redis "
+                         "restarts (a known gap, below)" if sizes_known_loss else "passed")
+                      + ".")
             write_reliability(lines, header)
             log("table written to RELIABILITY.md")
     except Exception as e:  # report, stop everything, keep the logs
