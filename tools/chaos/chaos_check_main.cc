@@ -2,7 +2,9 @@
 // pipeline is quiet and checks it against seg-loadgen's ground truth (its
 // --messages-out file: every message the brokers acknowledged):
 //   - every valid event is stored exactly once as a cell of family `e`
-//     (a full scan of the table: none missing, none extra, none changed);
+//     (a full scan of the table: none missing, none extra, none changed; a
+//     missing one is looked up in the events topic, to tell a loss before
+//     ingest from one in the pipeline);
 //   - every user's final result on segmentation-results equals a direct
 //     evaluation of the scripts over the user's events at the result's
 //     segmented_at (tools/chaos/direct_evaluation.h, as tests/e2e_test.cc);
@@ -403,6 +405,7 @@ int main(int argc, char** argv) {
     (*scanner)->Close().IgnoreError();
   }
   std::vector<int64_t> lost_sent_ms;
+  std::set<std::pair<std::string, std::string>> lost_keys;  // (user, qualifier)
   int64_t expected_cells = 0, extra_cells = 0, changed_cells = 0, unknown_rows = 0;
   for (const auto& [id, user] : truth.users) {
     expected_cells += static_cast<int64_t>(user.cells.size());
@@ -411,6 +414,7 @@ int main(int argc, char** argv) {
       auto it = have.find(q);
       if (it == have.end()) {
         lost_sent_ms.push_back(user.sent_ms.at(q));
+        lost_keys.insert({id, q});
       } else if (it->second != value && !SameStoredEvent(it->second, value)) {
         if (changed_cells++ < 3) {
           LOG(WARNING) << "changed cell of " << id << ": stored " << Hex(it->second)
@@ -424,6 +428,34 @@ int main(int argc, char** argv) {
     if (!cells.empty() && !truth.users.count(row)) {
       ++unknown_rows;
       extra_cells += static_cast<int64_t>(cells.size());
+    }
+  }
+
+  // A lost event the brokers acknowledged but the events topic lacks was
+  // lost before ingest (the brokers or the producer), not by the pipeline.
+  int64_t lost_not_in_topic = 0;
+  if (!lost_keys.empty()) {
+    auto events = TopicReader::Open(bootstrap, "events");
+    if (!events.ok()) return Fail(events.status());
+    std::set<std::pair<std::string, std::string>> in_topic;
+    Status s = (*events)->ReadToEnd(
+        SteadyClock::now() + std::chrono::seconds(120),
+        [&](int32_t, int64_t, std::string_view, std::string_view value) {
+          std::string q, cell;
+          int64_t t = 0;
+          seg::Event event;
+          if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) return;
+          if (!seg::chaos::ExpectedCell(value, &q, &cell, &t).ok()) return;
+          if (lost_keys.count({event.user_id(), q})) in_topic.insert({event.user_id(), q});
+        });
+    if (!s.ok()) return Fail(s);
+    for (const auto& key : lost_keys) {
+      if (!in_topic.count(key)) {
+        ++lost_not_in_topic;
+        LOG(WARNING) << "lost before ingest: " << key.first << " " << Hex(key.second);
+      } else {
+        LOG(WARNING) << "lost by the pipeline: " << key.first << " " << Hex(key.second);
+      }
     }
   }
 
@@ -550,7 +582,7 @@ int main(int argc, char** argv) {
     << ",\"segmenter_lag\":" << segmenter_lag << ",\"messages\":" << truth.messages
     << ",\"valid_messages\":" << truth.valid << ",\"malformed_messages\":" << truth.malformed
     << ",\"users\":" << truth.users.size() << ",\"expected_cells\":" << expected_cells
-    << ",\"lost_cells\":" << times(lost_sent_ms) << ",\"extra_cells\":" << extra_cells
+    << ",\"lost_cells\":" << times(lost_sent_ms) << ",\"lost_not_in_topic\":" << lost_not_in_topic << ",\"extra_cells\":" << extra_cells
     << ",\"changed_cells\":" << changed_cells << ",\"unknown_rows\":" << unknown_rows
     << ",\"result_messages\":" << result_messages << ",\"compared\":" << compared
     << ",\"bot_flagged\":[";
