@@ -374,9 +374,15 @@ class Chaos:
                                timeout=30)
         if not re.search(r"^\s+rebuild\b", probe.stdout, re.M):
             return None
-        r = subprocess.run([segctl, "stats", "rebuild", "--store", self.env["STORE"],
-                            "--redis", self.env["REDIS"]], capture_output=True, text=True,
-                           timeout=600)
+        # The config keys every segctl stats command takes (--set), as expire-sweep.
+        redis_host, redis_port = self.env["REDIS"].rsplit(":", 1)
+        store_host, store_port = self.env["STORE"].rsplit(":", 1)
+        r = subprocess.run([segctl, "stats", "rebuild",
+                            "--set", f"stats.redis.host={redis_host}",
+                            "--set", f"stats.redis.port={redis_port}",
+                            "--set", f"store.thrift.host={store_host}",
+                            "--set", f"store.thrift.port={store_port}"],
+                           capture_output=True, text=True, timeout=600)
         return r.returncode == 0, (r.stdout + r.stderr)[-2000:]
 
     def attribute(self, t_ms):
