@@ -496,6 +496,9 @@ def main():
         log(summary.group(0) if summary else "seg-loadgen printed no summary")
         if rc != 0:
             raise RuntimeError(f"seg-loadgen exited {rc}")
+        dead = [name for name, part in chaos.parts.items() if not part.running()]
+        if dead:
+            raise RuntimeError(f"not running after the traffic: {', '.join(dead)} (see their logs)")
         log(f"traffic done after {time.monotonic() - t0:.0f} s; checking (waits for a quiet "
             "pipeline)")
         found = chaos.check()
