@@ -5,6 +5,7 @@ target_sources(seg_common PRIVATE
   internal/kafka_producer.cc
   internal/kafka_consumer.cc
   internal/kafka_admin.cc
+  internal/kafka_offsets.cc
 )
 target_link_libraries(seg_common PRIVATE PkgConfig::RDKAFKA)
 

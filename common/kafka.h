@@ -247,6 +247,35 @@ class Consumer {
   std::unique_ptr<Impl> impl_;
 };
 
+// ---------------------------------------------------------------- offsets
+
+// Asks partition leaders for offsets on connections of its own. A group
+// consumer's connections carry its long-polling fetches, and a broker
+// answers one connection's requests in order, so a ListOffsets sent there
+// waits behind a fetch.wait.max.ms each time. Thread-safe.
+class OffsetReader {
+ public:
+  static StatusOr<std::unique_ptr<OffsetReader>> Create(const KafkaOptions& options);
+  ~OffsetReader();
+  OffsetReader(const OffsetReader&) = delete;
+  OffsetReader& operator=(const OffsetReader&) = delete;
+
+  enum class Which { kEarliest, kLatest };
+  // One ListOffsets per leader, in parallel. kLatest gives the high
+  // watermark: every message appended before the call lies below it.
+  StatusOr<std::map<TopicPartition, int64_t>> Offsets(const std::vector<TopicPartition>& partitions,
+                                                      Which which,
+                                                      std::chrono::milliseconds timeout);
+
+  // The number of partitions of `topic` in the cluster's metadata.
+  StatusOr<int32_t> PartitionCount(const std::string& topic, std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  explicit OffsetReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // ---------------------------------------------------------------- admin
 
 struct TopicSpec {

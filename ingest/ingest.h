@@ -152,9 +152,23 @@ struct IngestOptions {
   int32_t store_put_parallelism = 2;
   // Benchmark/baseline only: one store Put per event instead of per batch.
   bool unbatched_puts = false;
+  // Publish a change notice per written user (ingest.notices.enabled).
+  // Off when the store publishes them itself, for every writer: HBase's
+  // NoticeEndpoint (coprocessor-bridge/hbase) or seg-store --notify-kafka;
+  // ingest then only writes (and dead-letters).
+  bool notices_enabled = true;
+  // The ingest watermark (common/ingest_watermark.h): segmenters hold due
+  // users (window lapses) until every event that arrived before their due
+  // time is stored, so a lagging pipeline sends no exit an event already in
+  // Kafka would take back. Written to the segmenters' due table and family
+  // (segmenter.due.*) every watermark_interval_ms while it moves.
+  bool watermark_enabled = true;
+  int64_t watermark_interval_ms = 200;
+  std::string watermark_table = "due";
+  std::string watermark_family = "d";
 
   // Reads `ingest.*` (topics, group_id, batch_*, table, family, validation,
-  // max_poll_interval_ms, sync_commit) and `kafka.*`. Missing keys keep the
+  // max_poll_interval_ms, sync_commit, watermark.*) and `kafka.*`. Missing keys keep the
   // defaults.
   Status LoadFrom(Config& config);
 };

@@ -151,6 +151,16 @@ struct NodeOptions {
   // A due time is never sooner than now + this, so an answer that flips at
   // every evaluation cannot spin the node.
   int64_t min_due_delay_ms = 1000;
+  // Ingest watermark (common/ingest_watermark.h): a due user fires only
+  // once every event that arrived before its due time (less
+  // due_allowed_lateness_ms) is stored, so a pipeline running behind does
+  // not exit a user whose next event already waits in Kafka. Exits then
+  // come as late as the pipeline is behind, but at most due_max_hold_ms
+  // late (an ingester gone for good must not freeze every exit); 0 turns
+  // the hold off. Without published watermarks (no ingester writes them)
+  // due users fire at their due time.
+  int64_t due_max_hold_ms = 600'000;
+  int64_t due_allowed_lateness_ms = 0;
   // A user for whom a script failed keeps that script's previous membership
   // and is evaluated again after this long (quarantines end, budgets reset).
   int64_t failure_recheck_ms = 600'000;

@@ -21,4 +21,9 @@ if(TARGET seg_loadgen AND TARGET seg_segmenter AND TARGET seg_stats_grpc AND TAR
   add_test(NAME e2e_real_test COMMAND e2e_test --gtest_filter=EndToEndTest.*)
   set_tests_properties(e2e_real_test PROPERTIES LABELS real TIMEOUT 900 RUN_SERIAL TRUE
     ENVIRONMENT "SEG_E2E_REAL=1;SEG_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  # Again with HBase's NoticeEndpoint (coprocessor-bridge/hbase) as the only
+  # source of change notices: ingest writes and sends none.
+  add_test(NAME e2e_real_endpoint_test COMMAND e2e_test --gtest_filter=EndToEndTest.*)
+  set_tests_properties(e2e_real_endpoint_test PROPERTIES LABELS real TIMEOUT 900 RUN_SERIAL TRUE
+    ENVIRONMENT "SEG_E2E_REAL=1;SEG_E2E_NOTICES=hbase;SEG_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endif()

@@ -31,15 +31,18 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/event_codec.h"
+#include "common/ingest_watermark.h"
 #include "common/kafka.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
 #include "proto/stats.grpc.pb.h"
 #include "segmenter/script_host.h"
 #include "segmenter/segmenter.h"
+#include "store/store.h"
 #include "tests/harness/local_stack.h"
 #include "tools/chaos/direct_evaluation.h"
 #include "tools/loadgen/traffic.h"
@@ -168,6 +171,9 @@ class EndToEndTest : public ::testing::Test {
     // ctest's e2e_real_test (label `real`): real Kafka and HBase + Thrift2.
     const char* real = std::getenv("SEG_E2E_REAL");
     options.real_services = real != nullptr && std::string(real) == "1";
+    // e2e_real_endpoint_test: HBase's NoticeEndpoint is the only notice source.
+    const char* notices = std::getenv("SEG_E2E_NOTICES");
+    options.hbase_notices = notices != nullptr && std::string(notices) == "hbase";
     options.segmenter_overrides = {
         "segmenter.bot_blacklist.threshold_events=" + std::to_string(kBotThreshold),
         "segmenter.bots.sustain_ms=0",  // the spike rule: this short run has no minutes
@@ -328,6 +334,34 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   ASSERT_EQ(uncovered(), 0);
 
   const int64_t quiet_ms = Clock::Real()->NowMs();
+
+  // The ingester publishes the ingest watermark that holds window exits
+  // while the pipeline is behind (docs/ARCHITECTURE.md): one for every
+  // events partition, and past the last message sent once all is stored.
+  {
+    store::StoreOptions store_options;
+    store_options.backend = store::StoreOptions::Backend::kThrift;
+    store_options.thrift.port = stack_->store_port();
+    auto store = store::OpenStore(store_options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    const int64_t traffic_ended_ms = traffic_started_ms + traffic_ms;
+    IngestHorizon horizon;
+    while (SteadyClock::now() < deadline) {
+      store::GetRequest get;
+      get.row.assign(kIngestWatermarkRow);
+      get.families = {"d"};
+      auto row = (*store)->Get("due", get);
+      ASSERT_TRUE(row.ok()) << row.status();
+      std::vector<std::pair<std::string_view, std::string_view>> watermark_cells;
+      for (store::CellView c : *row) watermark_cells.emplace_back(c.qualifier, c.value);
+      horizon = ComputeIngestHorizon(watermark_cells);
+      if (horizon.ms > traffic_ended_ms) break;
+      std::this_thread::sleep_for(milliseconds(50));  // polls the row, bounded by the deadline
+    }
+    EXPECT_TRUE(horizon.published);
+    EXPECT_EQ(horizon.missing, "");
+    EXPECT_GT(horizon.ms, traffic_ended_ms);
+  }
 
   // Change notices: what the blacklist counted per user.
   // Change notices: what the blacklist counted per user (ingest is

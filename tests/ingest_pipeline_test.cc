@@ -5,6 +5,7 @@
 //
 // Every wait polls a condition with a deadline; nothing sleeps to
 // synchronise.
+#include "common/ingest_watermark.h"
 #include "tests/ingest_fixture.h"
 
 namespace seg::ingest {
@@ -357,7 +358,8 @@ class GatedStore : public store::Store {
   std::atomic<bool> finished_during_third_put{false};
 
   Status Put(std::string_view table, const std::vector<store::RowPut>& rows) override {
-    if (++puts_ == 3) {
+    // Event writes only: the watermark publisher writes the due table.
+    if (table == "users" && ++puts_ == 3) {
       auto deadline = Clk::now() + 10s;
       while (Clk::now() < deadline && ingester.load()->stats().batches < 1) {
         std::this_thread::sleep_for(1ms);  // polls a condition, bounded
@@ -414,6 +416,75 @@ TEST_F(IngestPipelineTest, OlderBatchesAreFinishedWhileTheStoreWritesTheNext) {
   EXPECT_EQ((*ingester)->stats().events_written, 30);
   auto rows = ReadRows(Users(expected));
   for (const auto& [user, qualifiers] : expected) EXPECT_EQ(rows[user], qualifiers) << user;
+}
+
+// The ingest watermark (common/ingest_watermark.h) covers what is stored
+// and nothing more: while a user's events wait unstored in their partition,
+// that partition's watermark stays below the time they were appended, even
+// as the other partitions' watermarks pass it; once stored, it passes too.
+TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
+  StartInProcessStore();
+  auto watermarks = [&] {
+    std::map<int32_t, int64_t> out;
+    store::GetRequest get;
+    get.row.assign(kIngestWatermarkRow);
+    get.families = {"d"};
+    auto row = store_->Get("due", get);
+    EXPECT_TRUE(row.ok()) << row.status();
+    if (!row.ok()) return out;
+    for (int32_t p = 0; p < kEventPartitions; ++p) {
+      const std::string q = IngestWatermarkQualifier("events", p);
+      for (store::CellView c : *row) {
+        if (c.qualifier == q) out[p] = std::stoll(std::string(c.value));
+      }
+    }
+    return out;
+  };
+  auto horizon = [&] {
+    auto w = watermarks();
+    if (w.size() < static_cast<size_t>(kEventPartitions)) return int64_t{-1};
+    int64_t h = INT64_MAX;
+    for (const auto& [p, ms] : w) h = std::min(h, ms);
+    return h;
+  };
+
+  std::vector<Event> first = MakeEvents(40, 200, 0, 11);
+  ProduceEvents(first);
+  const int64_t first_acked_ms = Clock::Real()->NowMs();
+  IngestOptions options = Options();
+  options.watermark_interval_ms = 20;
+  auto ingester = MakeIngester(options);
+  ASSERT_TRUE(ingester);
+  RunUntil(
+      *ingester, [&] { return ingester->stats().events_written >= 200; }, 60s);
+  // Every partition, those with no event too, passes the first events.
+  ASSERT_TRUE(WaitFor([&] { return horizon() > first_acked_ms; }, 30s))
+      << "horizon " << horizon() << " never passed " << first_acked_ms;
+
+  // One user's events, unread: the ingester does not run meanwhile.
+  std::vector<Event> second = MakeEvents(1, 20, 0, 12, "late-");
+  Produced where = ProduceEvents(second);
+  const int64_t second_acked_ms = Clock::Real()->NowMs();
+  const int32_t partition = where.position[0].first;
+  ASSERT_GE(partition, 0);
+  // The other partitions' watermarks pass the second events' append time,
+  // so the publisher has sampled since; this one's must not.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto w = watermarks();
+        for (const auto& [p, ms] : w) {
+          if (p != partition && ms <= second_acked_ms) return false;
+        }
+        return w.size() == static_cast<size_t>(kEventPartitions);
+      },
+      30s));
+  EXPECT_LT(watermarks()[partition], second_acked_ms)
+      << "the watermark covers events that are not stored";
+
+  RunUntil(
+      *ingester, [&] { return ingester->stats().events_written >= 220; }, 60s);
+  EXPECT_TRUE(WaitFor([&] { return horizon() > second_acked_ms; }, 30s));
+  ASSERT_TRUE(ingester->Close().ok());
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/event_codec.h"
+#include "common/ingest_watermark.h"
 #include "common/kafka.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
@@ -264,6 +265,20 @@ class MembershipNodeTest : public ::testing::Test {
     return got;
   }
 
+  // The ingest watermark row as ingesters write it (common/ingest_watermark.h):
+  // one watermark per events partition given, of `partitions` in all.
+  void PublishWatermarks(const std::vector<int64_t>& watermarks, int32_t partitions) {
+    store::RowPut put;
+    put.row.assign(kIngestWatermarkRow);
+    for (size_t p = 0; p < watermarks.size(); ++p) {
+      put.cells.push_back(store::Cell{"d", IngestWatermarkQualifier("events", int32_t(p)),
+                                      watermarks[p], std::to_string(watermarks[p])});
+    }
+    put.cells.push_back(store::Cell{"d", IngestPartitionCountQualifier("events"),
+                                    store::kLatestTimestamp, std::to_string(partitions)});
+    ASSERT_TRUE(store_->Put("due", {put}).ok());
+  }
+
   SegmentState State(const std::string& user) {
     store::GetRequest get;
     get.row = user;
@@ -327,6 +342,63 @@ TEST_F(MembershipNodeTest, WindowMemberExitsAtTheEdgeWithNoNewEvent) {
   // The fired row is gone; the next one is the history's end (60 days).
   EXPECT_EQ(SettledDueTimes("u1", {event_ms + 60 * kDayMs}),
             std::vector<int64_t>{event_ms + 60 * kDayMs});
+}
+
+// The pipeline is behind: an events partition's watermark is short of the
+// user's due time, so a page view that arrived before it may still wait in
+// Kafka. The node holds the user; once ingest has stored that page view
+// (its notice still on the way) and the watermark passed, the due user
+// fires, reads it and stays a member. Firing at the due time instead would
+// have sent an exit that the page view takes back.
+TEST_F(MembershipNodeTest, DueUserWaitsForTheIngestWatermarkAndSeesTheLateEvent) {
+  const int64_t event_ms = clock_.NowMs() - kDayMs;
+  WriteEvent("u1", PAGE_VIEW, event_ms);
+  SendNotice("u1");
+  RunUntilNotices(1);
+  ASSERT_EQ(ReadResults(1).size(), 1u);
+  const int64_t due_ms = event_ms + 7 * kDayMs;
+  ASSERT_EQ(DueTimes("u1"), std::vector<int64_t>{due_ms});
+
+  PublishWatermarks({due_ms - 1, due_ms + kDayMs}, 2);
+  const int64_t interval_ms = segmenter::NodeOptions().due_scan_interval_ms;
+  clock_.AdvanceMs(due_ms - clock_.NowMs() + interval_ms);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node_->RunOnce().ok());
+  EXPECT_EQ(node_->stats().scheduled, 0) << "fired ahead of the ingest watermark";
+
+  const int64_t late_ms = due_ms - 1000;
+  WriteEvent("u1", PAGE_VIEW, late_ms);
+  PublishWatermarks({clock_.NowMs(), clock_.NowMs()}, 2);
+  clock_.AdvanceMs(interval_ms);
+  RunUntil(node_.get(), [&] { return node_->stats().scheduled >= 1; });
+  SegmentState state = State("u1");
+  EXPECT_EQ(state.segmented_at_ms(), clock_.NowMs());
+  EXPECT_TRUE(Has(state.segments(), "recent_visitor")) << "a false exit";
+  EXPECT_EQ(SettledDueTimes("u1", {late_ms + 7 * kDayMs}),
+            std::vector<int64_t>{late_ms + 7 * kDayMs});
+}
+
+// An ingester that stopped publishing (here: one partition never had a
+// watermark) holds exits for at most segmenter.schedule.max_hold_ms.
+TEST_F(MembershipNodeTest, StuckIngestWatermarkHoldsExitsAtMostMaxHold) {
+  const int64_t event_ms = clock_.NowMs() - kDayMs;
+  WriteEvent("u2", PAGE_VIEW, event_ms);
+  SendNotice("u2");
+  RunUntilNotices(1);
+  ASSERT_EQ(ReadResults(1).size(), 1u);
+  const int64_t due_ms = event_ms + 7 * kDayMs;
+  PublishWatermarks({due_ms + kDayMs}, 2);  // partition 1 has none
+
+  clock_.AdvanceMs(due_ms - clock_.NowMs() + segmenter::NodeOptions().due_scan_interval_ms);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node_->RunOnce().ok());
+  EXPECT_EQ(node_->stats().scheduled, 0);
+
+  clock_.AdvanceMs(segmenter::NodeOptions().due_max_hold_ms);
+  RunUntil(node_.get(), [&] { return node_->stats().scheduled >= 1; });
+  auto exited = ReadResults(1);
+  ASSERT_EQ(exited.size(), 1u);
+  ASSERT_TRUE(exited[0].result);
+  EXPECT_EQ(exited[0].result->reason(), SCHEDULE);
+  EXPECT_TRUE(Has(exited[0].result->exited(), "recent_visitor"));
 }
 
 TEST_F(MembershipNodeTest, NewOwnerFiresTheExitAfterTheRebalance) {

@@ -335,6 +335,30 @@ TEST_F(KafkaTest, BatchEraseIfKeepsTheOthersInOrder) {
   ASSERT_TRUE(consumer->Close().ok());
 }
 
+// OffsetReader: the high watermarks sum to what was produced, the earliest
+// offsets are 0, and the partition count comes from the metadata. (The
+// mock cluster creates any topic a metadata request names, so an unknown
+// topic cannot be tried here.)
+TEST_F(KafkaTest, OffsetReaderGivesHighWatermarksAndPartitionCount) {
+  auto producer = MakeProducer();
+  ASSERT_TRUE(producer);
+  ProduceRange(*producer, "events", 0, 3000);
+  ASSERT_TRUE(producer->Flush(30s).ok());
+  auto reader = OffsetReader::Create(cluster_->ClientOptions("offsets"));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto latest = (*reader)->Offsets(Partitions("events", 8), OffsetReader::Which::kLatest, 10s);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  int64_t total = 0;
+  for (const auto& [tp, offset] : *latest) total += offset;
+  EXPECT_EQ(total, 3000);
+  auto earliest = (*reader)->Offsets(Partitions("events", 8), OffsetReader::Which::kEarliest, 10s);
+  ASSERT_TRUE(earliest.ok()) << earliest.status();
+  for (const auto& [tp, offset] : *earliest) EXPECT_EQ(offset, 0) << tp.partition;
+  auto count = (*reader)->PartitionCount("events", 10s);
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 8);
+}
+
 // PrepareTopic fetches the topic's leaders up front; with every broker down
 // it says so within its timeout instead of hanging.
 TEST_F(KafkaTest, PrepareTopicLearnsLeadersOrSaysWhyNot) {

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -23,6 +24,7 @@
 #include "common/metrics.h"
 #include "coprocessor-bridge/bridge.h"
 #include "ingest/ingest.h"
+#include "ingest/internal/watermark.h"
 #include "proto/events.pb.h"
 
 namespace seg::ingest {
@@ -45,6 +47,11 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.initial_ms", &store_backoff.initial_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.store_backoff.max_ms", &store_backoff.max_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.shutdown_timeout_ms", &shutdown_timeout_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.notices.enabled", &notices_enabled));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.enabled", &watermark_enabled));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.interval_ms", &watermark_interval_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.table", &watermark_table));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.family", &watermark_family));
   SEG_RETURN_IF_ERROR(validation.LoadFrom(config, "ingest.validation"));
   return Status::OK();
 }
@@ -61,6 +68,11 @@ Status CheckOptions(const IngestOptions& o) {
   }
   if (o.table.empty() || o.family.empty()) {
     return InvalidArgumentError("ingest: empty table or family");
+  }
+  if (o.watermark_enabled &&
+      (o.watermark_interval_ms <= 0 || o.watermark_table.empty() || o.watermark_family.empty())) {
+    return InvalidArgumentError(
+        "ingest.watermark: interval_ms must be positive, table and family non-empty");
   }
   return Status::OK();
 }
@@ -136,6 +148,15 @@ class IngesterImpl : public Ingester {
                                                               OnRebalance(e);
                                                             }));
     SEG_RETURN_IF_ERROR(consumer_->Subscribe({options_.events_topic}));
+    if (options_.watermark_enabled) {
+      SEG_ASSIGN_OR_RETURN(
+          watermark_,
+          WatermarkPublisher::Create(
+              WatermarkOptions{options_.events_topic, options_.watermark_table,
+                               options_.watermark_family, options_.watermark_interval_ms},
+              consumer_options, consumer_.get(), store_, clock_));
+      watermark_->Start();
+    }
 
     // A batch's dead letters and notices are produced at once and then
     // waited for: lingering (the producer's default 5 ms) only delays the
@@ -264,6 +285,16 @@ class IngesterImpl : public Ingester {
     SEG_RETURN_IF_ERROR(
         WriteRows(messages, &rows, &dead, &batch->dl_tags, stop, &batch->committed));
     batch->acked_at_ms = clock_->NowMs();
+    if (watermark_) {
+      // Every message of the batch is stored or dead-lettered: either way
+      // nothing below it can still change a row.
+      std::map<int32_t, int64_t> next;
+      for (const kafka::Message* m : messages) {
+        int64_t& n = next[m->partition()];
+        n = std::max(n, m->offset() + 1);
+      }
+      for (const auto& [partition, offset] : next) watermark_->OnStored(partition, offset);
+    }
     while (!in_flight_.empty() &&
            static_cast<int32_t>(in_flight_.size()) >= options_.max_batches_in_flight) {
       SEG_RETURN_IF_ERROR(FinishOldest(stop));
@@ -271,7 +302,7 @@ class IngesterImpl : public Ingester {
 
     // ---- 5. notices of this batch start flying; steps 6-7 happen in
     //         FinishOldest, during the next batches' writes
-    if (!batch->committed.empty()) {
+    if (options_.notices_enabled && !batch->committed.empty()) {
       auto pending = notifier_->StartPublish(batch->committed, batch->acked_at_ms);
       if (pending.ok()) {
         batch->notices = std::move(pending).value();
@@ -301,7 +332,7 @@ class IngesterImpl : public Ingester {
   Status FinishOldest(std::stop_token stop) {
     if (in_flight_.empty()) return Status::OK();
     InFlight& f = *in_flight_.front();
-    if (!f.committed.empty()) {
+    if (options_.notices_enabled && !f.committed.empty()) {
       int64_t t0 = clock_->MonotonicUs();
       Status s = f.notices ? f.notices->Wait(std::chrono::milliseconds(wait_limit_ms_))
                            : UnavailableError("notices not produced");
@@ -371,7 +402,8 @@ class IngesterImpl : public Ingester {
       Status s = FinishAll(give_up.get_token());
       if (!s.ok()) LOG(WARNING) << "ingest: last batch left uncommitted (re-read later): " << s;
     }
-    carry_.clear();  // uncommitted: re-read by the next owner
+    carry_.clear();                      // uncommitted: re-read by the next owner
+    if (watermark_) watermark_->Stop();  // it asks the consumer, which goes next
     Status commit = consumer_ ? consumer_->Commit(/*sync=*/true) : Status::OK();
     if (!commit.ok()) LOG(WARNING) << "ingest: final commit: " << commit;
     Status close = consumer_ ? consumer_->Close() : Status::OK();
@@ -771,6 +803,7 @@ class IngesterImpl : public Ingester {
   const Clock* clock_;
   std::unique_ptr<kafka::Consumer> consumer_;
   std::unique_ptr<kafka::Producer> deadletter_producer_;
+  std::unique_ptr<WatermarkPublisher> watermark_;  // before consumer_'s close
   std::unique_ptr<bridge::ChangeNotifier> notifier_;
   // The batch whose store write is acknowledged and whose notices and
   // dead letters may still be in flight (pipelining); committed by

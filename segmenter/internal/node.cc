@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -26,6 +27,7 @@
 
 #include "common/backoff.h"
 #include "common/event_codec.h"
+#include "common/ingest_watermark.h"
 #include "common/metrics.h"
 #include "proto/segmentation.pb.h"
 #include "segmenter/bot_blacklist.h"
@@ -93,6 +95,12 @@ struct NodeMetrics {
       "Evaluations that kept a failing script's membership beyond scripts.max_stale_ms");
   metrics::Counter due_scan_failures = metrics::GetCounter(
       "seg_segmenter_due_scan_failures_total", "Due-table scans or their processing that failed");
+  metrics::Gauge due_hold = metrics::GetGauge(
+      "seg_segmenter_due_hold_seconds",
+      "How far behind now due users fire: the ingest watermark's delay (0 when caught up)");
+  metrics::Counter due_hold_capped =
+      metrics::GetCounter("seg_segmenter_due_hold_capped_total",
+                          "Due rounds that fired past a watermark older than max_hold_ms");
   metrics::Histogram schedule_lateness =
       metrics::GetHistogram("seg_segmenter_schedule_lateness_seconds",
                             "Due user fired minus its due time", {}, DelayBucketsSeconds());
@@ -600,7 +608,8 @@ class NodeImpl : public Node {
     pending_index_.clear();
     fired_due_.clear();
     due_ids_.clear();
-    DueRound round = due_scanner_.Next(now, owned_);
+    const int64_t fire_until = FireHorizon(now);
+    DueRound round = due_scanner_.Next(fire_until, owned_);
     bool more = round.partitions_left;
     bool capped = false;
     DueOutcome outcome;
@@ -647,7 +656,7 @@ class NodeImpl : public Node {
       }
     }
     // A backlog: scan the next round while this one is processed.
-    if (more) due_scanner_.Prefetch(round.now, outcome, owned_, clock_->NowMs());
+    if (more) due_scanner_.Prefetch(round.now, outcome, owned_, fire_until);
     Status s = fired_due_.empty() ? Status::OK() : ProcessSurvivors(now);
     if (!s.ok()) {
       due_scanner_.DropPrefetch();
@@ -658,6 +667,49 @@ class NodeImpl : public Node {
     due_scanner_.Apply(round.now, outcome);
     if (more) next_due_scan_ms_ = now;  // a backlog: go on after the next poll
     return static_cast<int>(pending_.size());
+  }
+
+  // Due rows fire up to this time: now, held back to the ingest watermark
+  // (an event that arrived before it is stored), but never more than
+  // due_max_hold_ms. The watermark row is read at most every 200 ms.
+  int64_t FireHorizon(int64_t now) {
+    constexpr int64_t kRefreshMs = 200;
+    if (options_.due_max_hold_ms == 0) return now;
+    if (now - horizon_read_ms_ >= kRefreshMs) {
+      store::GetRequest get;
+      get.row.assign(kIngestWatermarkRow);
+      get.families = {options_.due_family};
+      StatusOr<store::RowResult> row = store_->Get(options_.due_table, get);
+      if (row.ok()) {
+        horizon_read_ms_ = now;
+        std::vector<std::pair<std::string_view, std::string_view>> cells;
+        for (store::CellView cell : *row) cells.emplace_back(cell.qualifier, cell.value);
+        ingest_horizon_ = ComputeIngestHorizon(cells);
+      } else {
+        metrics_.due_scan_failures.Inc();
+        LOG_EVERY_N(WARNING, 10) << "ingest watermark: " << row.status();  // the last one holds
+      }
+    }
+    int64_t until = now;
+    if (ingest_horizon_.published) {
+      const int64_t horizon = ingest_horizon_.ms == std::numeric_limits<int64_t>::min()
+                                  ? ingest_horizon_.ms
+                                  : ingest_horizon_.ms - options_.due_allowed_lateness_ms;
+      until = std::min(now, horizon);
+      if (until < now - options_.due_max_hold_ms) {
+        until = now - options_.due_max_hold_ms;
+        metrics_.due_hold_capped.Inc();
+        LOG_EVERY_N(WARNING, 60) << "due users fire past the ingest watermark: it is "
+                                 << (ingest_horizon_.missing.empty()
+                                         ? std::to_string((now - ingest_horizon_.ms) / 1000) +
+                                               " s old"
+                                         : "missing for " + ingest_horizon_.missing)
+                                 << ", beyond segmenter.schedule.max_hold_ms "
+                                 << options_.due_max_hold_ms << " (is ingest down?)";
+      }
+    }
+    metrics_.due_hold.Set(double(now - until) / 1e3);
+    return until;
   }
 
   // Deletes the cell the scan read once its user is processed; a cell
@@ -958,6 +1010,8 @@ class NodeImpl : public Node {
   // Schedule: the user-changes partitions this node owns and their due scan.
   std::set<int32_t> owned_;
   int64_t next_due_scan_ms_ = 0;
+  IngestHorizon ingest_horizon_;                                       // as last read
+  int64_t horizon_read_ms_ = std::numeric_limits<int64_t>::min() / 2;  // when
   DueScanner due_scanner_;
   AppendLog append_log_;  // when each owned partition's notices were known appended
   int64_t tick_ = 1;      // AppendLog's order: watermark samples and read starts

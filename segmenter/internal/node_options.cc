@@ -37,9 +37,15 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.scan_interval_ms", &due_scan_interval_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.batch_users", &due_batch_users));
   SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.min_delay_ms", &min_due_delay_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.max_hold_ms", &due_max_hold_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.allowed_lateness_ms", &due_allowed_lateness_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".failure_recheck_ms", &failure_recheck_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".forget_tombstones", &forget_tombstones));
   SEG_RETURN_IF_ERROR(config.Get("scripts.max_stale_ms", &max_stale_ms));
+  if (due_max_hold_ms < 0 || due_allowed_lateness_ms < 0) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".schedule.max_hold_ms and .allowed_lateness_ms must be >= 0");
+  }
   if (due_scan_interval_ms <= 0 || due_batch_users <= 0 || min_due_delay_ms < 0 ||
       failure_recheck_ms <= 0 || max_stale_ms <= 0) {
     return InvalidArgumentError(config.source() + ": " + p +

@@ -95,13 +95,14 @@ kafka::KafkaOptions LocalStack::KafkaClientOptions(const std::string& client_id)
 
 // tools/services/services.sh up|down kafka hbase, in this stack's directory.
 static Status RunServices(const std::string& dir, const std::string& verb,
-                          std::chrono::milliseconds timeout) {
+                          std::chrono::milliseconds timeout, bool hbase_notices) {
+  std::vector<std::string> env = {"SEG_SERVICES_DIR=" + dir + "/services",
+                                  "SEG_BUILD_DIR=" + BinaryDir()};
+  if (hbase_notices) env.push_back("SEG_HBASE_NOTICES=1");
   SEG_ASSIGN_OR_RETURN(
       ChildProcess services,
-      ChildProcess::Start(
-          {SourceDir() + "/tools/services/services.sh", verb, "kafka", "hbase"},
-          dir + "/services.log",
-          {"SEG_SERVICES_DIR=" + dir + "/services", "SEG_BUILD_DIR=" + BinaryDir()}));
+      ChildProcess::Start({SourceDir() + "/tools/services/services.sh", verb, "kafka", "hbase"},
+                          dir + "/services.log", env));
   SEG_ASSIGN_OR_RETURN(int code, services.Wait(timeout));
   if (code != 0) {
     std::string log = ReadFile(dir + "/services.log");
@@ -114,7 +115,8 @@ static Status RunServices(const std::string& dir, const std::string& verb,
 
 Status LocalStack::StartRealServices() {
   services_up_ = true;  // from here on Stop() brings them down
-  SEG_RETURN_IF_ERROR(RunServices(dir_.path(), "up", std::chrono::minutes(6)));
+  SEG_RETURN_IF_ERROR(
+      RunServices(dir_.path(), "up", std::chrono::minutes(6), options_.hbase_notices));
   // services.env: `export KEY=VALUE` lines.
   std::map<std::string, std::string> env;
   std::istringstream lines(ReadFile(dir_.path() + "/services/services.env"));
@@ -134,7 +136,7 @@ Status LocalStack::StartRealServices() {
 void LocalStack::StopRealServices() {
   if (!services_up_) return;
   services_up_ = false;
-  Status s = RunServices(dir_.path(), "down", std::chrono::minutes(2));
+  Status s = RunServices(dir_.path(), "down", std::chrono::minutes(2), options_.hbase_notices);
   if (!s.ok()) LOG(WARNING) << "local stack: " << s;
 }
 
@@ -254,6 +256,7 @@ Status LocalStack::StartAll() {
     AddOverrides({"store.backend=thrift", "store.thrift.host=127.0.0.1",
                   "store.thrift.port=" + std::to_string(store_port_)},
                  &argv);
+    if (options_.hbase_notices) AddOverrides({"ingest.notices.enabled=false"}, &argv);
     AddOverrides(options_.ingest_overrides, &argv);
     SEG_ASSIGN_OR_RETURN(Child * ingest, Launch("ingest", argv));
     SEG_RETURN_IF_ERROR(WaitPort(ingest, ingest_metrics_port_));

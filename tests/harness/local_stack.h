@@ -51,6 +51,9 @@ struct LocalStackOptions {
   // tools/services, started in this stack's directory and stopped with it,
   // instead of the mock cluster and seg-store. kafka() is then unusable.
   bool real_services = false;
+  // With real_services: the change notices come from HBase's NoticeEndpoint
+  // (coprocessor-bridge/hbase, SEG_HBASE_NOTICES=1) and ingest sends none.
+  bool hbase_notices = false;
 };
 
 class LocalStack {
