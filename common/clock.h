@@ -5,7 +5,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/status.h"
+
 namespace seg {
+
+class Config;
 
 class Clock {
  public:
@@ -17,7 +21,18 @@ class Clock {
 
   // The process-wide real clock.
   static Clock* Real();
+
+  // Shifts the real clock's NowMs() by `offset_ms` in this process; its
+  // MonotonicUs() is untouched. For tests of clock skew between machines
+  // (the chaos run puts seg-ingest's clock seconds off the segmenters').
+  static void SetRealOffsetMs(int64_t offset_ms);
+  static int64_t RealOffsetMs();
 };
+
+// Reads `clock.offset_ms` (default 0, at most one day either way) and
+// applies it with Clock::SetRealOffsetMs: the key seg-ingest and
+// seg-segmenter read at startup.
+Status ApplyClockOffset(Config& config);
 
 // A clock that moves only when told to.
 class FakeClock : public Clock {

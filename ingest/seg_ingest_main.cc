@@ -7,7 +7,8 @@
 // Config keys (all optional; see docs/ingest.md): kafka.*, ingest.*,
 // store.backend (thrift|embedded), store.thrift.{host,port,transport,
 // protocol,call_timeout_ms}, store.embedded.data_dir, ingest.metrics_host
-// (127.0.0.1) and ingest.metrics_port (-1 = off). Unknown keys are an
+// (127.0.0.1) and ingest.metrics_port (-1 = off), clock.offset_ms (tests:
+// this process's clock off the machine's). Unknown keys are an
 // error. SIGINT/SIGTERM: finish the batches in flight, commit, leave the
 // group, exit 0, all within ingest.shutdown_timeout_ms (default 4 s); a
 // watchdog exits 0 shortly after that budget if Kafka or the store hang
@@ -26,6 +27,7 @@
 
 #include <glog/logging.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -108,6 +110,7 @@ int main(int argc, char** argv) {
   seg::Status s = options.LoadFrom(*config);
   if (s.ok()) s = LoadStoreOptions(*config, &store_options);
   if (s.ok()) s = metrics.LoadFrom(*config, "ingest");
+  if (s.ok()) s = seg::ApplyClockOffset(*config);
   if (s.ok()) s = config->CheckNoUnknownKeys();
   if (!s.ok()) {
     LOG(ERROR) << "config: " << s;

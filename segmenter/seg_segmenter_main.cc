@@ -29,6 +29,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -313,6 +314,8 @@ int main(int argc, char** argv) {
     return Fail(s);
   seg::metrics::MetricsListenOptions metrics;
   if (auto s = metrics.LoadFrom(*config, "segmenter"); !s.ok()) return Fail(s);
+  // Tests only: this node's wall clock off the machine's (clock skew).
+  if (auto s = seg::ApplyClockOffset(*config); !s.ok()) return Fail(s);
   if (auto s = config->CheckNoUnknownKeys(); !s.ok()) return Fail(s);
   if (scripts_source != "store" && scripts_source != "dir") {
     return Fail(seg::InvalidArgumentError(

@@ -1,6 +1,7 @@
 # The end-to-end test: the whole product as processes (tests/harness/local_stack.h)
 # under seg-loadgen traffic; see tests/e2e_test.cc for what it checks.
-if(TARGET seg_loadgen AND TARGET seg_segmenter AND TARGET seg_stats_grpc AND TARGET seg-stats)
+if(TARGET seg_loadgen AND TARGET seg_segmenter AND TARGET seg_stats_grpc AND TARGET seg-stats
+   AND TARGET seg_chaos_truth)
   # Under ASan (tools/dev test's asan stage, 4 tests at a time) it runs alone:
   # the instrumented pipeline beside three other tests on 2 cores lagged past
   # the 8 s window the test checks exits against (RELIABILITY.md).
@@ -10,7 +11,7 @@ if(TARGET seg_loadgen AND TARGET seg_segmenter AND TARGET seg_stats_grpc AND TAR
   endif()
   seg_add_test(e2e_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_test.cc
-    LIBS seg_testing seg_loadgen seg_segmenter seg_script_host seg_stats_grpc
+    LIBS seg_testing seg_loadgen seg_segmenter seg_script_host seg_stats_grpc seg_chaos_truth
     TIMEOUT 400
     LABELS integration
     PROPERTIES ${SEG_E2E_PROPERTIES})

@@ -44,6 +44,7 @@
 #include "segmenter/segmenter.h"
 #include "store/store.h"
 #include "tests/harness/local_stack.h"
+#include "tools/chaos/direct_evaluation.h"
 #include "tools/loadgen/traffic.h"
 
 namespace seg {
@@ -84,9 +85,7 @@ std::string WindowScript() {
          "}\n";
 }
 
-// One user's distinct valid events as the store keeps them: qualifier ->
-// StoredEvent bytes (a duplicate lands on the same qualifier).
-using Cells = std::map<std::string, std::string>;
+using chaos::Cells;
 
 // Reads a topic in a consumer group of its own from the beginning.
 class TopicReader {
@@ -205,20 +204,10 @@ class EndToEndTest : public ::testing::Test {
   // them at `now_ms` (history window, newest max_events_per_user).
   segmenter::EvaluationResult Evaluate(const std::string& user, const Cells& cells, int64_t now_ms,
                                        int64_t* watermark) {
-    std::vector<EventView> views;
-    for (const auto& [qualifier, value] : cells) {
-      EventView view;
-      EXPECT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
-      if (view.time_ms >= now_ms - kHistoryDays * kDayMs) views.push_back(std::move(view));
-    }
-    if (views.size() > kMaxEventsPerUser) {
-      views.erase(views.begin(), views.end() - static_cast<ptrdiff_t>(kMaxEventsPerUser));
-    }
-    *watermark = views.empty() ? 0 : views.back().time_ms;
-    segmenter::EvaluateOptions options;
-    options.now_ms = now_ms;
     segmenter::EvaluationResult result;
-    EXPECT_TRUE(host_->EvaluateUser(user, views, options, &result).ok());
+    EXPECT_TRUE(chaos::DirectEvaluate(host_.get(), user, cells, now_ms,
+                                      {kHistoryDays, kMaxEventsPerUser}, &result, watermark)
+                    .ok());
     return result;
   }
 
@@ -267,11 +256,11 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
     Event event;
     ASSERT_TRUE(event.ParseFromString(msg.value));
     std::string qualifier, value;
-    EncodeEventQualifier(event.event_time_ms(), EventDigest(event), event.type(), &qualifier);
-    ASSERT_TRUE(EncodeEventValue(event, &value).ok());
+    int64_t time_ms = 0;
+    ASSERT_TRUE(chaos::ExpectedCell(msg.value, &qualifier, &value, &time_ms).ok());
     cells[msg.user_index][qualifier] = std::move(value);
-    newest[msg.user_index] = std::max(newest[msg.user_index], event.event_time_ms());
-    if (event.type() == PAGE_VIEW) page_views[msg.user_index].push_back(event.event_time_ms());
+    newest[msg.user_index] = std::max(newest[msg.user_index], time_ms);
+    if (event.type() == PAGE_VIEW) page_views[msg.user_index].push_back(time_ms);
   }
   for (auto& views : page_views) std::sort(views.begin(), views.end());
 

@@ -234,5 +234,59 @@ TEST_F(IngestProcessTest, StoreOutageLongerThanMaxPollIntervalKeepsTheMember) {
   store_process.Stop();
 }
 
+// clock.offset_ms (the chaos run's clock skew) moves the process's "now":
+// seg-ingest an hour ahead stores an event stamped 50 min ahead of the
+// machine's clock (without the offset it is past max_future_ms, 10 min) and
+// dead-letters one stamped 75 min ahead (15 min ahead of its clock).
+TEST_F(IngestProcessTest, ClockOffsetMovesSegIngestsNow) {
+  int port = seg::testing::PickFreePort();
+  ChildProcess store_process = StartStoreBinary(port);
+  OpenClient(port);
+  const int64_t now = Clock::Real()->NowMs();
+  Event ahead, far;
+  ahead.set_user_id("skew-ahead");
+  ahead.set_event_time_ms(now + 50 * 60'000);
+  ahead.set_type(CLICK);
+  far.set_user_id("skew-far");
+  far.set_event_time_ms(now + 75 * 60'000);
+  far.set_type(CLICK);
+  ProduceEvents({ahead, far});
+  auto ingest = ChildProcess::Start(
+      {seg::testing::BinaryDir() + "/ingest/seg-ingest", "--set",
+       "kafka.bootstrap_servers=" + cluster_->bootstrap_servers(), "--set",
+       "store.thrift.port=" + std::to_string(port), "--set", "clock.offset_ms=3600000"},
+      data_dir_.path() + "/ingest.log");
+  ASSERT_TRUE(ingest.ok()) << ingest.status();
+  std::vector<DeadLetter> letters;
+  ReadTopic("events-deadletter", 1, 60s, [&](const kafka::Message& m) {
+    DeadLetter d;
+    EXPECT_TRUE(d.ParseFromArray(m.value().data(), int(m.value().size())));
+    letters.push_back(d);
+  });
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].reason(), reason::kTimeInFuture);
+  EXPECT_NE(letters[0].original().find("skew-far"), std::string::npos);
+  EXPECT_TRUE(WaitFor([&] { return !ReadRows({"skew-ahead"})["skew-ahead"].empty(); }, 30s));
+  EXPECT_TRUE(ReadRows({"skew-far"})["skew-far"].empty());
+  ingest->Signal(SIGTERM);
+  EXPECT_TRUE(ingest->Wait(10s).ok());
+  store_process.Stop();
+}
+
+// An offset beyond a day is a config error naming the key (exit 2).
+TEST_F(IngestProcessTest, ClockOffsetBeyondADayIsAConfigError) {
+  std::string log = data_dir_.path() + "/ingest-bad.log";
+  auto ingest = ChildProcess::Start({seg::testing::BinaryDir() + "/ingest/seg-ingest", "--set",
+                                     "clock.offset_ms=90000000"},
+                                    log);
+  ASSERT_TRUE(ingest.ok()) << ingest.status();
+  StatusOr<int> code = ingest->Wait(10s);
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 2);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("clock.offset_ms"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace seg::ingest

@@ -173,7 +173,7 @@ if [[ -n "$KAFKA_EXTERNAL" ]]; then
   "$BUILD/tools/segctl" topics create --bootstrap "$KAFKA" --topics "$TOPICS" >/dev/null
 else
   start kafka "$BUILD/tools/kafka-local" --brokers 3 --topics "$TOPICS" \
-    --port-file "$RUN_DIR/kafka.bootstrap"
+    --port-file "$RUN_DIR/kafka.bootstrap" --control "$RUN_DIR/kafka.control"
   wait_file kafka "$RUN_DIR/kafka.bootstrap" "${PIDS[-1]}"
   KAFKA="$(cat "$RUN_DIR/kafka.bootstrap")"
   # The mock cluster rebalances a group only after about a session timeout

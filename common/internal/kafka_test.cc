@@ -626,5 +626,73 @@ TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
   EXPECT_FALSE(std::filesystem::exists(port_file));
 }
 
+// kafka-local --control: the chaos run's fault injection. A broker taken
+// down holds deliveries until it is up again; request errors are taken; a
+// bad command is refused with the reason, and the cluster keeps serving.
+TEST(KafkaLocalTest, ControlFifoTakesTheBrokerDownAndUp) {
+  std::string binary = seg::testing::BinaryDir() + "/tools/kafka-local";
+  ASSERT_TRUE(std::filesystem::exists(binary)) << binary << " not built";
+  seg::testing::TempDir dir;
+  const std::string port_file = dir.path() + "/kafka.bootstrap";
+  const std::string control = dir.path() + "/kafka.control";
+  const std::string log_path = dir.path() + "/kafka-local.log";
+  auto child = seg::testing::ChildProcess::Start(
+      {binary, "--brokers", "1", "--topics", "t:1", "--port-file", port_file, "--control", control},
+      log_path);
+  ASSERT_TRUE(child.ok()) << child.status();
+  auto log_has = [&](const std::string& text) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream f(log_path);
+      std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      if (all.find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(20ms);  // polling a log file
+    }
+    return false;
+  };
+  std::string bootstrap;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (bootstrap.empty() && std::chrono::steady_clock::now() < deadline && child->running()) {
+    std::ifstream f(port_file);
+    std::getline(f, bootstrap);
+    if (bootstrap.empty()) std::this_thread::sleep_for(10ms);  // polling for a file
+  }
+  ASSERT_FALSE(bootstrap.empty()) << "no port file";
+  ASSERT_TRUE(std::filesystem::is_fifo(control));
+  auto send = [&](const std::string& line) {
+    std::ofstream(control) << line << "\n";
+  };
+
+  KafkaOptions options;
+  options.bootstrap_servers = bootstrap;
+  auto producer = Producer::Create(options);
+  ASSERT_TRUE(producer.ok());
+  ASSERT_TRUE((*producer)->Produce("t", "k", "before").ok());
+  ASSERT_TRUE((*producer)->Flush(10s).ok());
+
+  send("down 1");
+  ASSERT_TRUE(log_has("control: down 1"));
+  ASSERT_TRUE((*producer)->Produce("t", "k", "during").ok());
+  EXPECT_FALSE((*producer)->Flush(1500ms).ok()) << "delivered while the only broker was down";
+  send("up 1");
+  ASSERT_TRUE(log_has("control: up 1"));
+  EXPECT_TRUE((*producer)->Flush(30s).ok());
+
+  send("errors produce 2 NOT_LEADER_FOR_PARTITION,_TRANSPORT");
+  ASSERT_TRUE(log_has("control: errors produce 2"));
+  ASSERT_TRUE((*producer)->Produce("t", "k", "after").ok());
+  EXPECT_TRUE((*producer)->Flush(30s).ok()) << "retriable errors are retried";
+  send("down 7");
+  EXPECT_TRUE(log_has("'down 7' refused: no broker 7"));
+  send("errors produce 1 NO_SUCH_ERROR");
+  EXPECT_TRUE(log_has("refused: unknown error NO_SUCH_ERROR"));
+
+  child->Signal(SIGTERM);
+  auto rc = child->Wait(10s);
+  ASSERT_TRUE(rc.ok()) << rc.status();
+  EXPECT_EQ(*rc, 0);
+  EXPECT_FALSE(std::filesystem::exists(control));
+}
+
 }  // namespace
 }  // namespace seg::kafka

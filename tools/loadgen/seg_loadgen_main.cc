@@ -2,7 +2,8 @@
 //
 //   seg-loadgen --bootstrap HOST:PORT --users 10000 --rate 20000 --duration 60
 //               [--events N] [--seed 7] [--truth-out truth.jsonl]
-//               [--linger-ms 50] [-X security.protocol=SASL_SSL -X ...]
+//               [--linger-ms 50] [--messages-out sent.tsv]
+//               [-X security.protocol=SASL_SSL -X ...]
 //
 // --rate 0 sends as fast as the producer takes them. Deterministic from
 // --seed (message content; pacing follows the wall clock). Prints a summary
@@ -10,6 +11,10 @@
 // {"user": ..., "bot": ..., "bot_kind": "none"|"proxy_rotator"|"agent_rotator"|
 //  "steady_crawler", "interests": [...], "decided_segments": [...],
 //  "messages": n, "duplicates": n, "malformed": n} (see UserProfile).
+// The messages file (tools/chaos.py's ground truth) has one line per message
+// the brokers acknowledged, tab-separated: send time (ms), user index (-1:
+// none), the dead-letter reason ingest must give it ("-" when valid), key
+// and value in hex.
 #include <glog/logging.h>
 #include <CLI/CLI.hpp>
 
@@ -18,6 +23,7 @@
 #include <csignal>
 #include <fstream>
 #include <thread>
+#include <unordered_map>
 
 #include "common/clock.h"
 #include "common/kafka.h"
@@ -33,7 +39,7 @@ int main(int argc, char** argv) {
   seg::InitLogging(argv[0]);
   CLI::App app{"seg-loadgen: synthetic user events into Kafka"};
   seg::kafka::KafkaOptions kafka;
-  std::string topic = "events", truth_out;
+  std::string topic = "events", truth_out, messages_out;
   seg::loadgen::TrafficOptions traffic;
   double rate = 10'000, duration_s = 10;
   int64_t max_events = 0;
@@ -57,6 +63,8 @@ int main(int argc, char** argv) {
   app.add_option("--duration", duration_s, "Seconds to run (0 = until --events or Ctrl-C)");
   app.add_option("--events", max_events, "Stop after this many messages (0 = no limit)");
   app.add_option("--truth-out", truth_out, "Write per-user ground truth (JSON lines) here");
+  app.add_option("--messages-out", messages_out,
+                 "Write every acknowledged message (TSV: ms, user, reason, key, value hex)");
   // Fewer, larger message sets: every produce request costs the brokers (and
   // librdkafka's mock broker scans its log per message set) far more than a
   // few tens of ms of latency costs the events' realism.
@@ -82,6 +90,39 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "seg-loadgen: " << producer.status();
     return 1;
   }
+  // --messages-out: each message waits here until the brokers acknowledge it.
+  std::ofstream messages_file;
+  if (!messages_out.empty()) {
+    messages_file.open(messages_out, std::ios::trunc);
+    if (!messages_file) {
+      std::fprintf(stderr, "seg-loadgen: cannot write %s\n", messages_out.c_str());
+      return 2;
+    }
+  }
+  std::unordered_map<uint64_t, std::string> unacked;  // tag -> its line
+  int64_t undelivered = 0;
+  auto serve_reports = [&] {
+    for (const seg::kafka::DeliveryReport& r : (*producer)->PollDeliveries()) {
+      auto it = unacked.find(r.tag);
+      if (!r.status.ok()) {
+        ++undelivered;
+        LOG_EVERY_N(WARNING, 100) << "delivery: " << r.status;
+      } else if (it != unacked.end()) {
+        messages_file << it->second;
+      }
+      if (it != unacked.end()) unacked.erase(it);
+    }
+  };
+  auto hex = [](std::string_view bytes) {
+    static const char* kHex = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+    return out;
+  };
   seg::loadgen::TrafficGenerator generator(traffic);
   seg::Clock* clock = seg::Clock::Real();
   const int64_t start_us = clock->MonotonicUs();
@@ -99,24 +140,38 @@ int main(int argc, char** argv) {
         continue;
       }
     }
-    generator.Next(clock->NowMs(), &msg);
-    seg::Status s = (*producer)->Produce(topic, msg.key, msg.value);
+    const int64_t now_ms = clock->NowMs();
+    generator.Next(now_ms, &msg);
+    seg::Status s = (*producer)->Produce(topic, msg.key, msg.value, {}, static_cast<uint64_t>(sent));
     if (!s.ok()) {
       ++failed;
       LOG_EVERY_N(WARNING, 1000) << "produce: " << s;
       continue;
     }
+    if (messages_file.is_open()) {
+      unacked[static_cast<uint64_t>(sent)] =
+          std::to_string(now_ms) + "\t" + std::to_string(msg.user_index) + "\t" +
+          (msg.malformed_reason.empty() ? "-" : msg.malformed_reason) + "\t" + hex(msg.key) +
+          "\t" + hex(msg.value) + "\n";
+    }
     ++sent;
     malformed += msg.malformed_reason.empty() ? 0 : 1;
     duplicates += msg.duplicate ? 1 : 0;
-    if ((sent & 1023) == 0) (*producer)->PollDeliveries();
+    if ((sent & 1023) == 0) serve_reports();
   }
   seg::Status flushed = (*producer)->Flush(std::chrono::seconds(30));
+  serve_reports();
+  if (messages_file.is_open()) {
+    messages_file.close();
+    if (!messages_file) LOG(ERROR) << "seg-loadgen: writing " << messages_out << " failed";
+  }
   double elapsed = (clock->MonotonicUs() - start_us) / 1e6;
   std::printf(
-      "seg-loadgen: sent=%lld malformed=%lld duplicates=%lld failed=%lld in %.1fs (%.0f/s)\n",
+      "seg-loadgen: sent=%lld malformed=%lld duplicates=%lld failed=%lld undelivered=%lld in "
+      "%.1fs (%.0f/s)\n",
       static_cast<long long>(sent), static_cast<long long>(malformed),
-      static_cast<long long>(duplicates), static_cast<long long>(failed), elapsed,
+      static_cast<long long>(duplicates), static_cast<long long>(failed),
+      static_cast<long long>(undelivered), elapsed,
       sent / std::max(elapsed, 1e-9));
   if (!truth_out.empty()) {
     std::ofstream out(truth_out);
