@@ -90,6 +90,10 @@ def test_config(tmp):
           "cluster seeds reach the segmenters and seg-stats")
     r = stack_config("kafka:\n  bootstrap_servers: k1:9092 # real\n", tmp)
     check(r.returncode == 0 and "KAFKA_EXTERNAL=k1:9092" in r.stdout, "kafka switch")
+    r = stack_config("kafka:\n  properties:\n    security.protocol: SASL_SSL\n", tmp)
+    check(r.returncode == 0 and "LOADGEN_KAFKA_ARGS=(-X security.protocol=SASL_SSL)" in r.stdout
+          and "--set kafka.properties.security.protocol=SASL_SSL" in r.stdout,
+          "kafka properties reach seg-loadgen (-X) as well as ingest and the segmenters")
 
 
 def still_running(pids):

@@ -58,7 +58,7 @@ done
 # What the config switches (tools/stack_config.py prints these assignments).
 KAFKA_EXTERNAL="" STORE_EXTERNAL="" REDIS_EXTERNAL="" SEGMENTERS=2
 LOADGEN_USERS=5000 LOADGEN_RATE=3000 LOADGEN_SEED=1
-INGEST_SETS=() SEGMENTER_SETS=() STATS_SETS=()
+INGEST_SETS=() SEGMENTER_SETS=() STATS_SETS=() LOADGEN_KAFKA_ARGS=()
 if [[ -n "$CONFIG" ]]; then
   assignments="$(python3 "$ROOT/tools/stack_config.py" "$CONFIG")" || exit 2
   eval "$assignments"
@@ -242,7 +242,7 @@ STATS="127.0.0.1:$(cat "$RUN_DIR/stats.port")"
 # 7. Synthetic traffic.
 if [[ "$TRAFFIC" == 1 ]]; then
   start loadgen "$BUILD/tools/seg-loadgen" --bootstrap "$KAFKA" --users "$LOADGEN_USERS" \
-    --rate "$LOADGEN_RATE" --seed "$LOADGEN_SEED" --duration 0
+    --rate "$LOADGEN_RATE" --seed "$LOADGEN_SEED" --duration 0 "${LOADGEN_KAFKA_ARGS[@]}"
 fi
 
 if [[ -n "$ENV_FILE" ]]; then

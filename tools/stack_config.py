@@ -136,9 +136,11 @@ def emit(cfg, source):
                 raise ConfigError(f"{source}: unknown key {section}.{key}")
     kafka = cfg.get("kafka") or {}
     out["KAFKA_EXTERNAL"] = str(kafka.get("bootstrap_servers") or "")
+    loadgen_properties = []  # seg-loadgen takes librdkafka properties as -X name=value
     for k, v in flatten(kafka.get("properties") or {}, "kafka.properties"):
         sets["ingest"].append(f"{k}={v}")
         sets["segmenter"].append(f"{k}={v}")
+        loadgen_properties.append(f"{k[len('kafka.properties.'):]}={v}")
     store = cfg.get("store") or {}
     if store.get("host"):
         out["STORE_EXTERNAL"] = f"{store['host']}:{store.get('port') or 9090}"
@@ -176,6 +178,8 @@ def emit(cfg, source):
         sets[part] += [f"{k}={v}" for k, v in flatten(value or {})]
 
     lines = [f"{k}={shlex.quote(v)}" for k, v in out.items()]
+    lines.append("LOADGEN_KAFKA_ARGS=(" +
+                 " ".join(f"-X {shlex.quote(x)}" for x in loadgen_properties) + ")")
     for part, items in sets.items():
         args = " ".join(f"--set {shlex.quote(x)}" for x in items)
         lines.append(f"{part.upper()}_SETS=({args})")
