@@ -365,7 +365,7 @@ def overload(stack, sustained, args):
         f"at {burst:.0f}/s, then {half:.0f}/s until lag is normal")
 
     def phase(rate, seconds, until=None):
-        gen = stack.loadgen(rate, duration=seconds)
+        gen = stack.loadgen(rate, duration=seconds, on_time=True)  # latency = delay, not age
         start = time.monotonic()
         polls = []
         while gen.poll() is None:
