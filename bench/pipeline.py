@@ -47,6 +47,9 @@ CONFIGS = [
     # like the product's, latency at the product's half rate.
     ("before", {"segmenter.read_policy": "delay", "segmenter.read_delay_ms": "300",
                 "ingest.batch_idle_ms": "0", "loadgen.linger_ms": "50"}),
+    # Not in the default run (--only): each half of the change alone.
+    ("before_waits", {"ingest.batch_idle_ms": "0", "loadgen.linger_ms": "50"}),
+    ("before_policy", {"segmenter.read_policy": "delay", "segmenter.read_delay_ms": "300"}),
     ("no_skips", {"segmenter.skip_cache.enabled": "false",
                   "segmenter.bot_blacklist.enabled": "false"}),
     ("pfadd", {"stats.mode": "pfadd"}),
@@ -451,6 +454,53 @@ def overload(stack, sustained, args):
     return r
 
 
+def probe(stack, events, drain_timeout):
+    """Events per second the stack needs to drain a burst of `events`."""
+    gen = stack.loadgen(0, duration=0, events=events)
+    start = time.monotonic()
+    stack.finish_loadgen(gen)
+    stack.wait_drained(timeout=drain_timeout)
+    return events / max(time.monotonic() - start, 1e-3)
+
+
+def ab(build, args, names):
+    """Old against new under the same neighbours: rounds alternate the
+    configurations, each round a fresh stack with two capacity probes and a
+    window at a fixed rate (--ab-rate); medians per configuration."""
+    sets = dict(CONFIGS)
+    out = {n: {"probe": [], "window": []} for n in names}
+    for rnd in range(args.ab_rounds):
+        for name in names:
+            log(f"a/b round {rnd + 1}: '{name}'")
+            with tempfile.TemporaryDirectory(prefix="seg-pipeline-") as tmp:
+                stack = Stack(build, sets[name], args.users, pathlib.Path(tmp), args.real)
+                try:
+                    caps = [probe(stack, args.probe_events, args.drain_timeout) for _ in range(2)]
+                    out[name]["probe"] += caps
+                    r = window(stack, args.ab_rate, args.window)
+                    out[name]["window"].append(r)
+                    log(f"  probes {[round(c) for c in caps]}/s")
+                finally:
+                    stack.stop()
+
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+    summary = {}
+    for n, v in out.items():
+        w = v["window"]
+        summary[n] = {
+            "probe_events_per_s": [round(x) for x in v["probe"]],
+            "median_probe_events_per_s": round(median(v["probe"])),
+            "windows_sustained": sum(1 for r in w if r["sustained"]),
+            "windows": len(w),
+            "median_window_ingest_per_s": round(median([r["ingest_per_s"] for r in w])),
+            "median_window_notice_lag_end": round(median([r["notice_lag_end"] for r in w])),
+        }
+    return summary
+
+
 def sustained_of(results, name):
     b = (results.get(name) or {}).get("best")
     return b["offered"] if b else None
@@ -469,6 +519,9 @@ def main():
                     help="skip the read policies' latency runs")
     ap.add_argument("--overload", action="store_true",
                     help="also run the overload mode (1.5x for 60 s, then half rate)")
+    ap.add_argument("--ab-rounds", type=int, default=0,
+                    help="only the old/new capacity comparison: rounds of product, before")
+    ap.add_argument("--ab-rate", type=float, default=20000.0)
     ap.add_argument("--overload-rate", type=float, default=0.0,
                     help="the sustained rate for --overload (default: the product's, measured)")
     args = ap.parse_args()
@@ -486,7 +539,20 @@ def main():
     started = time.monotonic()
 
     results, half, before_half, by_policy, over = {}, None, None, {}, None
-    configs = [c for c in CONFIGS if not args.only or c[0] in args.only.split(",")]
+    if args.ab_rounds:
+        names = args.only.split(",") if args.only else ["product", "before"]
+        summary = ab(build, args, names)
+        base = summary[names[-1]]["median_probe_events_per_s"]
+        figures = {f"{n}_{k}": v for n, d in summary.items() for k, v in d.items()
+                   if not isinstance(v, list)}
+        figures[f"probe_{names[0]}_over_{names[-1]}"] = round(
+            summary[names[0]]["median_probe_events_per_s"] / max(base, 1), 3)
+        pathlib.Path(args.out).write_text(json.dumps({"figures": figures, "ab": summary},
+                                                     indent=2) + "\n")
+        print(json.dumps(figures))
+        return 0
+    configs = [c for c in CONFIGS if (c[0] in args.only.split(",") if args.only
+                                      else not c[0].startswith("before_"))]
     skipped = []
     for name, sets in configs:
         if time.monotonic() - started > args.budget_s:
