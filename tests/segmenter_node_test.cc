@@ -385,8 +385,8 @@ TEST_F(SegmenterNodeTest, LeadingEdgeFollowUpSkipsNoticesAppendedBeforeTheRead) 
 TEST_F(SegmenterNodeTest, LeadingEdgeReadsAtOnceThenOneFollowUpSeesLaterWrites) {
   node_->Close().IgnoreError();
   FakeClock& clock = fake_clock_;
-  node_ = NewNode("segmenter-edge", 1'000, &clock,
-                  segmenter::NodeOptions::ReadPolicy::kLeadingEdge);
+  node_ =
+      NewNode("segmenter-edge", 1'000, &clock, segmenter::NodeOptions::ReadPolicy::kLeadingEdge);
   ASSERT_NE(node_, nullptr);
   WriteCatEvents("edge-user", 1);
   WriteCatEvents("other-user", 5);

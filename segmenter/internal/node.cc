@@ -141,8 +141,8 @@ struct ResultMessage {
 // A polled batch waiting out its read delay (NodeOptions::read_delay_ms).
 struct QueuedBatch {
   kafka::Batch batch;
-  std::vector<PendingUser> pending;     // deduplicated within the batch; read when due
-  std::vector<PendingUser> lead;        // leading edge: read at once (with the next group)
+  std::vector<PendingUser> pending;  // deduplicated within the batch; read when due
+  std::vector<PendingUser> lead;     // leading edge: read at once (with the next group)
   bool lead_done = true;
   std::deque<std::string> unkeyed_ids;  // user ids of notices without a key
   int64_t due_ms = 0;
