@@ -50,6 +50,7 @@ CONFIGS = [
     # Not in the default run (--only): each half of the change alone.
     ("before_waits", {"ingest.batch_idle_ms": "0", "loadgen.linger_ms": "50"}),
     ("before_policy", {"segmenter.read_policy": "delay", "segmenter.read_delay_ms": "300"}),
+    ("product_linger50", {"loadgen.linger_ms": "50"}),
     ("no_skips", {"segmenter.skip_cache.enabled": "false",
                   "segmenter.bot_blacklist.enabled": "false"}),
     ("pfadd", {"stats.mode": "pfadd"}),
@@ -552,7 +553,7 @@ def main():
         print(json.dumps(figures))
         return 0
     configs = [c for c in CONFIGS if (c[0] in args.only.split(",") if args.only
-                                      else not c[0].startswith("before_"))]
+                                      else not c[0].startswith(("before_", "product_")))]
     skipped = []
     for name, sets in configs:
         if time.monotonic() - started > args.budget_s:
