@@ -502,6 +502,12 @@ def ab(build, args, names):
     return summary
 
 
+def configs_for(args):
+    names = args.only.split(",")
+    known = dict(CONFIGS)
+    return [(n, known[n]) for n in names if n in known]
+
+
 def sustained_of(results, name):
     b = (results.get(name) or {}).get("best")
     return b["offered"] if b else None
@@ -523,6 +529,8 @@ def main():
     ap.add_argument("--ab-rounds", type=int, default=0,
                     help="only the old/new capacity comparison: rounds of product, before")
     ap.add_argument("--ab-rate", type=float, default=20000.0)
+    ap.add_argument("--latency-rate", type=float, default=0.0,
+                    help="only latency at this rate for each --only configuration, fresh stacks")
     ap.add_argument("--overload-rate", type=float, default=0.0,
                     help="the sustained rate for --overload (default: the product's, measured)")
     args = ap.parse_args()
@@ -540,6 +548,25 @@ def main():
     started = time.monotonic()
 
     results, half, before_half, by_policy, over = {}, None, None, {}, None
+    if args.latency_rate:
+        lat = {}
+        for name, sets in configs_for(args):
+            log(f"latency of '{name}' at {args.latency_rate:.0f}/s")
+            with tempfile.TemporaryDirectory(prefix="seg-pipeline-") as tmp:
+                stack = Stack(build, sets, args.users, pathlib.Path(tmp), args.real)
+                try:
+                    stack.finish_loadgen(stack.loadgen(args.latency_rate, duration=5))
+                    stack.wait_drained(timeout=args.drain_timeout)
+                    lat[name] = half_rate(stack, args.latency_rate, args.half_window)
+                    log(f"  p50 {lat[name]['e2e_p50_ms']} ms, p99 {lat[name]['e2e_p99_ms']} ms, "
+                        f"cpu {lat[name]['cpu']}")
+                finally:
+                    stack.stop()
+        figures = {f"{n}_e2e_{q}_ms": v[f"e2e_{q}_ms"] for n, v in lat.items() for q in ("p50", "p99")}
+        pathlib.Path(args.out).write_text(json.dumps({"figures": figures, "latency": lat},
+                                                     indent=2) + "\n")
+        print(json.dumps(figures))
+        return 0
     if args.ab_rounds:
         names = args.only.split(",") if args.only else ["product", "before"]
         summary = ab(build, args, names)
