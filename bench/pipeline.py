@@ -645,6 +645,16 @@ def main():
                 finally:
                     stack.stop()
 
+    if not configs:  # --overload with --overload-rate and no configuration to measure
+        figures = {k if k.startswith("overload") else f"overload_{k}": over[k] for k in
+                   ("overload_drain_s", "overload_lost", "peak_ingest_lag", "peak_notice_lag",
+                    "e2e_p99_ms_burst", "skip_ratio_normal", "skip_ratio_burst",
+                    "burst_offered", "processes_alive")} if over else {}
+        pathlib.Path(args.out).write_text(json.dumps({"figures": figures, "overload": over},
+                                                     indent=2) + "\n")
+        print(json.dumps(figures))
+        return 0 if over else 1
+
     def sustained(name):
         b = (results.get(name) or {}).get("best")
         return round(b["offered"]) if b else None
