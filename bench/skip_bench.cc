@@ -25,6 +25,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <queue>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -209,6 +211,14 @@ struct SimOptions {
   // false: today's former rule, acked_at_ms + skew_margin_ms < read start.
   bool clock_free = false;
   int64_t sample_delay_ms = 5;
+  // The node's read policy (NodeOptions::read_policy). Leading edge: a user
+  // read more than follow_delay_ms ago, with no follow-up queued, is read in
+  // the batch its notice arrives in; one read less than that ago queues one
+  // follow-up at that read + follow_delay_ms, which the notices arriving
+  // meanwhile join (min_age_ms stays 0).
+  bool leading_edge = false;
+  int64_t follow_delay_ms = 300;
+  bool track_latency = true;
 };
 
 struct SimResult {
@@ -217,6 +227,9 @@ struct SimResult {
   uint64_t final_states_missed = 0, users_final_bot_result = 0, humans_blacklisted = 0;
   uint64_t bots_blacklisted = 0, bots = 0;
   double mean_lag_ms = 0, max_lag_ms = 0;
+  // Per notice: acknowledgement to the start of the first read that covers
+  // it (what a partner waits for the write's effect, minus publishing).
+  double write_to_read_p50_ms = 0, write_to_read_p99_ms = 0;
 };
 
 SimResult Simulate(const seg::bench::BurstyTrace& trace, const std::vector<std::string>& ids,
@@ -236,12 +249,25 @@ SimResult Simulate(const seg::bench::BurstyTrace& trace, const std::vector<std::
   std::vector<uint64_t> in_batch(users, UINT64_MAX);
   std::vector<uint8_t> blacklisted(users, 0);
   std::vector<uint32_t> batch_users;
+  // Leading edge: the last read's start (sim ms) and the queued follow-up.
+  std::vector<int64_t> last_read_ms(users, INT64_MIN / 2), follow_key(users, INT64_MIN);
+  std::vector<uint8_t> follow_queued(users, 0);
+  std::priority_queue<std::pair<int64_t, uint32_t>, std::vector<std::pair<int64_t, uint32_t>>,
+                      std::greater<>>
+      follow_ups;  // (due, user), soonest first
+  // acked_at_ms of the notices no read has covered yet.
+  std::vector<std::vector<int64_t>> uncovered(users);
+  std::vector<int32_t> write_to_read;
+  write_to_read.reserve(ns.size());
   SimResult r;
   double lag_sum = 0;
   size_t i = 0;
   int64_t t = ns.front().deliver_ms + o.start_behind_ms;
   for (uint64_t batch = 0; i < ns.size(); ++batch) {
-    const int64_t open = std::max(t, ns[i].deliver_ms);
+    // A batch opens at the next notice, or so that it fires when the next follow-up is due.
+    int64_t next = ns[i].deliver_ms;
+    if (!follow_ups.empty()) next = std::min(next, follow_ups.top().first - o.batch_interval_ms);
+    const int64_t open = std::max(t, next);
     const size_t last = std::min(ns.size(), i + o.batch_max) - 1;
     int64_t fire = open + o.batch_interval_ms;
     if (last - i + 1 == o.batch_max) fire = std::min(fire, std::max(open, ns[last].deliver_ms));
@@ -250,6 +276,16 @@ SimResult Simulate(const seg::bench::BurstyTrace& trace, const std::vector<std::
     // Ticks of the clock-free rule: reads at 2t, samples at 2t + 1.
     const int64_t read_key = o.clock_free ? 2 * fire : fire;
     batch_users.clear();
+    // Follow-ups due by now join this batch's read unless a later read covered them.
+    while (!follow_ups.empty() && follow_ups.top().first <= fire) {
+      const uint32_t u = follow_ups.top().second;
+      follow_ups.pop();
+      follow_queued[u] = 0;
+      if (o.cache && cache->ShouldSkip(ids[u], follow_key[u])) continue;
+      if (in_batch[u] == batch) continue;
+      in_batch[u] = batch;
+      batch_users.push_back(u);
+    }
     for (; i < ns.size() && i <= last && ns[i].deliver_ms <= fire; ++i) {
       const auto& n = ns[i];
       ++r.notices;
@@ -275,9 +311,23 @@ SimResult Simulate(const seg::bench::BurstyTrace& trace, const std::vector<std::
         ++r.skipped_cache;
         continue;
       }
+      if (o.track_latency) uncovered[n.user].push_back(n.acked_at_ms);
       if (in_batch[n.user] == batch) {
         ++r.deduplicated_in_batch;
         continue;
+      }
+      if (o.leading_edge) {
+        if (follow_queued[n.user]) {  // joins the queued follow-up
+          follow_key[n.user] = std::max(follow_key[n.user], appended_key);
+          ++r.deduplicated_in_batch;
+          continue;
+        }
+        if (fire - last_read_ms[n.user] < o.follow_delay_ms) {
+          follow_queued[n.user] = 1;
+          follow_key[n.user] = appended_key;
+          follow_ups.emplace(last_read_ms[n.user] + o.follow_delay_ms, n.user);
+          continue;
+        }
       }
       in_batch[n.user] = batch;
       batch_users.push_back(n.user);
@@ -287,10 +337,39 @@ SimResult Simulate(const seg::bench::BurstyTrace& trace, const std::vector<std::
         o.read_fixed_ms + static_cast<int64_t>(o.per_user_us * batch_users.size() / 1000.0);
     for (uint32_t u : batch_users) {
       last_read[u] = std::max(last_read[u], read_started);
+      last_read_ms[u] = read_started;
       if (o.cache) cache->RecordRead(ids[u], read_key);
       ++r.segmentations;
+      if (!o.track_latency) continue;
+      auto& open = uncovered[u];
+      size_t kept = 0;
+      for (const int64_t acked : open) {
+        if (acked < read_started) {
+          write_to_read.push_back(static_cast<int32_t>(read_started - acked));
+        } else {
+          open[kept++] = acked;
+        }
+      }
+      open.resize(kept);
     }
     t = fire + duration;
+  }
+  // Follow-ups still queued after the last notice.
+  for (; !follow_ups.empty(); follow_ups.pop()) {
+    const auto [due, u] = follow_ups.top();
+    if (!follow_queued[u] || (o.cache && cache->ShouldSkip(ids[u], follow_key[u]))) continue;
+    follow_queued[u] = 0;
+    last_read[u] = std::max(last_read[u], std::max(due, t));
+    ++r.segmentations;
+  }
+  if (!write_to_read.empty()) {
+    auto q = [&](double f) {
+      auto k = write_to_read.begin() + static_cast<ptrdiff_t>(f * (write_to_read.size() - 1));
+      std::nth_element(write_to_read.begin(), k, write_to_read.end());
+      return static_cast<double>(*k);
+    };
+    r.write_to_read_p50_ms = q(0.5);
+    r.write_to_read_p99_ms = q(0.99);
   }
   r.mean_lag_ms = lag_sum / static_cast<double>(r.notices);
   for (size_t u = 0; u < users; ++u) {
@@ -323,7 +402,9 @@ std::string SimJson(const std::string& scenario, const SimResult& on, const SimR
      << ",\"humans_blacklisted\":" << on.humans_blacklisted
      << ",\"final_states_missed_without_skips\":" << off.final_states_missed
      << ",\"mean_lag_ms\":" << on.mean_lag_ms << ",\"max_lag_ms\":" << on.max_lag_ms
-     << ",\"mean_lag_ms_without_skips\":" << off.mean_lag_ms << "}";
+     << ",\"mean_lag_ms_without_skips\":" << off.mean_lag_ms
+     << ",\"write_to_read_p50_ms\":" << on.write_to_read_p50_ms
+     << ",\"write_to_read_p99_ms\":" << on.write_to_read_p99_ms << "}";
   return os.str();
 }
 
@@ -461,6 +542,25 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Read policies (NodeOptions::read_policy), on the node's clock-free rule.
+  std::vector<std::string> policies;
+  for (int64_t delay : {300, 500}) {
+    SimOptions o;
+    o.clock_free = true;
+    o.min_age_ms = delay;
+    policies.push_back("delay_" + std::to_string(delay) + "ms");
+    scenarios.push_back({"policy_" + policies.back(), o});
+  }
+  for (int64_t follow : {100, 150, 200, 300, 500}) {
+    SimOptions o;
+    o.clock_free = true;
+    o.leading_edge = true;
+    o.follow_delay_ms = follow;
+    policies.push_back("leading_edge_" + std::to_string(follow) + "ms");
+    scenarios.push_back({"policy_" + policies.back(), o});
+  }
+  std::map<std::string, std::string> policy_json;
+
   std::string main_line;
   std::map<std::string, double> skip_ratio;
   for (const Scenario& s : scenarios) {
@@ -482,6 +582,17 @@ int main(int argc, char** argv) {
     ratios[p + "segmentations_without_over_with_skips"] =
         static_cast<double>(r_off.segmentations) / static_cast<double>(r_on.segmentations);
     if (s.name == "keeps_up") main_line = line;
+    if (s.name.rfind("policy_", 0) == 0) {
+      std::ostringstream pj;
+      pj << "{\"notices/segmentations\":"
+         << static_cast<double>(r_on.notices) / static_cast<double>(r_on.segmentations)
+         << ",\"final_states_missed\":" << r_on.final_states_missed
+         << ",\"write_to_read_p50_ms\":" << r_on.write_to_read_p50_ms
+         << ",\"write_to_read_p99_ms\":" << r_on.write_to_read_p99_ms << "}";
+      policy_json[s.name.substr(7)] = pj.str();
+      g_figures[p + "write_to_read_p50_ms"] = r_on.write_to_read_p50_ms;
+      g_figures[p + "write_to_read_p99_ms"] = r_on.write_to_read_p99_ms;
+    }
     skip_ratio[s.name] =
         1.0 - static_cast<double>(r_on.segmentations) / static_cast<double>(r_on.notices);
     const std::string suffix = "_clock_free";
@@ -495,6 +606,18 @@ int main(int argc, char** argv) {
   }
 
   write_json();
+  // The last line: keeps_up's figures, then each read policy's.
+  if (!main_line.empty()) main_line.pop_back();  // the closing brace
+  if (main_line.empty()) main_line = "{\"scenario\":\"-\"";
+  main_line += ",\"policies\":{";
+  bool first = true;
+  for (const std::string& name : policies) {
+    auto it = policy_json.find(name);
+    if (it == policy_json.end()) continue;
+    main_line += (first ? "\"" : ",\"") + name + "\":" + it->second;
+    first = false;
+  }
+  main_line += "}}";
   std::printf("%s\n", main_line.c_str());
   return 0;
 }

@@ -122,14 +122,24 @@ struct NodeOptions {
   // false: publish a result only when membership changed (or for a new user).
   bool publish_every_segmentation = true;
 
-  // Hold a batch until its newest notice was acknowledged this long ago
-  // before reading rows. A page load's burst of events (background tabs,
-  // trackers) lands within ~1 s; reading after it settles lets the skip
-  // cache drop the rest of the burst (bench/skip_bench: 2.4x fewer
-  // segmentations than notices at 0 ms, 6.3x at 300 ms, 8.2x at 500 ms,
-  // 12x at 1 s) at the price of that much latency. 300 ms keeps the
-  // pipeline's p99 event-to-result within 1 s. 0 = read at once.
-  int64_t read_delay_ms = 300;
+  // When a notice's user is read (docs/ARCHITECTURE.md, "Read policy").
+  // A page load's burst of events (background tabs, trackers) lands within
+  // ~1 s; reading once per burst instead of once per notice is what the skip
+  // cache saves (bench/skip_bench, bursty trace, notices per segmentation
+  // and write-to-read p99 in the sim: kDelay 300 ms 6.3x / 610 ms, 500 ms
+  // 8.3x / 807 ms; kLeadingEdge 200 ms 3.8x / 330 ms, 300 ms 4.5x / 420 ms).
+  //   kLeadingEdge: a user not read within the last read_delay_ms, with
+  //     nothing queued, is read at once; notices arriving while its last
+  //     read is younger than read_delay_ms wait for one follow-up read at
+  //     that read + read_delay_ms. Without the skip cache every user is read
+  //     at once.
+  //   kDelay: every batch waits until its newest notice was acknowledged
+  //     read_delay_ms ago (the policy before 2026-12-05; with 300 ms or more
+  //     for >= 5x fewer segmentations than notices, at ~300 ms more latency).
+  // 0 = read at once under either policy.
+  enum class ReadPolicy { kLeadingEdge, kDelay };
+  ReadPolicy read_policy = ReadPolicy::kLeadingEdge;
+  int64_t read_delay_ms = 200;
   // Batches waiting out their read delay are queued while polling goes on,
   // so the delay is paid once per notice, not once per batch behind it.
   // Past this many queued notices polling stops until the oldest is due.

@@ -152,6 +152,11 @@ class SkipCache {
   // given time. Values outside [1, 2^62) are ignored.
   virtual void RecordRead(std::string_view user_id, int64_t read_started_ms) = 0;
 
+  // The read start RecordRead stored for `user_id`, or -1 when none is
+  // remembered. A hint only (the node's leading-edge policy asks whether the
+  // user was read lately); never a reason to skip. Counts nothing.
+  virtual int64_t LastRead(std::string_view user_id) const = 0;
+
   // Drops what the cache remembers of `user_id` (a forgotten user); its next
   // notice is then never skipped.
   virtual void Forget(std::string_view user_id) = 0;

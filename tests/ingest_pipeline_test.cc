@@ -487,5 +487,27 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
   ASSERT_TRUE(ingester->Close().ok());
 }
 
+// A batch closes once no event arrived for batch_idle_ms: a quiet stream's
+// events are written long before batch_max_ms (here far beyond the run's
+// deadline, so only the idle bound can close the batch in time).
+TEST_F(IngestPipelineTest, AQuietStreamsBatchClosesAfterBatchIdleMs) {
+  StartInProcessStore();
+  std::vector<Event> events = MakeEvents(20, 20, 0, 3);
+  auto expected = Expected(events);
+  ProduceEvents(events);
+  IngestOptions options = Options();
+  options.batch_max_ms = 120'000;
+  options.batch_idle_ms = 200;
+  auto ingester = MakeIngester(options);
+  ASSERT_NE(ingester, nullptr);
+  const auto start = Clk::now();
+  RunUntil(
+      *ingester, [&] { return ingester->stats().events_written >= 20; }, 60s);
+  EXPECT_LT(Clk::now() - start, 60s);  // a batch waiting out batch_max_ms takes 120 s
+  ASSERT_TRUE(ingester->Close().ok());
+  auto rows = ReadRows(Users(expected));
+  for (const auto& [user, qualifiers] : expected) EXPECT_EQ(rows[user], qualifiers) << user;
+}
+
 }  // namespace
 }  // namespace seg::ingest

@@ -160,8 +160,9 @@ class SegmenterNodeTest : public ::testing::Test {
   }
 
   // A node in `group` reading with `read_delay_ms` on `clock`.
-  std::unique_ptr<segmenter::Node> NewNode(const std::string& group, int64_t read_delay_ms,
-                                           Clock* clock) {
+  std::unique_ptr<segmenter::Node> NewNode(
+      const std::string& group, int64_t read_delay_ms, Clock* clock,
+      segmenter::NodeOptions::ReadPolicy policy = segmenter::NodeOptions::ReadPolicy::kDelay) {
     segmenter::NodeOptions options;
     options.kafka = kafka_->ClientOptions(group);
     options.kafka.properties["session.timeout.ms"] = "6000";
@@ -169,6 +170,7 @@ class SegmenterNodeTest : public ::testing::Test {
     testing::ApplyTestAssignmentStrategy(&options.kafka);
     options.group_id = group;
     options.read_delay_ms = read_delay_ms;
+    options.read_policy = policy;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), clock);
     EXPECT_TRUE(node.ok()) << node.status();
     return node.ok() ? std::move(*node) : nullptr;
@@ -340,6 +342,87 @@ TEST_F(SegmenterNodeTest, NoticesAppendedBeforeTheReadAreSkippedAfterIt) {
   EXPECT_EQ((*node)->stats().segmented, 1);
   EXPECT_EQ((*node)->stats().skipped_by_cache, 4);
   ASSERT_TRUE((*node)->Close().ok());
+}
+
+// Leading edge, the same rule: notices consumed one per poll after the
+// user's read at once, waiting for its follow-up, are skipped when it falls
+// due because they were appended before that read; nothing else is read.
+TEST_F(SegmenterNodeTest, LeadingEdgeFollowUpSkipsNoticesAppendedBeforeTheRead) {
+  node_.reset();
+  WriteCatEvents("edge-burst", 3);
+  for (int i = 0; i < 5; ++i) SendNotice("edge-burst", Clock::Real()->NowMs() + 60'000);
+  segmenter::NodeOptions options;
+  options.kafka = kafka_->ClientOptions("edge-one-at-a-time");
+  options.kafka.properties["session.timeout.ms"] = "6000";
+  options.kafka.properties["heartbeat.interval.ms"] = "500";
+  testing::ApplyTestAssignmentStrategy(&options.kafka);
+  options.group_id = "edge-one-at-a-time";
+  options.read_policy = segmenter::NodeOptions::ReadPolicy::kLeadingEdge;
+  options.read_delay_ms = 1'000;
+  options.batch_max_notices = 1;
+  options.bots.enabled = false;
+  auto node =
+      segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &fake_clock_);
+  ASSERT_TRUE(node.ok()) << node.status();
+  // The clock stands still: the first notice is read at once, the rest queue.
+  RunNodeUntil(node->get(), [&] { return (*node)->stats().queued_notices == 4; });
+  EXPECT_EQ((*node)->stats().segmented, 1);
+  EXPECT_EQ((*node)->stats().notices, 1);
+  fake_clock_.AdvanceMs(999);
+  ASSERT_TRUE((*node)->RunOnce().ok());
+  EXPECT_EQ((*node)->stats().notices, 1);  // not due before the read is 1 s old
+  fake_clock_.AdvanceMs(1);
+  RunNodeUntil(node->get(), [&] { return (*node)->stats().notices >= 5; });
+  EXPECT_EQ((*node)->stats().segmented, 1);
+  EXPECT_EQ((*node)->stats().skipped_by_cache, 4);
+  ASSERT_TRUE((*node)->Close().ok());
+}
+
+// Leading edge: a user not read lately is read as soon as its notice is
+// polled; notices arriving within read_delay_ms of that read wait for one
+// follow-up read, which sees the writes they announce (never skipped: they
+// were appended after the first read); another user meanwhile is read at once.
+TEST_F(SegmenterNodeTest, LeadingEdgeReadsAtOnceThenOneFollowUpSeesLaterWrites) {
+  node_->Close().IgnoreError();
+  FakeClock& clock = fake_clock_;
+  node_ =
+      NewNode("segmenter-edge", 1'000, &clock, segmenter::NodeOptions::ReadPolicy::kLeadingEdge);
+  ASSERT_NE(node_, nullptr);
+  WriteCatEvents("edge-user", 1);
+  WriteCatEvents("other-user", 5);
+  SendNotice("edge-user", clock.NowMs());
+  RunNodeUntil(node_.get(), [&] { return node_->stats().segmented == 1; });
+  EXPECT_EQ(node_->stats().notices, 1);
+  EXPECT_EQ(node_->stats().queued_notices, 0);
+
+  clock.AdvanceMs(300);
+  WriteCatEvents("edge-user", 5);  // now 5 cat events: enters loves_cats
+  SendNotice("edge-user", clock.NowMs());
+  SendNotice("edge-user", clock.NowMs());
+  SendNotice("other-user", clock.NowMs());
+  // other-user is read at once (its notice may share a batch with
+  // edge-user's, which then counts as consumed with the follow-up).
+  RunNodeUntil(node_.get(), [&] {
+    return node_->stats().segmented == 2 &&
+           node_->stats().notices + node_->stats().queued_notices == 4;
+  });
+  EXPECT_GE(node_->stats().queued_notices, 2);
+
+  clock.AdvanceMs(699);  // the first read is 999 ms old: no follow-up yet
+  ASSERT_TRUE(node_->RunOnce().ok());
+  EXPECT_EQ(node_->stats().segmented, 2);
+  clock.AdvanceMs(1);
+  RunNodeUntil(node_.get(), [&] { return node_->stats().notices == 4; });
+  EXPECT_EQ(node_->stats().segmented, 3);
+  EXPECT_EQ(node_->stats().skipped_by_cache, 0);
+  std::vector<SegmentationResult> edge;
+  for (const auto& r : ReadResults(3)) {
+    if (r.user_id() == "edge-user") edge.push_back(r);
+  }
+  ASSERT_EQ(edge.size(), 2u);
+  EXPECT_TRUE(edge[0].segments().empty());
+  ASSERT_EQ(edge[1].entered_size(), 1);
+  EXPECT_EQ(edge[1].entered(0), "loves_cats");
 }
 
 TEST_F(SegmenterNodeTest, BotIsFlaggedOnceThenSkipped) {

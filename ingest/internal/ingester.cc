@@ -37,6 +37,7 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.group_id", &group_id));
   SEG_RETURN_IF_ERROR(config.Get("ingest.batch_max_events", &batch_max_events));
   SEG_RETURN_IF_ERROR(config.Get("ingest.batch_max_ms", &batch_max_ms));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.batch_idle_ms", &batch_idle_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.table", &table));
   SEG_RETURN_IF_ERROR(config.Get("ingest.family", &family));
   SEG_RETURN_IF_ERROR(config.Get("ingest.max_poll_interval_ms", &max_poll_interval_ms));
@@ -63,8 +64,9 @@ Status CheckOptions(const IngestOptions& o) {
     return InvalidArgumentError("ingest: topic names must not be empty");
   }
   if (o.group_id.empty()) return InvalidArgumentError("ingest: empty group_id");
-  if (o.batch_max_events <= 0 || o.batch_max_ms <= 0) {
-    return InvalidArgumentError("ingest: batch_max_events and batch_max_ms must be positive");
+  if (o.batch_max_events <= 0 || o.batch_max_ms <= 0 || o.batch_idle_ms < 0) {
+    return InvalidArgumentError(
+        "ingest: batch_max_events and batch_max_ms must be positive, batch_idle_ms >= 0");
   }
   if (o.table.empty() || o.family.empty()) {
     return InvalidArgumentError("ingest: empty table or family");
@@ -217,6 +219,9 @@ class IngesterImpl : public Ingester {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           poll_deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
+      if (!messages.empty() && options_.batch_idle_ms > 0) {
+        left = std::min(left, std::chrono::milliseconds(options_.batch_idle_ms));
+      }
       SEG_ASSIGN_OR_RETURN(kafka::Batch batch,
                            consumer_->PollBatch(options_.batch_max_events - messages.size(), left));
       if (batch.empty()) break;

@@ -1,6 +1,9 @@
 // The segmenter node's batch loop (docs/ARCHITECTURE.md steps):
-//   poll: 1. bot blacklist; the batch then waits out its read delay in a
-//   queue while polling goes on. When due (several due batches together):
+//   poll: 1. bot blacklist; under the leading-edge read policy the batch's
+//   users not read lately (and with nothing queued) are processed at once
+//   (2-7 below, with whatever else is due); the rest of the batch waits out
+//   its read delay in a queue while polling goes on. When due (several due
+//   batches together):
 //   2. skip cache, 3. one multi-get for the survivors, 4. scripts, 5. results
 //   to Kafka, 6. stats to Redis, then the membership state back to family
 //   `s`, the skip cache, and 7. the offsets of every batch in the group.
@@ -150,7 +153,9 @@ struct ResultMessage {
 // A polled batch waiting out its read delay (NodeOptions::read_delay_ms).
 struct QueuedBatch {
   kafka::Batch batch;
-  std::vector<PendingUser> pending;     // deduplicated within the batch
+  std::vector<PendingUser> pending;  // deduplicated within the batch; read when due
+  std::vector<PendingUser> lead;     // leading edge: read at once (with the next group)
+  bool lead_done = true;
   std::deque<std::string> unkeyed_ids;  // user ids of notices without a key
   int64_t due_ms = 0;
   int64_t malformed = 0;
@@ -221,7 +226,7 @@ class NodeImpl : public Node {
     }
     MaybeReload();  // a DEFINITION_CHANGE notice just polled may have asked for it
     int handled = 0;
-    while (!queue_.empty() && queue_.front().due_ms <= clock_->NowMs()) {
+    while (!queue_.empty() && (leads_queued_ > 0 || queue_.front().due_ms <= clock_->NowMs())) {
       SEG_ASSIGN_OR_RETURN(int n, ProcessQueued(/*all=*/false, /*commit=*/true));
       handled += n;
     }
@@ -329,6 +334,8 @@ class NodeImpl : public Node {
   void DropQueue() {
     queue_.clear();
     queued_notices_ = 0;
+    leads_queued_ = 0;
+    follow_ups_.clear();
   }
 
   Status DrainQueue(bool commit) {
@@ -399,24 +406,81 @@ class NodeImpl : public Node {
         q.pending[it->second].Add(add);
       }
     }
-    // Let the newest write's burst settle. Clamp, so a notice stamped by a
-    // clock far ahead cannot stall the node.
-    q.due_ms = q.pending.empty() ? now : std::min(newest_ack_ms, now) + options_.read_delay_ms;
+    if (options_.read_policy == NodeOptions::ReadPolicy::kLeadingEdge) {
+      SplitLeadingEdge(q, now);
+    } else {
+      // Let the newest write's burst settle. Clamp, so a notice stamped by a
+      // clock far ahead cannot stall the node.
+      q.due_ms = q.pending.empty() ? now : std::min(newest_ack_ms, now) + options_.read_delay_ms;
+    }
     queued_notices_ += static_cast<int64_t>(batch.size());
     q.batch = std::move(batch);
   }
 
+  // Leading edge: users with new events only, not read within the last
+  // read_delay_ms and with nothing queued, go to q.lead (read with the next
+  // group, i.e. at once); the others stay in q.pending, due when the last
+  // read of each is read_delay_ms old. A user with something queued waits
+  // behind it, so one user's notices are still processed in poll order.
+  void SplitLeadingEdge(QueuedBatch& q, int64_t now) {
+    q.due_ms = now;
+    size_t kept = 0;
+    for (PendingUser& p : q.pending) {
+      const uint64_t key = FollowKey(p.user_id);
+      const bool queued = follow_ups_.count(key) > 0;
+      const int64_t last_read_ms = queued ? -1 : LastReadMs(p.user_id);
+      const bool recent = last_read_ms >= 0 && now - last_read_ms < options_.read_delay_ms;
+      if (p.WriteOnly() && !queued && !recent) {
+        q.lead.push_back(p);
+        continue;
+      }
+      if (recent) q.due_ms = std::max(q.due_ms, last_read_ms + options_.read_delay_ms);
+      ++follow_ups_[key];
+      q.pending[kept++] = p;
+    }
+    q.pending.resize(kept);
+    if (!q.lead.empty()) {
+      q.lead_done = false;
+      ++leads_queued_;
+    }
+  }
+
+  static uint64_t FollowKey(std::string_view user_id) {
+    return std::hash<std::string_view>{}(user_id);
+  }
+
+  // When the user's last successful read began (this node's clock), or -1
+  // when unknown or older than the read starts kept (read_starts_).
+  int64_t LastReadMs(std::string_view user_id) const {
+    if (!skip_cache_) return -1;
+    const int64_t tick = skip_cache_->LastRead(user_id);
+    if (tick < 0) return -1;
+    auto it = std::lower_bound(read_starts_.begin(), read_starts_.end(), tick,
+                               [](const ReadStart& r, int64_t t) { return r.tick < t; });
+    return it != read_starts_.end() && it->tick == tick ? it->ms : -1;
+  }
+
+  // Drops the follow-up marks of a processed or dropped batch's users.
+  void ReleaseFollowUps(const QueuedBatch& q) {
+    if (options_.read_policy != NodeOptions::ReadPolicy::kLeadingEdge) return;
+    for (const PendingUser& p : q.pending) {
+      auto it = follow_ups_.find(FollowKey(p.user_id));
+      if (it != follow_ups_.end() && --it->second <= 0) follow_ups_.erase(it);
+    }
+  }
+
   // Processes the due batches at the head of the queue (every batch when
   // `all`) as one group of at most batch_max_notices notices (at least one
-  // batch): one skip pass, one read, one publish, then their offsets.
+  // batch, if the head is due) together with the leading edges not read
+  // yet: one skip pass, one read, one publish, then the group's offsets.
   StatusOr<int> ProcessQueued(bool all, bool commit) {
     const int64_t now = clock_->NowMs();
     size_t group = 0;
     int64_t notices = 0;
     for (; group < queue_.size(); ++group) {
       const int64_t size = static_cast<int64_t>(queue_[group].batch.size());
-      if (group > 0 &&
-          ((!all && queue_[group].due_ms > now) || notices + size > options_.batch_max_notices)) {
+      if ((!all && queue_[group].due_ms > now) ||
+          (group > 0 && notices + size > options_.batch_max_notices)) {
         break;
       }
       notices += size;
@@ -446,17 +510,23 @@ class NodeImpl : public Node {
       // Waiting out a failed dependency: nothing to synchronise with.
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
+    for (QueuedBatch& q : queue_) q.lead_done = true;
+    leads_queued_ = 0;
     int64_t malformed = 0, skipped_bot = 0;
     for (size_t i = 0; i < group; ++i) {
       SEG_RETURN_IF_ERROR(consumer_->StoreOffsets(queue_[i].batch));
       malformed += queue_[i].malformed;
       skipped_bot += queue_[i].skipped_bot;
     }
-    for (size_t i = 0; i < group; ++i) queue_.pop_front();
+    for (size_t i = 0; i < group; ++i) {
+      ReleaseFollowUps(queue_.front());
+      queue_.pop_front();
+    }
     queued_notices_ -= notices;
     stats_snapshot_.notices += notices;
     stats_snapshot_.malformed_notices += malformed;
     stats_snapshot_.skipped_as_bot += skipped_bot;
+    if (group == 0) return 0;  // leading edges only: no batch finished
     ++stats_snapshot_.batches;
     metrics_.notices.Inc(static_cast<double>(notices));
     metrics_.malformed.Inc(static_cast<double>(malformed));
@@ -481,15 +551,21 @@ class NodeImpl : public Node {
     pending_.clear();
     pending_index_.clear();
     fired_due_.clear();
-    for (size_t b = 0; b < group; ++b) {
-      const QueuedBatch& q = queue_[b];
-      for (const PendingUser& u : q.pending) {
+    auto add = [&](const std::vector<PendingUser>& users) {
+      for (const PendingUser& u : users) {
         auto [it, inserted] = pending_index_.emplace(u.user_id, pending_.size());
         if (inserted) {
           pending_.push_back(u);
         } else {
           pending_[it->second].Add(u);
         }
+      }
+    };
+    for (size_t b = 0; b < group; ++b) add(queue_[b].pending);
+    // Leading edges of batches not yet due (the one just polled) join this read.
+    if (leads_queued_ > 0) {
+      for (const QueuedBatch& q : queue_) {
+        if (!q.lead_done) add(q.lead);
       }
     }
     int64_t skipped_cache = 0;
@@ -514,6 +590,14 @@ class NodeImpl : public Node {
   Status ProcessSurvivors(int64_t now) {
     // The skip rule's order (AppendLog): taken before the multi-get.
     const int64_t read_started_tick = ++tick_;
+    if (options_.read_policy == NodeOptions::ReadPolicy::kLeadingEdge && !pending_.empty()) {
+      // The leading-edge policy's clock for each read tick, kept a while.
+      read_starts_.push_back(ReadStart{read_started_tick, now});
+      while (read_starts_.size() > 1 &&
+             read_starts_.front().ms < now - options_.read_delay_ms - kReadStartsKeptMs) {
+        read_starts_.pop_front();
+      }
+    }
     if (!pending_.empty()) SEG_RETURN_IF_ERROR(ReadRows(now));
     results_.clear();
     updates_.clear();
@@ -1014,6 +1098,17 @@ class NodeImpl : public Node {
 
   std::deque<QueuedBatch> queue_;  // poll order
   int64_t queued_notices_ = 0;
+  // Leading edge: batches whose q.lead is not read yet; users (by FollowKey,
+  // a collision only delays a user) queued in some q.pending, with counts;
+  // the clock time of recent read ticks, tick order.
+  int leads_queued_ = 0;
+  std::unordered_map<uint64_t, int32_t> follow_ups_;
+  struct ReadStart {
+    int64_t tick;
+    int64_t ms;
+  };
+  static constexpr int64_t kReadStartsKeptMs = 1000;
+  std::deque<ReadStart> read_starts_;
   int64_t last_commit_mono_ms_ = 0;
   // Reused across batches so steady state allocates little.
   ChangeNotice notice_;

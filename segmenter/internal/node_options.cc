@@ -20,6 +20,18 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   SEG_RETURN_IF_ERROR(config.Get(p + ".unbatched_reads", &unbatched_reads));
   SEG_RETURN_IF_ERROR(config.Get(p + ".publish_every_segmentation", &publish_every_segmentation));
   SEG_RETURN_IF_ERROR(config.Get(p + ".read_delay_ms", &read_delay_ms));
+  if (config.Has(p + ".read_policy")) {
+    std::string policy;
+    SEG_RETURN_IF_ERROR(config.Get(p + ".read_policy", &policy));
+    if (policy == "leading_edge") {
+      read_policy = ReadPolicy::kLeadingEdge;
+    } else if (policy == "delay") {
+      read_policy = ReadPolicy::kDelay;
+    } else {
+      return InvalidArgumentError(config.source() + ": " + p + ".read_policy '" + policy +
+                                  "': expected leading_edge or delay");
+    }
+  }
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_queued_notices", &max_queued_notices));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.bytes", &skip_cache_bytes));

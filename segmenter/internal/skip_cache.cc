@@ -171,7 +171,7 @@ void SkipCacheTable::Rebase(int64_t read_started_ms) {
   epoch_ms_ = new_epoch;
 }
 
-int64_t SkipCacheTable::LookupForTest(uint64_t hash) const {
+int64_t SkipCacheTable::LookupHash(uint64_t hash) const {
   if (!epoch_set_) return -1;
   const Bucket& b = buckets_[BucketOf(hash)];
   const int i = Find(b, hash);

@@ -52,6 +52,9 @@ class SkipCacheTable final : public SkipCache {
     RecordReadHash(HashUserId(user_id, seed_), read_started_ms);
   }
   void Forget(std::string_view user_id) override { ForgetHash(HashUserId(user_id, seed_)); }
+  int64_t LastRead(std::string_view user_id) const override {
+    return LookupHash(HashUserId(user_id, seed_));
+  }
   size_t capacity() const override { return num_buckets_ * kSlotsPerBucket; }
   size_t size() const override { return size_; }
   size_t memory_bytes() const override { return num_buckets_ * kBucketBytes; }
@@ -65,8 +68,8 @@ class SkipCacheTable final : public SkipCache {
   size_t BucketOf(uint64_t hash) const {
     return static_cast<size_t>((static_cast<unsigned __int128>(hash) * num_buckets_) >> 64);
   }
-  // The stored read start of `hash`, or -1 when absent (tests).
-  int64_t LookupForTest(uint64_t hash) const;
+  // The stored read start of `hash`, or -1 when absent.
+  int64_t LookupHash(uint64_t hash) const;
 
  private:
   struct alignas(64) Bucket {
