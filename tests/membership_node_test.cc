@@ -265,6 +265,20 @@ class MembershipNodeTest : public ::testing::Test {
     return got;
   }
 
+  // `user` enters recent_visitor with a page view a day old; returns its
+  // due time (the page view leaving the 7-day window).
+  int64_t EnterRecentVisitor(const std::string& user) {
+    const int64_t event_ms = clock_.NowMs() - kDayMs;
+    WriteEvent(user, PAGE_VIEW, event_ms);
+    SendNotice(user);
+    const int64_t before = node_->stats().notices;
+    RunUntilNotices(before + 1);
+    EXPECT_EQ(ReadResults(1).size(), 1u);
+    const int64_t due_ms = event_ms + 7 * kDayMs;
+    EXPECT_EQ(DueTimes(user), std::vector<int64_t>{due_ms});
+    return due_ms;
+  }
+
   // The ingest watermark row as ingesters write it (common/ingest_watermark.h):
   // one watermark per events partition given, of `partitions` in all.
   void PublishWatermarks(const std::vector<int64_t>& watermarks, int32_t partitions) {
@@ -351,13 +365,7 @@ TEST_F(MembershipNodeTest, WindowMemberExitsAtTheEdgeWithNoNewEvent) {
 // fires, reads it and stays a member. Firing at the due time instead would
 // have sent an exit that the page view takes back.
 TEST_F(MembershipNodeTest, DueUserWaitsForTheIngestWatermarkAndSeesTheLateEvent) {
-  const int64_t event_ms = clock_.NowMs() - kDayMs;
-  WriteEvent("u1", PAGE_VIEW, event_ms);
-  SendNotice("u1");
-  RunUntilNotices(1);
-  ASSERT_EQ(ReadResults(1).size(), 1u);
-  const int64_t due_ms = event_ms + 7 * kDayMs;
-  ASSERT_EQ(DueTimes("u1"), std::vector<int64_t>{due_ms});
+  const int64_t due_ms = EnterRecentVisitor("u1");
 
   PublishWatermarks({due_ms - 1, due_ms + kDayMs}, 2);
   const int64_t interval_ms = segmenter::NodeOptions().due_scan_interval_ms;
@@ -380,12 +388,7 @@ TEST_F(MembershipNodeTest, DueUserWaitsForTheIngestWatermarkAndSeesTheLateEvent)
 // An ingester that stopped publishing (here: one partition never had a
 // watermark) holds exits for at most segmenter.schedule.max_hold_ms.
 TEST_F(MembershipNodeTest, StuckIngestWatermarkHoldsExitsAtMostMaxHold) {
-  const int64_t event_ms = clock_.NowMs() - kDayMs;
-  WriteEvent("u2", PAGE_VIEW, event_ms);
-  SendNotice("u2");
-  RunUntilNotices(1);
-  ASSERT_EQ(ReadResults(1).size(), 1u);
-  const int64_t due_ms = event_ms + 7 * kDayMs;
+  const int64_t due_ms = EnterRecentVisitor("u2");
   PublishWatermarks({due_ms + kDayMs}, 2);  // partition 1 has none
 
   clock_.AdvanceMs(due_ms - clock_.NowMs() + segmenter::NodeOptions().due_scan_interval_ms);
