@@ -69,12 +69,6 @@ void WatermarkPublisher::OnStored(int32_t partition, int64_t next_offset) {
   p.stored = std::max(p.stored, next_offset);
 }
 
-int64_t WatermarkPublisher::Published(int32_t partition) const {
-  std::lock_guard lock(mu_);
-  auto it = partitions_.find(partition);
-  return it == partitions_.end() ? -1 : it->second.published;
-}
-
 Status WatermarkPublisher::RunOnce() {
   // The time first: every event appended before it is below the high
   // watermarks asked for after it.

@@ -52,13 +52,10 @@ class WatermarkPublisher {
   // Every message of `partition` below `next_offset` is stored. Cheap.
   void OnStored(int32_t partition, int64_t next_offset);
 
-  // One round: sample, advance, publish what moved. Public for tests.
+ private:
+  // One round (the thread's body): sample, advance, publish what moved.
   Status RunOnce();
 
-  // The watermark published last for `partition`; -1 before the first.
-  int64_t Published(int32_t partition) const;
-
- private:
   WatermarkPublisher(WatermarkOptions options, std::unique_ptr<kafka::OffsetReader> offsets,
                      kafka::Consumer* consumer, store::Store* store, const Clock* clock);
 
@@ -81,7 +78,7 @@ class WatermarkPublisher {
   int64_t partition_count_ = -1;
   int rounds_ = 0;
 
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::map<int32_t, PartitionState> partitions_;
 
   std::mutex wake_mu_;
