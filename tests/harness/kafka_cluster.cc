@@ -63,7 +63,14 @@ kafka::KafkaOptions MockKafkaCluster::ClientOptions(const std::string& client_id
   options.properties["reconnect.backoff.ms"] = "20";
   options.properties["reconnect.backoff.max.ms"] = "200";
   options.properties["retry.backoff.ms"] = "20";
-  options.properties["topic.metadata.refresh.interval.ms"] = "1000";
+  // Not a divisor of the mock coordinator's 3000/5000 ms join timers. At
+  // 1000 ms the periodic refresh phase-locked with them: a refresh landing
+  // while the leader awaits its assignor metadata makes librdkafka 2.0.2
+  // rejoin (rd_kafka_cgrp_metadata_update_check), 5 s per round, and a
+  // group stayed unassigned for 30 s in CI.
+  options.properties["topic.metadata.refresh.interval.ms"] = "1117";
+  // librdkafka's own debug contexts (e.g. "cgrp,protocol"), shown at GLOG_v=1.
+  if (const char* debug = std::getenv("SEG_TEST_KAFKA_DEBUG")) options.properties["debug"] = debug;
   return options;
 }
 
