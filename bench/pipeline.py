@@ -60,14 +60,15 @@ CONFIGS = [
     ("no_read_delay", {"segmenter.read_delay_ms": "0"}),
 ]
 # Read policies (segmenter.read_policy): latency and skips at the product's
-# half rate, one stack each. The product's own (leading edge, 200 ms) is
+# half rate, one stack each. The product's own (leading edge, 150 ms) is
 # measured on its stack.
 POLICIES = [
+    ("leading_edge_200ms", {"segmenter.read_delay_ms": "200"}),
     ("delay_300ms", {"segmenter.read_policy": "delay", "segmenter.read_delay_ms": "300"}),
     ("delay_500ms", {"segmenter.read_policy": "delay", "segmenter.read_delay_ms": "500"}),
     ("leading_edge_300ms", {"segmenter.read_delay_ms": "300"}),
 ]
-PRODUCT_POLICY = "leading_edge_200ms"
+PRODUCT_POLICY = "leading_edge_150ms"
 # Where an event's milliseconds go, in path order (histograms over the half-rate window).
 PATH = [
     ("ingest_batch_fill", "seg_ingest_poll_latency_seconds"),

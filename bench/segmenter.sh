@@ -7,8 +7,8 @@
 #   - with row decoding: script_host_bench BM_SegmentationWithDecode (store
 #     cells -> events -> 20 scripts), measured directly in the same run;
 #   - notices / segmentations on skip_bench's bursty trace (tab bursts, 5%
-#     bots) with the node's defaults (leading edge, read_delay_ms 200:
-#     scenario policy_leading_edge_200ms) against cache and blacklist off,
+#     bots) with the node's defaults (leading edge, read_delay_ms 150:
+#     scenario policy_leading_edge_150ms) against cache and blacklist off,
 #     and final states missed; the delay policy at 300 ms (the >= 5x setting,
 #     the default before issue #18) beside it;
 #   - HLL updates/s (issue #18): segmenter_bench --hll, local redis-server,
@@ -31,7 +31,7 @@ echo "segmenter.sh: script_host_bench (scripts only)" >&2
 timeout 120 "$bin/script_host_bench" --benchmark_filter='BM_Segmentation(WithDecode)?/budget:[01]/users:8$' \
   --benchmark_format=json >"$tmp/scripts.json"
 echo "segmenter.sh: skip_bench bursty trace" >&2
-timeout 150 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,policy_leading_edge_200ms,policy_delay_300ms --json-out "$tmp/skip.json" >/dev/null
+timeout 150 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,policy_leading_edge_150ms,policy_delay_300ms --json-out "$tmp/skip.json" >/dev/null
 echo "segmenter.sh: segmenter_bench --hll" >&2
 timeout 60 "$bin/segmenter_bench" --hll --seconds 3 >"$tmp/hll.json"
 
@@ -43,7 +43,7 @@ rate = scripts["BM_Segmentation/budget:1/users:8"]["segmentations/s"]
 rate_uninstrumented = scripts["BM_Segmentation/budget:0/users:8"]["segmentations/s"]
 with_decode = scripts["BM_SegmentationWithDecode/budget:1/users:8"]["segmentations/s"]
 skip = json.load(open(f"{tmp}/skip.json"))["figures"]
-p = "policy_leading_edge_200ms_"
+p = "policy_leading_edge_150ms_"
 d = "policy_delay_300ms_"
 hll = json.load(open(f"{tmp}/hll.json"))
 figures = {
@@ -93,7 +93,7 @@ notes = (
     "on one Redis, >=50x the unbatched baseline in the same run. "
     f"Scripts: script_host_bench, 20 scripts, 200-event rows, budget checks on, CPU time. "
     "With decode: BM_SegmentationWithDecode (stored cells decoded per user). Skips: skip_bench bursty trace, node defaults (leading edge, "
-    "read_delay_ms 200 = scenario policy_leading_edge_200ms); delay_300ms_* = read_policy delay, "
+    "read_delay_ms 150 = scenario policy_leading_edge_150ms); delay_300ms_* = read_policy delay, "
     "300 ms (scenario policy_delay_300ms); read_delay_0_* = scenario keeps_up; write_to_read = "
     "per notice, acknowledgement to the start of the read covering it, in the simulation. HLL: "
     f"{hll['segments_per_user']} distinct segment-days per user drawn from "

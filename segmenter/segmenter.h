@@ -127,7 +127,8 @@ struct NodeOptions {
   // ~1 s; reading once per burst instead of once per notice is what the skip
   // cache saves (bench/skip_bench, bursty trace, notices per segmentation
   // and write-to-read p99 in the sim: kDelay 300 ms 6.3x / 610 ms, 500 ms
-  // 8.3x / 807 ms; kLeadingEdge 200 ms 3.8x / 330 ms, 300 ms 4.5x / 420 ms).
+  // 8.3x / 807 ms; kLeadingEdge 150 ms 3.4x / 285 ms, 200 ms 3.8x / 330 ms, 300 ms
+  // 4.5x / 420 ms).
   //   kLeadingEdge: a user not read within the last read_delay_ms, with
   //     nothing queued, is read at once; notices arriving while its last
   //     read is younger than read_delay_ms wait for one follow-up read at
@@ -139,7 +140,7 @@ struct NodeOptions {
   // 0 = read at once under either policy.
   enum class ReadPolicy { kLeadingEdge, kDelay };
   ReadPolicy read_policy = ReadPolicy::kLeadingEdge;
-  int64_t read_delay_ms = 200;
+  int64_t read_delay_ms = 150;
   // Batches waiting out their read delay are queued while polling goes on,
   // so the delay is paid once per notice, not once per batch behind it.
   // Past this many queued notices polling stops until the oldest is due.
