@@ -30,8 +30,8 @@ trap '"$svc" down kafka hbase >/dev/null 2>&1 || true' EXIT
 SEG_HBASE_NOTICES=1 "$svc" up kafka hbase >&2
 log="$SEG_SERVICES_DIR/bench-notices.log"
 : >"$log"
-run() {  # run ON|OFF
-  SEG_BENCH_NOTICES="$1" SEG_BENCH_PUTS="$puts" "$bin" --gtest_also_run_disabled_tests \
+run() {  # run 1 (notices on) | 0 (peer removed) | 2 (peer on, dry run: nothing sent)
+  SEG_BENCH_NOTICES="$(( $1 == 1 ))" SEG_BENCH_PUTS="$puts" "$bin" --gtest_also_run_disabled_tests \
     --gtest_filter='*BenchLagAndCpu*' 2>&1 | grep '^BENCH' | sed "s/^/run=$1 /" | tee -a "$log" >&2
 }
 run 1 >/dev/null  # warm-up (JIT), not counted
@@ -41,16 +41,21 @@ cp="$(cat "$SEG_SERVICES_DIR/hbase.classpath"):$SEG_SERVICES_DIR/hbase-notices/s
 setup() { java -cp "$SEG_SERVICES_DIR/hbase/conf:$cp" org.segengine.notices.Setup "$@" >>"$SEG_SERVICES_DIR/bench-setup.log" 2>&1; }
 # On and off alternate (peer removed and added again), so that warm-up
 # drifts hit both alike.
+bootstrap="$(cat "$SEG_SERVICES_DIR/hbase/notices_bootstrap")"
 for ((i = 0; i < runs; i++)); do
   run 1
+  # The same peer with the endpoint's dry run: HBase's replication source
+  # reads and ships the WAL, the endpoint builds the notices and sends none.
+  setup --bootstrap "$bootstrap" --set seg.notify.dry_run=true
+  run 2
   setup --remove
   run 0
-  setup --bootstrap "$(cat "$SEG_SERVICES_DIR/hbase/notices_bootstrap")"
+  setup --bootstrap "$bootstrap"
 done
 python3 - "$log" "$out" "$puts" "$runs" <<'PY'
 import json, re, statistics, sys, datetime, os
 log, out, puts, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-cpu = {"1": [], "0": []}; p50 = []; p99 = []; rate = {"1": [], "0": []}
+cpu = {"1": [], "0": [], "2": []}; p50 = []; p99 = []; rate = {"1": [], "0": [], "2": []}
 for line in open(log):
     m = re.search(r"run=(\d) BENCH notices=\d puts=\d+ put_rate=(\d+)/s .*cpu_per_1000_puts=([\d.]+)s", line)
     if m:
@@ -64,7 +69,10 @@ f = {
     "notice_lag_p50_ms": med(p50), "notice_lag_p99_ms": med(p99),
     "hbase_cpu_s_per_1000_puts_notices_on": round(med(cpu["1"]), 3),
     "hbase_cpu_s_per_1000_puts_notices_off": round(med(cpu["0"]), 3),
+    # Peer on, endpoint in dry run: HBase's own replication cost.
+    "hbase_cpu_s_per_1000_puts_replication_dry_run": round(med(cpu["2"]), 3),
     "put_rate_per_s_notices_on": med(rate["1"]), "put_rate_per_s_notices_off": med(rate["0"]),
+    "put_rate_per_s_replication_dry_run": med(rate["2"]),
 }
 notes = os.environ.get("SEG_BENCH_NOTES", "")
 json.dump({"name": "hbase_notices", "command": "tools/dev bench hbase_notices", "notes": notes,
