@@ -35,10 +35,14 @@ struct ToolOptions {
 // Keys of other components in a shared file are ignored.
 Status LoadToolOptions(Config& config, ToolOptions* out);
 
+// The error text for a missing scripts directory: where it was looked for
+// and how to name another one.
+std::string MissingScriptsDir(const std::string& dir);
+
 // ------------------------------------------------------------------ test
 
 struct TestOptions {
-  std::string scripts_dir = "scripts";
+  std::string scripts_dir = "scripts";  // --scripts, else the config's scripts.dir
   std::vector<std::string> scripts;  // names or paths; empty = every script
   bool verbose = false;              // also list passing cases
 };
