@@ -43,8 +43,8 @@ std::string MissingScriptsDir(const std::string& dir);
 
 struct TestOptions {
   std::string scripts_dir = "scripts";  // --scripts, else the config's scripts.dir
-  std::vector<std::string> scripts;  // names or paths; empty = every script
-  bool verbose = false;              // also list passing cases
+  std::vector<std::string> scripts;     // names or paths; empty = every script
+  bool verbose = false;                 // also list passing cases
 };
 
 struct TestSummary {

@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   auto* test_cmd = app.add_subcommand("test", "Run script fixtures; non-zero exit on failure");
   test_cmd->add_option("script", test.scripts, "Script names or .lua paths (default: all)");
   test_cmd->add_flag("--all", all, "Every script of the directory");
-  test_cmd->add_option("--scripts", scripts_dir, "Scripts directory (default: scripts.dir, else ./scripts)");
+  test_cmd->add_option("--scripts", scripts_dir,
+                       "Scripts directory (default: scripts.dir, else ./scripts)");
   test_cmd->add_flag("-v,--verbose", test.verbose, "List passing cases too");
 
   std::string user, segment;
@@ -96,8 +97,10 @@ int main(int argc, char** argv) {
   if (!config.ok()) return Fail(config.status());
   if (test_cmd->parsed()) {
     // --scripts, else the config's scripts.dir, else ./scripts.
-    if (!scripts_dir.empty()) test.scripts_dir = scripts_dir;
-    else if (auto s = config->Get("scripts.dir", &test.scripts_dir); !s.ok()) return Fail(s);
+    if (!scripts_dir.empty())
+      test.scripts_dir = scripts_dir;
+    else if (auto s = config->Get("scripts.dir", &test.scripts_dir); !s.ok())
+      return Fail(s);
     if (all) test.scripts.clear();
     auto summary = seg::segtool::RunTests(test, std::cout);
     if (!summary.ok()) return Fail(summary.status());
