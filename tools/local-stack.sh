@@ -20,7 +20,8 @@
 # or Redis Cluster; no redis-server); it also passes --set overrides to each
 # process. --no-traffic starts no seg-loadgen; --quiet prints no status line;
 # --env-file writes the addresses, /metrics ports and pids once everything is
-# up (bench/pipeline.py drives the stack through it).
+# up (bench/pipeline.py drives the stack through it). RUN_DIR/seg.yaml is a
+# config for segtool and segctl against the stack (its path is printed).
 #
 # Stopping: Ctrl-C (INT) or HUP prints the segment table, then stops every
 # part; TERM stops at once. A script that starts the stack in the background
@@ -239,6 +240,27 @@ start stats "$BUILD/stats/seg-stats" --port "$(free_port)" --port-file "$RUN_DIR
 wait_file stats "$RUN_DIR/stats.port" "${PIDS[-1]}"
 STATS="127.0.0.1:$(cat "$RUN_DIR/stats.port")"
 
+# A config for segtool and segctl against this stack (docs/sdk/first-segment.md).
+SEG_CONFIG="$RUN_DIR/seg.yaml"
+{
+  echo "# segtool and segctl against the local stack in $RUN_DIR (deleted with it)."
+  echo "#   segtool --config $SEG_CONFIG users"
+  echo "#   segctl --target $STATS segments"
+  echo "kafka:"
+  echo "  bootstrap_servers: \"$KAFKA\""
+  if [[ -z "$KAFKA_EXTERNAL" ]]; then
+    echo "  properties: {session.timeout.ms: 6000, heartbeat.interval.ms: 1000, fetch.wait.max.ms: 20}"
+  fi
+  echo "store:"
+  echo "  thrift: {host: \"${STORE%:*}\", port: ${STORE##*:}}"
+  echo "scripts:"
+  echo "  dir: \"$ROOT/scripts\""
+  if [[ -z "$REDIS_EXTERNAL" ]]; then
+    echo "stats:"
+    echo "  redis: {host: \"${REDIS%:*}\", port: ${REDIS##*:}}"
+  fi
+} >"$SEG_CONFIG"
+
 # 7. Synthetic traffic.
 if [[ "$TRAFFIC" == 1 ]]; then
   start loadgen "$BUILD/tools/seg-loadgen" --bootstrap "$KAFKA" --users "$LOADGEN_USERS" \
@@ -252,6 +274,7 @@ if [[ -n "$ENV_FILE" ]]; then
     echo "REDIS=$REDIS"
     echo "STORE=$STORE"
     echo "STATS=$STATS"
+    echo "SEG_CONFIG=$SEG_CONFIG"
     echo "INGEST_METRICS=$INGEST_METRICS"
     echo "SEGMENTER_METRICS=${SEG_METRICS[*]}"
     for i in "${!PIDS[@]}"; do echo "PID_${NAMES[$i]}=${PIDS[$i]}"; done
@@ -266,6 +289,7 @@ echo "  redis   $REDIS ($(local_or redis-server "$REDIS_EXTERNAL"))   (try: redi
 echo "  store   $STORE ($(local_or seg-store "$STORE_EXTERNAL"), HBase Thrift2)"
 echo "  ingest  /metrics on $INGEST_METRICS; segmenters x$SEGMENTERS: ${SEG_METRICS[*]}"
 echo "  stats   gRPC on $STATS  (try: $BUILD/tools/segctl --target $STATS segments)"
+echo "  config  $SEG_CONFIG  (try: $BUILD/tools/segtool --config $SEG_CONFIG users)"
 [[ "$DURATION" -gt 0 ]] || echo "Ctrl-C to stop."
 
 # The status line (or, --quiet, just the wait); `wait` returns at once on a signal.

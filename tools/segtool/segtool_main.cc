@@ -3,6 +3,7 @@
 //   segtool test [SCRIPT...|--all] [--scripts DIR] [-v]
 //   segtool run --user ID            [--config F] [--set k=v] [--store HOST:PORT]
 //   segtool explain --user ID --segment S
+//   segtool users [--limit N] [--segment S]
 //   segtool shadow SCRIPT [--count N] [--duration S] [--offset-reset latest|earliest]
 //   segtool preview SCRIPT [--sample-rate R] [--max-rows N] [--no-count]
 //
@@ -66,6 +67,11 @@ int main(int argc, char** argv) {
   explain_cmd->add_option("--user", user, "User id (row key)")->required();
   explain_cmd->add_option("--segment", segment, "Segment name")->required();
 
+  seg::segtool::UsersOptions users;
+  auto* users_cmd = app.add_subcommand("users", "Stored user ids with their segments");
+  users_cmd->add_option("--limit", users.limit, "At most N users (default 10)");
+  users_cmd->add_option("--segment", users.segment, "Only users stored in this segment");
+
   seg::segtool::ShadowOptions shadow;
   double duration_s = 0;
   auto* shadow_cmd =
@@ -128,6 +134,10 @@ int main(int argc, char** argv) {
   if (explain_cmd->parsed()) {
     auto r = seg::segtool::ExplainUser(options, user, segment, std::cout);
     return r.ok() ? 0 : Fail(r.status());
+  }
+  if (users_cmd->parsed()) {
+    seg::Status s = seg::segtool::ListUsers(options, users, std::cout);
+    return s.ok() ? 0 : Fail(s);
   }
   if (shadow_cmd->parsed()) {
     shadow.duration_ms = static_cast<int64_t>(duration_s * 1000);
