@@ -18,17 +18,17 @@ $seg, a stored id for the guide's example id, a 4 s shadow for 300 s.
 Standard library only; loopback, free ports, deadlines on every wait.
 """
 import argparse
-import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests/harness"))
+from demo_stack import DemoStack  # noqa: E402
 GUIDE = ROOT / "docs/sdk/first-segment.md"
 EXAMPLE_USER = "u1-108"
 ID_SHAPE = re.compile(r"^u\d+-\d+$")
@@ -116,36 +116,6 @@ def test_offline(blocks, tool, work):
     (work / "scripts/tests/reads_recipes.json").write_text(fixture)
 
 
-def start_stack(build, tmp):
-    env_file = tmp / "stack.env"
-    log = open(tmp / "stack.log", "w")
-    stack = subprocess.Popen([str(ROOT / "tools/local-stack.sh"), "--build-dir", str(build),
-                              "--quiet", "--env-file", str(env_file)],
-                             stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 150
-    while not env_file.exists():
-        if stack.poll() is not None or time.monotonic() > deadline:
-            stack.kill()
-            raise RuntimeError("local stack did not come up:\n" + (tmp / "stack.log").read_text())
-        time.sleep(0.1)
-    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
-    return stack, env
-
-
-def stop_stack(stack, env, tmp):
-    stack.send_signal(signal.SIGTERM)
-    try:
-        stack.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        stack.kill()
-        check(False, "the stack stops within 60 s of TERM")
-    pids = [int(v) for k, v in env.items() if k.startswith("PID_")]
-    alive = [p for p in pids if os.path.exists(f"/proc/{p}")]
-    check(not alive, f"no process of the stack is left (alive: {alive})")
-    printed = (tmp / "stack.log").read_text()
-    check(f"config  {env['SEG_CONFIG']}" in printed, "the demo prints the config's path")
-
-
 def poll(fn, timeout, what):
     deadline = time.monotonic() + timeout
     while True:
@@ -160,7 +130,7 @@ def test_against_stack(blocks, tool, env, tmp):
     commands = segtool_commands(blocks)
     config = env["SEG_CONFIG"]
     tool.substitutions = {"$seg": config, "--duration 300": "--duration 4"}
-    check(any(line.startswith(f"seg=") for _, lang, b in blocks if lang == "sh"
+    check(any(line.startswith("seg=") for _, lang, b in blocks if lang == "sh"
               for line in b.splitlines()), "the guide sets $seg to the printed config")
     check(ID_SHAPE.match(EXAMPLE_USER) is not None and
           any(EXAMPLE_USER in c for c in commands), "the guide's example id is a demo-shaped id")
@@ -234,11 +204,14 @@ def main():
             if command.startswith("segtool test"):
                 rc, out, err = tool.run(command)
                 check(rc == 0, f"with the guide's files in place, exit 0: {command}", out + err)
-        stack, env = start_stack(build, tmp)
+        stack = DemoStack(build, tmp)
         try:
-            test_against_stack(blocks, tool, env, tmp)
+            test_against_stack(blocks, tool, stack.env, tmp)
         finally:
-            stop_stack(stack, env, tmp)
+            problems = stack.stop()
+            check(not problems, "the stack stops cleanly", "\n".join(problems))
+            check(f"config  {stack.env['SEG_CONFIG']}" in stack.log(),
+                  "the demo prints the config's path")
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed", flush=True)
         return 1
