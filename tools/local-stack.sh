@@ -57,7 +57,7 @@ done
 [[ "$DURATION" =~ ^[0-9]+$ ]] || { echo "local-stack: --duration takes whole seconds" >&2; exit 2; }
 
 # What the config switches (tools/stack_config.py prints these assignments).
-KAFKA_EXTERNAL="" STORE_EXTERNAL="" REDIS_EXTERNAL="" SEGMENTERS=2
+KAFKA_EXTERNAL="" STORE_EXTERNAL="" REDIS_EXTERNAL="" SEGMENTERS=2 STORE_METRICS=""
 LOADGEN_USERS=5000 LOADGEN_RATE=3000 LOADGEN_SEED=1
 INGEST_SETS=() SEGMENTER_SETS=() STATS_SETS=() LOADGEN_KAFKA_ARGS=()
 if [[ -n "$CONFIG" ]]; then
@@ -205,8 +205,9 @@ if [[ -n "$STORE_EXTERNAL" ]]; then
   STORE="$STORE_EXTERNAL"
   wait_port store "$STORE"
 else
+  STORE_METRICS="127.0.0.1:$(free_port)"
   start store "$BUILD/store/seg-store" --data-dir "$RUN_DIR/store" --port "$(free_port)" \
-    --port-file "$RUN_DIR/store.port"
+    --port-file "$RUN_DIR/store.port" --metrics-port "${STORE_METRICS##*:}"
   wait_file store "$RUN_DIR/store.port" "${PIDS[-1]}"
   STORE="127.0.0.1:$(cat "$RUN_DIR/store.port")"
 fi
@@ -233,7 +234,9 @@ for ((i = 1; i <= SEGMENTERS; i++)); do
   wait_log "segmenter$i" "assigned [1-9][0-9]* partitions" "${PIDS[$((${#PIDS[@]} - SEGMENTERS + i - 1))]}"
 done
 
+STATS_METRICS="127.0.0.1:$(free_port)"
 start stats "$BUILD/stats/seg-stats" --port "$(free_port)" --port-file "$RUN_DIR/stats.port" \
+  --metrics-port "${STATS_METRICS##*:}" \
   --set "stats.redis.host=${REDIS%:*}" --set "stats.redis.port=${REDIS##*:}" \
   --set stats.store.backend=thrift --set "stats.store.thrift.host=${STORE%:*}" \
   --set "stats.store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
@@ -277,6 +280,8 @@ if [[ -n "$ENV_FILE" ]]; then
     echo "SEG_CONFIG=$SEG_CONFIG"
     echo "INGEST_METRICS=$INGEST_METRICS"
     echo "SEGMENTER_METRICS=${SEG_METRICS[*]}"
+    echo "STORE_METRICS=$STORE_METRICS"
+    echo "STATS_METRICS=$STATS_METRICS"
     for i in "${!PIDS[@]}"; do echo "PID_${NAMES[$i]}=${PIDS[$i]}"; done
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -288,6 +293,7 @@ echo "  kafka   $KAFKA ($(local_or kafka-local "$KAFKA_EXTERNAL"))"
 echo "  redis   $REDIS ($(local_or redis-server "$REDIS_EXTERNAL"))   (try: redis-cli -h ${REDIS%:*} -p ${REDIS##*:} ping)"
 echo "  store   $STORE ($(local_or seg-store "$STORE_EXTERNAL"), HBase Thrift2)"
 echo "  ingest  /metrics on $INGEST_METRICS; segmenters x$SEGMENTERS: ${SEG_METRICS[*]}"
+echo "  /metrics also: stats $STATS_METRICS${STORE_METRICS:+, store $STORE_METRICS} (docs/metrics.md)"
 echo "  stats   gRPC on $STATS  (try: $BUILD/tools/segctl --target $STATS segments)"
 echo "  config  $SEG_CONFIG  (try: $BUILD/tools/segtool --config $SEG_CONFIG users)"
 [[ "$DURATION" -gt 0 ]] || echo "Ctrl-C to stop."
