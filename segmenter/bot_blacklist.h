@@ -62,8 +62,9 @@
 // user with a higher count. ObserveRow takes an entry only to blacklist. 32
 // bytes per tracked user: 1M users in 32 MiB.
 //
-// Worked example (window 60 s, threshold 300, sustain 120 s, blacklist 1 h). A
-// scraper sends notices of 40 events every second from t=0. At t=7 s the
+// Worked example (illustrative thresholds, not the defaults: window 60 s,
+// threshold 300, sustain 120 s, blacklist 1 h). A scraper sends notices of
+// 40 events every second from t=0. At t=7 s the
 // window holds 320 >= 300: the streak starts in sub-window 0; at t=120 s (sub-
 // window 12) it has lasted 120 s and the notice returns kNewlyBlacklisted,
 // blocked until 3720 s. A reader producing 250 events per minute in bursts
@@ -71,7 +72,8 @@
 //
 // Measured (bench/bot_bench.cc, tools/dev bench bots: seg-loadgen traffic,
 // 3,000 users, 1,500 events/s, 6 simulated minutes, seeds 1-3, against the
-// generator's truth): the old spike rule (600 events per minute) blacklisted
+// generator's truth): the node's old spike rule (600 events per 60 s, at
+// once; segmenter.bot_blacklist.threshold_events defaulted to 600) blacklisted
 // 34 real users (0.38% of active users) and none of 420 bots; these defaults
 // blacklist 0 real users and all 420 bots, half within 10 s of their first
 // event, all within 121 s (one-client crawlers wait for crawl_min_span_ms).
@@ -177,10 +179,11 @@ class BotBlacklist {
  public:
   static constexpr int kSubWindows = 6;
 
-  // BotOptions with the defaults of the spike rule of old (300 events in a
-  // minute blacklist at once), for callers written before BotOptions (the
-  // node until it reads BotOptions from config, skip_bench): their behaviour
-  // does not change under them. New callers use BotOptions.
+  // BotOptions with a spike rule, 300 events in a minute blacklisting at
+  // once: the fixture of the blacklist's unit tests. Not a default of any
+  // binary: the node reads BotOptions (segmenter.bots.*; a held flood rate
+  // plus the row rules), and its rule before BotOptions, 600 events per
+  // 60 s at once, survives only as bench/bot_bench.cc's `old` baseline.
   struct Options : BotOptions {
     Options() {
       threshold_events = 300;

@@ -8,6 +8,19 @@ if(TARGET segtool)
     add_test(NAME segtool_script_${name} COMMAND segtool test ${script})
     set_tests_properties(segtool_script_${name} PROPERTIES TIMEOUT 60 LABELS unit)
   endforeach()
+  # Outside the repository root: the scripts directory comes from the
+  # config's scripts.dir; without one, the error says where it looked.
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/segtool_outside_root.yaml
+       "scripts:\n  dir: ${CMAKE_SOURCE_DIR}/scripts\n")
+  add_test(NAME segtool_outside_root
+           COMMAND segtool --config ${CMAKE_CURRENT_BINARY_DIR}/segtool_outside_root.yaml test --all
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  add_test(NAME segtool_outside_root_without_config COMMAND segtool test
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(segtool_outside_root PROPERTIES TIMEOUT 60 LABELS unit
+                       PASS_REGULAR_EXPRESSION "segtool test: [0-9]+ scripts, [0-9]+ cases, 0 failed")
+  set_tests_properties(segtool_outside_root_without_config PROPERTIES TIMEOUT 60 LABELS unit
+                       PASS_REGULAR_EXPRESSION "no scripts directory 'scripts' \\(relative to .*--scripts DIR")
 endif()
 if(TARGET seg_segtool AND TARGET seg_store_server AND TARGET seg-store)
   seg_add_test(segtool_test

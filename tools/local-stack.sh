@@ -20,7 +20,8 @@
 # or Redis Cluster; no redis-server); it also passes --set overrides to each
 # process. --no-traffic starts no seg-loadgen; --quiet prints no status line;
 # --env-file writes the addresses, /metrics ports and pids once everything is
-# up (bench/pipeline.py drives the stack through it).
+# up (bench/pipeline.py drives the stack through it). RUN_DIR/seg.yaml is a
+# config for segtool and segctl against the stack (its path is printed).
 #
 # Stopping: Ctrl-C (INT) or HUP prints the segment table, then stops every
 # part; TERM stops at once. A script that starts the stack in the background
@@ -56,7 +57,7 @@ done
 [[ "$DURATION" =~ ^[0-9]+$ ]] || { echo "local-stack: --duration takes whole seconds" >&2; exit 2; }
 
 # What the config switches (tools/stack_config.py prints these assignments).
-KAFKA_EXTERNAL="" STORE_EXTERNAL="" REDIS_EXTERNAL="" SEGMENTERS=2
+KAFKA_EXTERNAL="" STORE_EXTERNAL="" REDIS_EXTERNAL="" SEGMENTERS=2 STORE_METRICS=""
 LOADGEN_USERS=5000 LOADGEN_RATE=3000 LOADGEN_SEED=1
 INGEST_SETS=() SEGMENTER_SETS=() STATS_SETS=() LOADGEN_KAFKA_ARGS=()
 if [[ -n "$CONFIG" ]]; then
@@ -204,8 +205,9 @@ if [[ -n "$STORE_EXTERNAL" ]]; then
   STORE="$STORE_EXTERNAL"
   wait_port store "$STORE"
 else
+  STORE_METRICS="127.0.0.1:$(free_port)"
   start store "$BUILD/store/seg-store" --data-dir "$RUN_DIR/store" --port "$(free_port)" \
-    --port-file "$RUN_DIR/store.port"
+    --port-file "$RUN_DIR/store.port" --metrics-port "${STORE_METRICS##*:}"
   wait_file store "$RUN_DIR/store.port" "${PIDS[-1]}"
   STORE="127.0.0.1:$(cat "$RUN_DIR/store.port")"
 fi
@@ -232,12 +234,35 @@ for ((i = 1; i <= SEGMENTERS; i++)); do
   wait_log "segmenter$i" "assigned [1-9][0-9]* partitions" "${PIDS[$((${#PIDS[@]} - SEGMENTERS + i - 1))]}"
 done
 
+STATS_METRICS="127.0.0.1:$(free_port)"
 start stats "$BUILD/stats/seg-stats" --port "$(free_port)" --port-file "$RUN_DIR/stats.port" \
+  --metrics-port "${STATS_METRICS##*:}" \
   --set "stats.redis.host=${REDIS%:*}" --set "stats.redis.port=${REDIS##*:}" \
   --set stats.store.backend=thrift --set "stats.store.thrift.host=${STORE%:*}" \
   --set "stats.store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
 wait_file stats "$RUN_DIR/stats.port" "${PIDS[-1]}"
 STATS="127.0.0.1:$(cat "$RUN_DIR/stats.port")"
+
+# A config for segtool and segctl against this stack (docs/sdk/first-segment.md).
+SEG_CONFIG="$RUN_DIR/seg.yaml"
+{
+  echo "# segtool and segctl against the local stack in $RUN_DIR (deleted with it)."
+  echo "#   segtool --config $SEG_CONFIG users"
+  echo "#   segctl --target $STATS segments"
+  echo "kafka:"
+  echo "  bootstrap_servers: \"$KAFKA\""
+  if [[ -z "$KAFKA_EXTERNAL" ]]; then
+    echo "  properties: {session.timeout.ms: 6000, heartbeat.interval.ms: 1000, fetch.wait.max.ms: 20}"
+  fi
+  echo "store:"
+  echo "  thrift: {host: \"${STORE%:*}\", port: ${STORE##*:}}"
+  echo "scripts:"
+  echo "  dir: \"$ROOT/scripts\""
+  if [[ -z "$REDIS_EXTERNAL" ]]; then
+    echo "stats:"
+    echo "  redis: {host: \"${REDIS%:*}\", port: ${REDIS##*:}}"
+  fi
+} >"$SEG_CONFIG"
 
 # 7. Synthetic traffic.
 if [[ "$TRAFFIC" == 1 ]]; then
@@ -252,8 +277,11 @@ if [[ -n "$ENV_FILE" ]]; then
     echo "REDIS=$REDIS"
     echo "STORE=$STORE"
     echo "STATS=$STATS"
+    echo "SEG_CONFIG=$SEG_CONFIG"
     echo "INGEST_METRICS=$INGEST_METRICS"
     echo "SEGMENTER_METRICS=${SEG_METRICS[*]}"
+    echo "STORE_METRICS=$STORE_METRICS"
+    echo "STATS_METRICS=$STATS_METRICS"
     for i in "${!PIDS[@]}"; do echo "PID_${NAMES[$i]}=${PIDS[$i]}"; done
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -265,7 +293,9 @@ echo "  kafka   $KAFKA ($(local_or kafka-local "$KAFKA_EXTERNAL"))"
 echo "  redis   $REDIS ($(local_or redis-server "$REDIS_EXTERNAL"))   (try: redis-cli -h ${REDIS%:*} -p ${REDIS##*:} ping)"
 echo "  store   $STORE ($(local_or seg-store "$STORE_EXTERNAL"), HBase Thrift2)"
 echo "  ingest  /metrics on $INGEST_METRICS; segmenters x$SEGMENTERS: ${SEG_METRICS[*]}"
+echo "  /metrics also: stats $STATS_METRICS${STORE_METRICS:+, store $STORE_METRICS} (docs/metrics.md)"
 echo "  stats   gRPC on $STATS  (try: $BUILD/tools/segctl --target $STATS segments)"
+echo "  config  $SEG_CONFIG  (try: $BUILD/tools/segtool --config $SEG_CONFIG users)"
 [[ "$DURATION" -gt 0 ]] || echo "Ctrl-C to stop."
 
 # The status line (or, --quiet, just the wait); `wait` returns at once on a signal.

@@ -16,6 +16,8 @@ PACKAGES=(
   prometheus-cpp-dev libcli11-dev libyaml-cpp-dev libbenchmark-dev
   # servers and tools used by tests and the demo
   redis-server redis-tools kcat python3-grpcio python3-protobuf openssl
+  # examples/ (Kafka consumer, gRPC client with stubs compiled at start), for /usr/bin/python3
+  python3-kafka python3-grpc-tools
   # real Kafka and HBase for the `real` test tier (tools/services, jars via Maven)
   openjdk-17-jdk-headless maven
 )

@@ -195,13 +195,23 @@ Status Config::Get(std::string_view path, std::map<std::string, std::string>* ou
   YAML::Node node = impl_->Find(path);
   if (!node.IsDefined() || node.IsNull()) return Status::OK();
   if (!node.IsMap()) return impl_->TypeError(path, "a map of strings", node);
-  std::vector<std::string> leaves;
-  CollectLeaves(node, "", &leaves);
-  for (const auto& leaf : leaves) {
-    YAML::Node value = impl_->Find(std::string(path) + "." + leaf);
-    if (!value.IsScalar())
-      return impl_->TypeError(std::string(path) + "." + leaf, "a scalar", value);
-    (*out)[leaf] = value.Scalar();
+  // Walks the nodes themselves: a key may hold dots ("client.rack: x", the
+  // usual spelling of a librdkafka property), which a path lookup would split.
+  std::vector<std::pair<std::string, YAML::Node>> pending = {{"", node}};
+  while (!pending.empty()) {
+    auto [prefix, map] = pending.back();
+    pending.pop_back();
+    for (const auto& kv : map) {
+      std::string key = prefix.empty() ? kv.first.as<std::string>()
+                                       : prefix + "." + kv.first.as<std::string>();
+      if (kv.second.IsMap()) {
+        pending.emplace_back(key, kv.second);
+      } else if (kv.second.IsScalar()) {
+        (*out)[key] = kv.second.Scalar();
+      } else {
+        return impl_->TypeError(std::string(path) + "." + key, "a scalar", kv.second);
+      }
+    }
   }
   return Status::OK();
 }

@@ -100,5 +100,26 @@ TEST(ConfigTest, FileErrorsAreClear) {
   std::remove(path.c_str());
 }
 
+// librdkafka properties are written as dotted keys inside a map
+// (config/production-example.yaml); nested maps flatten to the same names.
+TEST(ConfigTest, PropertyMapKeepsDottedKeysAndFlattensNestedOnes) {
+  auto config = Config::FromString(
+      "kafka:\n  properties:\n    client.rack: rack-a\n    socket:\n      timeout.ms: 30\n",
+      "props.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::map<std::string, std::string> props;
+  Status s = config->Get("kafka.properties", &props);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(props, (std::map<std::string, std::string>{{"client.rack", "rack-a"},
+                                                       {"socket.timeout.ms", "30"}}));
+  EXPECT_TRUE(config->CheckNoUnknownKeys().ok()) << config->CheckNoUnknownKeys();
+  auto listed = Config::FromString("kafka:\n  properties:\n    bad.key: [a, b]\n", "l.yaml");
+  ASSERT_TRUE(listed.ok());
+  s = listed->Get("kafka.properties", &props);
+  EXPECT_NE(s.message().find("kafka.properties.bad.key: expected a scalar, got a list"),
+            std::string_view::npos)
+      << s;
+}
+
 }  // namespace
 }  // namespace seg

@@ -321,7 +321,7 @@ TEST_F(BotBlacklistTest, BusyHumanLikeUserIsNeverBlacklisted) {
   // Two hours of heavy browsing, one laptop, one address: a page load every
   // ~3 s (exponential pauses) firing 1-6 events within 800 ms (page,
   // frames, trackers), half of them to pages seen before. ~4,000 events an
-  // hour, far more than the 300-a-minute spike rule of old allowed in bursts.
+  // hour, in bursts the fixture's 300-a-minute spike rule would have to allow.
   std::vector<std::string> seen;
   std::exponential_distribution<double> pause(1.0 / 3'000);
   const int64_t end = clock_.NowMs() + 2 * 3'600'000;

@@ -9,6 +9,7 @@ if(TARGET seg_segmenter)
     ${CMAKE_CURRENT_LIST_DIR}/internal/inspect.cc
     ${CMAKE_CURRENT_LIST_DIR}/internal/dry_run.cc
     ${CMAKE_CURRENT_LIST_DIR}/internal/tool_options.cc
+    ${CMAKE_CURRENT_LIST_DIR}/internal/users.cc
   )
   target_include_directories(seg_segtool PUBLIC ${CMAKE_SOURCE_DIR})
   target_link_libraries(seg_segtool PUBLIC seg_segmenter seg_common)

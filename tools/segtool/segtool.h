@@ -4,6 +4,7 @@
 //   explain  why one stored user is in or out of one segment
 //   shadow   dry run of a candidate script on live `user-changes` traffic
 //   preview  the same dry run over stored history (a store scan)
+//   users    stored user ids with their segments (ids to try run/explain on)
 // Everything is read-only towards the pipeline: no results, no stats, no
 // store writes, and shadow never commits offsets (its own consumer group).
 // Output goes to the streams passed in; errors are Status values.
@@ -35,12 +36,16 @@ struct ToolOptions {
 // Keys of other components in a shared file are ignored.
 Status LoadToolOptions(Config& config, ToolOptions* out);
 
+// The error text for a missing scripts directory: where it was looked for
+// and how to name another one.
+std::string MissingScriptsDir(const std::string& dir);
+
 // ------------------------------------------------------------------ test
 
 struct TestOptions {
-  std::string scripts_dir = "scripts";
-  std::vector<std::string> scripts;  // names or paths; empty = every script
-  bool verbose = false;              // also list passing cases
+  std::string scripts_dir = "scripts";  // --scripts, else the config's scripts.dir
+  std::vector<std::string> scripts;     // names or paths; empty = every script
+  bool verbose = false;                 // also list passing cases
 };
 
 struct TestSummary {
@@ -66,6 +71,18 @@ struct ExplainResult {
 
 StatusOr<ExplainResult> ExplainUser(const ToolOptions& options, const std::string& user_id,
                                     const std::string& segment, std::ostream& out);
+
+// ----------------------------------------------------------------- users
+
+struct UsersOptions {
+  int64_t limit = 10;   // stop after this many users
+  std::string segment;  // only users whose stored membership holds it
+};
+
+// Stored user ids (a store scan, in row order) with their event count in the
+// history window and their stored segments: ids to try run/explain on.
+// NotFound when none matches.
+Status ListUsers(const ToolOptions& options, const UsersOptions& users, std::ostream& out);
 
 // ------------------------------------------------------ shadow / preview
 

@@ -3,6 +3,7 @@
 //   segtool test [SCRIPT...|--all] [--scripts DIR] [-v]
 //   segtool run --user ID            [--config F] [--set k=v] [--store HOST:PORT]
 //   segtool explain --user ID --segment S
+//   segtool users [--limit N] [--segment S]
 //   segtool shadow SCRIPT [--count N] [--duration S] [--offset-reset latest|earliest]
 //   segtool preview SCRIPT [--sample-rate R] [--max-rows N] [--no-count]
 //
@@ -55,7 +56,8 @@ int main(int argc, char** argv) {
   auto* test_cmd = app.add_subcommand("test", "Run script fixtures; non-zero exit on failure");
   test_cmd->add_option("script", test.scripts, "Script names or .lua paths (default: all)");
   test_cmd->add_flag("--all", all, "Every script of the directory");
-  test_cmd->add_option("--scripts", scripts_dir, "Scripts directory (default: scripts)");
+  test_cmd->add_option("--scripts", scripts_dir,
+                       "Scripts directory (default: scripts.dir, else ./scripts)");
   test_cmd->add_flag("-v,--verbose", test.verbose, "List passing cases too");
 
   std::string user, segment;
@@ -64,6 +66,11 @@ int main(int argc, char** argv) {
   auto* explain_cmd = app.add_subcommand("explain", "Why a stored user is in or out of a segment");
   explain_cmd->add_option("--user", user, "User id (row key)")->required();
   explain_cmd->add_option("--segment", segment, "Segment name")->required();
+
+  seg::segtool::UsersOptions users;
+  auto* users_cmd = app.add_subcommand("users", "Stored user ids with their segments");
+  users_cmd->add_option("--limit", users.limit, "At most N users (default 10)");
+  users_cmd->add_option("--segment", users.segment, "Only users stored in this segment");
 
   seg::segtool::ShadowOptions shadow;
   double duration_s = 0;
@@ -92,16 +99,19 @@ int main(int argc, char** argv) {
   // The traced runs of explain/test fail on purpose; their warnings are noise.
   if (!log_warnings) FLAGS_minloglevel = google::GLOG_ERROR;
 
+  auto config = seg::Config::Load(config_file, overrides);
+  if (!config.ok()) return Fail(config.status());
   if (test_cmd->parsed()) {
-    if (!scripts_dir.empty()) test.scripts_dir = scripts_dir;
+    // --scripts, else the config's scripts.dir, else ./scripts.
+    if (!scripts_dir.empty())
+      test.scripts_dir = scripts_dir;
+    else if (auto s = config->Get("scripts.dir", &test.scripts_dir); !s.ok())
+      return Fail(s);
     if (all) test.scripts.clear();
     auto summary = seg::segtool::RunTests(test, std::cout);
     if (!summary.ok()) return Fail(summary.status());
     return summary->failed > 0 ? 1 : 0;
   }
-
-  auto config = seg::Config::Load(config_file, overrides);
-  if (!config.ok()) return Fail(config.status());
   if (!bootstrap.empty()) (void)config->ApplyOverride("kafka.bootstrap_servers=" + bootstrap).ok();
   if (!scripts_dir.empty()) (void)config->ApplyOverride("scripts.dir=" + scripts_dir).ok();
   if (!store_addr.empty()) {
@@ -124,6 +134,10 @@ int main(int argc, char** argv) {
   if (explain_cmd->parsed()) {
     auto r = seg::segtool::ExplainUser(options, user, segment, std::cout);
     return r.ok() ? 0 : Fail(r.status());
+  }
+  if (users_cmd->parsed()) {
+    seg::Status s = seg::segtool::ListUsers(options, users, std::cout);
+    return s.ok() ? 0 : Fail(s);
   }
   if (shadow_cmd->parsed()) {
     shadow.duration_ms = static_cast<int64_t>(duration_s * 1000);

@@ -1,5 +1,6 @@
 // `segtool run` and `segtool explain`: one stored user through the scripts.
 #include <algorithm>
+#include <filesystem>
 
 #include "common/clock.h"
 #include "tools/segtool/internal/hosts.h"
@@ -45,11 +46,18 @@ void PrintUserHeader(const ToolOptions& options, const internal::UserHistory& h,
   }
 }
 
+// The installed scripts of scripts.dir; shadow and preview load only their candidate.
+StatusOr<std::unique_ptr<segmenter::ScriptHost>> CreateHost(const ToolOptions& options) {
+  if (!std::filesystem::is_directory(options.host.scripts_dir))
+    return NotFoundError(MissingScriptsDir(options.host.scripts_dir));
+  return segmenter::ScriptHost::Create(options.host);
+}
+
 }  // namespace
 
 Status RunUser(const ToolOptions& options, const std::string& user_id, std::ostream& out) {
   const int64_t now = Now(options);
-  SEG_ASSIGN_OR_RETURN(auto host, segmenter::ScriptHost::Create(options.host));
+  SEG_ASSIGN_OR_RETURN(auto host, CreateHost(options));
   SEG_ASSIGN_OR_RETURN(internal::UserHistory h, ReadOneUser(options, user_id, now));
   PrintUserHeader(options, h, out);
   segmenter::EvaluateOptions eval;
@@ -81,7 +89,7 @@ Status RunUser(const ToolOptions& options, const std::string& user_id, std::ostr
 StatusOr<ExplainResult> ExplainUser(const ToolOptions& options, const std::string& user_id,
                                     const std::string& segment, std::ostream& out) {
   const int64_t now = Now(options);
-  SEG_ASSIGN_OR_RETURN(auto host, segmenter::ScriptHost::Create(options.host));
+  SEG_ASSIGN_OR_RETURN(auto host, CreateHost(options));
   const segmenter::ScriptInfo* script = nullptr;
   std::vector<segmenter::ScriptInfo> infos = host->scripts();
   std::vector<std::string> known;

@@ -114,7 +114,7 @@ StatusOr<TestSummary> RunTests(const TestOptions& options, std::ostream& out) {
       names.push_back(s);
     }
   }
-  if (!fs::is_directory(dir)) return NotFoundError("no scripts directory " + dir);
+  if (!fs::is_directory(dir)) return NotFoundError(MissingScriptsDir(dir));
   segmenter::ScriptHostOptions host_options;
   host_options.scripts_dir = dir;
   host_options.reload_check_interval_ms = 0;

@@ -1,5 +1,7 @@
 #include <glog/logging.h>
 
+#include <filesystem>
+
 #include "tools/segtool/segtool.h"
 
 namespace seg::segtool {
@@ -19,6 +21,15 @@ Status LoadToolOptions(Config& config, ToolOptions* out) {
   // A config shared with seg-segmenter holds keys for other components.
   if (Status s = config.CheckNoUnknownKeys(); !s.ok()) VLOG(1) << "segtool ignores: " << s;
   return Status::OK();
+}
+
+std::string MissingScriptsDir(const std::string& dir) {
+  std::error_code ec;
+  std::string cwd = std::filesystem::current_path(ec).string();
+  return "no scripts directory '" + dir + "'" +
+         (std::filesystem::path(dir).is_relative() ? " (relative to " + cwd + ")" : "") +
+         ": pass --scripts DIR, or --config FILE with scripts.dir (tools/dev demo writes one), "
+         "or run from the repository root";
 }
 
 std::string FormatTotals(const DryRunTotals& t) {
