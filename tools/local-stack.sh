@@ -234,8 +234,8 @@ done
 
 start stats "$BUILD/stats/seg-stats" --port "$(free_port)" --port-file "$RUN_DIR/stats.port" \
   --set "stats.redis.host=${REDIS%:*}" --set "stats.redis.port=${REDIS##*:}" \
-  --set stats.store.backend=thrift --set "stats.store.thrift.host=${STORE%:*}" \
-  --set "stats.store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
+  --set stats.user_lookup=true --set "store.thrift.host=${STORE%:*}" \
+  --set "store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
 wait_file stats "$RUN_DIR/stats.port" "${PIDS[-1]}"
 STATS="127.0.0.1:$(cat "$RUN_DIR/stats.port")"
 

@@ -144,13 +144,15 @@ def emit(cfg, source):
     store = cfg.get("store") or {}
     if store.get("host"):
         out["STORE_EXTERNAL"] = f"{store['host']}:{store.get('port') or 9090}"
+        # Every store client takes the same store.thrift.* keys.
         for k in ("transport", "protocol"):
             if store.get(k):
-                sets["ingest"].append(f"store.thrift.{k}={store[k]}")
+                for binary in ("ingest", "segmenter", "stats"):
+                    sets[binary].append(f"store.thrift.{k}={store[k]}")
     if store.get("table"):
         sets["ingest"].append(f"ingest.table={store['table']}")
         sets["segmenter"].append(f"segmenter.table={store['table']}")
-        sets["stats"].append(f"stats.store.table={store['table']}")
+        sets["stats"].append(f"segmenter.table={store['table']}")
     redis = cfg.get("redis") or {}
     seeds = redis.get("seeds") or []
     if isinstance(seeds, str):
