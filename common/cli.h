@@ -63,11 +63,11 @@ class StopSignals {
 
 // CLI11_PARSE with the exit codes above: --help exits 0, a bad flag 2.
 // (Expands where <CLI/CLI.hpp> is included; common does not link CLI11.)
-#define SEG_CLI_PARSE(app, argc, argv)                                             \
-  do {                                                                             \
-    try {                                                                          \
-      (app).parse((argc), (argv));                                                 \
-    } catch (const CLI::ParseError& e) {                                           \
+#define SEG_CLI_PARSE(app, argc, argv)                                           \
+  do {                                                                           \
+    try {                                                                        \
+      (app).parse((argc), (argv));                                               \
+    } catch (const CLI::ParseError& e) {                                         \
       return (app).exit(e) == 0 ? ::seg::cli::kExitOk : ::seg::cli::kExitConfig; \
-    }                                                                              \
+    }                                                                            \
   } while (0)

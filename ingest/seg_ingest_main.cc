@@ -8,10 +8,11 @@
 // ingest.*, store.* (store/store_options.h), ingest.metrics_host (127.0.0.1)
 // and ingest.metrics_port (-1 = off), clock.offset_ms (tests: this process's
 // clock off the machine's). Other binaries' keys are ignored; a key no binary
-// knows is an error. --check-config validates and exits. SIGINT/SIGTERM: finish the batches in flight, commit, leave the
-// group, exit 0, all within ingest.shutdown_timeout_ms (default 4 s); a
-// watchdog exits 0 shortly after that budget if Kafka or the store hang
-// (what was not committed is re-read by the group: at-least-once).
+// knows is an error. --check-config validates and exits (0 or 2).
+// SIGINT/SIGTERM: finish the batches in flight, commit, leave the group,
+// exit 0, all within ingest.shutdown_timeout_ms (default 4 s); a watchdog
+// exits 0 shortly after that budget if Kafka or the store hang (what was
+// not committed is re-read by the group: at-least-once).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>

@@ -295,9 +295,8 @@ int main(int argc, char** argv) {
     SEG_RETURN_IF_ERROR(seg::ApplyClockOffset(*config));
     SEG_RETURN_IF_ERROR(seg::CheckConfigKeys(*config));
     if (scripts_source != "store" && scripts_source != "dir") {
-      return seg::InvalidArgumentError(config->source() +
-                                       ": scripts.source must be store or dir, got " +
-                                       scripts_source);
+      return seg::InvalidArgumentError(
+          config->source() + ": scripts.source must be store or dir, got " + scripts_source);
     }
     if (sync_interval_ms <= 0 || backfill_options.users_per_s < 0 ||
         backfill_options.lease_ms < 1000) {

@@ -49,11 +49,10 @@ int Rebuild(Config& config, stats::StatsWriterOptions options, const RebuildFlag
   if (!flags.store_dir.empty()) {
     store_options.backend = store::StoreOptions::Backend::kEmbedded;
     store_options.embedded.data_dir = flags.store_dir;
-  } else if (Status a = flags.store_addr.empty()
-                           ? Status::OK()
-                           : cli::SplitHostPort(flags.store_addr, "--store",
-                                                &store_options.thrift.host,
-                                                &store_options.thrift.port);
+  } else if (Status a = flags.store_addr.empty() ? Status::OK()
+                                                 : cli::SplitHostPort(flags.store_addr, "--store",
+                                                                      &store_options.thrift.host,
+                                                                      &store_options.thrift.port);
              !a.ok()) {
     std::fprintf(stderr, "segctl stats: %s\n", a.ToString().c_str());
     return 2;
@@ -219,8 +218,8 @@ int CheckConfigMain(int argc, char** argv) {
     store.backend = store::StoreOptions::Backend::kThrift;
     SEG_RETURN_IF_ERROR(store.LoadFrom(*config, "store"));
     std::string text;
-    for (const char* key : {"segmenter.table", "segmenter.state_family",
-                            "segmenter.notices_topic", "ingest.events_topic"}) {
+    for (const char* key : {"segmenter.table", "segmenter.state_family", "segmenter.notices_topic",
+                            "ingest.events_topic"}) {
       SEG_RETURN_IF_ERROR(config->Get(key, &text));
     }
     return CheckConfigKeys(*config);

@@ -12,7 +12,7 @@ namespace {
 TEST(ConfigKeysTest, AnotherBinarysKeyIsIgnoredAndATypoNamesTheNearestKey) {
   auto config = Config::FromString(
       "kafka: {bootstrap_servers: b:1}\n"
-      "ingest: {events_topic: e}\n"        // known, not read here: ignored
+      "ingest: {events_topic: e}\n"      // known, not read here: ignored
       "segmenter: {notices_topc: x}\n",  // nobody's
       "seg.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -47,8 +47,8 @@ TEST(ConfigKeysTest, AKeyReadButNotListedIsAnInternalError) {
 }
 
 TEST(ConfigKeysTest, RenamedKeyMovesToItsNewNameAndBothNamesSetIsAnError) {
-  auto config = Config::FromString("store: {embedded: {data_dir: /d}}\ningest: {family: f}\n",
-                                   "seg.yaml");
+  auto config =
+      Config::FromString("store: {embedded: {data_dir: /d}}\ningest: {family: f}\n", "seg.yaml");
   ASSERT_TRUE(config.ok());
   ASSERT_TRUE(ApplyRenamedKeys(*config).ok());
   std::string dir, family;

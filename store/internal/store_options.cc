@@ -4,10 +4,10 @@
 namespace seg::store {
 namespace {
 
-Status Join(const std::string& key, const std::string& got, std::string_view expected,
-            const Config& config) {
-  return InvalidArgumentError(config.source() + ": " + key + ": expected " +
-                              std::string(expected) + ", got '" + got + "'");
+Status BadValue(const std::string& key, const std::string& got, std::string_view expected,
+                const Config& config) {
+  return InvalidArgumentError(config.source() + ": " + key + ": expected " + std::string(expected) +
+                              ", got '" + got + "'");
 }
 
 }  // namespace
@@ -42,13 +42,13 @@ Status LoadThriftClientOptions(Config& config, std::string_view prefix, ThriftCl
   if (config.Has(p + ".transport")) {
     SEG_RETURN_IF_ERROR(config.Get(p + ".transport", &text));
     if (!ParseThriftTransport(text, &out->transport).ok()) {
-      return Join(p + ".transport", text, "buffered or framed", config);
+      return BadValue(p + ".transport", text, "buffered or framed", config);
     }
   }
   if (config.Has(p + ".protocol")) {
     SEG_RETURN_IF_ERROR(config.Get(p + ".protocol", &text));
     if (!ParseThriftProtocol(text, &out->protocol).ok()) {
-      return Join(p + ".protocol", text, "binary or compact", config);
+      return BadValue(p + ".protocol", text, "binary or compact", config);
     }
   }
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_connections", &out->max_connections));
@@ -81,7 +81,7 @@ Status LoadEmbeddedOptions(Config& config, std::string_view prefix, EmbeddedOpti
     } else if (s == "fsync_every_write") {
       out->sync = SyncPolicy::kFsyncEveryWrite;
     } else {
-      return Join(p + ".sync", s, "process_crash_safe or fsync_every_write", config);
+      return BadValue(p + ".sync", s, "process_crash_safe or fsync_every_write", config);
     }
   }
   int64_t mb = out->block_cache_bytes >> 20;
@@ -126,7 +126,7 @@ Status LoadStoreOptions(Config& config, std::string_view prefix, StoreOptions* o
     } else if (backend == "embedded") {
       out->backend = StoreOptions::Backend::kEmbedded;
     } else {
-      return Join(p + ".backend", backend, "thrift or embedded", config);
+      return BadValue(p + ".backend", backend, "thrift or embedded", config);
     }
   }
   SEG_RETURN_IF_ERROR(LoadThriftClientOptions(config, p + ".thrift", &out->thrift));

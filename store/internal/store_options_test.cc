@@ -54,8 +54,8 @@ TEST(StoreOptionsTest, BadValuesNameTheKey) {
 }
 
 TEST(StoreOptionsTest, OldEmbeddedDataDirLoadsUnderItsNewName) {
-  auto config = Config::FromString("store: {backend: embedded, embedded: {data_dir: /old}}",
-                                   "seg.yaml");
+  auto config =
+      Config::FromString("store: {backend: embedded, embedded: {data_dir: /old}}", "seg.yaml");
   ASSERT_TRUE(config.ok());
   ASSERT_TRUE(ApplyRenamedKeys(*config).ok());
   StoreOptions o;

@@ -175,7 +175,8 @@ int main(int argc, char** argv) {
     }
     const int64_t now_ms = clock->NowMs();
     generator.Next(now_ms, &msg);
-    seg::Status s = (*producer)->Produce(topic, msg.key, msg.value, {}, static_cast<uint64_t>(sent));
+    seg::Status s =
+        (*producer)->Produce(topic, msg.key, msg.value, {}, static_cast<uint64_t>(sent));
     if (!s.ok()) {
       ++failed;
       LOG_EVERY_N(WARNING, 1000) << "produce: " << s;
@@ -184,8 +185,8 @@ int main(int argc, char** argv) {
     if (messages_file.is_open()) {
       unacked[static_cast<uint64_t>(sent)] =
           std::to_string(now_ms) + "\t" + std::to_string(msg.user_index) + "\t" +
-          (msg.malformed_reason.empty() ? "-" : msg.malformed_reason) + "\t" + hex(msg.key) +
-          "\t" + hex(msg.value) + "\n";
+          (msg.malformed_reason.empty() ? "-" : msg.malformed_reason) + "\t" + hex(msg.key) + "\t" +
+          hex(msg.value) + "\n";
     }
     ++sent;
     malformed += msg.malformed_reason.empty() ? 0 : 1;
@@ -204,8 +205,7 @@ int main(int argc, char** argv) {
       "%.1fs (%.0f/s)\n",
       static_cast<long long>(sent), static_cast<long long>(malformed),
       static_cast<long long>(duplicates), static_cast<long long>(failed),
-      static_cast<long long>(undelivered), elapsed,
-      sent / std::max(elapsed, 1e-9));
+      static_cast<long long>(undelivered), elapsed, sent / std::max(elapsed, 1e-9));
   if (!truth_out.empty()) {
     std::ofstream out(truth_out);
     for (const auto& user : generator.users()) {

@@ -117,8 +117,9 @@ int main(int argc, char** argv) {
     overrides.push_back("store.backend=thrift");
   }
   auto config = seg::LoadBinaryConfig(config_file, overrides);
-  if (!config.ok()) return check_config ? seg::cli::ConfigChecked("segtool", config.status())
-                                        : Fail(config.status());
+  if (!config.ok())
+    return check_config ? seg::cli::ConfigChecked("segtool", config.status())
+                        : Fail(config.status());
   seg::segtool::ToolOptions options;
   seg::Status loaded = seg::segtool::LoadToolOptions(*config, &options);
   if (check_config) return seg::cli::ConfigChecked("segtool", loaded);
