@@ -15,7 +15,7 @@ PACKAGES=(
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev librocksdb-dev
   prometheus-cpp-dev libcli11-dev libyaml-cpp-dev libbenchmark-dev
   # servers and tools used by tests and the demo
-  redis-server redis-tools kcat python3-grpcio python3-protobuf openssl
+  redis-server redis-tools kcat python3-grpcio python3-protobuf python3-yaml openssl
   # real Kafka and HBase for the `real` test tier (tools/services, jars via Maven)
   openjdk-17-jdk-headless maven
 )
