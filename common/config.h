@@ -60,8 +60,20 @@ class Config {
   // Child keys of a map node (e.g. tables under "store.tables"); empty if absent.
   std::vector<std::string> Keys(std::string_view path) const;
 
-  // InvalidArgument listing every leaf key that no getter asked for.
+  // InvalidArgument listing every leaf key that no getter asked for. The
+  // binaries use CheckConfigKeys() (common/config_keys.h) instead, which
+  // ignores keys of other binaries.
   Status CheckNoUnknownKeys() const;
+
+  // Every leaf key of the document ("a.b.c"), in document order.
+  std::vector<std::string> Leaves() const;
+  // True if a getter asked for `path` or for one of its ancestors.
+  bool WasRead(std::string_view path) const;
+  // Every path a getter asked for, present in the document or not.
+  std::vector<std::string> ReadPaths() const;
+  // Moves the subtree at `from` to `to` (a renamed key). InvalidArgument if
+  // both are set; nothing happens when `from` is absent.
+  Status Rename(std::string_view from, std::string_view to);
 
   const std::string& source() const;
 

@@ -28,6 +28,7 @@ endif()
 
 add_library(seg_script_host STATIC
   ${CMAKE_CURRENT_LIST_DIR}/internal/script_host.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_options.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_user.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_fixtures.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/lua_state.cc
@@ -42,6 +43,7 @@ add_library(seg::script_host ALIAS seg_script_host)
 if(SEG_BUILD_TESTS)
   seg_add_test(script_host_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_test.cc
+            ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_options_test.cc
             ${CMAKE_CURRENT_LIST_DIR}/internal/lua_budget_test.cc
             ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_scan_test.cc
             ${CMAKE_CURRENT_LIST_DIR}/internal/script_host_due_test.cc

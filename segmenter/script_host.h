@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/event.h"
 #include "common/status.h"
 
@@ -91,6 +92,11 @@ struct ScriptHostOptions {
   // Inserts the CPU-budget checks into scripts. Turning it off makes runaway
   // scripts unstoppable; it exists for the benchmark baseline only.
   bool instrument_budget = true;
+
+  // <prefix>.{dir, cpu_budget_ms, memory_limit_mb, quarantine_after_failures,
+  // quarantine_ms, opaque_time_recheck_ms, reload_check_interval_ms}; absent
+  // keys keep the fields' values. Checks the ranges.
+  Status LoadFrom(Config& config, std::string_view prefix = "scripts");
 };
 
 // Why a script's call failed.

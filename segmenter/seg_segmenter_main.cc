@@ -16,6 +16,9 @@
 //     A backfill thread runs the re-evaluation job of each new version
 //     (segmenter/internal/backfill.h) when it gets the job's lease.
 //   dir: each node loads scripts.dir itself; SIGHUP reloads it.
+// Config keys: config/seg.example.yaml (kafka.*, store.*, segmenter.*,
+// scripts.*, backfill.*, stats.*); other binaries' keys are ignored, a key no
+// binary knows is an error. --check-config validates and exits.
 // SIGTERM/SIGINT finish the current batch, commit, leave the group and exit 0.
 #include <glog/logging.h>
 #include <CLI/CLI.hpp>
@@ -24,13 +27,15 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <csignal>
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
+#include "common/cli.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "segmenter/internal/backfill.h"
@@ -39,24 +44,14 @@
 #include "segmenter/segmenter.h"
 #include "stats/stats_writer.h"
 #include "store/store.h"
+#include "store/store_options.h"
 
 namespace {
 
-std::atomic<int> g_signal{0};
-void OnSignal(int sig) { g_signal = sig; }
+constexpr std::string_view kName = "seg-segmenter";
 
-bool SplitHostPort(const std::string& text, std::string* host, int32_t* port) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = text.substr(0, colon);
-  *port = std::atoi(text.c_str() + colon + 1);
-  return *port > 0;
-}
-
-int Fail(const seg::Status& s) {
-  LOG(ERROR) << "seg-segmenter: " << s;
-  return 1;
-}
+int Fail(const seg::Status& s) { return seg::cli::Fail(kName, s); }
+int FailConfig(const seg::Status& s) { return seg::cli::Fail(kName, s, seg::cli::kExitConfig); }
 
 // Stops the helper threads: a flag and a condition variable their waits use.
 struct Stopper {
@@ -233,6 +228,7 @@ int main(int argc, char** argv) {
   std::string config_file, bootstrap, store_addr, redis_addr, scripts_dir, metrics_host;
   std::vector<std::string> overrides;
   int metrics_port = -1;
+  bool check_config = false;
   app.add_option("--config", config_file, "YAML config file");
   app.add_option("--set", overrides, "Override a config key: key.path=value");
   app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers (kafka.bootstrap_servers)");
@@ -243,91 +239,77 @@ int main(int argc, char** argv) {
                  "Serve /metrics on this port, 0 = free (segmenter.metrics_port)");
   app.add_option("--metrics-host", metrics_host,
                  "Address /metrics binds to (segmenter.metrics_host, default 127.0.0.1)");
-  CLI11_PARSE(app, argc, argv);
+  app.add_flag("--check-config", check_config, "Load and validate the config, then exit");
+  SEG_CLI_PARSE(app, argc, argv);
+  // Blocked in every thread from here (threads inherit the mask); the main
+  // loop polls them between batches.
+  seg::cli::StopSignals signals(/*with_sighup=*/true);
+
+  // Flags are overrides, applied after --set.
   if (metrics_port >= 0)
     overrides.push_back("segmenter.metrics_port=" + std::to_string(metrics_port));
   if (!metrics_host.empty()) overrides.push_back("segmenter.metrics_host=" + metrics_host);
-
-  auto config = seg::Config::Load(config_file, overrides);
-  if (!config.ok()) return Fail(config.status());
-  if (!bootstrap.empty()) (void)config->ApplyOverride("kafka.bootstrap_servers=" + bootstrap).ok();
-  if (!scripts_dir.empty()) (void)config->ApplyOverride("scripts.dir=" + scripts_dir).ok();
-
-  seg::segmenter::NodeOptions node_options;
-  if (auto s = node_options.LoadFrom(*config); !s.ok()) return Fail(s);
-
-  seg::store::StoreOptions store_options;
-  store_options.backend = seg::store::StoreOptions::Backend::kThrift;
-  if (!store_addr.empty() &&
-      !SplitHostPort(store_addr, &store_options.thrift.host, &store_options.thrift.port)) {
-    return Fail(seg::InvalidArgumentError("--store expects HOST:PORT, got " + store_addr));
-  }
-  if (auto s = config->Get("store.thrift.host", &store_options.thrift.host); !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("store.thrift.port", &store_options.thrift.port); !s.ok())
-    return Fail(s);
-
-  seg::stats::StatsWriterOptions stats_options;
-  if (!redis_addr.empty()) {
+  if (!bootstrap.empty()) overrides.push_back("kafka.bootstrap_servers=" + bootstrap);
+  if (!scripts_dir.empty()) overrides.push_back("scripts.dir=" + scripts_dir);
+  for (auto [flag, addr, key] : {std::tuple{"--store", &store_addr, "store.thrift"},
+                                 std::tuple{"--redis", &redis_addr, "stats.redis"}}) {
+    if (addr->empty()) continue;
     std::string host;
     int32_t port = 0;
-    if (!SplitHostPort(redis_addr, &host, &port)) {
-      return Fail(seg::InvalidArgumentError("--redis expects HOST:PORT, got " + redis_addr));
-    }
-    (void)config->ApplyOverride("stats.redis.host=" + host).ok();
-    (void)config->ApplyOverride("stats.redis.port=" + std::to_string(port)).ok();
+    if (auto s = seg::cli::SplitHostPort(*addr, flag, &host, &port); !s.ok()) return FailConfig(s);
+    overrides.push_back(std::string(key) + ".host=" + host);
+    overrides.push_back(std::string(key) + ".port=" + std::to_string(port));
+    if (addr == &store_addr) overrides.push_back("store.backend=thrift");
   }
-  if (auto s = stats_options.LoadFrom(*config, "stats"); !s.ok()) return Fail(s);
 
+  auto config = seg::LoadBinaryConfig(config_file, overrides);
+  if (!config.ok()) return FailConfig(config.status());
+
+  seg::segmenter::NodeOptions node_options;
+  seg::store::StoreOptions store_options;
+  store_options.backend = seg::store::StoreOptions::Backend::kThrift;
+  seg::stats::StatsWriterOptions stats_options;
   seg::segmenter::ScriptHostOptions host_options;
   host_options.scripts_dir = "scripts";
-  if (auto s = config->Get("scripts.dir", &host_options.scripts_dir); !s.ok()) return Fail(s);
-  if (auto s = config->Get("scripts.cpu_budget_ms", &host_options.cpu_budget_ms); !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("scripts.quarantine_ms", &host_options.quarantine_ms); !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("scripts.opaque_time_recheck_ms", &host_options.opaque_time_recheck_ms);
-      !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("scripts.memory_limit_mb", &host_options.memory_limit_mb); !s.ok())
-    return Fail(s);
-  // 0: reload only on SIGHUP (no directory polling).
-  if (auto s =
-          config->Get("scripts.reload_check_interval_ms", &host_options.reload_check_interval_ms);
-      !s.ok())
-    return Fail(s);
   // Where the scripts come from (see the top of this file).
   std::string scripts_source = "store";
   std::string cache_dir;            // "" = a per-process temp dir, removed at exit
   int64_t sync_interval_ms = 2000;  // how often the stored version is polled
   bool backfill_enabled = true;
   seg::segmenter::internal::BackfillOptions backfill_options;
-  if (auto s = config->Get("scripts.source", &scripts_source); !s.ok()) return Fail(s);
-  if (auto s = config->Get("scripts.cache_dir", &cache_dir); !s.ok()) return Fail(s);
-  if (auto s = config->Get("scripts.sync_interval_ms", &sync_interval_ms); !s.ok()) return Fail(s);
-  if (auto s = config->Get("backfill.enabled", &backfill_enabled); !s.ok()) return Fail(s);
-  if (auto s = config->Get("backfill.users_per_s", &backfill_options.users_per_s); !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("backfill.lease_ms", &backfill_options.lease_ms); !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("backfill.start_delay_ms", &backfill_options.start_delay_ms); !s.ok())
-    return Fail(s);
   seg::metrics::MetricsListenOptions metrics;
-  if (auto s = metrics.LoadFrom(*config, "segmenter"); !s.ok()) return Fail(s);
-  // Tests only: this node's wall clock off the machine's (clock skew).
-  if (auto s = seg::ApplyClockOffset(*config); !s.ok()) return Fail(s);
-  if (auto s = config->CheckNoUnknownKeys(); !s.ok()) return Fail(s);
-  if (scripts_source != "store" && scripts_source != "dir") {
-    return Fail(seg::InvalidArgumentError(
-        config->source() + ": scripts.source must be store or dir, got " + scripts_source));
-  }
-  if (sync_interval_ms <= 0 || backfill_options.users_per_s < 0 ||
-      backfill_options.lease_ms < 1000) {
-    return Fail(seg::InvalidArgumentError(
-        config->source() +
-        ": scripts.sync_interval_ms must be > 0, backfill.users_per_s >= 0 and "
-        "backfill.lease_ms >= 1000"));
-  }
+  auto load = [&]() -> seg::Status {
+    SEG_RETURN_IF_ERROR(node_options.LoadFrom(*config));
+    SEG_RETURN_IF_ERROR(store_options.LoadFrom(*config, "store"));
+    SEG_RETURN_IF_ERROR(stats_options.LoadFrom(*config, "stats"));
+    SEG_RETURN_IF_ERROR(host_options.LoadFrom(*config, "scripts"));
+    SEG_RETURN_IF_ERROR(config->Get("scripts.source", &scripts_source));
+    SEG_RETURN_IF_ERROR(config->Get("scripts.cache_dir", &cache_dir));
+    SEG_RETURN_IF_ERROR(config->Get("scripts.sync_interval_ms", &sync_interval_ms));
+    SEG_RETURN_IF_ERROR(config->Get("backfill.enabled", &backfill_enabled));
+    SEG_RETURN_IF_ERROR(config->Get("backfill.users_per_s", &backfill_options.users_per_s));
+    SEG_RETURN_IF_ERROR(config->Get("backfill.lease_ms", &backfill_options.lease_ms));
+    SEG_RETURN_IF_ERROR(config->Get("backfill.start_delay_ms", &backfill_options.start_delay_ms));
+    SEG_RETURN_IF_ERROR(metrics.LoadFrom(*config, "segmenter"));
+    // Tests only: this node's wall clock off the machine's (clock skew).
+    SEG_RETURN_IF_ERROR(seg::ApplyClockOffset(*config));
+    SEG_RETURN_IF_ERROR(seg::CheckConfigKeys(*config));
+    if (scripts_source != "store" && scripts_source != "dir") {
+      return seg::InvalidArgumentError(
+          config->source() + ": scripts.source must be store or dir, got " + scripts_source);
+    }
+    if (sync_interval_ms <= 0 || backfill_options.users_per_s < 0 ||
+        backfill_options.lease_ms < 1000) {
+      return seg::InvalidArgumentError(
+          config->source() +
+          ": scripts.sync_interval_ms must be > 0, backfill.users_per_s >= 0 and "
+          "backfill.lease_ms >= 1000");
+    }
+    return seg::Status::OK();
+  };
+  seg::Status loaded = load();
+  if (check_config) return seg::cli::ConfigChecked(kName, loaded);
+  if (!loaded.ok()) return FailConfig(loaded);
   const bool from_store = scripts_source == "store";
 
   auto metrics_server = seg::metrics::StartMetricsServer(metrics);
@@ -386,9 +368,6 @@ int main(int argc, char** argv) {
   auto node = seg::segmenter::CreateNode(node_options, store->get(), evaluator.get(), sink.get());
   if (!node.ok()) return Fail(node.status());
 
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGHUP, OnSignal);
   Stopper stopper;
   std::vector<std::thread> helpers;
   std::unique_ptr<ScriptSync> sync;
@@ -421,7 +400,7 @@ int main(int argc, char** argv) {
   LOG(INFO) << "seg-segmenter running: scripts " << (*host)->script_set_version() << " ("
             << scripts_source << "), group " << node_options.group_id;
   while (true) {
-    int sig = g_signal.exchange(0);
+    int sig = signals.Poll();
     if (sig == SIGHUP) {
       if (from_store) {
         stopper.RequestPushLocal();  // the sync thread pushes, then adopts

@@ -4,37 +4,48 @@
 //             [--host 127.0.0.1] [--port 7710|0] [--port-file F]
 //             [--metrics-port N] [--metrics-host 127.0.0.1]
 //
-// Config keys (all optional): stats.shards, stats.key_prefix,
-// stats.registry_key, stats.max_days, stats.server_side_merge,
-// stats.intersection_estimator, stats.redis.{cluster,seeds,host,port,
-// username,password,...}, stats.server.{host,port,tls_cert_file,tls_key_file,
-// bearer_token,allow_insecure_remote,max_message_bytes,max_request_bytes,
-// metrics_host,metrics_port}, stats.max_union_segments,
-// stats.max_intersection_segments, stats.store.{backend: none|thrift|
-// embedded, table, thrift.host, thrift.port, embedded.data_dir}.
+// Config keys (all optional; config/seg.example.yaml lists them): stats.*
+// (keyspace, limits, stats.redis.*, stats.server.*), stats.user_lookup
+// (answer User from the store: store.*, segmenter.table/state_family).
+// Other binaries' keys are ignored; a key no binary knows is an error.
+// --check-config validates and exits.
 // SIGINT/SIGTERM stop it gracefully.
 #include <glog/logging.h>
-#include <signal.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <fstream>
-#include <iostream>
-
+#include "common/cli.h"
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "stats/stats_service.h"
 #include "stats/stats_writer.h"
 #ifdef SEG_STATS_HAVE_STORE
 #include "store/store.h"
+#include "store/store_options.h"
 #endif
 
 namespace {
 
-int Fail(const seg::Status& s) {
-  std::cerr << "seg-stats: " << s << "\n";
-  return 1;
+constexpr std::string_view kName = "seg-stats";
+
+int Fail(const seg::Status& s) { return seg::cli::Fail(kName, s); }
+int FailConfig(const seg::Status& s) { return seg::cli::Fail(kName, s, seg::cli::kExitConfig); }
+
+// stats.store.backend (none|thrift|embedded) became stats.user_lookup plus
+// the shared store.backend; the old key loads for one release.
+seg::Status ApplyOldStoreBackend(seg::Config& config) {
+  if (!config.Has("stats.store.backend")) return seg::Status::OK();
+  std::string backend;
+  SEG_RETURN_IF_ERROR(config.Get("stats.store.backend", &backend));
+  LOG(WARNING) << config.source() << ": stats.store.backend is replaced by stats.user_lookup "
+               << "(true/false) and store.backend; the old key goes in the next release";
+  if (backend == "none") return config.ApplyOverride("stats.user_lookup=false");
+  if (backend != "thrift" && backend != "embedded") {
+    return seg::InvalidArgumentError("stats.store.backend: expected none, thrift or embedded");
+  }
+  SEG_RETURN_IF_ERROR(config.ApplyOverride("stats.user_lookup=true"));
+  return config.ApplyOverride("store.backend=" + backend);
 }
 
 }  // namespace
@@ -54,65 +65,60 @@ int main(int argc, char** argv) {
                  "serve /metrics on this port, 0 = free port (stats.server.metrics_port)");
   app.add_option("--metrics-host", metrics_host,
                  "address /metrics binds to (stats.server.metrics_host, default 127.0.0.1)");
-  CLI11_PARSE(app, argc, argv);
+  bool check_config = false;
+  app.add_flag("--check-config", check_config, "load and validate the config, then exit");
+  SEG_CLI_PARSE(app, argc, argv);
+  // Blocked before gRPC starts its threads; waited for below.
+  seg::cli::StopSignals stop_signals;
   if (metrics_port >= 0) {
     overrides.push_back("stats.server.metrics_port=" + std::to_string(metrics_port));
   }
   if (!metrics_host.empty()) overrides.push_back("stats.server.metrics_host=" + metrics_host);
+  if (!host.empty()) overrides.push_back("stats.server.host=" + host);
+  if (port >= 0) overrides.push_back("stats.server.port=" + std::to_string(port));
 
-  auto config = seg::Config::Load(config_path, overrides);
-  if (!config.ok()) return Fail(config.status());
+  auto config = seg::LoadBinaryConfig(config_path, overrides);
+  if (!config.ok()) return FailConfig(config.status());
   seg::stats::StatsQueryOptions query;
   seg::stats::StatsServerOptions server;
   seg::stats::StatsWriterOptions writer_keys;  // shares the `stats` section; validated only
-  if (auto s = query.LoadFrom(*config, "stats"); !s.ok()) return Fail(s);
-  if (auto s = writer_keys.LoadFrom(*config, "stats"); !s.ok()) return Fail(s);
-  if (auto s = server.LoadFrom(*config, "stats.server"); !s.ok()) return Fail(s);
   seg::metrics::MetricsListenOptions metrics;
-  if (auto s = metrics.LoadFrom(*config, "stats.server"); !s.ok()) return Fail(s);
-  if (!host.empty()) server.host = host;
-  if (port >= 0) server.port = port;
+  bool user_lookup = false;
+  seg::store::StoreOptions store_options;
+  store_options.backend = seg::store::StoreOptions::Backend::kThrift;
+  std::string table = "users", family = "s";
+  auto load = [&]() -> seg::Status {
+    SEG_RETURN_IF_ERROR(ApplyOldStoreBackend(*config));
+    SEG_RETURN_IF_ERROR(query.LoadFrom(*config, "stats"));
+    SEG_RETURN_IF_ERROR(writer_keys.LoadFrom(*config, "stats"));
+    SEG_RETURN_IF_ERROR(server.LoadFrom(*config, "stats.server"));
+    SEG_RETURN_IF_ERROR(metrics.LoadFrom(*config, "stats.server"));
+    SEG_RETURN_IF_ERROR(config->Get("stats.user_lookup", &user_lookup));
+    if (user_lookup) {
+#ifndef SEG_STATS_HAVE_STORE
+      return seg::InvalidArgumentError("stats.user_lookup: this build has no store library");
+#else
+      SEG_RETURN_IF_ERROR(store_options.LoadFrom(*config, "store"));
+      SEG_RETURN_IF_ERROR(config->Get("segmenter.table", &table));
+      SEG_RETURN_IF_ERROR(config->Get("segmenter.state_family", &family));
+#endif
+    }
+    return seg::CheckConfigKeys(*config);
+  };
+  seg::Status loaded = load();
+  if (check_config) return seg::cli::ConfigChecked(kName, loaded);
+  if (!loaded.ok()) return FailConfig(loaded);
 
   std::shared_ptr<seg::stats::UserStateLookup> users;
-  std::string store_backend = "none";
-  if (auto s = config->Get("stats.store.backend", &store_backend); !s.ok()) return Fail(s);
 #ifdef SEG_STATS_HAVE_STORE
   std::unique_ptr<seg::store::Store> store;
-  std::string table = "users";
-  if (auto s = config->Get("stats.store.table", &table); !s.ok()) return Fail(s);
-  seg::store::StoreOptions store_options;
-  if (auto s = config->Get("stats.store.thrift.host", &store_options.thrift.host); !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("stats.store.thrift.port", &store_options.thrift.port); !s.ok())
-    return Fail(s);
-  if (auto s = config->Get("stats.store.embedded.data_dir", &store_options.embedded.data_dir);
-      !s.ok())
-    return Fail(s);
-  if (store_backend == "thrift" || store_backend == "embedded") {
-    store_options.backend = store_backend == "thrift"
-                                ? seg::store::StoreOptions::Backend::kThrift
-                                : seg::store::StoreOptions::Backend::kEmbedded;
+  if (user_lookup) {
     auto opened = seg::store::OpenStore(store_options);
     if (!opened.ok()) return Fail(opened.status().WithContext("store"));
     store = std::move(opened).value();
-    users = seg::stats::NewStoreUserStateLookup(store.get(), table);
-  } else if (store_backend != "none") {
-    return Fail(
-        seg::InvalidArgumentError("stats.store.backend: expected none, thrift or embedded"));
-  }
-#else
-  if (store_backend != "none") {
-    return Fail(seg::InvalidArgumentError("stats.store.backend: this build has no store library"));
+    users = seg::stats::NewStoreUserStateLookup(store.get(), table, family);
   }
 #endif
-  if (auto s = config->CheckNoUnknownKeys(); !s.ok()) return Fail(s);
-
-  // Block the stop signals before gRPC starts its threads; wait for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto metrics_server = seg::metrics::StartMetricsServer(metrics);
   if (!metrics_server.ok()) return Fail(metrics_server.status().WithContext("metrics"));
@@ -123,17 +129,11 @@ int main(int argc, char** argv) {
   auto running = seg::stats::StartStatsServer(server, query, users);
   if (!running.ok()) return Fail(running.status());
   if (!port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << (*running)->port() << "\n";
-    }
-    std::rename(tmp.c_str(), port_file.c_str());  // readers never see a partial file
+    if (auto s = seg::cli::WritePortFile(port_file, (*running)->port()); !s.ok()) return Fail(s);
   }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = stop_signals.Wait();
   LOG(INFO) << "seg-stats: signal " << sig << ", shutting down";
   (*running)->Shutdown(2000);
   (*running)->Wait();
-  return 0;
+  return seg::cli::kExitOk;
 }

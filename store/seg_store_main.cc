@@ -4,8 +4,9 @@
 //   seg-store --data-dir DIR --port 0 --port-file DIR/port   # tests
 //   seg-store --data-dir DIR --notify-kafka 127.0.0.1:9092    # store-side notices
 //
-// Flags override the config file (--config FILE, YAML, unknown keys are an
-// error):
+// Flags override the config file (--config FILE, YAML; other binaries' keys
+// are ignored, a key no binary knows is an error; config/seg.example.yaml
+// lists every key; --check-config validates and exits):
 //   server: {bind_address (127.0.0.1), port, transport: buffered|framed,
 //            protocol: binary|compact, max_connections (1024),
 //            client_idle_timeout_ms (60000), request_timeout_ms (60000),
@@ -20,13 +21,13 @@
 // TTL) and `s`, 3 versions each. SIGTERM/SIGINT stop it cleanly.
 #include <glog/logging.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 
+#include "common/cli.h"
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "coprocessor-bridge/store_observer_adapter.h"
@@ -34,16 +35,10 @@
 
 namespace {
 
-// Writes via rename so a reader never sees a half-written port file.
-bool WritePortFile(const std::string& path, int port) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
-    if (!out) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
+constexpr std::string_view kName = "seg-store";
+
+int Fail(const seg::Status& s) { return seg::cli::Fail(kName, s); }
+int FailConfig(const seg::Status& s) { return seg::cli::Fail(kName, s, seg::cli::kExitConfig); }
 
 }  // namespace
 
@@ -68,93 +63,66 @@ int main(int argc, char** argv) {
   app.add_option("--notify-kafka", notify_kafka,
                  "store-side change notices: every put to users/e produces a ChangeNotice on "
                  "user-changes at this bootstrap (notify.kafka.bootstrap_servers)");
-  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> overrides;
+  app.add_option("--set", overrides, "key=value override (repeatable)");
+  bool check_config = false;
+  app.add_flag("--check-config", check_config, "load and validate the config, then exit");
+  SEG_CLI_PARSE(app, argc, argv);
+  // Blocked in every thread from here; main waits for them below.
+  seg::cli::StopSignals stop_signals;
+  signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
 
-  auto config = seg::Config::LoadFile(config_path);
-  if (!config.ok()) {
-    LOG(ERROR) << config.status();
-    return 2;
-  }
-  // Flags win over the file: apply them as overrides.
-  auto override = [&](const std::string& kv) {
-    seg::Status s = config->ApplyOverride(kv);
-    if (!s.ok()) {
-      LOG(ERROR) << s;
-      std::exit(2);
-    }
-  };
-  if (port >= 0) override("server.port=" + std::to_string(port));
-  if (!bind.empty()) override("server.bind_address=" + bind);
-  if (!transport.empty()) override("server.transport=" + transport);
-  if (!protocol.empty()) override("server.protocol=" + protocol);
-  if (metrics_port >= 0) override("server.metrics_port=" + std::to_string(metrics_port));
-  if (!metrics_host.empty()) override("server.metrics_host=" + metrics_host);
-  if (!notify_kafka.empty()) override("notify.kafka.bootstrap_servers=" + notify_kafka);
+  // Flags win over the file and --set: they are the last overrides.
+  if (port >= 0) overrides.push_back("server.port=" + std::to_string(port));
+  if (!bind.empty()) overrides.push_back("server.bind_address=" + bind);
+  if (!transport.empty()) overrides.push_back("server.transport=" + transport);
+  if (!protocol.empty()) overrides.push_back("server.protocol=" + protocol);
+  if (metrics_port >= 0) overrides.push_back("server.metrics_port=" + std::to_string(metrics_port));
+  if (!metrics_host.empty()) overrides.push_back("server.metrics_host=" + metrics_host);
+  if (!notify_kafka.empty()) overrides.push_back("notify.kafka.bootstrap_servers=" + notify_kafka);
+  auto config = seg::LoadBinaryConfig(config_path, overrides);
+  if (!config.ok()) return FailConfig(config.status());
 
   seg::store::StoreServerOptions options;
+  seg::metrics::MetricsListenOptions metrics;
+  seg::bridge::StoreNotifyConfig notify;
   seg::Status s = seg::store::LoadStoreServerOptions(*config, &options);
   if (!data_dir.empty()) options.store.data_dir = data_dir;  // a path, not YAML
-  seg::metrics::MetricsListenOptions metrics;
   if (s.ok()) s = metrics.LoadFrom(*config, "server");
-  seg::bridge::StoreNotifyConfig notify;
   if (s.ok()) s = seg::bridge::LoadStoreNotifyConfig(*config, &notify);
-  if (s.ok()) s = config->CheckNoUnknownKeys();
+  if (s.ok()) s = seg::CheckConfigKeys(*config);
   if (s.ok() && options.store.data_dir.empty()) {
     s = seg::InvalidArgumentError("--data-dir (store.data_dir) is required");
   }
-  if (!s.ok()) {
-    LOG(ERROR) << s;
-    return 2;
-  }
-
-  // Block the stop signals in every thread; main waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
+  if (check_config) return seg::cli::ConfigChecked(kName, s);
+  if (!s.ok()) return FailConfig(s);
 
   auto metrics_server = seg::metrics::StartMetricsServer(metrics);
-  if (!metrics_server.ok()) {
-    LOG(ERROR) << metrics_server.status();
-    return 1;
-  }
+  if (!metrics_server.ok()) return Fail(metrics_server.status());
   if (*metrics_server) {
     LOG(INFO) << "seg-store: /metrics on " << metrics.host << ":" << (*metrics_server)->port();
   }
 
   auto server = seg::store::StoreServer::Create(options);
-  if (!server.ok()) {
-    LOG(ERROR) << server.status();
-    return 2;
-  }
+  if (!server.ok()) return FailConfig(server.status());
   // Store-side mode of the coprocessor bridge (like an HBase RegionObserver).
   std::shared_ptr<seg::bridge::StoreObserverAdapter> notifier;
   if (notify.enabled) {
     auto observer =
         seg::bridge::MakeKafkaNotifyObserver(notify.kafka, notify.bridge, notify.observer);
-    if (!observer.ok()) {
-      LOG(ERROR) << observer.status();
-      return 2;
-    }
+    if (!observer.ok()) return FailConfig(observer.status());
     notifier = std::static_pointer_cast<seg::bridge::StoreObserverAdapter>(*observer);
     (*server)->AddObserver(*observer);
   }
   s = (*server)->Start();
-  if (!s.ok()) {
-    LOG(ERROR) << s;
-    return 1;
-  }
+  if (!s.ok()) return Fail(s);
   std::printf("seg-store listening on %s:%d\n", options.bind_address.c_str(), (*server)->port());
   std::fflush(stdout);
-  if (!port_file.empty() && !WritePortFile(port_file, (*server)->port())) {
-    LOG(ERROR) << "seg-store: cannot write " << port_file;
-    return 1;
+  if (!port_file.empty()) {
+    if (auto w = seg::cli::WritePortFile(port_file, (*server)->port()); !w.ok()) return Fail(w);
   }
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = stop_signals.Wait();
   LOG(INFO) << "seg-store: signal " << sig << ", shutting down";
   (*server)->Stop();
   if (notifier) {
@@ -162,5 +130,5 @@ int main(int argc, char** argv) {
     seg::Status f = notifier->notifier()->Flush(std::chrono::seconds(3));
     if (!f.ok()) LOG(WARNING) << "seg-store: change notices: " << f;
   }
-  return 0;
+  return seg::cli::kExitOk;
 }

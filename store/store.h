@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/config.h"
 #include "common/status.h"
 
 namespace seg {
@@ -339,6 +340,10 @@ struct StoreOptions {
   Backend backend = Backend::kEmbedded;
   EmbeddedOptions embedded;
   ThriftClientOptions thrift;
+
+  // Every store key under <prefix> (store/store_options.h lists them): what
+  // every binary reads. Absent keys keep the fields' values.
+  Status LoadFrom(Config& config, std::string_view prefix = "store");
 };
 
 // Opens the configured backend. Embedded: opens/creates the RocksDB

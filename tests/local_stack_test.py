@@ -74,7 +74,7 @@ def stack_config(text, tmp):
 
 
 def test_config(tmp):
-    for shipped in ("config/local.yaml", "config/production-example.yaml"):
+    for shipped in ("config/stack-local.yaml", "config/stack-production-example.yaml"):
         r = subprocess.run([sys.executable, str(ROOT / "tools/stack_config.py"),
                             str(ROOT / shipped)], capture_output=True, text=True, timeout=30)
         check(r.returncode == 0, f"{shipped} parses")

@@ -14,7 +14,7 @@
 # poms) and runs the stack on them instead of kafka-local and seg-store; they
 # are stopped and deleted with the stack.
 #
-# --config FILE (config/local.yaml, config/production-example.yaml) switches
+# --config FILE (config/stack-local.yaml, config/stack-production-example.yaml) switches
 # parts to real services: kafka.bootstrap_servers (no kafka-local), store.host
 # (an HBase Thrift2 gateway; no seg-store), redis.host or redis.seeds (Redis
 # or Redis Cluster; no redis-server); it also passes --set overrides to each
@@ -61,7 +61,7 @@ KAFKA_EXTERNAL="" STORE_EXTERNAL="" REDIS_EXTERNAL="" SEGMENTERS=2 STORE_METRICS
 LOADGEN_USERS=5000 LOADGEN_RATE=3000 LOADGEN_SEED=1
 INGEST_SETS=() SEGMENTER_SETS=() STATS_SETS=() LOADGEN_KAFKA_ARGS=()
 if [[ -n "$CONFIG" ]]; then
-  assignments="$(python3 "$ROOT/tools/stack_config.py" "$CONFIG")" || exit 2
+  assignments="$(/usr/bin/python3 "$ROOT/tools/stack_config.py" "$CONFIG")" || exit 2
   eval "$assignments"
 fi
 
@@ -238,8 +238,8 @@ STATS_METRICS="127.0.0.1:$(free_port)"
 start stats "$BUILD/stats/seg-stats" --port "$(free_port)" --port-file "$RUN_DIR/stats.port" \
   --metrics-port "${STATS_METRICS##*:}" \
   --set "stats.redis.host=${REDIS%:*}" --set "stats.redis.port=${REDIS##*:}" \
-  --set stats.store.backend=thrift --set "stats.store.thrift.host=${STORE%:*}" \
-  --set "stats.store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
+  --set stats.user_lookup=true --set "store.thrift.host=${STORE%:*}" \
+  --set "store.thrift.port=${STORE##*:}" "${STATS_SETS[@]}"
 wait_file stats "$RUN_DIR/stats.port" "${PIDS[-1]}"
 STATS="127.0.0.1:$(cat "$RUN_DIR/stats.port")"
 

@@ -10,6 +10,7 @@
 //   segctl stats expire-sweep [--config seg.yaml]
 //   segctl stats rebuild [--config seg.yaml] [--store HOST:PORT]   (after Redis lost data)
 //   segctl scripts push DIR | status   (the script set in the store: --store HOST:PORT)
+//   segctl check-config --config seg.yaml   (or --check-config: the keys segctl reads)
 //
 // Readable tables by default, --json for scripts (one JSON object per call).
 // Exit status: 0 success, 1 the server answered an error (printed as
@@ -203,6 +204,9 @@ int Main(int argc, char** argv) {
       ->allow_extras();
   app.add_subcommand("topics", "create the product's Kafka topics (see segctl topics --help)")
       ->allow_extras();
+  app.add_subcommand("check-config",
+                     "validate --config FILE for segctl's subcommands (also --check-config)")
+      ->allow_extras();
 #endif
 #ifdef SEG_HAVE_SEGCTL_SCRIPTS
   // `segctl scripts ...` is handed to ScriptsMain (see main()); --help only.
@@ -301,6 +305,10 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && std::string_view(argv[1]) == "topics") {
     return seg::tools::TopicsMain(argc - 1, argv + 1);
+  }
+  if (argc > 1 && (std::string_view(argv[1]) == "check-config" ||
+                   std::string_view(argv[1]) == "--check-config")) {
+    return seg::tools::CheckConfigMain(argc - 1, argv + 1);
   }
 #endif
 #ifdef SEG_HAVE_SEGCTL_SCRIPTS

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "proto/segmentation.pb.h"
 
 namespace seg::tools {
@@ -132,15 +133,15 @@ int ForgetMain(int argc, char** argv) {
 
   ForgetOptions options;
   options.flush_timeout_ms = timeout_ms;
-  auto config = Config::Load(config_path, overrides);
+  auto config = LoadBinaryConfig(config_path, overrides);
   if (!config.ok()) {
     std::fprintf(stderr, "segctl forget: %s\n", config.status().ToString().c_str());
     return 2;
   }
-  // The file is the one every binary reads: only these keys matter here, so
-  // no CheckNoUnknownKeys.
+  // The file every binary reads: their keys are ignored, a typo is an error.
   Status s = options.kafka.LoadFrom(*config, "kafka");
   if (s.ok()) s = config->Get("segmenter.notices_topic", &options.topic);
+  if (s.ok()) s = CheckConfigKeys(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "segctl forget: config: %s\n", s.ToString().c_str());
     return 2;

@@ -64,5 +64,10 @@ int ForgetMain(int argc, char** argv);
 int StatsAdminMain(int argc, char** argv);
 // `segctl topics create` (tools/segctl_topics.cc).
 int TopicsMain(int argc, char** argv);
+// `segctl check-config --config F [--set k=v]`: loads every key a segctl
+// subcommand reads (kafka.*, stats.*, store.*, segmenter.table,
+// state_family and notices_topic, ingest.events_topic), checks the file
+// against the global key list, prints OK or the errors; exit 0 or 2.
+int CheckConfigMain(int argc, char** argv);
 
 }  // namespace seg::tools

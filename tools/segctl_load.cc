@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "proto/events.pb.h"
 
 namespace seg::tools {
@@ -322,7 +323,7 @@ int LoadMain(int argc, char** argv) {
   }
 
   LoadOptions options;
-  auto config = Config::Load(config_path, overrides);
+  auto config = LoadBinaryConfig(config_path, overrides);
   if (!config.ok()) {
     std::fprintf(stderr, "seg-load: %s\n", config.status().ToString().c_str());
     return 2;
@@ -330,7 +331,7 @@ int LoadMain(int argc, char** argv) {
   Status s = options.kafka.LoadFrom(*config, "kafka");
   if (s.ok()) s = options.validation.LoadFrom(*config, "ingest.validation");
   if (s.ok()) s = config->Get("ingest.events_topic", &options.topic);
-  if (s.ok()) s = config->CheckNoUnknownKeys();
+  if (s.ok()) s = CheckConfigKeys(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "seg-load: config: %s\n", s.ToString().c_str());
     return 2;

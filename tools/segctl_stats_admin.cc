@@ -9,24 +9,20 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/cli.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/config_keys.h"
+#include "common/kafka.h"
 #include "stats/redis_cluster.h"
 #include "stats/stats_writer.h"
 #include "store/store.h"
+#include "store/store_options.h"
 #include "tools/segctl_forget.h"
 #include "tools/segctl_stats_rebuild.h"
 
 namespace seg::tools {
 namespace {
-
-bool SplitHostPort(const std::string& text, std::string* host, int32_t* port) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  *host = text.substr(0, colon);
-  *port = std::atoi(text.c_str() + colon + 1);
-  return *port > 0;
-}
 
 struct RebuildFlags {
   std::string store_addr, store_dir, start_row;
@@ -44,8 +40,8 @@ int Rebuild(Config& config, stats::StatsWriterOptions options, const RebuildFlag
   store_options.backend = store::StoreOptions::Backend::kThrift;
   Status s = config.Get("segmenter.table", &rebuild.table);
   if (s.ok()) s = config.Get("segmenter.state_family", &rebuild.family);
-  if (s.ok()) s = config.Get("store.thrift.host", &store_options.thrift.host);
-  if (s.ok()) s = config.Get("store.thrift.port", &store_options.thrift.port);
+  if (s.ok() && flags.store_dir.empty()) s = store_options.LoadFrom(config, "store");
+  if (s.ok()) s = CheckConfigKeys(config);
   if (!s.ok()) {
     std::fprintf(stderr, "segctl stats: config: %s\n", s.ToString().c_str());
     return 2;
@@ -53,11 +49,12 @@ int Rebuild(Config& config, stats::StatsWriterOptions options, const RebuildFlag
   if (!flags.store_dir.empty()) {
     store_options.backend = store::StoreOptions::Backend::kEmbedded;
     store_options.embedded.data_dir = flags.store_dir;
-  } else if (!flags.store_addr.empty() &&
-             !SplitHostPort(flags.store_addr, &store_options.thrift.host,
-                            &store_options.thrift.port)) {
-    std::fprintf(stderr, "segctl stats: --store expects HOST:PORT, got %s\n",
-                 flags.store_addr.c_str());
+  } else if (Status a = flags.store_addr.empty() ? Status::OK()
+                                                 : cli::SplitHostPort(flags.store_addr, "--store",
+                                                                      &store_options.thrift.host,
+                                                                      &store_options.thrift.port);
+             !a.ok()) {
+    std::fprintf(stderr, "segctl stats: %s\n", a.ToString().c_str());
     return 2;
   }
   auto store = store::OpenStore(store_options);
@@ -156,8 +153,10 @@ int StatsAdminMain(int argc, char** argv) {
   }
 
   stats::StatsWriterOptions options;
-  auto config = Config::Load(config_path, overrides);
+  auto config = LoadBinaryConfig(config_path, overrides);
   Status s = config.ok() ? options.LoadFrom(*config, "stats") : config.status();
+  // rebuild also reads the store keys, then checks.
+  if (s.ok() && !rebuild->parsed()) s = CheckConfigKeys(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "segctl stats: config: %s\n", s.ToString().c_str());
     return 2;
@@ -199,6 +198,33 @@ int StatsAdminMain(int argc, char** argv) {
         (long long)r.not_a_day, (long long)r.vanished);
   }
   return 0;
+}
+
+int CheckConfigMain(int argc, char** argv) {
+  CLI::App app{"segctl check-config: validate a config file for segctl's subcommands"};
+  std::string config_path;
+  std::vector<std::string> overrides;
+  app.add_option("--config", config_path, "YAML config file")->required();
+  app.add_option("--set", overrides, "key=value override (repeatable)");
+  SEG_CLI_PARSE(app, argc, argv);
+  auto config = LoadBinaryConfig(config_path, overrides);
+  if (!config.ok()) return cli::ConfigChecked("segctl", config.status());
+  auto load = [&]() -> Status {
+    kafka::KafkaOptions kafka;
+    SEG_RETURN_IF_ERROR(kafka.LoadFrom(*config, "kafka"));
+    stats::StatsWriterOptions stats;
+    SEG_RETURN_IF_ERROR(stats.LoadFrom(*config, "stats"));
+    store::StoreOptions store;
+    store.backend = store::StoreOptions::Backend::kThrift;
+    SEG_RETURN_IF_ERROR(store.LoadFrom(*config, "store"));
+    std::string text;
+    for (const char* key : {"segmenter.table", "segmenter.state_family", "segmenter.notices_topic",
+                            "ingest.events_topic"}) {
+      SEG_RETURN_IF_ERROR(config->Get(key, &text));
+    }
+    return CheckConfigKeys(*config);
+  };
+  return cli::ConfigChecked("segctl", load());
 }
 
 }  // namespace seg::tools

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "common/kafka.h"
 #include "tools/segctl_forget.h"
 
@@ -39,8 +40,9 @@ int TopicsMain(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   kafka::KafkaOptions options;
-  auto config = Config::Load(config_path, overrides);
+  auto config = LoadBinaryConfig(config_path, overrides);
   Status s = config.ok() ? options.LoadFrom(*config, "kafka") : config.status();
+  if (s.ok()) s = CheckConfigKeys(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "segctl topics: config: %s\n", s.ToString().c_str());
     return 2;

@@ -15,7 +15,7 @@ PACKAGES=(
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev librocksdb-dev
   prometheus-cpp-dev libcli11-dev libyaml-cpp-dev libbenchmark-dev
   # servers and tools used by tests and the demo
-  redis-server redis-tools kcat python3-grpcio python3-protobuf openssl
+  redis-server redis-tools kcat python3-grpcio python3-protobuf python3-yaml openssl
   # examples/ (Kafka consumer, gRPC client with stubs compiled at start), for /usr/bin/python3
   python3-kafka python3-grpc-tools
   # real Kafka and HBase for the `real` test tier (tools/services, jars via Maven)

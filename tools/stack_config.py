@@ -1,96 +1,36 @@
 #!/usr/bin/env python3
-"""Reads a local-stack config file (config/local.yaml) and prints shell
+"""Reads a local-stack config file (config/stack-local.yaml) and prints shell
 assignments for tools/local-stack.sh to eval.
 
-  eval "$(python3 tools/stack_config.py config/local.yaml)"
+  eval "$(python3 tools/stack_config.py config/stack-local.yaml)"
 
-Standard library only: a small YAML subset parser (nested maps by
-indentation, scalars, quoted strings, [a, b] and "- item" lists, # comments)
-covers the stack config; anything else is a clear error with the line. The
-keys are documented in config/production-example.yaml; an unknown key is an
+YAML through PyYAML (python3-yaml, tools/setup-deps.sh). The keys are
+documented in config/stack-production-example.yaml; an unknown key is an
 error so that a typo never silently starts a local part instead of a real one.
+The binaries' own keys (what `set:` passes through) are in
+config/seg.example.yaml.
 """
 import shlex
 import sys
+
+import yaml
 
 
 class ConfigError(Exception):
     pass
 
 
-def scalar(text):
-    text = text.strip()
-    if text.startswith(("'", '"')):
-        if len(text) < 2 or text[-1] != text[0]:
-            raise ConfigError(f"unterminated string {text}")
-        return text[1:-1]
-    if text.startswith("["):
-        if not text.endswith("]"):
-            raise ConfigError(f"unterminated list {text}")
-        inner = text[1:-1].strip()
-        return [scalar(x) for x in inner.split(",")] if inner else []
-    if text == "{}":
-        return {}
-    if text in ("true", "false"):
-        return text == "true"
-    if text in ("", "null", "~"):
-        return None
-    return text
-
-
-def strip_comment(line):
-    quote = None
-    for i, c in enumerate(line):
-        if quote:
-            quote = None if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i]
-    return line
-
-
 def parse(text, source):
-    lines = []
-    for n, raw in enumerate(text.splitlines(), 1):
-        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
-            raise ConfigError(f"{source}:{n}: tabs are not allowed for indentation")
-        line = strip_comment(raw).rstrip()
-        if line.strip() and line.strip() != "---":
-            lines.append((n, len(line) - len(line.lstrip()), line.strip()))
-    pos = 0
-
-    def block(indent):
-        nonlocal pos
-        if pos < len(lines) and lines[pos][2].startswith("- "):
-            out = []
-            while pos < len(lines) and lines[pos][1] == indent and lines[pos][2].startswith("- "):
-                out.append(scalar(lines[pos][2][2:]))
-                pos += 1
-            return out
-        out = {}
-        while pos < len(lines) and lines[pos][1] == indent:
-            n, _, body = lines[pos]
-            key, sep, rest = body.partition(":")
-            if not sep or (rest and not rest.startswith(" ")):
-                raise ConfigError(f"{source}:{n}: expected 'key: value', got '{body}'")
-            key = key.strip().strip("'\"")
-            pos += 1
-            if rest.strip():
-                out[key] = scalar(rest)
-            elif pos < len(lines) and lines[pos][1] > indent:
-                out[key] = block(lines[pos][1])
-            else:
-                out[key] = None
-        if pos < len(lines) and lines[pos][1] > indent:
-            n = lines[pos][0]
-            raise ConfigError(f"{source}:{n}: unexpected indentation")
-        return out
-
-    result = block(0) if lines else {}
-    if pos != len(lines):
-        raise ConfigError(f"{source}:{lines[pos][0]}: unexpected indentation")
-    return result
+    """The file as a dict, through a real YAML parser (Debian's python3-yaml)."""
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{source}: the top level must be a map")
+    return cfg
 
 
 def flatten(value, prefix=""):
@@ -104,6 +44,8 @@ def flatten(value, prefix=""):
         return [(prefix, "[" + ", ".join(str(x) for x in value) + "]")]
     if isinstance(value, bool):
         return [(prefix, "true" if value else "false")]
+    if isinstance(value, float) and value.is_integer():
+        return [(prefix, str(int(value)))]
     return [(prefix, "" if value is None else str(value))]
 
 
@@ -144,13 +86,15 @@ def emit(cfg, source):
     store = cfg.get("store") or {}
     if store.get("host"):
         out["STORE_EXTERNAL"] = f"{store['host']}:{store.get('port') or 9090}"
+        # Every store client takes the same store.thrift.* keys.
         for k in ("transport", "protocol"):
             if store.get(k):
-                sets["ingest"].append(f"store.thrift.{k}={store[k]}")
+                for binary in ("ingest", "segmenter", "stats"):
+                    sets[binary].append(f"store.thrift.{k}={store[k]}")
     if store.get("table"):
         sets["ingest"].append(f"ingest.table={store['table']}")
         sets["segmenter"].append(f"segmenter.table={store['table']}")
-        sets["stats"].append(f"stats.store.table={store['table']}")
+        sets["stats"].append(f"segmenter.table={store['table']}")
     redis = cfg.get("redis") or {}
     seeds = redis.get("seeds") or []
     if isinstance(seeds, str):

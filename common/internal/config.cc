@@ -225,24 +225,64 @@ std::vector<std::string> Config::Keys(std::string_view path) const {
   return keys;
 }
 
-Status Config::CheckNoUnknownKeys() const {
+std::vector<std::string> Config::Leaves() const {
   std::vector<std::string> leaves;
   CollectLeaves(impl_->root, "", &leaves);
-  std::vector<std::string> unknown;
-  for (const auto& leaf : leaves) {
-    bool ok = false;
-    // Known if the leaf itself or any ancestor subtree was read.
-    std::string prefix = leaf;
-    while (true) {
-      if (impl_->known.count(prefix)) {
-        ok = true;
-        break;
-      }
-      size_t dot = prefix.rfind('.');
-      if (dot == std::string::npos) break;
-      prefix.resize(dot);
+  return leaves;
+}
+
+bool Config::WasRead(std::string_view path) const {
+  // Read if the path itself or any ancestor subtree was read.
+  std::string prefix(path);
+  while (true) {
+    if (impl_->known.count(prefix)) return true;
+    size_t dot = prefix.rfind('.');
+    if (dot == std::string::npos) return false;
+    prefix.resize(dot);
+  }
+}
+
+std::vector<std::string> Config::ReadPaths() const {
+  return {impl_->known.begin(), impl_->known.end()};
+}
+
+Status Config::Rename(std::string_view from, std::string_view to) {
+  YAML::Node node = impl_->Find(from);
+  if (!node.IsDefined()) return Status::OK();
+  if (impl_->Find(to).IsDefined()) {
+    return InvalidArgumentError(impl_->source + ": both " + std::string(from) + " and " +
+                                std::string(to) + " are set; " + std::string(from) +
+                                " is the old name of " + std::string(to) + ", keep only " +
+                                std::string(to));
+  }
+  // Detach from the old parent, then attach under the new path.
+  std::vector<std::string> parts = SplitPath(from);
+  std::vector<YAML::Node> chain{impl_->root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) chain.push_back(chain.back()[parts[i]]);
+  YAML::Node moved = YAML::Clone(node);
+  chain.back().remove(parts.back());
+  // Drop parents the move left empty, so they do not linger as null leaves.
+  for (size_t i = chain.size() - 1; i > 0 && chain[i].IsMap() && chain[i].size() == 0; --i) {
+    chain[i - 1].remove(parts[i - 1]);
+  }
+  std::vector<std::string> dest = SplitPath(to);
+  std::vector<YAML::Node> out{impl_->root};
+  for (size_t i = 0; i + 1 < dest.size(); ++i) {
+    YAML::Node next = out.back()[dest[i]];
+    if (!next.IsDefined() || !next.IsMap()) {
+      out.back()[dest[i]] = YAML::Node(YAML::NodeType::Map);
+      next = out.back()[dest[i]];
     }
-    if (!ok) unknown.push_back(leaf);
+    out.push_back(next);
+  }
+  out.back()[dest.back()] = moved;
+  return Status::OK();
+}
+
+Status Config::CheckNoUnknownKeys() const {
+  std::vector<std::string> unknown;
+  for (const auto& leaf : Leaves()) {
+    if (!WasRead(leaf)) unknown.push_back(leaf);
   }
   if (unknown.empty()) return Status::OK();
   std::string msg = impl_->source + ": unknown key";

@@ -101,7 +101,7 @@ TEST(ConfigTest, FileErrorsAreClear) {
 }
 
 // librdkafka properties are written as dotted keys inside a map
-// (config/production-example.yaml); nested maps flatten to the same names.
+// (config/stack-production-example.yaml); nested maps flatten to the same names.
 TEST(ConfigTest, PropertyMapKeepsDottedKeysAndFlattensNestedOnes) {
   auto config = Config::FromString(
       "kafka:\n  properties:\n    client.rack: rack-a\n    socket:\n      timeout.ms: 30\n",

@@ -28,6 +28,9 @@
 #include "proto/events.pb.h"
 
 namespace seg::ingest {
+namespace {
+Status CheckOptions(const IngestOptions& o);
+}  // namespace
 
 Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(kafka.LoadFrom(config, "kafka"));
@@ -39,7 +42,7 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.batch_max_ms", &batch_max_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.batch_idle_ms", &batch_idle_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.table", &table));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.family", &family));
+  SEG_RETURN_IF_ERROR(config.Get("ingest.events_family", &family));
   SEG_RETURN_IF_ERROR(config.Get("ingest.max_poll_interval_ms", &max_poll_interval_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.produce_timeout_ms", &produce_timeout_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.sync_commit", &sync_commit));
@@ -54,7 +57,7 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.table", &watermark_table));
   SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.family", &watermark_family));
   SEG_RETURN_IF_ERROR(validation.LoadFrom(config, "ingest.validation"));
-  return Status::OK();
+  return CheckOptions(*this).WithContext(config.source());
 }
 
 namespace {

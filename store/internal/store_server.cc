@@ -16,6 +16,7 @@
 #include "store/internal/thrift_handler.h"
 #include "store/internal/thrift_output.h"
 #include "store/internal/thrift_server_wire.h"
+#include "store/store_options.h"
 
 namespace seg::store {
 namespace {
@@ -53,28 +54,6 @@ class ReadyHandler : public at::server::TServerEventHandler {
  private:
   metrics::Gauge connections_;
 };
-
-Status ParseTransport(const std::string& s, ThriftTransport* out) {
-  if (s == "buffered") {
-    *out = ThriftTransport::kBuffered;
-  } else if (s == "framed") {
-    *out = ThriftTransport::kFramed;
-  } else {
-    return InvalidArgumentError("transport must be buffered or framed, got '" + s + "'");
-  }
-  return Status::OK();
-}
-
-Status ParseProtocol(const std::string& s, ThriftProtocol* out) {
-  if (s == "binary") {
-    *out = ThriftProtocol::kBinary;
-  } else if (s == "compact") {
-    *out = ThriftProtocol::kCompact;
-  } else {
-    return InvalidArgumentError("protocol must be binary or compact, got '" + s + "'");
-  }
-  return Status::OK();
-}
 
 }  // namespace
 
@@ -216,11 +195,11 @@ Status LoadStoreServerOptions(Config& config, StoreServerOptions* out) {
   std::string s;
   if (config.Has("server.transport")) {
     SEG_RETURN_IF_ERROR(config.Get("server.transport", &s));
-    SEG_RETURN_IF_ERROR(ParseTransport(s, &out->transport));
+    SEG_RETURN_IF_ERROR(ParseThriftTransport(s, &out->transport));
   }
   if (config.Has("server.protocol")) {
     SEG_RETURN_IF_ERROR(config.Get("server.protocol", &s));
-    SEG_RETURN_IF_ERROR(ParseProtocol(s, &out->protocol));
+    SEG_RETURN_IF_ERROR(ParseThriftProtocol(s, &out->protocol));
   }
   SEG_RETURN_IF_ERROR(config.Get("server.max_connections", &out->max_connections));
   SEG_RETURN_IF_ERROR(config.Get("server.client_idle_timeout_ms", &out->client_idle_timeout_ms));
@@ -230,49 +209,7 @@ Status LoadStoreServerOptions(Config& config, StoreServerOptions* out) {
   SEG_RETURN_IF_ERROR(config.Get("server.max_rows_per_request", &out->max_rows_per_request));
   SEG_RETURN_IF_ERROR(config.Get("server.scanner_lease_ms", &out->scanner_lease_ms));
 
-  EmbeddedOptions& st = out->store;
-  SEG_RETURN_IF_ERROR(config.Get("store.data_dir", &st.data_dir));
-  if (config.Has("store.sync")) {
-    SEG_RETURN_IF_ERROR(config.Get("store.sync", &s));
-    if (s == "process_crash_safe") {
-      st.sync = SyncPolicy::kProcessCrashSafe;
-    } else if (s == "fsync_every_write") {
-      st.sync = SyncPolicy::kFsyncEveryWrite;
-    } else {
-      return InvalidArgumentError(config.source() +
-                                  ": store.sync must be process_crash_safe or fsync_every_write");
-    }
-  }
-  int64_t mb = st.block_cache_bytes >> 20;
-  SEG_RETURN_IF_ERROR(config.Get("store.block_cache_mb", &mb));
-  st.block_cache_bytes = mb << 20;
-  mb = st.write_buffer_bytes >> 20;
-  SEG_RETURN_IF_ERROR(config.Get("store.write_buffer_mb", &mb));
-  st.write_buffer_bytes = mb << 20;
-  SEG_RETURN_IF_ERROR(config.Get("store.background_jobs", &st.background_jobs));
-
-  // store.tables.<table>.<family>.{max_versions, ttl_seconds, packed_prefix_bytes}
-  std::vector<std::string> tables = config.Keys("store.tables");
-  if (!tables.empty()) {
-    st.tables.clear();
-    for (const auto& t : tables) {
-      TableOptions table;
-      table.name = t;
-      for (const auto& f : config.Keys("store.tables." + t)) {
-        FamilyOptions fam;
-        fam.name = f;
-        std::string base = "store.tables." + t + "." + f;
-        SEG_RETURN_IF_ERROR(config.Get(base + ".max_versions", &fam.max_versions));
-        int64_t ttl_s = 0;
-        SEG_RETURN_IF_ERROR(config.Get(base + ".ttl_seconds", &ttl_s));
-        fam.ttl_ms = ttl_s * 1000;
-        SEG_RETURN_IF_ERROR(config.Get(base + ".packed_prefix_bytes", &fam.packed_prefix_bytes));
-        table.families.push_back(std::move(fam));
-      }
-      st.tables.push_back(std::move(table));
-    }
-  }
-  return Status::OK();
+  return LoadEmbeddedOptions(config, "store", &out->store);
 }
 
 }  // namespace seg::store

@@ -294,8 +294,8 @@ Status LocalStack::StartAll() {
                                      dir_.path() + "/stats.port"};
     AddOverrides(
         {"stats.redis.host=127.0.0.1", "stats.redis.port=" + std::to_string(redis_->port()),
-         "stats.store.backend=thrift", "stats.store.thrift.host=127.0.0.1",
-         "stats.store.thrift.port=" + std::to_string(store_port_)},
+         "stats.user_lookup=true", "store.thrift.host=127.0.0.1",
+         "store.thrift.port=" + std::to_string(store_port_)},
         &argv);
     AddOverrides(options_.stats_overrides, &argv);
     SEG_ASSIGN_OR_RETURN(Child * stats, Launch("stats", argv));

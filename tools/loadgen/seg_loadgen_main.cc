@@ -4,7 +4,12 @@
 //               [--events N] [--seed 7] [--truth-out truth.jsonl]
 //               [--linger-ms 20] [--messages-out sent.tsv]
 //               [-X security.protocol=SASL_SSL -X ...]
+//               [--config seg.yaml] [--set kafka.properties.client.rack=a]
+//               [--check-config]
 //
+// From the shared config (config/seg.example.yaml) it reads kafka.* (flags
+// win) and ingest.events_topic (--topic wins); other binaries' keys are
+// ignored, a key no binary knows is an error.
 // --rate 0 sends as fast as the producer takes them. Deterministic from
 // --seed (message content; pacing follows the wall clock). Prints a summary
 // line with the counts; the truth file has one JSON object per user:
@@ -20,19 +25,20 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <fstream>
 #include <thread>
 #include <unordered_map>
 
+#include "common/cli.h"
 #include "common/clock.h"
+#include "common/config.h"
+#include "common/config_keys.h"
 #include "common/kafka.h"
 #include "common/logging.h"
 #include "tools/loadgen/traffic.h"
 
 namespace {
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+std::atomic<bool> g_stop{false};  // set by the signal thread
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,8 +51,15 @@ int main(int argc, char** argv) {
   int64_t max_events = 0;
   int linger_ms = 20;
   std::vector<std::string> kafka_properties;
-  app.add_option("--bootstrap", kafka.bootstrap_servers, "Kafka bootstrap servers")->required();
-  app.add_option("--topic", topic, "Topic to produce to");
+  std::string config_path, bootstrap, topic_flag;
+  std::vector<std::string> overrides;
+  bool check_config = false;
+  app.add_option("--config", config_path, "YAML config file (kafka.*, ingest.events_topic)");
+  app.add_option("--set", overrides, "key=value override (repeatable)");
+  app.add_flag("--check-config", check_config, "load and validate the config, then exit");
+  app.add_option("--bootstrap", bootstrap,
+                 "Kafka bootstrap servers (kafka.bootstrap_servers, default 127.0.0.1:9092)");
+  app.add_option("--topic", topic_flag, "Topic to produce to (ingest.events_topic, events)");
   app.add_option("--users", traffic.users, "Number of users");
   app.add_option("--seed", traffic.seed, "Random seed");
   app.add_option("--bot-share", traffic.bot_share, "Share of users that are bots");
@@ -72,9 +85,28 @@ int main(int argc, char** argv) {
   app.add_option("--linger-ms", linger_ms, "Producer linger.ms (batching delay)");
   app.add_option("-X,--kafka-property", kafka_properties,
                  "librdkafka property KEY=VALUE (SASL/TLS etc.; repeatable)");
-  CLI11_PARSE(app, argc, argv);
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  SEG_CLI_PARSE(app, argc, argv);
+  auto config = seg::LoadBinaryConfig(config_path, overrides);
+  seg::Status loaded = config.ok() ? kafka.LoadFrom(*config, "kafka") : config.status();
+  if (loaded.ok()) loaded = config->Get("ingest.events_topic", &topic);
+  if (loaded.ok()) loaded = seg::CheckConfigKeys(*config);
+  if (check_config) return seg::cli::ConfigChecked("seg-loadgen", loaded);
+  if (!loaded.ok()) return seg::cli::Fail("seg-loadgen", loaded, seg::cli::kExitConfig);
+  if (!bootstrap.empty()) kafka.bootstrap_servers = bootstrap;
+  if (!topic_flag.empty()) topic = topic_flag;
+  seg::cli::StopSignals stop_signals;  // before the producer's threads
+  std::thread signal_thread([&] {
+    stop_signals.Wait();
+    g_stop = true;
+  });
+  // Every return below first wakes and joins the signal thread.
+  struct JoinSignalThread {
+    std::thread& t;
+    ~JoinSignalThread() {
+      if (!g_stop.exchange(true)) seg::cli::StopSignals::Raise();
+      t.join();
+    }
+  } join_signal_thread{signal_thread};
 
   kafka.properties["linger.ms"] = std::to_string(linger_ms);
   kafka.properties["batch.num.messages"] = "10000";
@@ -143,7 +175,8 @@ int main(int argc, char** argv) {
     }
     const int64_t now_ms = clock->NowMs();
     generator.Next(now_ms, &msg);
-    seg::Status s = (*producer)->Produce(topic, msg.key, msg.value, {}, static_cast<uint64_t>(sent));
+    seg::Status s =
+        (*producer)->Produce(topic, msg.key, msg.value, {}, static_cast<uint64_t>(sent));
     if (!s.ok()) {
       ++failed;
       LOG_EVERY_N(WARNING, 1000) << "produce: " << s;
@@ -152,8 +185,8 @@ int main(int argc, char** argv) {
     if (messages_file.is_open()) {
       unacked[static_cast<uint64_t>(sent)] =
           std::to_string(now_ms) + "\t" + std::to_string(msg.user_index) + "\t" +
-          (msg.malformed_reason.empty() ? "-" : msg.malformed_reason) + "\t" + hex(msg.key) +
-          "\t" + hex(msg.value) + "\n";
+          (msg.malformed_reason.empty() ? "-" : msg.malformed_reason) + "\t" + hex(msg.key) + "\t" +
+          hex(msg.value) + "\n";
     }
     ++sent;
     malformed += msg.malformed_reason.empty() ? 0 : 1;
@@ -172,8 +205,7 @@ int main(int argc, char** argv) {
       "%.1fs (%.0f/s)\n",
       static_cast<long long>(sent), static_cast<long long>(malformed),
       static_cast<long long>(duplicates), static_cast<long long>(failed),
-      static_cast<long long>(undelivered), elapsed,
-      sent / std::max(elapsed, 1e-9));
+      static_cast<long long>(undelivered), elapsed, sent / std::max(elapsed, 1e-9));
   if (!truth_out.empty()) {
     std::ofstream out(truth_out);
     for (const auto& user : generator.users()) {

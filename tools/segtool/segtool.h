@@ -27,13 +27,14 @@ namespace seg::segtool {
 // What every store-reading command needs; keys shared with seg-segmenter.
 struct ToolOptions {
   segmenter::ScriptHostOptions host;  // scripts.dir, scripts.cpu_budget_ms, ...
-  store::StoreOptions store;          // Thrift2 client: store.thrift.host/port
+  store::StoreOptions store;          // store.* (default backend thrift)
   segmenter::NodeOptions node;        // table, families, history, kafka, topic
   int64_t now_ms = -1;                // "now" of the evaluation; < 0 = clock
 };
 
-// Reads scripts.*, store.thrift.*, segmenter.* and kafka.* from `config`.
-// Keys of other components in a shared file are ignored.
+// Reads scripts.*, store.*, segmenter.* and kafka.* from `config`. Keys of
+// other binaries in a shared file are ignored; a key no binary knows is an
+// error naming the nearest known key (common/config_keys.h).
 Status LoadToolOptions(Config& config, ToolOptions* out);
 
 // The error text for a missing scripts directory: where it was looked for

@@ -7,40 +7,35 @@
 //   segtool shadow SCRIPT [--count N] [--duration S] [--offset-reset latest|earliest]
 //   segtool preview SCRIPT [--sample-rate R] [--max-rows N] [--no-count]
 //
-// Config keys are seg-segmenter's: store.thrift.host/port, scripts.dir,
-// scripts.cpu_budget_ms, scripts.memory_limit_mb, segmenter.* (table,
-// families, history_days, max_events_per_user, notices_topic, group_id),
-// kafka.*. Exit status: 0 ok, 1 test failures, 2 usage or runtime error.
+// Config keys are seg-segmenter's (config/seg.example.yaml): store.*,
+// scripts.*, segmenter.*, kafka.*; other binaries' keys are ignored, a key no
+// binary knows is an error. --check-config validates and exits.
+// Exit status: 0 ok, 1 test failures, 2 usage or runtime error.
 #include <glog/logging.h>
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
+#include "common/cli.h"
 #include "common/config.h"
+#include "common/config_keys.h"
 #include "common/logging.h"
 #include "tools/segtool/segtool.h"
 
 namespace {
 
-int Fail(const seg::Status& s) {
-  std::cerr << "segtool: " << s << "\n";
-  return 2;
-}
-
-bool SplitHostPort(const std::string& text, std::string* host, int32_t* port) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = text.substr(0, colon);
-  *port = std::atoi(text.c_str() + colon + 1);
-  return *port > 0;
-}
+// segtool's own convention (documented above): runtime errors are 2 too,
+// since 1 means "tests failed".
+int Fail(const seg::Status& s) { return seg::cli::Fail("segtool", s, seg::cli::kExitConfig); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   seg::InitLogging(argv[0]);
   CLI::App app{"segtool: test, run, explain and dry-run segment scripts"};
-  app.require_subcommand(1);
+  bool check_config = false;
+  app.add_flag("--check-config", check_config, "Load and validate the config, then exit");
+  app.require_subcommand(0, 1);  // none only with --check-config
   std::string config_file, store_addr, bootstrap, scripts_dir;
   std::vector<std::string> overrides;
   int64_t now_ms = -1;
@@ -95,36 +90,55 @@ int main(int argc, char** argv) {
   preview_cmd->add_flag("--list-users", preview.list_users, "Print each would-enter/exit user");
   bool log_warnings = false;
   app.add_flag("--log-warnings", log_warnings, "Show glog warnings (script failures) on stderr");
-  CLI11_PARSE(app, argc, argv);
-  // The traced runs of explain/test fail on purpose; their warnings are noise.
-  if (!log_warnings) FLAGS_minloglevel = google::GLOG_ERROR;
+  SEG_CLI_PARSE(app, argc, argv);
+  // The traced runs of explain/test fail on purpose; their warnings are
+  // noise. (Set after the config loads, so a renamed key's warning shows.)
+  auto quiet = [&] {
+    if (!log_warnings) FLAGS_minloglevel = google::GLOG_ERROR;
+  };
 
-  auto config = seg::Config::Load(config_file, overrides);
-  if (!config.ok()) return Fail(config.status());
-  if (test_cmd->parsed()) {
+  if (app.get_subcommands().empty() && !check_config) {
+    std::cerr << app.help() << "segtool: a subcommand is required\n";
+    return seg::cli::kExitConfig;
+  }
+  if (test_cmd->parsed() && !check_config) {
+    quiet();
     // --scripts, else the config's scripts.dir, else ./scripts.
-    if (!scripts_dir.empty())
+    if (!scripts_dir.empty()) {
       test.scripts_dir = scripts_dir;
-    else if (auto s = config->Get("scripts.dir", &test.scripts_dir); !s.ok())
-      return Fail(s);
+    } else {
+      auto config = seg::LoadBinaryConfig(config_file, overrides);
+      if (!config.ok()) return Fail(config.status());
+      if (auto s = config->Get("scripts.dir", &test.scripts_dir); !s.ok()) return Fail(s);
+    }
     if (all) test.scripts.clear();
     auto summary = seg::segtool::RunTests(test, std::cout);
     if (!summary.ok()) return Fail(summary.status());
     return summary->failed > 0 ? 1 : 0;
   }
-  if (!bootstrap.empty()) (void)config->ApplyOverride("kafka.bootstrap_servers=" + bootstrap).ok();
-  if (!scripts_dir.empty()) (void)config->ApplyOverride("scripts.dir=" + scripts_dir).ok();
+
+  // Flags are the last overrides: they win over the file and --set.
+  if (!bootstrap.empty()) overrides.push_back("kafka.bootstrap_servers=" + bootstrap);
+  if (!scripts_dir.empty()) overrides.push_back("scripts.dir=" + scripts_dir);
   if (!store_addr.empty()) {
     std::string host;
     int32_t port = 0;
-    if (!SplitHostPort(store_addr, &host, &port)) {
-      return Fail(seg::InvalidArgumentError("--store expects HOST:PORT, got " + store_addr));
+    if (auto s = seg::cli::SplitHostPort(store_addr, "--store", &host, &port); !s.ok()) {
+      return Fail(s);
     }
-    (void)config->ApplyOverride("store.thrift.host=" + host).ok();
-    (void)config->ApplyOverride("store.thrift.port=" + std::to_string(port)).ok();
+    overrides.push_back("store.thrift.host=" + host);
+    overrides.push_back("store.thrift.port=" + std::to_string(port));
+    overrides.push_back("store.backend=thrift");
   }
+  auto config = seg::LoadBinaryConfig(config_file, overrides);
+  if (!config.ok())
+    return check_config ? seg::cli::ConfigChecked("segtool", config.status())
+                        : Fail(config.status());
   seg::segtool::ToolOptions options;
-  if (auto s = seg::segtool::LoadToolOptions(*config, &options); !s.ok()) return Fail(s);
+  seg::Status loaded = seg::segtool::LoadToolOptions(*config, &options);
+  if (check_config) return seg::cli::ConfigChecked("segtool", loaded);
+  if (!loaded.ok()) return Fail(loaded);
+  quiet();
   options.now_ms = now_ms;
 
   if (run_cmd->parsed()) {

@@ -1,26 +1,21 @@
-#include <glog/logging.h>
-
 #include <filesystem>
 
+#include "common/config_keys.h"
 #include "tools/segtool/segtool.h"
 
 namespace seg::segtool {
 
 Status LoadToolOptions(Config& config, ToolOptions* out) {
   out->host.scripts_dir = "scripts";
-  SEG_RETURN_IF_ERROR(config.Get("scripts.dir", &out->host.scripts_dir));
-  SEG_RETURN_IF_ERROR(config.Get("scripts.cpu_budget_ms", &out->host.cpu_budget_ms));
-  SEG_RETURN_IF_ERROR(config.Get("scripts.memory_limit_mb", &out->host.memory_limit_mb));
+  SEG_RETURN_IF_ERROR(out->host.LoadFrom(config, "scripts"));
   // One-off runs: no directory polling, and a failing script stays visible.
   out->host.reload_check_interval_ms = 0;
   out->host.quarantine_after_failures = 0;
   out->store.backend = store::StoreOptions::Backend::kThrift;
-  SEG_RETURN_IF_ERROR(config.Get("store.thrift.host", &out->store.thrift.host));
-  SEG_RETURN_IF_ERROR(config.Get("store.thrift.port", &out->store.thrift.port));
+  SEG_RETURN_IF_ERROR(out->store.LoadFrom(config, "store"));
   SEG_RETURN_IF_ERROR(out->node.LoadFrom(config));
-  // A config shared with seg-segmenter holds keys for other components.
-  if (Status s = config.CheckNoUnknownKeys(); !s.ok()) VLOG(1) << "segtool ignores: " << s;
-  return Status::OK();
+  // A shared file holds other binaries' keys (ignored); a typo is an error.
+  return CheckConfigKeys(config);
 }
 
 std::string MissingScriptsDir(const std::string& dir) {

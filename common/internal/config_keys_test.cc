@@ -1,0 +1,87 @@
+#include "common/config_keys.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <set>
+#include <string>
+
+namespace seg {
+namespace {
+
+TEST(ConfigKeysTest, AnotherBinarysKeyIsIgnoredAndATypoNamesTheNearestKey) {
+  auto config = Config::FromString(
+      "kafka: {bootstrap_servers: b:1}\n"
+      "ingest: {events_topic: e}\n"      // known, not read here: ignored
+      "segmenter: {notices_topc: x}\n",  // nobody's
+      "seg.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::string bootstrap;
+  ASSERT_TRUE(config->Get("kafka.bootstrap_servers", &bootstrap).ok());
+  Status s = CheckConfigKeys(*config);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("unknown key 'segmenter.notices_topc' (did you mean "
+                             "'segmenter.notices_topic'?)"),
+            std::string::npos)
+      << s;
+  EXPECT_EQ(s.message().find("ingest.events_topic"), std::string::npos) << s;
+}
+
+TEST(ConfigKeysTest, WildcardsMatchNamesAndSuggestWithTheKeysOwnNames) {
+  EXPECT_TRUE(IsKnownConfigKey("store.tables.users.e.max_versions"));
+  EXPECT_TRUE(IsKnownConfigKey("kafka.properties.client.rack"));
+  EXPECT_TRUE(IsKnownConfigKey("kafka.properties"));
+  EXPECT_FALSE(IsKnownConfigKey("store.tables.users.e.max_verions"));
+  EXPECT_FALSE(IsKnownConfigKey("kafka"));
+  EXPECT_EQ(NearestConfigKey("store.tables.users.e.max_verions"),
+            "store.tables.users.e.max_versions");
+  EXPECT_EQ(NearestConfigKey("stats.redis.prot"), "stats.redis.port");
+}
+
+TEST(ConfigKeysTest, AKeyReadButNotListedIsAnInternalError) {
+  auto config = Config::FromString("", "seg.yaml");
+  ASSERT_TRUE(config.ok());
+  int64_t v = 0;
+  ASSERT_TRUE(config->Get("ingest.not_a_listed_key", &v).ok());
+  EXPECT_EQ(CheckConfigKeys(*config).code(), StatusCode::kInternal);
+}
+
+TEST(ConfigKeysTest, RenamedKeyMovesToItsNewNameAndBothNamesSetIsAnError) {
+  auto config =
+      Config::FromString("store: {embedded: {data_dir: /d}}\ningest: {family: f}\n", "seg.yaml");
+  ASSERT_TRUE(config.ok());
+  ASSERT_TRUE(ApplyRenamedKeys(*config).ok());
+  std::string dir, family;
+  ASSERT_TRUE(config->Get("store.data_dir", &dir).ok());
+  ASSERT_TRUE(config->Get("ingest.events_family", &family).ok());
+  EXPECT_EQ(dir, "/d");
+  EXPECT_EQ(family, "f");
+  EXPECT_FALSE(config->Has("store.embedded"));  // no empty map left behind
+  EXPECT_TRUE(CheckConfigKeys(*config).ok());
+
+  auto both = Config::FromString("ingest: {family: f, events_family: g}\n", "seg.yaml");
+  ASSERT_TRUE(both.ok());
+  Status s = ApplyRenamedKeys(*both);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("ingest.events_family"), std::string::npos) << s;
+}
+
+// config/seg.example.yaml documents exactly the listed keys: each of its
+// leaves is listed, and each listed key appears in it.
+TEST(ConfigKeysTest, ExampleFileListsEveryKey) {
+  const char* source_dir = std::getenv("SEG_SOURCE_DIR");
+  if (source_dir == nullptr) source_dir = SEG_SOURCE_DIR_DEFAULT;
+  auto example = Config::LoadFile(std::string(source_dir) + "/config/seg.example.yaml");
+  ASSERT_TRUE(example.ok()) << example.status();
+  std::vector<std::string> leaves = example->Leaves();
+  for (const auto& leaf : leaves) EXPECT_TRUE(IsKnownConfigKey(leaf)) << "not listed: " << leaf;
+  for (std::string_view pattern : AllConfigKeys()) {
+    // A free-form map ("a.b.**") is listed as the map itself ({} is fine).
+    bool found = pattern.ends_with(".**") && example->Has(pattern.substr(0, pattern.size() - 3));
+    for (const auto& leaf : leaves) found = found || ConfigKeyMatches(pattern, leaf);
+    EXPECT_TRUE(found) << "config/seg.example.yaml lacks " << pattern;
+  }
+}
+
+}  // namespace
+}  // namespace seg
