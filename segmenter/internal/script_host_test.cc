@@ -11,6 +11,7 @@
 #include "common/metrics.h"
 #include "segmenter/internal/script_host_fixtures.h"
 #include "segmenter/internal/script_host_user.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {
 namespace {
@@ -85,7 +86,7 @@ class ScriptHostTest : public ::testing::Test {
     o.clock = &clock_;
     o.reload_check_interval_ms = 1000;
     auto host = ScriptHost::Create(o);
-    EXPECT_TRUE(host.ok()) << host.status();
+    SEG_EXPECT_OK(host);
     return host.ok() ? std::move(host).value() : nullptr;
   }
 
@@ -94,7 +95,7 @@ class ScriptHostTest : public ::testing::Test {
     EvaluationResult r;
     std::vector<EventView> views = Views(events);
     Status st = host.EvaluateUser(user, views, &r);
-    EXPECT_TRUE(st.ok()) << st;
+    SEG_EXPECT_OK(st);
     return r;
   }
 
@@ -147,7 +148,7 @@ TEST(ShippedScriptsTest, EveryScriptLoadsAndEveryFixturePasses) {
   o.scripts_dir = scripts;
   o.reload_check_interval_ms = 0;
   auto host = ScriptHost::Create(o);
-  ASSERT_TRUE(host.ok()) << host.status();
+  SEG_ASSERT_OK(host);
   std::vector<ScriptInfo> infos = (*host)->scripts();
   EXPECT_GE(infos.size(), 8u);
   for (const ScriptInfo& info : infos) {
@@ -155,10 +156,10 @@ TEST(ShippedScriptsTest, EveryScriptLoadsAndEveryFixturePasses) {
     SCOPED_TRACE(fixture_path);
     ASSERT_TRUE(fs::exists(fixture_path)) << "every shipped script needs a fixture";
     auto fixture = internal::LoadScriptFixture(fixture_path);
-    ASSERT_TRUE(fixture.ok()) << fixture.status();
+    SEG_ASSERT_OK(fixture);
     EXPECT_GE(fixture->cases.size(), 3u);
     auto outcomes = internal::RunScriptFixture(**host, *fixture);
-    ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+    SEG_ASSERT_OK(outcomes);
     for (const auto& o : *outcomes) EXPECT_TRUE(o.passed) << o.name << ": " << o.detail;
   }
   // No fixture for a script that does not exist.
@@ -279,10 +280,10 @@ TEST_F(ScriptHostTest, ExplainRecordsMatchedEventPositions) {
   EvaluationResult r;
   EvaluateOptions opts;
   opts.explain = true;
-  ASSERT_TRUE(host->EvaluateUser("u", views, opts, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("u", views, opts, &r));
   ASSERT_EQ(r.scripts.size(), 1u);
   EXPECT_EQ(r.scripts[0].matched_events, (std::vector<int32_t>{1, 2}));
-  ASSERT_TRUE(host->EvaluateUser("u", views, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("u", views, &r));
   EXPECT_TRUE(r.scripts[0].matched_events.empty());  // off by default
 }
 
@@ -556,10 +557,10 @@ TEST_F(ScriptHostTest, QuarantinesAfterConsecutiveFailuresUntilReload) {
   // Explicit single-script runs still reach it (fixtures, explain).
   EvaluateOptions only;
   only.only_script = "flaky";
-  ASSERT_TRUE(host->EvaluateUser("good", {}, only, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("good", {}, only, &r));
   ASSERT_EQ(r.scripts.size(), 1u);
   // A reload lifts the quarantine.
-  ASSERT_TRUE(host->Reload().ok());
+  SEG_ASSERT_OK(host->Reload());
   EXPECT_FALSE(host->scripts()[0].quarantined);
   r = Eval(*host, {}, "good");
   EXPECT_TRUE(r.quarantined.empty());
@@ -590,7 +591,7 @@ TEST_F(ScriptHostTest, ReloadChangesResultsAndVersion) {
   EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"before"});
   dir_.Write("s.lua", AlwaysScript("s", "after"));
   dir_.Write("t.lua", AlwaysScript("t", "new_script"));
-  ASSERT_TRUE(host->Reload().ok());
+  SEG_ASSERT_OK(host->Reload());
   EXPECT_NE(host->script_set_version(), v1);
   EvaluationResult r = Eval(*host);
   EXPECT_EQ(r.segments, (std::vector<std::string>{"after", "new_script"}));
@@ -598,7 +599,7 @@ TEST_F(ScriptHostTest, ReloadChangesResultsAndVersion) {
   // Same bytes, same version.
   dir_.Write("s.lua", AlwaysScript("s", "before"));
   dir_.Remove("t.lua");
-  ASSERT_TRUE(host->Reload().ok());
+  SEG_ASSERT_OK(host->Reload());
   EXPECT_EQ(host->script_set_version(), v1);
 }
 
@@ -615,8 +616,8 @@ TEST_F(ScriptHostTest, BadScriptOnReloadKeepsThePreviousSet) {
   EXPECT_EQ(host->script_set_version(), v1);
   EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"before"});
   dir_.Remove("z.lua");
-  ASSERT_TRUE(host->Reload().ok());
-  EXPECT_TRUE(host->last_reload_status().ok());
+  SEG_ASSERT_OK(host->Reload());
+  SEG_EXPECT_OK(host->last_reload_status());
   EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"after"});
 }
 
