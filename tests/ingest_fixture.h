@@ -33,6 +33,7 @@
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::ingest {
 
@@ -84,11 +85,11 @@ class IngestPipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto cluster = MockKafkaCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    SEG_ASSERT_OK(cluster);
     cluster_ = std::move(cluster).value();
-    ASSERT_TRUE(cluster_->CreateTopic("events", kEventPartitions, 3).ok());
-    ASSERT_TRUE(cluster_->CreateTopic("events-deadletter", 2, 3).ok());
-    ASSERT_TRUE(cluster_->CreateTopic("user-changes", 8, 3).ok());
+    SEG_ASSERT_OK(cluster_->CreateTopic("events", kEventPartitions, 3));
+    SEG_ASSERT_OK(cluster_->CreateTopic("events-deadletter", 2, 3));
+    SEG_ASSERT_OK(cluster_->CreateTopic("user-changes", 8, 3));
   }
 
   void StartInProcessStore(std::vector<std::shared_ptr<store::WriteObserver>> observers = {}) {
@@ -96,11 +97,11 @@ class IngestPipelineTest : public ::testing::Test {
     options.port = 0;
     options.store.data_dir = data_dir_.path() + "/store";
     auto server = store::StoreServer::Create(options);
-    ASSERT_TRUE(server.ok()) << server.status();
+    SEG_ASSERT_OK(server);
     server_ = std::move(server).value();
     server_->AddObserver(observer_);
     for (auto& o : observers) server_->AddObserver(o);
-    ASSERT_TRUE(server_->Start().ok());
+    SEG_ASSERT_OK(server_->Start());
     OpenClient(server_->port());
   }
 
@@ -112,7 +113,7 @@ class IngestPipelineTest : public ::testing::Test {
     options.thrift.connect_timeout_ms = 500;
     options.thrift.max_attempts = 1;  // ingest retries on its own
     auto client = store::OpenStore(options);
-    ASSERT_TRUE(client.ok()) << client.status();
+    SEG_ASSERT_OK(client);
     store_ = std::move(client).value();
   }
 
@@ -133,7 +134,7 @@ class IngestPipelineTest : public ::testing::Test {
 
   std::unique_ptr<Ingester> MakeIngester(const IngestOptions& options) {
     auto ingester = Ingester::Create(options, store_.get());
-    EXPECT_TRUE(ingester.ok()) << ingester.status();
+    SEG_EXPECT_OK(ingester);
     return ingester.ok() ? std::move(ingester).value() : nullptr;
   }
 
@@ -141,16 +142,16 @@ class IngestPipelineTest : public ::testing::Test {
   Produced ProduceRaw(const std::vector<std::string>& keys, const std::vector<std::string>& values,
                       std::chrono::milliseconds timeout = 60s) {
     auto producer = kafka::Producer::Create(cluster_->ClientOptions("test-producer"));
-    EXPECT_TRUE(producer.ok()) << producer.status();
+    SEG_EXPECT_OK(producer);
     Produced out;
     out.position.assign(values.size(), {-1, -1});
     size_t acked = 0;
     for (size_t i = 0; i < values.size(); ++i) {
       Status s = (*producer)->Produce("events", keys[i], values[i], {}, i);
-      EXPECT_TRUE(s.ok()) << s;
+      SEG_EXPECT_OK(s);
       if (i % 1000 == 999) {
         for (auto& r : (*producer)->PollDeliveries()) {
-          EXPECT_TRUE(r.status.ok()) << r.status;
+          SEG_EXPECT_OK(r.status);
           out.position[r.tag] = {r.partition, r.offset};
           ++acked;
         }
@@ -159,7 +160,7 @@ class IngestPipelineTest : public ::testing::Test {
     auto deadline = Clk::now() + timeout;
     while (acked < values.size() && Clk::now() < deadline) {
       for (auto& r : (*producer)->PollDeliveries(50ms)) {
-        EXPECT_TRUE(r.status.ok()) << r.status;
+        SEG_EXPECT_OK(r.status);
         out.position[r.tag] = {r.partition, r.offset};
         ++acked;
       }
@@ -205,7 +206,7 @@ class IngestPipelineTest : public ::testing::Test {
     auto deadline = Clk::now() + timeout;
     while (!done() && Clk::now() < deadline) {
       auto n = ingester.RunOnce();
-      ASSERT_TRUE(n.ok()) << n.status();
+      SEG_ASSERT_OK(n);
     }
     ASSERT_TRUE(done()) << "timed out";
   }
@@ -216,13 +217,13 @@ class IngestPipelineTest : public ::testing::Test {
                    Fn on_message, const std::function<bool()>& done = nullptr) {
     auto consumer = kafka::Consumer::Create(ReaderOptions("reader"),
                                             "reader-" + topic + "-" + std::to_string(++readers_));
-    EXPECT_TRUE(consumer.ok()) << consumer.status();
-    EXPECT_TRUE((*consumer)->Subscribe({topic}).ok());
+    SEG_EXPECT_OK(consumer);
+    SEG_EXPECT_OK((*consumer)->Subscribe({topic}));
     size_t n = 0;
     auto deadline = Clk::now() + timeout;
     while (n < want && !(done && done()) && Clk::now() < deadline) {
       auto batch = (*consumer)->PollBatch(5000, 100ms);
-      EXPECT_TRUE(batch.ok()) << batch.status();
+      SEG_EXPECT_OK(batch);
       if (!batch.ok()) break;
       for (const kafka::Message& m : *batch) {
         on_message(m);
@@ -235,11 +236,11 @@ class IngestPipelineTest : public ::testing::Test {
   // Committed offsets of the ingest group on `events`.
   std::map<int32_t, int64_t> CommittedOffsets() {
     auto consumer = kafka::Consumer::Create(ReaderOptions("probe"), "seg-ingest");
-    EXPECT_TRUE(consumer.ok());
+    SEG_EXPECT_OK(consumer);
     std::vector<kafka::TopicPartition> parts;
     for (int p = 0; p < kEventPartitions; ++p) parts.push_back({"events", p});
     auto committed = (*consumer)->Committed(parts, 10s);
-    EXPECT_TRUE(committed.ok()) << committed.status();
+    SEG_EXPECT_OK(committed);
     std::map<int32_t, int64_t> out;
     if (committed.ok()) {
       for (const auto& [tp, off] : *committed) out[tp.partition] = off;
@@ -261,7 +262,7 @@ class IngestPipelineTest : public ::testing::Test {
       }
       std::vector<store::RowResult> rows;
       Status s = store_->MultiGet("users", gets, &rows);
-      EXPECT_TRUE(s.ok()) << s;
+      SEG_EXPECT_OK(s);
       for (size_t k = 0; k < rows.size(); ++k) {
         auto& set = out[gets[k].row];
         for (store::CellView c : rows[k]) set.insert(std::string(c.qualifier));

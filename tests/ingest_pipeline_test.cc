@@ -6,6 +6,7 @@
 // Every wait polls a condition with a deadline; nothing sleeps to
 // synchronise.
 #include "common/ingest_watermark.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/ingest_fixture.h"
 
 namespace seg::ingest {
@@ -34,14 +35,14 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
     so.backend = store::StoreOptions::Backend::kThrift;
     so.thrift.port = server_->port();
     auto client = store::OpenStore(so);
-    ASSERT_TRUE(client.ok());
+    SEG_ASSERT_OK(client);
     auto consumer = kafka::Consumer::Create(ReaderOptions("notice-reader"), "nr");
-    ASSERT_TRUE(consumer.ok());
-    ASSERT_TRUE((*consumer)->Subscribe({"user-changes"}).ok());
+    SEG_ASSERT_OK(consumer);
+    SEG_ASSERT_OK((*consumer)->Subscribe({"user-changes"}));
     auto deadline = Clk::now() + 120s;
     while (!stop_reader && Clk::now() < deadline) {
       auto batch = (*consumer)->PollBatch(2000, 50ms);
-      ASSERT_TRUE(batch.ok());
+      SEG_ASSERT_OK(batch);
       for (const kafka::Message& m : *batch) {
         ChangeNotice n;
         ASSERT_TRUE(n.ParseFromArray(m.value().data(), int(m.value().size())));
@@ -58,7 +59,7 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
           EncodeEventQualifier(n.newest_event_time_ms(), 0, 0, &g.qualifier_start);
           EncodeEventQualifier(n.newest_event_time_ms() + 1, 0, 0, &g.qualifier_stop);
           auto row = (*client)->Get("users", g);
-          ASSERT_TRUE(row.ok()) << row.status();
+          SEG_ASSERT_OK(row);
           ++read_checks;
           if (row->empty()) ++unreadable;
         }
@@ -74,7 +75,7 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
   RunUntil(
       *ingester, [&] { return ingester->stats().events_in >= 100'000; }, 90s);
   double secs = std::chrono::duration<double>(Clk::now() - start).count();
-  ASSERT_TRUE(ingester->Close().ok());  // finishes the batch in flight
+  SEG_ASSERT_OK(ingester->Close());  // finishes the batch in flight
   IngestStats stats = ingester->stats();
   EXPECT_EQ(stats.events_in, 100'000);
   EXPECT_EQ(stats.dead_lettered, 0);
@@ -176,7 +177,7 @@ TEST_F(IngestPipelineTest, EachBadInputKindIsDeadLetteredWhileTheBatchLands) {
   size_t total = values.size();
   RunUntil(
       *ingester, [&] { return ingester->stats().events_in >= int64_t(total); }, 60s);
-  ASSERT_TRUE(ingester->Close().ok());  // finishes the batch in flight
+  SEG_ASSERT_OK(ingester->Close());  // finishes the batch in flight
   EXPECT_EQ(ingester->stats().dead_lettered, int64_t(expected_reasons.size()));
   EXPECT_EQ(ingester->stats().events_written, int64_t(good_users.size()));
 
@@ -212,8 +213,8 @@ TEST_F(IngestPipelineTest, StoreKilledAndRestartedLosesNothingAndCommitsNothingU
   auto start_store = [&]() {
     auto child = ChildProcess::Start({bin, "--data-dir", dir, "--port", std::to_string(port)},
                                      data_dir_.path() + "/store.log");
-    EXPECT_TRUE(child.ok()) << child.status();
-    EXPECT_TRUE(seg::testing::WaitForTcpPort(port, 20s).ok());
+    SEG_EXPECT_OK(child);
+    SEG_EXPECT_OK(seg::testing::WaitForTcpPort(port, 20s));
     return std::move(child).value();
   };
   ChildProcess store_process = start_store();
@@ -227,11 +228,11 @@ TEST_F(IngestPipelineTest, StoreKilledAndRestartedLosesNothingAndCommitsNothingU
   std::stop_source stop;
   std::thread runner([&] {
     Status s = ingester->Run(stop.get_token());
-    EXPECT_TRUE(s.ok()) << s;
+    SEG_EXPECT_OK(s);
   });
   ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_written >= 5000; }, 60s));
   store_process.Signal(SIGKILL);
-  ASSERT_TRUE(store_process.Wait(10s).ok());
+  SEG_ASSERT_OK(store_process.Wait(10s));
   // Ingest keeps retrying with backoff and does not move on.
   ASSERT_TRUE(WaitFor([&] { return ingester->stats().store_retries >= 3; }, 30s));
   int64_t written_at_stop = ingester->stats().events_written;
@@ -270,7 +271,7 @@ TEST_F(IngestPipelineTest, StoreKilledAndRestartedLosesNothingAndCommitsNothingU
   size_t mismatched = 0;
   for (const auto& [user, qualifiers] : all) mismatched += rows[user] != qualifiers;
   EXPECT_EQ(mismatched, 0u);
-  ASSERT_TRUE(second->Close().ok());
+  SEG_ASSERT_OK(second->Close());
   store_process.Stop();
 }
 
@@ -294,15 +295,15 @@ TEST_F(IngestPipelineTest, BrokerOutageLosesNothing) {
   std::stop_source stop;
   std::thread runner([&] {
     Status s = ingester->Run(stop.get_token());
-    EXPECT_TRUE(s.ok()) << s;
+    SEG_EXPECT_OK(s);
   });
   ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= 2000; }, 60s));
-  ASSERT_TRUE(cluster_->BrokerDown(2).ok());
+  SEG_ASSERT_OK(cluster_->BrokerDown(2));
   int64_t in_at_down = ingester->stats().events_in;
   // The fault window: 3 s of outage (a duration, not a synchronisation).
   WaitFor([&] { return false; }, 3s);
   LOG(INFO) << "during the outage: " << ingester->stats().events_in - in_at_down << " events in";
-  ASSERT_TRUE(cluster_->BrokerUp(2).ok());
+  SEG_ASSERT_OK(cluster_->BrokerUp(2));
   ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= 22'000; }, 90s));
   stop.request_stop();
   runner.join();
@@ -321,7 +322,7 @@ TEST_F(IngestPipelineTest, BrokerOutageLosesNothing) {
 
 TEST_F(IngestPipelineTest, StoreSideModeNotifiesForADirectWrite) {
   auto observer = bridge::MakeKafkaNotifyObserver(cluster_->bootstrap_servers());
-  ASSERT_TRUE(observer.ok()) << observer.status();
+  SEG_ASSERT_OK(observer);
   StartInProcessStore({*observer});
 
   int64_t before = Clock::Real()->NowMs();
@@ -332,9 +333,9 @@ TEST_F(IngestPipelineTest, StoreSideModeNotifiesForADirectWrite) {
   store::RowPut put;
   put.row = e.user_id();
   store::Cell cell;
-  ASSERT_TRUE(EncodeEventCell(e, "e", &cell).ok());
+  SEG_ASSERT_OK(EncodeEventCell(e, "e", &cell));
   put.cells.push_back(cell);
-  ASSERT_TRUE(store_->Put("users", {put}).ok());
+  SEG_ASSERT_OK(store_->Put("users", {put}));
 
   ChangeNotice notice;
   size_t n = ReadTopic("user-changes", 1, 30s, [&](const kafka::Message& m) {
@@ -405,11 +406,11 @@ TEST_F(IngestPipelineTest, OlderBatchesAreFinishedWhileTheStoreWritesTheNext) {
   options.batch_max_events = 10;  // >= 3 batches, one Put each
   options.max_batches_in_flight = 2;
   auto ingester = Ingester::Create(options, &gated);
-  ASSERT_TRUE(ingester.ok()) << ingester.status();
+  SEG_ASSERT_OK(ingester);
   gated.ingester = ingester->get();
   RunUntil(
       **ingester, [&] { return (*ingester)->stats().events_in >= 30; }, 60s);
-  ASSERT_TRUE((*ingester)->Close().ok());
+  SEG_ASSERT_OK((*ingester)->Close());
   // The third batch's write found the first batch finished: its notices
   // were awaited and its offsets committed during the write, not after it.
   EXPECT_TRUE(gated.finished_during_third_put);
@@ -430,7 +431,7 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
     get.row.assign(kIngestWatermarkRow);
     get.families = {"d"};
     auto row = store_->Get("due", get);
-    EXPECT_TRUE(row.ok()) << row.status();
+    SEG_EXPECT_OK(row);
     if (!row.ok()) return out;
     for (int32_t p = 0; p < kEventPartitions; ++p) {
       const std::string q = IngestWatermarkQualifier("events", p);
@@ -484,7 +485,7 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
   RunUntil(
       *ingester, [&] { return ingester->stats().events_written >= 220; }, 60s);
   EXPECT_TRUE(WaitFor([&] { return horizon() > second_acked_ms; }, 30s));
-  ASSERT_TRUE(ingester->Close().ok());
+  SEG_ASSERT_OK(ingester->Close());
 }
 
 // A batch closes once no event arrived for batch_idle_ms: a quiet stream's
@@ -504,7 +505,7 @@ TEST_F(IngestPipelineTest, AQuietStreamsBatchClosesAfterBatchIdleMs) {
   RunUntil(
       *ingester, [&] { return ingester->stats().events_written >= 20; }, 60s);
   EXPECT_LT(Clk::now() - start, 60s);  // a batch waiting out batch_max_ms takes 120 s
-  ASSERT_TRUE(ingester->Close().ok());
+  SEG_ASSERT_OK(ingester->Close());
   auto rows = ReadRows(Users(expected));
   for (const auto& [user, qualifiers] : expected) EXPECT_EQ(rows[user], qualifiers) << user;
 }

@@ -28,6 +28,7 @@
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
@@ -70,12 +71,12 @@ class MembershipProcessTest : public ::testing::Test {
       ASSERT_TRUE(std::filesystem::exists(testing::BinaryDir() + bin)) << bin << " not built";
     }
     auto kafka = testing::MockKafkaCluster::Start(3);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
-    ASSERT_TRUE(kafka_->CreateTopic("user-changes", kNoticePartitions).ok());
-    ASSERT_TRUE(kafka_->CreateTopic("segmentation-results", 4).ok());
+    SEG_ASSERT_OK(kafka_->CreateTopic("user-changes", kNoticePartitions));
+    SEG_ASSERT_OK(kafka_->CreateTopic("segmentation-results", 4));
     auto redis = testing::LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
 
     store_port_ = testing::PickFreePort();
@@ -100,7 +101,7 @@ class MembershipProcessTest : public ::testing::Test {
                               "  reload_check_interval_ms: 0\n";
 
     auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
+    SEG_ASSERT_OK(producer);
     producer_ = std::move(*producer);
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["session.timeout.ms"] = "6000";
@@ -109,12 +110,12 @@ class MembershipProcessTest : public ::testing::Test {
         kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
           if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
         });
-    ASSERT_TRUE(results.ok());
+    SEG_ASSERT_OK(results);
     results_ = std::move(*results);
-    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
+    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
     auto deadline = steady_clock::now() + seconds(30);
     while (!reader_assigned_ && steady_clock::now() < deadline) {
-      ASSERT_TRUE(results_->PollBatch(100, milliseconds(100)).ok());
+      SEG_ASSERT_OK(results_->PollBatch(100, milliseconds(100)));
     }
     ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
   }
@@ -134,7 +135,7 @@ class MembershipProcessTest : public ::testing::Test {
         {testing::BinaryDir() + "/store/seg-store", "--data-dir", dir_.path() + "/store", "--port",
          std::to_string(store_port_)},
         dir_.path() + "/store.log");
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     store_process_ = std::move(*child);
     auto deadline = steady_clock::now() + seconds(30);
     while (!testing::WaitForTcpPort(store_port_, milliseconds(200)).ok()) {
@@ -147,7 +148,7 @@ class MembershipProcessTest : public ::testing::Test {
     client.backend = store::StoreOptions::Backend::kThrift;
     client.thrift.port = store_port_;
     auto opened = store::OpenStore(client);
-    ASSERT_TRUE(opened.ok()) << opened.status();
+    SEG_ASSERT_OK(opened);
     store_ = std::move(*opened);
   }
 
@@ -157,7 +158,7 @@ class MembershipProcessTest : public ::testing::Test {
          kafka_->bootstrap_servers(), "--store", "127.0.0.1:" + std::to_string(store_port_),
          "--redis", "127.0.0.1:" + std::to_string(redis_->port()), "--scripts", scripts_dir_},
         LogPath(name));
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     segmenters_[name] = std::move(*child);
   }
 
@@ -183,7 +184,7 @@ class MembershipProcessTest : public ::testing::Test {
   static void Kill9(testing::ChildProcess* child) {
     child->Signal(SIGKILL);
     auto code = child->Wait(seconds(10));
-    ASSERT_TRUE(code.ok()) << code.status();
+    SEG_ASSERT_OK(code);
     EXPECT_EQ(*code, 128 + SIGKILL);
   }
 
@@ -201,21 +202,21 @@ class MembershipProcessTest : public ::testing::Test {
     cell.family = "e";
     EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
     cell.timestamp = e.event_time_ms();
-    ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
-    ASSERT_TRUE(store_->Put("users", {put}).ok());
+    SEG_ASSERT_OK(EncodeEventValue(e, &cell.value));
+    SEG_ASSERT_OK(store_->Put("users", {put}));
     ChangeNotice n;
     n.set_user_id(user);
     n.set_acked_at_ms(Clock::Real()->NowMs());
     n.set_newest_event_time_ms(time_ms);
     n.set_event_count(1);
-    ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
-    ASSERT_TRUE(producer_->Flush(seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Produce("user-changes", user, n.SerializeAsString()));
+    SEG_ASSERT_OK(producer_->Flush(seconds(10)));
   }
 
   // Appends what arrives within `wait` to received_, in arrival order.
   void PollResults(milliseconds wait) {
     auto batch = results_->PollBatch(100, wait);
-    ASSERT_TRUE(batch.ok()) << batch.status();
+    SEG_ASSERT_OK(batch);
     for (const auto& m : *batch) {
       SegmentationResult& r = received_.emplace_back();
       ASSERT_TRUE(r.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
@@ -259,7 +260,7 @@ class MembershipProcessTest : public ::testing::Test {
   std::vector<int64_t> DueTimes(const std::string& user) {
     std::vector<int64_t> out;
     auto scanner = store_->OpenScanner("due", store::ScanRequest{});
-    EXPECT_TRUE(scanner.ok()) << scanner.status();
+    SEG_EXPECT_OK(scanner);
     if (!scanner.ok()) return out;
     std::vector<store::RowResult> rows;
     while ((*scanner)->NextBatch(&rows).ok() && !rows.empty()) {
@@ -337,7 +338,7 @@ void MembershipProcessTest::KillAllBetweenEntryAndEdge(bool restart_after_edge) 
       std::this_thread::sleep_for(milliseconds(100));
     }
   }
-  ASSERT_TRUE(redis_->Restart().ok());
+  SEG_ASSERT_OK(redis_->Restart());
   ASSERT_NO_FATAL_FAILURE(StartStore());
   StartSegmenter("a2");
   StartSegmenter("b2");

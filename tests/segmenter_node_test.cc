@@ -21,6 +21,7 @@
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
 namespace seg {
@@ -33,33 +34,33 @@ class SegmenterNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto kafka = testing::MockKafkaCluster::Start(3);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
     for (const char* topic : {"user-changes", "segmentation-results"}) {
-      ASSERT_TRUE(kafka_->CreateTopic(topic, 4).ok());
+      SEG_ASSERT_OK(kafka_->CreateTopic(topic, 4));
     }
     // Persistence: the restart test keeps the HLLs over a graceful restart.
     testing::LocalRedisOptions redis_options;
     redis_options.persistence = true;
     auto redis = testing::LocalRedis::Start(redis_options);
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
 
     auto served = testing::ServeStore(dir_.path() + "/store");
-    ASSERT_TRUE(served.ok()) << served.status();
+    SEG_ASSERT_OK(served);
     server_ = std::move(served->server);
     store_ = std::move(served->client);
 
     segmenter::ScriptHostOptions host_options;
     host_options.scripts_dir = testing::SourceDir() + "/scripts";
     auto host = segmenter::ScriptHost::Create(host_options);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     host_ = std::move(*host);
 
     stats::StatsWriterOptions writer_options;
     writer_options.redis.node.port = redis_->port();
     auto writer = stats::NewStatsWriter(writer_options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    SEG_ASSERT_OK(writer);
     writer_ = std::move(*writer);
 
     evaluator_ = segmenter::NewScriptHostEvaluator(host_.get());
@@ -73,11 +74,11 @@ class SegmenterNodeTest : public ::testing::Test {
     options.bots.threshold_events = 50;
     options.bots.sustain_ms = 0;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get());
-    ASSERT_TRUE(node.ok()) << node.status();
+    SEG_ASSERT_OK(node);
     node_ = std::move(*node);
 
     auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
+    SEG_ASSERT_OK(producer);
     producer_ = std::move(*producer);
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["session.timeout.ms"] = "6000";
@@ -87,15 +88,15 @@ class SegmenterNodeTest : public ::testing::Test {
         kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
           if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
         });
-    ASSERT_TRUE(results.ok());
+    SEG_ASSERT_OK(results);
     results_ = std::move(*results);
-    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
+    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
     // Join now, while nothing else runs: a reader first polled tens of
     // seconds after subscribing sometimes waited out the whole read deadline
     // for its assignment.
     auto deadline = steady_clock::now() + std::chrono::seconds(30);
     while (!reader_assigned_ && steady_clock::now() < deadline) {
-      ASSERT_TRUE(results_->PollBatch(100, milliseconds(100)).ok());
+      SEG_ASSERT_OK(results_->PollBatch(100, milliseconds(100)));
     }
     ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
   }
@@ -122,10 +123,10 @@ class SegmenterNodeTest : public ::testing::Test {
       cell.family = "e";
       EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
       cell.timestamp = e.event_time_ms();
-      ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+      SEG_ASSERT_OK(EncodeEventValue(e, &cell.value));
       put.cells.push_back(std::move(cell));
     }
-    ASSERT_TRUE(store_->Put("users", {put}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {put}));
   }
 
   void SendNotice(const std::string& user, int64_t acked_at_ms, uint32_t count = 1) {
@@ -134,8 +135,8 @@ class SegmenterNodeTest : public ::testing::Test {
     n.set_acked_at_ms(acked_at_ms);
     n.set_newest_event_time_ms(acked_at_ms);
     n.set_event_count(count);
-    ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
-    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Produce("user-changes", user, n.SerializeAsString()));
+    SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   }
 
   // Runs the node until it has consumed `notices` notices in total.
@@ -144,7 +145,7 @@ class SegmenterNodeTest : public ::testing::Test {
     while (node_->stats().notices < notices) {
       ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node_->stats().notices;
       auto n = node_->RunOnce();
-      ASSERT_TRUE(n.ok()) << n.status();
+      SEG_ASSERT_OK(n);
     }
   }
 
@@ -155,7 +156,7 @@ class SegmenterNodeTest : public ::testing::Test {
     while (!done()) {
       ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node->stats().notices;
       auto n = node->RunOnce();
-      ASSERT_TRUE(n.ok()) << n.status();
+      SEG_ASSERT_OK(n);
     }
   }
 
@@ -172,7 +173,7 @@ class SegmenterNodeTest : public ::testing::Test {
     options.read_delay_ms = read_delay_ms;
     options.read_policy = policy;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), clock);
-    EXPECT_TRUE(node.ok()) << node.status();
+    SEG_EXPECT_OK(node);
     return node.ok() ? std::move(*node) : nullptr;
   }
 
@@ -185,9 +186,9 @@ class SegmenterNodeTest : public ::testing::Test {
       n.set_acked_at_ms(acked);
       n.set_newest_event_time_ms(acked);
       n.set_event_count(1);
-      ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
+      SEG_ASSERT_OK(producer_->Produce("user-changes", user, n.SerializeAsString()));
     }
-    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   }
 
   // Sum of the segmenter group's committed offsets on user-changes, read by
@@ -276,7 +277,7 @@ TEST_F(SegmenterNodeTest, BurstGivesOneSegmentationResultStatsAndState) {
   get.row = "cat-user";
   get.families = {"s"};
   auto state = store_->Get("users", get);
-  ASSERT_TRUE(state.ok());
+  SEG_ASSERT_OK(state);
   ASSERT_FALSE(state->empty());
 }
 
@@ -334,14 +335,14 @@ TEST_F(SegmenterNodeTest, NoticesAppendedBeforeTheReadAreSkippedAfterIt) {
   options.bots.enabled = false;
   auto node =
       segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &fake_clock_);
-  ASSERT_TRUE(node.ok()) << node.status();
+  SEG_ASSERT_OK(node);
   RunNodeUntil(node->get(), [&] {
     fake_clock_.AdvanceMs(1);
     return (*node)->stats().notices >= 5;
   });
   EXPECT_EQ((*node)->stats().segmented, 1);
   EXPECT_EQ((*node)->stats().skipped_by_cache, 4);
-  ASSERT_TRUE((*node)->Close().ok());
+  SEG_ASSERT_OK((*node)->Close());
 }
 
 // Leading edge, the same rule: notices consumed one per poll after the
@@ -363,19 +364,19 @@ TEST_F(SegmenterNodeTest, LeadingEdgeFollowUpSkipsNoticesAppendedBeforeTheRead) 
   options.bots.enabled = false;
   auto node =
       segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &fake_clock_);
-  ASSERT_TRUE(node.ok()) << node.status();
+  SEG_ASSERT_OK(node);
   // The clock stands still: the first notice is read at once, the rest queue.
   RunNodeUntil(node->get(), [&] { return (*node)->stats().queued_notices == 4; });
   EXPECT_EQ((*node)->stats().segmented, 1);
   EXPECT_EQ((*node)->stats().notices, 1);
   fake_clock_.AdvanceMs(999);
-  ASSERT_TRUE((*node)->RunOnce().ok());
+  SEG_ASSERT_OK((*node)->RunOnce());
   EXPECT_EQ((*node)->stats().notices, 1);  // not due before the read is 1 s old
   fake_clock_.AdvanceMs(1);
   RunNodeUntil(node->get(), [&] { return (*node)->stats().notices >= 5; });
   EXPECT_EQ((*node)->stats().segmented, 1);
   EXPECT_EQ((*node)->stats().skipped_by_cache, 4);
-  ASSERT_TRUE((*node)->Close().ok());
+  SEG_ASSERT_OK((*node)->Close());
 }
 
 // Leading edge: a user not read lately is read as soon as its notice is
@@ -409,7 +410,7 @@ TEST_F(SegmenterNodeTest, LeadingEdgeReadsAtOnceThenOneFollowUpSeesLaterWrites) 
   EXPECT_GE(node_->stats().queued_notices, 2);
 
   clock.AdvanceMs(699);  // the first read is 999 ms old: no follow-up yet
-  ASSERT_TRUE(node_->RunOnce().ok());
+  SEG_ASSERT_OK(node_->RunOnce());
   EXPECT_EQ(node_->stats().segmented, 2);
   clock.AdvanceMs(1);
   RunNodeUntil(node_.get(), [&] { return node_->stats().notices == 4; });
@@ -467,8 +468,8 @@ TEST_F(SegmenterNodeTest, RedisRestartMidRunRecoversAndCountsMatch) {
   WaitCommitted(200, std::chrono::seconds(30));
 
   // The function library is lost: flushed, then a graceful restart (RDB kept).
-  ASSERT_TRUE(testing::RedisCommandForTest(redis_->port(), {"FUNCTION", "FLUSH"}).ok());
-  ASSERT_TRUE(redis_->Stop().ok());
+  SEG_ASSERT_OK(testing::RedisCommandForTest(redis_->port(), {"FUNCTION", "FLUSH"}));
+  SEG_ASSERT_OK(redis_->Stop());
   SendNotices(waves[1]);
   auto deadline = steady_clock::now() + std::chrono::seconds(20);
   while (failures.Value() == failures_before && steady_clock::now() < deadline) {
@@ -477,7 +478,7 @@ TEST_F(SegmenterNodeTest, RedisRestartMidRunRecoversAndCountsMatch) {
   ASSERT_GT(failures.Value(), failures_before) << "the outage never failed a batch";
   EXPECT_EQ(CommittedNotices(), 200) << "offsets committed before the stats were acknowledged";
 
-  ASSERT_TRUE(redis_->Restart().ok()) << redis_->LogTail();
+  SEG_ASSERT_OK(redis_->Restart()) << redis_->LogTail();
   SendNotices(waves[2]);
   WaitCommitted(kUsers, std::chrono::seconds(60));
   node_->RequestStop();
@@ -504,7 +505,7 @@ TEST_F(SegmenterNodeTest, UnbatchedReadsGiveTheSameResults) {
   options.read_delay_ms = 0;
   options.unbatched_reads = true;
   auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get());
-  ASSERT_TRUE(node.ok()) << node.status();
+  SEG_ASSERT_OK(node);
   node_ = std::move(*node);
 
   WriteCatEvents("cats-a", 4);
@@ -534,14 +535,14 @@ TEST_F(SegmenterNodeTest, QueuedBatchesWaitOutOnlyTheirOwnReadDelay) {
   WriteCatEvents("later", 2);
   const int64_t t0 = clock.NowMs();
   SendNotice("early", t0);
-  ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   RunNodeUntil(node_.get(), [&] { return node_->stats().queued_notices == 1; });
   EXPECT_EQ(node_->stats().notices, 0);
 
   clock.AdvanceMs(600);
   SendNotice("later", t0 + 600);
   SendNotice("early", t0 + 500);  // seen by the read of the first batch
-  ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   RunNodeUntil(node_.get(), [&] { return node_->stats().queued_notices == 3; });
   EXPECT_EQ(node_->stats().notices, 0);
 

@@ -28,6 +28,7 @@
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
 namespace seg {
@@ -74,21 +75,21 @@ class SegmenterProcessTest : public ::testing::Test {
     binary_ = testing::BinaryDir() + "/segmenter/seg-segmenter";
     ASSERT_TRUE(std::filesystem::exists(binary_)) << binary_ << " not built";
     auto kafka = testing::MockKafkaCluster::Start(3);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
-    ASSERT_TRUE(kafka_->CreateTopic("user-changes", kNoticePartitions).ok());
-    ASSERT_TRUE(kafka_->CreateTopic("segmentation-results", 4).ok());
+    SEG_ASSERT_OK(kafka_->CreateTopic("user-changes", kNoticePartitions));
+    SEG_ASSERT_OK(kafka_->CreateTopic("segmentation-results", 4));
     auto redis = testing::LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
 
     auto served = testing::ServeStore(dir_.path() + "/store");
-    ASSERT_TRUE(served.ok()) << served.status();
+    SEG_ASSERT_OK(served);
     server_ = std::move(served->server);
     store_ = std::move(served->client);
 
     auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
+    SEG_ASSERT_OK(producer);
     producer_ = std::move(*producer);
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["partition.assignment.strategy"] = "roundrobin";  // librdkafka#4312
@@ -101,15 +102,15 @@ class SegmenterProcessTest : public ::testing::Test {
         kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
           if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
         });
-    ASSERT_TRUE(results.ok());
+    SEG_ASSERT_OK(results);
     results_ = std::move(*results);
-    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
+    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
     // Join now, while nothing else runs, so the tests' deadlines do not pay
     // for it (as in segmenter_node_test).
     auto deadline = steady_clock::now() + seconds(30);
     while (!reader_assigned_ && steady_clock::now() < deadline) {
       auto polled = results_->PollBatch(100, milliseconds(100));
-      ASSERT_TRUE(polled.ok()) << polled.status();
+      SEG_ASSERT_OK(polled);
       ASSERT_TRUE(polled->empty()) << "results before any segmenter ran";
     }
     ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
@@ -150,7 +151,7 @@ class SegmenterProcessTest : public ::testing::Test {
          "127.0.0.1:" + std::to_string(redis_->port()), "--scripts", scripts_dir_, "--metrics-port",
          std::to_string(metrics_port)},
         dir_.path() + "/" + name + ".log");
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     segmenters_.emplace(name, std::move(*child));
     metrics_ports_[name] = metrics_port;
   }
@@ -185,9 +186,9 @@ class SegmenterProcessTest : public ::testing::Test {
       cell.family = "e";
       EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
       cell.timestamp = e.event_time_ms();
-      ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+      SEG_ASSERT_OK(EncodeEventValue(e, &cell.value));
     }
-    ASSERT_TRUE(store_->Put("users", puts).ok());
+    SEG_ASSERT_OK(store_->Put("users", puts));
     const int64_t acked = Clock::Real()->NowMs();
     for (const auto& user : users) {
       ChangeNotice n;
@@ -195,16 +196,16 @@ class SegmenterProcessTest : public ::testing::Test {
       n.set_acked_at_ms(acked);
       n.set_newest_event_time_ms(newest_event_[user]);
       n.set_event_count(1);
-      ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
+      SEG_ASSERT_OK(producer_->Produce("user-changes", user, n.SerializeAsString()));
     }
-    ASSERT_TRUE(producer_->Flush(seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Flush(seconds(10)));
     notices_sent_ += static_cast<int64_t>(users.size());
   }
 
   // Reads results for up to `wait`, keeping per user the one with the newest data.
   void PollResults(milliseconds wait) {
     auto batch = results_->PollBatch(500, wait);
-    ASSERT_TRUE(batch.ok()) << batch.status();
+    SEG_ASSERT_OK(batch);
     for (const auto& m : *batch) {
       SegmentationResult r;
       ASSERT_TRUE(r.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
@@ -268,7 +269,7 @@ class SegmenterProcessTest : public ::testing::Test {
     segmenter::ScriptHostOptions options;
     options.scripts_dir = scripts_dir_;
     auto host = segmenter::ScriptHost::Create(options);
-    EXPECT_TRUE(host.ok()) << host.status();
+    SEG_EXPECT_OK(host);
     return host.ok() ? (*host)->script_set_version() : "";
   }
 
@@ -315,7 +316,7 @@ TEST_F(SegmenterProcessTest, SurvivorTakesOverAfterKill9) {
   for (int i = 0; i < 3; ++i) WriteRound(users);
   segmenters_["a"].Signal(SIGKILL);
   auto killed = segmenters_["a"].Wait(seconds(10));
-  ASSERT_TRUE(killed.ok());
+  SEG_ASSERT_OK(killed);
   EXPECT_EQ(*killed, 128 + SIGKILL);
   const double b_before = NoticesConsumed("b");
   for (int i = 0; i < 3; ++i) WriteRound(users);
