@@ -32,6 +32,7 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
 
@@ -193,22 +194,19 @@ class IngestPipelineTest : public ::testing::Test {
     return options;
   }
 
-  // Polls `cond` until true or the deadline; returns its last value.
-  static bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-    auto deadline = Clk::now() + timeout;
-    while (!cond() && Clk::now() < deadline) std::this_thread::sleep_for(1ms);
-    return cond();
-  }
-
   // Runs RunOnce until `done()` or the deadline.
   void RunUntil(Ingester& ingester, const std::function<bool()>& done,
                 std::chrono::milliseconds timeout) {
-    auto deadline = Clk::now() + timeout;
-    while (!done() && Clk::now() < deadline) {
-      auto n = ingester.RunOnce();
-      SEG_ASSERT_OK(n);
-    }
-    ASSERT_TRUE(done()) << "timed out";
+    bool finished = false;
+    ASSERT_TRUE(seg::testing::PollUntil(
+        [&] {
+          if ((finished = done())) return true;
+          auto n = ingester.RunOnce();
+          SEG_EXPECT_OK(n);
+          return !n.ok();  // stops at the first error, reported above
+        },
+        timeout, "the ingester's progress", 0ms));
+    ASSERT_TRUE(finished) << "RunOnce failed";
   }
 
   // Reads `topic` with a fresh group until `want` messages or the deadline.

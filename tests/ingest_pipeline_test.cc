@@ -94,11 +94,12 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
   EXPECT_EQ(mismatched, 0u);
 
   // Every user got a notice (wait for the reader to see them all).
-  auto deadline = Clk::now() + 30s;
-  while (Clk::now() < deadline) {
-    std::lock_guard<std::mutex> lock(notified_mu);
-    if (notified.size() >= 5000 && notices.load() >= stats.notices) break;
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(notified_mu);
+        return notified.size() >= 5000 && notices.load() >= stats.notices;
+      },
+      30s, "the reader to see every notice"));
   stop_reader = true;
   reader.join();
   EXPECT_EQ(notified.size(), 5000u);
@@ -230,11 +231,13 @@ TEST_F(IngestPipelineTest, StoreKilledAndRestartedLosesNothingAndCommitsNothingU
     Status s = ingester->Run(stop.get_token());
     SEG_EXPECT_OK(s);
   });
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_written >= 5000; }, 60s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_written >= 5000; }, 60s,
+                                      "ingester->stats().events_written >= 5000"));
   store_process.Signal(SIGKILL);
   SEG_ASSERT_OK(store_process.Wait(10s));
   // Ingest keeps retrying with backoff and does not move on.
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().store_retries >= 3; }, 30s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().store_retries >= 3; }, 30s,
+                                      "ingester->stats().store_retries >= 3"));
   int64_t written_at_stop = ingester->stats().events_written;
   stop.request_stop();
   runner.join();
@@ -297,14 +300,16 @@ TEST_F(IngestPipelineTest, BrokerOutageLosesNothing) {
     Status s = ingester->Run(stop.get_token());
     SEG_EXPECT_OK(s);
   });
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= 2000; }, 60s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_in >= 2000; }, 60s,
+                                      "ingester->stats().events_in >= 2000"));
   SEG_ASSERT_OK(cluster_->BrokerDown(2));
   int64_t in_at_down = ingester->stats().events_in;
   // The fault window: 3 s of outage (a duration, not a synchronisation).
-  WaitFor([&] { return false; }, 3s);
+  std::this_thread::sleep_for(3s);
   LOG(INFO) << "during the outage: " << ingester->stats().events_in - in_at_down << " events in";
   SEG_ASSERT_OK(cluster_->BrokerUp(2));
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= 22'000; }, 90s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_in >= 22'000; }, 90s,
+                                      "ingester->stats().events_in >= 22'000"));
   stop.request_stop();
   runner.join();
 
@@ -361,11 +366,8 @@ class GatedStore : public store::Store {
   Status Put(std::string_view table, const std::vector<store::RowPut>& rows) override {
     // Event writes only: the watermark publisher writes the due table.
     if (table == "users" && ++puts_ == 3) {
-      auto deadline = Clk::now() + 10s;
-      while (Clk::now() < deadline && ingester.load()->stats().batches < 1) {
-        std::this_thread::sleep_for(1ms);  // polls a condition, bounded
-      }
-      finished_during_third_put = ingester.load()->stats().batches >= 1;
+      finished_during_third_put = static_cast<bool>(seg::testing::PollUntil(
+          [&] { return ingester.load()->stats().batches >= 1; }, 10s, "a finished batch", 1ms));
     }
     return inner_->Put(table, rows);
   }
@@ -459,7 +461,8 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
   RunUntil(
       *ingester, [&] { return ingester->stats().events_written >= 200; }, 60s);
   // Every partition, those with no event too, passes the first events.
-  ASSERT_TRUE(WaitFor([&] { return horizon() > first_acked_ms; }, 30s))
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return horizon() > first_acked_ms; }, 30s,
+                                      "horizon() > first_acked_ms"))
       << "horizon " << horizon() << " never passed " << first_acked_ms;
 
   // One user's events, unread: the ingester does not run meanwhile.
@@ -470,7 +473,7 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
   ASSERT_GE(partition, 0);
   // The other partitions' watermarks pass the second events' append time,
   // so the publisher has sampled since; this one's must not.
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(seg::testing::PollUntil(
       [&] {
         auto w = watermarks();
         for (const auto& [p, ms] : w) {
@@ -478,13 +481,14 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
         }
         return w.size() == static_cast<size_t>(kEventPartitions);
       },
-      30s));
+      30s, "the other partitions' watermarks past the second events"));
   EXPECT_LT(watermarks()[partition], second_acked_ms)
       << "the watermark covers events that are not stored";
 
   RunUntil(
       *ingester, [&] { return ingester->stats().events_written >= 220; }, 60s);
-  EXPECT_TRUE(WaitFor([&] { return horizon() > second_acked_ms; }, 30s));
+  EXPECT_TRUE(seg::testing::PollUntil([&] { return horizon() > second_acked_ms; }, 30s,
+                                      "horizon() > second_acked_ms"));
   SEG_ASSERT_OK(ingester->Close());
 }
 

@@ -110,13 +110,13 @@ TEST_F(IngestProcessTest, SegIngestExitsCleanlyWithin5sOfSigterm) {
   // Mid-stream: some rows are written (sampled), not all events.
   std::set<std::string> sample;
   for (int u = 0; u < 2000; u += 50) sample.insert("user-" + std::to_string(u));
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(seg::testing::PollUntil(
       [&] {
         size_t filled = 0;
         for (const auto& [u, q] : ReadRows(sample)) filled += !q.empty();
         return filled >= sample.size() / 2;
       },
-      60s));
+      60s, "half the sampled rows written"));
   auto signalled = Clk::now();
   ingest->Signal(SIGTERM);
   StatusOr<int> code = ingest->Wait(5s);
@@ -165,7 +165,7 @@ TEST_F(IngestProcessTest, SegIngestSigtermBeforeFirstAssignmentExitsCleanly) {
          "store.thrift.port=" + std::to_string(port), "--set", "ingest.group_id=early-stop"},
         data_dir_.path() + "/ingest.log");
     SEG_ASSERT_OK(ingest);
-    WaitFor([] { return false; }, delay);
+    std::this_thread::sleep_for(delay);  // a duration (see above)
     ingest->Signal(SIGTERM);
     StatusOr<int> code = ingest->Wait(5s);
     SEG_ASSERT_OK(code) << "seg-ingest still running 5 s after SIGTERM (" << delay.count()
@@ -205,17 +205,20 @@ TEST_F(IngestProcessTest, StoreOutageLongerThanMaxPollIntervalKeepsTheMember) {
     Status s = ingester->Run(stop.get_token());
     SEG_EXPECT_OK(s);
   });
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_written >= 4000; }, 60s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_written >= 4000; }, 60s,
+                                      "ingester->stats().events_written >= 4000"));
   store_process.Signal(SIGKILL);
   SEG_ASSERT_OK(store_process.Wait(10s));
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().store_retries >= 1; }, 30s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().store_retries >= 1; }, 30s,
+                                      "ingester->stats().store_retries >= 1"));
   int64_t in_at_outage = ingester->stats().events_in;
   // The fault window: twice max.poll.interval.ms.
-  WaitFor([] { return false; }, 8s);
+  std::this_thread::sleep_for(8s);  // a duration, not a synchronisation
   EXPECT_EQ(ingester->stats().events_in, in_at_outage) << "kept fetching while the store was down";
   store_process = StartStoreBinary(port);
 
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= kEvents; }, 90s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_in >= kEvents; }, 90s,
+                                      "ingester->stats().events_in >= kEvents"));
   stop.request_stop();
   runner.join();
   IngestStats stats = ingester->stats();
@@ -267,7 +270,8 @@ TEST_F(IngestProcessTest, ClockOffsetMovesSegIngestsNow) {
   ASSERT_EQ(letters.size(), 1u);
   EXPECT_EQ(letters[0].reason(), reason::kTimeInFuture);
   EXPECT_NE(letters[0].original().find("skew-far"), std::string::npos);
-  EXPECT_TRUE(WaitFor([&] { return !ReadRows({"skew-ahead"})["skew-ahead"].empty(); }, 30s));
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] { return !ReadRows({"skew-ahead"})["skew-ahead"].empty(); }, 30s, "skew-ahead's row"));
   EXPECT_TRUE(ReadRows({"skew-far"})["skew-far"].empty());
   ingest->Signal(SIGTERM);
   SEG_EXPECT_OK(ingest->Wait(10s));

@@ -25,6 +25,7 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
@@ -132,11 +133,14 @@ class MembershipNodeTest : public ::testing::Test {
     SEG_ASSERT_OK(results);
     results_ = std::move(*results);
     SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
-    auto deadline = steady_clock::now() + std::chrono::seconds(30);
-    while (!reader_assigned_ && steady_clock::now() < deadline) {
-      SEG_ASSERT_OK(results_->PollBatch(100, milliseconds(100)));
-    }
-    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          auto polled = results_->PollBatch(100, milliseconds(100));
+          SEG_EXPECT_OK(polled);
+          return reader_assigned_ || !polled.ok();
+        },
+        std::chrono::seconds(30), "the results reader's assignment", milliseconds(0)));
+    ASSERT_TRUE(reader_assigned_);
   }
 
   void TearDown() override {
@@ -200,12 +204,17 @@ class MembershipNodeTest : public ::testing::Test {
 
   template <typename Done>
   void RunUntil(segmenter::Node* node, Done done) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(60);
-    while (!done()) {
-      ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node->stats().notices;
-      auto n = node->RunOnce();
-      SEG_ASSERT_OK(n);
-    }
+    bool finished = false;  // done() is called once per round
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          if ((finished = done())) return true;
+          auto n = node->RunOnce();
+          SEG_EXPECT_OK(n);
+          return !n.ok();  // stops at the first error, reported above
+        },
+        std::chrono::seconds(60), "the node's progress", milliseconds(0)))
+        << "node consumed " << node->stats().notices;
+    ASSERT_TRUE(finished) << "RunOnce failed; node consumed " << node->stats().notices;
   }
   void RunUntilNotices(int64_t notices) {
     RunUntil(node_.get(), [&] { return node_->stats().notices >= notices; });
@@ -254,16 +263,19 @@ class MembershipNodeTest : public ::testing::Test {
   // deletes replaced due rows off its critical path, and an idle round
   // waits for those deletes.
   std::vector<int64_t> SettledDueTimes(const std::string& user, const std::vector<int64_t>& want) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(10);
     std::vector<int64_t> got = DueTimes(user);
-    while (got != want && steady_clock::now() < deadline) {
-      if (node_) {
-        auto idle = node_->RunOnce();
-        SEG_EXPECT_OK(idle);
-      }
-      got = DueTimes(user);
-    }
-    return got;
+    testing::PollUntil(
+        [&] {
+          if (got == want) return true;
+          if (node_) {
+            auto idle = node_->RunOnce();
+            SEG_EXPECT_OK(idle);
+          }
+          got = DueTimes(user);
+          return got == want;
+        },
+        std::chrono::seconds(10), "settled due rows", milliseconds(0));
+    return got;  // the caller compares
   }
 
   // `user` enters recent_visitor with a page view a day old; returns its

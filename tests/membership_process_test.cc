@@ -26,6 +26,7 @@
 #include "segmenter/internal/membership.h"
 #include "store/store.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
@@ -113,11 +114,14 @@ class MembershipProcessTest : public ::testing::Test {
     SEG_ASSERT_OK(results);
     results_ = std::move(*results);
     SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
-    auto deadline = steady_clock::now() + seconds(30);
-    while (!reader_assigned_ && steady_clock::now() < deadline) {
-      SEG_ASSERT_OK(results_->PollBatch(100, milliseconds(100)));
-    }
-    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          auto polled = results_->PollBatch(100, milliseconds(100));
+          SEG_EXPECT_OK(polled);
+          return reader_assigned_ || !polled.ok();
+        },
+        seconds(30), "the results reader's assignment", milliseconds(0)));
+    ASSERT_TRUE(reader_assigned_);
   }
 
   void TearDown() override {
@@ -137,13 +141,15 @@ class MembershipProcessTest : public ::testing::Test {
         dir_.path() + "/store.log");
     SEG_ASSERT_OK(child);
     store_process_ = std::move(*child);
-    auto deadline = steady_clock::now() + seconds(30);
-    while (!testing::WaitForTcpPort(store_port_, milliseconds(200)).ok()) {
-      ASSERT_TRUE(store_process_.running()) << "seg-store exited; log:\n"
-                                            << ReadFile(dir_.path() + "/store.log");
-      ASSERT_LT(steady_clock::now(), deadline) << "seg-store not listening; log:\n"
-                                               << ReadFile(dir_.path() + "/store.log");
-    }
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          return testing::WaitForTcpPort(store_port_, milliseconds(200)).ok() ||
+                 !store_process_.running();
+        },
+        seconds(30), "seg-store listening", milliseconds(0)))
+        << ReadFile(dir_.path() + "/store.log");
+    ASSERT_TRUE(store_process_.running()) << "seg-store exited; log:\n"
+                                          << ReadFile(dir_.path() + "/store.log");
     store::StoreOptions client;
     client.backend = store::StoreOptions::Backend::kThrift;
     client.thrift.port = store_port_;
@@ -170,13 +176,20 @@ class MembershipProcessTest : public ::testing::Test {
 
   // Until every named segmenter logged a partition assignment.
   void WaitAssigned(const std::vector<std::string>& names, seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
+    const auto deadline = steady_clock::now() + timeout;
     for (const auto& name : names) {
-      while (ReadFile(LogPath(name)).find(": assigned ") == std::string::npos) {
-        ASSERT_TRUE(segmenters_[name].running()) << name << " exited:\n" << LogTail(name);
-        ASSERT_LT(steady_clock::now(), deadline) << name << " never assigned:\n" << LogTail(name);
-        PollResults(milliseconds(100));  // paces the wait
-      }
+      bool assigned = false;
+      ASSERT_TRUE(testing::PollUntil(
+          [&] {
+            assigned = ReadFile(LogPath(name)).find(": assigned ") != std::string::npos;
+            if (assigned || !segmenters_[name].running()) return true;
+            PollResults(milliseconds(100));  // paces the wait
+            return false;
+          },
+          std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now()),
+          name + "'s assignment", milliseconds(0)))
+          << LogTail(name);
+      ASSERT_TRUE(assigned) << name << " exited:\n" << LogTail(name);
     }
   }
 
@@ -317,12 +330,16 @@ void MembershipProcessTest::KillAllBetweenEntryAndEdge(bool restart_after_edge) 
   EXPECT_TRUE(Has(entry.entered(), segment));
   // The entry's due row is stored and its notice committed: after the kill
   // the exit can come only from the due row, not from a redelivered notice.
-  auto deadline = steady_clock::now() + seconds(15);
-  while (CommittedNotices() != 1 || DueTimes(user) != std::vector<int64_t>{edge_ms}) {
-    ASSERT_LT(steady_clock::now(), deadline)
-        << "notice not committed or due row missing; due rows " << DueTimes(user).size();
-    PollResults(milliseconds(200));  // paces the polling
-  }
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        if (CommittedNotices() == 1 && DueTimes(user) == std::vector<int64_t>{edge_ms}) {
+          return true;
+        }
+        PollResults(milliseconds(200));  // paces the polling
+        return false;
+      },
+      seconds(15), "the notice committed and the due row stored", milliseconds(0)))
+      << "due rows " << DueTimes(user).size();
 
   // kill -9 of every process, then everything comes back.
   ASSERT_NO_FATAL_FAILURE(Kill9(&segmenters_["a"]));
@@ -363,12 +380,9 @@ void MembershipProcessTest::KillAllBetweenEntryAndEdge(bool restart_after_edge) 
   // The fired row is gone; the next one is where the event leaves the history.
   // (The segmenter deletes replaced due rows off its critical path: poll.)
   const std::vector<int64_t> want{event_ms + kHistoryDays * kDayMs};
-  auto due_deadline = steady_clock::now() + std::chrono::seconds(10);
-  std::vector<int64_t> due = DueTimes(user);
-  while (due != want && steady_clock::now() < due_deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the store
-    due = DueTimes(user);
-  }
+  std::vector<int64_t> due;
+  EXPECT_TRUE(testing::PollUntil([&] { return (due = DueTimes(user)) == want; }, seconds(10),
+                                 "the replaced due rows deleted", milliseconds(50)));
   EXPECT_EQ(due, want);
   for (const char* name : {"a2", "b2"}) {
     EXPECT_TRUE(segmenters_[name].running()) << name << ":\n" << LogTail(name);

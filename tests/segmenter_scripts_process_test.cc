@@ -25,6 +25,7 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
@@ -35,7 +36,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 constexpr int kUsers = 30;
@@ -165,27 +165,29 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
   }
 
   void WaitLog(const std::string& name, const std::string& needle, seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    while (Log(name).find(needle) == std::string::npos) {
-      ASSERT_TRUE(segmenters_.at(name).running()) << Log(name);
-      ASSERT_LT(steady_clock::now(), deadline) << "no '" << needle << "' in " << name << ":\n"
-                                               << Log(name);
-      std::this_thread::sleep_for(milliseconds(50));  // poll interval, not synchronisation
-    }
+    bool found = false;
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          found = Log(name).find(needle) != std::string::npos;
+          return found || !segmenters_.at(name).running();
+        },
+        timeout, "'" + needle + "' in " + name + "'s log", milliseconds(50)))
+        << Log(name);
+    ASSERT_TRUE(found) << name << " exited:\n" << Log(name);
   }
 
   void WaitJobDone(const std::string& version, seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    while (true) {
-      auto job = segmenter::internal::ReadBackfillStatus(store_.get(), {});
-      SEG_ASSERT_OK(job);
-      if (job->target == version && job->done) {
-        EXPECT_EQ(job->published, kUsers);
-        return;
-      }
-      ASSERT_LT(steady_clock::now(), deadline) << "backfill of " << version << " not done";
-      std::this_thread::sleep_for(milliseconds(50));  // poll interval
-    }
+    int64_t published = -1;
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          auto job = segmenter::internal::ReadBackfillStatus(store_.get(), {});
+          SEG_EXPECT_OK(job);
+          if (!job.ok()) return true;
+          published = job->published;
+          return job->target == version && job->done;
+        },
+        timeout, "the backfill of " + version, milliseconds(50)));
+    EXPECT_EQ(published, kUsers);
   }
 
   testing::TempDir dir_;
@@ -248,47 +250,53 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
   SEG_ASSERT_OK(consumer);
   SEG_ASSERT_OK((*consumer)->Subscribe({"user-changes"}));
   std::map<std::string, int> v2_notices;
-  auto deadline = steady_clock::now() + seconds(60);
-  while (v2_notices.size() < static_cast<size_t>(kUsers)) {
-    ASSERT_LT(steady_clock::now(), deadline) << v2_notices.size() << " users notified\n"
-                                             << Log("a") << Log("b");
-    auto batch = (*consumer)->PollBatch(500, milliseconds(200));
-    SEG_ASSERT_OK(batch);
-    for (const kafka::Message& m : *batch) {
-      ChangeNotice n;
-      ASSERT_TRUE(n.ParseFromString(std::string(m.value())));
-      if (n.kind() != NOTICE_DEFINITION_CHANGE || n.script_set_version() != v2->version) continue;
-      EXPECT_EQ(m.key(), n.user_id());
-      ++v2_notices[n.user_id()];
-    }
-  }
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        auto batch = (*consumer)->PollBatch(500, milliseconds(200));
+        SEG_EXPECT_OK(batch);
+        if (!batch.ok()) return true;
+        for (const kafka::Message& m : *batch) {
+          ChangeNotice n;
+          EXPECT_TRUE(n.ParseFromString(std::string(m.value())));
+          if (n.kind() != NOTICE_DEFINITION_CHANGE || n.script_set_version() != v2->version) {
+            continue;
+          }
+          EXPECT_EQ(m.key(), n.user_id());
+          ++v2_notices[n.user_id()];
+        }
+        return v2_notices.size() >= static_cast<size_t>(kUsers);
+      },
+      seconds(60), "a v2 notice for every user", milliseconds(0)))
+      << v2_notices.size() << " users notified\n"
+      << Log("a") << Log("b");
+  ASSERT_EQ(v2_notices.size(), static_cast<size_t>(kUsers));
   (*consumer)->Close().IgnoreError();
-  deadline = steady_clock::now() + seconds(30);
-  while (true) {
-    auto job = segmenter::internal::ReadBackfillStatus(store_.get(), {});
-    SEG_ASSERT_OK(job);
-    if (job->done) {
-      EXPECT_EQ(job->target, v2->version);
-      EXPECT_EQ(job->published, kUsers);
-      break;
-    }
-    ASSERT_LT(steady_clock::now(), deadline) << "backfill not done";
-    std::this_thread::sleep_for(milliseconds(50));
-  }
+  segmenter::internal::BackfillStatus job;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        auto read = segmenter::internal::ReadBackfillStatus(store_.get(), {});
+        SEG_EXPECT_OK(read);
+        if (!read.ok()) return true;
+        job = *read;
+        return job.done;
+      },
+      seconds(30), "the backfill done", milliseconds(50)));
+  EXPECT_EQ(job.target, v2->version);
+  EXPECT_EQ(job.published, kUsers);
   EXPECT_EQ(Log("b").find("scripts: pushed"), std::string::npos) << Log("b");
   // /metrics: the nodes' published counters add up to the two jobs (v1's
   // from the bootstrap, v2's); nobody is running a backfill any more.
-  deadline = steady_clock::now() + seconds(30);
-  while (true) {
-    double a = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_users_published_total");
-    double b = ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_users_published_total");
-    double running = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_running") +
-                     ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_running");
-    if (a + b == 2 * kUsers && running == 0) break;
-    ASSERT_LT(steady_clock::now(), deadline)
-        << "published a=" << a << " b=" << b << " running=" << running;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  double a = 0, b = 0, running = 0;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        a = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_users_published_total");
+        b = ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_users_published_total");
+        running = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_running") +
+                  ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_running");
+        return a + b == 2 * kUsers && running == 0;
+      },
+      seconds(30), "both backfills counted and none running", milliseconds(100)))
+      << "published a=" << a << " b=" << b << " running=" << running;
   EXPECT_TRUE(segmenters_.at("a").running());
   EXPECT_TRUE(segmenters_.at("b").running());
 }

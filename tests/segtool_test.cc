@@ -20,6 +20,7 @@
 #include "stats/stats_writer.h"
 #include "store/store.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
@@ -310,11 +311,15 @@ TEST_F(SegtoolStackTest, ShadowWritesNothingAndCountsMatchADirectEvaluation) {
     options.read_delay_ms = 0;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator.get(), sink.get());
     SEG_ASSERT_OK(node);
-    auto deadline = std::chrono::steady_clock::now() + 40s;
-    while ((*node)->stats().notices < static_cast<int64_t>(users.size())) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-      SEG_ASSERT_OK((*node)->RunOnce());
-    }
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          if ((*node)->stats().notices >= static_cast<int64_t>(users.size())) return true;
+          auto ran = (*node)->RunOnce();
+          SEG_EXPECT_OK(ran);
+          return !ran.ok();
+        },
+        40s, "every user's notice consumed", 0ms));
+    ASSERT_GE((*node)->stats().notices, static_cast<int64_t>(users.size()));
     SEG_ASSERT_OK((*node)->Close());
   }
   auto real_group = kafka::Consumer::Create((*kafka)->ClientOptions("checker"), "segmenter");
@@ -430,11 +435,17 @@ return segment_script {
       log);
   SEG_ASSERT_OK(latest);
   auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (ReadAll(log).find("assigned 2 partitions") == std::string::npos) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << ReadAll(log);
-    // Waits for the log line, not for time: exiting before joining is a failure.
-    ASSERT_FALSE(latest->Wait(100ms).ok()) << "shadow exited early: " << ReadAll(log);
-  }
+  bool exited = false;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        if (ReadAll(log).find("assigned 2 partitions") != std::string::npos) return true;
+        // Waits for the log line, not for time: exiting before joining is a failure.
+        exited = latest->Wait(100ms).ok();
+        return exited;
+      },
+      30s, "shadow's assignment", 0ms))
+      << ReadAll(log);
+  ASSERT_FALSE(exited) << "shadow exited early: " << ReadAll(log);
   // Until it has taken 3: a notice at a time for users who would enter (the
   // first may land before the group resolved "latest").
   bool finished = false;

@@ -27,6 +27,7 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
@@ -148,12 +149,11 @@ class StatsLossTest : public ::testing::Test {
   }
 
   void WaitCommitted(int64_t notices) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(60);
     int64_t committed = -1;
-    while (steady_clock::now() < deadline && (committed = CommittedNotices()) != notices) {
-      std::this_thread::sleep_for(milliseconds(100));  // polling the coordinator
-    }
-    ASSERT_EQ(committed, notices);
+    ASSERT_TRUE(testing::PollUntil(
+        [&] { return (committed = CommittedNotices()) == notices; }, std::chrono::seconds(60),
+        std::to_string(notices) + " committed notices", milliseconds(100)))
+        << "committed " << committed;
   }
 
   // loves_cats today, summed over the shards (what seg-stats answers).

@@ -18,6 +18,7 @@
 #include "proto/stats.grpc.pb.h"
 #include "stats/stats_service.h"
 #include "stats/stats_writer.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
@@ -699,11 +700,10 @@ TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
   // Back up (data gone: no persistence, the registry is still cached);
   // calls answer again.
   SEG_ASSERT_OK((*redis)->Restart());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  do {
-    st = server.stub->SegmentSize(Ctx().get(), req, &e);
-  } while (!st.ok() && std::chrono::steady_clock::now() < deadline);
-  SEG_EXPECT_OK(st);
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] { return (st = server.stub->SegmentSize(Ctx().get(), req, &e)).ok(); },
+      std::chrono::seconds(10), "an answer after the restart", std::chrono::milliseconds(0)))
+      << st.error_message();
 }
 
 // The same data through a 3-master Redis Cluster and a single Redis (same S):

@@ -13,6 +13,7 @@
 #include "common/hash.h"
 #include "stats/redis_cluster.h"
 #include "stats/stats_writer.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
@@ -291,12 +292,11 @@ TEST(StatsWriterTest, RedisDownIsUnavailableAndRecovers) {
   EXPECT_EQ(down.code(), StatusCode::kUnavailable) << down;
   SEG_ASSERT_OK((*redis)->Restart());
   // The backoff window is 1 ms; poll with a deadline rather than sleeping.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   Status s;
-  do {
-    s = WriteInBatches(writer->get(), users, 100);
-  } while (!s.ok() && std::chrono::steady_clock::now() < deadline);
-  SEG_EXPECT_OK(s);
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] { return (s = WriteInBatches(writer->get(), users, 100)).ok(); },
+      std::chrono::seconds(10), "a write after the restart", std::chrono::milliseconds(0)))
+      << s;
 }
 
 TEST(StatsWriterTest, AuthWithPasswordAndRefusesWrongOne) {

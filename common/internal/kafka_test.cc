@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/kafka.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
 
@@ -406,14 +407,17 @@ void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::st
       cluster, group, [&](const RebalanceEvent& e) { events_b.push_back(e); }, strategy);
   ASSERT_TRUE(a && b);
   SEG_ASSERT_OK(a->Subscribe({"events"}));
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline && a->Assignment()->size() < 8) {
-    SEG_ASSERT_OK(a->PollBatch(10, 100ms));
-  }
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        auto polled = a->PollBatch(10, 100ms);
+        SEG_EXPECT_OK(polled);
+        return !polled.ok() || a->Assignment()->size() >= 8;
+      },
+      20s, "a's assignment of 8 partitions", 0ms));
   ASSERT_EQ(a->Assignment()->size(), 8u);
 
   SEG_ASSERT_OK(b->Subscribe({"events"}));
-  deadline = std::chrono::steady_clock::now() + 30s;
+  auto deadline = std::chrono::steady_clock::now() + 30s;
   std::vector<TopicPartition> pa, pb;
   while (std::chrono::steady_clock::now() < deadline) {
     SEG_ASSERT_OK(a->PollBatch(10, 50ms));
@@ -513,10 +517,13 @@ TEST_F(KafkaTest, CloseBeforeFirstAssignmentIsCleanAndBounded) {
         owner = MakeConsumer(*cluster_, group);
         ASSERT_TRUE(owner);
         SEG_ASSERT_OK(owner->Subscribe({"events"}));
-        auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (std::chrono::steady_clock::now() < deadline && owner->Assignment()->size() < 8) {
-          SEG_ASSERT_OK(owner->PollBatch(10, 100ms));
-        }
+        ASSERT_TRUE(seg::testing::PollUntil(
+            [&] {
+              auto polled = owner->PollBatch(10, 100ms);
+              SEG_EXPECT_OK(polled);
+              return !polled.ok() || owner->Assignment()->size() >= 8;
+            },
+            20s, "the owner's assignment of 8 partitions", 0ms));
         ASSERT_EQ(owner->Assignment()->size(), 8u);
       }
       std::vector<RebalanceEvent> events;
@@ -582,12 +589,13 @@ TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
   SEG_ASSERT_OK(child);
 
   std::string bootstrap;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (bootstrap.empty() && std::chrono::steady_clock::now() < deadline && child->running()) {
-    std::ifstream f(port_file);
-    std::getline(f, bootstrap);
-    if (bootstrap.empty()) std::this_thread::sleep_for(10ms);  // polling for a file
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        std::ifstream f(port_file);
+        std::getline(f, bootstrap);
+        return !bootstrap.empty() || !child->running();
+      },
+      10s, "the port file", 10ms));
   ASSERT_FALSE(bootstrap.empty()) << "no port file";
 
   // kcat, a separate client, sees the brokers and topics.
@@ -614,7 +622,7 @@ TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
   SEG_ASSERT_OK(consumer);
   SEG_ASSERT_OK((*consumer)->Subscribe({"user-changes"}));
   size_t got = 0;
-  deadline = std::chrono::steady_clock::now() + 20s;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
   while (got < 100 && std::chrono::steady_clock::now() < deadline) {
     auto batch = (*consumer)->PollBatch(100, 200ms);
     SEG_ASSERT_OK(batch);
@@ -645,22 +653,22 @@ TEST(KafkaLocalTest, ControlFifoTakesTheBrokerDownAndUp) {
       log_path);
   SEG_ASSERT_OK(child);
   auto log_has = [&](const std::string& text) {
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::ifstream f(log_path);
-      std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      if (all.find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(20ms);  // polling a log file
-    }
-    return false;
+    return seg::testing::PollUntil(
+        [&] {
+          std::ifstream f(log_path);
+          std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+          return all.find(text) != std::string::npos;
+        },
+        10s, "'" + text + "' in the log", 20ms);
   };
   std::string bootstrap;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (bootstrap.empty() && std::chrono::steady_clock::now() < deadline && child->running()) {
-    std::ifstream f(port_file);
-    std::getline(f, bootstrap);
-    if (bootstrap.empty()) std::this_thread::sleep_for(10ms);  // polling for a file
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        std::ifstream f(port_file);
+        std::getline(f, bootstrap);
+        return !bootstrap.empty() || !child->running();
+      },
+      10s, "the port file", 10ms));
   ASSERT_FALSE(bootstrap.empty()) << "no port file";
   ASSERT_TRUE(std::filesystem::is_fifo(control));
   auto send = [&](const std::string& line) {

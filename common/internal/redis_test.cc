@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
 
@@ -237,14 +238,10 @@ TEST(RedisTest, StoppedServerGivesUnavailableQuicklyThenRecovers) {
 
   SEG_ASSERT_OK(redis->Restart());
   // Poll: the backoff window (<= 200 ms here) must pass before a redial.
-  auto deadline = steady_clock::now() + milliseconds(5000);
   StatusOr<RedisReply> back = UnavailableError("not tried");
-  while (steady_clock::now() < deadline) {
-    back = (*conn)->Command({"PING"});
-    if (back.ok()) break;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  SEG_ASSERT_OK(back);
+  ASSERT_TRUE(testing::PollUntil([&] { return (back = (*conn)->Command({"PING"})).ok(); },
+                                 milliseconds(5000), "a PING answered", milliseconds(10)))
+      << back.status();
   EXPECT_EQ(back->str, "PONG");
 }
 
@@ -276,14 +273,10 @@ TEST(RedisTest, UnresponsiveServerGivesDeadlineExceeded) {
   EXPECT_LT(ElapsedMs(start), 2000);
 
   redis->Resume();
-  auto deadline = steady_clock::now() + milliseconds(5000);
   StatusOr<RedisReply> back = UnavailableError("not tried");
-  while (steady_clock::now() < deadline) {
-    back = (*conn)->Command({"PING"});
-    if (back.ok()) break;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  SEG_ASSERT_OK(back);
+  ASSERT_TRUE(testing::PollUntil([&] { return (back = (*conn)->Command({"PING"})).ok(); },
+                                 milliseconds(5000), "a PING answered", milliseconds(10)))
+      << back.status();
 }
 
 TEST(RedisTest, ConnectToClosedPortIsUnavailable) {

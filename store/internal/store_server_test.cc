@@ -35,6 +35,7 @@
 #include "store/internal/raw_wire_contract.h"
 #include "store/internal/store_contract.h"
 #include "store/store_server.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
 
@@ -277,13 +278,10 @@ double Connections(const ServerProcess& server) {
 // until the process runs at most `threads` threads.
 bool WaitNoClients(const ServerProcess& server, int64_t threads,
                    std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
   const bool gauge = Connections(server) >= 0;
-  while (gauge ? Connections(server) != 0 : ProcField(server, "Threads") > threads) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);  // polling another process's state
-  }
-  return true;
+  return static_cast<bool>(seg::testing::PollUntil(
+      [&] { return gauge ? Connections(server) == 0 : ProcField(server, "Threads") <= threads; },
+      timeout, "no clients", 5ms));
 }
 
 hbase::TPut PutOf(const std::string& row, const std::string& value) {
@@ -837,12 +835,9 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   // probe connects and closes without a byte, so with TCP_DEFER_ACCEPT the
   // server may take it a little later and drop it at once: a second read
   // could see it, which is why the loop's own read is the one that counts.
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  double baseline = connections();
-  while (baseline != 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);  // polling another process's metrics
-    baseline = connections();
-  }
+  double baseline = -1;
+  EXPECT_TRUE(seg::testing::PollUntil([&] { return (baseline = connections()) == 0; }, 10s,
+                                      "no connections", 5ms));
   ASSERT_EQ(baseline, 0);
   const int64_t threads0 = ProcField(server, "Threads");
 
@@ -884,12 +879,8 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
     });
   }
   // Every slot taken before the well-behaved client connects.
-  deadline = std::chrono::steady_clock::now() + 10s;
-  bool full = false;
-  while (!(full = connections() >= 4) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);  // polling another process's metrics
-  }
-  EXPECT_TRUE(full) << "the slow clients were not all being served";
+  EXPECT_TRUE(seg::testing::PollUntil([&] { return connections() >= 4; }, 10s,
+                                      "every slow client served", 5ms));
   std::atomic<bool> served{false};
   auto start = std::chrono::steady_clock::now();
   std::jthread good([&] {
@@ -923,7 +914,7 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   EXPECT_LE(max_connections, 4);
   EXPECT_LE(max_threads, threads0 + 4) << "threads with no client: " << threads0;
   EXPECT_EQ(trickled_closed, 2) << "trickling clients were not closed";
-  deadline = std::chrono::steady_clock::now() + 10s;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
   for (auto& s : stalled) EXPECT_TRUE(s->WaitClosed(deadline));
   std::cout << "well-behaved client served after "
             << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
@@ -1025,10 +1016,8 @@ TEST(StoreServerTest, AcknowledgedWritesSurviveKill9) {
       }
     });
   }
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (total < 500 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);  // waiting for progress made by other threads
-  }
+  EXPECT_TRUE(
+      seg::testing::PollUntil([&] { return total >= 500; }, 20s, "500 acknowledged puts", 1ms));
   server.child.Signal(SIGKILL);  // mid-stream, right after acknowledgements
   SEG_ASSERT_OK(server.child.Wait(10s));
   stop = true;
