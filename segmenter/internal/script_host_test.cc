@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include "common/metrics.h"
 #include "segmenter/internal/script_host_fixtures.h"
 #include "segmenter/internal/script_host_user.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {
@@ -635,13 +638,77 @@ TEST_F(ScriptHostTest, NoticesChangedFilesOnTheClockInterval) {
   EXPECT_FALSE(host->last_reload_status().ok());
 }
 
-TEST_F(ScriptHostTest, RequestReloadFromAnotherThreadAppliesBeforeTheNextUser) {
-  dir_.Write("s.lua", AlwaysScript("s", "before"));
+// Evaluations run on this thread while another thread keeps requesting
+// reloads and, part-way through, atomically replaces one script: every
+// evaluation sees one whole set (its version, the script's version and the
+// segments agree), never the old set after the new one, and the new set comes.
+TEST_F(ScriptHostTest, RequestReloadFromAnotherThreadSwitchesWholeSetsBetweenUsers) {
+  auto versioned = [](const std::string& version, const std::string& segment) {
+    return "return segment_script { name = 's', version = '" + version + "', segments = {'" +
+           segment + "'}, evaluate = function(user) return {'" + segment + "'} end }\n";
+  };
+  TempDir new_dir;  // the new set, to learn its version
+  new_dir.Write("s.lua", versioned("2", "after"));
+  new_dir.Write("t.lua", AlwaysScript("t", "always"));
+  std::string v_new;
+  {
+    ScriptHostOptions o;
+    o.scripts_dir = new_dir.path();
+    auto probe = ScriptHost::Create(o);
+    SEG_ASSERT_OK(probe);
+    v_new = (*probe)->script_set_version();
+  }
+  dir_.Write("s.lua", versioned("1", "before"));
+  dir_.Write("t.lua", AlwaysScript("t", "always"));
   auto host = MakeHost();
-  dir_.Write("s.lua", AlwaysScript("s", "after"));
-  std::thread t([&] { host->RequestReload(); });
-  t.join();
-  EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"after"});
+  ASSERT_NE(host, nullptr);
+  const std::string v_old = host->script_set_version();
+  ASSERT_NE(v_old, v_new);
+
+  std::atomic<int> evaluations{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests{0};
+  std::thread requester([&] {
+    bool replaced = false;
+    while (!stop.load()) {
+      host->RequestReload();
+      ++requests;
+      if (!replaced && evaluations.load() >= 20) {
+        // write-then-rename: the host's scan sees the old file or the new one
+        new_dir.Write(".s.lua.tmp", versioned("2", "after"));
+        fs::rename(fs::path(new_dir.path()) / ".s.lua.tmp", fs::path(dir_.path()) / "s.lua");
+        replaced = true;
+      }
+      std::this_thread::yield();
+    }
+  });
+
+  bool seen_new = false;
+  int on_new = 0;
+  auto evaluate_and_check = [&] {
+    EvaluationResult r = Eval(*host);
+    ++evaluations;
+    std::vector<std::string> segments = r.segments;
+    std::sort(segments.begin(), segments.end());
+    const ScriptResult* s = Find(r, "s");
+    std::string s_said = s && s->segments.size() == 1 ? s->segments[0] : "(no answer from s)";
+    bool is_old = r.script_set_version == v_old && s_said == "before" &&
+                  segments == std::vector<std::string>{"always", "before"};
+    bool is_new = r.script_set_version == v_new && s_said == "after" &&
+                  segments == std::vector<std::string>{"after", "always"};
+    EXPECT_TRUE(is_old || is_new) << "torn set: version " << r.script_set_version << ", s said "
+                                  << s_said << ", " << segments.size() << " segments";
+    EXPECT_FALSE(seen_new && is_old) << "the old set came back after the new one";
+    seen_new = seen_new || is_new;
+    on_new += is_new;
+    return on_new >= 20 || ::testing::Test::HasFailure();
+  };
+  EXPECT_TRUE(seg::testing::PollUntil(evaluate_and_check, std::chrono::seconds(60),
+                                      "20 evaluations on the new set",
+                                      std::chrono::milliseconds(0)))
+      << requests.load() << " reload requests, " << evaluations.load() << " evaluations";
+  stop = true;
+  requester.join();
 }
 
 TEST_F(ScriptHostTest, EmptyDirectoryServesNoSegments) {
