@@ -109,7 +109,7 @@ class SegmenterFixture : public ::testing::Test {
     cell.family = "e";
     EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
     cell.timestamp = e.event_time_ms();
-    EXPECT_TRUE(EncodeEventValue(e, &cell.value).ok()) << "event " << e.event_id();
+    SEG_EXPECT_OK(EncodeEventValue(e, &cell.value)) << "event " << e.event_id();
     return cell;
   }
 
