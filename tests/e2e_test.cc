@@ -44,6 +44,7 @@
 #include "segmenter/segmenter.h"
 #include "store/store.h"
 #include "tests/harness/local_stack.h"
+#include "tests/harness/status_matchers.h"
 #include "tools/chaos/direct_evaluation.h"
 #include "tools/loadgen/traffic.h"
 
@@ -96,10 +97,10 @@ class TopicReader {
     options.properties["session.timeout.ms"] = "6000";
     options.properties["heartbeat.interval.ms"] = "500";
     auto consumer = kafka::Consumer::Create(options, group);
-    EXPECT_TRUE(consumer.ok()) << consumer.status();
+    SEG_EXPECT_OK(consumer);
     if (!consumer.ok()) return;
     consumer_ = std::move(*consumer);
-    EXPECT_TRUE(consumer_->Subscribe({topic}).ok());
+    SEG_EXPECT_OK(consumer_->Subscribe({topic}));
   }
   ~TopicReader() {
     if (consumer_) consumer_->Close().IgnoreError();
@@ -181,14 +182,14 @@ class EndToEndTest : public ::testing::Test {
         "segmenter.max_events_per_user=" + std::to_string(kMaxEventsPerUser),
     };
     auto stack = testing::LocalStack::Start(options);
-    ASSERT_TRUE(stack.ok()) << stack.status();
+    SEG_ASSERT_OK(stack);
     stack_ = std::move(*stack);
 
     segmenter::ScriptHostOptions host_options;
     host_options.scripts_dir = scripts_dir_;
     host_options.reload_check_interval_ms = 0;
     auto host = segmenter::ScriptHost::Create(host_options);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     host_ = std::move(*host);
   }
 
@@ -205,9 +206,8 @@ class EndToEndTest : public ::testing::Test {
   segmenter::EvaluationResult Evaluate(const std::string& user, const Cells& cells, int64_t now_ms,
                                        int64_t* watermark) {
     segmenter::EvaluationResult result;
-    EXPECT_TRUE(chaos::DirectEvaluate(host_.get(), user, cells, now_ms,
-                                      {kHistoryDays, kMaxEventsPerUser}, &result, watermark)
-                    .ok());
+    SEG_EXPECT_OK(chaos::DirectEvaluate(host_.get(), user, cells, now_ms,
+                                        {kHistoryDays, kMaxEventsPerUser}, &result, watermark));
     return result;
   }
 
@@ -233,14 +233,14 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   auto producer_options = stack_->KafkaClientOptions("loadgen");
   producer_options.properties["linger.ms"] = "5";
   auto producer = kafka::Producer::Create(producer_options);
-  ASSERT_TRUE(producer.ok()) << producer.status();
+  SEG_ASSERT_OK(producer);
   std::vector<loadgen::GeneratedMessage> sent(kMessages);
   const int64_t traffic_started_ms = Clock::Real()->NowMs();
   for (auto& msg : sent) {
     generator.Next(Clock::Real()->NowMs(), &msg);
-    ASSERT_TRUE((*producer)->Produce("events", msg.key, msg.value).ok());
+    SEG_ASSERT_OK((*producer)->Produce("events", msg.key, msg.value));
   }
-  ASSERT_TRUE((*producer)->Flush(seconds(60)).ok());
+  SEG_ASSERT_OK((*producer)->Flush(seconds(60)));
   const int64_t traffic_ms = Clock::Real()->NowMs() - traffic_started_ms;
 
   // What the store should hold per user, and each user's newest event.
@@ -257,7 +257,7 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
     ASSERT_TRUE(event.ParseFromString(msg.value));
     std::string qualifier, value;
     int64_t time_ms = 0;
-    ASSERT_TRUE(chaos::ExpectedCell(msg.value, &qualifier, &value, &time_ms).ok());
+    SEG_ASSERT_OK(chaos::ExpectedCell(msg.value, &qualifier, &value, &time_ms));
     cells[msg.user_index][qualifier] = std::move(value);
     newest[msg.user_index] = std::max(newest[msg.user_index], time_ms);
     if (event.type() == PAGE_VIEW) page_views[msg.user_index].push_back(time_ms);
@@ -315,7 +315,7 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   while (true) {
     ExpectAllRunning();
     ASSERT_FALSE(HasFatalFailure());
-    ASSERT_TRUE(results.Poll(milliseconds(500), on_result).ok());
+    SEG_ASSERT_OK(results.Poll(milliseconds(500), on_result));
     missing = uncovered();
     if (missing == 0) {
       auto lag = stack_->GroupLag("seg-ingest", "events");
@@ -330,7 +330,7 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
         << stack_->LogTail("ingest") << "\n--- segmenter1:\n"
         << stack_->LogTail("segmenter1");
   }
-  ASSERT_TRUE(results.ReadToEnd(deadline, on_result).ok());
+  SEG_ASSERT_OK(results.ReadToEnd(deadline, on_result));
   ASSERT_EQ(uncovered(), 0);
 
   const int64_t quiet_ms = Clock::Real()->NowMs();
@@ -343,7 +343,7 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
     store_options.backend = store::StoreOptions::Backend::kThrift;
     store_options.thrift.port = stack_->store_port();
     auto store = store::OpenStore(store_options);
-    ASSERT_TRUE(store.ok()) << store.status();
+    SEG_ASSERT_OK(store);
     const int64_t traffic_ended_ms = traffic_started_ms + traffic_ms;
     IngestHorizon horizon;
     while (SteadyClock::now() < deadline) {
@@ -351,7 +351,7 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
       get.row.assign(kIngestWatermarkRow);
       get.families = {"d"};
       auto row = (*store)->Get("due", get);
-      ASSERT_TRUE(row.ok()) << row.status();
+      SEG_ASSERT_OK(row);
       std::vector<std::pair<std::string_view, std::string_view>> watermark_cells;
       for (store::CellView c : *row) watermark_cells.emplace_back(c.qualifier, c.value);
       horizon = ComputeIngestHorizon(watermark_cells);
@@ -369,17 +369,13 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   std::map<std::string, std::pair<int64_t, int64_t>> notice_counts;  // notices, event_count sum
   {
     TopicReader notices(stack_.get(), "user-changes", "e2e-notices");
-    ASSERT_TRUE(notices
-                    .ReadToEnd(deadline,
-                               [&](const kafka::Message& m) {
-                                 ChangeNotice n;
-                                 ASSERT_TRUE(n.ParseFromArray(m.value().data(),
-                                                              static_cast<int>(m.value().size())));
-                                 auto& [count, events] = notice_counts[n.user_id()];
-                                 ++count;
-                                 events += n.event_count();
-                               })
-                    .ok());
+    SEG_ASSERT_OK(notices.ReadToEnd(deadline, [&](const kafka::Message& m) {
+      ChangeNotice n;
+      ASSERT_TRUE(n.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
+      auto& [count, events] = notice_counts[n.user_id()];
+      ++count;
+      events += n.event_count();
+    }));
     int over = 0;
     for (int32_t u = 0; u < kUsers; ++u) {
       const auto& user = generator.users()[u];
@@ -458,15 +454,11 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
 
   // (b) Dead letters: exactly the malformed messages, each with its reason.
   std::map<std::pair<std::string, std::string>, int> deadlettered;
-  ASSERT_TRUE(deadletters
-                  .ReadToEnd(deadline,
-                             [&](const kafka::Message& m) {
-                               DeadLetter d;
-                               ASSERT_TRUE(d.ParseFromArray(m.value().data(),
-                                                            static_cast<int>(m.value().size())));
-                               ++deadlettered[{d.original(), d.reason()}];
-                             })
-                  .ok());
+  SEG_ASSERT_OK(deadletters.ReadToEnd(deadline, [&](const kafka::Message& m) {
+    DeadLetter d;
+    ASSERT_TRUE(d.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
+    ++deadlettered[{d.original(), d.reason()}];
+  }));
   EXPECT_FALSE(expected_deadletters.empty());
   EXPECT_EQ(deadlettered.size(), expected_deadletters.size());
   for (const auto& [key, n] : expected_deadletters) {
@@ -493,7 +485,7 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
         grpc::ClientContext context;
         context.set_deadline(std::chrono::system_clock::now() + seconds(10));
         grpc::Status status = stub->SegmentSize(&context, request, &estimate);
-        ASSERT_TRUE(status.ok()) << segment << ": " << status.error_message();
+        SEG_ASSERT_OK(status) << segment;
         const double truth = static_cast<double>(day_members[{segment, day}].size());
         ++queried;
         within_ci += truth >= estimate.ci95_low() && truth <= estimate.ci95_high() ? 1 : 0;
@@ -530,9 +522,9 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   while (still_in_window() > 0 && Clock::Real()->NowMs() < last_edge_ms + 2 * kExitSlackMs) {
     ExpectAllRunning();
     ASSERT_FALSE(HasFatalFailure());
-    ASSERT_TRUE(results.Poll(milliseconds(500), on_result).ok());
+    SEG_ASSERT_OK(results.Poll(milliseconds(500), on_result));
   }
-  ASSERT_TRUE(results.ReadToEnd(SteadyClock::now() + seconds(30), on_result).ok());
+  SEG_ASSERT_OK(results.ReadToEnd(SteadyClock::now() + seconds(30), on_result));
   LOG(INFO) << "e2e: traffic took " << traffic_ms << " ms, the pipeline was quiet "
             << quiet_ms - traffic_started_ms << " ms after it started; " << window_users.size()
             << " users entered " << kWindowSegment << "; waited "
@@ -542,12 +534,9 @@ TEST_F(EndToEndTest, LoadgenTrafficEndsInDirectEvaluationDeadLettersAndStats) {
   // (d) A partner group reading from the beginning sees the same final results.
   TopicReader partner(stack_.get(), "segmentation-results", "e2e-partner");
   std::map<std::string, std::string> partner_final;
-  ASSERT_TRUE(partner
-                  .ReadToEnd(SteadyClock::now() + seconds(60),
-                             [&](const kafka::Message& m) {
-                               partner_final[std::string(m.key())] = std::string(m.value());
-                             })
-                  .ok());
+  SEG_ASSERT_OK(partner.ReadToEnd(SteadyClock::now() + seconds(60), [&](const kafka::Message& m) {
+    partner_final[std::string(m.key())] = std::string(m.value());
+  }));
   int partner_users = 0;
   for (int32_t u = 0; u < kUsers; ++u) {
     if (!has_result[u]) continue;

@@ -32,7 +32,9 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::ingest {
 
@@ -84,11 +86,11 @@ class IngestPipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto cluster = MockKafkaCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    SEG_ASSERT_OK(cluster);
     cluster_ = std::move(cluster).value();
-    ASSERT_TRUE(cluster_->CreateTopic("events", kEventPartitions, 3).ok());
-    ASSERT_TRUE(cluster_->CreateTopic("events-deadletter", 2, 3).ok());
-    ASSERT_TRUE(cluster_->CreateTopic("user-changes", 8, 3).ok());
+    SEG_ASSERT_OK(cluster_->CreateTopic("events", kEventPartitions, 3));
+    SEG_ASSERT_OK(cluster_->CreateTopic("events-deadletter", 2, 3));
+    SEG_ASSERT_OK(cluster_->CreateTopic("user-changes", 8, 3));
   }
 
   void StartInProcessStore(std::vector<std::shared_ptr<store::WriteObserver>> observers = {}) {
@@ -96,11 +98,11 @@ class IngestPipelineTest : public ::testing::Test {
     options.port = 0;
     options.store.data_dir = data_dir_.path() + "/store";
     auto server = store::StoreServer::Create(options);
-    ASSERT_TRUE(server.ok()) << server.status();
+    SEG_ASSERT_OK(server);
     server_ = std::move(server).value();
     server_->AddObserver(observer_);
     for (auto& o : observers) server_->AddObserver(o);
-    ASSERT_TRUE(server_->Start().ok());
+    SEG_ASSERT_OK(server_->Start());
     OpenClient(server_->port());
   }
 
@@ -112,7 +114,7 @@ class IngestPipelineTest : public ::testing::Test {
     options.thrift.connect_timeout_ms = 500;
     options.thrift.max_attempts = 1;  // ingest retries on its own
     auto client = store::OpenStore(options);
-    ASSERT_TRUE(client.ok()) << client.status();
+    SEG_ASSERT_OK(client);
     store_ = std::move(client).value();
   }
 
@@ -133,7 +135,7 @@ class IngestPipelineTest : public ::testing::Test {
 
   std::unique_ptr<Ingester> MakeIngester(const IngestOptions& options) {
     auto ingester = Ingester::Create(options, store_.get());
-    EXPECT_TRUE(ingester.ok()) << ingester.status();
+    SEG_EXPECT_OK(ingester);
     return ingester.ok() ? std::move(ingester).value() : nullptr;
   }
 
@@ -141,16 +143,16 @@ class IngestPipelineTest : public ::testing::Test {
   Produced ProduceRaw(const std::vector<std::string>& keys, const std::vector<std::string>& values,
                       std::chrono::milliseconds timeout = 60s) {
     auto producer = kafka::Producer::Create(cluster_->ClientOptions("test-producer"));
-    EXPECT_TRUE(producer.ok()) << producer.status();
+    SEG_EXPECT_OK(producer);
     Produced out;
     out.position.assign(values.size(), {-1, -1});
     size_t acked = 0;
     for (size_t i = 0; i < values.size(); ++i) {
       Status s = (*producer)->Produce("events", keys[i], values[i], {}, i);
-      EXPECT_TRUE(s.ok()) << s;
+      SEG_EXPECT_OK(s);
       if (i % 1000 == 999) {
         for (auto& r : (*producer)->PollDeliveries()) {
-          EXPECT_TRUE(r.status.ok()) << r.status;
+          SEG_EXPECT_OK(r.status);
           out.position[r.tag] = {r.partition, r.offset};
           ++acked;
         }
@@ -159,7 +161,7 @@ class IngestPipelineTest : public ::testing::Test {
     auto deadline = Clk::now() + timeout;
     while (acked < values.size() && Clk::now() < deadline) {
       for (auto& r : (*producer)->PollDeliveries(50ms)) {
-        EXPECT_TRUE(r.status.ok()) << r.status;
+        SEG_EXPECT_OK(r.status);
         out.position[r.tag] = {r.partition, r.offset};
         ++acked;
       }
@@ -192,22 +194,19 @@ class IngestPipelineTest : public ::testing::Test {
     return options;
   }
 
-  // Polls `cond` until true or the deadline; returns its last value.
-  static bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-    auto deadline = Clk::now() + timeout;
-    while (!cond() && Clk::now() < deadline) std::this_thread::sleep_for(1ms);
-    return cond();
-  }
-
   // Runs RunOnce until `done()` or the deadline.
   void RunUntil(Ingester& ingester, const std::function<bool()>& done,
                 std::chrono::milliseconds timeout) {
-    auto deadline = Clk::now() + timeout;
-    while (!done() && Clk::now() < deadline) {
-      auto n = ingester.RunOnce();
-      ASSERT_TRUE(n.ok()) << n.status();
-    }
-    ASSERT_TRUE(done()) << "timed out";
+    bool finished = false;
+    ASSERT_TRUE(seg::testing::PollUntil(
+        [&] {
+          if ((finished = done())) return true;
+          auto n = ingester.RunOnce();
+          SEG_EXPECT_OK(n);
+          return !n.ok();  // stops at the first error, reported above
+        },
+        timeout, "the ingester's progress", 0ms));
+    ASSERT_TRUE(finished) << "RunOnce failed";
   }
 
   // Reads `topic` with a fresh group until `want` messages or the deadline.
@@ -216,13 +215,13 @@ class IngestPipelineTest : public ::testing::Test {
                    Fn on_message, const std::function<bool()>& done = nullptr) {
     auto consumer = kafka::Consumer::Create(ReaderOptions("reader"),
                                             "reader-" + topic + "-" + std::to_string(++readers_));
-    EXPECT_TRUE(consumer.ok()) << consumer.status();
-    EXPECT_TRUE((*consumer)->Subscribe({topic}).ok());
+    SEG_EXPECT_OK(consumer);
+    SEG_EXPECT_OK((*consumer)->Subscribe({topic}));
     size_t n = 0;
     auto deadline = Clk::now() + timeout;
     while (n < want && !(done && done()) && Clk::now() < deadline) {
       auto batch = (*consumer)->PollBatch(5000, 100ms);
-      EXPECT_TRUE(batch.ok()) << batch.status();
+      SEG_EXPECT_OK(batch);
       if (!batch.ok()) break;
       for (const kafka::Message& m : *batch) {
         on_message(m);
@@ -235,11 +234,11 @@ class IngestPipelineTest : public ::testing::Test {
   // Committed offsets of the ingest group on `events`.
   std::map<int32_t, int64_t> CommittedOffsets() {
     auto consumer = kafka::Consumer::Create(ReaderOptions("probe"), "seg-ingest");
-    EXPECT_TRUE(consumer.ok());
+    SEG_EXPECT_OK(consumer);
     std::vector<kafka::TopicPartition> parts;
     for (int p = 0; p < kEventPartitions; ++p) parts.push_back({"events", p});
     auto committed = (*consumer)->Committed(parts, 10s);
-    EXPECT_TRUE(committed.ok()) << committed.status();
+    SEG_EXPECT_OK(committed);
     std::map<int32_t, int64_t> out;
     if (committed.ok()) {
       for (const auto& [tp, off] : *committed) out[tp.partition] = off;
@@ -261,7 +260,7 @@ class IngestPipelineTest : public ::testing::Test {
       }
       std::vector<store::RowResult> rows;
       Status s = store_->MultiGet("users", gets, &rows);
-      EXPECT_TRUE(s.ok()) << s;
+      SEG_EXPECT_OK(s);
       for (size_t k = 0; k < rows.size(); ++k) {
         auto& set = out[gets[k].row];
         for (store::CellView c : rows[k]) set.insert(std::string(c.qualifier));

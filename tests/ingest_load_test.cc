@@ -14,6 +14,7 @@
 #include "proto/events.pb.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 #include "tools/segctl_load.h"
 
 namespace seg::tools {
@@ -27,9 +28,9 @@ class SegLoadTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto cluster = MockKafkaCluster::Start(1);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    SEG_ASSERT_OK(cluster);
     cluster_ = std::move(cluster).value();
-    ASSERT_TRUE(cluster_->CreateTopic("events", 4, 1).ok());
+    SEG_ASSERT_OK(cluster_->CreateTopic("events", 4, 1));
   }
 
   std::string JsonEvent(const std::string& user, int64_t time_ms, const std::string& type) {
@@ -43,13 +44,13 @@ class SegLoadTest : public ::testing::Test {
     options.properties["session.timeout.ms"] = "6000";
     options.properties["partition.assignment.strategy"] = "roundrobin";
     auto consumer = kafka::Consumer::Create(options, "r" + std::to_string(++n_));
-    EXPECT_TRUE(consumer.ok());
-    EXPECT_TRUE((*consumer)->Subscribe({"events"}).ok());
+    SEG_EXPECT_OK(consumer);
+    SEG_EXPECT_OK((*consumer)->Subscribe({"events"}));
     std::multiset<std::string> users;
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (users.size() < want && std::chrono::steady_clock::now() < deadline) {
       auto batch = (*consumer)->PollBatch(1000, 100ms);
-      EXPECT_TRUE(batch.ok());
+      SEG_EXPECT_OK(batch);
       for (const kafka::Message& m : *batch) {
         Event e;
         EXPECT_TRUE(e.ParseFromArray(m.value().data(), int(m.value().size())));
@@ -90,7 +91,7 @@ TEST_F(SegLoadTest, LoadsJsonLinesAndReportsRejectedLines) {
   options.rejects_path = dir_.path() + "/rejects.jsonl";
   LoadReport report;
   Status s = LoadFile(path, options, &report, nullptr);
-  ASSERT_TRUE(s.ok()) << s;
+  SEG_ASSERT_OK(s);
   EXPECT_EQ(report.records, 1005);
   EXPECT_EQ(report.produced, 1000);
   EXPECT_EQ(report.delivered, 1000);
@@ -153,9 +154,9 @@ TEST_F(SegLoadTest, LoadsProtobufDelimitedFileThroughTheBinary) {
       seg::testing::ChildProcess::Start({bin, path, "--bootstrap", cluster_->bootstrap_servers(),
                                          "--progress", "lines", "--max-rejected", "0"},
                                         log);
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
   auto code = child->Wait(60s);
-  ASSERT_TRUE(code.ok()) << code.status();
+  SEG_ASSERT_OK(code);
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(*code, 3) << text;  // one record rejected > --max-rejected 0

@@ -6,6 +6,7 @@
 // Every wait polls a condition with a deadline; nothing sleeps to
 // synchronise.
 #include "common/ingest_watermark.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/ingest_fixture.h"
 
 namespace seg::ingest {
@@ -34,14 +35,14 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
     so.backend = store::StoreOptions::Backend::kThrift;
     so.thrift.port = server_->port();
     auto client = store::OpenStore(so);
-    ASSERT_TRUE(client.ok());
+    SEG_ASSERT_OK(client);
     auto consumer = kafka::Consumer::Create(ReaderOptions("notice-reader"), "nr");
-    ASSERT_TRUE(consumer.ok());
-    ASSERT_TRUE((*consumer)->Subscribe({"user-changes"}).ok());
+    SEG_ASSERT_OK(consumer);
+    SEG_ASSERT_OK((*consumer)->Subscribe({"user-changes"}));
     auto deadline = Clk::now() + 120s;
     while (!stop_reader && Clk::now() < deadline) {
       auto batch = (*consumer)->PollBatch(2000, 50ms);
-      ASSERT_TRUE(batch.ok());
+      SEG_ASSERT_OK(batch);
       for (const kafka::Message& m : *batch) {
         ChangeNotice n;
         ASSERT_TRUE(n.ParseFromArray(m.value().data(), int(m.value().size())));
@@ -58,7 +59,7 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
           EncodeEventQualifier(n.newest_event_time_ms(), 0, 0, &g.qualifier_start);
           EncodeEventQualifier(n.newest_event_time_ms() + 1, 0, 0, &g.qualifier_stop);
           auto row = (*client)->Get("users", g);
-          ASSERT_TRUE(row.ok()) << row.status();
+          SEG_ASSERT_OK(row);
           ++read_checks;
           if (row->empty()) ++unreadable;
         }
@@ -74,7 +75,7 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
   RunUntil(
       *ingester, [&] { return ingester->stats().events_in >= 100'000; }, 90s);
   double secs = std::chrono::duration<double>(Clk::now() - start).count();
-  ASSERT_TRUE(ingester->Close().ok());  // finishes the batch in flight
+  SEG_ASSERT_OK(ingester->Close());  // finishes the batch in flight
   IngestStats stats = ingester->stats();
   EXPECT_EQ(stats.events_in, 100'000);
   EXPECT_EQ(stats.dead_lettered, 0);
@@ -93,11 +94,12 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
   EXPECT_EQ(mismatched, 0u);
 
   // Every user got a notice (wait for the reader to see them all).
-  auto deadline = Clk::now() + 30s;
-  while (Clk::now() < deadline) {
-    std::lock_guard<std::mutex> lock(notified_mu);
-    if (notified.size() >= 5000 && notices.load() >= stats.notices) break;
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(notified_mu);
+        return notified.size() >= 5000 && notices.load() >= stats.notices;
+      },
+      30s, "the reader to see every notice"));
   stop_reader = true;
   reader.join();
   EXPECT_EQ(notified.size(), 5000u);
@@ -176,7 +178,7 @@ TEST_F(IngestPipelineTest, EachBadInputKindIsDeadLetteredWhileTheBatchLands) {
   size_t total = values.size();
   RunUntil(
       *ingester, [&] { return ingester->stats().events_in >= int64_t(total); }, 60s);
-  ASSERT_TRUE(ingester->Close().ok());  // finishes the batch in flight
+  SEG_ASSERT_OK(ingester->Close());  // finishes the batch in flight
   EXPECT_EQ(ingester->stats().dead_lettered, int64_t(expected_reasons.size()));
   EXPECT_EQ(ingester->stats().events_written, int64_t(good_users.size()));
 
@@ -212,8 +214,8 @@ TEST_F(IngestPipelineTest, StoreKilledAndRestartedLosesNothingAndCommitsNothingU
   auto start_store = [&]() {
     auto child = ChildProcess::Start({bin, "--data-dir", dir, "--port", std::to_string(port)},
                                      data_dir_.path() + "/store.log");
-    EXPECT_TRUE(child.ok()) << child.status();
-    EXPECT_TRUE(seg::testing::WaitForTcpPort(port, 20s).ok());
+    SEG_EXPECT_OK(child);
+    SEG_EXPECT_OK(seg::testing::WaitForTcpPort(port, 20s));
     return std::move(child).value();
   };
   ChildProcess store_process = start_store();
@@ -227,13 +229,15 @@ TEST_F(IngestPipelineTest, StoreKilledAndRestartedLosesNothingAndCommitsNothingU
   std::stop_source stop;
   std::thread runner([&] {
     Status s = ingester->Run(stop.get_token());
-    EXPECT_TRUE(s.ok()) << s;
+    SEG_EXPECT_OK(s);
   });
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_written >= 5000; }, 60s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_written >= 5000; }, 60s,
+                                      "ingester->stats().events_written >= 5000"));
   store_process.Signal(SIGKILL);
-  ASSERT_TRUE(store_process.Wait(10s).ok());
+  SEG_ASSERT_OK(store_process.Wait(10s));
   // Ingest keeps retrying with backoff and does not move on.
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().store_retries >= 3; }, 30s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().store_retries >= 3; }, 30s,
+                                      "ingester->stats().store_retries >= 3"));
   int64_t written_at_stop = ingester->stats().events_written;
   stop.request_stop();
   runner.join();
@@ -270,7 +274,7 @@ TEST_F(IngestPipelineTest, StoreKilledAndRestartedLosesNothingAndCommitsNothingU
   size_t mismatched = 0;
   for (const auto& [user, qualifiers] : all) mismatched += rows[user] != qualifiers;
   EXPECT_EQ(mismatched, 0u);
-  ASSERT_TRUE(second->Close().ok());
+  SEG_ASSERT_OK(second->Close());
   store_process.Stop();
 }
 
@@ -294,16 +298,18 @@ TEST_F(IngestPipelineTest, BrokerOutageLosesNothing) {
   std::stop_source stop;
   std::thread runner([&] {
     Status s = ingester->Run(stop.get_token());
-    EXPECT_TRUE(s.ok()) << s;
+    SEG_EXPECT_OK(s);
   });
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= 2000; }, 60s));
-  ASSERT_TRUE(cluster_->BrokerDown(2).ok());
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_in >= 2000; }, 60s,
+                                      "ingester->stats().events_in >= 2000"));
+  SEG_ASSERT_OK(cluster_->BrokerDown(2));
   int64_t in_at_down = ingester->stats().events_in;
   // The fault window: 3 s of outage (a duration, not a synchronisation).
-  WaitFor([&] { return false; }, 3s);
+  std::this_thread::sleep_for(3s);
   LOG(INFO) << "during the outage: " << ingester->stats().events_in - in_at_down << " events in";
-  ASSERT_TRUE(cluster_->BrokerUp(2).ok());
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= 22'000; }, 90s));
+  SEG_ASSERT_OK(cluster_->BrokerUp(2));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_in >= 22'000; }, 90s,
+                                      "ingester->stats().events_in >= 22'000"));
   stop.request_stop();
   runner.join();
 
@@ -321,7 +327,7 @@ TEST_F(IngestPipelineTest, BrokerOutageLosesNothing) {
 
 TEST_F(IngestPipelineTest, StoreSideModeNotifiesForADirectWrite) {
   auto observer = bridge::MakeKafkaNotifyObserver(cluster_->bootstrap_servers());
-  ASSERT_TRUE(observer.ok()) << observer.status();
+  SEG_ASSERT_OK(observer);
   StartInProcessStore({*observer});
 
   int64_t before = Clock::Real()->NowMs();
@@ -332,9 +338,9 @@ TEST_F(IngestPipelineTest, StoreSideModeNotifiesForADirectWrite) {
   store::RowPut put;
   put.row = e.user_id();
   store::Cell cell;
-  ASSERT_TRUE(EncodeEventCell(e, "e", &cell).ok());
+  SEG_ASSERT_OK(EncodeEventCell(e, "e", &cell));
   put.cells.push_back(cell);
-  ASSERT_TRUE(store_->Put("users", {put}).ok());
+  SEG_ASSERT_OK(store_->Put("users", {put}));
 
   ChangeNotice notice;
   size_t n = ReadTopic("user-changes", 1, 30s, [&](const kafka::Message& m) {
@@ -360,11 +366,8 @@ class GatedStore : public store::Store {
   Status Put(std::string_view table, const std::vector<store::RowPut>& rows) override {
     // Event writes only: the watermark publisher writes the due table.
     if (table == "users" && ++puts_ == 3) {
-      auto deadline = Clk::now() + 10s;
-      while (Clk::now() < deadline && ingester.load()->stats().batches < 1) {
-        std::this_thread::sleep_for(1ms);  // polls a condition, bounded
-      }
-      finished_during_third_put = ingester.load()->stats().batches >= 1;
+      finished_during_third_put = static_cast<bool>(seg::testing::PollUntil(
+          [&] { return ingester.load()->stats().batches >= 1; }, 10s, "a finished batch", 1ms));
     }
     return inner_->Put(table, rows);
   }
@@ -405,11 +408,11 @@ TEST_F(IngestPipelineTest, OlderBatchesAreFinishedWhileTheStoreWritesTheNext) {
   options.batch_max_events = 10;  // >= 3 batches, one Put each
   options.max_batches_in_flight = 2;
   auto ingester = Ingester::Create(options, &gated);
-  ASSERT_TRUE(ingester.ok()) << ingester.status();
+  SEG_ASSERT_OK(ingester);
   gated.ingester = ingester->get();
   RunUntil(
       **ingester, [&] { return (*ingester)->stats().events_in >= 30; }, 60s);
-  ASSERT_TRUE((*ingester)->Close().ok());
+  SEG_ASSERT_OK((*ingester)->Close());
   // The third batch's write found the first batch finished: its notices
   // were awaited and its offsets committed during the write, not after it.
   EXPECT_TRUE(gated.finished_during_third_put);
@@ -430,7 +433,7 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
     get.row.assign(kIngestWatermarkRow);
     get.families = {"d"};
     auto row = store_->Get("due", get);
-    EXPECT_TRUE(row.ok()) << row.status();
+    SEG_EXPECT_OK(row);
     if (!row.ok()) return out;
     for (int32_t p = 0; p < kEventPartitions; ++p) {
       const std::string q = IngestWatermarkQualifier("events", p);
@@ -458,7 +461,8 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
   RunUntil(
       *ingester, [&] { return ingester->stats().events_written >= 200; }, 60s);
   // Every partition, those with no event too, passes the first events.
-  ASSERT_TRUE(WaitFor([&] { return horizon() > first_acked_ms; }, 30s))
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return horizon() > first_acked_ms; }, 30s,
+                                      "horizon() > first_acked_ms"))
       << "horizon " << horizon() << " never passed " << first_acked_ms;
 
   // One user's events, unread: the ingester does not run meanwhile.
@@ -469,7 +473,7 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
   ASSERT_GE(partition, 0);
   // The other partitions' watermarks pass the second events' append time,
   // so the publisher has sampled since; this one's must not.
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(seg::testing::PollUntil(
       [&] {
         auto w = watermarks();
         for (const auto& [p, ms] : w) {
@@ -477,14 +481,15 @@ TEST_F(IngestPipelineTest, WatermarkCoversStoredEventsOnly) {
         }
         return w.size() == static_cast<size_t>(kEventPartitions);
       },
-      30s));
+      30s, "the other partitions' watermarks past the second events"));
   EXPECT_LT(watermarks()[partition], second_acked_ms)
       << "the watermark covers events that are not stored";
 
   RunUntil(
       *ingester, [&] { return ingester->stats().events_written >= 220; }, 60s);
-  EXPECT_TRUE(WaitFor([&] { return horizon() > second_acked_ms; }, 30s));
-  ASSERT_TRUE(ingester->Close().ok());
+  EXPECT_TRUE(seg::testing::PollUntil([&] { return horizon() > second_acked_ms; }, 30s,
+                                      "horizon() > second_acked_ms"));
+  SEG_ASSERT_OK(ingester->Close());
 }
 
 // A batch closes once no event arrived for batch_idle_ms: a quiet stream's
@@ -504,7 +509,7 @@ TEST_F(IngestPipelineTest, AQuietStreamsBatchClosesAfterBatchIdleMs) {
   RunUntil(
       *ingester, [&] { return ingester->stats().events_written >= 20; }, 60s);
   EXPECT_LT(Clk::now() - start, 60s);  // a batch waiting out batch_max_ms takes 120 s
-  ASSERT_TRUE(ingester->Close().ok());
+  SEG_ASSERT_OK(ingester->Close());
   auto rows = ReadRows(Users(expected));
   for (const auto& [user, qualifiers] : expected) EXPECT_EQ(rows[user], qualifiers) << user;
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "tests/harness/status_matchers.h"
 #include "tests/ingest_fixture.h"
 
 namespace seg::ingest {
@@ -23,8 +24,8 @@ class IngestProcessTest : public IngestPipelineTest {
                                      data_dir_.path() + "/store", "--port", std::to_string(port)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child = ChildProcess::Start(argv, data_dir_.path() + "/store.log");
-    EXPECT_TRUE(child.ok()) << child.status();
-    EXPECT_TRUE(seg::testing::WaitForTcpPort(port, 20s).ok());
+    SEG_EXPECT_OK(child);
+    SEG_EXPECT_OK(seg::testing::WaitForTcpPort(port, 20s));
     return child.ok() ? std::move(child).value() : ChildProcess();
   }
 
@@ -53,7 +54,7 @@ class IngestProcessTest : public IngestPipelineTest {
     store::RowPut put;
     put.row = user;
     store::Cell cell;
-    EXPECT_TRUE(EncodeEventCell(e, "e", &cell).ok());
+    SEG_EXPECT_OK(EncodeEventCell(e, "e", &cell));
     put.cells.push_back(cell);
     return put;
   }
@@ -69,14 +70,14 @@ TEST_F(IngestProcessTest, SegStoreNotifyKafkaNotifiesFamilyEWritesOnly) {
 
   int64_t before = Clock::Real()->NowMs();
   int64_t e_time = before - 5000;
-  ASSERT_TRUE(store_->Put("users", {EventPut("writer-e", e_time)}).ok());
+  SEG_ASSERT_OK(store_->Put("users", {EventPut("writer-e", e_time)}));
   // Family s first, then e, on one row: one producer, one key, one
   // partition, so a notice for the s write would be read before the e one.
   store::RowPut state;
   state.row = "writer-s";
   state.cells.push_back(store::Cell{"s", "segments", before - 1000, "seg-a"});
-  ASSERT_TRUE(store_->Put("users", {state}).ok());
-  ASSERT_TRUE(store_->Put("users", {EventPut("writer-s", e_time - 1)}).ok());
+  SEG_ASSERT_OK(store_->Put("users", {state}));
+  SEG_ASSERT_OK(store_->Put("users", {EventPut("writer-s", e_time - 1)}));
 
   auto notices =
       ReadNotices([](const auto& n) { return n.count("writer-e") && n.count("writer-s"); }, 60s);
@@ -105,21 +106,21 @@ TEST_F(IngestProcessTest, SegIngestExitsCleanlyWithin5sOfSigterm) {
        "kafka.bootstrap_servers=" + cluster_->bootstrap_servers(), "--set",
        "store.thrift.port=" + std::to_string(port), "--set", "ingest.batch_max_events=2000"},
       data_dir_.path() + "/ingest.log");
-  ASSERT_TRUE(ingest.ok()) << ingest.status();
+  SEG_ASSERT_OK(ingest);
   // Mid-stream: some rows are written (sampled), not all events.
   std::set<std::string> sample;
   for (int u = 0; u < 2000; u += 50) sample.insert("user-" + std::to_string(u));
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(seg::testing::PollUntil(
       [&] {
         size_t filled = 0;
         for (const auto& [u, q] : ReadRows(sample)) filled += !q.empty();
         return filled >= sample.size() / 2;
       },
-      60s));
+      60s, "half the sampled rows written"));
   auto signalled = Clk::now();
   ingest->Signal(SIGTERM);
   StatusOr<int> code = ingest->Wait(5s);
-  ASSERT_TRUE(code.ok()) << "seg-ingest still running 5 s after SIGTERM";
+  SEG_ASSERT_OK(code) << "seg-ingest still running 5 s after SIGTERM";
   EXPECT_EQ(*code, 0);
   LOG(INFO) << "seg-ingest exited "
             << std::chrono::duration_cast<std::chrono::milliseconds>(Clk::now() - signalled).count()
@@ -163,12 +164,12 @@ TEST_F(IngestProcessTest, SegIngestSigtermBeforeFirstAssignmentExitsCleanly) {
          "kafka.bootstrap_servers=" + cluster_->bootstrap_servers(), "--set",
          "store.thrift.port=" + std::to_string(port), "--set", "ingest.group_id=early-stop"},
         data_dir_.path() + "/ingest.log");
-    ASSERT_TRUE(ingest.ok()) << ingest.status();
-    WaitFor([] { return false; }, delay);
+    SEG_ASSERT_OK(ingest);
+    std::this_thread::sleep_for(delay);  // a duration (see above)
     ingest->Signal(SIGTERM);
     StatusOr<int> code = ingest->Wait(5s);
-    ASSERT_TRUE(code.ok()) << "seg-ingest still running 5 s after SIGTERM (" << delay.count()
-                           << " ms after start)";
+    SEG_ASSERT_OK(code) << "seg-ingest still running 5 s after SIGTERM (" << delay.count()
+                        << " ms after start)";
     if (*code != 0) {
       std::ifstream log(data_dir_.path() + "/ingest.log");
       std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
@@ -202,19 +203,22 @@ TEST_F(IngestProcessTest, StoreOutageLongerThanMaxPollIntervalKeepsTheMember) {
   std::stop_source stop;
   std::thread runner([&] {
     Status s = ingester->Run(stop.get_token());
-    EXPECT_TRUE(s.ok()) << s;
+    SEG_EXPECT_OK(s);
   });
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_written >= 4000; }, 60s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_written >= 4000; }, 60s,
+                                      "ingester->stats().events_written >= 4000"));
   store_process.Signal(SIGKILL);
-  ASSERT_TRUE(store_process.Wait(10s).ok());
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().store_retries >= 1; }, 30s));
+  SEG_ASSERT_OK(store_process.Wait(10s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().store_retries >= 1; }, 30s,
+                                      "ingester->stats().store_retries >= 1"));
   int64_t in_at_outage = ingester->stats().events_in;
   // The fault window: twice max.poll.interval.ms.
-  WaitFor([] { return false; }, 8s);
+  std::this_thread::sleep_for(8s);  // a duration, not a synchronisation
   EXPECT_EQ(ingester->stats().events_in, in_at_outage) << "kept fetching while the store was down";
   store_process = StartStoreBinary(port);
 
-  ASSERT_TRUE(WaitFor([&] { return ingester->stats().events_in >= kEvents; }, 90s));
+  ASSERT_TRUE(seg::testing::PollUntil([&] { return ingester->stats().events_in >= kEvents; }, 90s,
+                                      "ingester->stats().events_in >= kEvents"));
   stop.request_stop();
   runner.join();
   IngestStats stats = ingester->stats();
@@ -256,7 +260,7 @@ TEST_F(IngestProcessTest, ClockOffsetMovesSegIngestsNow) {
        "kafka.bootstrap_servers=" + cluster_->bootstrap_servers(), "--set",
        "store.thrift.port=" + std::to_string(port), "--set", "clock.offset_ms=3600000"},
       data_dir_.path() + "/ingest.log");
-  ASSERT_TRUE(ingest.ok()) << ingest.status();
+  SEG_ASSERT_OK(ingest);
   std::vector<DeadLetter> letters;
   ReadTopic("events-deadletter", 1, 60s, [&](const kafka::Message& m) {
     DeadLetter d;
@@ -266,10 +270,11 @@ TEST_F(IngestProcessTest, ClockOffsetMovesSegIngestsNow) {
   ASSERT_EQ(letters.size(), 1u);
   EXPECT_EQ(letters[0].reason(), reason::kTimeInFuture);
   EXPECT_NE(letters[0].original().find("skew-far"), std::string::npos);
-  EXPECT_TRUE(WaitFor([&] { return !ReadRows({"skew-ahead"})["skew-ahead"].empty(); }, 30s));
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] { return !ReadRows({"skew-ahead"})["skew-ahead"].empty(); }, 30s, "skew-ahead's row"));
   EXPECT_TRUE(ReadRows({"skew-far"})["skew-far"].empty());
   ingest->Signal(SIGTERM);
-  EXPECT_TRUE(ingest->Wait(10s).ok());
+  SEG_EXPECT_OK(ingest->Wait(10s));
   store_process.Stop();
 }
 
@@ -279,9 +284,9 @@ TEST_F(IngestProcessTest, ClockOffsetBeyondADayIsAConfigError) {
   auto ingest = ChildProcess::Start({seg::testing::BinaryDir() + "/ingest/seg-ingest", "--set",
                                      "clock.offset_ms=90000000"},
                                     log);
-  ASSERT_TRUE(ingest.ok()) << ingest.status();
+  SEG_ASSERT_OK(ingest);
   StatusOr<int> code = ingest->Wait(10s);
-  ASSERT_TRUE(code.ok());
+  SEG_ASSERT_OK(code);
   EXPECT_EQ(*code, 2);
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::testing {
 namespace {
@@ -54,13 +55,13 @@ TEST(ListenersTest, SegStatsBindsLoopbackByDefault) {
   auto child = ChildProcess::Start({BinaryDir() + "/stats/seg-stats", "--port", "0", "--port-file",
                                     port_file, "--metrics-port", std::to_string(metrics_port)},
                                    log);
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
   int port = ReadPortFile(port_file, *child);
   ASSERT_GT(port, 0) << Log(log);
   EXPECT_EQ(ListeningOn(port, *child), Addresses{"127.0.0.1"}) << Log(log);
   EXPECT_EQ(ListeningOn(metrics_port, *child), Addresses{"127.0.0.1"}) << Log(log);
   child->Signal(SIGTERM);
-  EXPECT_TRUE(child->Wait(10s).ok());
+  SEG_EXPECT_OK(child->Wait(10s));
 }
 
 TEST(ListenersTest, SegStatsMetricsAddressKey) {
@@ -71,10 +72,10 @@ TEST(ListenersTest, SegStatsMetricsAddressKey) {
                                     "stats.server.metrics_host=0.0.0.0", "--set",
                                     "stats.server.metrics_port=" + std::to_string(metrics_port)},
                                    log);
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
   EXPECT_EQ(ListeningOn(metrics_port, *child), Addresses{"0.0.0.0"}) << Log(log);
   child->Signal(SIGTERM);
-  EXPECT_TRUE(child->Wait(10s).ok());
+  SEG_EXPECT_OK(child->Wait(10s));
 }
 
 // seg-ingest's /metrics bound 0.0.0.0 by default before.
@@ -92,11 +93,11 @@ TEST(ListenersTest, SegIngestMetricsBindLoopbackByDefault) {
                                      std::to_string(metrics_port)};
     if (wide) argv.insert(argv.end(), {"--set", "ingest.metrics_host=0.0.0.0"});
     auto child = ChildProcess::Start(argv, log);
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     EXPECT_EQ(ListeningOn(metrics_port, *child), Addresses{wide ? "0.0.0.0" : "127.0.0.1"})
         << Log(log);
     child->Signal(SIGTERM);
-    EXPECT_TRUE(child->Wait(15s).ok());
+    SEG_EXPECT_OK(child->Wait(15s));
   }
 }
 

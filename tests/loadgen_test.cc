@@ -12,6 +12,7 @@
 #include "proto/events.pb.h"
 #include "segmenter/script_host.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 #include "tools/loadgen/traffic.h"
 
 namespace seg {
@@ -83,7 +84,7 @@ TEST(LoadgenTest, EverySegmentGetsMembersAndDecidedSegmentsHold) {
     ASSERT_FALSE(ingest::DecodeAndValidate(msg.value, validation, now, &event).has_value());
     std::string qualifier, value;
     EncodeEventQualifier(event.event_time_ms(), EventDigest(event), event.type(), &qualifier);
-    ASSERT_TRUE(EncodeEventValue(event, &value).ok());
+    SEG_ASSERT_OK(EncodeEventValue(event, &value));
     cells[msg.user_index][qualifier] = value;
   }
 
@@ -91,7 +92,7 @@ TEST(LoadgenTest, EverySegmentGetsMembersAndDecidedSegmentsHold) {
   host_options.scripts_dir = testing::SourceDir() + "/scripts";
   host_options.reload_check_interval_ms = 0;
   auto host = segmenter::ScriptHost::Create(host_options);
-  ASSERT_TRUE(host.ok()) << host.status();
+  SEG_ASSERT_OK(host);
   std::map<std::string, int> members;
   for (const auto& script : (*host)->scripts()) {
     for (const auto& segment : script.segments) members[segment] = 0;
@@ -105,10 +106,10 @@ TEST(LoadgenTest, EverySegmentGetsMembersAndDecidedSegmentsHold) {
   for (int32_t u = 0; u < options.users; ++u) {
     views.clear();
     for (const auto& [qualifier, value] : cells[u]) {
-      ASSERT_TRUE(DecodeEventCell(qualifier, value, &views.emplace_back()).ok());
+      SEG_ASSERT_OK(DecodeEventCell(qualifier, value, &views.emplace_back()));
     }
     const loadgen::UserProfile& user = generator.users()[u];
-    ASSERT_TRUE((*host)->EvaluateUser(user.id, views, evaluate, &result).ok());
+    SEG_ASSERT_OK((*host)->EvaluateUser(user.id, views, evaluate, &result));
     ASSERT_TRUE(result.failed.empty()) << result.failed[0];
     std::set<std::string> got(result.segments.begin(), result.segments.end());
     for (const auto& s : got) ++members[s];

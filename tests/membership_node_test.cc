@@ -25,8 +25,10 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
 namespace seg {
@@ -83,16 +85,16 @@ class MembershipNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto kafka = testing::MockKafkaCluster::Start(3);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
     for (const char* topic : {"user-changes", "segmentation-results"}) {
-      ASSERT_TRUE(kafka_->CreateTopic(topic, 4).ok());
+      SEG_ASSERT_OK(kafka_->CreateTopic(topic, 4));
     }
     auto redis = testing::LocalRedis::Start(testing::LocalRedisOptions{});
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
     auto served = testing::ServeStore(dir_.path() + "/store");
-    ASSERT_TRUE(served.ok()) << served.status();
+    SEG_ASSERT_OK(served);
     server_ = std::move(served->server);
     store_ = std::move(served->client);
 
@@ -105,13 +107,13 @@ class MembershipNodeTest : public ::testing::Test {
     host_options.clock = &clock_;
     host_options.reload_check_interval_ms = 0;  // reloads only when a test asks
     auto host = segmenter::ScriptHost::Create(host_options);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     host_ = std::move(*host);
 
     stats::StatsWriterOptions writer_options;
     writer_options.redis.node.port = redis_->port();
     auto writer = stats::NewStatsWriter(writer_options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    SEG_ASSERT_OK(writer);
     writer_ = std::move(*writer);
     evaluator_ = segmenter::NewScriptHostEvaluator(host_.get());
     sink_ = segmenter::NewStatsWriterSink(writer_.get());
@@ -119,7 +121,7 @@ class MembershipNodeTest : public ::testing::Test {
     ASSERT_TRUE(node_);
 
     auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
+    SEG_ASSERT_OK(producer);
     producer_ = std::move(*producer);
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["session.timeout.ms"] = "6000";
@@ -128,14 +130,17 @@ class MembershipNodeTest : public ::testing::Test {
         kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
           if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
         });
-    ASSERT_TRUE(results.ok());
+    SEG_ASSERT_OK(results);
     results_ = std::move(*results);
-    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
-    auto deadline = steady_clock::now() + std::chrono::seconds(30);
-    while (!reader_assigned_ && steady_clock::now() < deadline) {
-      ASSERT_TRUE(results_->PollBatch(100, milliseconds(100)).ok());
-    }
-    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
+    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          auto polled = results_->PollBatch(100, milliseconds(100));
+          SEG_EXPECT_OK(polled);
+          return reader_assigned_ || !polled.ok();
+        },
+        std::chrono::seconds(30), "the results reader's assignment", milliseconds(0)));
+    ASSERT_TRUE(reader_assigned_);
   }
 
   void TearDown() override {
@@ -157,7 +162,7 @@ class MembershipNodeTest : public ::testing::Test {
     options.bots.sustain_ms = 0;
     auto node =
         segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &clock_);
-    EXPECT_TRUE(node.ok()) << node.status();
+    SEG_EXPECT_OK(node);
     return node.ok() ? std::move(*node) : nullptr;
   }
 
@@ -180,9 +185,9 @@ class MembershipNodeTest : public ::testing::Test {
     cell.family = "e";
     EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
     cell.timestamp = e.event_time_ms();
-    ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+    SEG_ASSERT_OK(EncodeEventValue(e, &cell.value));
     put.cells.push_back(std::move(cell));
-    ASSERT_TRUE(store_->Put("users", {put}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {put}));
   }
 
   void SendNotice(const std::string& user, NoticeKind kind = NOTICE_WRITE, uint32_t count = 1,
@@ -193,18 +198,23 @@ class MembershipNodeTest : public ::testing::Test {
     n.set_newest_event_time_ms(clock_.NowMs());
     n.set_event_count(count);
     n.set_kind(kind);
-    ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
-    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Produce("user-changes", user, n.SerializeAsString()));
+    SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   }
 
   template <typename Done>
   void RunUntil(segmenter::Node* node, Done done) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(60);
-    while (!done()) {
-      ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node->stats().notices;
-      auto n = node->RunOnce();
-      ASSERT_TRUE(n.ok()) << n.status();
-    }
+    bool finished = false;  // done() is called once per round
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          if ((finished = done())) return true;
+          auto n = node->RunOnce();
+          SEG_EXPECT_OK(n);
+          return !n.ok();  // stops at the first error, reported above
+        },
+        std::chrono::seconds(60), "the node's progress", milliseconds(0)))
+        << "node consumed " << node->stats().notices;
+    ASSERT_TRUE(finished) << "RunOnce failed; node consumed " << node->stats().notices;
   }
   void RunUntilNotices(int64_t notices) {
     RunUntil(node_.get(), [&] { return node_->stats().notices >= notices; });
@@ -233,7 +243,7 @@ class MembershipNodeTest : public ::testing::Test {
     std::vector<int64_t> out;
     store::ScanRequest scan;
     auto scanner = store_->OpenScanner("due", scan);
-    EXPECT_TRUE(scanner.ok()) << scanner.status();
+    SEG_EXPECT_OK(scanner);
     if (!scanner.ok()) return out;
     std::vector<store::RowResult> rows;
     while ((*scanner)->NextBatch(&rows).ok() && !rows.empty()) {
@@ -253,16 +263,19 @@ class MembershipNodeTest : public ::testing::Test {
   // deletes replaced due rows off its critical path, and an idle round
   // waits for those deletes.
   std::vector<int64_t> SettledDueTimes(const std::string& user, const std::vector<int64_t>& want) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(10);
     std::vector<int64_t> got = DueTimes(user);
-    while (got != want && steady_clock::now() < deadline) {
-      if (node_) {
-        auto idle = node_->RunOnce();
-        EXPECT_TRUE(idle.ok()) << idle.status();
-      }
-      got = DueTimes(user);
-    }
-    return got;
+    testing::PollUntil(
+        [&] {
+          if (got == want) return true;
+          if (node_) {
+            auto idle = node_->RunOnce();
+            SEG_EXPECT_OK(idle);
+          }
+          got = DueTimes(user);
+          return got == want;
+        },
+        std::chrono::seconds(10), "settled due rows", milliseconds(0));
+    return got;  // the caller compares
   }
 
   // `user` enters recent_visitor with a page view a day old; returns its
@@ -290,7 +303,7 @@ class MembershipNodeTest : public ::testing::Test {
     }
     put.cells.push_back(store::Cell{"d", IngestPartitionCountQualifier("events"),
                                     store::kLatestTimestamp, std::to_string(partitions)});
-    ASSERT_TRUE(store_->Put("due", {put}).ok());
+    SEG_ASSERT_OK(store_->Put("due", {put}));
   }
 
   SegmentState State(const std::string& user) {
@@ -339,7 +352,7 @@ TEST_F(MembershipNodeTest, WindowMemberExitsAtTheEdgeWithNoNewEvent) {
   EXPECT_EQ(DueTimes("u1"), std::vector<int64_t>{event_ms + 7 * kDayMs});
 
   clock_.AdvanceMs(6 * kDayMs - 1);  // one ms before the edge: nothing due
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node_->RunOnce().ok());
+  for (int i = 0; i < 3; ++i) SEG_ASSERT_OK(node_->RunOnce());
   EXPECT_EQ(node_->stats().scheduled, 0);
   // The edge passes; the next due scan (one scan interval after the last)
   // fires the exit: at most that late.
@@ -370,7 +383,7 @@ TEST_F(MembershipNodeTest, DueUserWaitsForTheIngestWatermarkAndSeesTheLateEvent)
   PublishWatermarks({due_ms - 1, due_ms + kDayMs}, 2);
   const int64_t interval_ms = segmenter::NodeOptions().due_scan_interval_ms;
   clock_.AdvanceMs(due_ms - clock_.NowMs() + interval_ms);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node_->RunOnce().ok());
+  for (int i = 0; i < 3; ++i) SEG_ASSERT_OK(node_->RunOnce());
   EXPECT_EQ(node_->stats().scheduled, 0) << "fired ahead of the ingest watermark";
 
   const int64_t late_ms = due_ms - 1000;
@@ -392,7 +405,7 @@ TEST_F(MembershipNodeTest, StuckIngestWatermarkHoldsExitsAtMostMaxHold) {
   PublishWatermarks({due_ms + kDayMs}, 2);  // partition 1 has none
 
   clock_.AdvanceMs(due_ms - clock_.NowMs() + segmenter::NodeOptions().due_scan_interval_ms);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node_->RunOnce().ok());
+  for (int i = 0; i < 3; ++i) SEG_ASSERT_OK(node_->RunOnce());
   EXPECT_EQ(node_->stats().scheduled, 0);
 
   clock_.AdvanceMs(segmenter::NodeOptions().due_max_hold_ms);
@@ -410,7 +423,7 @@ TEST_F(MembershipNodeTest, NewOwnerFiresTheExitAfterTheRebalance) {
   SendNotice("u2");
   RunUntilNotices(1);
   ASSERT_EQ(ReadResults(1).size(), 1u);
-  ASSERT_TRUE(node_->Close().ok());  // its partitions go to the next member
+  SEG_ASSERT_OK(node_->Close());  // its partitions go to the next member
   node_.reset();
 
   clock_.AdvanceMs(6 * kDayMs + 1);
@@ -422,7 +435,7 @@ TEST_F(MembershipNodeTest, NewOwnerFiresTheExitAfterTheRebalance) {
   ASSERT_TRUE(exited[0].result);
   EXPECT_EQ(exited[0].result->reason(), SCHEDULE);
   EXPECT_TRUE(Has(exited[0].result->exited(), "recent_visitor"));
-  ASSERT_TRUE(next_owner->Close().ok());
+  SEG_ASSERT_OK(next_owner->Close());
 }
 
 TEST_F(MembershipNodeTest, ScriptOverBudgetKeepsThePreviousMembership) {
@@ -495,7 +508,7 @@ TEST_F(MembershipNodeTest, ForgetDeletesRowsDueAndCacheAndPublishesATombstone) {
   store::GetRequest get;
   get.row = "u5";
   auto row = store_->Get("users", get);
-  ASSERT_TRUE(row.ok());
+  SEG_ASSERT_OK(row);
   EXPECT_TRUE(row->empty()) << "every family of the row is gone";
   EXPECT_TRUE(SettledDueTimes("u5", {}).empty());
   EXPECT_EQ(node_->stats().forgotten, 1);
@@ -525,7 +538,7 @@ TEST_F(MembershipNodeTest, DefinitionChangeResultsOnlyForChangedUsersAndRemovedS
   // The set changes: `recent` removed, `searcher` added; spinner unchanged.
   ASSERT_EQ(std::remove((scripts_dir_ + "/recent.lua").c_str()), 0);
   WriteScript("searcher.lua", kSearcherScript);
-  ASSERT_TRUE(evaluator_->Reload().ok());
+  SEG_ASSERT_OK(evaluator_->Reload());
   clock_.AdvanceMs(1000);
   // Acknowledged long ago: the skip cache would drop them as writes.
   for (const char* user : {"viewer", "seeker", "clicker"}) {
@@ -569,7 +582,7 @@ TEST_F(MembershipNodeTest, PreUpgradeUserGetsADueRowFromTheBackfillNotice) {
   put.row = "old";
   put.cells.push_back(store::Cell{"s", std::string(segmenter::kStateQualifier), event_ms + 1000,
                                   old_state.SerializeAsString()});
-  ASSERT_TRUE(store_->Put("users", {put}).ok());
+  SEG_ASSERT_OK(store_->Put("users", {put}));
   ASSERT_EQ(State("old").due_ms(), 0);
   ASSERT_TRUE(DueTimes("old").empty());
 

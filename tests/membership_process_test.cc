@@ -26,8 +26,10 @@
 #include "segmenter/internal/membership.h"
 #include "store/store.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
@@ -70,12 +72,12 @@ class MembershipProcessTest : public ::testing::Test {
       ASSERT_TRUE(std::filesystem::exists(testing::BinaryDir() + bin)) << bin << " not built";
     }
     auto kafka = testing::MockKafkaCluster::Start(3);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
-    ASSERT_TRUE(kafka_->CreateTopic("user-changes", kNoticePartitions).ok());
-    ASSERT_TRUE(kafka_->CreateTopic("segmentation-results", 4).ok());
+    SEG_ASSERT_OK(kafka_->CreateTopic("user-changes", kNoticePartitions));
+    SEG_ASSERT_OK(kafka_->CreateTopic("segmentation-results", 4));
     auto redis = testing::LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
 
     store_port_ = testing::PickFreePort();
@@ -100,7 +102,7 @@ class MembershipProcessTest : public ::testing::Test {
                               "  reload_check_interval_ms: 0\n";
 
     auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
+    SEG_ASSERT_OK(producer);
     producer_ = std::move(*producer);
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["session.timeout.ms"] = "6000";
@@ -109,14 +111,17 @@ class MembershipProcessTest : public ::testing::Test {
         kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
           if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
         });
-    ASSERT_TRUE(results.ok());
+    SEG_ASSERT_OK(results);
     results_ = std::move(*results);
-    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
-    auto deadline = steady_clock::now() + seconds(30);
-    while (!reader_assigned_ && steady_clock::now() < deadline) {
-      ASSERT_TRUE(results_->PollBatch(100, milliseconds(100)).ok());
-    }
-    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
+    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          auto polled = results_->PollBatch(100, milliseconds(100));
+          SEG_EXPECT_OK(polled);
+          return reader_assigned_ || !polled.ok();
+        },
+        seconds(30), "the results reader's assignment", milliseconds(0)));
+    ASSERT_TRUE(reader_assigned_);
   }
 
   void TearDown() override {
@@ -134,20 +139,22 @@ class MembershipProcessTest : public ::testing::Test {
         {testing::BinaryDir() + "/store/seg-store", "--data-dir", dir_.path() + "/store", "--port",
          std::to_string(store_port_)},
         dir_.path() + "/store.log");
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     store_process_ = std::move(*child);
-    auto deadline = steady_clock::now() + seconds(30);
-    while (!testing::WaitForTcpPort(store_port_, milliseconds(200)).ok()) {
-      ASSERT_TRUE(store_process_.running()) << "seg-store exited; log:\n"
-                                            << ReadFile(dir_.path() + "/store.log");
-      ASSERT_LT(steady_clock::now(), deadline) << "seg-store not listening; log:\n"
-                                               << ReadFile(dir_.path() + "/store.log");
-    }
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          return testing::WaitForTcpPort(store_port_, milliseconds(200)).ok() ||
+                 !store_process_.running();
+        },
+        seconds(30), "seg-store listening", milliseconds(0)))
+        << ReadFile(dir_.path() + "/store.log");
+    ASSERT_TRUE(store_process_.running()) << "seg-store exited; log:\n"
+                                          << ReadFile(dir_.path() + "/store.log");
     store::StoreOptions client;
     client.backend = store::StoreOptions::Backend::kThrift;
     client.thrift.port = store_port_;
     auto opened = store::OpenStore(client);
-    ASSERT_TRUE(opened.ok()) << opened.status();
+    SEG_ASSERT_OK(opened);
     store_ = std::move(*opened);
   }
 
@@ -157,7 +164,7 @@ class MembershipProcessTest : public ::testing::Test {
          kafka_->bootstrap_servers(), "--store", "127.0.0.1:" + std::to_string(store_port_),
          "--redis", "127.0.0.1:" + std::to_string(redis_->port()), "--scripts", scripts_dir_},
         LogPath(name));
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     segmenters_[name] = std::move(*child);
   }
 
@@ -169,13 +176,20 @@ class MembershipProcessTest : public ::testing::Test {
 
   // Until every named segmenter logged a partition assignment.
   void WaitAssigned(const std::vector<std::string>& names, seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
+    const auto deadline = steady_clock::now() + timeout;
     for (const auto& name : names) {
-      while (ReadFile(LogPath(name)).find(": assigned ") == std::string::npos) {
-        ASSERT_TRUE(segmenters_[name].running()) << name << " exited:\n" << LogTail(name);
-        ASSERT_LT(steady_clock::now(), deadline) << name << " never assigned:\n" << LogTail(name);
-        PollResults(milliseconds(100));  // paces the wait
-      }
+      bool assigned = false;
+      ASSERT_TRUE(testing::PollUntil(
+          [&] {
+            assigned = ReadFile(LogPath(name)).find(": assigned ") != std::string::npos;
+            if (assigned || !segmenters_[name].running()) return true;
+            PollResults(milliseconds(100));  // paces the wait
+            return false;
+          },
+          std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now()),
+          name + "'s assignment", milliseconds(0)))
+          << LogTail(name);
+      ASSERT_TRUE(assigned) << name << " exited:\n" << LogTail(name);
     }
   }
 
@@ -183,7 +197,7 @@ class MembershipProcessTest : public ::testing::Test {
   static void Kill9(testing::ChildProcess* child) {
     child->Signal(SIGKILL);
     auto code = child->Wait(seconds(10));
-    ASSERT_TRUE(code.ok()) << code.status();
+    SEG_ASSERT_OK(code);
     EXPECT_EQ(*code, 128 + SIGKILL);
   }
 
@@ -201,21 +215,21 @@ class MembershipProcessTest : public ::testing::Test {
     cell.family = "e";
     EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
     cell.timestamp = e.event_time_ms();
-    ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
-    ASSERT_TRUE(store_->Put("users", {put}).ok());
+    SEG_ASSERT_OK(EncodeEventValue(e, &cell.value));
+    SEG_ASSERT_OK(store_->Put("users", {put}));
     ChangeNotice n;
     n.set_user_id(user);
     n.set_acked_at_ms(Clock::Real()->NowMs());
     n.set_newest_event_time_ms(time_ms);
     n.set_event_count(1);
-    ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
-    ASSERT_TRUE(producer_->Flush(seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Produce("user-changes", user, n.SerializeAsString()));
+    SEG_ASSERT_OK(producer_->Flush(seconds(10)));
   }
 
   // Appends what arrives within `wait` to received_, in arrival order.
   void PollResults(milliseconds wait) {
     auto batch = results_->PollBatch(100, wait);
-    ASSERT_TRUE(batch.ok()) << batch.status();
+    SEG_ASSERT_OK(batch);
     for (const auto& m : *batch) {
       SegmentationResult& r = received_.emplace_back();
       ASSERT_TRUE(r.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
@@ -259,7 +273,7 @@ class MembershipProcessTest : public ::testing::Test {
   std::vector<int64_t> DueTimes(const std::string& user) {
     std::vector<int64_t> out;
     auto scanner = store_->OpenScanner("due", store::ScanRequest{});
-    EXPECT_TRUE(scanner.ok()) << scanner.status();
+    SEG_EXPECT_OK(scanner);
     if (!scanner.ok()) return out;
     std::vector<store::RowResult> rows;
     while ((*scanner)->NextBatch(&rows).ok() && !rows.empty()) {
@@ -316,12 +330,16 @@ void MembershipProcessTest::KillAllBetweenEntryAndEdge(bool restart_after_edge) 
   EXPECT_TRUE(Has(entry.entered(), segment));
   // The entry's due row is stored and its notice committed: after the kill
   // the exit can come only from the due row, not from a redelivered notice.
-  auto deadline = steady_clock::now() + seconds(15);
-  while (CommittedNotices() != 1 || DueTimes(user) != std::vector<int64_t>{edge_ms}) {
-    ASSERT_LT(steady_clock::now(), deadline)
-        << "notice not committed or due row missing; due rows " << DueTimes(user).size();
-    PollResults(milliseconds(200));  // paces the polling
-  }
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        if (CommittedNotices() == 1 && DueTimes(user) == std::vector<int64_t>{edge_ms}) {
+          return true;
+        }
+        PollResults(milliseconds(200));  // paces the polling
+        return false;
+      },
+      seconds(15), "the notice committed and the due row stored", milliseconds(0)))
+      << "due rows " << DueTimes(user).size();
 
   // kill -9 of every process, then everything comes back.
   ASSERT_NO_FATAL_FAILURE(Kill9(&segmenters_["a"]));
@@ -337,7 +355,7 @@ void MembershipProcessTest::KillAllBetweenEntryAndEdge(bool restart_after_edge) 
       std::this_thread::sleep_for(milliseconds(100));
     }
   }
-  ASSERT_TRUE(redis_->Restart().ok());
+  SEG_ASSERT_OK(redis_->Restart());
   ASSERT_NO_FATAL_FAILURE(StartStore());
   StartSegmenter("a2");
   StartSegmenter("b2");
@@ -362,12 +380,9 @@ void MembershipProcessTest::KillAllBetweenEntryAndEdge(bool restart_after_edge) 
   // The fired row is gone; the next one is where the event leaves the history.
   // (The segmenter deletes replaced due rows off its critical path: poll.)
   const std::vector<int64_t> want{event_ms + kHistoryDays * kDayMs};
-  auto due_deadline = steady_clock::now() + std::chrono::seconds(10);
-  std::vector<int64_t> due = DueTimes(user);
-  while (due != want && steady_clock::now() < due_deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the store
-    due = DueTimes(user);
-  }
+  std::vector<int64_t> due;
+  EXPECT_TRUE(testing::PollUntil([&] { return (due = DueTimes(user)) == want; }, seconds(10),
+                                 "the replaced due rows deleted", milliseconds(50)));
   EXPECT_EQ(due, want);
   for (const char* name : {"a2", "b2"}) {
     EXPECT_TRUE(segmenters_[name].running()) << name << ":\n" << LogTail(name);

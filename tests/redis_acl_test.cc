@@ -23,6 +23,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -172,7 +173,7 @@ TEST(RedisAclTest, DocumentedUsersRunTheProductAndNothingElse) {
   testing::LocalRedisOptions ro;
   for (const auto& [name, rules] : users) ro.extra_config.push_back("user " + name + " " + rules);
   auto redis = LocalRedis::Start(ro);
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   const Day today = DayFromUnixMs(Clock::Real()->NowMs());
 
@@ -180,11 +181,11 @@ TEST(RedisAclTest, DocumentedUsersRunTheProductAndNothingElse) {
   for (auto mode :
        {StatsCallMode::kFunction, StatsCallMode::kEvalsha, StatsCallMode::kPfaddPerRoundTrip}) {
     Status s = WriteAs(As("seg-writer", port), mode, today);
-    EXPECT_TRUE(s.ok()) << "writer mode " << static_cast<int>(mode) << ": " << s;
+    SEG_EXPECT_OK(s) << "writer mode " << static_cast<int>(mode);
   }
   for (auto mode : {StatsCallMode::kFunction, StatsCallMode::kEvalsha}) {
     Status s = WriteAs(As("seg-writer", port), mode, today, /*batched_calls=*/false);
-    EXPECT_TRUE(s.ok()) << "per-user writer mode " << static_cast<int>(mode) << ": " << s;
+    SEG_EXPECT_OK(s) << "per-user writer mode " << static_cast<int>(mode);
   }
   // The function set expiries (EXPIREAT inside FCALL, as seg-writer).
   std::string ttl = *testing::RedisCommandForTest(
@@ -192,10 +193,10 @@ TEST(RedisAclTest, DocumentedUsersRunTheProductAndNothingElse) {
   EXPECT_GT(std::stoll(ttl), 0) << ttl;
   for (bool server_side : {false, true}) {
     Status s = QueryAs(As("seg-stats", port), server_side, today);
-    EXPECT_TRUE(s.ok()) << "server_side_merge " << server_side << ": " << s;
+    SEG_EXPECT_OK(s) << "server_side_merge " << server_side;
   }
   Status s = SweepAs(As("seg-ops", port));
-  EXPECT_TRUE(s.ok()) << s;
+  SEG_EXPECT_OK(s);
 
   // What no product user may do.
   const std::string key = HllKey("hll", 0, "cats", today);
@@ -226,14 +227,14 @@ TEST(RedisAclTest, DocumentedUsersRunTheProductAndNothingElse) {
 TEST(RedisAclTest, DocumentedUsersOnRedisCluster) {
   auto users = DocumentedUsers();
   auto cluster = LocalRedisCluster::Start();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   for (int port : (*cluster)->ports()) {
     for (const auto& [name, rules] : users) {
       std::vector<std::string> argv = {"ACL", "SETUSER", name};
       std::istringstream words(rules);
       for (std::string w; words >> w;) argv.push_back(w);
       auto r = testing::RedisCommandForTest(port, argv);
-      ASSERT_TRUE(r.ok()) << r.status();
+      SEG_ASSERT_OK(r);
     }
   }
   const Day today = DayFromUnixMs(Clock::Real()->NowMs());
@@ -246,23 +247,23 @@ TEST(RedisAclTest, DocumentedUsersOnRedisCluster) {
   // A slot whose keys will be new during a migration: ASK -> ASKING.
   const int slot = RedisKeySlot(HllKey("hll", 2, "cats", today));
   auto owner = (*cluster)->SlotOwner(slot);
-  ASSERT_TRUE(owner.ok()) << owner.status();
-  ASSERT_TRUE((*cluster)->BeginSlotMigration(slot, (*owner + 1) % (*cluster)->size()).ok());
+  SEG_ASSERT_OK(owner);
+  SEG_ASSERT_OK((*cluster)->BeginSlotMigration(slot, (*owner + 1) % (*cluster)->size()));
   // One key per command while the slot migrates (a multi-key call on keys
   // not yet moved gets TRYAGAIN, whoever sends it).
   auto asks = metrics::GetCounter("seg_redis_cluster_redirects_total",
                                   "Redis Cluster redirections followed", {{"kind", "ask"}});
   const double asks0 = asks.Value();
   Status s = WriteAs(as("seg-writer"), StatsCallMode::kPfaddPerRoundTrip, today);
-  EXPECT_TRUE(s.ok()) << s;
+  SEG_EXPECT_OK(s);
   EXPECT_GT(asks.Value(), asks0) << "no ASK redirection was followed";
-  ASSERT_TRUE((*cluster)->FinishSlotMigration(slot, (*owner + 1) % (*cluster)->size()).ok());
+  SEG_ASSERT_OK((*cluster)->FinishSlotMigration(slot, (*owner + 1) % (*cluster)->size()));
   s = WriteAs(as("seg-writer"), StatsCallMode::kFunction, today);
-  EXPECT_TRUE(s.ok()) << s;
+  SEG_EXPECT_OK(s);
   s = QueryAs(as("seg-stats"), false, today);
-  EXPECT_TRUE(s.ok()) << s;
+  SEG_EXPECT_OK(s);
   s = SweepAs(as("seg-ops"));
-  EXPECT_TRUE(s.ok()) << s;
+  SEG_EXPECT_OK(s);
   EXPECT_TRUE(Refused(SendAs("seg-stats", (*cluster)->ports()[0], {"CLUSTER", "RESET"})));
 }
 

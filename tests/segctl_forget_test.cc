@@ -16,6 +16,7 @@
 #include "proto/segmentation.pb.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 #include "tools/segctl_forget.h"
 
 namespace seg::tools {
@@ -75,9 +76,9 @@ class SegctlForgetTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto cluster = MockKafkaCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    SEG_ASSERT_OK(cluster);
     cluster_ = std::move(cluster).value();
-    ASSERT_TRUE(cluster_->CreateTopic("user-changes", kPartitions, 1).ok());
+    SEG_ASSERT_OK(cluster_->CreateTopic("user-changes", kPartitions, 1));
   }
 
   // Reads `user-changes` from the start until `want` notices arrived (30 s at most).
@@ -85,14 +86,14 @@ class SegctlForgetTest : public ::testing::Test {
     kafka::KafkaOptions options = cluster_->ClientOptions("reader");
     options.properties["session.timeout.ms"] = "6000";
     auto consumer = kafka::Consumer::Create(options, "reader-" + std::to_string(++readers_));
-    EXPECT_TRUE(consumer.ok()) << consumer.status();
+    SEG_EXPECT_OK(consumer);
     if (!consumer.ok()) return {};
-    EXPECT_TRUE((*consumer)->Subscribe({"user-changes"}).ok());
+    SEG_EXPECT_OK((*consumer)->Subscribe({"user-changes"}));
     std::vector<Received> out;
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
       auto batch = (*consumer)->PollBatch(1000, 100ms);
-      EXPECT_TRUE(batch.ok()) << batch.status();
+      SEG_EXPECT_OK(batch);
       if (!batch.ok()) break;
       for (const kafka::Message& m : *batch) {
         Received r;
@@ -130,7 +131,7 @@ TEST(SegctlForgetUnitTest, ReadsOneIdPerLine) {
   std::string path = dir.path() + "/ids.txt";
   std::ofstream(path) << "u1\n  u2 \r\n\n# a comment\nu3";
   auto ids = ReadUserIdFile(path);
-  ASSERT_TRUE(ids.ok()) << ids.status();
+  SEG_ASSERT_OK(ids);
   EXPECT_EQ(*ids, (std::vector<std::string>{"u1", "u2", "u3"}));
   EXPECT_FALSE(ReadUserIdFile(dir.path() + "/missing").ok());
 }
@@ -145,7 +146,7 @@ TEST_F(SegctlForgetTest, NoticesArriveKeyedByUserInTheirMurmur2Partition) {
   users.push_back("user-7");          // a repeat is sent once
   users.push_back("пользователь-ü");  // any bytes
   ForgetReport report;
-  ASSERT_TRUE(ForgetUsers(users, options, &report).ok());
+  SEG_ASSERT_OK(ForgetUsers(users, options, &report));
   EXPECT_EQ(report.requested, 201);
   EXPECT_EQ(report.sent, 201);
   EXPECT_EQ(report.failed, 0);
@@ -182,9 +183,9 @@ TEST_F(SegctlForgetTest, BinaryTakesIdsFromArgumentsAndFileAndReportsTheCount) {
   std::string log = dir_.path() + "/forget.log";
   auto child = seg::testing::ChildProcess::Start(
       {segctl, "forget", "arg-1", "arg-2", "--file", ids, "--config", config}, log);
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
   auto code = child->Wait(60s);
-  ASSERT_TRUE(code.ok()) << code.status();
+  SEG_ASSERT_OK(code);
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(*code, 0) << text;
@@ -207,7 +208,7 @@ TEST_F(SegctlForgetTest, BinaryTakesIdsFromArgumentsAndFileAndReportsTheCount) {
       {segctl, "forget", "--set", "kafka.bootstrap_servers=" + cluster_->bootstrap_servers(),
        "set-1"},
       log);
-  ASSERT_TRUE(with_set.ok());
+  SEG_ASSERT_OK(with_set);
   EXPECT_EQ(*with_set->Wait(60s), 0);
   std::ifstream in2(log);
   text.assign((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
@@ -217,22 +218,22 @@ TEST_F(SegctlForgetTest, BinaryTakesIdsFromArgumentsAndFileAndReportsTheCount) {
   // No ids: usage error.
   auto none = seg::testing::ChildProcess::Start(
       {segctl, "forget", "--bootstrap", cluster_->bootstrap_servers()}, log);
-  ASSERT_TRUE(none.ok());
+  SEG_ASSERT_OK(none);
   EXPECT_EQ(*none->Wait(30s), 2);
 }
 
 TEST_F(SegctlForgetTest, BinaryFailsWhenKafkaDoesNotAcknowledge) {
   std::string segctl = SegctlPath();
   ASSERT_FALSE(segctl.empty()) << "segctl not built";
-  ASSERT_TRUE(cluster_->BrokerDown(-1).ok());
+  SEG_ASSERT_OK(cluster_->BrokerDown(-1));
   std::string log = dir_.path() + "/down.log";
   auto child =
       seg::testing::ChildProcess::Start({segctl, "forget", "u1", "u2", "--bootstrap",
                                          cluster_->bootstrap_servers(), "--timeout-ms", "1500"},
                                         log);
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
   auto code = child->Wait(60s);
-  ASSERT_TRUE(code.ok()) << code.status();
+  SEG_ASSERT_OK(code);
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(*code, 1) << text;

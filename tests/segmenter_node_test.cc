@@ -19,9 +19,11 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
-#include "tests/served_store.h"
+#include "tests/harness/segmenter_fixture.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
@@ -29,81 +31,44 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-class SegmenterNodeTest : public ::testing::Test {
+class SegmenterNodeTest : public testing::SegmenterFixture {
  protected:
+  SegmenterNodeTest() : SegmenterFixture(NodeParts()) {}
+  static Parts NodeParts() {
+    Parts parts;
+    parts.redis_persistence = true;  // the restart test keeps the HLLs over a graceful restart
+    return parts;
+  }
+
   void SetUp() override {
-    auto kafka = testing::MockKafkaCluster::Start(3);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
-    kafka_ = std::move(*kafka);
-    for (const char* topic : {"user-changes", "segmentation-results"}) {
-      ASSERT_TRUE(kafka_->CreateTopic(topic, 4).ok());
-    }
-    // Persistence: the restart test keeps the HLLs over a graceful restart.
-    testing::LocalRedisOptions redis_options;
-    redis_options.persistence = true;
-    auto redis = testing::LocalRedis::Start(redis_options);
-    ASSERT_TRUE(redis.ok()) << redis.status();
-    redis_ = std::move(*redis);
-
-    auto served = testing::ServeStore(dir_.path() + "/store");
-    ASSERT_TRUE(served.ok()) << served.status();
-    server_ = std::move(served->server);
-    store_ = std::move(served->client);
-
+    ASSERT_NO_FATAL_FAILURE(SegmenterFixture::SetUp());
     segmenter::ScriptHostOptions host_options;
     host_options.scripts_dir = testing::SourceDir() + "/scripts";
     auto host = segmenter::ScriptHost::Create(host_options);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     host_ = std::move(*host);
 
     stats::StatsWriterOptions writer_options;
     writer_options.redis.node.port = redis_->port();
     auto writer = stats::NewStatsWriter(writer_options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    SEG_ASSERT_OK(writer);
     writer_ = std::move(*writer);
 
     evaluator_ = segmenter::NewScriptHostEvaluator(host_.get());
     sink_ = segmenter::NewStatsWriterSink(writer_.get());
     segmenter::NodeOptions options;
-    options.kafka = kafka_->ClientOptions("segmenter");
-    options.kafka.properties["session.timeout.ms"] = "6000";
-    options.kafka.properties["heartbeat.interval.ms"] = "500";
-    testing::ApplyTestAssignmentStrategy(&options.kafka);
+    options.kafka = GroupMemberOptions("segmenter");
     options.read_delay_ms = 0;
     options.bots.threshold_events = 50;
     options.bots.sustain_ms = 0;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get());
-    ASSERT_TRUE(node.ok()) << node.status();
+    SEG_ASSERT_OK(node);
     node_ = std::move(*node);
-
-    auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
-    producer_ = std::move(*producer);
-    kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
-    reader.properties["session.timeout.ms"] = "6000";
-    reader.properties["heartbeat.interval.ms"] = "500";
-    testing::ApplyTestAssignmentStrategy(&reader);
-    auto results =
-        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
-          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
-        });
-    ASSERT_TRUE(results.ok());
-    results_ = std::move(*results);
-    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
-    // Join now, while nothing else runs: a reader first polled tens of
-    // seconds after subscribing sometimes waited out the whole read deadline
-    // for its assignment.
-    auto deadline = steady_clock::now() + std::chrono::seconds(30);
-    while (!reader_assigned_ && steady_clock::now() < deadline) {
-      ASSERT_TRUE(results_->PollBatch(100, milliseconds(100)).ok());
-    }
-    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
   }
 
   void TearDown() override {
     if (node_) node_->Close().IgnoreError();
-    if (results_) results_->Close().IgnoreError();
-    if (offsets_) offsets_->Close().IgnoreError();
+    SegmenterFixture::TearDown();
   }
 
   // Writes `n` cat page views for `user` into family `e`, as ingest would.
@@ -112,51 +77,37 @@ class SegmenterNodeTest : public ::testing::Test {
     put.row = user;
     const int64_t now = Clock::Real()->NowMs();
     for (int i = 0; i < n; ++i) {
-      Event e;
-      e.set_user_id(user);
-      e.set_event_time_ms(now - 60'000 + i);
-      e.set_type(PAGE_VIEW);
-      e.set_url("https://pets.example.com/cats/" + std::to_string(i));
-      e.set_event_id(user + "-" + std::to_string(i));
-      store::Cell cell;
-      cell.family = "e";
-      EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
-      cell.timestamp = e.event_time_ms();
-      ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
-      put.cells.push_back(std::move(cell));
+      put.cells.push_back(EventCell(CatPageView(user, now - 60'000 + i, std::to_string(i))));
     }
-    ASSERT_TRUE(store_->Put("users", {put}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {put}));
   }
 
   void SendNotice(const std::string& user, int64_t acked_at_ms, uint32_t count = 1) {
-    ChangeNotice n;
-    n.set_user_id(user);
-    n.set_acked_at_ms(acked_at_ms);
-    n.set_newest_event_time_ms(acked_at_ms);
-    n.set_event_count(count);
-    ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
-    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+    ASSERT_NO_FATAL_FAILURE(ProduceNotice(user, acked_at_ms, acked_at_ms, count));
+    SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   }
 
   // Runs the node until it has consumed `notices` notices in total.
   void RunUntilNotices(int64_t notices) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(30);
-    while (node_->stats().notices < notices) {
-      ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node_->stats().notices;
-      auto n = node_->RunOnce();
-      ASSERT_TRUE(n.ok()) << n.status();
-    }
+    ASSERT_NO_FATAL_FAILURE(RunNodeUntil(
+        node_.get(), [&] { return node_->stats().notices >= notices; }, std::chrono::seconds(30)));
   }
 
-  // Runs `node` until `done()` holds; fails after 60 s.
+  // Runs `node` until `done()` holds; fails after `timeout`.
   template <typename Done>
-  void RunNodeUntil(segmenter::Node* node, Done done) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(60);
-    while (!done()) {
-      ASSERT_LT(steady_clock::now(), deadline) << "node consumed " << node->stats().notices;
-      auto n = node->RunOnce();
-      ASSERT_TRUE(n.ok()) << n.status();
-    }
+  void RunNodeUntil(segmenter::Node* node, Done done,
+                    std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    bool finished = false;  // done() is called once per round: it may move a clock
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          if ((finished = done())) return true;
+          auto n = node->RunOnce();
+          SEG_EXPECT_OK(n);
+          return !n.ok();  // stops at the first error, reported above
+        },
+        timeout, "the node's progress", milliseconds(0)))
+        << "node consumed " << node->stats().notices;
+    ASSERT_TRUE(finished) << "RunOnce failed; node consumed " << node->stats().notices;
   }
 
   // A node in `group` reading with `read_delay_ms` on `clock`.
@@ -164,56 +115,20 @@ class SegmenterNodeTest : public ::testing::Test {
       const std::string& group, int64_t read_delay_ms, Clock* clock,
       segmenter::NodeOptions::ReadPolicy policy = segmenter::NodeOptions::ReadPolicy::kDelay) {
     segmenter::NodeOptions options;
-    options.kafka = kafka_->ClientOptions(group);
-    options.kafka.properties["session.timeout.ms"] = "6000";
-    options.kafka.properties["heartbeat.interval.ms"] = "500";
-    testing::ApplyTestAssignmentStrategy(&options.kafka);
+    options.kafka = GroupMemberOptions(group);
     options.group_id = group;
     options.read_delay_ms = read_delay_ms;
     options.read_policy = policy;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), clock);
-    EXPECT_TRUE(node.ok()) << node.status();
+    SEG_EXPECT_OK(node);
     return node.ok() ? std::move(*node) : nullptr;
   }
 
   // Produces one notice per user (acknowledged now) and flushes once.
   void SendNotices(const std::vector<std::string>& users) {
     const int64_t acked = Clock::Real()->NowMs();
-    for (const auto& user : users) {
-      ChangeNotice n;
-      n.set_user_id(user);
-      n.set_acked_at_ms(acked);
-      n.set_newest_event_time_ms(acked);
-      n.set_event_count(1);
-      ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
-    }
-    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
-  }
-
-  // Sum of the segmenter group's committed offsets on user-changes, read by
-  // a consumer that never joins the group; -1 on error.
-  int64_t CommittedNotices() {
-    if (!offsets_) {
-      auto c = kafka::Consumer::Create(kafka_->ClientOptions("offsets"), "segmenter");
-      if (!c.ok()) return -1;
-      offsets_ = std::move(*c);
-    }
-    std::vector<kafka::TopicPartition> parts;
-    for (int32_t p = 0; p < 4; ++p) parts.push_back({"user-changes", p});
-    auto committed = offsets_->Committed(parts, std::chrono::seconds(5));
-    if (!committed.ok()) return -1;
-    int64_t sum = 0;
-    for (const auto& [tp, offset] : *committed) sum += std::max<int64_t>(offset, 0);
-    return sum;
-  }
-
-  void WaitCommitted(int64_t notices, std::chrono::seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    int64_t committed = -1;
-    while (steady_clock::now() < deadline && (committed = CommittedNotices()) != notices) {
-      std::this_thread::sleep_for(milliseconds(100));  // polling the coordinator
-    }
-    ASSERT_EQ(committed, notices);
+    for (const auto& user : users) ASSERT_NO_FATAL_FAILURE(ProduceNotice(user, acked, acked));
+    SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   }
 
   std::vector<SegmentationResult> ReadResults(size_t count) {
@@ -230,26 +145,17 @@ class SegmenterNodeTest : public ::testing::Test {
   }
 
   int64_t PfCount(const std::string& key) {
-    auto reply = testing::RedisCommandForTest(redis_->port(), {"PFCOUNT", key});
-    return reply.ok() ? std::stoll(*reply) : -1;
+    std::string reply = RedisGet({"PFCOUNT", key});
+    return reply.empty() ? -1 : std::stoll(reply);
   }
 
-  testing::TempDir dir_;
   // For tests that move time by hand; outlives every node (TearDown closes node_).
   FakeClock fake_clock_{Clock::Real()->NowMs()};
-  std::unique_ptr<testing::MockKafkaCluster> kafka_;
-  std::unique_ptr<testing::LocalRedis> redis_;
-  std::unique_ptr<store::StoreServer> server_;
-  std::unique_ptr<store::Store> store_;
   std::unique_ptr<segmenter::ScriptHost> host_;
   std::unique_ptr<stats::StatsWriter> writer_;
   std::unique_ptr<segmenter::Evaluator> evaluator_;
   std::unique_ptr<segmenter::StatsSink> sink_;
   std::unique_ptr<segmenter::Node> node_;
-  std::unique_ptr<kafka::Producer> producer_;
-  std::unique_ptr<kafka::Consumer> results_;
-  bool reader_assigned_ = false;
-  std::unique_ptr<kafka::Consumer> offsets_;
 };
 
 TEST_F(SegmenterNodeTest, BurstGivesOneSegmentationResultStatsAndState) {
@@ -276,7 +182,7 @@ TEST_F(SegmenterNodeTest, BurstGivesOneSegmentationResultStatsAndState) {
   get.row = "cat-user";
   get.families = {"s"};
   auto state = store_->Get("users", get);
-  ASSERT_TRUE(state.ok());
+  SEG_ASSERT_OK(state);
   ASSERT_FALSE(state->empty());
 }
 
@@ -334,14 +240,14 @@ TEST_F(SegmenterNodeTest, NoticesAppendedBeforeTheReadAreSkippedAfterIt) {
   options.bots.enabled = false;
   auto node =
       segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &fake_clock_);
-  ASSERT_TRUE(node.ok()) << node.status();
+  SEG_ASSERT_OK(node);
   RunNodeUntil(node->get(), [&] {
     fake_clock_.AdvanceMs(1);
     return (*node)->stats().notices >= 5;
   });
   EXPECT_EQ((*node)->stats().segmented, 1);
   EXPECT_EQ((*node)->stats().skipped_by_cache, 4);
-  ASSERT_TRUE((*node)->Close().ok());
+  SEG_ASSERT_OK((*node)->Close());
 }
 
 // Leading edge, the same rule: notices consumed one per poll after the
@@ -363,19 +269,19 @@ TEST_F(SegmenterNodeTest, LeadingEdgeFollowUpSkipsNoticesAppendedBeforeTheRead) 
   options.bots.enabled = false;
   auto node =
       segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &fake_clock_);
-  ASSERT_TRUE(node.ok()) << node.status();
+  SEG_ASSERT_OK(node);
   // The clock stands still: the first notice is read at once, the rest queue.
   RunNodeUntil(node->get(), [&] { return (*node)->stats().queued_notices == 4; });
   EXPECT_EQ((*node)->stats().segmented, 1);
   EXPECT_EQ((*node)->stats().notices, 1);
   fake_clock_.AdvanceMs(999);
-  ASSERT_TRUE((*node)->RunOnce().ok());
+  SEG_ASSERT_OK((*node)->RunOnce());
   EXPECT_EQ((*node)->stats().notices, 1);  // not due before the read is 1 s old
   fake_clock_.AdvanceMs(1);
   RunNodeUntil(node->get(), [&] { return (*node)->stats().notices >= 5; });
   EXPECT_EQ((*node)->stats().segmented, 1);
   EXPECT_EQ((*node)->stats().skipped_by_cache, 4);
-  ASSERT_TRUE((*node)->Close().ok());
+  SEG_ASSERT_OK((*node)->Close());
 }
 
 // Leading edge: a user not read lately is read as soon as its notice is
@@ -409,7 +315,7 @@ TEST_F(SegmenterNodeTest, LeadingEdgeReadsAtOnceThenOneFollowUpSeesLaterWrites) 
   EXPECT_GE(node_->stats().queued_notices, 2);
 
   clock.AdvanceMs(699);  // the first read is 999 ms old: no follow-up yet
-  ASSERT_TRUE(node_->RunOnce().ok());
+  SEG_ASSERT_OK(node_->RunOnce());
   EXPECT_EQ(node_->stats().segmented, 2);
   clock.AdvanceMs(1);
   RunNodeUntil(node_.get(), [&] { return node_->stats().notices == 4; });
@@ -464,22 +370,20 @@ TEST_F(SegmenterNodeTest, RedisRestartMidRunRecoversAndCountsMatch) {
   } joiner{node_.get(), &runner};
 
   SendNotices(waves[0]);
-  WaitCommitted(200, std::chrono::seconds(30));
+  ASSERT_TRUE(WaitCommitted(200, std::chrono::seconds(30)));
 
   // The function library is lost: flushed, then a graceful restart (RDB kept).
-  ASSERT_TRUE(testing::RedisCommandForTest(redis_->port(), {"FUNCTION", "FLUSH"}).ok());
-  ASSERT_TRUE(redis_->Stop().ok());
+  SEG_ASSERT_OK(testing::RedisCommandForTest(redis_->port(), {"FUNCTION", "FLUSH"}));
+  SEG_ASSERT_OK(redis_->Stop());
   SendNotices(waves[1]);
-  auto deadline = steady_clock::now() + std::chrono::seconds(20);
-  while (failures.Value() == failures_before && steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(20));  // polling the node's counter
-  }
-  ASSERT_GT(failures.Value(), failures_before) << "the outage never failed a batch";
+  ASSERT_TRUE(testing::PollUntil([&] { return failures.Value() > failures_before; },
+                                 std::chrono::seconds(20), "a batch failed by the outage",
+                                 milliseconds(20)));
   EXPECT_EQ(CommittedNotices(), 200) << "offsets committed before the stats were acknowledged";
 
-  ASSERT_TRUE(redis_->Restart().ok()) << redis_->LogTail();
+  SEG_ASSERT_OK(redis_->Restart()) << redis_->LogTail();
   SendNotices(waves[2]);
-  WaitCommitted(kUsers, std::chrono::seconds(60));
+  ASSERT_TRUE(WaitCommitted(kUsers, std::chrono::seconds(60)));
   node_->RequestStop();
   runner.join();
   EXPECT_GE(writer_->counters().reloads, 1) << "the function was never reloaded";
@@ -504,7 +408,7 @@ TEST_F(SegmenterNodeTest, UnbatchedReadsGiveTheSameResults) {
   options.read_delay_ms = 0;
   options.unbatched_reads = true;
   auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get());
-  ASSERT_TRUE(node.ok()) << node.status();
+  SEG_ASSERT_OK(node);
   node_ = std::move(*node);
 
   WriteCatEvents("cats-a", 4);
@@ -534,14 +438,14 @@ TEST_F(SegmenterNodeTest, QueuedBatchesWaitOutOnlyTheirOwnReadDelay) {
   WriteCatEvents("later", 2);
   const int64_t t0 = clock.NowMs();
   SendNotice("early", t0);
-  ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   RunNodeUntil(node_.get(), [&] { return node_->stats().queued_notices == 1; });
   EXPECT_EQ(node_->stats().notices, 0);
 
   clock.AdvanceMs(600);
   SendNotice("later", t0 + 600);
   SendNotice("early", t0 + 500);  // seen by the read of the first batch
-  ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   RunNodeUntil(node_.get(), [&] { return node_->stats().queued_notices == 3; });
   EXPECT_EQ(node_->stats().notices, 0);
 
@@ -583,10 +487,12 @@ TEST_F(SegmenterNodeTest, RevocationProcessesTheQueueBeforePartitionsMove) {
   EXPECT_EQ(first->stats().segmented, 40);
   // Distinct users: the next owner may publish some again.
   std::set<std::string> published;
-  auto deadline = steady_clock::now() + std::chrono::seconds(30);
-  while (published.size() < 40 && steady_clock::now() < deadline) {
-    for (const auto& r : ReadResults(1)) published.insert(r.user_id());
-  }
+  EXPECT_TRUE(testing::PollUntil(
+      [&] {
+        for (const auto& r : ReadResults(1)) published.insert(r.user_id());
+        return published.size() >= 40;
+      },
+      std::chrono::seconds(30), "40 users' results", milliseconds(0)));
   EXPECT_EQ(published.size(), 40u);
   // (Whether the commit on revocation lands depends on the broker: the mock
   // answers REBALANCE_IN_PROGRESS at times; the next owner then re-reads.)

@@ -26,16 +26,17 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
-#include "tests/served_store.h"
+#include "tests/harness/segmenter_fixture.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using std::chrono::steady_clock;
 
 constexpr int kNoticePartitions = 8;
 
@@ -68,51 +69,20 @@ double ScrapeMetric(int port, const std::string& name) {
   return -1;
 }
 
-class SegmenterProcessTest : public ::testing::Test {
+class SegmenterProcessTest : public testing::SegmenterFixture {
  protected:
+  SegmenterProcessTest() : SegmenterFixture(ProcessParts()) {}
+  static Parts ProcessParts() {
+    Parts parts;
+    parts.notice_partitions = kNoticePartitions;
+    parts.reader_assignment_strategy = "roundrobin";  // librdkafka#4312
+    return parts;
+  }
+
   void SetUp() override {
     binary_ = testing::BinaryDir() + "/segmenter/seg-segmenter";
     ASSERT_TRUE(std::filesystem::exists(binary_)) << binary_ << " not built";
-    auto kafka = testing::MockKafkaCluster::Start(3);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
-    kafka_ = std::move(*kafka);
-    ASSERT_TRUE(kafka_->CreateTopic("user-changes", kNoticePartitions).ok());
-    ASSERT_TRUE(kafka_->CreateTopic("segmentation-results", 4).ok());
-    auto redis = testing::LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
-    redis_ = std::move(*redis);
-
-    auto served = testing::ServeStore(dir_.path() + "/store");
-    ASSERT_TRUE(served.ok()) << served.status();
-    server_ = std::move(served->server);
-    store_ = std::move(served->client);
-
-    auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
-    producer_ = std::move(*producer);
-    kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
-    reader.properties["partition.assignment.strategy"] = "roundrobin";  // librdkafka#4312
-    // A short session, as the segmenters have: under load (the ASan suite) a
-    // reader with the default 45 s once got its assignment after 47 s, past
-    // the first WaitAllCovered deadline.
-    reader.properties["session.timeout.ms"] = "6000";
-    reader.properties["heartbeat.interval.ms"] = "500";
-    auto results =
-        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
-          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
-        });
-    ASSERT_TRUE(results.ok());
-    results_ = std::move(*results);
-    ASSERT_TRUE(results_->Subscribe({"segmentation-results"}).ok());
-    // Join now, while nothing else runs, so the tests' deadlines do not pay
-    // for it (as in segmenter_node_test).
-    auto deadline = steady_clock::now() + seconds(30);
-    while (!reader_assigned_ && steady_clock::now() < deadline) {
-      auto polled = results_->PollBatch(100, milliseconds(100));
-      ASSERT_TRUE(polled.ok()) << polled.status();
-      ASSERT_TRUE(polled->empty()) << "results before any segmenter ran";
-    }
-    ASSERT_TRUE(reader_assigned_) << "results reader not assigned within 30 s";
+    ASSERT_NO_FATAL_FAILURE(SegmenterFixture::SetUp());
 
     scripts_dir_ = dir_.path() + "/scripts";
     std::filesystem::create_directories(scripts_dir_);
@@ -137,8 +107,7 @@ class SegmenterProcessTest : public ::testing::Test {
 
   void TearDown() override {
     for (auto& [name, child] : segmenters_) child.Stop(milliseconds(5000));
-    if (results_) results_->Close().IgnoreError();
-    if (offsets_) offsets_->Close().IgnoreError();
+    SegmenterFixture::TearDown();
   }
 
   // Starts a seg-segmenter process; its metrics port is remembered by name.
@@ -150,7 +119,7 @@ class SegmenterProcessTest : public ::testing::Test {
          "127.0.0.1:" + std::to_string(redis_->port()), "--scripts", scripts_dir_, "--metrics-port",
          std::to_string(metrics_port)},
         dir_.path() + "/" + name + ".log");
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     segmenters_.emplace(name, std::move(*child));
     metrics_ports_[name] = metrics_port;
   }
@@ -173,38 +142,23 @@ class SegmenterProcessTest : public ::testing::Test {
     for (const auto& user : users) {
       int64_t& newest = newest_event_[user];
       newest = std::max(now, newest + 1);
-      Event e;
-      e.set_user_id(user);
-      e.set_event_time_ms(newest);
-      e.set_type(PAGE_VIEW);
-      e.set_url("https://pets.example.com/cats/" + std::to_string(newest));
-      e.set_event_id(user + "-" + std::to_string(newest));
       store::RowPut& put = puts.emplace_back();
       put.row = user;
-      store::Cell& cell = put.cells.emplace_back();
-      cell.family = "e";
-      EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
-      cell.timestamp = e.event_time_ms();
-      ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+      put.cells.push_back(EventCell(CatPageView(user, newest, std::to_string(newest))));
     }
-    ASSERT_TRUE(store_->Put("users", puts).ok());
+    SEG_ASSERT_OK(store_->Put("users", puts));
     const int64_t acked = Clock::Real()->NowMs();
     for (const auto& user : users) {
-      ChangeNotice n;
-      n.set_user_id(user);
-      n.set_acked_at_ms(acked);
-      n.set_newest_event_time_ms(newest_event_[user]);
-      n.set_event_count(1);
-      ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
+      ASSERT_NO_FATAL_FAILURE(ProduceNotice(user, acked, newest_event_[user]));
     }
-    ASSERT_TRUE(producer_->Flush(seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Flush(seconds(10)));
     notices_sent_ += static_cast<int64_t>(users.size());
   }
 
   // Reads results for up to `wait`, keeping per user the one with the newest data.
   void PollResults(milliseconds wait) {
     auto batch = results_->PollBatch(500, wait);
-    ASSERT_TRUE(batch.ok()) << batch.status();
+    SEG_ASSERT_OK(batch);
     for (const auto& m : *batch) {
       SegmentationResult r;
       ASSERT_TRUE(r.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
@@ -226,49 +180,30 @@ class SegmenterProcessTest : public ::testing::Test {
   }
 
   void WaitAllCovered(seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    while (!Behind().empty() && steady_clock::now() < deadline) PollResults(milliseconds(200));
-    auto behind = Behind();
-    ASSERT_TRUE(behind.empty()) << behind.size() << " users lack a result for their newest data,"
-                                << " e.g. " << behind.front();
-  }
-
-  // Sum of the group's committed offsets, read without joining the group.
-  int64_t CommittedNotices() {
-    if (!offsets_) {
-      auto c = kafka::Consumer::Create(kafka_->ClientOptions("offsets"), "segmenter");
-      if (!c.ok()) return -1;
-      offsets_ = std::move(*c);
-    }
-    std::vector<kafka::TopicPartition> parts;
-    for (int32_t p = 0; p < kNoticePartitions; ++p) parts.push_back({"user-changes", p});
-    auto committed = offsets_->Committed(parts, seconds(5));
-    if (!committed.ok()) return -1;
-    int64_t sum = 0;
-    for (const auto& [tp, offset] : *committed) sum += std::max<int64_t>(offset, 0);
-    return sum;
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          if (Behind().empty()) return true;
+          PollResults(milliseconds(200));
+          return false;
+        },
+        timeout, "a result covering every user's newest data", milliseconds(0)))
+        << Behind().size() << " users behind, e.g. " << Behind().front();
   }
 
   void WaitAllCommitted(seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    int64_t committed = -1;
-    while ((committed = CommittedNotices()) != notices_sent_ && steady_clock::now() < deadline) {
-      PollResults(milliseconds(200));  // paces the polling of the coordinator
-    }
-    ASSERT_EQ(committed, notices_sent_);
+    // Reading results in between paces the polling of the coordinator.
+    ASSERT_TRUE(WaitCommitted(notices_sent_, timeout, [&] { PollResults(milliseconds(200)); }));
   }
 
   std::string RegistryEntry(const std::string& segment) {
-    auto reply =
-        testing::RedisCommandForTest(redis_->port(), {"HGET", "segments:registry", segment});
-    return reply.ok() ? *reply : "";
+    return RedisGet({"HGET", "segments:registry", segment});
   }
 
   std::string ScriptSetVersionOnDisk() {
     segmenter::ScriptHostOptions options;
     options.scripts_dir = scripts_dir_;
     auto host = segmenter::ScriptHost::Create(options);
-    EXPECT_TRUE(host.ok()) << host.status();
+    SEG_EXPECT_OK(host);
     return host.ok() ? (*host)->script_set_version() : "";
   }
 
@@ -278,16 +213,7 @@ class SegmenterProcessTest : public ::testing::Test {
     return users;
   }
 
-  testing::TempDir dir_;
   std::string binary_, scripts_dir_, config_;
-  std::unique_ptr<testing::MockKafkaCluster> kafka_;
-  std::unique_ptr<testing::LocalRedis> redis_;
-  std::unique_ptr<store::StoreServer> server_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<kafka::Producer> producer_;
-  std::unique_ptr<kafka::Consumer> results_;
-  bool reader_assigned_ = false;
-  std::unique_ptr<kafka::Consumer> offsets_;
   std::map<std::string, testing::ChildProcess> segmenters_;
   std::map<std::string, int> metrics_ports_;
   std::map<std::string, int64_t> newest_event_;
@@ -304,18 +230,20 @@ TEST_F(SegmenterProcessTest, SurvivorTakesOverAfterKill9) {
   StartSegmenter("a");
   StartSegmenter("b");
   // Stream rounds until both members consume: the split takes ~a session timeout.
-  auto deadline = steady_clock::now() + seconds(40);
-  while (!(NoticesConsumed("a") > 0 && NoticesConsumed("b") > 0)) {
-    ASSERT_LT(steady_clock::now(), deadline)
-        << "the group never split; a: " << Log("a") << "\nb: " << Log("b");
-    WriteRound(users);
-    PollResults(milliseconds(200));
-  }
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        if (NoticesConsumed("a") > 0 && NoticesConsumed("b") > 0) return true;
+        WriteRound(users);
+        PollResults(milliseconds(200));
+        return false;
+      },
+      seconds(40), "both members consuming", milliseconds(0)))
+      << "a: " << Log("a") << "\nb: " << Log("b");
   // Mid-stream: a few more rounds, then kill -9 one member between rounds.
   for (int i = 0; i < 3; ++i) WriteRound(users);
   segmenters_["a"].Signal(SIGKILL);
   auto killed = segmenters_["a"].Wait(seconds(10));
-  ASSERT_TRUE(killed.ok());
+  SEG_ASSERT_OK(killed);
   EXPECT_EQ(*killed, 128 + SIGKILL);
   const double b_before = NoticesConsumed("b");
   for (int i = 0; i < 3; ++i) WriteRound(users);
@@ -359,11 +287,14 @@ TEST_F(SegmenterProcessTest, SighupReloadsScriptsAndRegistry) {
   // Notices in flight while the reload happens.
   WriteRound(users);
   segmenters_["a"].Signal(SIGHUP);
-  auto deadline = steady_clock::now() + seconds(20);
-  while (RegistryEntry("everyone") != "everyone@7") {
-    ASSERT_LT(steady_clock::now(), deadline) << "registry not updated: " << Log("a");
-    PollResults(milliseconds(100));
-  }
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        if (RegistryEntry("everyone") == "everyone@7") return true;
+        PollResults(milliseconds(100));
+        return false;
+      },
+      seconds(20), "the registry entry everyone@7", milliseconds(0)))
+      << Log("a");
   EXPECT_EQ(RegistryEntry("loves_cats"), "loves_cats@1.2.0");
 
   const auto before_round = newest_event_;

@@ -25,8 +25,10 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
 namespace seg {
@@ -34,7 +36,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 constexpr int kUsers = 30;
@@ -86,15 +87,15 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
     binary_ = testing::BinaryDir() + "/segmenter/seg-segmenter";
     ASSERT_TRUE(fs::exists(binary_)) << binary_ << " not built";
     auto kafka = testing::MockKafkaCluster::Start(1);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
-    ASSERT_TRUE(kafka_->CreateTopic("user-changes", 4).ok());
-    ASSERT_TRUE(kafka_->CreateTopic("segmentation-results", 2).ok());
+    SEG_ASSERT_OK(kafka_->CreateTopic("user-changes", 4));
+    SEG_ASSERT_OK(kafka_->CreateTopic("segmentation-results", 2));
     auto redis = testing::LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
     auto served = testing::ServeStore(dir_.path() + "/store");
-    ASSERT_TRUE(served.ok()) << served.status();
+    SEG_ASSERT_OK(served);
     server_ = std::move(served->server);
     store_ = std::move(served->client);
 
@@ -152,7 +153,7 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
                                      std::to_string(metrics_ports_[name])};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child = testing::ChildProcess::Start(argv, dir_.path() + "/" + name + ".log");
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     segmenters_.emplace(name, std::move(*child));
   }
 
@@ -164,27 +165,29 @@ class SegmenterScriptsProcessTest : public ::testing::Test {
   }
 
   void WaitLog(const std::string& name, const std::string& needle, seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    while (Log(name).find(needle) == std::string::npos) {
-      ASSERT_TRUE(segmenters_.at(name).running()) << Log(name);
-      ASSERT_LT(steady_clock::now(), deadline) << "no '" << needle << "' in " << name << ":\n"
-                                               << Log(name);
-      std::this_thread::sleep_for(milliseconds(50));  // poll interval, not synchronisation
-    }
+    bool found = false;
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          found = Log(name).find(needle) != std::string::npos;
+          return found || !segmenters_.at(name).running();
+        },
+        timeout, "'" + needle + "' in " + name + "'s log", milliseconds(50)))
+        << Log(name);
+    ASSERT_TRUE(found) << name << " exited:\n" << Log(name);
   }
 
   void WaitJobDone(const std::string& version, seconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    while (true) {
-      auto job = segmenter::internal::ReadBackfillStatus(store_.get(), {});
-      ASSERT_TRUE(job.ok()) << job.status();
-      if (job->target == version && job->done) {
-        EXPECT_EQ(job->published, kUsers);
-        return;
-      }
-      ASSERT_LT(steady_clock::now(), deadline) << "backfill of " << version << " not done";
-      std::this_thread::sleep_for(milliseconds(50));  // poll interval
-    }
+    int64_t published = -1;
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          auto job = segmenter::internal::ReadBackfillStatus(store_.get(), {});
+          SEG_EXPECT_OK(job);
+          if (!job.ok()) return true;
+          published = job->published;
+          return job->target == version && job->done;
+        },
+        timeout, "the backfill of " + version, milliseconds(50)));
+    EXPECT_EQ(published, kUsers);
   }
 
   testing::TempDir dir_;
@@ -203,7 +206,8 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
   const std::string v2_dir = ScriptsDir("v2", {{"everyone.lua", Everyone("2")}});
   auto v1 = segmenter::ScriptSet::ReadDir(v1_dir);
   auto old = segmenter::ScriptSet::ReadDir(old_dir);
-  ASSERT_TRUE(v1.ok() && old.ok());
+  SEG_ASSERT_OK(v1);
+  SEG_ASSERT_OK(old);
 
   // Users segmented before scripts lived in the store: each has a state
   // cell. The bootstrap's job (v1) re-evaluates them too.
@@ -211,7 +215,7 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
   for (int i = 0; i < kUsers; ++i) {
     rows.push_back({"user" + std::to_string(i), {{"s", "state", store::kLatestTimestamp, ""}}});
   }
-  ASSERT_TRUE(store_->Put("users", rows).ok());
+  SEG_ASSERT_OK(store_->Put("users", rows));
 
   Start("a", v1_dir);
   WaitLog("a", "bootstrapped the store with version " + v1->version, seconds(30));
@@ -225,12 +229,12 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
   WaitLog("b", "adopted version " + v1->version, seconds(30));
   segmenter::ScriptSet set(store_.get());
   auto stored = set.FetchVersion();
-  ASSERT_TRUE(stored.ok());
+  SEG_ASSERT_OK(stored);
   EXPECT_EQ(*stored, v1->version);
 
   // `segctl scripts push` does this: every node follows.
   auto v2 = set.Push(v2_dir);
-  ASSERT_TRUE(v2.ok()) << v2.status();
+  SEG_ASSERT_OK(v2);
   ASSERT_TRUE(v2->changed);
   WaitLog("a", "-> " + v2->version + ", reloading", seconds(30));
   WaitLog("b", "-> " + v2->version + ", reloading", seconds(30));
@@ -243,50 +247,56 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
   o.properties["session.timeout.ms"] = "6000";
   o.properties["heartbeat.interval.ms"] = "500";
   auto consumer = kafka::Consumer::Create(o, "test-reader");
-  ASSERT_TRUE(consumer.ok());
-  ASSERT_TRUE((*consumer)->Subscribe({"user-changes"}).ok());
+  SEG_ASSERT_OK(consumer);
+  SEG_ASSERT_OK((*consumer)->Subscribe({"user-changes"}));
   std::map<std::string, int> v2_notices;
-  auto deadline = steady_clock::now() + seconds(60);
-  while (v2_notices.size() < static_cast<size_t>(kUsers)) {
-    ASSERT_LT(steady_clock::now(), deadline) << v2_notices.size() << " users notified\n"
-                                             << Log("a") << Log("b");
-    auto batch = (*consumer)->PollBatch(500, milliseconds(200));
-    ASSERT_TRUE(batch.ok()) << batch.status();
-    for (const kafka::Message& m : *batch) {
-      ChangeNotice n;
-      ASSERT_TRUE(n.ParseFromString(std::string(m.value())));
-      if (n.kind() != NOTICE_DEFINITION_CHANGE || n.script_set_version() != v2->version) continue;
-      EXPECT_EQ(m.key(), n.user_id());
-      ++v2_notices[n.user_id()];
-    }
-  }
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        auto batch = (*consumer)->PollBatch(500, milliseconds(200));
+        SEG_EXPECT_OK(batch);
+        if (!batch.ok()) return true;
+        for (const kafka::Message& m : *batch) {
+          ChangeNotice n;
+          EXPECT_TRUE(n.ParseFromString(std::string(m.value())));
+          if (n.kind() != NOTICE_DEFINITION_CHANGE || n.script_set_version() != v2->version) {
+            continue;
+          }
+          EXPECT_EQ(m.key(), n.user_id());
+          ++v2_notices[n.user_id()];
+        }
+        return v2_notices.size() >= static_cast<size_t>(kUsers);
+      },
+      seconds(60), "a v2 notice for every user", milliseconds(0)))
+      << v2_notices.size() << " users notified\n"
+      << Log("a") << Log("b");
+  ASSERT_EQ(v2_notices.size(), static_cast<size_t>(kUsers));
   (*consumer)->Close().IgnoreError();
-  deadline = steady_clock::now() + seconds(30);
-  while (true) {
-    auto job = segmenter::internal::ReadBackfillStatus(store_.get(), {});
-    ASSERT_TRUE(job.ok()) << job.status();
-    if (job->done) {
-      EXPECT_EQ(job->target, v2->version);
-      EXPECT_EQ(job->published, kUsers);
-      break;
-    }
-    ASSERT_LT(steady_clock::now(), deadline) << "backfill not done";
-    std::this_thread::sleep_for(milliseconds(50));
-  }
+  segmenter::internal::BackfillStatus job;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        auto read = segmenter::internal::ReadBackfillStatus(store_.get(), {});
+        SEG_EXPECT_OK(read);
+        if (!read.ok()) return true;
+        job = *read;
+        return job.done;
+      },
+      seconds(30), "the backfill done", milliseconds(50)));
+  EXPECT_EQ(job.target, v2->version);
+  EXPECT_EQ(job.published, kUsers);
   EXPECT_EQ(Log("b").find("scripts: pushed"), std::string::npos) << Log("b");
   // /metrics: the nodes' published counters add up to the two jobs (v1's
   // from the bootstrap, v2's); nobody is running a backfill any more.
-  deadline = steady_clock::now() + seconds(30);
-  while (true) {
-    double a = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_users_published_total");
-    double b = ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_users_published_total");
-    double running = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_running") +
-                     ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_running");
-    if (a + b == 2 * kUsers && running == 0) break;
-    ASSERT_LT(steady_clock::now(), deadline)
-        << "published a=" << a << " b=" << b << " running=" << running;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  double a = 0, b = 0, running = 0;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        a = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_users_published_total");
+        b = ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_users_published_total");
+        running = ScrapeMetric(metrics_ports_["a"], "seg_segmenter_backfill_running") +
+                  ScrapeMetric(metrics_ports_["b"], "seg_segmenter_backfill_running");
+        return a + b == 2 * kUsers && running == 0;
+      },
+      seconds(30), "both backfills counted and none running", milliseconds(100)))
+      << "published a=" << a << " b=" << b << " running=" << running;
   EXPECT_TRUE(segmenters_.at("a").running());
   EXPECT_TRUE(segmenters_.at("b").running());
 }
@@ -296,12 +306,12 @@ TEST_F(SegmenterScriptsProcessTest, BootstrapAdoptPushAndBackfill) {
 TEST_F(SegmenterScriptsProcessTest, LocalEditIsPushedAndLoaded) {
   const std::string local = ScriptsDir("local", {});
   auto v1 = segmenter::ScriptSet::ReadDir(local);
-  ASSERT_TRUE(v1.ok());
+  SEG_ASSERT_OK(v1);
   Start("a", local, {"--set", "scripts.reload_check_interval_ms=200"});
   WaitLog("a", "bootstrapped the store with version " + v1->version, seconds(30));
   std::ofstream(local + "/everyone.lua") << Everyone("3");
   auto v2 = segmenter::ScriptSet::ReadDir(local);
-  ASSERT_TRUE(v2.ok());
+  SEG_ASSERT_OK(v2);
   WaitLog("a", "scripts: pushed " + local + " (change in " + local + "): version " + v2->version,
           seconds(30));
   WaitLog("a", "scripts reloaded: version " + v1->version + " -> " + v2->version, seconds(30));
@@ -310,7 +320,7 @@ TEST_F(SegmenterScriptsProcessTest, LocalEditIsPushedAndLoaded) {
   WaitLog("a", "scripts: not pushing " + local, seconds(30));
   segmenter::ScriptSet set(store_.get());
   auto stored = set.FetchVersion();
-  ASSERT_TRUE(stored.ok());
+  SEG_ASSERT_OK(stored);
   EXPECT_EQ(*stored, v2->version);
 }
 
@@ -323,7 +333,7 @@ TEST_F(SegmenterScriptsProcessTest, SegctlScriptsPushAndStatus) {
   const std::string good = ScriptsDir("good", {});
   const std::string bad = ScriptsDir("bad", {{"broken.lua", "return segment_script {"}});
   auto version = segmenter::ScriptSet::ReadDir(good);
-  ASSERT_TRUE(version.ok());
+  SEG_ASSERT_OK(version);
 
   auto [code, out] = RunTool({segctl, "scripts", "--store", store, "status"}, log);
   EXPECT_EQ(code, 0) << out;

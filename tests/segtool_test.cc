@@ -20,8 +20,10 @@
 #include "stats/stats_writer.h"
 #include "store/store.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
@@ -56,10 +58,10 @@ ToolRun RunSegtool(const std::vector<std::string>& args, const std::string& log,
   std::filesystem::remove(log);
   ToolRun run;
   auto child = ChildProcess::Start(argv, log);
-  EXPECT_TRUE(child.ok()) << child.status();
+  SEG_EXPECT_OK(child);
   if (!child.ok()) return run;
   auto rc = child->Wait(timeout);
-  EXPECT_TRUE(rc.ok()) << "segtool did not finish: " << rc.status();
+  SEG_EXPECT_OK(rc) << "segtool did not finish";
   run.rc = rc.ok() ? *rc : -1;
   run.output = ReadAll(log);
   return run;
@@ -133,14 +135,14 @@ class SegtoolStackTest : public ::testing::Test {
     auto child = ChildProcess::Start({testing::BinaryDir() + "/store/seg-store", "--data-dir",
                                       dir_.path() + "/store", "--port", std::to_string(port_)},
                                      dir_.path() + "/store.log");
-    ASSERT_TRUE(child.ok()) << child.status();
+    SEG_ASSERT_OK(child);
     store_process_ = std::move(*child);
-    ASSERT_TRUE(testing::WaitForTcpPort(port_, 20s).ok());
+    SEG_ASSERT_OK(testing::WaitForTcpPort(port_, 20s));
     store::StoreOptions client;
     client.backend = store::StoreOptions::Backend::kThrift;
     client.thrift.port = port_;
     auto store = store::OpenStore(client);
-    ASSERT_TRUE(store.ok()) << store.status();
+    SEG_ASSERT_OK(store);
     store_ = std::move(*store);
     now_ = Clock::Real()->NowMs();
   }
@@ -153,10 +155,10 @@ class SegtoolStackTest : public ::testing::Test {
       cell.family = "e";
       EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
       cell.timestamp = e.event_time_ms();
-      ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+      SEG_ASSERT_OK(EncodeEventValue(e, &cell.value));
       put.cells.push_back(std::move(cell));
     }
-    ASSERT_TRUE(store_->Put("users", {put}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {put}));
   }
 
   std::vector<std::string> StoreArgs() {
@@ -255,12 +257,12 @@ std::string DumpAll(int port, const std::string& keys) {
 
 TEST_F(SegtoolStackTest, ShadowWritesNothingAndCountsMatchADirectEvaluation) {
   auto kafka = testing::MockKafkaCluster::Start(1);
-  ASSERT_TRUE(kafka.ok()) << kafka.status();
+  SEG_ASSERT_OK(kafka);
   constexpr int kPartitions = 2;
   for (const char* topic : {"user-changes", "segmentation-results"})
-    ASSERT_TRUE((*kafka)->CreateTopic(topic, kPartitions).ok());
+    SEG_ASSERT_OK((*kafka)->CreateTopic(topic, kPartitions));
   auto redis = testing::LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
 
   // 30 users: i % 3 == 0: 3 cat pages 20 days ago (in for the shipped script);
   // i % 3 == 1: 2 cat pages this week; i % 3 == 2: nothing about cats.
@@ -281,25 +283,25 @@ TEST_F(SegtoolStackTest, ShadowWritesNothingAndCountsMatchADirectEvaluation) {
   // everyone with the shipped scripts, publishes results, writes stats and
   // state, and commits its offsets.
   auto producer = kafka::Producer::Create((*kafka)->ClientOptions("notices"));
-  ASSERT_TRUE(producer.ok());
+  SEG_ASSERT_OK(producer);
   for (const auto& u : users) {
     ChangeNotice n;
     n.set_user_id(u);
     n.set_acked_at_ms(now_);
     n.set_newest_event_time_ms(now_);
     n.set_event_count(1);
-    ASSERT_TRUE((*producer)->Produce("user-changes", u, n.SerializeAsString()).ok());
+    SEG_ASSERT_OK((*producer)->Produce("user-changes", u, n.SerializeAsString()));
   }
-  ASSERT_TRUE((*producer)->Flush(10s).ok());
+  SEG_ASSERT_OK((*producer)->Flush(10s));
   {
     segmenter::ScriptHostOptions host_options;
     host_options.scripts_dir = testing::SourceDir() + "/scripts";
     auto host = segmenter::ScriptHost::Create(host_options);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     stats::StatsWriterOptions writer_options;
     writer_options.redis.node.port = (*redis)->port();
     auto writer = stats::NewStatsWriter(writer_options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    SEG_ASSERT_OK(writer);
     auto evaluator = segmenter::NewScriptHostEvaluator(host->get());
     auto sink = segmenter::NewStatsWriterSink(writer->get());
     segmenter::NodeOptions options;
@@ -308,20 +310,24 @@ TEST_F(SegtoolStackTest, ShadowWritesNothingAndCountsMatchADirectEvaluation) {
     options.kafka.properties["heartbeat.interval.ms"] = "500";
     options.read_delay_ms = 0;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator.get(), sink.get());
-    ASSERT_TRUE(node.ok()) << node.status();
-    auto deadline = std::chrono::steady_clock::now() + 40s;
-    while ((*node)->stats().notices < static_cast<int64_t>(users.size())) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-      ASSERT_TRUE((*node)->RunOnce().ok());
-    }
-    ASSERT_TRUE((*node)->Close().ok());
+    SEG_ASSERT_OK(node);
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          if ((*node)->stats().notices >= static_cast<int64_t>(users.size())) return true;
+          auto ran = (*node)->RunOnce();
+          SEG_EXPECT_OK(ran);
+          return !ran.ok();
+        },
+        40s, "every user's notice consumed", 0ms));
+    ASSERT_GE((*node)->stats().notices, static_cast<int64_t>(users.size()));
+    SEG_ASSERT_OK((*node)->Close());
   }
   auto real_group = kafka::Consumer::Create((*kafka)->ClientOptions("checker"), "segmenter");
-  ASSERT_TRUE(real_group.ok());
+  SEG_ASSERT_OK(real_group);
   std::vector<kafka::TopicPartition> notice_partitions;
   for (int p = 0; p < kPartitions; ++p) notice_partitions.push_back({"user-changes", p});
   auto committed_before = (*real_group)->Committed(notice_partitions, 10s);
-  ASSERT_TRUE(committed_before.ok()) << committed_before.status();
+  SEG_ASSERT_OK(committed_before);
   int64_t committed_total = 0;
   for (const auto& [tp, offset] : *committed_before)
     committed_total += std::max<int64_t>(offset, 0);
@@ -329,7 +335,7 @@ TEST_F(SegtoolStackTest, ShadowWritesNothingAndCountsMatchADirectEvaluation) {
   const auto results_before =
       HighWatermarks((*kafka)->bootstrap_servers(), "segmentation-results", kPartitions);
   auto keys_before = testing::RedisCommandForTest((*redis)->port(), {"KEYS", "*"});
-  ASSERT_TRUE(keys_before.ok());
+  SEG_ASSERT_OK(keys_before);
   ASSERT_FALSE(keys_before->empty());
   auto dump_before = DumpAll((*redis)->port(), *keys_before);
 
@@ -355,17 +361,17 @@ return segment_script {
     segmenter::ScriptHostOptions host_options;
     host_options.scripts_dir = candidate_dir;
     auto host = segmenter::ScriptHost::Create(host_options);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     for (const auto& u : users) {
       store::GetRequest get;
       get.row = u;
       auto row = store_->Get("users", get);
-      ASSERT_TRUE(row.ok());
+      SEG_ASSERT_OK(row);
       std::vector<EventView> events;
       bool was_in = false;
       for (store::CellView cell : *row) {
         if (cell.family == "e") {
-          ASSERT_TRUE(DecodeEventCell(cell.qualifier, cell.value, &events.emplace_back()).ok());
+          SEG_ASSERT_OK(DecodeEventCell(cell.qualifier, cell.value, &events.emplace_back()));
         } else if (cell.family == "s") {
           SegmentState state;
           ASSERT_TRUE(state.ParseFromArray(cell.value.data(), static_cast<int>(cell.value.size())));
@@ -373,7 +379,7 @@ return segment_script {
         }
       }
       segmenter::EvaluationResult result;
-      ASSERT_TRUE((*host)->EvaluateUser(u, events, &result).ok());
+      SEG_ASSERT_OK((*host)->EvaluateUser(u, events, &result));
       bool now_in = !result.segments.empty();
       expect_enter += now_in && !was_in;
       expect_exit += was_in && !now_in;
@@ -399,12 +405,12 @@ return segment_script {
 
   // Untouched: the real group's offsets, the results topic, Redis.
   auto committed_after = (*real_group)->Committed(notice_partitions, 10s);
-  ASSERT_TRUE(committed_after.ok());
+  SEG_ASSERT_OK(committed_after);
   EXPECT_EQ(*committed_after, *committed_before);
   EXPECT_EQ(HighWatermarks((*kafka)->bootstrap_servers(), "segmentation-results", kPartitions),
             results_before);
   auto keys_after = testing::RedisCommandForTest((*redis)->port(), {"KEYS", "*"});
-  ASSERT_TRUE(keys_after.ok());
+  SEG_ASSERT_OK(keys_after);
   EXPECT_EQ(*keys_after, *keys_before);
   EXPECT_EQ(DumpAll((*redis)->port(), *keys_before), dump_before);
   (*real_group)->Close().IgnoreError();
@@ -413,9 +419,9 @@ return segment_script {
   ASSERT_NE(at, std::string::npos);
   std::string shadow_group = out.substr(at + 9, out.find(' ', at + 9) - at - 9);
   auto shadow_checker = kafka::Consumer::Create((*kafka)->ClientOptions("checker2"), shadow_group);
-  ASSERT_TRUE(shadow_checker.ok());
+  SEG_ASSERT_OK(shadow_checker);
   auto shadow_committed = (*shadow_checker)->Committed(notice_partitions, 10s);
-  ASSERT_TRUE(shadow_committed.ok()) << shadow_committed.status();
+  SEG_ASSERT_OK(shadow_committed);
   for (const auto& [tp, offset] : *shadow_committed) EXPECT_LT(offset, 0) << tp.partition;
   (*shadow_checker)->Close().IgnoreError();
 
@@ -427,13 +433,19 @@ return segment_script {
        "--bootstrap", (*kafka)->bootstrap_servers(), "shadow", candidate_dir + "/loves_cats.lua",
        "--count", "3", "--duration", "60"},
       log);
-  ASSERT_TRUE(latest.ok()) << latest.status();
+  SEG_ASSERT_OK(latest);
   auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (ReadAll(log).find("assigned 2 partitions") == std::string::npos) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << ReadAll(log);
-    // Waits for the log line, not for time: exiting before joining is a failure.
-    ASSERT_FALSE(latest->Wait(100ms).ok()) << "shadow exited early: " << ReadAll(log);
-  }
+  bool exited = false;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        if (ReadAll(log).find("assigned 2 partitions") != std::string::npos) return true;
+        // Waits for the log line, not for time: exiting before joining is a failure.
+        exited = latest->Wait(100ms).ok();
+        return exited;
+      },
+      30s, "shadow's assignment", 0ms))
+      << ReadAll(log);
+  ASSERT_FALSE(exited) << "shadow exited early: " << ReadAll(log);
   // Until it has taken 3: a notice at a time for users who would enter (the
   // first may land before the group resolved "latest").
   bool finished = false;
@@ -442,8 +454,8 @@ return segment_script {
     ChangeNotice n;
     n.set_user_id(users[i % 30]);
     n.set_acked_at_ms(now_);
-    ASSERT_TRUE((*producer)->Produce("user-changes", n.user_id(), n.SerializeAsString()).ok());
-    ASSERT_TRUE((*producer)->Flush(10s).ok());
+    SEG_ASSERT_OK((*producer)->Produce("user-changes", n.user_id(), n.SerializeAsString()));
+    SEG_ASSERT_OK((*producer)->Flush(10s));
     finished = latest->Wait(1s).ok();
   }
   std::string latest_out = ReadAll(log);

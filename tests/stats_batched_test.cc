@@ -18,6 +18,7 @@
 #include "stats/stats_writer.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -73,16 +74,16 @@ std::map<std::string, Stored> ReadAll(RedisRouter* router, const std::string& pr
     }
     return Status::OK();
   });
-  EXPECT_TRUE(s.ok()) << s;
+  SEG_EXPECT_OK(s);
   std::map<std::string, Stored> out;
   for (const auto& key : keys) {
     std::vector<RoutedCommand> reads = {
         {key, {"GET", key}}, {key, {"PFCOUNT", key}}, {key, {"EXPIRETIME", key}}};
     auto r = router->Pipeline(reads);
-    EXPECT_TRUE(r.ok()) << r.status();
+    SEG_EXPECT_OK(r);
     if (!r.ok()) continue;
     auto hll = HyperLogLog::FromRedisString((*r)[0].str);
-    EXPECT_TRUE(hll.ok()) << key << ": " << hll.status();
+    SEG_EXPECT_OK(hll) << key;
     if (!hll.ok()) continue;
     out[key.substr(prefix.size() + 1)] = Stored{*hll, (*r)[1].integer, (*r)[2].integer};
   }
@@ -138,7 +139,7 @@ std::unique_ptr<RedisRouter> SingleRouter(int port) {
   RedisRouterOptions o;
   o.node.port = port;
   auto r = NewRedisRouter(o);
-  EXPECT_TRUE(r.ok()) << r.status();
+  SEG_EXPECT_OK(r);
   return r.ok() ? std::move(*r) : nullptr;
 }
 
@@ -148,15 +149,15 @@ TEST(StatsBatchedConfigTest, LoadsCallShapeFromConfig) {
   EXPECT_EQ(defaults.max_call_adds, 4096);
   auto config = Config::FromString(
       "stats:\n  batched_calls: false\n  max_call_adds: 100\n  max_call_retries: 0\n", "t.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   StatsWriterOptions o;
-  ASSERT_TRUE(o.LoadFrom(*config, "stats").ok());
+  SEG_ASSERT_OK(o.LoadFrom(*config, "stats"));
   EXPECT_FALSE(o.batched_calls);
   EXPECT_EQ(o.max_call_adds, 100);
   EXPECT_EQ(o.max_call_retries, 0);
   for (const char* text : {"stats:\n  max_call_adds: 0\n", "stats:\n  max_call_retries: -1\n"}) {
     auto bad = Config::FromString(text, "t.yaml");
-    ASSERT_TRUE(bad.ok());
+    SEG_ASSERT_OK(bad);
     EXPECT_FALSE(StatsWriterOptions().LoadFrom(*bad, "stats").ok()) << text;
   }
 }
@@ -170,7 +171,7 @@ class StatsBatchedTest : public ::testing::TestWithParam<StatsCallMode> {};
 // calls), and both equal the sketches PFADD builds client-side.
 TEST_P(StatsBatchedTest, CountsAreIdenticalToOneCallPerUser) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   const uint32_t shards = 4;
   auto users = DrawUsers(0, 20000);
@@ -181,20 +182,20 @@ TEST_P(StatsBatchedTest, CountsAreIdenticalToOneCallPerUser) {
   StatsWriterOptions per_user = Options(port, "old", false, shards);
   per_user.mode = GetParam();
   auto old_writer = NewStatsWriter(per_user);
-  ASSERT_TRUE(old_writer.ok()) << old_writer.status();
-  ASSERT_TRUE(WriteInBatches(old_writer->get(), users, 2000).ok());
+  SEG_ASSERT_OK(old_writer);
+  SEG_ASSERT_OK(WriteInBatches(old_writer->get(), users, 2000));
 
   StatsWriterOptions batched = Options(port, "new", true, shards);
   batched.mode = GetParam();
   auto new_writer = NewStatsWriter(batched);
-  ASSERT_TRUE(new_writer.ok()) << new_writer.status();
-  ASSERT_TRUE(WriteInBatches(new_writer->get(), users, 2000).ok());
+  SEG_ASSERT_OK(new_writer);
+  SEG_ASSERT_OK(WriteInBatches(new_writer->get(), users, 2000));
 
   batched.key_prefix = "tiny";
   batched.max_call_adds = 97;
   auto tiny_writer = NewStatsWriter(batched);
-  ASSERT_TRUE(tiny_writer.ok()) << tiny_writer.status();
-  ASSERT_TRUE(WriteInBatches(tiny_writer->get(), users, 2000).ok());
+  SEG_ASSERT_OK(tiny_writer);
+  SEG_ASSERT_OK(WriteInBatches(tiny_writer->get(), users, 2000));
   EXPECT_EQ((*new_writer)->mode(), GetParam());
 
   int64_t adds = 0;
@@ -232,7 +233,7 @@ TEST_P(StatsBatchedTest, CountsAreIdenticalToOneCallPerUser) {
 
   // A replayed batch changes nothing.
   int64_t changed = (*new_writer)->counters().changed;
-  ASSERT_TRUE(WriteInBatches(new_writer->get(), users, 2000).ok());
+  SEG_ASSERT_OK(WriteInBatches(new_writer->get(), users, 2000));
   EXPECT_EQ((*new_writer)->counters().changed, changed);
 }
 
@@ -246,16 +247,16 @@ INSTANTIATE_TEST_SUITE_P(Modes, StatsBatchedTest,
 // procedure PFADDs them in slices).
 TEST(StatsBatchedTest, OneKeyWithMoreMembersThanLuaUnpacks) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   StatsWriterOptions o = Options((*redis)->port(), "hll", true, 1);
   o.max_call_adds = 30000;
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   std::vector<UserUpdate> users;
   for (int i = 0; i < 25000; ++i) {
     users.push_back({"user-" + std::to_string(i), {{"cats", DaysAgo(0)}, {"dogs", DaysAgo(1)}}});
   }
-  ASSERT_TRUE(WriteInBatches(writer->get(), users, 12000).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), users, 12000));
   EXPECT_EQ((*writer)->counters().calls, 3);  // 24,000 + 24,000 + 2,000 adds
   auto router = SingleRouter((*redis)->port());
   ExpectModel(Model(users, 1), ReadAll(router.get(), "hll"));
@@ -265,7 +266,7 @@ TEST(StatsBatchedTest, OneKeyWithMoreMembersThanLuaUnpacks) {
 // touches, one round trip per batch, and the same sketches as per-user calls.
 TEST(StatsBatchedClusterTest, OneCallPerSlotAndIdenticalToPerUserCalls) {
   auto cluster = LocalRedisCluster::Start();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   const uint32_t shards = 16;
   auto options = [&](const std::string& prefix, bool batched) {
     StatsWriterOptions o = Options(0, prefix, batched, shards);
@@ -275,11 +276,11 @@ TEST(StatsBatchedClusterTest, OneCallPerSlotAndIdenticalToPerUserCalls) {
   };
   auto users = DrawUsers(0, 8000);
   auto old_writer = NewStatsWriter(options("old", false));
-  ASSERT_TRUE(old_writer.ok()) << old_writer.status();
-  ASSERT_TRUE(WriteInBatches(old_writer->get(), users, 2000).ok());
+  SEG_ASSERT_OK(old_writer);
+  SEG_ASSERT_OK(WriteInBatches(old_writer->get(), users, 2000));
   auto new_writer = NewStatsWriter(options("new", true));
-  ASSERT_TRUE(new_writer.ok()) << new_writer.status();
-  ASSERT_TRUE(WriteInBatches(new_writer->get(), users, 2000).ok());
+  SEG_ASSERT_OK(new_writer);
+  SEG_ASSERT_OK(WriteInBatches(new_writer->get(), users, 2000));
 
   // Each batch: ~625 adds per shard, one call per distinct slot.
   int64_t calls = 0;
@@ -295,7 +296,7 @@ TEST(StatsBatchedClusterTest, OneCallPerSlotAndIdenticalToPerUserCalls) {
   EXPECT_EQ((*new_writer)->counters().round_trips, 5);
 
   auto router = NewRedisRouter(options("old", false).redis);
-  ASSERT_TRUE(router.ok()) << router.status();
+  SEG_ASSERT_OK(router);
   auto old_keys = ReadAll(router->get(), "old");
   EXPECT_GT(old_keys.size(), shards * 120 * 2 * 99 / 100);  // ~10 adds per key: a few missed
   ExpectSameSketches(old_keys, ReadAll(router->get(), "new"));
@@ -303,7 +304,7 @@ TEST(StatsBatchedClusterTest, OneCallPerSlotAndIdenticalToPerUserCalls) {
   // Every master holds some of them.
   for (int n = 0; n < (*cluster)->size(); ++n) {
     auto size = RedisCommandForTest((*cluster)->node(n).port(), {"DBSIZE"});
-    ASSERT_TRUE(size.ok()) << size.status();
+    SEG_ASSERT_OK(size);
     EXPECT_GT(std::stoll(*size), 0) << "node " << n;
   }
 
@@ -311,11 +312,11 @@ TEST(StatsBatchedClusterTest, OneCallPerSlotAndIdenticalToPerUserCalls) {
   // maps are stale, their calls for it answer MOVED and go to the new owner.
   const int slot = RedisKeySlot("{0}");
   auto owner = (*cluster)->SlotOwner(slot);
-  ASSERT_TRUE(owner.ok()) << owner.status();
-  ASSERT_TRUE((*cluster)->MigrateSlot(slot, (*owner + 1) % 3).ok());
+  SEG_ASSERT_OK(owner);
+  SEG_ASSERT_OK((*cluster)->MigrateSlot(slot, (*owner + 1) % 3));
   auto more = DrawUsers(8000, 10000);
-  ASSERT_TRUE((*old_writer)->WriteBatch(more).ok());
-  ASSERT_TRUE((*new_writer)->WriteBatch(more).ok());
+  SEG_ASSERT_OK((*old_writer)->WriteBatch(more));
+  SEG_ASSERT_OK((*new_writer)->WriteBatch(more));
   users.insert(users.end(), more.begin(), more.end());
   old_keys = ReadAll(router->get(), "old");
   ExpectSameSketches(old_keys, ReadAll(router->get(), "new"));
@@ -381,7 +382,7 @@ class HalfFailingRouter : public RedisRouter {
 // (same keys, members and expiry flags); the result equals per-user calls.
 TEST(StatsBatchedFailureTest, HalfRunCallIsResentWhole) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   auto users = DrawUsers(0, 3000);
   StatsWriterOptions o = Options(port, "new", true, 1);
@@ -391,7 +392,7 @@ TEST(StatsBatchedFailureTest, HalfRunCallIsResentWhole) {
                                                    "BUSY Redis is busy running a script (test)");
   HalfFailingRouter* router = flaky.get();
   auto writer = NewStatsWriter(o, std::move(flaky));
-  ASSERT_TRUE(WriteInBatches(writer.get(), users, 3000).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer.get(), users, 3000));
   EXPECT_EQ(writer->counters().retries, 1);
   EXPECT_EQ(writer->counters().round_trips, 2);
   // 15,000 adds: 15 calls, then the first again, unchanged.
@@ -401,8 +402,8 @@ TEST(StatsBatchedFailureTest, HalfRunCallIsResentWhole) {
   EXPECT_EQ(writer->counters().keys, 15000);
 
   auto reference = NewStatsWriter(Options(port, "old", false, 1));
-  ASSERT_TRUE(reference.ok()) << reference.status();
-  ASSERT_TRUE(WriteInBatches(reference->get(), users, 3000).ok());
+  SEG_ASSERT_OK(reference);
+  SEG_ASSERT_OK(WriteInBatches(reference->get(), users, 3000));
   auto plain = SingleRouter(port);
   ExpectSameSketches(ReadAll(plain.get(), "old"), ReadAll(plain.get(), "new"));
 }
@@ -412,7 +413,7 @@ TEST(StatsBatchedFailureTest, HalfRunCallIsResentWhole) {
 // then completes it.
 TEST(StatsBatchedFailureTest, RetriesRunOutThenReplayCompletes) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   auto users = DrawUsers(0, 500);
   auto flaky = std::make_unique<HalfFailingRouter>(SingleRouter(port), 4,
@@ -424,7 +425,7 @@ TEST(StatsBatchedFailureTest, RetriesRunOutThenReplayCompletes) {
   EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
   EXPECT_EQ(writer->counters().retries, 3);
   EXPECT_EQ(writer->counters().calls, 0);
-  ASSERT_TRUE(writer->WriteBatch(users).ok());
+  SEG_ASSERT_OK(writer->WriteBatch(users));
   auto plain = SingleRouter(port);
   ExpectModel(Model(users, 1), ReadAll(plain.get(), "new"));
 }
@@ -435,25 +436,25 @@ TEST(StatsBatchedFailureTest, RetriesRunOutThenReplayCompletes) {
 // exactly the per-user result.
 TEST(StatsBatchedFailureTest, HardErrorFailsTheBatchAndReplayRepairs) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   auto users = DrawUsers(0, 2000);
   const std::string& bad_segment = users[0].adds[2].segment;
   const std::string bad = HllKey("new", 0, bad_segment, users[0].adds[2].day);
-  ASSERT_TRUE(RedisCommandForTest(port, {"SET", bad, "not a sketch"}).ok());
+  SEG_ASSERT_OK(RedisCommandForTest(port, {"SET", bad, "not a sketch"}));
   auto writer = NewStatsWriter(Options(port, "new", true, 1));
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   Status s = (*writer)->WriteBatch(users);
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
   EXPECT_NE(s.ToString().find("WRONGTYPE"), std::string::npos) << s;
   // The keys before the bad one were written.
   EXPECT_GT(std::stoll(*RedisCommandForTest(port, {"DBSIZE"})), 1);
 
-  ASSERT_TRUE(RedisCommandForTest(port, {"DEL", bad}).ok());
-  ASSERT_TRUE((*writer)->WriteBatch(users).ok());
+  SEG_ASSERT_OK(RedisCommandForTest(port, {"DEL", bad}));
+  SEG_ASSERT_OK((*writer)->WriteBatch(users));
   auto reference = NewStatsWriter(Options(port, "old", false, 1));
-  ASSERT_TRUE(reference.ok()) << reference.status();
-  ASSERT_TRUE((*reference)->WriteBatch(users).ok());
+  SEG_ASSERT_OK(reference);
+  SEG_ASSERT_OK((*reference)->WriteBatch(users));
   auto plain = SingleRouter(port);
   ExpectSameSketches(ReadAll(plain.get(), "old"), ReadAll(plain.get(), "new"));
 }
@@ -461,13 +462,13 @@ TEST(StatsBatchedFailureTest, HardErrorFailsTheBatchAndReplayRepairs) {
 // The procedure checks the whole layout before its first write.
 TEST(StatsBatchedLuaTest, MalformedCallsChangeNothingAndWellFormedOnesCount) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   auto writer = NewStatsWriter(Options(port, "hll", true, 1));
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->LoadProcedures().ok());
+  SEG_ASSERT_OK(writer);
+  SEG_ASSERT_OK((*writer)->LoadProcedures());
   auto functions = RedisCommandForTest(port, {"FUNCTION", "LIST"});
-  ASSERT_TRUE(functions.ok()) << functions.status();
+  SEG_ASSERT_OK(functions);
   EXPECT_NE(functions->find("seg_add_user\n"), std::string::npos) << *functions;
   EXPECT_NE(functions->find("seg_add_users_v2"), std::string::npos) << *functions;
 
@@ -492,7 +493,7 @@ TEST(StatsBatchedLuaTest, MalformedCallsChangeNothingAndWellFormedOnesCount) {
   // k1 gets u1, u2; k2 gets u2, u3, u4 and its expiry (retention 30).
   auto r = RedisCommandForTest(port, {"FCALL", "seg_add_users_v2", "2", k1, k2, "30", "01", "2",
                                       "3", "u1", "u2", "u2", "u3", "u4"});
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(*r, "2");  // both sketches changed
   EXPECT_EQ(*RedisCommandForTest(port, {"PFCOUNT", k1}), "2");
   EXPECT_EQ(*RedisCommandForTest(port, {"PFCOUNT", k2}), "3");
@@ -502,7 +503,7 @@ TEST(StatsBatchedLuaTest, MalformedCallsChangeNothingAndWellFormedOnesCount) {
   // Again: nothing changes; a key with no members is allowed.
   r = RedisCommandForTest(port,
                           {"FCALL", "seg_add_users_v2", "2", k1, k2, "", "", "2", "0", "u1", "u2"});
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(*r, "0");
 }
 
@@ -513,15 +514,15 @@ TEST(StatsBatchedLuaTest, MalformedCallsChangeNothingAndWellFormedOnesCount) {
 // old writer keeps working throughout.
 TEST(StatsBatchedUpgradeTest, OldAndNewWritersRunSideBySide) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   const uint32_t shards = 2;
   StatsWriterOptions old_options = Options(port, "hll", false, shards);
   old_options.update_registry = true;
   auto old_writer = NewStatsWriter(old_options);
-  ASSERT_TRUE(old_writer.ok()) << old_writer.status();
+  SEG_ASSERT_OK(old_writer);
   auto new_writer = NewStatsWriter(Options(port, "hll", true, shards));
-  ASSERT_TRUE(new_writer.ok()) << new_writer.status();
+  SEG_ASSERT_OK(new_writer);
 
   // The library as it was before v2 (the part that matters: one function).
   const std::string old_library =
@@ -536,10 +537,10 @@ TEST(StatsBatchedUpgradeTest, OldAndNewWritersRunSideBySide) {
     auto old_users = DrawUsers(round * 2000, round * 2000 + 1000, 5, 120, 2, 1);
     auto new_users = DrawUsers(round * 2000 + 1000, round * 2000 + 2000, 5, 120, 2, 1);
     if (round == 2) {
-      ASSERT_TRUE(RedisCommandForTest(port, {"FUNCTION", "LOAD", "REPLACE", old_library}).ok());
+      SEG_ASSERT_OK(RedisCommandForTest(port, {"FUNCTION", "LOAD", "REPLACE", old_library}));
     }
-    ASSERT_TRUE((*old_writer)->WriteBatch(old_users).ok()) << round;
-    ASSERT_TRUE((*new_writer)->WriteBatch(new_users).ok()) << round;
+    SEG_ASSERT_OK((*old_writer)->WriteBatch(old_users)) << round;
+    SEG_ASSERT_OK((*new_writer)->WriteBatch(new_users)) << round;
     all.insert(all.end(), old_users.begin(), old_users.end());
     all.insert(all.end(), new_users.begin(), new_users.end());
   }
@@ -547,10 +548,10 @@ TEST(StatsBatchedUpgradeTest, OldAndNewWritersRunSideBySide) {
   EXPECT_EQ((*new_writer)->counters().reloads, 1);
   // The reloaded library serves both.
   auto functions = RedisCommandForTest(port, {"FUNCTION", "LIST"});
-  ASSERT_TRUE(functions.ok()) << functions.status();
+  SEG_ASSERT_OK(functions);
   EXPECT_NE(functions->find("seg_add_users_v2"), std::string::npos);
   EXPECT_NE(functions->find("seg_add_user\n"), std::string::npos);
-  ASSERT_TRUE((*old_writer)->WriteBatch(DrawUsers(9000, 9100)).ok());
+  SEG_ASSERT_OK((*old_writer)->WriteBatch(DrawUsers(9000, 9100)));
   auto extra = DrawUsers(9000, 9100);
   all.insert(all.end(), extra.begin(), extra.end());
 

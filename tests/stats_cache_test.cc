@@ -14,6 +14,7 @@
 #include "stats/stats_service.h"
 #include "stats/stats_writer.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -31,13 +32,13 @@ class StatsCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto redis = testing::LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
     StatsWriterOptions wo;
     wo.redis.node.port = redis_->port();
     wo.hll_retention_days = 0;  // days of 2024: past the default retention
     auto writer = NewStatsWriter(wo);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    SEG_ASSERT_OK(writer);
     writer_ = std::move(*writer);
   }
 
@@ -46,7 +47,7 @@ class StatsCacheTest : public ::testing::Test {
     std::vector<UserUpdate> batch;
     for (int i = from; i < to; ++i) batch.push_back({"user-" + std::to_string(i), {{"cats", day}}});
     Status s = writer_->WriteBatch(batch);
-    ASSERT_TRUE(s.ok()) << s;
+    SEG_ASSERT_OK(s);
   }
 
   std::unique_ptr<StatsServer> Start(int cache_ms) {
@@ -58,7 +59,7 @@ class StatsCacheTest : public ::testing::Test {
     StatsServerOptions so;
     so.port = 0;
     auto server = StartStatsServer(so, q, nullptr);
-    EXPECT_TRUE(server.ok()) << server.status();
+    SEG_EXPECT_OK(server);
     if (!server.ok()) return nullptr;
     stub_ = v1::SegmentStats::NewStub(grpc::CreateChannel(
         "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
@@ -79,7 +80,7 @@ class StatsCacheTest : public ::testing::Test {
   double Union(Day from, Day to) {
     v1::Estimate e;
     grpc::Status st = UnionStatus(from, to, &e);
-    EXPECT_TRUE(st.ok()) << st.error_message();
+    SEG_EXPECT_OK(st);
     return e.value();
   }
 
@@ -137,9 +138,9 @@ TEST_F(StatsCacheTest, RedisDownIsUnavailableUnlessEveryDayIsCached) {
   auto server = Start(kTtlMs);
   ASSERT_NE(server, nullptr);
   EXPECT_NEAR(Union(kOld, kToday), 110, kSlack);
-  ASSERT_TRUE(redis_->Stop().ok());
+  SEG_ASSERT_OK(redis_->Stop());
   EXPECT_EQ(UnionStatus(kOld, kToday).error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_TRUE(UnionStatus(kOld, kOld).ok());
+  SEG_EXPECT_OK(UnionStatus(kOld, kOld));
   clock_.AdvanceMs(kTtlMs + 1);
   EXPECT_EQ(UnionStatus(kOld, kOld).error_code(), grpc::StatusCode::UNAVAILABLE);
 }

@@ -13,6 +13,7 @@
 #include "stats/stats_writer.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -57,14 +58,14 @@ std::map<uint32_t, std::string> KnownEpochs(const StatsWriter& writer, uint32_t 
 // the same ones. The metric counts the changes.
 TEST(StatsEpochTest, NothingToAddStillDetectsALoss) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   const uint32_t shards = 4;
   StatsWriterOptions o = Options(shards);
   o.redis.node.port = port;
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->WriteBatch(Users(0, 200, true)).ok());
+  SEG_ASSERT_OK(writer);
+  SEG_ASSERT_OK((*writer)->WriteBatch(Users(0, 200, true)));
   const auto before = KnownEpochs(**writer, shards, 200);
   ASSERT_EQ(before.size(), shards);
   for (const auto& [shard, epoch] : before) {
@@ -72,12 +73,12 @@ TEST(StatsEpochTest, NothingToAddStillDetectsALoss) {
     EXPECT_EQ(*RedisCommandForTest(port, {"GET", EpochKey("hll", shard)}), epoch);
   }
   // Nothing lost: checks only, no abort, and no HLL key written.
-  ASSERT_TRUE((*writer)->WriteBatch(Users(0, 200, false)).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(Users(0, 200, false)));
   EXPECT_EQ((*writer)->counters().epoch_aborts, 0);
 
   metrics::Counter changes = metrics::GetCounter("seg_stats_writer_epoch_changes_total", "");
   const double changes_before = changes.Value();
-  ASSERT_TRUE(RedisCommandForTest(port, {"FLUSHALL"}).ok());
+  SEG_ASSERT_OK(RedisCommandForTest(port, {"FLUSHALL"}));
   Status s = (*writer)->WriteBatch(Users(0, 200, false));
   EXPECT_TRUE(IsEpochChange(s)) << s;
   EXPECT_EQ((*writer)->counters().epoch_changes, shards);
@@ -91,12 +92,12 @@ TEST(StatsEpochTest, NothingToAddStillDetectsALoss) {
   // The epoch-only calls wrote no sketch.
   EXPECT_EQ(*RedisCommandForTest(port, {"DBSIZE"}), std::to_string(shards));
   // Known now: the same batch goes through.
-  ASSERT_TRUE((*writer)->WriteBatch(Users(0, 200, false)).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(Users(0, 200, false)));
   EXPECT_EQ((*writer)->counters().epoch_aborts, 1);
 
   auto fresh = NewStatsWriter(o);
-  ASSERT_TRUE(fresh.ok()) << fresh.status();
-  ASSERT_TRUE((*fresh)->LoadProcedures().ok());
+  SEG_ASSERT_OK(fresh);
+  SEG_ASSERT_OK((*fresh)->LoadProcedures());
   EXPECT_EQ(KnownEpochs(**fresh, shards, 200), after);
 }
 
@@ -105,14 +106,14 @@ TEST(StatsEpochTest, NothingToAddStillDetectsALoss) {
 // either way; a malformed call writes nothing (not even an epoch).
 TEST(StatsEpochLuaTest, ReportsMissingAndStaleEpochsAndChecksTheLayoutFirst) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   StatsWriterOptions o = Options(1);
   o.redis.node.port = port;
   o.epochs = false;  // loads the library without creating epoch keys
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->LoadProcedures().ok());
+  SEG_ASSERT_OK(writer);
+  SEG_ASSERT_OK((*writer)->LoadProcedures());
   const std::string e0 = "hll:{0}:epoch", e1 = "hll:{1}:epoch";
   const std::string k0 = "hll:{0}:cats:20240501";
 
@@ -130,7 +131,7 @@ TEST(StatsEpochLuaTest, ReportsMissingAndStaleEpochsAndChecksTheLayoutFirst) {
   // Missing: created and reported (index 1, its value).
   auto r = RedisCommandForTest(
       port, {"FCALL", "seg_add_users_v3", "2", e0, k0, "1", "", "0", "", "1", "u1"});
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   const std::string epoch0 = *RedisCommandForTest(port, {"GET", e0});
   EXPECT_EQ(*r, "1\n1\n" + epoch0);  // changed, then (1, epoch)
   // Matching: nothing reported. Stale: reported. An epoch-only call (no HLL key).
@@ -152,14 +153,14 @@ TEST(StatsEpochLuaTest, ReportsMissingAndStaleEpochsAndChecksTheLayoutFirst) {
 // them in the calls of the next batch and answers ABORTED once.
 TEST(StatsEpochClusterTest, OneMasterLostChangesOnlyItsShards) {
   auto cluster = LocalRedisCluster::Start();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   const uint32_t shards = 16;
   StatsWriterOptions o = Options(shards);
   o.redis.cluster = true;
   o.redis.seeds = {"127.0.0.1:" + std::to_string((*cluster)->node(0).port())};
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->WriteBatch(Users(0, 500, true)).ok());
+  SEG_ASSERT_OK(writer);
+  SEG_ASSERT_OK((*writer)->WriteBatch(Users(0, 500, true)));
   const auto before = KnownEpochs(**writer, shards, 500);
   ASSERT_EQ(before.size(), shards);
 
@@ -167,14 +168,14 @@ TEST(StatsEpochClusterTest, OneMasterLostChangesOnlyItsShards) {
   std::set<uint32_t> lost_shards;
   for (uint32_t shard = 0; shard < shards; ++shard) {
     auto owner = (*cluster)->SlotOwner(RedisKeySlot(EpochKey("hll", shard)));
-    ASSERT_TRUE(owner.ok()) << owner.status();
+    SEG_ASSERT_OK(owner);
     if (*owner == lost) lost_shards.insert(shard);
   }
   ASSERT_FALSE(lost_shards.empty());
   ASSERT_LT(lost_shards.size(), shards);
   (*cluster)->node(lost).Kill();
-  ASSERT_TRUE((*cluster)->node(lost).Restart().ok()) << (*cluster)->node(lost).LogTail();
-  ASSERT_TRUE((*cluster)->WaitUntilOk(std::chrono::seconds(30)).ok());
+  SEG_ASSERT_OK((*cluster)->node(lost).Restart()) << (*cluster)->node(lost).LogTail();
+  SEG_ASSERT_OK((*cluster)->WaitUntilOk(std::chrono::seconds(30)));
   ASSERT_EQ(*RedisCommandForTest((*cluster)->node(lost).port(), {"DBSIZE"}), "0");
 
   Status s = (*writer)->WriteBatch(Users(0, 500, false));
@@ -188,7 +189,7 @@ TEST(StatsEpochClusterTest, OneMasterLostChangesOnlyItsShards) {
       EXPECT_EQ(after.at(shard), before.at(shard)) << shard;
     }
   }
-  ASSERT_TRUE((*writer)->WriteBatch(Users(0, 500, true)).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(Users(0, 500, true)));
 }
 
 }  // namespace

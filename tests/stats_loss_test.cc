@@ -27,9 +27,11 @@
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 #include "tools/segctl_stats_rebuild.h"
 
@@ -47,27 +49,27 @@ class StatsLossTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto kafka = testing::MockKafkaCluster::Start(1);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
-    ASSERT_TRUE(kafka_->CreateTopic("user-changes", 4).ok());
-    ASSERT_TRUE(kafka_->CreateTopic("segmentation-results", 4).ok());
+    SEG_ASSERT_OK(kafka_->CreateTopic("user-changes", 4));
+    SEG_ASSERT_OK(kafka_->CreateTopic("segmentation-results", 4));
     auto redis = testing::LocalRedis::Start();  // no persistence
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
     auto served = testing::ServeStore(dir_.path() + "/store");
-    ASSERT_TRUE(served.ok()) << served.status();
+    SEG_ASSERT_OK(served);
     server_ = std::move(served->server);
     store_ = std::move(served->client);
 
     segmenter::ScriptHostOptions host_options;
     host_options.scripts_dir = testing::SourceDir() + "/scripts";
     auto host = segmenter::ScriptHost::Create(host_options);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     host_ = std::move(*host);
     auto writer = stats::NewStatsWriter(WriterOptions());
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    SEG_ASSERT_OK(writer);
     writer_ = std::move(*writer);
-    ASSERT_TRUE(writer_->LoadProcedures().ok());  // as seg-segmenter does at start
+    SEG_ASSERT_OK(writer_->LoadProcedures());  // as seg-segmenter does at start
     evaluator_ = segmenter::NewScriptHostEvaluator(host_.get());
     sink_ = segmenter::NewStatsWriterSink(writer_.get());
     segmenter::NodeOptions options;
@@ -77,10 +79,10 @@ class StatsLossTest : public ::testing::Test {
     testing::ApplyTestAssignmentStrategy(&options.kafka);
     options.read_delay_ms = 0;
     auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get());
-    ASSERT_TRUE(node.ok()) << node.status();
+    SEG_ASSERT_OK(node);
     node_ = std::move(*node);
     auto producer = kafka::Producer::Create(kafka_->ClientOptions("test-producer"));
-    ASSERT_TRUE(producer.ok());
+    SEG_ASSERT_OK(producer);
     producer_ = std::move(*producer);
   }
 
@@ -112,10 +114,10 @@ class StatsLossTest : public ::testing::Test {
       cell.family = "e";
       EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &cell.qualifier);
       cell.timestamp = e.event_time_ms();
-      ASSERT_TRUE(EncodeEventValue(e, &cell.value).ok());
+      SEG_ASSERT_OK(EncodeEventValue(e, &cell.value));
       put.cells.push_back(std::move(cell));
     }
-    ASSERT_TRUE(store_->Put("users", {put}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {put}));
   }
 
   void SendNotices(const std::vector<std::string>& users) {
@@ -126,9 +128,9 @@ class StatsLossTest : public ::testing::Test {
       n.set_acked_at_ms(acked);
       n.set_newest_event_time_ms(acked);
       n.set_event_count(1);
-      ASSERT_TRUE(producer_->Produce("user-changes", user, n.SerializeAsString()).ok());
+      SEG_ASSERT_OK(producer_->Produce("user-changes", user, n.SerializeAsString()));
     }
-    ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+    SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   }
 
   int64_t CommittedNotices() {
@@ -147,12 +149,11 @@ class StatsLossTest : public ::testing::Test {
   }
 
   void WaitCommitted(int64_t notices) {
-    auto deadline = steady_clock::now() + std::chrono::seconds(60);
     int64_t committed = -1;
-    while (steady_clock::now() < deadline && (committed = CommittedNotices()) != notices) {
-      std::this_thread::sleep_for(milliseconds(100));  // polling the coordinator
-    }
-    ASSERT_EQ(committed, notices);
+    ASSERT_TRUE(testing::PollUntil(
+        [&] { return (committed = CommittedNotices()) == notices; }, std::chrono::seconds(60),
+        std::to_string(notices) + " committed notices", milliseconds(100)))
+        << "committed " << committed;
   }
 
   // loves_cats today, summed over the shards (what seg-stats answers).
@@ -216,7 +217,7 @@ TEST_F(StatsLossTest, SizesMatchTheNoFaultRunAfterRestartAndRebuild) {
   EXPECT_NEAR(no_fault, kUsers / 2, HllInterval(kUsers / 2));
 
   redis_->Kill();
-  ASSERT_TRUE(redis_->Restart().ok()) << redis_->LogTail();
+  SEG_ASSERT_OK(redis_->Restart()) << redis_->LogTail();
   ASSERT_EQ(CatsToday(), 0);
 
   // The pipeline continues: the first half gets an event each.
@@ -236,14 +237,14 @@ TEST_F(StatsLossTest, SizesMatchTheNoFaultRunAfterRestartAndRebuild) {
   // The rest from their marks: the other 150 cat users. The 150 counted
   // since the loss carry the new epoch and are skipped.
   auto rebuild_writer = stats::NewStatsWriter(WriterOptions());
-  ASSERT_TRUE(rebuild_writer.ok()) << rebuild_writer.status();
+  SEG_ASSERT_OK(rebuild_writer);
   tools::RebuildOptions options;
   options.batch_users = 64;  // several batches
   tools::RebuildReport report;
   int progress_calls = 0;
   Status s = tools::RebuildFromCountedMarks(store_.get(), rebuild_writer->get(), options, &report,
                                             [&](const tools::RebuildReport&) { ++progress_calls; });
-  ASSERT_TRUE(s.ok()) << s;
+  SEG_ASSERT_OK(s);
   EXPECT_EQ(report.rows, kUsers);
   EXPECT_EQ(report.current, kUsers / 4);
   EXPECT_EQ(report.users, kUsers / 4);
@@ -259,12 +260,12 @@ TEST_F(StatsLossTest, SizesMatchTheNoFaultRunAfterRestartAndRebuild) {
       (long long)no_fault, (long long)continued, (long long)rebuilt);
 
   // Idempotent, and a resumed scan (--start-row) covers the rest only.
-  ASSERT_TRUE(
-      tools::RebuildFromCountedMarks(store_.get(), rebuild_writer->get(), options, &report).ok());
+  SEG_ASSERT_OK(
+      tools::RebuildFromCountedMarks(store_.get(), rebuild_writer->get(), options, &report));
   EXPECT_EQ(CatsToday(), rebuilt);
   options.start_row = "loss-5";
-  ASSERT_TRUE(
-      tools::RebuildFromCountedMarks(store_.get(), rebuild_writer->get(), options, &report).ok());
+  SEG_ASSERT_OK(
+      tools::RebuildFromCountedMarks(store_.get(), rebuild_writer->get(), options, &report));
   EXPECT_LT(report.rows, kUsers / 2);
   EXPECT_EQ(CatsToday(), rebuilt);
 }
@@ -277,7 +278,7 @@ TEST(StatsLossClusterTest, SegctlRebuildRestoresALostMaster) {
   const std::string segctl = testing::BinaryDir() + "/tools/segctl";
   ASSERT_EQ(access(segctl.c_str(), X_OK), 0) << "segctl not built at " << segctl;
   auto cluster = testing::LocalRedisCluster::Start();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   testing::TempDir dir;
   constexpr uint32_t kShards = 16;
   constexpr int kUsers = 3000;
@@ -286,8 +287,8 @@ TEST(StatsLossClusterTest, SegctlRebuildRestoresALostMaster) {
   o.redis.seeds = {"127.0.0.1:" + std::to_string((*cluster)->node(0).port())};
   o.shards = kShards;
   auto writer = stats::NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->LoadProcedures().ok());
+  SEG_ASSERT_OK(writer);
+  SEG_ASSERT_OK((*writer)->LoadProcedures());
   const stats::Day today = stats::DayFromUnixMs(Clock::Real()->NowMs());
   const int32_t yesterday =
       static_cast<int32_t>(stats::EpochDaysToDay(stats::DayToEpochDays(today) - 1));
@@ -307,16 +308,16 @@ TEST(StatsLossClusterTest, SegctlRebuildRestoresALostMaster) {
     put.cells.push_back({"s", "m", Clock::Real()->NowMs(), state.SerializeAsString()});
     users.push_back(std::move(u));
   }
-  ASSERT_TRUE((*writer)->WriteBatch(users).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(users));
   {
     store::StoreOptions so;
     so.embedded.data_dir = dir.path() + "/store";
     auto store = store::OpenStore(so);
-    ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE((*store)->Put("users", states).ok());
+    SEG_ASSERT_OK(store);
+    SEG_ASSERT_OK((*store)->Put("users", states));
   }
   auto router = stats::NewRedisRouter(o.redis);
-  ASSERT_TRUE(router.ok()) << router.status();
+  SEG_ASSERT_OK(router);
   auto size = [&](const std::string& segment, stats::Day day) -> int64_t {
     int64_t sum = 0;
     for (uint32_t s = 0; s < kShards; ++s) {
@@ -336,13 +337,13 @@ TEST(StatsLossClusterTest, SegctlRebuildRestoresALostMaster) {
   for (const auto& u : users) {
     const uint32_t shard = UserShard(u.user_id, kShards);
     auto owner = (*cluster)->SlotOwner(stats::RedisKeySlot(stats::EpochKey("hll", shard)));
-    ASSERT_TRUE(owner.ok()) << owner.status();
+    SEG_ASSERT_OK(owner);
     lost_users += *owner == lost && !u.adds.empty();
   }
   ASSERT_GT(lost_users, 0);
   (*cluster)->node(lost).Kill();
-  ASSERT_TRUE((*cluster)->node(lost).Restart().ok()) << (*cluster)->node(lost).LogTail();
-  ASSERT_TRUE((*cluster)->WaitUntilOk(std::chrono::seconds(30)).ok());
+  SEG_ASSERT_OK((*cluster)->node(lost).Restart()) << (*cluster)->node(lost).LogTail();
+  SEG_ASSERT_OK((*cluster)->WaitUntilOk(std::chrono::seconds(30)));
   const int64_t cats_lost = size("cats", today);
   EXPECT_LT(cats_lost, cats * 0.9) << "the lost master held no cats";
 

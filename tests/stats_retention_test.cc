@@ -17,6 +17,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -32,7 +33,7 @@ int64_t NowS() { return Clock::Real()->NowMs() / 1000; }
 // EXPIRETIME (Redis 7): the absolute expiry in Unix seconds, -1 none, -2 no key.
 int64_t ExpireTime(int port, const std::string& key) {
   auto r = RedisCommandForTest(port, {"EXPIRETIME", key});
-  EXPECT_TRUE(r.ok()) << r.status();
+  SEG_EXPECT_OK(r);
   return r.ok() ? std::stoll(*r) : -3;
 }
 
@@ -46,12 +47,12 @@ TEST(HllRetentionTest, ExpiryIsTheEndOfTheDayPlusRetention) {
 
 TEST(HllRetentionTest, LoadsRetentionFromConfig) {
   auto config = Config::FromString("stats:\n  hll_retention_days: 30\n", "t.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   StatsWriterOptions o;
-  ASSERT_TRUE(o.LoadFrom(*config, "stats").ok());
+  SEG_ASSERT_OK(o.LoadFrom(*config, "stats"));
   EXPECT_EQ(o.hll_retention_days, 30);
   auto bad = Config::FromString("stats:\n  hll_retention_days: -1\n", "t.yaml");
-  ASSERT_TRUE(bad.ok());
+  SEG_ASSERT_OK(bad);
   EXPECT_FALSE(StatsWriterOptions().LoadFrom(*bad, "stats").ok());
 }
 
@@ -60,7 +61,7 @@ class HllRetentionModeTest : public ::testing::TestWithParam<std::tuple<StatsCal
 
 TEST_P(HllRetentionModeTest, NewKeysExpireAtTheEndOfTheirDayPlusRetention) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   StatsWriterOptions o;
   o.redis.node.port = port;
@@ -68,19 +69,19 @@ TEST_P(HllRetentionModeTest, NewKeysExpireAtTheEndOfTheirDayPlusRetention) {
   o.batched_calls = std::get<1>(GetParam());
   o.hll_retention_days = 400;
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   const Day today = DaysAgo(0), last_week = DaysAgo(7), too_old = DaysAgo(402);
   // A key that exists from before retention (no TTL) and one with its own TTL.
   const std::string legacy = HllKey("hll", 0, "dogs", today);
   const std::string own_ttl = HllKey("hll", 0, "cars", today);
-  ASSERT_TRUE(RedisCommandForTest(port, {"PFADD", legacy, "old-user"}).ok());
-  ASSERT_TRUE(RedisCommandForTest(port, {"PFADD", own_ttl, "old-user"}).ok());
-  ASSERT_TRUE(RedisCommandForTest(port, {"EXPIREAT", own_ttl, std::to_string(NowS() + 3600)}).ok());
+  SEG_ASSERT_OK(RedisCommandForTest(port, {"PFADD", legacy, "old-user"}));
+  SEG_ASSERT_OK(RedisCommandForTest(port, {"PFADD", own_ttl, "old-user"}));
+  SEG_ASSERT_OK(RedisCommandForTest(port, {"EXPIREAT", own_ttl, std::to_string(NowS() + 3600)}));
 
   std::vector<UserUpdate> batch = {
       {"u1", {{"cats", today}, {"cats", last_week}, {"dogs", today}, {"cars", today}}},
       {"u2", {{"cats", today}, {"birds", too_old}}}};
-  ASSERT_TRUE((*writer)->WriteBatch(batch).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(batch));
   EXPECT_EQ((*writer)->mode(), std::get<0>(GetParam()));
 
   EXPECT_EQ(ExpireTime(port, HllKey("hll", 0, "cats", today)), HllExpireAtUnixS(today, 400));
@@ -95,14 +96,14 @@ TEST_P(HllRetentionModeTest, NewKeysExpireAtTheEndOfTheirDayPlusRetention) {
   EXPECT_EQ((*writer)->counters().past_retention, 1);
 
   // Writing the same users again changes nothing, expiry included.
-  ASSERT_TRUE((*writer)->WriteBatch(batch).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(batch));
   EXPECT_EQ(ExpireTime(port, HllKey("hll", 0, "cats", today)), HllExpireAtUnixS(today, 400));
   EXPECT_EQ(*RedisCommandForTest(port, {"PFCOUNT", HllKey("hll", 0, "cats", today)}), "2");
 }
 
 TEST_P(HllRetentionModeTest, KeyRecreatedAfterItsCheckGetsItsExpiryAtTheNextRecheck) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   const Day today = DaysAgo(0);
   const std::string key = HllKey("hll", 0, "cats", today);
@@ -113,33 +114,33 @@ TEST_P(HllRetentionModeTest, KeyRecreatedAfterItsCheckGetsItsExpiryAtTheNextRech
     o.batched_calls = std::get<1>(GetParam());
     o.ttl_recheck_ms = recheck_ms;
     auto writer = NewStatsWriter(o);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    SEG_ASSERT_OK(writer);
     std::vector<UserUpdate> first = {{"u1", {{"cats", today}}}};
-    ASSERT_TRUE((*writer)->WriteBatch(first).ok());
+    SEG_ASSERT_OK((*writer)->WriteBatch(first));
     EXPECT_EQ(ExpireTime(port, key), HllExpireAtUnixS(today, 400));
-    ASSERT_TRUE(RedisCommandForTest(port, {"DEL", key}).ok());  // e.g. FLUSHALL
+    SEG_ASSERT_OK(RedisCommandForTest(port, {"DEL", key}));  // e.g. FLUSHALL
     std::vector<UserUpdate> second = {{"u2", {{"cats", today}}}};
-    ASSERT_TRUE((*writer)->WriteBatch(second).ok());
+    SEG_ASSERT_OK((*writer)->WriteBatch(second));
     // Within the recheck interval the writer does not ask again (the sweep or
     // the next interval fixes it); with 0 it asks on every batch.
     EXPECT_EQ(ExpireTime(port, key), recheck_ms > 0 ? -1 : HllExpireAtUnixS(today, 400))
         << recheck_ms;
-    ASSERT_TRUE(RedisCommandForTest(port, {"DEL", key}).ok());
+    SEG_ASSERT_OK(RedisCommandForTest(port, {"DEL", key}));
   }
 }
 
 TEST_P(HllRetentionModeTest, RetentionZeroKeepsKeysForever) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   StatsWriterOptions o;
   o.redis.node.port = (*redis)->port();
   o.mode = std::get<0>(GetParam());
   o.batched_calls = std::get<1>(GetParam());
   o.hll_retention_days = 0;
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   std::vector<UserUpdate> batch = {{"u1", {{"cats", 20240501}}}};
-  ASSERT_TRUE((*writer)->WriteBatch(batch).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(batch));
   EXPECT_EQ(ExpireTime((*redis)->port(), HllKey("hll", 0, "cats", 20240501)), -1);
 }
 
@@ -169,7 +170,7 @@ TEST(HllExpireSweepTest, SetsTtlsOnOldKeysDeletesExpiredOnesAndIsIdempotent) {
   std::string segctl = testing::BinaryDir() + "/tools/segctl";
   ASSERT_EQ(access(segctl.c_str(), X_OK), 0) << "segctl not built at " << segctl;
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const int port = (*redis)->port();
   const Day today = DaysAgo(0), old = DaysAgo(100), too_old = DaysAgo(500);
   const std::string k_today = HllKey("hll", 3, "cats", today);
@@ -179,10 +180,10 @@ TEST(HllExpireSweepTest, SetsTtlsOnOldKeysDeletesExpiredOnesAndIsIdempotent) {
   const std::string k_not_a_day = "hll:{3}:cats:latest";
   const std::string k_other = "other:{3}:cats:20240501";  // not under the prefix
   for (const auto& k : {k_today, k_old, k_too_old, k_has_ttl, k_not_a_day, k_other}) {
-    ASSERT_TRUE(RedisCommandForTest(port, {"PFADD", k, "u1"}).ok());
+    SEG_ASSERT_OK(RedisCommandForTest(port, {"PFADD", k, "u1"}));
   }
   const int64_t own = NowS() + 7200;
-  ASSERT_TRUE(RedisCommandForTest(port, {"EXPIREAT", k_has_ttl, std::to_string(own)}).ok());
+  SEG_ASSERT_OK(RedisCommandForTest(port, {"EXPIREAT", k_has_ttl, std::to_string(own)}));
 
   const std::string base = segctl + " stats expire-sweep --port " + std::to_string(port) + " ";
   auto [rc, out] = RunCommand(base + "--json --scan-count 2");
@@ -215,7 +216,7 @@ TEST(HllExpireSweepTest, SetsTtlsOnOldKeysDeletesExpiredOnesAndIsIdempotent) {
 
 TEST(HllExpireSweepTest, WriterAndSweepOnThreeMasterCluster) {
   auto cluster = LocalRedisCluster::Start();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   const uint32_t shards = 16;
   StatsWriterOptions o;
   o.redis.cluster = true;
@@ -223,26 +224,26 @@ TEST(HllExpireSweepTest, WriterAndSweepOnThreeMasterCluster) {
   o.shards = shards;
   o.hll_retention_days = 0;  // as before retention existed
   auto legacy_writer = NewStatsWriter(o);
-  ASSERT_TRUE(legacy_writer.ok()) << legacy_writer.status();
+  SEG_ASSERT_OK(legacy_writer);
   const Day today = DaysAgo(0), old = DaysAgo(30);
   std::vector<UserUpdate> users;
   for (int i = 0; i < 400; ++i) {
     users.push_back({"user-" + std::to_string(i), {{"cats", old}, {"dogs", old}}});
   }
-  ASSERT_TRUE((*legacy_writer)->WriteBatch(users).ok());
+  SEG_ASSERT_OK((*legacy_writer)->WriteBatch(users));
   o.hll_retention_days = 400;
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   std::vector<UserUpdate> fresh;
   for (int i = 0; i < 400; ++i) fresh.push_back({"user-" + std::to_string(i), {{"cats", today}}});
-  ASSERT_TRUE((*writer)->WriteBatch(fresh).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(fresh));
 
   // Every shard's keys: today's expire (the writer), the old ones not yet.
   std::set<uint32_t> used;
   for (const auto& u : users) used.insert(UserShard(u.user_id, shards));
   auto owner_port = [&](const std::string& key) {
     auto node = (*cluster)->SlotOwner(static_cast<int>(RedisKeySlot(key)));
-    EXPECT_TRUE(node.ok()) << node.status();
+    SEG_EXPECT_OK(node);
     return (*cluster)->node(node.ok() ? *node : 0).port();
   };
   for (uint32_t s : used) {
@@ -253,9 +254,9 @@ TEST(HllExpireSweepTest, WriterAndSweepOnThreeMasterCluster) {
   }
 
   auto router = NewRedisRouter(o.redis);
-  ASSERT_TRUE(router.ok()) << router.status();
+  SEG_ASSERT_OK(router);
   auto report = SweepHllExpiry(router->get(), "hll", 400, NowS(), 10);
-  ASSERT_TRUE(report.ok()) << report.status();
+  SEG_ASSERT_OK(report);
   EXPECT_EQ(report->masters, 3);
   // Besides the day keys, every shard's stats epoch key (docs/stats.md "Lost
   // Redis data"): matched by the prefix, never given an expiry.
@@ -270,7 +271,7 @@ TEST(HllExpireSweepTest, WriterAndSweepOnThreeMasterCluster) {
     }
   }
   auto again = SweepHllExpiry(router->get(), "hll", 400, NowS(), 10);
-  ASSERT_TRUE(again.ok()) << again.status();
+  SEG_ASSERT_OK(again);
   EXPECT_EQ(again->set, 0);
   EXPECT_EQ(again->had_ttl, static_cast<int64_t>(used.size() * 3));
 }

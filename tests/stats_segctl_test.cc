@@ -11,6 +11,7 @@
 #include "stats/stats_writer.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 #include "tools/segctl_render.h"
 
 namespace seg::segctl {
@@ -95,12 +96,12 @@ TEST(SegctlBinaryTest, EveryCommandAgainstARealServer) {
   std::string segctl = testing::BinaryDir() + "/tools/segctl";
   ASSERT_EQ(access(segctl.c_str(), X_OK), 0) << "segctl not built at " << segctl;
   auto redis = testing::LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   stats::StatsWriterOptions wo;
   wo.redis.node.port = (*redis)->port();
   wo.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = stats::NewStatsWriter(wo);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   std::vector<stats::UserUpdate> users;
   for (int i = 0; i < 3000; ++i) {
     stats::UserUpdate u;
@@ -109,14 +110,14 @@ TEST(SegctlBinaryTest, EveryCommandAgainstARealServer) {
     if (i % 2 == 0) u.adds.push_back({"dogs", 20240501});
     users.push_back(std::move(u));
   }
-  ASSERT_TRUE((*writer)->WriteBatch(users).ok());
-  ASSERT_TRUE((*writer)->RegisterSegments({{"cats", "pets.lua@1"}}).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(users));
+  SEG_ASSERT_OK((*writer)->RegisterSegments({{"cats", "pets.lua@1"}}));
   stats::StatsQueryOptions q;
   q.redis.node.port = (*redis)->port();
   stats::StatsServerOptions so;
   so.port = 0;
   auto server = stats::StartStatsServer(so, q, nullptr);
-  ASSERT_TRUE(server.ok()) << server.status();
+  SEG_ASSERT_OK(server);
   std::string base = segctl + " --target 127.0.0.1:" + std::to_string((*server)->port()) + " ";
 
   auto [rc, out] = RunCommand(base + "size cats --from 2024-05-01 --to 2024-05-03");

@@ -18,9 +18,11 @@
 #include "proto/stats.grpc.pb.h"
 #include "stats/stats_service.h"
 #include "stats/stats_writer.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -88,13 +90,13 @@ void Load(const RedisRouterOptions& redis, uint32_t shards) {
   o.shards = shards;
   o.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->RegisterSegments({{"cats", "pets.lua@3"}, {"dogs", "pets.lua@3"}}).ok());
+  SEG_ASSERT_OK(writer);
+  SEG_ASSERT_OK((*writer)->RegisterSegments({{"cats", "pets.lua@3"}, {"dogs", "pets.lua@3"}}));
   auto users = Users();
   for (size_t i = 0; i < users.size(); i += 1000) {
     size_t n = std::min<size_t>(1000, users.size() - i);
     Status s = (*writer)->WriteBatch(std::span<const UserUpdate>(users.data() + i, n));
-    ASSERT_TRUE(s.ok()) << s;
+    SEG_ASSERT_OK(s);
   }
 }
 
@@ -142,7 +144,7 @@ Server StartServer(const StatsQueryOptions& query, StatsServerOptions opts = {},
   opts.port = 0;
   Server s;
   auto started = StartStatsServer(opts, query, std::make_shared<FakeUsers>());
-  EXPECT_TRUE(started.ok()) << started.status();
+  SEG_EXPECT_OK(started);
   if (!started.ok()) return s;
   s.server = std::move(*started);
   s.target = "127.0.0.1:" + std::to_string(s.server->port());
@@ -163,7 +165,7 @@ class StatsServiceTest : public ::testing::Test {
 
   static void SetUpTestSuite() {
     auto redis = LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis).release();
     Load(RedisOptionsFor(), kShards);
   }
@@ -217,39 +219,39 @@ LocalRedis* StatsServiceTest::redis_ = nullptr;
 TEST_F(StatsServiceTest, SizesContainTheTruth) {
   grpc::Status st;
   v1::Estimate e = Size("cats", Range("2024-05-01", "2024-05-03"), &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_EQ(e.method(), "hll");
   EXPECT_CONTAINS_TRUTH(e, Truth({"cats"}, 20240501, 20240503, false));
   e = Size("dogs", Range("2024-05-02"), &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_CONTAINS_TRUTH(e, Truth({"dogs"}, 20240502, 20240502, false));
   // Days without data are empty, not errors.
   e = Size("cats", Range("2024-04-01", "2024-04-30"), &st);
-  ASSERT_TRUE(st.ok());
+  SEG_ASSERT_OK(st);
   EXPECT_EQ(e.value(), 0);
 }
 
 TEST_F(StatsServiceTest, UnionsContainTheTruth) {
   grpc::Status st;
   v1::Estimate e = Set(false, {"cats", "dogs", "cars"}, Range("2024-05-01", "2024-05-03"), &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_EQ(e.method(), "hll-union");
   EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs", "cars"}, 20240501, 20240503, false));
   e = Set(false, {"dogs", "cars"}, Range("2024-05-01", "2024-05-02"), &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_CONTAINS_TRUTH(e, Truth({"dogs", "cars"}, 20240501, 20240502, false));
 }
 
 TEST_F(StatsServiceTest, IntersectionsContainTheTruth) {
   grpc::Status st;
   v1::Estimate e = Set(true, {"cats", "dogs"}, Range("2024-05-01", "2024-05-03"), &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_EQ(e.method(), "joint-mle");
   EXPECT_FALSE(e.too_uncertain()) << e.ShortDebugString();
   EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs"}, 20240501, 20240503, true));
 
   e = Set(true, {"cats", "dogs", "cars"}, Range("2024-05-01", "2024-05-03"), &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_EQ(e.method(), "joint-mle-inclusion-exclusion");
   EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs", "cars"}, 20240501, 20240503, true));
 }
@@ -275,7 +277,7 @@ TEST_F(StatsServiceTest, ConcurrentCallsGetTheAnswersOfOneClient) {
   for (int kind = 0; kind < 3; ++kind) {
     grpc::Status st;
     expected[kind] = call(kind, &st);
-    ASSERT_TRUE(st.ok()) << st.error_message();
+    SEG_ASSERT_OK(st);
   }
   // A fresh server: its pool, registry copy and cache start empty, so the
   // clients race to fill them.
@@ -308,7 +310,7 @@ TEST_F(StatsServiceTest, SmallOverlapIsFlaggedTooUncertain) {
   grpc::Status st;
   // rare ∩ dogs: 20 users against segments of 60 and 10,000.
   v1::Estimate e = Set(true, {"rare", "dogs"}, Range("2024-05-01", "2024-05-03"), &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_TRUE(e.too_uncertain()) << e.ShortDebugString();
   EXPECT_FALSE(e.note().empty());
   EXPECT_LE(e.ci95_low(), Truth({"rare", "dogs"}, 20240501, 20240503, true));
@@ -321,7 +323,7 @@ TEST_F(StatsServiceTest, SeriesHasOnePointPerDayContainingTheTruth) {
   *req.mutable_days() = Range("2024-04-30", "2024-05-03");
   v1::SizeSeriesReply reply;
   grpc::Status st = server_.stub->SizeSeries(Ctx().get(), req, &reply);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   ASSERT_EQ(reply.points_size(), 4);
   EXPECT_EQ(reply.points(0).day(), "2024-04-30");
   EXPECT_EQ(reply.points(0).estimate().value(), 0);
@@ -335,7 +337,7 @@ TEST_F(StatsServiceTest, SeriesHasOnePointPerDayContainingTheTruth) {
 TEST_F(StatsServiceTest, ListsRegisteredSegmentsWithTheirScripts) {
   v1::ListSegmentsReply reply;
   grpc::Status st = server_.stub->ListSegments(Ctx().get(), {}, &reply);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   std::map<std::string, v1::SegmentInfo> by_name;
   for (const auto& s : reply.segments()) by_name[s.segment()] = s;
   ASSERT_EQ(by_name.size(), kSegments.size());
@@ -350,7 +352,7 @@ TEST_F(StatsServiceTest, UserSegmentsFromTheLookup) {
   req.set_user_id("user-6");
   v1::UserSegmentsReply reply;
   grpc::Status st = server_.stub->UserSegments(Ctx().get(), req, &reply);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_EQ(reply.user_id(), "user-6");
   ASSERT_EQ(reply.segments_size(), 2);
   EXPECT_EQ(reply.segments(0), "cats");
@@ -379,7 +381,7 @@ TEST_F(StatsServiceTest, EachBadRequestHasItsCode) {
   Size("cats", Range("2023-05-01", "2024-05-01"), &st);  // 367 days
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
   Size("cats", Range("2023-05-02", "2024-05-01"), &st);  // 366 days: allowed
-  EXPECT_TRUE(st.ok()) << st.error_message();
+  SEG_EXPECT_OK(st);
   Size("cats", Range("2024-02-30"), &st);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   Size("cats", Range(""), &st);
@@ -420,7 +422,7 @@ TEST_F(StatsServiceTest, LimitsAreInvalidArgumentNamingTheirKey) {
     return limited.stub->SegmentSize(Ctx().get(), req, &e);
   };
   // Days per range.
-  EXPECT_TRUE(size(Range("2024-05-01", "2024-05-03")).ok());
+  SEG_EXPECT_OK(size(Range("2024-05-01", "2024-05-03")));
   st = size(Range("2024-05-01", "2024-05-04"));
   expect_limit(st, "4 days exceeds stats.max_days (3)");
   v1::SizeSeriesReply series;
@@ -432,11 +434,11 @@ TEST_F(StatsServiceTest, LimitsAreInvalidArgumentNamingTheirKey) {
   // Segments per union and per intersection (the limit is checked before
   // the segments are looked up: "cars" is not registered).
   Set(false, {"cats", "dogs"}, Range("2024-05-01"), &st, limited.stub.get());
-  EXPECT_TRUE(st.ok()) << st.error_message();
+  SEG_EXPECT_OK(st);
   Set(false, {"cats", "dogs", "cars"}, Range("2024-05-01"), &st, limited.stub.get());
   expect_limit(st, "3 segments in a union exceed stats.max_union_segments (2)");
   Set(true, {"cats", "dogs"}, Range("2024-05-01"), &st, limited.stub.get());
-  EXPECT_TRUE(st.ok()) << st.error_message();
+  SEG_EXPECT_OK(st);
   Set(true, {"cats", "dogs", "cars"}, Range("2024-05-01"), &st, limited.stub.get());
   expect_limit(st, "3 segments in an intersection exceed stats.max_intersection_segments (2)");
   Set(true, {"cats", "cats"}, Range("2024-05-01"), &st, limited.stub.get());
@@ -449,7 +451,7 @@ TEST_F(StatsServiceTest, LimitsAreInvalidArgumentNamingTheirKey) {
   Set(false, {std::string(5000, 'x')}, Range("2024-05-01"), &st, limited.stub.get());
   EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
   // The channel and server carry on.
-  EXPECT_TRUE(size(Range("2024-05-01")).ok());
+  SEG_EXPECT_OK(size(Range("2024-05-01")));
 }
 
 // The defaults are the documented ones, and bad combinations are refused.
@@ -464,7 +466,7 @@ TEST(StatsServerOptionsTest, LimitsDefaultsAndValidation) {
   EXPECT_EQ(q.max_intersection_segments, 12);
   auto config = Config::FromString(
       "stats:\n  server:\n    max_request_bytes: 2000\n    max_message_bytes: 1500\n", "t.yaml");
-  ASSERT_TRUE(config.ok());
+  SEG_ASSERT_OK(config);
   Status s = so.LoadFrom(*config, "stats.server");
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
 }
@@ -480,7 +482,8 @@ TEST_F(StatsServiceTest, ServerSideMergeAgreesWithClientSideMerge) {
     v1::Estimate client = Set(false, segments, Range("2024-05-01", "2024-05-03"), &a);
     v1::Estimate server =
         Set(false, segments, Range("2024-05-01", "2024-05-03"), &b, server_side.stub.get());
-    ASSERT_TRUE(a.ok() && b.ok()) << a.error_message() << b.error_message();
+    SEG_ASSERT_OK(a);
+    SEG_ASSERT_OK(b);
     EXPECT_EQ(client.value(), server.value()) << segments.size();
   }
 }
@@ -493,7 +496,7 @@ TEST_F(StatsServiceTest, InclusionExclusionOptionIsAvailableForComparison) {
   grpc::Status st;
   v1::Estimate e =
       Set(true, {"cats", "dogs"}, Range("2024-05-01", "2024-05-03"), &st, ie.stub.get());
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK(st);
   EXPECT_EQ(e.method(), "inclusion-exclusion");
   EXPECT_CONTAINS_TRUTH(e, Truth({"cats", "dogs"}, 20240501, 20240503, true));
 }
@@ -516,7 +519,7 @@ TEST_F(StatsServiceTest, BearerTokenIsRequiredWhenConfigured) {
   auto right = Ctx();
   right->AddMetadata("authorization", "Bearer t0ken");
   grpc::Status st = guarded.stub->SegmentSize(right.get(), req, &e);
-  EXPECT_TRUE(st.ok()) << st.error_message();
+  SEG_EXPECT_OK(st);
   EXPECT_GT(e.value(), 0);
 }
 
@@ -553,7 +556,7 @@ TEST_F(StatsServiceTest, ServesOverTls) {
   *req.mutable_days() = Range("2024-05-01");
   v1::Estimate e;
   grpc::Status st = tls.stub->SegmentSize(Ctx().get(), req, &e);
-  EXPECT_TRUE(st.ok()) << st.error_message();
+  SEG_EXPECT_OK(st);
   // A plaintext client cannot talk to it.
   auto plain = v1::SegmentStats::NewStub(
       grpc::CreateChannel(tls.target, grpc::InsecureChannelCredentials()));
@@ -632,12 +635,12 @@ TEST_F(StatsServiceTest, PythonClientFromTheProtoCallsEveryMethod) {
   std::ofstream(script) << kPythonClient;
   std::string log = dir.path() + "/client.log";
   auto child = testing::ChildProcess::Start({"/usr/bin/python3", script, server_.target, gen}, log);
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
   auto code = child->Wait(std::chrono::seconds(60));
   std::ifstream in(log);
   std::stringstream out;
   out << in.rdbuf();
-  ASSERT_TRUE(code.ok()) << code.status() << "\n" << out.str();
+  SEG_ASSERT_OK(code) << "\n" << out.str();
   EXPECT_EQ(*code, 0) << out.str();
   EXPECT_NE(out.str().find("every method OK"), std::string::npos) << out.str();
 }
@@ -646,7 +649,7 @@ TEST_F(StatsServiceTest, PythonClientFromTheProtoCallsEveryMethod) {
 // service resumes when Redis is back.
 TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   RedisRouterOptions r;
   r.node.port = (*redis)->port();
   r.node.reconnect_initial_ms = 1;
@@ -656,9 +659,9 @@ TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
   wo.redis = r;
   wo.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = NewStatsWriter(wo);
-  ASSERT_TRUE(writer.ok());
+  SEG_ASSERT_OK(writer);
   std::vector<UserUpdate> u = {{"u1", {{"cats", kDay0}}}};
-  ASSERT_TRUE((*writer)->WriteBatch(u).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(u));
   StatsQueryOptions q;
   q.redis = r;
   q.past_day_cache_ms = 0;  // every call must reach Redis (the cache: stats_cache_test.cc)
@@ -668,7 +671,7 @@ TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
   req.set_segment("cats");
   *req.mutable_days() = Range("2024-05-01");
   v1::Estimate e;
-  ASSERT_TRUE(server.stub->SegmentSize(Ctx().get(), req, &e).ok());
+  SEG_ASSERT_OK(server.stub->SegmentSize(Ctx().get(), req, &e));
   EXPECT_EQ(e.value(), 1);
 
   // Paused Redis: the caller's 300 ms deadline wins.
@@ -680,7 +683,7 @@ TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
   EXPECT_LT(elapsed, std::chrono::milliseconds(1500));
   (*redis)->Resume();
 
-  ASSERT_TRUE((*redis)->Stop().ok());
+  SEG_ASSERT_OK((*redis)->Stop());
   st = server.stub->SegmentSize(Ctx().get(), req, &e);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
   st = server.stub->Union(
@@ -696,21 +699,20 @@ TEST(StatsServiceRedisTest, RedisDownIsUnavailableAndDeadlinesAreHonoured) {
 
   // Back up (data gone: no persistence, the registry is still cached);
   // calls answer again.
-  ASSERT_TRUE((*redis)->Restart().ok());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  do {
-    st = server.stub->SegmentSize(Ctx().get(), req, &e);
-  } while (!st.ok() && std::chrono::steady_clock::now() < deadline);
-  EXPECT_TRUE(st.ok()) << st.error_message();
+  SEG_ASSERT_OK((*redis)->Restart());
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] { return (st = server.stub->SegmentSize(Ctx().get(), req, &e)).ok(); },
+      std::chrono::seconds(10), "an answer after the restart", std::chrono::milliseconds(0)))
+      << st.error_message();
 }
 
 // The same data through a 3-master Redis Cluster and a single Redis (same S):
 // the per-shard sketches are identical, so every answer is identical.
 TEST(StatsServiceClusterTest, ClusterAndSingleRedisAgree) {
   auto cluster = LocalRedisCluster::Start();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   auto single = LocalRedis::Start();
-  ASSERT_TRUE(single.ok()) << single.status();
+  SEG_ASSERT_OK(single);
   const uint32_t shards = 8;
   RedisRouterOptions cr;
   cr.cluster = true;
@@ -733,12 +735,12 @@ TEST(StatsServiceClusterTest, ClusterAndSingleRedisAgree) {
   set.add_segments("dogs");
   *set.mutable_days() = Range("2024-05-01", "2024-05-03");
   v1::Estimate a, b;
-  ASSERT_TRUE(cs.stub->Union(Ctx().get(), set, &a).ok());
-  ASSERT_TRUE(ss.stub->Union(Ctx().get(), set, &b).ok());
+  SEG_ASSERT_OK(cs.stub->Union(Ctx().get(), set, &a));
+  SEG_ASSERT_OK(ss.stub->Union(Ctx().get(), set, &b));
   EXPECT_EQ(a.value(), b.value());
   EXPECT_CONTAINS_TRUTH(a, Truth({"cats", "dogs"}, 20240501, 20240503, false));
-  ASSERT_TRUE(cs.stub->Intersection(Ctx().get(), set, &a).ok());
-  ASSERT_TRUE(ss.stub->Intersection(Ctx().get(), set, &b).ok());
+  SEG_ASSERT_OK(cs.stub->Intersection(Ctx().get(), set, &a));
+  SEG_ASSERT_OK(ss.stub->Intersection(Ctx().get(), set, &b));
   EXPECT_EQ(a.value(), b.value());
   EXPECT_EQ(a.ci95_low(), b.ci95_low());
   EXPECT_EQ(a.ci95_high(), b.ci95_high());
@@ -748,15 +750,15 @@ TEST(StatsServiceClusterTest, ClusterAndSingleRedisAgree) {
   req.set_segment("cars");
   *req.mutable_days() = Range("2024-05-01", "2024-05-03");
   v1::SizeSeriesReply sa, sb;
-  ASSERT_TRUE(cs.stub->SizeSeries(Ctx().get(), req, &sa).ok());
-  ASSERT_TRUE(ss.stub->SizeSeries(Ctx().get(), req, &sb).ok());
+  SEG_ASSERT_OK(cs.stub->SizeSeries(Ctx().get(), req, &sa));
+  SEG_ASSERT_OK(ss.stub->SizeSeries(Ctx().get(), req, &sb));
   ASSERT_EQ(sa.points_size(), 3);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(sa.points(i).estimate().value(), sb.points(i).estimate().value());
   }
   v1::ListSegmentsReply la, lb;
-  ASSERT_TRUE(cs.stub->ListSegments(Ctx().get(), {}, &la).ok());
-  ASSERT_TRUE(ss.stub->ListSegments(Ctx().get(), {}, &lb).ok());
+  SEG_ASSERT_OK(cs.stub->ListSegments(Ctx().get(), {}, &la));
+  SEG_ASSERT_OK(ss.stub->ListSegments(Ctx().get(), {}, &lb));
   EXPECT_EQ(la.segments_size(), lb.segments_size());
 }
 

@@ -13,8 +13,10 @@
 #include "common/hash.h"
 #include "stats/redis_cluster.h"
 #include "stats/stats_writer.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -89,7 +91,7 @@ void ExpectCountsMatch(RedisRouter* router, uint32_t shards,
     for (uint32_t s = 0; s < shards; ++s) {
       std::string key = HllKey("hll", s, segment, day);
       auto r = router->Command(key, {"PFCOUNT", key});
-      ASSERT_TRUE(r.ok()) << r.status();
+      SEG_ASSERT_OK(r);
       ASSERT_TRUE(r->is_integer()) << r->DebugString();
       total += r->integer;
     }
@@ -103,7 +105,7 @@ std::unique_ptr<RedisRouter> SingleRouter(int port, const std::string& password 
   o.node.port = port;
   o.node.password = password;
   auto r = NewRedisRouter(o);
-  EXPECT_TRUE(r.ok()) << r.status();
+  SEG_EXPECT_OK(r);
   return r.ok() ? std::move(*r) : nullptr;
 }
 
@@ -160,13 +162,13 @@ class StatsWriterModeTest : public ::testing::TestWithParam<WriterMode> {};
 
 TEST_P(StatsWriterModeTest, PfcountEqualsDistinctUsersWithinHllError) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   const uint32_t shards = 4;
   auto writer = NewStatsWriter(
       WriterOptions((*redis)->port(), shards, GetParam().mode, GetParam().batched_calls));
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   auto users = MakeUsers(0, 12000);
-  ASSERT_TRUE(WriteInBatches(writer->get(), users, 500).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), users, 500));
 
   auto router = SingleRouter((*redis)->port());
   ExpectCountsMatch(router.get(), shards, Truth(users));
@@ -189,12 +191,12 @@ TEST_P(StatsWriterModeTest, PfcountEqualsDistinctUsersWithinHllError) {
   }
   // The registry lists every segment seen.
   auto registered = RedisCommandForTest((*redis)->port(), {"HKEYS", "segments:registry"});
-  ASSERT_TRUE(registered.ok()) << registered.status();
+  SEG_ASSERT_OK(registered);
   for (const auto& s : kSegments) EXPECT_NE(registered->find(s), std::string::npos) << s;
 
   // A replayed batch changes nothing.
   int64_t changed_before = (*writer)->counters().changed;
-  ASSERT_TRUE(WriteInBatches(writer->get(), users, 500).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), users, 500));
   EXPECT_EQ((*writer)->counters().changed, changed_before);
   ExpectCountsMatch(router.get(), shards, Truth(users));
 }
@@ -214,20 +216,20 @@ class StatsWriterRestartTest : public ::testing::TestWithParam<WriterMode> {};
 // does for uncommitted offsets) restores the rest.
 TEST_P(StatsWriterRestartTest, CallsRecoverAfterRestartAndCountsMatch) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   auto writer =
       NewStatsWriter(WriterOptions((*redis)->port(), 2, GetParam().mode, GetParam().batched_calls));
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   auto first = MakeUsers(0, 4000);
   auto second = MakeUsers(4000, 8000);
-  ASSERT_TRUE(WriteInBatches(writer->get(), first, 400).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), first, 400));
   EXPECT_EQ((*writer)->counters().reloads, 0);
 
   const std::string epoch_before((*writer)->Epoch("user-0").value_or("none"));
-  ASSERT_TRUE((*redis)->Restart().ok());
+  SEG_ASSERT_OK((*redis)->Restart());
   int redos = 0;
   Status s = WriteInBatches(writer->get(), second, 400, &redos);
-  ASSERT_TRUE(s.ok()) << s;
+  SEG_ASSERT_OK(s);
   EXPECT_GE((*writer)->counters().reloads, 1);
   if (GetParam().batched_calls) {
     // The first batch met both shards' epochs gone: its adds are done, and
@@ -243,7 +245,7 @@ TEST_P(StatsWriterRestartTest, CallsRecoverAfterRestartAndCountsMatch) {
   auto router = SingleRouter((*redis)->port());
   ExpectCountsMatch(router.get(), 2, Truth(second));
 
-  ASSERT_TRUE(WriteInBatches(writer->get(), first, 400).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), first, 400));
   auto all = Truth(first);
   Merge(&all, Truth(second));
   ExpectCountsMatch(router.get(), 2, all);
@@ -253,16 +255,16 @@ TEST_P(StatsWriterRestartTest, CallsRecoverAfterRestartAndCountsMatch) {
 // SCRIPT FLUSH): calls recover and nothing is lost.
 TEST_P(StatsWriterRestartTest, CallsRecoverAfterFlushAndCountsMatch) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   auto writer =
       NewStatsWriter(WriterOptions((*redis)->port(), 1, GetParam().mode, GetParam().batched_calls));
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   auto first = MakeUsers(0, 3000);
   auto second = MakeUsers(3000, 6000);
-  ASSERT_TRUE(WriteInBatches(writer->get(), first, 300).ok());
-  ASSERT_TRUE(RedisCommandForTest((*redis)->port(), {"FUNCTION", "FLUSH"}).ok());
-  ASSERT_TRUE(RedisCommandForTest((*redis)->port(), {"SCRIPT", "FLUSH"}).ok());
-  ASSERT_TRUE(WriteInBatches(writer->get(), second, 300).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), first, 300));
+  SEG_ASSERT_OK(RedisCommandForTest((*redis)->port(), {"FUNCTION", "FLUSH"}));
+  SEG_ASSERT_OK(RedisCommandForTest((*redis)->port(), {"SCRIPT", "FLUSH"}));
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), second, 300));
   EXPECT_EQ((*writer)->counters().reloads, 1);
   auto all = Truth(first);
   Merge(&all, Truth(second));
@@ -277,38 +279,37 @@ INSTANTIATE_TEST_SUITE_P(Modes, StatsWriterRestartTest,
 
 TEST(StatsWriterTest, RedisDownIsUnavailableAndRecovers) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   StatsWriterOptions o = WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction);
   o.redis.node.reconnect_initial_ms = 1;
   o.redis.node.reconnect_max_ms = 1;
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   auto users = MakeUsers(0, 100);
-  ASSERT_TRUE(WriteInBatches(writer->get(), users, 100).ok());
-  ASSERT_TRUE((*redis)->Stop().ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), users, 100));
+  SEG_ASSERT_OK((*redis)->Stop());
   Status down = WriteInBatches(writer->get(), users, 100);
   EXPECT_EQ(down.code(), StatusCode::kUnavailable) << down;
-  ASSERT_TRUE((*redis)->Restart().ok());
+  SEG_ASSERT_OK((*redis)->Restart());
   // The backoff window is 1 ms; poll with a deadline rather than sleeping.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   Status s;
-  do {
-    s = WriteInBatches(writer->get(), users, 100);
-  } while (!s.ok() && std::chrono::steady_clock::now() < deadline);
-  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] { return (s = WriteInBatches(writer->get(), users, 100)).ok(); },
+      std::chrono::seconds(10), "a write after the restart", std::chrono::milliseconds(0)))
+      << s;
 }
 
 TEST(StatsWriterTest, AuthWithPasswordAndRefusesWrongOne) {
   LocalRedisOptions ro;
   ro.password = "s3cret";
   auto redis = LocalRedis::Start(ro);
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   StatsWriterOptions o = WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction);
   o.redis.node.password = "s3cret";
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   auto users = MakeUsers(0, 500);
-  ASSERT_TRUE(WriteInBatches(writer->get(), users, 250).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), users, 250));
   auto router = SingleRouter((*redis)->port(), "s3cret");
   ExpectCountsMatch(router.get(), 1, Truth(users));
 
@@ -320,9 +321,9 @@ TEST(StatsWriterTest, AuthWithPasswordAndRefusesWrongOne) {
 
 TEST(StatsWriterTest, RejectsMalformedUpdatesBeforeSending) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction));
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   std::vector<UserUpdate> bad_day = {{"u1", {{"cats", 20241301}}}};
   EXPECT_EQ((*writer)->WriteBatch(bad_day).code(), StatusCode::kInvalidArgument);
   std::vector<UserUpdate> no_user = {{"", {{"cats", kDay0}}}};
@@ -338,23 +339,23 @@ TEST(StatsWriterTest, RejectsMalformedUpdatesBeforeSending) {
 
 TEST(StatsWriterTest, RegisterSegmentsRecordsScripts) {
   auto redis = LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   auto writer = NewStatsWriter(WriterOptions((*redis)->port(), 1, StatsCallMode::kFunction));
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->RegisterSegments({{"cats", "pets.lua@3"}}).ok());
+  SEG_ASSERT_OK(writer);
+  SEG_ASSERT_OK((*writer)->RegisterSegments({{"cats", "pets.lua@3"}}));
   auto v = RedisCommandForTest((*redis)->port(), {"HGET", "segments:registry", "cats"});
-  ASSERT_TRUE(v.ok()) << v.status();
+  SEG_ASSERT_OK(v);
   EXPECT_EQ(*v, "pets.lua@3");
   // A later first sighting does not overwrite it (HSETNX).
   std::vector<UserUpdate> u = {{"u1", {{"cats", kDay0}}}};
-  ASSERT_TRUE((*writer)->WriteBatch(u).ok());
+  SEG_ASSERT_OK((*writer)->WriteBatch(u));
   EXPECT_EQ(*RedisCommandForTest((*redis)->port(), {"HGET", "segments:registry", "cats"}),
             "pets.lua@3");
 }
 
 TEST(StatsWriterClusterTest, CountsMatchThroughThreeMasterCluster) {
   auto cluster = LocalRedisCluster::Start();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   const uint32_t shards = 16;
   StatsWriterOptions o;
   o.redis.cluster = true;
@@ -362,30 +363,30 @@ TEST(StatsWriterClusterTest, CountsMatchThroughThreeMasterCluster) {
   o.shards = shards;
   o.hll_retention_days = 0;  // days of 2024: past the default retention
   auto writer = NewStatsWriter(o);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  SEG_ASSERT_OK(writer);
   auto users = MakeUsers(0, 9000);
-  ASSERT_TRUE(WriteInBatches(writer->get(), users, 500).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), users, 500));
   // One round trip per node per batch: 18 batches x 3 masters, plus the
   // registry and the epochs read at start.
   EXPECT_LE((*writer)->counters().round_trips, 18 + 2);
 
   RedisRouterOptions ro = o.redis;
   auto router = NewRedisRouter(ro);
-  ASSERT_TRUE(router.ok()) << router.status();
+  SEG_ASSERT_OK(router);
   ExpectCountsMatch(router->get(), shards, Truth(users));
   // The shards really are spread over the masters, and the function is on each.
   for (int n = 0; n < (*cluster)->size(); ++n) {
     auto size = RedisCommandForTest((*cluster)->node(n).port(), {"DBSIZE"});
-    ASSERT_TRUE(size.ok()) << size.status();
+    SEG_ASSERT_OK(size);
     EXPECT_GT(std::stoll(*size), 0) << "node " << n;
   }
 
   // Every master loses its functions: calls recover.
   for (int n = 0; n < (*cluster)->size(); ++n) {
-    ASSERT_TRUE(RedisCommandForTest((*cluster)->node(n).port(), {"FUNCTION", "FLUSH"}).ok());
+    SEG_ASSERT_OK(RedisCommandForTest((*cluster)->node(n).port(), {"FUNCTION", "FLUSH"}));
   }
   auto more = MakeUsers(9000, 12000);
-  ASSERT_TRUE(WriteInBatches(writer->get(), more, 500).ok());
+  SEG_ASSERT_OK(WriteInBatches(writer->get(), more, 500));
   EXPECT_GE((*writer)->counters().reloads, 1);
   auto all = Truth(users);
   Merge(&all, Truth(more));

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "common/config.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
@@ -37,10 +38,10 @@ TEST_F(ClockOffsetTest, OffsetMovesNowButNotTheMonotonicClock) {
 
 TEST_F(ClockOffsetTest, ConfigKeyAppliesTheOffset) {
   auto config = Config::FromString("clock:\n  offset_ms: 2500\n", "t.yaml");
-  ASSERT_TRUE(config.ok());
-  ASSERT_TRUE(ApplyClockOffset(*config).ok());
+  SEG_ASSERT_OK(config);
+  SEG_ASSERT_OK(ApplyClockOffset(*config));
   EXPECT_EQ(Clock::RealOffsetMs(), 2500);
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
   const int64_t now = Clock::Real()->NowMs();
   EXPECT_GE(now - SystemMs(), 2000);
 }
@@ -48,14 +49,14 @@ TEST_F(ClockOffsetTest, ConfigKeyAppliesTheOffset) {
 TEST_F(ClockOffsetTest, NoKeyMeansNoOffset) {
   Clock::SetRealOffsetMs(123);
   auto config = Config::FromString("", "t.yaml");
-  ASSERT_TRUE(config.ok());
-  ASSERT_TRUE(ApplyClockOffset(*config).ok());
+  SEG_ASSERT_OK(config);
+  SEG_ASSERT_OK(ApplyClockOffset(*config));
   EXPECT_EQ(Clock::RealOffsetMs(), 0);
 }
 
 TEST_F(ClockOffsetTest, OffsetBeyondADayIsAnError) {
   auto config = Config::FromString("clock:\n  offset_ms: -86400001\n", "t.yaml");
-  ASSERT_TRUE(config.ok());
+  SEG_ASSERT_OK(config);
   Status s = ApplyClockOffset(*config);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("clock.offset_ms"), std::string::npos) << s;

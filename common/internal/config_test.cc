@@ -1,4 +1,5 @@
 #include "common/config.h"
+#include "tests/harness/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -13,20 +14,20 @@ TEST(ConfigTest, ReadsTypedValuesAndKeepsDefaultsForMissingKeys) {
       "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  batch: 500\nstats:\n  shards: 4\n"
       "  enabled: true\n  ratio: 0.5\n  topics: [a, b]\n",
       "test.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   std::string bootstrap;
   int64_t batch = 0;
   int32_t shards = 0, missing = 42;
   bool enabled = false;
   double ratio = 0;
   std::vector<std::string> topics;
-  ASSERT_TRUE(config->Get("kafka.bootstrap_servers", &bootstrap).ok());
-  ASSERT_TRUE(config->Get("kafka.batch", &batch).ok());
-  ASSERT_TRUE(config->Get("stats.shards", &shards).ok());
-  ASSERT_TRUE(config->Get("stats.enabled", &enabled).ok());
-  ASSERT_TRUE(config->Get("stats.ratio", &ratio).ok());
-  ASSERT_TRUE(config->Get("stats.topics", &topics).ok());
-  ASSERT_TRUE(config->Get("stats.missing", &missing).ok());
+  SEG_ASSERT_OK(config->Get("kafka.bootstrap_servers", &bootstrap));
+  SEG_ASSERT_OK(config->Get("kafka.batch", &batch));
+  SEG_ASSERT_OK(config->Get("stats.shards", &shards));
+  SEG_ASSERT_OK(config->Get("stats.enabled", &enabled));
+  SEG_ASSERT_OK(config->Get("stats.ratio", &ratio));
+  SEG_ASSERT_OK(config->Get("stats.topics", &topics));
+  SEG_ASSERT_OK(config->Get("stats.missing", &missing));
   EXPECT_EQ(bootstrap, "127.0.0.1:9092");
   EXPECT_EQ(batch, 500);
   EXPECT_EQ(shards, 4);
@@ -34,12 +35,12 @@ TEST(ConfigTest, ReadsTypedValuesAndKeepsDefaultsForMissingKeys) {
   EXPECT_DOUBLE_EQ(ratio, 0.5);
   EXPECT_EQ(topics, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(missing, 42);
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
 }
 
 TEST(ConfigTest, BadValueNamesKeyAndFile) {
   auto config = Config::FromString("store:\n  port: abc\n", "seg.yaml");
-  ASSERT_TRUE(config.ok());
+  SEG_ASSERT_OK(config);
   int32_t port = 9090;
   Status s = config->Get("store.port", &port);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
@@ -51,9 +52,9 @@ TEST(ConfigTest, BadValueNamesKeyAndFile) {
 
 TEST(ConfigTest, UnknownKeyNamesKeyAndFile) {
   auto config = Config::FromString("store:\n  port: 1\n  prot: 2\n", "seg.yaml");
-  ASSERT_TRUE(config.ok());
+  SEG_ASSERT_OK(config);
   int32_t port = 0;
-  ASSERT_TRUE(config->Get("store.port", &port).ok());
+  SEG_ASSERT_OK(config->Get("store.port", &port));
   Status s = config->CheckNoUnknownKeys();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("seg.yaml"), std::string_view::npos) << s;
@@ -62,16 +63,16 @@ TEST(ConfigTest, UnknownKeyNamesKeyAndFile) {
 
 TEST(ConfigTest, OverrideWinsOverFileAndCreatesPaths) {
   auto config = Config::FromString("store:\n  port: 1\n", "seg.yaml");
-  ASSERT_TRUE(config.ok());
-  ASSERT_TRUE(config->ApplyOverride("store.port=9191").ok());
-  ASSERT_TRUE(config->ApplyOverride("kafka.properties.security.protocol=SASL_SSL").ok());
+  SEG_ASSERT_OK(config);
+  SEG_ASSERT_OK(config->ApplyOverride("store.port=9191"));
+  SEG_ASSERT_OK(config->ApplyOverride("kafka.properties.security.protocol=SASL_SSL"));
   int32_t port = 0;
-  ASSERT_TRUE(config->Get("store.port", &port).ok());
+  SEG_ASSERT_OK(config->Get("store.port", &port));
   EXPECT_EQ(port, 9191);
   std::map<std::string, std::string> props;
-  ASSERT_TRUE(config->Get("kafka.properties", &props).ok());
+  SEG_ASSERT_OK(config->Get("kafka.properties", &props));
   EXPECT_EQ(props["security.protocol"], "SASL_SSL");
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok()) << config->CheckNoUnknownKeys();
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
   EXPECT_FALSE(config->ApplyOverride("novalue").ok());
 }
 
@@ -79,9 +80,9 @@ TEST(ConfigTest, LoadAppliesOverridesInOrderAndNamesABadOne) {
   std::string path = ::testing::TempDir() + "/load.yaml";
   std::ofstream(path) << "store:\n  port: 1\n";
   auto config = Config::Load(path, {"store.port=2", "store.port=3"});
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   int32_t port = 0;
-  ASSERT_TRUE(config->Get("store.port", &port).ok());
+  SEG_ASSERT_OK(config->Get("store.port", &port));
   EXPECT_EQ(port, 3);
   auto bad = Config::Load(path, {"store.port=4", "novalue"});
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);

@@ -4,6 +4,7 @@
 
 #include "common/hash.h"
 #include "proto/events.pb.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
@@ -33,7 +34,7 @@ TEST(EventCodecTest, QualifierSortsByTimeAndRoundTrips) {
   int64_t t;
   uint64_t d;
   int32_t type;
-  ASSERT_TRUE(DecodeEventQualifier(a, &t, &d, &type).ok());
+  SEG_ASSERT_OK(DecodeEventQualifier(a, &t, &d, &type));
   EXPECT_EQ(t, 1000);
   EXPECT_EQ(d, 0xFFFFFFFFFFFFFFFFull);
   EXPECT_EQ(type, 1);
@@ -55,9 +56,9 @@ TEST(EventCodecTest, CellDecodesToViewsIntoValue) {
   Event e = SampleEvent();
   std::string qualifier, value;
   EncodeEventQualifier(e.event_time_ms(), EventDigest(e), e.type(), &qualifier);
-  ASSERT_TRUE(EncodeEventValue(e, &value).ok());
+  SEG_ASSERT_OK(EncodeEventValue(e, &value));
   EventView view;
-  ASSERT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
+  SEG_ASSERT_OK(DecodeEventCell(qualifier, value, &view));
   EXPECT_EQ(view.time_ms, 1700000000123);
   EXPECT_EQ(view.type, PAGE_VIEW);
   EXPECT_EQ(view.url, e.url());
@@ -76,11 +77,11 @@ TEST(EventCodecTest, BadIpAndCorruptValueAreErrors) {
   std::string value;
   EXPECT_EQ(EncodeEventValue(e, &value).code(), StatusCode::kInvalidArgument);
   e.set_ip("2001:db8::1");
-  ASSERT_TRUE(EncodeEventValue(e, &value).ok());
+  SEG_ASSERT_OK(EncodeEventValue(e, &value));
   std::string qualifier;
   EncodeEventQualifier(1, 2, 1, &qualifier);
   EventView view;
-  EXPECT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
+  SEG_EXPECT_OK(DecodeEventCell(qualifier, value, &view));
   EXPECT_EQ(view.ipv4, 0u);
   EXPECT_EQ(DecodeEventCell(qualifier, "\x12\xff\xff\xff\xff\x0f", &view).code(),
             StatusCode::kDataLoss);
@@ -97,7 +98,7 @@ TEST(EventCodecTest, UnknownGroupsAreSkippedAsByLibprotobuf) {
   StoredEvent parsed;
   ASSERT_TRUE(parsed.ParseFromString(value));
   EventView view;
-  ASSERT_TRUE(DecodeEventCell(qualifier, value, &view).ok());
+  SEG_ASSERT_OK(DecodeEventCell(qualifier, value, &view));
   EXPECT_EQ(view.url, parsed.url());
   EXPECT_EQ(view.search_query, "q");
   // An unterminated group, or one closed by another field's end tag, is not

@@ -16,6 +16,7 @@
 
 #include "common/kafka.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::kafka {
 namespace {
@@ -56,7 +57,7 @@ class RealKafkaTest : public ::testing::Test {
                                      << "/services.env (ctest fixture real_kafka3)";
     // A topic of the test's own: the fixture's cluster is shared.
     topic_ = std::string("real-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_TRUE(CreateTopics(Options("admin"), {{topic_, kPartitions, 3}}).ok());
+    SEG_ASSERT_OK(CreateTopics(Options("admin"), {{topic_, kPartitions, 3}}));
   }
 
   KafkaOptions Options(const std::string& client_id) const {
@@ -69,24 +70,24 @@ class RealKafkaTest : public ::testing::Test {
   std::unique_ptr<Consumer> MakeConsumer(const std::string& group,
                                          Consumer::RebalanceCallback cb = nullptr) {
     auto consumer = Consumer::Create(Options("consumer-" + group), group, std::move(cb));
-    EXPECT_TRUE(consumer.ok()) << consumer.status();
+    SEG_EXPECT_OK(consumer);
     if (!consumer.ok()) return nullptr;
-    EXPECT_TRUE((*consumer)->Subscribe({topic_}).ok());
+    SEG_EXPECT_OK((*consumer)->Subscribe({topic_}));
     return std::move(consumer).value();
   }
 
   void Produce(Producer& producer, int from, int to) {
     for (int i = from; i < to; ++i) {
       const std::string key = "user-" + std::to_string(i % kKeys);
-      ASSERT_TRUE(producer.Produce(topic_, key, key + "|" + std::to_string(i / kKeys)).ok());
+      SEG_ASSERT_OK(producer.Produce(topic_, key, key + "|" + std::to_string(i / kKeys)));
     }
   }
 
   // One poll; every message's offset stored (processed), records appended.
   void PollInto(Consumer& consumer, std::vector<Record>* out) {
     auto batch = consumer.PollBatch(500, 100ms);
-    ASSERT_TRUE(batch.ok()) << batch.status();
-    ASSERT_TRUE(consumer.StoreOffsets(*batch).ok());
+    SEG_ASSERT_OK(batch);
+    SEG_ASSERT_OK(consumer.StoreOffsets(*batch));
     for (const Message& m : *batch) {
       Record r;
       r.key = std::string(m.key());
@@ -118,9 +119,9 @@ class RealKafkaTest : public ::testing::Test {
     auto p = testing::ChildProcess::Start({testing::SourceDir() + "/tools/services/services.sh",
                                            verb, "kafka3", std::to_string(node)},
                                           "", {"SEG_SERVICES_DIR=" + ServicesDir()});
-    ASSERT_TRUE(p.ok()) << p.status();
+    SEG_ASSERT_OK(p);
     auto code = p->Wait(180s);
-    ASSERT_TRUE(code.ok()) << code.status();
+    SEG_ASSERT_OK(code);
     ASSERT_EQ(*code, 0) << verb << " " << node;
   }
 
@@ -134,9 +135,9 @@ class RealKafkaTest : public ::testing::Test {
 // there: every message once, in order per key.
 TEST_F(RealKafkaTest, GroupSplitsAndCommitOnRevokeHandsOverExactly) {
   auto producer = Producer::Create(Options("producer"));
-  ASSERT_TRUE(producer.ok()) << producer.status();
+  SEG_ASSERT_OK(producer);
   Produce(**producer, 0, kMessages);
-  ASSERT_TRUE((*producer)->Flush(60s).ok());
+  SEG_ASSERT_OK((*producer)->Flush(60s));
 
   std::vector<RebalanceEvent> events_a;
   auto a = MakeConsumer("g-split", [&](const RebalanceEvent& e) { events_a.push_back(e); });
@@ -149,7 +150,7 @@ TEST_F(RealKafkaTest, GroupSplitsAndCommitOnRevokeHandsOverExactly) {
   }
   // The first member stops taking messages (it still serves the group) while
   // the second joins, so the hand-over falls in the middle of the stream.
-  ASSERT_TRUE(a->Pause().ok());
+  SEG_ASSERT_OK(a->Pause());
   auto b = MakeConsumer("g-split");
   ASSERT_TRUE(b);
   auto holds = [](Consumer& c) {
@@ -164,7 +165,7 @@ TEST_F(RealKafkaTest, GroupSplitsAndCommitOnRevokeHandsOverExactly) {
     ASSERT_NO_FATAL_FAILURE(PollInto(*b, &got));
   }
   ASSERT_LT(got.size(), static_cast<size_t>(kMessages)) << "split after the stream ended";
-  ASSERT_TRUE(a->Resume().ok());
+  SEG_ASSERT_OK(a->Resume());
   deadline = std::chrono::steady_clock::now() + 90s;
   while (got.size() < kMessages) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "both members got " << got.size();
@@ -179,14 +180,15 @@ TEST_F(RealKafkaTest, GroupSplitsAndCommitOnRevokeHandsOverExactly) {
   ASSERT_NO_FATAL_FAILURE(ExpectExactlyOnceInOrder(got));
   auto assigned_a = a->Assignment();
   auto assigned_b = b->Assignment();
-  ASSERT_TRUE(assigned_a.ok() && assigned_b.ok());
+  SEG_ASSERT_OK(assigned_a);
+  SEG_ASSERT_OK(assigned_b);
   EXPECT_EQ(assigned_a->size(), static_cast<size_t>(kPartitions / 2));
   EXPECT_EQ(assigned_b->size(), static_cast<size_t>(kPartitions / 2));
   bool revoked = false;
   for (const auto& e : events_a) revoked |= e.kind == RebalanceEvent::Kind::kRevoked;
   EXPECT_TRUE(revoked);
-  EXPECT_TRUE(a->Close().ok());
-  EXPECT_TRUE(b->Close().ok());
+  SEG_EXPECT_OK(a->Close());
+  SEG_EXPECT_OK(b->Close());
 }
 
 // Broker 2 stops in the middle of the stream and comes back: the producer
@@ -194,15 +196,15 @@ TEST_F(RealKafkaTest, GroupSplitsAndCommitOnRevokeHandsOverExactly) {
 // all of them in order.
 TEST_F(RealKafkaTest, BrokerStoppedAndRestartedUnderLoadLosesNothing) {
   auto producer = Producer::Create(Options("producer"));
-  ASSERT_TRUE(producer.ok()) << producer.status();
+  SEG_ASSERT_OK(producer);
   Produce(**producer, 0, kMessages / 2);
   ASSERT_NO_FATAL_FAILURE(Node("node-stop", 2));
   Produce(**producer, kMessages / 2, kMessages * 3 / 4);
   ASSERT_NO_FATAL_FAILURE(Node("node-start", 2));
   Produce(**producer, kMessages * 3 / 4, kMessages);
   Status flushed = (*producer)->Flush(120s);
-  ASSERT_TRUE(flushed.ok()) << flushed;
-  for (const auto& r : (*producer)->PollDeliveries()) EXPECT_TRUE(r.status.ok()) << r.status;
+  SEG_ASSERT_OK(flushed);
+  for (const auto& r : (*producer)->PollDeliveries()) SEG_EXPECT_OK(r.status);
 
   auto consumer = MakeConsumer("g-outage");
   ASSERT_TRUE(consumer);
@@ -214,7 +216,7 @@ TEST_F(RealKafkaTest, BrokerStoppedAndRestartedUnderLoadLosesNothing) {
   }
   for (int i = 0; i < 5; ++i) ASSERT_NO_FATAL_FAILURE(PollInto(*consumer, &got));
   ASSERT_NO_FATAL_FAILURE(ExpectExactlyOnceInOrder(got));
-  EXPECT_TRUE(consumer->Close().ok());
+  SEG_EXPECT_OK(consumer->Close());
 }
 
 }  // namespace

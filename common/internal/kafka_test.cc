@@ -15,7 +15,9 @@
 #include "common/config.h"
 #include "common/kafka.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::kafka {
 namespace {
@@ -41,7 +43,7 @@ void ProduceRange(Producer& producer, const std::string& topic, int from, int to
     std::string key = Key(i);
     std::string value = key + "|" + std::to_string(i / kKeys);
     HeaderView headers[] = {{"source", "test"}};
-    ASSERT_TRUE(producer.Produce(topic, key, value, headers, static_cast<uint64_t>(i)).ok());
+    SEG_ASSERT_OK(producer.Produce(topic, key, value, headers, static_cast<uint64_t>(i)));
   }
 }
 
@@ -67,7 +69,7 @@ std::unique_ptr<Consumer> MakeConsumer(const MockKafkaCluster& cluster, const st
   seg::testing::ApplyTestAssignmentStrategy(&options);
   if (!strategy.empty()) options.properties["partition.assignment.strategy"] = strategy;
   auto consumer = Consumer::Create(options, group, std::move(cb));
-  EXPECT_TRUE(consumer.ok()) << consumer.status();
+  SEG_EXPECT_OK(consumer);
   return consumer.ok() ? std::move(consumer).value() : nullptr;
 }
 
@@ -79,11 +81,11 @@ std::vector<Record> Consume(Consumer& consumer, size_t want, std::chrono::millis
   auto end = std::chrono::steady_clock::now() + deadline;
   while (out.size() < want && std::chrono::steady_clock::now() < end) {
     auto batch = consumer.PollBatch(500, 200ms);
-    EXPECT_TRUE(batch.ok()) << batch.status();
+    SEG_EXPECT_OK(batch);
     if (!batch.ok()) break;
     size_t storable =
         out.size() < store_limit ? std::min(batch->size(), store_limit - out.size()) : 0;
-    EXPECT_TRUE(consumer.StoreOffsets(batch->messages().subspan(0, storable)).ok());
+    SEG_EXPECT_OK(consumer.StoreOffsets(batch->messages().subspan(0, storable)));
     for (const Message& m : *batch) {
       EXPECT_EQ(m.header("source").value_or(""), "test");
       out.push_back(ToRecord(m));
@@ -116,16 +118,16 @@ class KafkaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto cluster = MockKafkaCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    SEG_ASSERT_OK(cluster);
     cluster_ = std::move(cluster).value();
-    ASSERT_TRUE(cluster_->CreateTopic("events", 8, 3).ok());
+    SEG_ASSERT_OK(cluster_->CreateTopic("events", 8, 3));
   }
 
   std::unique_ptr<Producer> MakeProducer(std::map<std::string, std::string> extra = {}) {
     KafkaOptions options = cluster_->ClientOptions("producer");
     for (auto& [k, v] : extra) options.properties[k] = v;
     auto producer = Producer::Create(options);
-    EXPECT_TRUE(producer.ok()) << producer.status();
+    SEG_EXPECT_OK(producer);
     return producer.ok() ? std::move(producer).value() : nullptr;
   }
 
@@ -137,14 +139,14 @@ TEST(KafkaOptionsTest, LoadsFromConfig) {
       "kafka:\n  bootstrap_servers: a:1,b:2\n  client_id: ingest\n"
       "  properties:\n    sasl:\n      mechanism: PLAIN\n    linger:\n      ms: 20\n",
       "test.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   KafkaOptions options;
-  ASSERT_TRUE(options.LoadFrom(*config, "kafka").ok());
+  SEG_ASSERT_OK(options.LoadFrom(*config, "kafka"));
   EXPECT_EQ(options.bootstrap_servers, "a:1,b:2");
   EXPECT_EQ(options.client_id, "ingest");
   EXPECT_EQ(options.properties["sasl.mechanism"], "PLAIN");
   EXPECT_EQ(options.properties["linger.ms"], "20");
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
 }
 
 TEST(KafkaOptionsTest, BadPropertyIsInvalidArgument) {
@@ -162,12 +164,12 @@ TEST_F(KafkaTest, ProduceConsumeAndResumeFromCommittedOffsets) {
   auto producer = MakeProducer();
   ASSERT_TRUE(producer);
   ProduceRange(*producer, "events", 0, kMessages);
-  ASSERT_TRUE(producer->Flush(30s).ok());
+  SEG_ASSERT_OK(producer->Flush(30s));
   auto reports = producer->PollDeliveries();
   ASSERT_EQ(reports.size(), static_cast<size_t>(kMessages));
   std::set<uint64_t> tags;
   for (const auto& r : reports) {
-    EXPECT_TRUE(r.status.ok()) << r.status;
+    SEG_EXPECT_OK(r.status);
     tags.insert(r.tag);
   }
   EXPECT_EQ(tags.size(), static_cast<size_t>(kMessages));
@@ -177,28 +179,28 @@ TEST_F(KafkaTest, ProduceConsumeAndResumeFromCommittedOffsets) {
   {
     auto consumer = MakeConsumer(*cluster_, "g1");
     ASSERT_TRUE(consumer);
-    ASSERT_TRUE(consumer->Subscribe({"events"}).ok());
+    SEG_ASSERT_OK(consumer->Subscribe({"events"}));
     // Read past kStored, but mark only the first kStored as processed.
     first = Consume(*consumer, kStored + 1000, 30s, kStored);
     ASSERT_GE(first.size(), kStored + 1000);
-    ASSERT_TRUE(consumer->Commit(true).ok());
+    SEG_ASSERT_OK(consumer->Commit(true));
     auto committed = consumer->Committed(Partitions("events", 8), 5s);
-    ASSERT_TRUE(committed.ok()) << committed.status();
+    SEG_ASSERT_OK(committed);
     int64_t total = 0;
     for (const auto& [tp, offset] : *committed) total += std::max<int64_t>(offset, 0);
     EXPECT_EQ(total, static_cast<int64_t>(kStored));
-    ASSERT_TRUE(consumer->Close().ok());
+    SEG_ASSERT_OK(consumer->Close());
   }
   first.resize(kStored);  // what the restarted member must not see again
 
   auto second_consumer = MakeConsumer(*cluster_, "g1");
   ASSERT_TRUE(second_consumer);
-  ASSERT_TRUE(second_consumer->Subscribe({"events"}).ok());
+  SEG_ASSERT_OK(second_consumer->Subscribe({"events"}));
   std::vector<Record> second = Consume(*second_consumer, kMessages - kStored, 30s);
   ASSERT_EQ(second.size(), kMessages - kStored);
   // Nothing beyond the uncommitted part shows up late.
   auto extra = second_consumer->PollBatch(100, 500ms);
-  ASSERT_TRUE(extra.ok());
+  SEG_ASSERT_OK(extra);
   EXPECT_TRUE(extra->empty());
   EXPECT_EQ(second_consumer->Lag(), 0);
 
@@ -215,11 +217,11 @@ TEST_F(KafkaTest, BrokerOutageLosesNothing) {
   auto producer = MakeProducer();
   ASSERT_TRUE(producer);
   ProduceRange(*producer, "events", 0, kMessages / 2);
-  ASSERT_TRUE(producer->Flush(30s).ok());
+  SEG_ASSERT_OK(producer->Flush(30s));
   size_t delivered = producer->PollDeliveries().size();
   EXPECT_EQ(delivered, static_cast<size_t>(kMessages / 2));
 
-  ASSERT_TRUE(cluster_->BrokerDown(2).ok());
+  SEG_ASSERT_OK(cluster_->BrokerDown(2));
   ProduceRange(*producer, "events", kMessages / 2, kMessages);
   // Wait until the other brokers took their share while broker 2's
   // partitions are stuck: the outage is really in the middle of the stream.
@@ -237,31 +239,31 @@ TEST_F(KafkaTest, BrokerOutageLosesNothing) {
   EXPECT_GT(ok_during_outage, 0u);
   EXPECT_GT(producer->InFlight(), 0);
   EXPECT_EQ(failed, 0u);
-  ASSERT_TRUE(cluster_->BrokerUp(2).ok());
+  SEG_ASSERT_OK(cluster_->BrokerUp(2));
   Status flushed = producer->Flush(30s);
-  ASSERT_TRUE(flushed.ok()) << flushed;
-  for (const auto& r : producer->PollDeliveries()) EXPECT_TRUE(r.status.ok()) << r.status;
+  SEG_ASSERT_OK(flushed);
+  for (const auto& r : producer->PollDeliveries()) SEG_EXPECT_OK(r.status);
 
   // The outage below is of a partition leader, not of the group's
   // coordinator (losing that stops the whole group until it returns).
-  ASSERT_TRUE(cluster_->SetGroupCoordinator("g-outage", 1).ok());
+  SEG_ASSERT_OK(cluster_->SetGroupCoordinator("g-outage", 1));
   auto consumer = MakeConsumer(*cluster_, "g-outage");
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->Subscribe({"events"}).ok());
+  SEG_ASSERT_OK(consumer->Subscribe({"events"}));
   std::vector<Record> got = Consume(*consumer, kMessages / 2, 30s);
   ASSERT_GE(got.size(), static_cast<size_t>(kMessages / 2));
   // The consumer side of an outage: the others' partitions keep flowing,
   // and broker 3's resume once it is back.
-  ASSERT_TRUE(cluster_->BrokerDown(3).ok());
+  SEG_ASSERT_OK(cluster_->BrokerDown(3));
   std::vector<Record> during = Consume(*consumer, 100, 10s);
   EXPECT_GE(during.size(), 100u);
-  ASSERT_TRUE(cluster_->BrokerUp(3).ok());
+  SEG_ASSERT_OK(cluster_->BrokerUp(3));
   got.insert(got.end(), during.begin(), during.end());
   std::vector<Record> rest = Consume(*consumer, kMessages - got.size(), 30s);
   got.insert(got.end(), rest.begin(), rest.end());
   ASSERT_EQ(got.size(), static_cast<size_t>(kMessages));
   auto extra = consumer->PollBatch(100, 500ms);
-  ASSERT_TRUE(extra.ok());
+  SEG_ASSERT_OK(extra);
   EXPECT_TRUE(extra->empty()) << "duplicates after the outage";
   std::map<std::string, int> next;
   ExpectPerKeyOrder(got, &next);
@@ -274,9 +276,9 @@ TEST_F(KafkaTest, FlushReportsFailedMessages) {
   ASSERT_TRUE(producer);
 
   // A topic the cluster says does not exist.
-  ASSERT_TRUE(cluster_->CreateTopic("gone", 2, 1).ok());
+  SEG_ASSERT_OK(cluster_->CreateTopic("gone", 2, 1));
   cluster_->SetTopicError("gone", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
-  for (int i = 0; i < 7; ++i) ASSERT_TRUE(producer->Produce("gone", Key(i), "x", {}, i).ok());
+  for (int i = 0; i < 7; ++i) SEG_ASSERT_OK(producer->Produce("gone", Key(i), "x", {}, i));
   Status s = producer->Flush(10s);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("7 messages failed"), std::string_view::npos) << s;
@@ -285,12 +287,12 @@ TEST_F(KafkaTest, FlushReportsFailedMessages) {
   for (const auto& r : reports) EXPECT_FALSE(r.status.ok());
 
   // All brokers down.
-  ASSERT_TRUE(cluster_->BrokerDown(-1).ok());
-  for (int i = 0; i < 20; ++i) ASSERT_TRUE(producer->Produce("events", Key(i), "x").ok());
+  SEG_ASSERT_OK(cluster_->BrokerDown(-1));
+  for (int i = 0; i < 20; ++i) SEG_ASSERT_OK(producer->Produce("events", Key(i), "x"));
   s = producer->Flush(10s);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("20 messages failed"), std::string_view::npos) << s;
-  ASSERT_TRUE(cluster_->BrokerUp(-1).ok());
+  SEG_ASSERT_OK(cluster_->BrokerUp(-1));
 
   // Too large for the client: refused at once, not later.
   std::string huge(2 << 20, 'x');
@@ -304,15 +306,15 @@ TEST_F(KafkaTest, BatchEraseIfKeepsTheOthersInOrder) {
   auto producer = MakeProducer();
   ASSERT_TRUE(producer);
   ProduceRange(*producer, "events", 0, 2000);
-  ASSERT_TRUE(producer->Flush(30s).ok());
+  SEG_ASSERT_OK(producer->Flush(30s));
   auto consumer = MakeConsumer(*cluster_, "erase");
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->Subscribe({"events"}).ok());
+  SEG_ASSERT_OK(consumer->Subscribe({"events"}));
   Batch batch;
   auto deadline = std::chrono::steady_clock::now() + 30s;
   while (batch.size() < 200 && std::chrono::steady_clock::now() < deadline) {
     auto polled = consumer->PollBatch(1000, 200ms);
-    ASSERT_TRUE(polled.ok()) << polled.status();
+    SEG_ASSERT_OK(polled);
     if (polled->size() > batch.size()) batch = std::move(polled).value();
   }
   ASSERT_GE(batch.size(), 200u);
@@ -332,7 +334,7 @@ TEST_F(KafkaTest, BatchEraseIfKeepsTheOthersInOrder) {
     EXPECT_EQ(ToRecord(batch[i]).key, odd[i].key);
     EXPECT_EQ(ToRecord(batch[i]).seq, odd[i].seq);
   }
-  ASSERT_TRUE(consumer->Close().ok());
+  SEG_ASSERT_OK(consumer->Close());
 }
 
 // OffsetReader: the high watermarks sum to what was produced, the earliest
@@ -343,19 +345,19 @@ TEST_F(KafkaTest, OffsetReaderGivesHighWatermarksAndPartitionCount) {
   auto producer = MakeProducer();
   ASSERT_TRUE(producer);
   ProduceRange(*producer, "events", 0, 3000);
-  ASSERT_TRUE(producer->Flush(30s).ok());
+  SEG_ASSERT_OK(producer->Flush(30s));
   auto reader = OffsetReader::Create(cluster_->ClientOptions("offsets"));
-  ASSERT_TRUE(reader.ok()) << reader.status();
+  SEG_ASSERT_OK(reader);
   auto latest = (*reader)->Offsets(Partitions("events", 8), OffsetReader::Which::kLatest, 10s);
-  ASSERT_TRUE(latest.ok()) << latest.status();
+  SEG_ASSERT_OK(latest);
   int64_t total = 0;
   for (const auto& [tp, offset] : *latest) total += offset;
   EXPECT_EQ(total, 3000);
   auto earliest = (*reader)->Offsets(Partitions("events", 8), OffsetReader::Which::kEarliest, 10s);
-  ASSERT_TRUE(earliest.ok()) << earliest.status();
+  SEG_ASSERT_OK(earliest);
   for (const auto& [tp, offset] : *earliest) EXPECT_EQ(offset, 0) << tp.partition;
   auto count = (*reader)->PartitionCount("events", 10s);
-  ASSERT_TRUE(count.ok()) << count.status();
+  SEG_ASSERT_OK(count);
   EXPECT_EQ(*count, 8);
 }
 
@@ -365,12 +367,12 @@ TEST_F(KafkaTest, PrepareTopicLearnsLeadersOrSaysWhyNot) {
   auto producer = MakeProducer({});
   ASSERT_TRUE(producer);
   Status ready = producer->PrepareTopic("events", 10s);
-  EXPECT_TRUE(ready.ok()) << ready;
-  ASSERT_TRUE(cluster_->BrokerDown(-1).ok());
+  SEG_EXPECT_OK(ready);
+  SEG_ASSERT_OK(cluster_->BrokerDown(-1));
   Status down = producer->PrepareTopic("events", 500ms);
   EXPECT_FALSE(down.ok());
   EXPECT_NE(down.message().find("metadata for events"), std::string_view::npos) << down;
-  ASSERT_TRUE(cluster_->BrokerUp(-1).ok());
+  SEG_ASSERT_OK(cluster_->BrokerUp(-1));
 }
 
 // A full local queue makes Produce wait a bounded time, then say so.
@@ -379,16 +381,16 @@ TEST_F(KafkaTest, FullQueueIsResourceExhaustedAfterBoundedWait) {
   options.properties["queue.buffering.max.messages"] = "5";
   options.queue_full_wait_ms = 300;
   auto producer = Producer::Create(options);
-  ASSERT_TRUE(producer.ok()) << producer.status();
-  ASSERT_TRUE(cluster_->BrokerDown(-1).ok());
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE((*producer)->Produce("events", Key(i), "v").ok());
+  SEG_ASSERT_OK(producer);
+  SEG_ASSERT_OK(cluster_->BrokerDown(-1));
+  for (int i = 0; i < 5; ++i) SEG_ASSERT_OK((*producer)->Produce("events", Key(i), "v"));
   auto start = std::chrono::steady_clock::now();
   Status full = (*producer)->Produce("events", "k", "v");
   EXPECT_EQ(full.code(), StatusCode::kResourceExhausted) << full;
   EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
-  ASSERT_TRUE(cluster_->BrokerUp(-1).ok());
+  SEG_ASSERT_OK(cluster_->BrokerUp(-1));
   Status flushed = (*producer)->Flush(20s);
-  EXPECT_TRUE(flushed.ok()) << flushed;
+  SEG_EXPECT_OK(flushed);
 }
 
 // Two members of one group (A first, then B) under `strategy` ("": the
@@ -404,19 +406,22 @@ void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::st
   auto b = MakeConsumer(
       cluster, group, [&](const RebalanceEvent& e) { events_b.push_back(e); }, strategy);
   ASSERT_TRUE(a && b);
-  ASSERT_TRUE(a->Subscribe({"events"}).ok());
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline && a->Assignment()->size() < 8) {
-    ASSERT_TRUE(a->PollBatch(10, 100ms).ok());
-  }
+  SEG_ASSERT_OK(a->Subscribe({"events"}));
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        auto polled = a->PollBatch(10, 100ms);
+        SEG_EXPECT_OK(polled);
+        return !polled.ok() || a->Assignment()->size() >= 8;
+      },
+      20s, "a's assignment of 8 partitions", 0ms));
   ASSERT_EQ(a->Assignment()->size(), 8u);
 
-  ASSERT_TRUE(b->Subscribe({"events"}).ok());
-  deadline = std::chrono::steady_clock::now() + 30s;
+  SEG_ASSERT_OK(b->Subscribe({"events"}));
+  auto deadline = std::chrono::steady_clock::now() + 30s;
   std::vector<TopicPartition> pa, pb;
   while (std::chrono::steady_clock::now() < deadline) {
-    ASSERT_TRUE(a->PollBatch(10, 50ms).ok());
-    ASSERT_TRUE(b->PollBatch(10, 50ms).ok());
+    SEG_ASSERT_OK(a->PollBatch(10, 50ms));
+    SEG_ASSERT_OK(b->PollBatch(10, 50ms));
     pa = a->Assignment().value();
     pb = b->Assignment().value();
     if (!pa.empty() && !pb.empty() && pa.size() + pb.size() == 8) break;
@@ -430,10 +435,10 @@ void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::st
   EXPECT_EQ(events_b.front().kind, RebalanceEvent::Kind::kAssigned);
 
   auto producer = Producer::Create(cluster.ClientOptions("producer"));
-  ASSERT_TRUE(producer.ok()) << producer.status();
+  SEG_ASSERT_OK(producer);
   constexpr int kCount = 2000;
-  for (int i = 0; i < kCount; ++i) ASSERT_TRUE((*producer)->Produce("events", Key(i), "v").ok());
-  ASSERT_TRUE((*producer)->Flush(10s).ok());
+  for (int i = 0; i < kCount; ++i) SEG_ASSERT_OK((*producer)->Produce("events", Key(i), "v"));
+  SEG_ASSERT_OK((*producer)->Flush(10s));
   size_t got_a = 0, got_b = 0;
   deadline = std::chrono::steady_clock::now() + 20s;
   while (got_a + got_b < kCount && std::chrono::steady_clock::now() < deadline) {
@@ -510,31 +515,36 @@ TEST_F(KafkaTest, CloseBeforeFirstAssignmentIsCleanAndBounded) {
       std::unique_ptr<Consumer> owner;
       if (with_owner) {
         owner = MakeConsumer(*cluster_, group);
-        ASSERT_TRUE(owner && owner->Subscribe({"events"}).ok());
-        auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (std::chrono::steady_clock::now() < deadline && owner->Assignment()->size() < 8) {
-          ASSERT_TRUE(owner->PollBatch(10, 100ms).ok());
-        }
+        ASSERT_TRUE(owner);
+        SEG_ASSERT_OK(owner->Subscribe({"events"}));
+        ASSERT_TRUE(seg::testing::PollUntil(
+            [&] {
+              auto polled = owner->PollBatch(10, 100ms);
+              SEG_EXPECT_OK(polled);
+              return !polled.ok() || owner->Assignment()->size() >= 8;
+            },
+            20s, "the owner's assignment of 8 partitions", 0ms));
         ASSERT_EQ(owner->Assignment()->size(), 8u);
       }
       std::vector<RebalanceEvent> events;
       auto consumer =
           MakeConsumer(*cluster_, group, [&](const RebalanceEvent& e) { events.push_back(e); });
-      ASSERT_TRUE(consumer && consumer->Subscribe({"events"}).ok());
+      ASSERT_TRUE(consumer);
+      SEG_ASSERT_OK(consumer->Subscribe({"events"}));
       {
         auto batch = consumer->PollBatch(10, poll_for);  // released before Close
-        ASSERT_TRUE(batch.ok()) << batch.status();
+        SEG_ASSERT_OK(batch);
       }
       auto start = std::chrono::steady_clock::now();
-      EXPECT_TRUE(consumer->Close().ok());
+      SEG_EXPECT_OK(consumer->Close());
       EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
       // Nothing was stored, so nothing may have been committed.
       consumer.reset();
       if (owner) {
         auto committed = owner->Committed(Partitions("events", 8), 5s);
-        ASSERT_TRUE(committed.ok()) << committed.status();
+        SEG_ASSERT_OK(committed);
         for (const auto& [tp, offset] : *committed) EXPECT_LT(offset, 0) << tp.partition;
-        EXPECT_TRUE(owner->Close().ok());
+        SEG_EXPECT_OK(owner->Close());
       }
     }
   }
@@ -545,18 +555,19 @@ TEST_F(KafkaTest, CloseBeforeFirstAssignmentIsCleanAndBounded) {
 // member asked, plus the round trips) so that Close lands inside it.
 TEST_F(KafkaTest, CloseBetweenJoinAndSyncIsCleanAndBounded) {
   for (int32_t id = 1; id <= cluster_->broker_count(); ++id) {
-    ASSERT_TRUE(cluster_->SetBrokerRtt(id, 400).ok());
+    SEG_ASSERT_OK(cluster_->SetBrokerRtt(id, 400));
   }
   for (auto poll_for : {4000ms, 4400ms, 4800ms, 5200ms, 5600ms}) {
     SCOPED_TRACE("poll " + std::to_string(poll_for.count()) + " ms");
     auto consumer = MakeConsumer(*cluster_, "g-sync-close-" + std::to_string(poll_for.count()));
-    ASSERT_TRUE(consumer && consumer->Subscribe({"events"}).ok());
+    ASSERT_TRUE(consumer);
+    SEG_ASSERT_OK(consumer->Subscribe({"events"}));
     {
       auto batch = consumer->PollBatch(10, poll_for);
-      ASSERT_TRUE(batch.ok()) << batch.status();
+      SEG_ASSERT_OK(batch);
     }
     auto start = std::chrono::steady_clock::now();
-    EXPECT_TRUE(consumer->Close().ok());
+    SEG_EXPECT_OK(consumer->Close());
     EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
   }
 }
@@ -575,24 +586,25 @@ TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
   auto child = seg::testing::ChildProcess::Start(
       {binary, "--brokers", "3", "--topics", "events:4,user-changes:2", "--port-file", port_file},
       dir.path() + "/kafka-local.log");
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
 
   std::string bootstrap;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (bootstrap.empty() && std::chrono::steady_clock::now() < deadline && child->running()) {
-    std::ifstream f(port_file);
-    std::getline(f, bootstrap);
-    if (bootstrap.empty()) std::this_thread::sleep_for(10ms);  // polling for a file
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        std::ifstream f(port_file);
+        std::getline(f, bootstrap);
+        return !bootstrap.empty() || !child->running();
+      },
+      10s, "the port file", 10ms));
   ASSERT_FALSE(bootstrap.empty()) << "no port file";
 
   // kcat, a separate client, sees the brokers and topics.
   std::string kcat_log = dir.path() + "/kcat.log";
   auto kcat =
       seg::testing::ChildProcess::Start({"kcat", "-b", bootstrap, "-L", "-m", "5"}, kcat_log);
-  ASSERT_TRUE(kcat.ok()) << kcat.status();
+  SEG_ASSERT_OK(kcat);
   auto kcat_rc = kcat->Wait(15s);
-  ASSERT_TRUE(kcat_rc.ok());
+  SEG_ASSERT_OK(kcat_rc);
   EXPECT_EQ(*kcat_rc, 0);
   std::ifstream log(kcat_log);
   std::string metadata((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
@@ -603,25 +615,25 @@ TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
   KafkaOptions options;
   options.bootstrap_servers = bootstrap;
   auto producer = Producer::Create(options);
-  ASSERT_TRUE(producer.ok());
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*producer)->Produce("user-changes", Key(i), "v").ok());
-  ASSERT_TRUE((*producer)->Flush(10s).ok());
+  SEG_ASSERT_OK(producer);
+  for (int i = 0; i < 100; ++i) SEG_ASSERT_OK((*producer)->Produce("user-changes", Key(i), "v"));
+  SEG_ASSERT_OK((*producer)->Flush(10s));
   auto consumer = Consumer::Create(options, "local");
-  ASSERT_TRUE(consumer.ok());
-  ASSERT_TRUE((*consumer)->Subscribe({"user-changes"}).ok());
+  SEG_ASSERT_OK(consumer);
+  SEG_ASSERT_OK((*consumer)->Subscribe({"user-changes"}));
   size_t got = 0;
-  deadline = std::chrono::steady_clock::now() + 20s;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
   while (got < 100 && std::chrono::steady_clock::now() < deadline) {
     auto batch = (*consumer)->PollBatch(100, 200ms);
-    ASSERT_TRUE(batch.ok());
+    SEG_ASSERT_OK(batch);
     got += batch->size();
   }
   EXPECT_EQ(got, 100u);
-  ASSERT_TRUE((*consumer)->Close().ok());
+  SEG_ASSERT_OK((*consumer)->Close());
 
   child->Signal(SIGTERM);
   auto rc = child->Wait(10s);
-  ASSERT_TRUE(rc.ok()) << rc.status();
+  SEG_ASSERT_OK(rc);
   EXPECT_EQ(*rc, 0);
   EXPECT_FALSE(std::filesystem::exists(port_file));
 }
@@ -639,24 +651,24 @@ TEST(KafkaLocalTest, ControlFifoTakesTheBrokerDownAndUp) {
   auto child = seg::testing::ChildProcess::Start(
       {binary, "--brokers", "1", "--topics", "t:1", "--port-file", port_file, "--control", control},
       log_path);
-  ASSERT_TRUE(child.ok()) << child.status();
+  SEG_ASSERT_OK(child);
   auto log_has = [&](const std::string& text) {
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::ifstream f(log_path);
-      std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      if (all.find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(20ms);  // polling a log file
-    }
-    return false;
+    return seg::testing::PollUntil(
+        [&] {
+          std::ifstream f(log_path);
+          std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+          return all.find(text) != std::string::npos;
+        },
+        10s, "'" + text + "' in the log", 20ms);
   };
   std::string bootstrap;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (bootstrap.empty() && std::chrono::steady_clock::now() < deadline && child->running()) {
-    std::ifstream f(port_file);
-    std::getline(f, bootstrap);
-    if (bootstrap.empty()) std::this_thread::sleep_for(10ms);  // polling for a file
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        std::ifstream f(port_file);
+        std::getline(f, bootstrap);
+        return !bootstrap.empty() || !child->running();
+      },
+      10s, "the port file", 10ms));
   ASSERT_FALSE(bootstrap.empty()) << "no port file";
   ASSERT_TRUE(std::filesystem::is_fifo(control));
   auto send = [&](const std::string& line) {
@@ -666,22 +678,22 @@ TEST(KafkaLocalTest, ControlFifoTakesTheBrokerDownAndUp) {
   KafkaOptions options;
   options.bootstrap_servers = bootstrap;
   auto producer = Producer::Create(options);
-  ASSERT_TRUE(producer.ok());
-  ASSERT_TRUE((*producer)->Produce("t", "k", "before").ok());
-  ASSERT_TRUE((*producer)->Flush(10s).ok());
+  SEG_ASSERT_OK(producer);
+  SEG_ASSERT_OK((*producer)->Produce("t", "k", "before"));
+  SEG_ASSERT_OK((*producer)->Flush(10s));
 
   send("down 1");
   ASSERT_TRUE(log_has("control: down 1"));
-  ASSERT_TRUE((*producer)->Produce("t", "k", "during").ok());
+  SEG_ASSERT_OK((*producer)->Produce("t", "k", "during"));
   EXPECT_FALSE((*producer)->Flush(1500ms).ok()) << "delivered while the only broker was down";
   send("up 1");
   ASSERT_TRUE(log_has("control: up 1"));
-  EXPECT_TRUE((*producer)->Flush(30s).ok());
+  SEG_EXPECT_OK((*producer)->Flush(30s));
 
   send("errors produce 2 NOT_LEADER_FOR_PARTITION,_TRANSPORT");
   ASSERT_TRUE(log_has("control: errors produce 2"));
-  ASSERT_TRUE((*producer)->Produce("t", "k", "after").ok());
-  EXPECT_TRUE((*producer)->Flush(30s).ok()) << "retriable errors are retried";
+  SEG_ASSERT_OK((*producer)->Produce("t", "k", "after"));
+  SEG_EXPECT_OK((*producer)->Flush(30s)) << "retriable errors are retried";
   send("down 7");
   EXPECT_TRUE(log_has("'down 7' refused: no broker 7"));
   send("errors produce 1 NO_SUCH_ERROR");
@@ -689,7 +701,7 @@ TEST(KafkaLocalTest, ControlFifoTakesTheBrokerDownAndUp) {
 
   child->Signal(SIGTERM);
   auto rc = child->Wait(10s);
-  ASSERT_TRUE(rc.ok()) << rc.status();
+  SEG_ASSERT_OK(rc);
   EXPECT_EQ(*rc, 0);
   EXPECT_FALSE(std::filesystem::exists(control));
 }

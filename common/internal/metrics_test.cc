@@ -1,4 +1,5 @@
 #include "common/metrics.h"
+#include "tests/harness/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -23,7 +24,7 @@ TEST(MetricsTest, RenderedTextHasCountersAndHistograms) {
 
 TEST(MetricsTest, ServerBindsFreeLoopbackPort) {
   auto server = StartMetricsServer("127.0.0.1:0");
-  ASSERT_TRUE(server.ok()) << server.status();
+  SEG_ASSERT_OK(server);
   EXPECT_GT((*server)->port(), 0);
 }
 

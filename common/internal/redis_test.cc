@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg {
 namespace {
@@ -31,7 +33,7 @@ RedisOptions OptionsFor(const LocalRedis& redis) {
 
 std::unique_ptr<LocalRedis> StartRedis(LocalRedisOptions options = {}) {
   auto redis = LocalRedis::Start(options);
-  EXPECT_TRUE(redis.ok()) << redis.status();
+  SEG_EXPECT_OK(redis);
   return redis.ok() ? std::move(*redis) : nullptr;
 }
 
@@ -44,13 +46,13 @@ TEST(LocalRedisTest, StartsAnswersAndStops) {
   ASSERT_NE(redis, nullptr);
   EXPECT_GT(redis->port(), 0);
   auto pong = testing::RedisCommandForTest(redis->port(), {"PING"});
-  ASSERT_TRUE(pong.ok()) << pong.status();
+  SEG_ASSERT_OK(pong);
   EXPECT_EQ(*pong, "PONG");
   // No persistence unless asked.
   auto save = testing::RedisCommandForTest(redis->port(), {"CONFIG", "GET", "save"});
-  ASSERT_TRUE(save.ok());
+  SEG_ASSERT_OK(save);
   EXPECT_EQ(*save, "save\n");
-  ASSERT_TRUE(redis->Stop().ok());
+  SEG_ASSERT_OK(redis->Stop());
   EXPECT_FALSE(redis->running());
   EXPECT_FALSE(testing::RedisCommandForTest(redis->port(), {"PING"}).ok());
 }
@@ -59,35 +61,35 @@ TEST(RedisTest, CommandRoundTrip) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);
   auto conn = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(conn.ok()) << conn.status();
+  SEG_ASSERT_OK(conn);
   RedisConnection& c = **conn;
 
   std::string binary("a\0b\r\nc", 6);
   auto set = c.Command({"SET", "k", binary});
-  ASSERT_TRUE(set.ok()) << set.status();
+  SEG_ASSERT_OK(set);
   EXPECT_TRUE(set->is_status());
   EXPECT_EQ(set->str, "OK");
 
   auto get = c.Command({"GET", "k"});
-  ASSERT_TRUE(get.ok());
+  SEG_ASSERT_OK(get);
   ASSERT_TRUE(get->is_string());
   EXPECT_EQ(get->str, binary);
 
   auto missing = c.Command({"GET", "nope"});
-  ASSERT_TRUE(missing.ok());
+  SEG_ASSERT_OK(missing);
   EXPECT_TRUE(missing->is_nil());
 
   auto pfadd = c.Command({"PFADD", "hll", "u1", "u2", "u3"});
-  ASSERT_TRUE(pfadd.ok());
+  SEG_ASSERT_OK(pfadd);
   EXPECT_TRUE(pfadd->is_integer());
   EXPECT_EQ(pfadd->integer, 1);
   auto count = c.Command({"PFCOUNT", "hll"});
-  ASSERT_TRUE(count.ok());
+  SEG_ASSERT_OK(count);
   EXPECT_EQ(count->integer, 3);
 
-  ASSERT_TRUE(c.Command({"RPUSH", "list", "x", "y"}).ok());
+  SEG_ASSERT_OK(c.Command({"RPUSH", "list", "x", "y"}));
   auto range = c.Command({"LRANGE", "list", "0", "-1"});
-  ASSERT_TRUE(range.ok());
+  SEG_ASSERT_OK(range);
   ASSERT_TRUE(range->is_array());
   ASSERT_EQ(range->elements.size(), 2u);
   EXPECT_EQ(range->elements[1].str, "y");
@@ -95,7 +97,7 @@ TEST(RedisTest, CommandRoundTrip) {
 
   // A server error is an in-band reply, not a transport failure.
   auto wrong = c.Command({"INCR", "list"});
-  ASSERT_TRUE(wrong.ok());
+  SEG_ASSERT_OK(wrong);
   ASSERT_TRUE(wrong->is_error());
   EXPECT_EQ(wrong->str.rfind("WRONGTYPE", 0), 0u);
   EXPECT_EQ(wrong->ToStatus().code(), StatusCode::kFailedPrecondition);
@@ -115,14 +117,14 @@ TEST(RedisTest, PipelineOfTenThousandCommandsInOneCall) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);
   auto conn = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(conn.ok()) << conn.status();
+  SEG_ASSERT_OK(conn);
   constexpr int kN = 10000;
   std::vector<RedisArgv> writes;
   for (int i = 0; i < kN; ++i) {
     writes.push_back({"SET", "key:" + std::to_string(i), "value:" + std::to_string(i)});
   }
   auto written = (*conn)->Pipeline(writes);
-  ASSERT_TRUE(written.ok()) << written.status();
+  SEG_ASSERT_OK(written);
   ASSERT_EQ(written->size(), static_cast<size_t>(kN));
   for (const auto& r : *written) ASSERT_EQ(r.str, "OK");
 
@@ -131,14 +133,14 @@ TEST(RedisTest, PipelineOfTenThousandCommandsInOneCall) {
   reads.push_back({"INCR", "key:0"});  // an error in the middle of a batch stays in its slot
   reads.push_back({"DBSIZE"});
   auto got = (*conn)->Pipeline(reads);
-  ASSERT_TRUE(got.ok()) << got.status();
+  SEG_ASSERT_OK(got);
   ASSERT_EQ(got->size(), static_cast<size_t>(kN + 2));
   for (int i = 0; i < kN; ++i) ASSERT_EQ((*got)[i].str, "value:" + std::to_string(i));
   EXPECT_TRUE((*got)[kN].is_error());
   EXPECT_EQ((*got)[kN + 1].integer, kN);
 
   auto none = (*conn)->Pipeline({});
-  ASSERT_TRUE(none.ok());
+  SEG_ASSERT_OK(none);
   EXPECT_TRUE(none->empty());
 }
 
@@ -149,7 +151,7 @@ TEST(RedisTest, LargeCommandsGoThroughIntact) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);
   auto conn = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(conn.ok()) << conn.status();
+  SEG_ASSERT_OK(conn);
   std::vector<RedisArgv> commands;
   for (int c = 0; c < 3; ++c) {
     RedisArgv rpush = {"RPUSH", "list:" + std::to_string(c)};
@@ -161,7 +163,7 @@ TEST(RedisTest, LargeCommandsGoThroughIntact) {
   commands.push_back({"SET", "big", big});
   commands.push_back({"LLEN", "list:2"});
   auto replies = (*conn)->Pipeline(commands);
-  ASSERT_TRUE(replies.ok()) << replies.status();
+  SEG_ASSERT_OK(replies);
   ASSERT_EQ(replies->size(), 5u);
   for (int c = 0; c < 3; ++c) EXPECT_EQ((*replies)[c].integer, 50001) << c;
   EXPECT_EQ((*replies)[3].str, "OK");
@@ -171,7 +173,7 @@ TEST(RedisTest, LargeCommandsGoThroughIntact) {
                   c = {"STRLEN", "big"};
   const RedisArgv* refs[] = {&a, &b, &c};
   auto got = (*conn)->PipelineRefs(refs);
-  ASSERT_TRUE(got.ok()) << got.status();
+  SEG_ASSERT_OK(got);
   EXPECT_EQ((*got)[0].str, "149999");
   EXPECT_TRUE((*got)[1].is_string());
   EXPECT_EQ((*got)[1].str, "");
@@ -182,24 +184,24 @@ TEST(RedisTest, ReconnectsAfterServerRestart) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);
   auto conn = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(conn.ok()) << conn.status();
-  ASSERT_TRUE((*conn)->Command({"SET", "a", "1"}).ok());
+  SEG_ASSERT_OK(conn);
+  SEG_ASSERT_OK((*conn)->Command({"SET", "a", "1"}));
 
-  ASSERT_TRUE(redis->Restart().ok());
+  SEG_ASSERT_OK(redis->Restart());
   // The old socket is dead; the helper reconnects and resends transparently.
   auto after = (*conn)->Command({"SET", "b", "2"});
-  ASSERT_TRUE(after.ok()) << after.status();
+  SEG_ASSERT_OK(after);
   EXPECT_EQ(after->str, "OK");
   EXPECT_EQ((*conn)->reconnects(), 1);
   auto a = (*conn)->Command({"GET", "a"});
-  ASSERT_TRUE(a.ok());
+  SEG_ASSERT_OK(a);
   EXPECT_TRUE(a->is_nil());  // no persistence: the restart lost it
 
   // Same for a pipeline after a crash.
   redis->Kill();
-  ASSERT_TRUE(redis->Restart().ok());
+  SEG_ASSERT_OK(redis->Restart());
   auto pipe = (*conn)->Pipeline({{"SET", "c", "3"}, {"GET", "c"}});
-  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  SEG_ASSERT_OK(pipe);
   EXPECT_EQ((*pipe)[1].str, "3");
   EXPECT_EQ((*conn)->reconnects(), 2);
 }
@@ -210,11 +212,11 @@ TEST(RedisTest, PersistenceSurvivesRestartWhenAsked) {
   auto redis = StartRedis(options);
   ASSERT_NE(redis, nullptr);
   auto conn = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(conn.ok()) << conn.status();
-  ASSERT_TRUE((*conn)->Command({"SET", "kept", "yes"}).ok());
-  ASSERT_TRUE(redis->Restart().ok());
+  SEG_ASSERT_OK(conn);
+  SEG_ASSERT_OK((*conn)->Command({"SET", "kept", "yes"}));
+  SEG_ASSERT_OK(redis->Restart());
   auto kept = (*conn)->Command({"GET", "kept"});
-  ASSERT_TRUE(kept.ok()) << kept.status();
+  SEG_ASSERT_OK(kept);
   EXPECT_EQ(kept->str, "yes");
 }
 
@@ -222,8 +224,8 @@ TEST(RedisTest, StoppedServerGivesUnavailableQuicklyThenRecovers) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);
   auto conn = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(conn.ok()) << conn.status();
-  ASSERT_TRUE(redis->Stop().ok());
+  SEG_ASSERT_OK(conn);
+  SEG_ASSERT_OK(redis->Stop());
 
   auto start = steady_clock::now();
   auto down = (*conn)->Command({"PING"});
@@ -234,16 +236,12 @@ TEST(RedisTest, StoppedServerGivesUnavailableQuicklyThenRecovers) {
   auto again = (*conn)->Pipeline({{"PING"}, {"PING"}});
   EXPECT_EQ(again.status().code(), StatusCode::kUnavailable);
 
-  ASSERT_TRUE(redis->Restart().ok());
+  SEG_ASSERT_OK(redis->Restart());
   // Poll: the backoff window (<= 200 ms here) must pass before a redial.
-  auto deadline = steady_clock::now() + milliseconds(5000);
   StatusOr<RedisReply> back = UnavailableError("not tried");
-  while (steady_clock::now() < deadline) {
-    back = (*conn)->Command({"PING"});
-    if (back.ok()) break;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(testing::PollUntil([&] { return (back = (*conn)->Command({"PING"})).ok(); },
+                                 milliseconds(5000), "a PING answered", milliseconds(10)))
+      << back.status();
   EXPECT_EQ(back->str, "PONG");
 }
 
@@ -251,7 +249,7 @@ TEST(RedisTest, UnresponsiveServerGivesDeadlineExceeded) {
   auto redis = StartRedis();
   ASSERT_NE(redis, nullptr);
   auto conn = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(conn.ok()) << conn.status();
+  SEG_ASSERT_OK(conn);
   redis->Pause();
 
   auto start = steady_clock::now();
@@ -270,19 +268,15 @@ TEST(RedisTest, UnresponsiveServerGivesDeadlineExceeded) {
   // so the first command is what times out.
   start = steady_clock::now();
   auto connect = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(connect.ok()) << connect.status();
+  SEG_ASSERT_OK(connect);
   EXPECT_EQ((*connect)->Command({"PING"}).status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_LT(ElapsedMs(start), 2000);
 
   redis->Resume();
-  auto deadline = steady_clock::now() + milliseconds(5000);
   StatusOr<RedisReply> back = UnavailableError("not tried");
-  while (steady_clock::now() < deadline) {
-    back = (*conn)->Command({"PING"});
-    if (back.ok()) break;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(testing::PollUntil([&] { return (back = (*conn)->Command({"PING"})).ok(); },
+                                 milliseconds(5000), "a PING answered", milliseconds(10)))
+      << back.status();
 }
 
 TEST(RedisTest, ConnectToClosedPortIsUnavailable) {
@@ -300,8 +294,8 @@ TEST(RedisTest, AuthWithPassword) {
   ASSERT_NE(redis, nullptr);
 
   auto good = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(good.ok()) << good.status();
-  ASSERT_TRUE((*good)->Command({"SET", "x", "1"}).ok());
+  SEG_ASSERT_OK(good);
+  SEG_ASSERT_OK((*good)->Command({"SET", "x", "1"}));
 
   RedisOptions wrong = OptionsFor(*redis);
   wrong.password = "not-the-password";
@@ -313,26 +307,26 @@ TEST(RedisTest, AuthWithPassword) {
   RedisOptions none = OptionsFor(*redis);
   none.password.clear();
   auto anonymous = RedisConnection::Connect(none);
-  ASSERT_TRUE(anonymous.ok());
+  SEG_ASSERT_OK(anonymous);
   auto noauth = (*anonymous)->Command({"GET", "x"});
-  ASSERT_TRUE(noauth.ok());
+  SEG_ASSERT_OK(noauth);
   EXPECT_EQ(noauth->ToStatus().code(), StatusCode::kUnauthenticated);
 
   // AUTH is sent again on reconnect.
-  ASSERT_TRUE(redis->Restart().ok());
+  SEG_ASSERT_OK(redis->Restart());
   auto after = (*good)->Command({"SET", "y", "2"});
-  ASSERT_TRUE(after.ok()) << after.status();
+  SEG_ASSERT_OK(after);
   EXPECT_EQ(after->str, "OK");
 
   // ACL user + password.
-  ASSERT_TRUE((*good)->Command({"ACL", "SETUSER", "alice", "on", ">alice-pw", "~*", "+@all"}).ok());
+  SEG_ASSERT_OK((*good)->Command({"ACL", "SETUSER", "alice", "on", ">alice-pw", "~*", "+@all"}));
   RedisOptions acl = OptionsFor(*redis);
   acl.username = "alice";
   acl.password = "alice-pw";
   auto alice = RedisConnection::Connect(acl);
-  ASSERT_TRUE(alice.ok()) << alice.status();
+  SEG_ASSERT_OK(alice);
   auto whoami = (*alice)->Command({"ACL", "WHOAMI"});
-  ASSERT_TRUE(whoami.ok());
+  SEG_ASSERT_OK(whoami);
   EXPECT_EQ(whoami->str, "alice");
   acl.password = "bad";
   auto bad_alice = RedisConnection::Connect(acl);
@@ -353,12 +347,12 @@ TEST(RedisTest, SelectsDatabase) {
   RedisOptions o3 = OptionsFor(*redis);
   o3.db = 3;
   auto db3 = RedisConnection::Connect(o3);
-  ASSERT_TRUE(db3.ok()) << db3.status();
-  ASSERT_TRUE((*db3)->Command({"SET", "only-in-3", "1"}).ok());
+  SEG_ASSERT_OK(db3);
+  SEG_ASSERT_OK((*db3)->Command({"SET", "only-in-3", "1"}));
   auto db0 = RedisConnection::Connect(OptionsFor(*redis));
-  ASSERT_TRUE(db0.ok());
+  SEG_ASSERT_OK(db0);
   auto missing = (*db0)->Command({"GET", "only-in-3"});
-  ASSERT_TRUE(missing.ok());
+  SEG_ASSERT_OK(missing);
   EXPECT_TRUE(missing->is_nil());
 
   o3.db = 999;
@@ -371,19 +365,19 @@ TEST(RedisOptionsTest, LoadFromConfig) {
       "redis:\n  host: 10.0.0.7\n  port: 7000\n  password: pw\n  db: 2\n"
       "  command_timeout_ms: 150\n",
       "test.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   RedisOptions o;
-  ASSERT_TRUE(o.LoadFrom(*config, "redis").ok());
+  SEG_ASSERT_OK(o.LoadFrom(*config, "redis"));
   EXPECT_EQ(o.host, "10.0.0.7");
   EXPECT_EQ(o.port, 7000);
   EXPECT_EQ(o.password, "pw");
   EXPECT_EQ(o.db, 2);
   EXPECT_EQ(o.command_timeout_ms, 150);
   EXPECT_EQ(o.connect_timeout_ms, 1000);  // default kept
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
 
   auto bad = Config::FromString("redis:\n  port: 70000\n", "bad.yaml");
-  ASSERT_TRUE(bad.ok());
+  SEG_ASSERT_OK(bad);
   RedisOptions o2;
   EXPECT_EQ(o2.LoadFrom(*bad, "redis").code(), StatusCode::kInvalidArgument);
 }

@@ -1,4 +1,5 @@
 #include "common/status.h"
+#include "tests/harness/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +19,7 @@ Status UsesMacros(int v, int* out) {
 
 TEST(StatusTest, OkHasNoMessageAndPrintsOk) {
   Status s;
-  EXPECT_TRUE(s.ok());
+  SEG_EXPECT_OK(s);
   EXPECT_EQ(s.code(), StatusCode::kOk);
   EXPECT_EQ(s.ToString(), "OK");
 }
@@ -32,7 +33,7 @@ TEST(StatusTest, ErrorCarriesCodeMessageAndContext) {
 
 TEST(StatusTest, MacrosPropagateFirstError) {
   int out = 0;
-  EXPECT_TRUE(UsesMacros(5, &out).ok());
+  SEG_EXPECT_OK(UsesMacros(5, &out));
   EXPECT_EQ(out, 5);
   EXPECT_EQ(UsesMacros(-1, &out).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(UsesMacros(101, &out).code(), StatusCode::kOutOfRange);
@@ -40,7 +41,7 @@ TEST(StatusTest, MacrosPropagateFirstError) {
 
 TEST(StatusTest, StatusOrHoldsMoveOnlyValues) {
   StatusOr<std::unique_ptr<int>> v = std::make_unique<int>(7);
-  ASSERT_TRUE(v.ok());
+  SEG_ASSERT_OK(v);
   std::unique_ptr<int> p = std::move(v).value();
   EXPECT_EQ(*p, 7);
 }

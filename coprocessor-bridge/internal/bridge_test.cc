@@ -13,6 +13,7 @@
 #include "common/kafka.h"
 #include "proto/segmentation.pb.h"
 #include "tests/harness/kafka_cluster.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::bridge {
 namespace {
@@ -37,9 +38,9 @@ class BridgeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto cluster = MockKafkaCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    SEG_ASSERT_OK(cluster);
     cluster_ = std::move(cluster).value();
-    ASSERT_TRUE(cluster_->CreateTopic("user-changes", 4, 3).ok());
+    SEG_ASSERT_OK(cluster_->CreateTopic("user-changes", 4, 3));
   }
 
   // Reads notices from user-changes until `want` arrived or the deadline.
@@ -52,9 +53,9 @@ class BridgeTest : public ::testing::Test {
       options.properties["session.timeout.ms"] = "6000";
       options.properties["partition.assignment.strategy"] = "roundrobin";
       auto c = kafka::Consumer::Create(options, "reader");
-      EXPECT_TRUE(c.ok()) << c.status();
+      SEG_EXPECT_OK(c);
       consumer_ = std::move(c).value();
-      EXPECT_TRUE(consumer_->Subscribe({"user-changes"}).ok());
+      SEG_EXPECT_OK(consumer_->Subscribe({"user-changes"}));
     }
     std::vector<std::pair<std::string, ChangeNotice>> out;
     auto end = std::chrono::steady_clock::now() + wait;
@@ -77,10 +78,10 @@ class BridgeTest : public ::testing::Test {
 TEST_F(BridgeTest, PublishReturnsAfterEveryNoticeIsDelivered) {
   FakeClock clock;
   auto notifier = ChangeNotifier::Create(cluster_->ClientOptions("bridge"), {}, &clock);
-  ASSERT_TRUE(notifier.ok()) << notifier.status();
+  SEG_ASSERT_OK(notifier);
   std::vector<CommittedRow> rows;
   for (int i = 0; i < 500; ++i) rows.push_back({"user-" + std::to_string(i % 100), i, 1});
-  ASSERT_TRUE((*notifier)->Publish(rows, 777).ok());
+  SEG_ASSERT_OK((*notifier)->Publish(rows, 777));
   NotifierStats stats = (*notifier)->stats();
   EXPECT_EQ(stats.notices_delivered, 100);
   EXPECT_EQ(stats.pending, 0);
@@ -96,14 +97,14 @@ TEST_F(BridgeTest, PublishReturnsAfterEveryNoticeIsDelivered) {
 
 TEST_F(BridgeTest, EnqueueDeliversAcrossABrokerOutage) {
   auto notifier = ChangeNotifier::Create(cluster_->ClientOptions("bridge"));
-  ASSERT_TRUE(notifier.ok()) << notifier.status();
-  ASSERT_TRUE(cluster_->BrokerDown(-1).ok());
+  SEG_ASSERT_OK(notifier);
+  SEG_ASSERT_OK(cluster_->BrokerDown(-1));
   std::vector<CommittedRow> rows;
   for (int i = 0; i < 50; ++i) rows.push_back({"u" + std::to_string(i), 1000 + i, 1});
   (*notifier)->Enqueue(rows, 5);
   EXPECT_FALSE((*notifier)->Flush(300ms).ok());  // nothing can be delivered yet
-  ASSERT_TRUE(cluster_->BrokerUp(-1).ok());
-  ASSERT_TRUE((*notifier)->Flush(30s).ok());
+  SEG_ASSERT_OK(cluster_->BrokerUp(-1));
+  SEG_ASSERT_OK((*notifier)->Flush(30s));
   std::map<std::string, int64_t> seen;
   for (const auto& [key, n] : ReadNotices(50, 30s)) seen[key] = n.newest_event_time_ms();
   ASSERT_EQ(seen.size(), 50u);

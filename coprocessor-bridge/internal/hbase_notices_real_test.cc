@@ -35,6 +35,7 @@
 #include "coprocessor-bridge/bridge.h"
 #include "proto/segmentation.pb.h"
 #include "store/store.h"
+#include "tests/harness/status_matchers.h"
 
 #ifndef SEG_NOTICES_SERVICES_DIR
 #define SEG_NOTICES_SERVICES_DIR ""
@@ -84,14 +85,14 @@ class HBaseNoticesRealTest : public ::testing::Test {
     kafka_.bootstrap_servers = bootstrap_;
     kafka_.client_id = "hbase-notices-test";
     // More than one partition, so that landing on the right one means something.
-    ASSERT_TRUE(kafka::CreateTopics(kafka_, {{kTopic, kPartitions, 1}, {"notices-probe", kPartitions, 1}})
-                    .ok());
+    SEG_ASSERT_OK(
+        kafka::CreateTopics(kafka_, {{kTopic, kPartitions, 1}, {"notices-probe", kPartitions, 1}}));
     store::StoreOptions so;
     so.backend = store::StoreOptions::Backend::kThrift;
     so.thrift.host = env["HBASE_THRIFT_HOST"];
     so.thrift.port = std::atoi(env["HBASE_THRIFT_PORT"].c_str());
     auto s = store::OpenStore(so);
-    ASSERT_TRUE(s.ok()) << s.status();
+    SEG_ASSERT_OK(s);
     store_ = std::move(*s);
     prefix_ = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
               std::to_string(NowMs()) + "-";
@@ -105,10 +106,10 @@ class HBaseNoticesRealTest : public ::testing::Test {
     kafka::KafkaOptions o = kafka_;
     o.properties["auto.offset.reset"] = "earliest";
     auto c = kafka::Consumer::Create(o, "hbase-notices-test-" + prefix_);
-    EXPECT_TRUE(c.ok()) << c.status();
+    SEG_EXPECT_OK(c);
     std::map<std::string, Seen> seen;
     if (!c.ok()) return seen;
-    EXPECT_TRUE((*c)->Subscribe({topic}).ok());
+    SEG_EXPECT_OK((*c)->Subscribe({topic}));
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (seen.size() < want.size() && std::chrono::steady_clock::now() < deadline) {
       auto batch = (*c)->PollBatch(500, std::chrono::milliseconds(200));
@@ -130,13 +131,13 @@ class HBaseNoticesRealTest : public ::testing::Test {
     auto p = kafka::Producer::Create(kafka_, [&](const kafka::DeliveryReport& r) {
       if (r.status.ok()) out[by_tag[r.tag]] = r.partition;
     });
-    EXPECT_TRUE(p.ok()) << p.status();
+    SEG_EXPECT_OK(p);
     if (!p.ok()) return out;
-    EXPECT_TRUE((*p)->PrepareTopic("notices-probe", std::chrono::seconds(10)).ok());
+    SEG_EXPECT_OK((*p)->PrepareTopic("notices-probe", std::chrono::seconds(10)));
     for (size_t i = 0; i < by_tag.size(); ++i) {
-      EXPECT_TRUE((*p)->Produce("notices-probe", by_tag[i], "x", {}, i).ok());
+      SEG_EXPECT_OK((*p)->Produce("notices-probe", by_tag[i], "x", {}, i));
     }
-    EXPECT_TRUE((*p)->Flush(std::chrono::seconds(30)).ok());
+    SEG_EXPECT_OK((*p)->Flush(std::chrono::seconds(30)));
     return out;
   }
 
@@ -206,7 +207,7 @@ TEST_F(HBaseNoticesRealTest, ThriftPutsYieldOneNoticePerRowOnTheCppPartition) {
   std::string s_only = prefix_ + "state-only";
   rows.push_back({s_only, {{"s", "state", 1'700'000'000'000, "x"}}});
   int64_t before = NowMs();
-  ASSERT_TRUE(store_->Put("users", rows).ok());
+  SEG_ASSERT_OK(store_->Put("users", rows));
   int64_t after = NowMs();
   std::set<std::string> want;
   for (auto& [row, w] : written) want.insert(row);
@@ -225,15 +226,15 @@ TEST_F(HBaseNoticesRealTest, SeparatePutsOfOneUserEachAnnounced) {
   // Two writes of the same user, seconds apart: the second notice carries
   // the second write's newest time (notices are per shipment, never lost).
   std::string row = prefix_ + "twice";
-  ASSERT_TRUE(store_->Put("users", {{row, {{"e", "a", 1000, "v"}}}}).ok());
+  SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "a", 1000, "v"}}}}));
   auto first = Collect({row}, std::chrono::seconds(60));
   ASSERT_EQ(first.count(row), 1u);
-  ASSERT_TRUE(store_->Put("users", {{row, {{"e", "b", 2000, "v"}, {"e", "c", 1500, "v"}}}}).ok());
+  SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "b", 2000, "v"}, {"e", "c", 1500, "v"}}}}));
   kafka::KafkaOptions o = kafka_;
   o.properties["auto.offset.reset"] = "earliest";
   auto c = kafka::Consumer::Create(o, "hbase-notices-test-twice-" + prefix_);
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE((*c)->Subscribe({kTopic}).ok());
+  SEG_ASSERT_OK(c);
+  SEG_ASSERT_OK((*c)->Subscribe({kTopic}));
   std::vector<ChangeNotice> got;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
@@ -273,7 +274,7 @@ int RunSetup(const std::string& args) {
 // and back.
 TEST_F(HBaseNoticesRealTest, UpdatingThePeerConfigMovesNoticesToTheNewTopic) {
   const std::string moved = "user-changes-moved";
-  ASSERT_TRUE(kafka::CreateTopics(kafka_, {{moved, 2, 1}}).ok());
+  SEG_ASSERT_OK(kafka::CreateTopics(kafka_, {{moved, 2, 1}}));
   ASSERT_EQ(RunSetup("--bootstrap " + bootstrap_ + " --topic " + moved), 0);
   struct Restore {
     std::string bootstrap;
@@ -285,7 +286,7 @@ TEST_F(HBaseNoticesRealTest, UpdatingThePeerConfigMovesNoticesToTheNewTopic) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (int i = 0; on_moved.empty() && std::chrono::steady_clock::now() < deadline; ++i) {
     std::string row = prefix_ + "moved" + std::to_string(i);
-    ASSERT_TRUE(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}));
     if (Collect({row}, std::chrono::seconds(5), moved).count(row)) on_moved.insert(row);
   }
   ASSERT_FALSE(on_moved.empty()) << "no notice on " << moved << " after the update";
@@ -294,7 +295,7 @@ TEST_F(HBaseNoticesRealTest, UpdatingThePeerConfigMovesNoticesToTheNewTopic) {
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (int i = 0; back.empty() && std::chrono::steady_clock::now() < deadline; ++i) {
     std::string row = prefix_ + "back" + std::to_string(i);
-    ASSERT_TRUE(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}));
     if (Collect({row}, std::chrono::seconds(5)).count(row)) back.insert(row);
   }
   EXPECT_FALSE(back.empty()) << "notices did not come back to " << kTopic;
@@ -314,7 +315,7 @@ TEST_F(HBaseNoticesRealTest, KafkaDownWritesContinueNoticesArriveAfterRestart) {
     std::map<std::string, Written> w;
     auto rows = MakeRows(prefix_ + std::to_string(i) + "-", 3, 1'700'000'000'000, &w);
     int64_t t0 = NowMs();
-    ASSERT_TRUE(store_->Put("users", rows).ok()) << "HBase refused a write while Kafka is down";
+    SEG_ASSERT_OK(store_->Put("users", rows)) << "HBase refused a write while Kafka is down";
     slowest_put_ms = std::max(slowest_put_ms, NowMs() - t0);
     written.insert(w.begin(), w.end());
     // 10 x 2.5 s: longer than the endpoint's delivery timeout (20 s), so
@@ -379,8 +380,8 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
     o.properties["auto.offset.reset"] = "latest";
     o.properties["fetch.wait.max.ms"] = "5";
     auto c = kafka::Consumer::Create(o, "hbase-notices-bench-" + prefix_);
-    ASSERT_TRUE(c.ok());
-    ASSERT_TRUE((*c)->Subscribe({kTopic}).ok());
+    SEG_ASSERT_OK(c);
+    SEG_ASSERT_OK((*c)->Subscribe({kTopic}));
     // Wait for the assignment before writing.
     for (int i = 0; i < 100; ++i) {
       (void)(*c)->PollBatch(100, std::chrono::milliseconds(100));
@@ -403,7 +404,7 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
     std::string row = prefix_ + "b" + std::to_string(i);
-    ASSERT_TRUE(store_->Put("users", {{row, {{"e", "q", 1'700'000'000'000 + i, "v"}}}}).ok());
+    SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "q", 1'700'000'000'000 + i, "v"}}}}));
     int64_t now = NowMs();
     std::lock_guard<std::mutex> lock(mu);
     acked[row] = now;

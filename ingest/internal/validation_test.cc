@@ -4,6 +4,7 @@
 #include "common/event_codec.h"
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::ingest {
 namespace {
@@ -92,18 +93,18 @@ TEST(ValidationTest, RejectsEachBadInputWithItsReason) {
 TEST(ValidationTest, CellIsIdempotentAndTimeOrdered) {
   Event e = GoodEvent();
   store::Cell a, b;
-  ASSERT_TRUE(EncodeEventCell(e, "e", &a).ok());
-  ASSERT_TRUE(EncodeEventCell(e, "e", &b).ok());
+  SEG_ASSERT_OK(EncodeEventCell(e, "e", &a));
+  SEG_ASSERT_OK(EncodeEventCell(e, "e", &b));
   EXPECT_EQ(a.qualifier, b.qualifier);
   EXPECT_EQ(a.value, b.value);
   EXPECT_EQ(a.family, "e");
   EXPECT_EQ(a.timestamp, e.event_time_ms());
   EXPECT_EQ(a.qualifier.size(), kEventQualifierSize);
   e.set_event_time_ms(e.event_time_ms() + 1);
-  ASSERT_TRUE(EncodeEventCell(e, "e", &b).ok());
+  SEG_ASSERT_OK(EncodeEventCell(e, "e", &b));
   EXPECT_LT(a.qualifier, b.qualifier);
   EventView view;
-  ASSERT_TRUE(DecodeEventCell(a.qualifier, a.value, &view).ok());
+  SEG_ASSERT_OK(DecodeEventCell(a.qualifier, a.value, &view));
   EXPECT_EQ(view.url, "https://example.com/cats");
   EXPECT_EQ(view.ipv4, (10u << 24) | (1u << 16) | (2u << 8) | 3u);
 }

@@ -15,6 +15,7 @@
 #include "segmenter/script_set.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
 namespace seg::segmenter::internal {
@@ -76,14 +77,14 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
   void SetUp() override {
     if (GetParam()) {
       auto served = testing::ServeStore(dir_.path() + "/store");
-      ASSERT_TRUE(served.ok()) << served.status();
+      SEG_ASSERT_OK(served);
       server_ = std::move(served->server);
       store_ = std::move(served->client);
     } else {
       store::StoreOptions o;
       o.embedded.data_dir = dir_.path() + "/store";
       auto s = store::OpenStore(o);
-      ASSERT_TRUE(s.ok()) << s.status();
+      SEG_ASSERT_OK(s);
       store_ = std::move(*s);
     }
 
@@ -96,17 +97,17 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
                        {"e", "ev", store::kLatestTimestamp, "y"}}});
     }
     rows.push_back({"u_events_only", {{"e", "ev", store::kLatestTimestamp, "y"}}});
-    ASSERT_TRUE(store_->Put("users", rows).ok());
+    SEG_ASSERT_OK(store_->Put("users", rows));
 
     auto kafka = testing::MockKafkaCluster::Start(1);
-    ASSERT_TRUE(kafka.ok()) << kafka.status();
+    SEG_ASSERT_OK(kafka);
     kafka_ = std::move(*kafka);
-    ASSERT_TRUE(kafka_->CreateTopic("user-changes", 4).ok());
+    SEG_ASSERT_OK(kafka_->CreateTopic("user-changes", 4));
     auto producer =
         kafka::Producer::Create(kafka_->ClientOptions("backfill"), [this](const auto& r) {
           if (r.status.ok()) ++delivered_;
         });
-    ASSERT_TRUE(producer.ok()) << producer.status();
+    SEG_ASSERT_OK(producer);
     producer_ = std::move(*producer);
   }
 
@@ -120,7 +121,7 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
     set_options.clock = &clock_;  // backfill:started_at on the test's clock
     ScriptSet set(store_.get(), set_options);
     auto r = set.Push(d);
-    EXPECT_TRUE(r.ok()) << r.status();
+    SEG_EXPECT_OK(r);
     return r.ok() ? r->version : "";
   }
 
@@ -140,7 +141,7 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
   void RunToEnd(Backfill& b, int64_t per_step, int max_steps = 100) {
     for (int i = 0; i < max_steps; ++i) {
       auto step = b.RunSome(per_step);
-      ASSERT_TRUE(step.ok()) << step.status();
+      SEG_ASSERT_OK(step);
       if (step->state == State::kFinished) return;
       ASSERT_EQ(step->state, State::kProgress);
     }
@@ -154,14 +155,14 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
     o.properties["session.timeout.ms"] = "6000";
     o.properties["heartbeat.interval.ms"] = "500";
     auto consumer = kafka::Consumer::Create(o, "reader-" + std::to_string(++groups_));
-    EXPECT_TRUE(consumer.ok());
+    SEG_EXPECT_OK(consumer);
     std::vector<std::pair<std::string, ChangeNotice>> out;
     if (!consumer.ok()) return out;
-    EXPECT_TRUE((*consumer)->Subscribe({"user-changes"}).ok());
+    SEG_EXPECT_OK((*consumer)->Subscribe({"user-changes"}));
     auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (out.size() < want && std::chrono::steady_clock::now() < end) {
       auto batch = (*consumer)->PollBatch(500, std::chrono::milliseconds(200));
-      EXPECT_TRUE(batch.ok()) << batch.status();
+      SEG_EXPECT_OK(batch);
       if (!batch.ok()) break;
       for (const kafka::Message& m : *batch) {
         ChangeNotice n;
@@ -186,7 +187,7 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
 TEST_P(BackfillTest, NoJobIsIdle) {
   Backfill b(store_.get(), producer_.get(), Options("a"));
   auto step = b.RunSome(100);
-  ASSERT_TRUE(step.ok()) << step.status();
+  SEG_ASSERT_OK(step);
   EXPECT_EQ(step->state, State::kIdle);
 }
 
@@ -209,14 +210,14 @@ TEST_P(BackfillTest, PublishesOneNoticePerStoredUser) {
   for (int i = 0; i < kUsers; ++i) EXPECT_EQ(per_user[UserId(i)], 1) << UserId(i);
 
   auto job = ReadBackfillStatus(store_.get(), Options("a"));
-  ASSERT_TRUE(job.ok());
+  SEG_ASSERT_OK(job);
   EXPECT_TRUE(job->done);
   EXPECT_EQ(job->published, kUsers);
   EXPECT_EQ(job->cursor, UserId(kUsers - 1));
   EXPECT_EQ(job->lease_owner, "");  // released when done
   // Done stays done.
   auto again = b.RunSome(10);
-  ASSERT_TRUE(again.ok());
+  SEG_ASSERT_OK(again);
   EXPECT_EQ(again->state, State::kIdle);
   EXPECT_EQ(delivered_.load(), kUsers);
 }
@@ -226,7 +227,7 @@ TEST_P(BackfillTest, ResumesFromCursorWithoutResending) {
   {
     Backfill first(store_.get(), producer_.get(), Options("a"));
     auto step = first.RunSome(10);
-    ASSERT_TRUE(step.ok()) << step.status();
+    SEG_ASSERT_OK(step);
     ASSERT_EQ(step->state, State::kProgress);
     EXPECT_EQ(step->published, 10);
     EXPECT_EQ(step->cursor, UserId(9));
@@ -234,7 +235,7 @@ TEST_P(BackfillTest, ResumesFromCursorWithoutResending) {
   }
   Backfill second(store_.get(), producer_.get(), Options("b"));
   auto blocked = second.RunSome(10);
-  ASSERT_TRUE(blocked.ok());
+  SEG_ASSERT_OK(blocked);
   EXPECT_EQ(blocked->state, State::kLeasedElsewhere);
   clock_.AdvanceMs(10'001);
   RunToEnd(second, 10);
@@ -251,34 +252,34 @@ TEST_P(BackfillTest, SecondRunnerWaitsForTheLeaseThenTakesOver) {
   Backfill a(store_.get(), producer_.get(), Options("a"));
   Backfill b(store_.get(), producer_.get(), Options("b"));
   auto sa = a.RunSome(5);
-  ASSERT_TRUE(sa.ok());
+  SEG_ASSERT_OK(sa);
   ASSERT_EQ(sa->state, State::kProgress);
   // While a's lease is valid (and renewed by its steps), b does nothing.
   for (int i = 0; i < 3; ++i) {
     auto sb = b.RunSome(5);
-    ASSERT_TRUE(sb.ok());
+    SEG_ASSERT_OK(sb);
     EXPECT_EQ(sb->state, State::kLeasedElsewhere);
     EXPECT_EQ(sb->published, 0);
     EXPECT_GT(sb->wait_ms, 0);
     clock_.AdvanceMs(6'000);  // past half the lease: a's next step renews it
     sa = a.RunSome(5);
-    ASSERT_TRUE(sa.ok());
+    SEG_ASSERT_OK(sa);
     ASSERT_EQ(sa->state, State::kProgress);
   }
   EXPECT_EQ(delivered_.load(), 20);
   // a stops stepping (stuck or dead); once its lease expires b takes over.
   clock_.AdvanceMs(10'001);
   auto sb = b.RunSome(5);
-  ASSERT_TRUE(sb.ok());
+  SEG_ASSERT_OK(sb);
   EXPECT_EQ(sb->state, State::kProgress);  // the end shows in the next, empty scan
   EXPECT_EQ(sb->published, 5);
   sb = b.RunSome(5);
-  ASSERT_TRUE(sb.ok());
+  SEG_ASSERT_OK(sb);
   EXPECT_EQ(sb->state, State::kFinished);
   EXPECT_EQ(sb->published, 0);
   // a's lease is gone: it neither sends nor overwrites the cursor.
   auto late = a.RunSome(5);
-  ASSERT_TRUE(late.ok());
+  SEG_ASSERT_OK(late);
   EXPECT_EQ(late->state, State::kIdle);
   EXPECT_EQ(delivered_.load(), kUsers);
 }
@@ -286,11 +287,11 @@ TEST_P(BackfillTest, SecondRunnerWaitsForTheLeaseThenTakesOver) {
 TEST_P(BackfillTest, ReleaseLetsAnotherRunnerContinueAtOnce) {
   Push("cat");
   Backfill a(store_.get(), producer_.get(), Options("a"));
-  ASSERT_TRUE(a.RunSome(5).ok());
-  ASSERT_TRUE(a.Release().ok());
+  SEG_ASSERT_OK(a.RunSome(5));
+  SEG_ASSERT_OK(a.Release());
   Backfill b(store_.get(), producer_.get(), Options("b"));
   auto sb = b.RunSome(5);
-  ASSERT_TRUE(sb.ok());
+  SEG_ASSERT_OK(sb);
   EXPECT_EQ(sb->state, State::kProgress);
   EXPECT_EQ(sb->cursor, UserId(9));
 }
@@ -301,20 +302,20 @@ TEST_P(BackfillTest, RateLimitOnFakeClock) {
   o.users_per_s = 100;  // bucket: 10 users (100 ms worth)
   Backfill b(store_.get(), producer_.get(), o);
   auto s1 = b.RunSome(1000);
-  ASSERT_TRUE(s1.ok());
+  SEG_ASSERT_OK(s1);
   EXPECT_EQ(s1->published, 10);
   auto s2 = b.RunSome(1000);
-  ASSERT_TRUE(s2.ok());
+  SEG_ASSERT_OK(s2);
   EXPECT_EQ(s2->state, State::kRateLimited);
   EXPECT_EQ(s2->published, 0);
   EXPECT_GE(s2->wait_ms, 10);  // one user per 10 ms
   clock_.AdvanceMs(50);
   auto s3 = b.RunSome(1000);
-  ASSERT_TRUE(s3.ok());
+  SEG_ASSERT_OK(s3);
   EXPECT_EQ(s3->published, 5);
   clock_.AdvanceMs(10'000);  // idle time does not bank more than the bucket
   auto s4 = b.RunSome(1000);
-  ASSERT_TRUE(s4.ok());
+  SEG_ASSERT_OK(s4);
   EXPECT_EQ(s4->published, 10);
   EXPECT_EQ(delivered_.load(), 25);
 }
@@ -323,12 +324,12 @@ TEST_P(BackfillTest, NewerVersionRestartsTheScan) {
   const std::string v1 = Push("cat");
   Backfill a(store_.get(), producer_.get(), Options("a"));
   auto s = a.RunSome(10);
-  ASSERT_TRUE(s.ok());
+  SEG_ASSERT_OK(s);
   ASSERT_EQ(s->state, State::kProgress);
   const std::string v2 = Push("dog");
   ASSERT_NE(v1, v2);
   auto job = ReadBackfillStatus(store_.get(), Options("a"));
-  ASSERT_TRUE(job.ok());
+  SEG_ASSERT_OK(job);
   EXPECT_EQ(job->target, v2);
   EXPECT_EQ(job->cursor, "");
   EXPECT_EQ(job->lease_owner, "");  // the push freed the old job's lease
@@ -358,11 +359,11 @@ TEST_P(BackfillTest, PushDuringAStepInvalidatesTheOldRunnersSave) {
   hooked.hook = [&] { v2 = Push("dog"); };
   Backfill a(&hooked, producer_.get(), Options("a"));
   auto step = a.RunSome(10);
-  ASSERT_TRUE(step.ok()) << step.status();
+  SEG_ASSERT_OK(step);
   EXPECT_EQ(step->state, State::kLostLease);
   EXPECT_EQ(step->published, 10);  // sent for v1; harmless repeats
   auto job = ReadBackfillStatus(store_.get(), Options("a"));
-  ASSERT_TRUE(job.ok());
+  SEG_ASSERT_OK(job);
   EXPECT_EQ(job->target, v2);
   EXPECT_EQ(job->cursor, "");  // the v1 runner did not move v2's cursor
   EXPECT_EQ(job->published, 0);
@@ -379,23 +380,23 @@ TEST_P(BackfillTest, StartsAfterTheDelay) {
   std::ofstream(d + "/s.lua") << "return segment_script { name = 's', version = '1', segments = "
                                  "{'x'}, evaluate = function(user) return {} end }\n";
   ScriptSet set(store_.get(), set_options);
-  ASSERT_TRUE(set.Push(d).ok());
+  SEG_ASSERT_OK(set.Push(d));
   BackfillOptions o = Options("a");
   o.start_delay_ms = 5000;
   Backfill b(store_.get(), producer_.get(), o);
   auto s1 = b.RunSome(10);
-  ASSERT_TRUE(s1.ok());
+  SEG_ASSERT_OK(s1);
   EXPECT_EQ(s1->state, State::kStarting);
   EXPECT_EQ(s1->wait_ms, 5000);
   clock_.AdvanceMs(4999);
   auto s2 = b.RunSome(10);
-  ASSERT_TRUE(s2.ok());
+  SEG_ASSERT_OK(s2);
   EXPECT_EQ(s2->state, State::kStarting);
   EXPECT_EQ(s2->wait_ms, 1);
   EXPECT_EQ(delivered_.load(), 0);
   clock_.AdvanceMs(1);
   auto s3 = b.RunSome(10);
-  ASSERT_TRUE(s3.ok());
+  SEG_ASSERT_OK(s3);
   EXPECT_EQ(s3->state, State::kProgress);
   EXPECT_EQ(s3->published, 10);
 }

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "segmenter/internal/bot_blacklist_table.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {
 namespace {
@@ -30,7 +31,7 @@ class BotBlacklistTest : public ::testing::Test {
       options.capacity_bytes = 1 << 20;  // small tables keep tests fast
     }
     auto blacklist = BotBlacklist::Create(options, &clock_);
-    EXPECT_TRUE(blacklist.ok()) << blacklist.status();
+    SEG_EXPECT_OK(blacklist);
     return std::move(blacklist).value();
   }
   FakeClock clock_;
@@ -160,7 +161,7 @@ TEST_F(BotBlacklistTest, CreateRejectsBadOptions) {
           .ok());
   EXPECT_FALSE(BotBlacklist::Create(With([](auto& o) { o.blacklist_ms = 0; }), &clock_).ok());
   EXPECT_FALSE(BotBlacklist::Create(With([](auto& o) { o.capacity_bytes = 127; }), &clock_).ok());
-  EXPECT_TRUE(BotBlacklist::Create(With([](auto& o) { o.capacity_bytes = 128; }), &clock_).ok());
+  SEG_EXPECT_OK(BotBlacklist::Create(With([](auto& o) { o.capacity_bytes = 128; }), &clock_));
 }
 
 TEST_F(BotBlacklistTest, ExportsCounters) {
@@ -390,10 +391,10 @@ segmenter:
     crawl_min_regular_share: 2
 )",
                                    "test.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   BotOptions options;
-  ASSERT_TRUE(options.LoadFrom(*config).ok());
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok()) << config->CheckNoUnknownKeys();
+  SEG_ASSERT_OK(options.LoadFrom(*config));
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
   EXPECT_EQ(options.threshold_events, 100u);  // the old key, as an alias
   EXPECT_EQ(options.window_ms, 12'000);       // the new key wins
   EXPECT_EQ(options.capacity_bytes, 4096u * 32);
@@ -415,7 +416,7 @@ segmenter:
 
   // Out of range: an error naming the key.
   auto bad = Config::FromString("segmenter:\n  bots:\n    max_ips: 99\n", "bad.yaml");
-  ASSERT_TRUE(bad.ok());
+  SEG_ASSERT_OK(bad);
   BotOptions rejected;
   Status s = rejected.LoadFrom(*bad);
   EXPECT_FALSE(s.ok());

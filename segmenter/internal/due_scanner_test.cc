@@ -9,6 +9,7 @@
 #include "segmenter/internal/membership.h"
 #include "store/store.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {
 namespace {
@@ -20,7 +21,7 @@ class DueScannerTest : public ::testing::Test {
     store::StoreOptions o;
     o.embedded.data_dir = dir_.path() + "/store";
     auto s = store::OpenStore(o);
-    ASSERT_TRUE(s.ok()) << s.status();
+    SEG_ASSERT_OK(s);
     store_ = std::move(*s);
     options_.table = "due";
     options_.family = "d";
@@ -31,13 +32,13 @@ class DueScannerTest : public ::testing::Test {
   void PutDue(int32_t partition, int64_t due_ms, const std::string& user) {
     store::RowPut put{DueRowKey(partition, due_ms, user),
                       {{"d", "u", store::kLatestTimestamp, ""}}};
-    ASSERT_TRUE(store_->Put("due", {put}).ok());
+    SEG_ASSERT_OK(store_->Put("due", {put}));
   }
 
   static std::vector<std::string> Users(const DueRound& round) {
     std::vector<std::string> users;
     for (const auto& p : round.partitions) {
-      EXPECT_TRUE(p.status.ok()) << p.status;
+      SEG_EXPECT_OK(p.status);
       for (const auto& row : p.rows) {
         int32_t partition = 0;
         int64_t due = 0;
@@ -67,7 +68,7 @@ class DueScannerTest : public ::testing::Test {
     for (const auto& p : round.partitions) {
       for (const auto& row : p.rows) deletes.push_back({row.row(), {}});
     }
-    ASSERT_TRUE(store_->Delete("due", deletes).ok());
+    SEG_ASSERT_OK(store_->Delete("due", deletes));
   }
 
   testing::TempDir dir_;

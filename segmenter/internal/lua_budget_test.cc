@@ -1,4 +1,5 @@
 #include "segmenter/internal/lua_budget.h"
+#include "tests/harness/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +10,7 @@ namespace {
 
 std::string Instrument(std::string_view src) {
   StatusOr<std::string> out = InstrumentLuaSource(src, "t.lua");
-  EXPECT_TRUE(out.ok()) << out.status();
+  SEG_EXPECT_OK(out);
   return out.ok() ? *out : "";
 }
 

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "segmenter/internal/script_host_fixtures.h"
 #include "segmenter/script_host.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {
 namespace {
@@ -84,7 +85,7 @@ class ScriptHostDueTest : public ::testing::Test {
     o.clock = &clock_;
     o.reload_check_interval_ms = 0;
     auto host = ScriptHost::Create(o);
-    EXPECT_TRUE(host.ok()) << host.status();
+    SEG_EXPECT_OK(host);
     return host.ok() ? std::move(host).value() : nullptr;
   }
 
@@ -93,7 +94,7 @@ class ScriptHostDueTest : public ::testing::Test {
     EvaluationResult r;
     std::vector<EventView> views = Views(events);
     Status st = host.EvaluateUser(user, views, &r);
-    EXPECT_TRUE(st.ok()) << st;
+    SEG_EXPECT_OK(st);
     return r;
   }
 
@@ -176,10 +177,10 @@ TEST_F(ScriptHostDueTest, OlderThanIsDueWhenTheNextMatchGetsOldEnough) {
   EvaluateOptions at;
   std::vector<EventView> views = Views(events);
   at.now_ms = r.next_change_ms - 1;
-  ASSERT_TRUE(host->EvaluateUser("u1", views, at, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("u1", views, at, &r));
   EXPECT_TRUE(r.segments.empty());
   at.now_ms += 1;
-  ASSERT_TRUE(host->EvaluateUser("u1", views, at, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("u1", views, at, &r));
   EXPECT_EQ(r.segments, std::vector<std::string>{"x"});
 }
 
@@ -212,7 +213,7 @@ TEST_F(ScriptHostDueTest, OpaqueHelpersAreRecheckedAfterTheConfiguredTime) {
     o.clock = &clock_;
     o.opaque_time_recheck_ms = 6 * kHour;
     auto host = ScriptHost::Create(o);
-    ASSERT_TRUE(host.ok()) << host.status();
+    SEG_ASSERT_OK(host);
     EvaluationResult r = Eval(**host, {Ev("click", 1 * kDay)});
     EXPECT_EQ(r.segments, std::vector<std::string>{"x"});
     EXPECT_EQ(r.next_change_ms, kNow + 6 * kHour);
@@ -295,7 +296,7 @@ TEST_F(ScriptHostDueTest, QuarantineMsZeroLastsUntilReload) {
   EXPECT_EQ(host->scripts()[0].quarantined_until_ms, kNever);
   clock_.AdvanceMs(365 * kDay);
   EXPECT_EQ(Eval(*host, {}).quarantined, std::vector<std::string>{"bad"});
-  ASSERT_TRUE(host->Reload().ok());
+  SEG_ASSERT_OK(host->Reload());
   EXPECT_FALSE(host->scripts()[0].quarantined);
   EXPECT_EQ(host->scripts()[0].quarantined_until_ms, 0);
 }
@@ -336,7 +337,7 @@ TEST(ScriptHostDuePropertyTest, MembershipIsStableBeforeTheDueTime) {
     if (!opaque) dir.Write(entry.path().filename().string(), src);
     auto fixture =
         internal::LoadScriptFixture(scripts + "/tests/" + entry.path().stem().string() + ".json");
-    ASSERT_TRUE(fixture.ok()) << fixture.status();
+    SEG_ASSERT_OK(fixture);
     for (const auto& c : fixture->cases) {
       for (const auto& e : c.events) pool.push_back(e);
     }
@@ -365,7 +366,7 @@ return segment_script {
   o.reload_check_interval_ms = 0;
   o.quarantine_after_failures = 0;
   auto created = ScriptHost::Create(o);
-  ASSERT_TRUE(created.ok()) << created.status();
+  SEG_ASSERT_OK(created);
   ScriptHost& host = **created;
   ASSERT_GE(host.scripts().size(), 8u);
 
@@ -384,7 +385,7 @@ return segment_script {
     std::vector<EventView> views = Views(events);
     EvaluateOptions opts;
     opts.now_ms = kNow;
-    ASSERT_TRUE(host.EvaluateUser("u", views, opts, &at_now).ok());
+    SEG_ASSERT_OK(host.EvaluateUser("u", views, opts, &at_now));
     ASSERT_TRUE(at_now.failed.empty()) << at_now.failed[0];
     // Times to look at: before each script's due time (just before it, and
     // a few in between), and far ahead for scripts that are never due.
@@ -402,7 +403,7 @@ return segment_script {
     }
     for (int64_t t : times) {
       opts.now_ms = t;
-      ASSERT_TRUE(host.EvaluateUser("u", views, opts, &later).ok());
+      SEG_ASSERT_OK(host.EvaluateUser("u", views, opts, &later));
       ASSERT_EQ(later.scripts.size(), at_now.scripts.size());
       for (size_t i = 0; i < at_now.scripts.size(); ++i) {
         const ScriptResult& s = at_now.scripts[i];

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +13,8 @@
 #include "common/metrics.h"
 #include "segmenter/internal/script_host_fixtures.h"
 #include "segmenter/internal/script_host_user.h"
+#include "tests/harness/poll.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {
 namespace {
@@ -85,7 +89,7 @@ class ScriptHostTest : public ::testing::Test {
     o.clock = &clock_;
     o.reload_check_interval_ms = 1000;
     auto host = ScriptHost::Create(o);
-    EXPECT_TRUE(host.ok()) << host.status();
+    SEG_EXPECT_OK(host);
     return host.ok() ? std::move(host).value() : nullptr;
   }
 
@@ -94,7 +98,7 @@ class ScriptHostTest : public ::testing::Test {
     EvaluationResult r;
     std::vector<EventView> views = Views(events);
     Status st = host.EvaluateUser(user, views, &r);
-    EXPECT_TRUE(st.ok()) << st;
+    SEG_EXPECT_OK(st);
     return r;
   }
 
@@ -147,7 +151,7 @@ TEST(ShippedScriptsTest, EveryScriptLoadsAndEveryFixturePasses) {
   o.scripts_dir = scripts;
   o.reload_check_interval_ms = 0;
   auto host = ScriptHost::Create(o);
-  ASSERT_TRUE(host.ok()) << host.status();
+  SEG_ASSERT_OK(host);
   std::vector<ScriptInfo> infos = (*host)->scripts();
   EXPECT_GE(infos.size(), 8u);
   for (const ScriptInfo& info : infos) {
@@ -155,10 +159,10 @@ TEST(ShippedScriptsTest, EveryScriptLoadsAndEveryFixturePasses) {
     SCOPED_TRACE(fixture_path);
     ASSERT_TRUE(fs::exists(fixture_path)) << "every shipped script needs a fixture";
     auto fixture = internal::LoadScriptFixture(fixture_path);
-    ASSERT_TRUE(fixture.ok()) << fixture.status();
+    SEG_ASSERT_OK(fixture);
     EXPECT_GE(fixture->cases.size(), 3u);
     auto outcomes = internal::RunScriptFixture(**host, *fixture);
-    ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+    SEG_ASSERT_OK(outcomes);
     for (const auto& o : *outcomes) EXPECT_TRUE(o.passed) << o.name << ": " << o.detail;
   }
   // No fixture for a script that does not exist.
@@ -279,10 +283,10 @@ TEST_F(ScriptHostTest, ExplainRecordsMatchedEventPositions) {
   EvaluationResult r;
   EvaluateOptions opts;
   opts.explain = true;
-  ASSERT_TRUE(host->EvaluateUser("u", views, opts, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("u", views, opts, &r));
   ASSERT_EQ(r.scripts.size(), 1u);
   EXPECT_EQ(r.scripts[0].matched_events, (std::vector<int32_t>{1, 2}));
-  ASSERT_TRUE(host->EvaluateUser("u", views, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("u", views, &r));
   EXPECT_TRUE(r.scripts[0].matched_events.empty());  // off by default
 }
 
@@ -556,10 +560,10 @@ TEST_F(ScriptHostTest, QuarantinesAfterConsecutiveFailuresUntilReload) {
   // Explicit single-script runs still reach it (fixtures, explain).
   EvaluateOptions only;
   only.only_script = "flaky";
-  ASSERT_TRUE(host->EvaluateUser("good", {}, only, &r).ok());
+  SEG_ASSERT_OK(host->EvaluateUser("good", {}, only, &r));
   ASSERT_EQ(r.scripts.size(), 1u);
   // A reload lifts the quarantine.
-  ASSERT_TRUE(host->Reload().ok());
+  SEG_ASSERT_OK(host->Reload());
   EXPECT_FALSE(host->scripts()[0].quarantined);
   r = Eval(*host, {}, "good");
   EXPECT_TRUE(r.quarantined.empty());
@@ -590,7 +594,7 @@ TEST_F(ScriptHostTest, ReloadChangesResultsAndVersion) {
   EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"before"});
   dir_.Write("s.lua", AlwaysScript("s", "after"));
   dir_.Write("t.lua", AlwaysScript("t", "new_script"));
-  ASSERT_TRUE(host->Reload().ok());
+  SEG_ASSERT_OK(host->Reload());
   EXPECT_NE(host->script_set_version(), v1);
   EvaluationResult r = Eval(*host);
   EXPECT_EQ(r.segments, (std::vector<std::string>{"after", "new_script"}));
@@ -598,7 +602,7 @@ TEST_F(ScriptHostTest, ReloadChangesResultsAndVersion) {
   // Same bytes, same version.
   dir_.Write("s.lua", AlwaysScript("s", "before"));
   dir_.Remove("t.lua");
-  ASSERT_TRUE(host->Reload().ok());
+  SEG_ASSERT_OK(host->Reload());
   EXPECT_EQ(host->script_set_version(), v1);
 }
 
@@ -615,8 +619,8 @@ TEST_F(ScriptHostTest, BadScriptOnReloadKeepsThePreviousSet) {
   EXPECT_EQ(host->script_set_version(), v1);
   EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"before"});
   dir_.Remove("z.lua");
-  ASSERT_TRUE(host->Reload().ok());
-  EXPECT_TRUE(host->last_reload_status().ok());
+  SEG_ASSERT_OK(host->Reload());
+  SEG_EXPECT_OK(host->last_reload_status());
   EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"after"});
 }
 
@@ -634,13 +638,77 @@ TEST_F(ScriptHostTest, NoticesChangedFilesOnTheClockInterval) {
   EXPECT_FALSE(host->last_reload_status().ok());
 }
 
-TEST_F(ScriptHostTest, RequestReloadFromAnotherThreadAppliesBeforeTheNextUser) {
-  dir_.Write("s.lua", AlwaysScript("s", "before"));
+// Evaluations run on this thread while another thread keeps requesting
+// reloads and, part-way through, atomically replaces one script: every
+// evaluation sees one whole set (its version, the script's version and the
+// segments agree), never the old set after the new one, and the new set comes.
+TEST_F(ScriptHostTest, RequestReloadFromAnotherThreadSwitchesWholeSetsBetweenUsers) {
+  auto versioned = [](const std::string& version, const std::string& segment) {
+    return "return segment_script { name = 's', version = '" + version + "', segments = {'" +
+           segment + "'}, evaluate = function(user) return {'" + segment + "'} end }\n";
+  };
+  TempDir new_dir;  // the new set, to learn its version
+  new_dir.Write("s.lua", versioned("2", "after"));
+  new_dir.Write("t.lua", AlwaysScript("t", "always"));
+  std::string v_new;
+  {
+    ScriptHostOptions o;
+    o.scripts_dir = new_dir.path();
+    auto probe = ScriptHost::Create(o);
+    SEG_ASSERT_OK(probe);
+    v_new = (*probe)->script_set_version();
+  }
+  dir_.Write("s.lua", versioned("1", "before"));
+  dir_.Write("t.lua", AlwaysScript("t", "always"));
   auto host = MakeHost();
-  dir_.Write("s.lua", AlwaysScript("s", "after"));
-  std::thread t([&] { host->RequestReload(); });
-  t.join();
-  EXPECT_EQ(Eval(*host).segments, std::vector<std::string>{"after"});
+  ASSERT_NE(host, nullptr);
+  const std::string v_old = host->script_set_version();
+  ASSERT_NE(v_old, v_new);
+
+  std::atomic<int> evaluations{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests{0};
+  std::thread requester([&] {
+    bool replaced = false;
+    while (!stop.load()) {
+      host->RequestReload();
+      ++requests;
+      if (!replaced && evaluations.load() >= 20) {
+        // write-then-rename: the host's scan sees the old file or the new one
+        new_dir.Write(".s.lua.tmp", versioned("2", "after"));
+        fs::rename(fs::path(new_dir.path()) / ".s.lua.tmp", fs::path(dir_.path()) / "s.lua");
+        replaced = true;
+      }
+      std::this_thread::yield();
+    }
+  });
+
+  bool seen_new = false;
+  int on_new = 0;
+  auto evaluate_and_check = [&] {
+    EvaluationResult r = Eval(*host);
+    ++evaluations;
+    std::vector<std::string> segments = r.segments;
+    std::sort(segments.begin(), segments.end());
+    const ScriptResult* s = Find(r, "s");
+    std::string s_said = s && s->segments.size() == 1 ? s->segments[0] : "(no answer from s)";
+    bool is_old = r.script_set_version == v_old && s_said == "before" &&
+                  segments == std::vector<std::string>{"always", "before"};
+    bool is_new = r.script_set_version == v_new && s_said == "after" &&
+                  segments == std::vector<std::string>{"after", "always"};
+    EXPECT_TRUE(is_old || is_new) << "torn set: version " << r.script_set_version << ", s said "
+                                  << s_said << ", " << segments.size() << " segments";
+    EXPECT_FALSE(seen_new && is_old) << "the old set came back after the new one";
+    seen_new = seen_new || is_new;
+    on_new += is_new;
+    return on_new >= 20 || ::testing::Test::HasFailure();
+  };
+  EXPECT_TRUE(seg::testing::PollUntil(evaluate_and_check, std::chrono::seconds(60),
+                                      "20 evaluations on the new set",
+                                      std::chrono::milliseconds(0)))
+      << requests.load() << " reload requests, " << evaluations.load() << " evaluations";
+  stop = true;
+  requester.join();
 }
 
 TEST_F(ScriptHostTest, EmptyDirectoryServesNoSegments) {

@@ -12,6 +12,7 @@
 #include "segmenter/script_host.h"
 #include "store/store.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
 namespace seg::segmenter {
@@ -34,7 +35,7 @@ std::string HostVersion(const std::string& dir) {
   o.scripts_dir = dir;
   o.reload_check_interval_ms = 0;
   auto host = ScriptHost::Create(o);
-  EXPECT_TRUE(host.ok()) << host.status();
+  SEG_EXPECT_OK(host);
   return host.ok() ? (*host)->script_set_version() : "";
 }
 
@@ -86,14 +87,14 @@ class ScriptSetTest : public ::testing::TestWithParam<bool> {
   void SetUp() override {
     if (GetParam()) {
       auto served = testing::ServeStore(dir_.path() + "/store");
-      ASSERT_TRUE(served.ok()) << served.status();
+      SEG_ASSERT_OK(served);
       server_ = std::move(served->server);
       store_ = std::move(served->client);
     } else {
       store::StoreOptions o;
       o.embedded.data_dir = dir_.path() + "/store";
       auto s = store::OpenStore(o);
-      ASSERT_TRUE(s.ok()) << s.status();
+      SEG_ASSERT_OK(s);
       store_ = std::move(*s);
     }
   }
@@ -118,21 +119,21 @@ TEST_P(ScriptSetTest, PushFetchMaterializeRoundTrip) {
                                 {"README.md", "not a script"}});
   ScriptSet set(store_.get());
   auto empty = set.FetchVersion();
-  ASSERT_TRUE(empty.ok());
+  SEG_ASSERT_OK(empty);
   EXPECT_EQ(*empty, "");
 
   auto pushed = set.Push(a);
-  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  SEG_ASSERT_OK(pushed);
   EXPECT_TRUE(pushed->changed);
   // The stored version is the one the host computes, so results carry it.
   EXPECT_EQ(pushed->version, HostVersion(a));
 
   auto again = set.Push(a);
-  ASSERT_TRUE(again.ok());
+  SEG_ASSERT_OK(again);
   EXPECT_FALSE(again->changed);
 
   auto fetched = set.Fetch();
-  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  SEG_ASSERT_OK(fetched);
   EXPECT_EQ(fetched->version, pushed->version);
   EXPECT_GT(fetched->pushed_at_ms, 0);
   ASSERT_EQ(fetched->files.size(), 2u);
@@ -140,7 +141,7 @@ TEST_P(ScriptSetTest, PushFetchMaterializeRoundTrip) {
 
   std::string cache = dir_.path() + "/cache";
   auto path = ScriptSet::Materialize(*fetched, cache);
-  ASSERT_TRUE(path.ok()) << path.status();
+  SEG_ASSERT_OK(path);
   EXPECT_EQ(*path, cache + "/" + pushed->version);
   EXPECT_EQ(fs::read_symlink(cache + "/current").string(), pushed->version);
   EXPECT_EQ(HostVersion(cache + "/current"), pushed->version);
@@ -148,13 +149,13 @@ TEST_P(ScriptSetTest, PushFetchMaterializeRoundTrip) {
   // A second version without dogs.lua: the removed file's cell goes.
   std::string b = MakeDir("b", {{"cats.lua", AlwaysScript("cats", "cat")}});
   auto second = set.Push(b);
-  ASSERT_TRUE(second.ok()) << second.status();
+  SEG_ASSERT_OK(second);
   EXPECT_TRUE(second->changed);
   auto fetched2 = set.Fetch();
-  ASSERT_TRUE(fetched2.ok()) << fetched2.status();
+  SEG_ASSERT_OK(fetched2);
   EXPECT_EQ(fetched2->version, HostVersion(b));
   EXPECT_EQ(fetched2->files.size(), 1u);
-  ASSERT_TRUE(ScriptSet::Materialize(*fetched2, cache).ok());
+  SEG_ASSERT_OK(ScriptSet::Materialize(*fetched2, cache));
   EXPECT_EQ(fs::read_symlink(cache + "/current").string(), second->version);
   EXPECT_EQ(HostVersion(cache + "/current"), second->version);
   // No temp dirs or links left behind.
@@ -169,13 +170,13 @@ TEST_P(ScriptSetTest, BrokenScriptIsRejectedAndStoredSetUnchanged) {
                                     {"broken.lua", "return segment_script { name = "}});
   ScriptSet set(store_.get());
   auto pushed = set.Push(good);
-  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  SEG_ASSERT_OK(pushed);
   auto rejected = set.Push(bad);
   ASSERT_FALSE(rejected.ok());
   EXPECT_EQ(rejected.status().code(), StatusCode::kInvalidArgument) << rejected.status();
   EXPECT_NE(rejected.status().message().find("broken.lua"), std::string::npos);
   auto fetched = set.Fetch();
-  ASSERT_TRUE(fetched.ok());
+  SEG_ASSERT_OK(fetched);
   EXPECT_EQ(fetched->version, pushed->version);
   EXPECT_EQ(fetched->files.size(), 1u);
 }
@@ -185,14 +186,14 @@ TEST_P(ScriptSetTest, PushLosingTheCasWritesNothing) {
   std::string b = MakeDir("b", {{"dogs.lua", AlwaysScript("dogs", "dog")}});
   std::string c = MakeDir("c", {{"birds.lua", AlwaysScript("birds", "bird")}});
   ScriptSet plain(store_.get());
-  ASSERT_TRUE(plain.Push(a).ok());
+  SEG_ASSERT_OK(plain.Push(a));
 
   // Push c, but let a push of b land between c's read and its write.
   HookedStore hooked(store_.get());
   std::string b_version;
   hooked.before_cas = [&] {
     auto r = plain.Push(b);
-    ASSERT_TRUE(r.ok()) << r.status();
+    SEG_ASSERT_OK(r);
     b_version = r->version;
   };
   ScriptSet racing(&hooked);
@@ -201,7 +202,7 @@ TEST_P(ScriptSetTest, PushLosingTheCasWritesNothing) {
   EXPECT_EQ(lost.status().code(), StatusCode::kAborted) << lost.status();
 
   auto fetched = plain.Fetch();  // DataLoss if the two had interleaved
-  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  SEG_ASSERT_OK(fetched);
   EXPECT_EQ(fetched->version, b_version);
   EXPECT_EQ(fetched->files.size(), 1u);
   EXPECT_TRUE(fetched->files.count("dogs.lua"));
@@ -233,7 +234,7 @@ TEST_P(ScriptSetTest, ConcurrentPushesLeaveOneWholeSet) {
   for (auto& t : threads) t.join();
   EXPECT_GE(ok.load(), 1);
   auto fetched = set.Fetch();
-  ASSERT_TRUE(fetched.ok()) << fetched.status();  // files and version agree
+  SEG_ASSERT_OK(fetched);  // files and version agree
   EXPECT_EQ(fetched->files.size(), 2u);
   EXPECT_NE(std::find(versions.begin(), versions.end(), fetched->version), versions.end());
 }
@@ -243,14 +244,14 @@ TEST_P(ScriptSetTest, BootstrapOnlyWhenEmpty) {
   std::string older = MakeDir("older", {{"cats.lua", AlwaysScript("cats", "kitten")}});
   ScriptSet set(store_.get());
   auto first = set.Bootstrap(a);
-  ASSERT_TRUE(first.ok()) << first.status();
+  SEG_ASSERT_OK(first);
   EXPECT_TRUE(first->changed);
   auto job = internal::ReadBackfillStatus(store_.get(), internal::BackfillOptions{});
-  ASSERT_TRUE(job.ok());
+  SEG_ASSERT_OK(job);
   EXPECT_TRUE(job->immediate);  // no node runs an older stored set
   // A node starting later with another local dir adopts the stored set.
   auto second = set.Bootstrap(older);
-  ASSERT_TRUE(second.ok()) << second.status();
+  SEG_ASSERT_OK(second);
   EXPECT_FALSE(second->changed);
   EXPECT_EQ(second->version, first->version);
 
@@ -259,18 +260,18 @@ TEST_P(ScriptSetTest, BootstrapOnlyWhenEmpty) {
   store::StoreOptions o;
   o.embedded.data_dir = other.path() + "/store";
   auto empty_store = store::OpenStore(o);
-  ASSERT_TRUE(empty_store.ok());
+  SEG_ASSERT_OK(empty_store);
   HookedStore hooked(empty_store->get());
   ScriptSet winner(empty_store->get());
   std::string winner_version;
   hooked.before_cas = [&] {
     auto r = winner.Bootstrap(older);
-    ASSERT_TRUE(r.ok()) << r.status();
+    SEG_ASSERT_OK(r);
     winner_version = r->version;
   };
   ScriptSet loser(&hooked);
   auto lost = loser.Bootstrap(a);
-  ASSERT_TRUE(lost.ok()) << lost.status();
+  SEG_ASSERT_OK(lost);
   EXPECT_FALSE(lost->changed);
   EXPECT_EQ(lost->version, winner_version);
 }
@@ -279,9 +280,9 @@ TEST_P(ScriptSetTest, PushStartsAFreshBackfillJob) {
   std::string a = MakeDir("a", {{"cats.lua", AlwaysScript("cats", "cat")}});
   ScriptSet set(store_.get());
   auto pushed = set.Push(a);
-  ASSERT_TRUE(pushed.ok());
+  SEG_ASSERT_OK(pushed);
   auto job = internal::ReadBackfillStatus(store_.get(), internal::BackfillOptions{});
-  ASSERT_TRUE(job.ok()) << job.status();
+  SEG_ASSERT_OK(job);
   EXPECT_EQ(job->version, pushed->version);
   EXPECT_EQ(job->target, pushed->version);
   EXPECT_EQ(job->cursor, "");

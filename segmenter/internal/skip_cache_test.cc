@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "segmenter/internal/skip_cache_table.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {
 namespace {
@@ -31,7 +32,7 @@ std::unique_ptr<SkipCache> MakeCache(size_t capacity_bytes, int64_t skew_margin_
   options.capacity_bytes = capacity_bytes;
   options.skew_margin_ms = skew_margin_ms;
   auto cache = SkipCache::Create(options);
-  EXPECT_TRUE(cache.ok()) << cache.status();
+  SEG_EXPECT_OK(cache);
   return std::move(cache).value();
 }
 
@@ -177,7 +178,7 @@ TEST_F(SkipCacheTest, RebaseKeepsRecentEntriesAndDropsOldOnes) {
 TEST_F(SkipCacheTest, CreateRejectsBadOptions) {
   EXPECT_FALSE(SkipCache::Create(CacheOptions(63, 50)).ok());
   EXPECT_FALSE(SkipCache::Create(CacheOptions(1 << 16, -1)).ok());
-  EXPECT_TRUE(SkipCache::Create(CacheOptions(64, 50)).ok());
+  SEG_EXPECT_OK(SkipCache::Create(CacheOptions(64, 50)));
 }
 
 TEST_F(SkipCacheTest, ExportsHitAndMissCounters) {

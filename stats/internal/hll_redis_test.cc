@@ -14,6 +14,7 @@
 #include "stats/internal/hll_internal.h"
 #include "stats/internal/hll_sim.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -22,20 +23,20 @@ class HllRedisTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto redis = seg::testing::LocalRedis::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
+    SEG_ASSERT_OK(redis);
     redis_ = std::move(*redis);
     RedisOptions opts;
     opts.port = redis_->port();
     opts.command_timeout_ms = 20000;
     auto conn = RedisConnection::Connect(opts);
-    ASSERT_TRUE(conn.ok()) << conn.status();
+    SEG_ASSERT_OK(conn);
     conn_ = std::move(*conn);
   }
 
   // Runs a pipeline and fails the test on a transport or server error.
   std::vector<RedisReply> Run(const std::vector<RedisArgv>& commands) {
     auto replies = conn_->Pipeline(commands);
-    EXPECT_TRUE(replies.ok()) << replies.status();
+    SEG_EXPECT_OK(replies);
     if (!replies.ok()) return {};
     for (const RedisReply& r : *replies) EXPECT_FALSE(r.is_error()) << r.str;
     return std::move(*replies);
@@ -125,7 +126,7 @@ TEST_F(HllRedisTest, DecodeAndEstimateEqualPfcountAndClientHashingEqualsRedis) {
       ASSERT_TRUE(raw.is_string()) << raw.DebugString();
       ASSERT_TRUE(count.is_integer()) << count.DebugString();
       auto decoded = HyperLogLog::FromRedisString(raw.str);
-      ASSERT_TRUE(decoded.ok()) << "sketch " << i << ": " << decoded.status();
+      SEG_ASSERT_OK(decoded) << "sketch " << i;
       (raw.str[4] == 1 ? sparse : dense)++;
       if (decoded->Estimate() != static_cast<uint64_t>(count.integer) || !(*decoded == client[i])) {
         ++mismatches;
@@ -169,7 +170,7 @@ TEST_F(HllRedisTest, DecodeAndEstimateEqualPfcountAndClientHashingEqualsRedis) {
     }
     EXPECT_EQ(EstimateUnion(parts).value, static_cast<double>(ur[3 * g].integer)) << "group " << g;
     auto redis_merged = HyperLogLog::FromRedisString(ur[3 * g + 2].str);
-    ASSERT_TRUE(redis_merged.ok()) << redis_merged.status();
+    SEG_ASSERT_OK(redis_merged);
     EXPECT_EQ(*redis_merged, merged) << "group " << g;
   }
 

@@ -12,6 +12,7 @@
 #include "stats/internal/hll_internal.h"
 #include "stats/internal/hll_sim.h"
 #include "stats/internal/intersection.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -31,7 +32,7 @@ std::vector<uint8_t> RandomRegisters(uint64_t seed, int max_value) {
 
 TEST(HllDecodeTest, EmptySparseIsOneXzeroOf16384) {
   auto h = HyperLogLog::FromRedisString(SparseString({0x7f, 0xff}));
-  ASSERT_TRUE(h.ok()) << h.status();
+  SEG_ASSERT_OK(h);
   EXPECT_EQ(h->Estimate(), 0u);
   EXPECT_EQ(*h, HyperLogLog());
 }
@@ -39,7 +40,7 @@ TEST(HllDecodeTest, EmptySparseIsOneXzeroOf16384) {
 TEST(HllDecodeTest, DecodesTheWorkedSparseExample) {
   // XZERO:1000 VAL:2,1 ZERO:19 VAL:3,2 XZERO:15362
   auto h = HyperLogLog::FromRedisString(SparseString({0x43, 0xE7, 0x84, 0x12, 0x89, 0x7C, 0x01}));
-  ASSERT_TRUE(h.ok()) << h.status();
+  SEG_ASSERT_OK(h);
   auto regs = h->registers();
   for (int i = 0; i < kHllRegisters; ++i) {
     const int want = i == 1000 ? 2 : (i == 1020 || i == 1021) ? 3 : 0;
@@ -61,7 +62,7 @@ TEST(HllDecodeTest, RejectsMalformedStrings) {
   // Dense strings must be exactly 12,304 bytes.
   std::string dense = HyperLogLog().ToRedisDenseString();
   ASSERT_EQ(dense.size(), kHllDenseBytes);
-  EXPECT_TRUE(HyperLogLog::FromRedisString(dense).ok());
+  SEG_EXPECT_OK(HyperLogLog::FromRedisString(dense));
   EXPECT_FALSE(HyperLogLog::FromRedisString(dense.substr(0, dense.size() - 1)).ok());
   EXPECT_FALSE(HyperLogLog::FromRedisString(dense + "x").ok());
 }
@@ -72,7 +73,7 @@ TEST(HllDecodeTest, DenseBitLayoutIsLittleEndianBitwise) {
   regs[1] = 0x3f;  // bits 6..11: byte 0 bits 6-7, byte 1 bits 0-3
   regs[16383] = 0x2a;
   auto h = HyperLogLog::FromRegisters(regs);
-  ASSERT_TRUE(h.ok());
+  SEG_ASSERT_OK(h);
   const std::string s = h->ToRedisDenseString();
   EXPECT_EQ(s.substr(0, 5), std::string("HYLL\0", 5));
   EXPECT_EQ(static_cast<uint8_t>(s[15]) & 0x80, 0x80);  // cached count marked stale
@@ -85,15 +86,15 @@ TEST(HllDecodeTest, DenseAndSparseRoundTrip) {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     auto regs = RandomRegisters(seed, seed % 2 ? 63 : 32);
     auto h = HyperLogLog::FromRegisters(regs);
-    ASSERT_TRUE(h.ok());
+    SEG_ASSERT_OK(h);
     auto dense = HyperLogLog::FromRedisString(h->ToRedisDenseString());
-    ASSERT_TRUE(dense.ok());
+    SEG_ASSERT_OK(dense);
     EXPECT_EQ(*dense, *h);
     const std::string sparse = internal::EncodeSparse(regs);
     if (seed % 2) continue;  // values above 32 have no sparse form
     ASSERT_FALSE(sparse.empty());
     auto back = HyperLogLog::FromRedisString(sparse);
-    ASSERT_TRUE(back.ok()) << back.status();
+    SEG_ASSERT_OK(back);
     EXPECT_EQ(*back, *h);
   }
 }

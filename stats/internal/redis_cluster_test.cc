@@ -10,6 +10,7 @@
 #include "common/metrics.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::stats {
 namespace {
@@ -44,7 +45,7 @@ class RedisClusterTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     auto cluster = LocalRedisCluster::Start();
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    SEG_ASSERT_OK(cluster);
     cluster_ = std::move(*cluster).release();
   }
   static void TearDownTestSuite() {
@@ -59,13 +60,13 @@ class RedisClusterTest : public ::testing::Test {
     o.seeds = {"127.0.0.1:" + std::to_string(cluster_->node(1).port())};
     o.node.command_timeout_ms = 2000;
     auto router = NewRedisRouter(o);
-    EXPECT_TRUE(router.ok()) << router.status();
+    SEG_EXPECT_OK(router);
     return router.ok() ? std::move(*router) : nullptr;
   }
 
   int64_t DbSize(int node) {
     auto n = testing::RedisCommandForTest(cluster_->node(node).port(), {"DBSIZE"});
-    EXPECT_TRUE(n.ok()) << n.status();
+    SEG_EXPECT_OK(n);
     return n.ok() ? std::stoll(*n) : -1;
   }
 
@@ -90,7 +91,7 @@ TEST_F(RedisClusterTest, SlotsMatchTheServer) {
                                 "x{{y}}", std::string("bin\0ary", 7)}) {
     auto server =
         testing::RedisCommandForTest(cluster_->node(0).port(), {"CLUSTER", "KEYSLOT", key});
-    ASSERT_TRUE(server.ok()) << server.status();
+    SEG_ASSERT_OK(server);
     EXPECT_EQ(std::stoi(*server), RedisKeySlot(key)) << key;
   }
 }
@@ -100,7 +101,7 @@ TEST_F(RedisClusterTest, KnowsThreeMasters) {
   ASSERT_NE(router, nullptr);
   EXPECT_TRUE(router->is_cluster());
   auto masters = router->Masters();
-  ASSERT_TRUE(masters.ok()) << masters.status();
+  SEG_ASSERT_OK(masters);
   std::set<std::string> got(masters->begin(), masters->end());
   std::set<std::string> want;
   for (int port : cluster_->ports()) want.insert("127.0.0.1:" + std::to_string(port));
@@ -120,7 +121,7 @@ TEST_F(RedisClusterTest, PipelinedWritesAndReadsAcrossMasters) {
     writes.push_back({key, {"SET", key, "v" + std::to_string(i)}});
   }
   auto written = router->Pipeline(writes);
-  ASSERT_TRUE(written.ok()) << written.status();
+  SEG_ASSERT_OK(written);
   ASSERT_EQ(written->size(), static_cast<size_t>(kN));
   for (const auto& r : *written) ASSERT_EQ(r.str, "OK") << r.DebugString();
 
@@ -138,16 +139,16 @@ TEST_F(RedisClusterTest, PipelinedWritesAndReadsAcrossMasters) {
     reads.push_back({key, {"GET", key}});
   }
   auto got = router->Pipeline(reads);
-  ASSERT_TRUE(got.ok()) << got.status();
+  SEG_ASSERT_OK(got);
   for (int i = 0; i < kN; ++i) {
     ASSERT_EQ((*got)[i].str, "v" + std::to_string(kN - 1 - i));
   }
 
   auto one = router->Command("pipe:7", {"GET", "pipe:7"});
-  ASSERT_TRUE(one.ok());
+  SEG_ASSERT_OK(one);
   EXPECT_EQ(one->str, "v7");
   auto any = router->Command("", {"PING"});
-  ASSERT_TRUE(any.ok());
+  SEG_ASSERT_OK(any);
   EXPECT_EQ(any->str, "PONG");
 }
 
@@ -162,7 +163,7 @@ TEST_F(RedisClusterTest, SameHashTagMultiKeyCommandsWork) {
       {"{u7}", {"MSET", "{u7}:m1", "1", "{u7}:m2", "2"}},
       {"plain-a", {"MGET", "plain-a", "plain-b"}},  // different slots
   });
-  ASSERT_TRUE(replies.ok()) << replies.status();
+  SEG_ASSERT_OK(replies);
   EXPECT_EQ((*replies)[2].integer, 3);
   EXPECT_EQ((*replies)[3].str, "OK");
   ASSERT_TRUE((*replies)[4].is_error());
@@ -175,21 +176,21 @@ TEST_F(RedisClusterTest, FollowsMovedAfterSlotMigration) {
   std::string key = KeyOnNode("moved", 0);
   int slot = RedisKeySlot(key);
   auto set = router->Pipeline({{key, {"SET", key, "before"}}, {key, {"PFADD", key + "h", "u"}}});
-  ASSERT_TRUE(set.ok()) << set.status();
+  SEG_ASSERT_OK(set);
   ASSERT_EQ((*set)[0].str, "OK");
 
-  ASSERT_TRUE(cluster_->MigrateSlot(slot, 2).ok());
+  SEG_ASSERT_OK(cluster_->MigrateSlot(slot, 2));
   ASSERT_EQ(*cluster_->SlotOwner(slot), 2);
 
   double moved_before = CounterValue("moved");
   auto get = router->Command(key, {"GET", key});  // stale map: node 0 answers MOVED
-  ASSERT_TRUE(get.ok()) << get.status();
+  SEG_ASSERT_OK(get);
   EXPECT_EQ(get->str, "before");
   EXPECT_EQ(CounterValue("moved"), moved_before + 1);
 
   // The map was refreshed: no further redirection.
   auto again = router->Pipeline({{key, {"SET", key, "after"}}, {key, {"GET", key}}});
-  ASSERT_TRUE(again.ok());
+  SEG_ASSERT_OK(again);
   EXPECT_EQ((*again)[1].str, "after");
   EXPECT_EQ(CounterValue("moved"), moved_before + 1);
   EXPECT_EQ(*testing::RedisCommandForTest(cluster_->node(2).port(), {"GET", key}), "after");
@@ -200,22 +201,22 @@ TEST_F(RedisClusterTest, FollowsAskDuringMigration) {
   ASSERT_NE(router, nullptr);
   std::string key = KeyOnNode("ask", 1);
   int slot = RedisKeySlot(key);
-  ASSERT_TRUE(cluster_->BeginSlotMigration(slot, 0).ok());
+  SEG_ASSERT_OK(cluster_->BeginSlotMigration(slot, 0));
 
   double ask_before = CounterValue("ask");
   // The key does not exist on the owner yet: it answers ASK, the router
   // retries on the importing node with ASKING.
   auto set = router->Command(key, {"SET", key, "imported"});
-  ASSERT_TRUE(set.ok()) << set.status();
+  SEG_ASSERT_OK(set);
   EXPECT_EQ(set->str, "OK") << set->DebugString();
   EXPECT_EQ(CounterValue("ask"), ask_before + 1);
   auto get = router->Command(key, {"GET", key});
-  ASSERT_TRUE(get.ok());
+  SEG_ASSERT_OK(get);
   EXPECT_EQ(get->str, "imported");
 
-  ASSERT_TRUE(cluster_->FinishSlotMigration(slot, 0).ok());
+  SEG_ASSERT_OK(cluster_->FinishSlotMigration(slot, 0));
   auto after = router->Command(key, {"GET", key});
-  ASSERT_TRUE(after.ok());
+  SEG_ASSERT_OK(after);
   EXPECT_EQ(after->str, "imported");
 }
 
@@ -235,7 +236,7 @@ TEST_F(RedisClusterTest, ForEachMasterLoadsFunctions) {
     SEG_ASSIGN_OR_RETURN(RedisReply r, conn.Command({"FUNCTION", "LOAD", "REPLACE", library}));
     return r.ToStatus();
   });
-  ASSERT_TRUE(loaded.ok()) << loaded;
+  SEG_ASSERT_OK(loaded);
   EXPECT_EQ(calls, 3);
 
   // One FCALL per user tag, whatever node owns it.
@@ -246,7 +247,7 @@ TEST_F(RedisClusterTest, ForEachMasterLoadsFunctions) {
     calls_by_user.push_back({k1, {"FCALL", "seg_pfadd_all", "2", k1, k2, "user" + tag}});
   }
   auto replies = router->Pipeline(calls_by_user);
-  ASSERT_TRUE(replies.ok()) << replies.status();
+  SEG_ASSERT_OK(replies);
   for (const auto& r : *replies) EXPECT_EQ(r.integer, 2) << r.DebugString();
 }
 
@@ -254,7 +255,7 @@ TEST(RedisClusterAuthTest, PasswordClusterAndLostNode) {
   testing::LocalRedisClusterOptions co;
   co.password = "cluster-pw";
   auto cluster = LocalRedisCluster::Start(co);
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  SEG_ASSERT_OK(cluster);
   RedisRouterOptions o;
   o.cluster = true;
   o.node.port = (*cluster)->node(0).port();  // no seeds: node.host:port is the seed
@@ -262,22 +263,22 @@ TEST(RedisClusterAuthTest, PasswordClusterAndLostNode) {
   o.node.connect_timeout_ms = 300;
   o.node.command_timeout_ms = 500;
   auto router = NewRedisRouter(o);
-  ASSERT_TRUE(router.ok()) << router.status();
+  SEG_ASSERT_OK(router);
   std::vector<RoutedCommand> writes;
   for (int i = 0; i < 100; ++i) {
     std::string key = "auth:" + std::to_string(i);
     writes.push_back({key, {"SET", key, "1"}});
   }
   auto written = (*router)->Pipeline(writes);
-  ASSERT_TRUE(written.ok()) << written.status();
+  SEG_ASSERT_OK(written);
   for (const auto& r : *written) ASSERT_EQ(r.str, "OK") << r.DebugString();
 
   // Moving a slot with keys needs MIGRATE ... AUTH in the harness.
   int slot = RedisKeySlot("auth:0");
   int owner = *(*cluster)->SlotOwner(slot);
-  ASSERT_TRUE((*cluster)->MigrateSlot(slot, (owner + 1) % 3).ok());
+  SEG_ASSERT_OK((*cluster)->MigrateSlot(slot, (owner + 1) % 3));
   auto moved = (*router)->Command("auth:0", {"GET", "auth:0"});
-  ASSERT_TRUE(moved.ok()) << moved.status();
+  SEG_ASSERT_OK(moved);
   EXPECT_EQ(moved->str, "1");
 
   // A master without replicas dies: its keys are unavailable, quickly.
@@ -294,26 +295,24 @@ TEST(RedisClusterAuthTest, PasswordClusterAndLostNode) {
 
 TEST(RedisSingleRouterTest, WrapsOneServer) {
   auto redis = testing::LocalRedis::Start();
-  ASSERT_TRUE(redis.ok()) << redis.status();
+  SEG_ASSERT_OK(redis);
   RedisRouterOptions o;
   o.node.port = (*redis)->port();
   auto router = NewRedisRouter(o);
-  ASSERT_TRUE(router.ok()) << router.status();
+  SEG_ASSERT_OK(router);
   EXPECT_FALSE((*router)->is_cluster());
   auto replies = (*router)->Pipeline({{"a", {"SET", "a", "1"}}, {"b", {"MGET", "a", "b"}}});
-  ASSERT_TRUE(replies.ok()) << replies.status();
+  SEG_ASSERT_OK(replies);
   ASSERT_EQ((*replies)[1].elements.size(), 2u);
   EXPECT_EQ((*replies)[1].elements[0].str, "1");  // no CROSSSLOT on a single server
   int calls = 0;
-  ASSERT_TRUE((*router)
-                  ->ForEachMaster([&](RedisConnection&) {
-                    ++calls;
-                    return Status::OK();
-                  })
-                  .ok());
+  SEG_ASSERT_OK((*router)->ForEachMaster([&](RedisConnection&) {
+    ++calls;
+    return Status::OK();
+  }));
   EXPECT_EQ(calls, 1);
   auto masters = (*router)->Masters();
-  ASSERT_TRUE(masters.ok());
+  SEG_ASSERT_OK(masters);
   EXPECT_EQ(masters->size(), 1u);
 }
 
@@ -322,14 +321,14 @@ TEST(RedisRouterOptionsTest, LoadFromConfig) {
       "redis:\n  cluster: true\n  seeds: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"]\n"
       "  password: pw\n  max_redirects: 3\n",
       "t.yaml");
-  ASSERT_TRUE(config.ok());
+  SEG_ASSERT_OK(config);
   RedisRouterOptions o;
-  ASSERT_TRUE(o.LoadFrom(*config, "redis").ok());
+  SEG_ASSERT_OK(o.LoadFrom(*config, "redis"));
   EXPECT_TRUE(o.cluster);
   EXPECT_EQ(o.seeds.size(), 2u);
   EXPECT_EQ(o.node.password, "pw");
   EXPECT_EQ(o.max_redirects, 3);
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok());
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
 }
 
 TEST(RedisRouterTest, NoReachableSeedIsUnavailable) {

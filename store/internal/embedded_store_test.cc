@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::store::internal {
 namespace {
@@ -34,7 +35,7 @@ class EmbeddedStoreTest : public ::testing::Test {
   }
   std::unique_ptr<EmbeddedStore> Open(EmbeddedOptions o) {
     auto s = EmbeddedStore::Open(o);
-    EXPECT_TRUE(s.ok()) << s.status();
+    SEG_EXPECT_OK(s);
     return s.ok() ? std::move(*s) : nullptr;
   }
   seg::testing::TempDir dir_;
@@ -48,18 +49,18 @@ TEST_F(EmbeddedStoreTest, CompactionDropsExpiredCellsAndExtraVersions) {
   RowPut p{"r", {}};
   for (int i = 0; i < 5; ++i) p.cells.push_back(Cell{"a", "q", now - i, "v"});
   for (int i = 0; i < 3; ++i) p.cells.push_back(Cell{"b", "q" + std::to_string(i), now, "v"});
-  ASSERT_TRUE(store->Put("t", {p}).ok());
+  SEG_ASSERT_OK(store->Put("t", {p}));
   EXPECT_EQ(*store->CountRawKeysForTest("t", "a"), 5);
   EXPECT_EQ(*store->CountRawKeysForTest("t", "b"), 3);
   clock_.AdvanceMs(1001);  // b's TTL passes (expired: ts < now - ttl)
-  ASSERT_TRUE(store->CompactAllForTest().ok());
+  SEG_ASSERT_OK(store->CompactAllForTest());
   EXPECT_EQ(*store->CountRawKeysForTest("t", "a"), 2);  // max_versions 2
   EXPECT_EQ(*store->CountRawKeysForTest("t", "b"), 0);
   GetRequest g;
   g.row = "r";
   g.max_versions = 5;
   auto r = store->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ(r->cell(0).timestamp, now);
 }
@@ -70,10 +71,8 @@ TEST_F(EmbeddedStoreTest, ObserverSeesCommittedPutsPerRow) {
   o.observers.push_back(obs);
   auto store = Open(o);
   ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store
-                  ->Put("t", {{"u1", {Cell{"a", "x", 10, "v"}, Cell{"a", "y", 30, "v"}}},
-                              {"u2", {Cell{"a", "x", 20, "v"}}}})
-                  .ok());
+  SEG_ASSERT_OK(store->Put("t", {{"u1", {Cell{"a", "x", 10, "v"}, Cell{"a", "y", 30, "v"}}},
+                                 {"u2", {Cell{"a", "x", 20, "v"}}}}));
   ASSERT_EQ(obs->seen.size(), 2u);
   EXPECT_EQ(obs->seen[0].table, "t");
   EXPECT_EQ(obs->seen[0].row, "u1");
@@ -88,13 +87,13 @@ TEST_F(EmbeddedStoreTest, ObserverSeesCommittedPutsPerRow) {
 TEST_F(EmbeddedStoreTest, DataSurvivesReopen) {
   {
     auto store = Open(Options());
-    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"a", "q", 5, "v"}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"a", "q", 5, "v"}}}}));
   }
   auto store = Open(Options());
   GetRequest g;
   g.row = "r";
   auto r = store->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   ASSERT_EQ(r->size(), 1u);
   EXPECT_EQ(r->cell(0).value, "v");
 }

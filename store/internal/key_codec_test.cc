@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "store/internal/thrift_convert.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::store::internal {
 namespace {
@@ -84,10 +85,10 @@ TEST(KeyCodecTest, RejectsMalformedKeys) {
 
 TEST(ThriftConvertTest, ColumnRangeFilterRoundTripsBinaryBounds) {
   std::string start("it's\x00", 5), stop("\xff'", 2), a, b;
-  ASSERT_TRUE(ParseColumnRangeFilter(ColumnRangeFilterString(start, stop), &a, &b).ok());
+  SEG_ASSERT_OK(ParseColumnRangeFilter(ColumnRangeFilterString(start, stop), &a, &b));
   EXPECT_EQ(a, start);
   EXPECT_EQ(b, stop);
-  ASSERT_TRUE(ParseColumnRangeFilter("ColumnRangeFilter ('a', false, 'c', true)", &a, &b).ok());
+  SEG_ASSERT_OK(ParseColumnRangeFilter("ColumnRangeFilter ('a', false, 'c', true)", &a, &b));
   EXPECT_EQ(a, std::string("a\x00", 2));
   EXPECT_EQ(b, std::string("c\x00", 2));
   EXPECT_FALSE(ParseColumnRangeFilter("PrefixFilter('a')", &a, &b).ok());

@@ -8,6 +8,7 @@
 #include "store/internal/embedded_store.h"
 #include "store/internal/packed_cells.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::store::internal {
 namespace {
@@ -31,7 +32,7 @@ class PackedStoreTest : public ::testing::Test {
   }
   std::unique_ptr<EmbeddedStore> Open(EmbeddedOptions o) {
     auto s = EmbeddedStore::Open(o);
-    EXPECT_TRUE(s.ok()) << s.status();
+    SEG_EXPECT_OK(s);
     return s.ok() ? std::move(*s) : nullptr;
   }
   GetRequest AllVersions() {
@@ -58,7 +59,7 @@ TEST(PackedCellsTest, MergeKeepsOrderNewestRunWinsAndCapsVersions) {
     got.push_back(std::string(c.qualifier) + "@" + std::to_string(c.timestamp) + "=" +
                   std::string(c.value));
   }
-  EXPECT_TRUE(reader.ok());
+  SEG_EXPECT_OK(reader);
   EXPECT_EQ(got, (std::vector<std::string>{"x@4=4", "x@3=3", "x@2=2", "y@5=new"}));
   EXPECT_FALSE(MergePackedRuns({ra, "\x01\xff"}, 3, &merged));  // malformed run
 }
@@ -70,10 +71,10 @@ TEST_F(PackedStoreTest, ManySmallPutsReadAsOneOrderedRow) {
   // One cell per put, out of order, across chunks "a" and "b": merge operands.
   for (int i = 0; i < 40; ++i) {
     std::string q = std::string(1, i % 2 ? 'b' : 'a') + std::to_string(100 - i);
-    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", q, now - i, "v"}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", q, now - i, "v"}}}}));
   }
   auto r = store->Get("t", AllVersions());
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   ASSERT_EQ(r->size(), 40u);
   for (size_t i = 1; i < r->size(); ++i) {
     EXPECT_LT(r->cell(i - 1).qualifier, r->cell(i).qualifier) << i;
@@ -86,18 +87,18 @@ TEST_F(PackedStoreTest, CompactionDropsExpiredCellsAndExtraVersions) {
   ASSERT_NE(store, nullptr);
   int64_t now = clock_.NowMs();
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q", now - i, "v"}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "q", now - i, "v"}}}}));
   }
-  ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "z", now - 900, "old"}}}}).ok());
-  ASSERT_TRUE(store->CompactAllForTest().ok());
+  SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "z", now - 900, "old"}}}}));
+  SEG_ASSERT_OK(store->CompactAllForTest());
   EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 3);  // q: 2 versions kept, z
   clock_.AdvanceMs(200);                                // z expires (ttl 1000)
   EXPECT_EQ(Cells(*store->Get("t", AllVersions())),
             (std::vector<std::pair<std::string, int64_t>>{{"q", now}, {"q", now - 1}}));
-  ASSERT_TRUE(store->CompactAllForTest().ok());
+  SEG_ASSERT_OK(store->CompactAllForTest());
   EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 2);
   clock_.AdvanceMs(2000);
-  ASSERT_TRUE(store->CompactAllForTest().ok());
+  SEG_ASSERT_OK(store->CompactAllForTest());
   EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 0);
 }
 
@@ -105,19 +106,18 @@ TEST_F(PackedStoreTest, DeletesSeePendingOperandsAndEachOther) {
   auto store = Open(Options());
   ASSERT_NE(store, nullptr);
   int64_t now = clock_.NowMs();
-  ASSERT_TRUE(
-      store->Put("t", {{"r", {Cell{"p", "q1", now, "v"}, Cell{"p", "q2", now, "v"}}}}).ok());
-  ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q3", now, "v"}}}}).ok());
+  SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "q1", now, "v"}, Cell{"p", "q2", now, "v"}}}}));
+  SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "q3", now, "v"}}}}));
   // Two columns of the same chunk in one row delete: both go.
   DeleteColumn d1{"p", std::string("q1")};
   DeleteColumn d3{"p", std::string("q3")};
-  ASSERT_TRUE(store->Delete("t", {{"r", {d1, d3}}}).ok());
+  SEG_ASSERT_OK(store->Delete("t", {{"r", {d1, d3}}}));
   EXPECT_EQ(Cells(*store->Get("t", AllVersions())),
             (std::vector<std::pair<std::string, int64_t>>{{"q2", now}}));
   // A put after the rewrite merges on top of it.
-  ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q0", now, "v"}}}}).ok());
+  SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "q0", now, "v"}}}}));
   EXPECT_EQ(store->Get("t", AllVersions())->size(), 2u);
-  ASSERT_TRUE(store->Delete("t", {{"r", {}}}).ok());
+  SEG_ASSERT_OK(store->Delete("t", {{"r", {}}}));
   EXPECT_TRUE(store->Get("t", AllVersions())->empty());
   EXPECT_EQ(*store->CountRawKeysForTest("t", "p"), 0);
 }
@@ -136,27 +136,26 @@ TEST_F(PackedStoreTest, BusyChunkIsFoldedAndReadsTheSame) {
   // 40 single-cell puts into chunk "a": every 16th merge is written merged.
   for (int i = 0; i < 40; ++i) {
     std::string q = "a" + std::to_string(10 + i);
-    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", q, now, "v"}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", q, now, "v"}}}}));
     want.emplace_back(q, now);
   }
   EXPECT_GE(folds() - folds_before, 2);
   // Re-delivery rewrites its cell; versions beyond the family's 2 are hidden.
-  ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "a15", now, "again"}}}}).ok());
+  SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "a15", now, "again"}}}}));
   for (int v = 1; v <= 3; ++v) {
-    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "a20", now - v, "old"}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "a20", now - v, "old"}}}}));
   }
   want.insert(want.begin() + 11, {"a20", now - 1});
   auto r = store->Get("t", AllVersions());
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), want);
   EXPECT_EQ(r->cell(5).value, "again");
   // The same row twice in one put around a fold: both cells land.
   for (int i = 0; i < 15; ++i) {
-    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "b" + std::to_string(i), now, "v"}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "b" + std::to_string(i), now, "v"}}}}));
   }
-  ASSERT_TRUE(
-      store->Put("t", {{"r", {Cell{"p", "bx", now, "v"}}}, {"r", {Cell{"p", "by", now, "v"}}}})
-          .ok());
+  SEG_ASSERT_OK(
+      store->Put("t", {{"r", {Cell{"p", "bx", now, "v"}}}, {"r", {Cell{"p", "by", now, "v"}}}}));
   EXPECT_EQ(store->Get("t", AllVersions())->size(), want.size() + 17);
   store.reset();  // and after a reopen (WAL replay)
   store = Open(Options());
@@ -168,7 +167,7 @@ TEST_F(PackedStoreTest, LayoutIsFixedWhenTheFamilyIsCreated) {
   {
     auto store = Open(Options(1));
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->Put("t", {{"r", {Cell{"p", "q", clock_.NowMs(), "v"}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"r", {Cell{"p", "q", clock_.NowMs(), "v"}}}}));
   }
   auto other = EmbeddedStore::Open(Options(2));
   EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);

@@ -3,6 +3,7 @@
 #include "store/internal/embedded_store.h"
 #include "store/internal/store_contract.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::store::testing {
 namespace {
@@ -22,7 +23,7 @@ class EmbeddedEnv : public StoreEnv {
     o.write_buffer_bytes = 8 << 20;
     o.block_cache_bytes = 8 << 20;
     auto s = internal::EmbeddedStore::Open(o);
-    EXPECT_TRUE(s.ok()) << s.status();
+    SEG_EXPECT_OK(s);
     if (s.ok()) store_ = std::move(*s);
   }
   Store* store() override { return store_.get(); }

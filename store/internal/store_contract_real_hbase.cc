@@ -15,6 +15,7 @@
 #include "store/hbase_admin.h"
 #include "store/internal/raw_wire_contract.h"
 #include "store/internal/store_contract.h"
+#include "tests/harness/status_matchers.h"
 
 #ifndef SEG_REAL_SERVICES_DIR
 #define SEG_REAL_SERVICES_DIR ""
@@ -86,7 +87,7 @@ class RealHBaseEnv : public StoreEnv {
     o.thrift.port = gw->second;
     o.thrift.call_timeout_ms = 60000;
     auto s = OpenStore(o);
-    EXPECT_TRUE(s.ok()) << s.status();
+    SEG_EXPECT_OK(s);
     if (s.ok()) store_ = std::move(*s);
   }
   Store* store() override { return store_.get(); }
@@ -104,8 +105,8 @@ class RealHBaseEnv : public StoreEnv {
 
 TEST(RealHBaseWireTest, DeleteTypeAppliesToFamilyOnlyColumns) {
   auto gw = Gateway();
-  ASSERT_TRUE(gw.ok()) << gw.status();
-  ASSERT_TRUE(EnsureTables(gw->first, gw->second).ok());
+  SEG_ASSERT_OK(gw);
+  SEG_ASSERT_OK(EnsureTables(gw->first, gw->second));
   ExpectDeleteTypeAppliesToFamilyOnlyColumns(
       gw->first, gw->second, "raw-delete-type|" + std::to_string(Clock::Real()->NowMs()));
 }

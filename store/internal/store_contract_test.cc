@@ -2,6 +2,7 @@
 // must show. Row keys carry a per-test prefix, so backends may share a
 // server between tests.
 #include "store/internal/store_contract.h"
+#include "tests/harness/status_matchers.h"
 
 #include <algorithm>
 #include <map>
@@ -78,19 +79,17 @@ void StoreContractTest::SetUp() {
 
 TEST_P(StoreContractTest, GetReturnsNewestVersionUnlessMoreAsked) {
   int64_t now = env_->NowMs();
-  ASSERT_TRUE(store()
-                  ->Put("t", {{R("r"),
-                               {C("a", "q", now - 3, "v1"), C("a", "q", now - 2, "v2"),
-                                C("a", "q", now - 1, "v3")}}})
-                  .ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"),
+                                    {C("a", "q", now - 3, "v1"), C("a", "q", now - 2, "v2"),
+                                     C("a", "q", now - 1, "v3")}}}));
   auto r = store()->Get("t", G(R("r")));
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "q", "v3", now - 1}}));
   EXPECT_EQ(r->row(), R("r"));
   GetRequest g = G(R("r"));
   g.max_versions = 2;
   r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "q", "v3", now - 1}, {"a", "q", "v2", now - 2}}));
 }
 
@@ -99,11 +98,11 @@ TEST_P(StoreContractTest, VersionsComeNewestFirstCappedByFamilyMax) {
   RowPut p{R("r"), {}};
   for (int i = 0; i < 6; ++i)
     p.cells.push_back(C("b", "q", now - 100 + i, "v" + std::to_string(i)));
-  ASSERT_TRUE(store()->Put("t", {p}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {p}));
   GetRequest g = G(R("r"), {"b"});
   g.max_versions = 10;
   auto r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   // Family b keeps 3 versions.
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"b", "q", "v5", now - 95},
                                          {"b", "q", "v4", now - 96},
@@ -111,33 +110,31 @@ TEST_P(StoreContractTest, VersionsComeNewestFirstCappedByFamilyMax) {
 }
 
 TEST_P(StoreContractTest, SameTimestampOverwrites) {
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "q", 1000, "old")}}}).ok());
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "q", 1000, "new")}}}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("a", "q", 1000, "old")}}}));
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("a", "q", 1000, "new")}}}));
   GetRequest g = G(R("r"));
   g.max_versions = 5;
   auto r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "q", "new", 1000}}));
 }
 
 // The store may reorder a batch's rows (it writes them in key order); a row
 // given twice must still end with its later cell.
 TEST_P(StoreContractTest, RowGivenTwiceInOneBatchKeepsTheLaterCell) {
-  ASSERT_TRUE(store()
-                  ->Put("t", {{R("z"), {C("a", "q", 1000, "old")}},
-                              {R("a"), {C("a", "q", 1000, "other")}},
-                              {R("z"), {C("a", "q", 1000, "new")}}})
-                  .ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("z"), {C("a", "q", 1000, "old")}},
+                                   {R("a"), {C("a", "q", 1000, "other")}},
+                                   {R("z"), {C("a", "q", 1000, "new")}}}));
   auto r = store()->Get("t", G(R("z")));
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "q", "new", 1000}}));
 }
 
 TEST_P(StoreContractTest, LatestTimestampMeansServerNow) {
   int64_t before = env_->NowMs();
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "q", kLatestTimestamp, "v")}}}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("a", "q", kLatestTimestamp, "v")}}}));
   auto r = store()->Get("t", G(R("r")));
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   ASSERT_EQ(r->size(), 1u);
   EXPECT_GE(r->cell(0).timestamp, before);
   EXPECT_LE(r->cell(0).timestamp, before + 60000);
@@ -152,9 +149,9 @@ TEST_P(StoreContractTest, FamiliesAndQualifiersSortBytewise) {
     p.cells.push_back(C("b", q, 10, "x"));
     p.cells.push_back(C("a", q, 10, "y"));
   }
-  ASSERT_TRUE(store()->Put("t", {p}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {p}));
   auto r = store()->Get("t", G(R("r")));
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   std::vector<std::string> sorted = quals;
   std::sort(sorted.begin(), sorted.end());
   std::vector<Got> want;
@@ -162,61 +159,59 @@ TEST_P(StoreContractTest, FamiliesAndQualifiersSortBytewise) {
   // Family b has a 1 h TTL: timestamp 10 is long expired there.
   EXPECT_EQ(Cells(*r), want);
   int64_t now = env_->NowMs();
-  ASSERT_TRUE(store()->Put("t", {{R("r2"), {C("b", "z", now, "1"), C("a", "z", now, "2")}}}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r2"), {C("b", "z", now, "1"), C("a", "z", now, "2")}}}));
   r = store()->Get("t", G(R("r2")));
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "z", "2", now}, {"b", "z", "1", now}}));
 }
 
 TEST_P(StoreContractTest, TimeRangeIsHalfOpen) {
   RowPut p{R("r"), {}};
   for (int64_t ts = 100; ts < 105; ++ts) p.cells.push_back(C("a", "q", ts, std::to_string(ts)));
-  ASSERT_TRUE(store()->Put("t", {p}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {p}));
   GetRequest g = G(R("r"));
   g.max_versions = 5;
   g.time_range = {101, 104};
   auto r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(
       Cells(*r),
       (std::vector<Got>{{"a", "q", "103", 103}, {"a", "q", "102", 102}, {"a", "q", "101", 101}}));
   g.max_versions = 1;
   r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "q", "103", 103}}));
 }
 
 TEST_P(StoreContractTest, QualifierRangeIsHalfOpen) {
   RowPut p{R("r"), {}};
   for (char c = 'a'; c <= 'f'; ++c) p.cells.push_back(C("a", std::string(1, c), 5, "v"));
-  ASSERT_TRUE(store()->Put("t", {p}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {p}));
   GetRequest g = G(R("r"), {"a"});
   g.qualifier_start = "b";
   g.qualifier_stop = "e";
   auto r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r),
             (std::vector<Got>{{"a", "b", "v", 5}, {"a", "c", "v", 5}, {"a", "d", "v", 5}}));
   g.qualifier_stop.clear();
   r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(r->size(), 5u);
   g.qualifier_start.clear();
   g.qualifier_stop = "c";
   r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(r->size(), 2u);
 }
 
 TEST_P(StoreContractTest, ExactQualifiers) {
-  ASSERT_TRUE(
-      store()
-          ->Put("t", {{R("r"), {C("a", "x", 5, "1"), C("a", "y", 5, "2"), C("a", "z", 5, "3")}}})
-          .ok());
+  SEG_ASSERT_OK(store()->Put(
+      "t", {{R("r"), {C("a", "x", 5, "1"), C("a", "y", 5, "2"), C("a", "z", 5, "3")}}}));
   GetRequest g = G(R("r"), {"a"});
   g.qualifiers = {"z", "x", "missing"};
   auto r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "x", "1", 5}, {"a", "z", "3", 5}}));
 }
 
@@ -224,29 +219,27 @@ TEST_P(StoreContractTest, NewestCellsKeepsLatestEventsInOrder) {
   RowPut p{R("r"), {}};
   // Qualifiers in time order, as the event family's are.
   for (int i = 0; i < 10; ++i) p.cells.push_back(C("a", "q" + std::to_string(i), 100 + i, "v"));
-  ASSERT_TRUE(store()->Put("t", {p}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {p}));
   GetRequest g = G(R("r"));
   g.newest_cells = 3;
   auto r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{
                            {"a", "q7", "v", 107}, {"a", "q8", "v", 108}, {"a", "q9", "v", 109}}));
 }
 
 TEST_P(StoreContractTest, TtlHidesCellsOlderThanFamilyTtl) {
   int64_t now = env_->NowMs();
-  ASSERT_TRUE(store()
-                  ->Put("users", {{R("u"),
-                                   {C("e", "old", now - 61 * kDayMs, "x"),
-                                    C("e", "new", now - 59 * kDayMs, "y"),
-                                    C("s", "state", now - 400 * kDayMs, "z")}}})
-                  .ok());
+  SEG_ASSERT_OK(store()->Put(
+      "users", {{R("u"),
+                 {C("e", "old", now - 61 * kDayMs, "x"), C("e", "new", now - 59 * kDayMs, "y"),
+                  C("s", "state", now - 400 * kDayMs, "z")}}}));
   auto r = store()->Get("users", G(R("u")));
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"e", "new", "y", now - 59 * kDayMs},
                                          {"s", "state", "z", now - 400 * kDayMs}}));
   auto e = store()->Exists("users", G(R("u"), {"e"}));
-  ASSERT_TRUE(e.ok());
+  SEG_ASSERT_OK(e);
   EXPECT_TRUE(*e);
 }
 
@@ -257,7 +250,7 @@ TEST_P(StoreClockContractTest, TtlExpiryIsImmediateWhenClockMoves) {
   FakeClock* clock = env_->fake_clock();
   ASSERT_NE(clock, nullptr) << "instantiate StoreClockContractTest only with a FakeClock";
   int64_t now = env_->NowMs();
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("b", "q", now, "v")}}}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("b", "q", now, "v")}}}));
   // As HBase: expired once ts < now - ttl.
   clock->AdvanceMs(3600 * 1000);
   EXPECT_EQ(store()->Get("t", G(R("r")))->size(), 1u);
@@ -274,9 +267,9 @@ TEST_P(StoreContractTest, RowWith100kCells) {
     std::snprintf(q, sizeof(q), "%08d", i);
     p.cells.push_back(C("a", q, 7, "value-" + std::to_string(i)));
   }
-  ASSERT_TRUE(store()->Put("t", {p}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {p}));
   auto r = store()->Get("t", G(R("big")));
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   ASSERT_EQ(r->size(), static_cast<size_t>(kCells));
   EXPECT_EQ(r->cell(0).qualifier, "00000000");
   EXPECT_EQ(r->cell(kCells - 1).value, "value-99999");
@@ -284,7 +277,7 @@ TEST_P(StoreContractTest, RowWith100kCells) {
   g.newest_cells = 10;
   g.qualifier_start = "00050000";
   r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(r->size(), 10u);
 }
 
@@ -300,10 +293,10 @@ TEST_P(StoreContractTest, BinaryRowKeysKeepByteOrder) {
   std::vector<RowPut> puts;
   for (size_t i = 0; i < rows.size(); ++i)
     puts.push_back({rows[i], {C("a", "q", 5, std::to_string(i))}});
-  ASSERT_TRUE(store()->Put("t", puts).ok());
+  SEG_ASSERT_OK(store()->Put("t", puts));
   for (size_t i = 0; i < rows.size(); ++i) {
     auto r = store()->Get("t", G(rows[i]));
-    ASSERT_TRUE(r.ok());
+    SEG_ASSERT_OK(r);
     ASSERT_EQ(r->size(), 1u) << i;
     EXPECT_EQ(r->cell(0).value, std::to_string(i));
   }
@@ -312,11 +305,11 @@ TEST_P(StoreContractTest, BinaryRowKeysKeepByteOrder) {
   s.stop_row = prefix_ + "\xff\xff\xff";
   s.batch_rows = 3;
   auto scanner = store()->OpenScanner("t", s);
-  ASSERT_TRUE(scanner.ok()) << scanner.status();
+  SEG_ASSERT_OK(scanner);
   std::vector<std::string> seen;
   std::vector<RowResult> batch;
   do {
-    ASSERT_TRUE((*scanner)->NextBatch(&batch).ok());
+    SEG_ASSERT_OK((*scanner)->NextBatch(&batch));
     for (auto& r : batch) seen.push_back(r.row());
   } while (!batch.empty());
   std::vector<std::string> want = rows;
@@ -329,11 +322,11 @@ TEST_P(StoreContractTest, MultiGetOf1000RowsKeepsOrderAndEmptyForMissing) {
   for (int i = 0; i < 1000; i += 2) {
     puts.push_back({R("m" + std::to_string(i)), {C("a", "q", 9, std::to_string(i))}});
   }
-  ASSERT_TRUE(store()->Put("t", puts).ok());
+  SEG_ASSERT_OK(store()->Put("t", puts));
   std::vector<GetRequest> gets;
   for (int i = 999; i >= 0; --i) gets.push_back(G(R("m" + std::to_string(i))));
   std::vector<RowResult> results;
-  ASSERT_TRUE(store()->MultiGet("t", gets, &results).ok());
+  SEG_ASSERT_OK(store()->MultiGet("t", gets, &results));
   ASSERT_EQ(results.size(), 1000u);
   for (int k = 0; k < 1000; ++k) {
     int i = 999 - k;
@@ -354,18 +347,18 @@ TEST_P(StoreContractTest, ScanAcrossManyRowsInBatches) {
     std::snprintf(row, sizeof(row), "%05d", i);
     puts.push_back({R(row), {C("a", "q", 9, "v"), C("b", "old", 9, "expired")}});
   }
-  ASSERT_TRUE(store()->Put("t", puts).ok());
+  SEG_ASSERT_OK(store()->Put("t", puts));
   ScanRequest s;
   s.start_row = R("00100");
   s.stop_row = R("02100");
   s.batch_rows = 128;
   auto scanner = store()->OpenScanner("t", s);
-  ASSERT_TRUE(scanner.ok());
+  SEG_ASSERT_OK(scanner);
   std::vector<RowResult> batch;
   int rows = 0;
   std::string last;
   while (true) {
-    ASSERT_TRUE((*scanner)->NextBatch(&batch).ok());
+    SEG_ASSERT_OK((*scanner)->NextBatch(&batch));
     if (batch.empty()) break;
     EXPECT_LE(batch.size(), 128u);
     for (auto& r : batch) {
@@ -377,7 +370,7 @@ TEST_P(StoreContractTest, ScanAcrossManyRowsInBatches) {
   }
   EXPECT_EQ(rows, 2000);
   EXPECT_EQ(last, R("02099"));
-  EXPECT_TRUE((*scanner)->Close().ok());
+  SEG_EXPECT_OK((*scanner)->Close());
 }
 
 TEST_P(StoreContractTest, ScanFirstReturnsTheFirstRowsOfTheRangeOnly) {
@@ -387,13 +380,13 @@ TEST_P(StoreContractTest, ScanFirstReturnsTheFirstRowsOfTheRangeOnly) {
     std::snprintf(row, sizeof(row), "%03d", i);
     puts.push_back({R(row), {C("a", "q", 9, std::to_string(i))}});
   }
-  ASSERT_TRUE(store()->Put("t", puts).ok());
+  SEG_ASSERT_OK(store()->Put("t", puts));
   ScanRequest s;
   s.start_row = R("010");
   s.stop_row = R("040");
   s.batch_rows = 7;
   std::vector<RowResult> rows;
-  ASSERT_TRUE(store()->ScanFirst("t", s, &rows).ok());
+  SEG_ASSERT_OK(store()->ScanFirst("t", s, &rows));
   ASSERT_EQ(rows.size(), 7u);
   for (int i = 0; i < 7; ++i) {
     char row[16];
@@ -404,10 +397,10 @@ TEST_P(StoreContractTest, ScanFirstReturnsTheFirstRowsOfTheRangeOnly) {
   }
   s.start_row = R("045");
   s.stop_row = R("999");
-  ASSERT_TRUE(store()->ScanFirst("t", s, &rows).ok());
+  SEG_ASSERT_OK(store()->ScanFirst("t", s, &rows));
   EXPECT_EQ(rows.size(), 5u);  // fewer than asked: all of them
   s.start_row = R("100");
-  ASSERT_TRUE(store()->ScanFirst("t", s, &rows).ok());
+  SEG_ASSERT_OK(store()->ScanFirst("t", s, &rows));
   EXPECT_TRUE(rows.empty());
 }
 
@@ -426,7 +419,7 @@ TEST_P(StoreContractTest, ManyRowsDeletedInOneCallEachAsAsked) {
                     {C("a", "q", 1, "old"), C("a", "q", 2, "new"), C("a", "k", 1, "k"),
                      C("b", "x", now, "b")}});
   }
-  ASSERT_TRUE(store()->Put("t", puts).ok());
+  SEG_ASSERT_OK(store()->Put("t", puts));
   std::vector<RowDelete> deletes;
   for (int i = 99; i >= 0; --i) deletes.push_back(RowDelete{row(i), {}});
   deletes.push_back(RowDelete{row(5), {}});
@@ -438,12 +431,12 @@ TEST_P(StoreContractTest, ManyRowsDeletedInOneCallEachAsAsked) {
   newest_q.qualifier = "q";
   newest_q.all_versions = false;
   for (int i = 200; i < 250; ++i) deletes.push_back(RowDelete{row(i), {newest_q}});
-  ASSERT_TRUE(store()->Delete("t", deletes).ok());
+  SEG_ASSERT_OK(store()->Delete("t", deletes));
   for (int i = 0; i < 300; ++i) {
     GetRequest g = G(row(i));
     g.max_versions = 5;
     auto r = store()->Get("t", g);
-    ASSERT_TRUE(r.ok()) << r.status();
+    SEG_ASSERT_OK(r);
     std::vector<Got> want;
     if (i < 100) {
       want = {};
@@ -459,47 +452,43 @@ TEST_P(StoreContractTest, ManyRowsDeletedInOneCallEachAsAsked) {
 }
 
 TEST_P(StoreContractTest, DeleteColumnWithoutTimestampRemovesAllVersions) {
-  ASSERT_TRUE(
-      store()
-          ->Put("t", {{R("r"), {C("a", "q", 1, "1"), C("a", "q", 2, "2"), C("a", "keep", 1, "k")}}})
-          .ok());
+  SEG_ASSERT_OK(store()->Put(
+      "t", {{R("r"), {C("a", "q", 1, "1"), C("a", "q", 2, "2"), C("a", "keep", 1, "k")}}}));
   DeleteColumn d;
   d.family = "a";
   d.qualifier = "q";
-  ASSERT_TRUE(store()->Delete("t", {{R("r"), {d}}}).ok());
+  SEG_ASSERT_OK(store()->Delete("t", {{R("r"), {d}}}));
   GetRequest g = G(R("r"));
   g.max_versions = 5;
   auto r = store()->Get("t", g);
-  ASSERT_TRUE(r.ok());
+  SEG_ASSERT_OK(r);
   EXPECT_EQ(Cells(*r), (std::vector<Got>{{"a", "keep", "k", 1}}));
 }
 
 TEST_P(StoreContractTest, DeleteSingleVersionAndFamilyAndRow) {
-  ASSERT_TRUE(
-      store()
-          ->Put("t", {{R("r"), {C("a", "q", 1, "1"), C("a", "q", 2, "2"), C("a", "q", 3, "3")}}})
-          .ok());
+  SEG_ASSERT_OK(store()->Put(
+      "t", {{R("r"), {C("a", "q", 1, "1"), C("a", "q", 2, "2"), C("a", "q", 3, "3")}}}));
   DeleteColumn one;
   one.family = "a";
   one.qualifier = "q";
   one.all_versions = false;
   one.timestamp = 2;
-  ASSERT_TRUE(store()->Delete("t", {{R("r"), {one}}}).ok());
+  SEG_ASSERT_OK(store()->Delete("t", {{R("r"), {one}}}));
   GetRequest g = G(R("r"));
   g.max_versions = 5;
   EXPECT_EQ(Cells(*store()->Get("t", g)),
             (std::vector<Got>{{"a", "q", "3", 3}, {"a", "q", "1", 1}}));
   one.timestamp = kLatestTimestamp;  // the newest version
-  ASSERT_TRUE(store()->Delete("t", {{R("r"), {one}}}).ok());
+  SEG_ASSERT_OK(store()->Delete("t", {{R("r"), {one}}}));
   EXPECT_EQ(Cells(*store()->Get("t", g)), (std::vector<Got>{{"a", "q", "1", 1}}));
 
   int64_t now = env_->NowMs();
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("b", "x", now, "b")}}}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("b", "x", now, "b")}}}));
   DeleteColumn fam;
   fam.family = "a";
-  ASSERT_TRUE(store()->Delete("t", {{R("r"), {fam}}}).ok());
+  SEG_ASSERT_OK(store()->Delete("t", {{R("r"), {fam}}}));
   EXPECT_EQ(Cells(*store()->Get("t", g)), (std::vector<Got>{{"b", "x", "b", now}}));
-  ASSERT_TRUE(store()->Delete("t", {RowDelete{R("r"), {}}}).ok());
+  SEG_ASSERT_OK(store()->Delete("t", {RowDelete{R("r"), {}}}));
   EXPECT_TRUE(store()->Get("t", g)->empty());
 }
 
@@ -507,22 +496,22 @@ TEST_P(StoreContractTest, CheckAndMutateWithoutValueMeansMustNotExist) {
   Condition c{"s", "lock", CompareOp::kEqual, std::nullopt};
   RowMutations m{R("u"), {}, {C("s", "lock", 5, "owner1")}};
   auto applied = store()->CheckAndMutate("users", c, m);
-  ASSERT_TRUE(applied.ok()) << applied.status();
+  SEG_ASSERT_OK(applied);
   EXPECT_TRUE(*applied);
   m.puts[0].value = "owner2";
   applied = store()->CheckAndMutate("users", c, m);
-  ASSERT_TRUE(applied.ok());
+  SEG_ASSERT_OK(applied);
   EXPECT_FALSE(*applied);
   auto r = store()->Get("users", G(R("u"), {"s"}));
   EXPECT_EQ(r->cell(0).value, "owner1");
 }
 
 TEST_P(StoreContractTest, CheckAndMutateComparesGivenAgainstStored) {
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "v", 5, "m")}}}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("a", "v", 5, "m")}}}));
   RowMutations m{R("r"), {}, {C("a", "hit", 6, "1")}};
   auto run = [&](CompareOp op, std::string v) {
     auto a = store()->CheckAndMutate("t", Condition{"a", "v", op, v}, m);
-    EXPECT_TRUE(a.ok()) << a.status();
+    SEG_EXPECT_OK(a);
     return a.ok() && *a;
   };
   EXPECT_FALSE(run(CompareOp::kEqual, "x"));
@@ -536,7 +525,7 @@ TEST_P(StoreContractTest, CheckAndMutateComparesGivenAgainstStored) {
   d.qualifier = "v";
   RowMutations swap{R("r"), {d}, {C("a", "w", 7, "new")}};
   auto a = store()->CheckAndMutate("t", Condition{"a", "v", CompareOp::kEqual, "m"}, swap);
-  ASSERT_TRUE(a.ok());
+  SEG_ASSERT_OK(a);
   EXPECT_TRUE(*a);
   EXPECT_EQ(Cells(*store()->Get("t", G(R("r"), {"a"}))),
             (std::vector<Got>{{"a", "hit", "1", 6}, {"a", "w", "new", 7}}));
@@ -557,8 +546,8 @@ TEST_P(StoreContractTest, UnknownTableIsNotFound) {
     EXPECT_EQ(scanner.status().code(), StatusCode::kNotFound);
   }
   // An error reply leaves a pooled connection in sync for the next call.
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "q", 1, "v")}}}).ok());
-  ASSERT_TRUE(store()->MultiGet("t", {G(R("r")), G(R("absent"))}, &rs).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("a", "q", 1, "v")}}}));
+  SEG_ASSERT_OK(store()->MultiGet("t", {G(R("r")), G(R("absent"))}, &rs));
   ASSERT_EQ(rs.size(), 2u);
   EXPECT_EQ(rs[0].size(), 1u);
   EXPECT_TRUE(rs[1].empty());
@@ -578,14 +567,14 @@ TEST_P(StoreContractTest, EmptyAndOversizedRowKeysAreRejected) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(store()->Get("t", G("")).status().code(), StatusCode::kInvalidArgument);
   std::string max(kMaxRowBytes, 'y');
-  EXPECT_TRUE(store()->Put("t", {{max, {C("a", "q", 1, "v")}}}).ok());
+  SEG_EXPECT_OK(store()->Put("t", {{max, {C("a", "q", 1, "v")}}}));
   EXPECT_EQ(store()->Get("t", G(max))->size(), 1u);
   // The store still works after rejected requests.
-  EXPECT_TRUE(store()->Put("t", {{R("after"), {C("a", "q", 1, "v")}}}).ok());
+  SEG_EXPECT_OK(store()->Put("t", {{R("after"), {C("a", "q", 1, "v")}}}));
 }
 
 TEST_P(StoreContractTest, ExistsMatchesGet) {
-  ASSERT_TRUE(store()->Put("t", {{R("r"), {C("a", "q", 1, "v")}}}).ok());
+  SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("a", "q", 1, "v")}}}));
   EXPECT_TRUE(*store()->Exists("t", G(R("r"))));
   EXPECT_FALSE(*store()->Exists("t", G(R("absent"))));
 }

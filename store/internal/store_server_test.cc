@@ -35,7 +35,9 @@
 #include "store/internal/raw_wire_contract.h"
 #include "store/internal/store_contract.h"
 #include "store/store_server.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::store::testing {
 namespace {
@@ -125,7 +127,7 @@ ServerProcess* SharedServer(ThriftTransport t, ThriftProtocol p) {
     server->transport = t;
     server->protocol = p;
     Status st = server->Start();
-    EXPECT_TRUE(st.ok()) << st;
+    SEG_EXPECT_OK(st);
     if (!st.ok()) return nullptr;
     s = std::move(server);
   }
@@ -141,7 +143,7 @@ class ThriftEnv : public StoreEnv {
     o.backend = StoreOptions::Backend::kThrift;
     o.thrift = server->ClientOptions();
     auto s = OpenStore(o);
-    EXPECT_TRUE(s.ok()) << s.status();
+    SEG_EXPECT_OK(s);
     if (s.ok()) store_ = std::move(*s);
   }
   Store* store() override { return store_.get(); }
@@ -260,7 +262,7 @@ std::string ClaimedListCall(int32_t claimed) {
 
 int64_t ProcField(const ServerProcess& server, std::string_view field) {
   auto v = seg::testing::ProcStatusField(server.child.pid(), field);
-  EXPECT_TRUE(v.ok()) << v.status();
+  SEG_EXPECT_OK(v);
   return v.ok() ? *v : -1;
 }
 
@@ -276,13 +278,10 @@ double Connections(const ServerProcess& server) {
 // until the process runs at most `threads` threads.
 bool WaitNoClients(const ServerProcess& server, int64_t threads,
                    std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
   const bool gauge = Connections(server) >= 0;
-  while (gauge ? Connections(server) != 0 : ProcField(server, "Threads") > threads) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);  // polling another process's state
-  }
-  return true;
+  return static_cast<bool>(seg::testing::PollUntil(
+      [&] { return gauge ? Connections(server) == 0 : ProcField(server, "Threads") <= threads; },
+      timeout, "no clients", 5ms));
 }
 
 hbase::TPut PutOf(const std::string& row, const std::string& value) {
@@ -320,18 +319,18 @@ std::unique_ptr<Store> ClientFor(const ServerProcess& server) {
   o.backend = StoreOptions::Backend::kThrift;
   o.thrift = server.ClientOptions();
   auto s = OpenStore(o);
-  EXPECT_TRUE(s.ok());
+  SEG_EXPECT_OK(s);
   return s.ok() ? std::move(*s) : nullptr;
 }
 
 // The server answers a put + get after whatever the test did to it.
 void ExpectServes(const ServerProcess& server, const std::string& row) {
   auto store = ClientFor(server);
-  ASSERT_TRUE(store->Put("t", {{row, {Cell{"a", "q", 1, "alive"}}}}).ok());
+  SEG_ASSERT_OK(store->Put("t", {{row, {Cell{"a", "q", 1, "alive"}}}}));
   GetRequest g;
   g.row = row;
   auto r = store->Get("t", g);
-  ASSERT_TRUE(r.ok()) << r.status();
+  SEG_ASSERT_OK(r);
   ASSERT_EQ(r->size(), 1u);
   EXPECT_EQ(r->cell(0).value, "alive");
 }
@@ -414,7 +413,7 @@ TEST(StoreServerTest, InvalidTypeBytesCloseTheConnection) {
   };
   for (const std::string& call : calls) {
     RawSocket raw(server->port);
-    ASSERT_TRUE(raw.ok());
+    SEG_ASSERT_OK(raw);
     ASSERT_TRUE(raw.Send(call));
     EXPECT_TRUE(raw.WaitClosed(std::chrono::steady_clock::now() + 10s));
   }
@@ -430,7 +429,7 @@ TEST(StoreServerTest, ContainerClaimsBeyondTheMessageLimitCloseTheConnection) {
     ServerProcess* server = SharedServer(ThriftTransport::kBuffered, p);
     ASSERT_NE(server, nullptr);
     RawSocket raw(server->port);
-    ASSERT_TRUE(raw.ok());
+    SEG_ASSERT_OK(raw);
     auto mem = std::make_shared<at::transport::TMemoryBuffer>();
     std::shared_ptr<at::protocol::TProtocol> proto;
     if (p == ThriftProtocol::kCompact) {
@@ -505,8 +504,8 @@ TEST(StoreServerTest, UnknownEnumValueIsAnErrorForTheCall) {
 TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServerNorGrowIt) {
   ServerProcess server;
   server.metrics_port = seg::testing::PickFreePort();
-  ASSERT_TRUE(server.Start().ok()) << server.log();
-  ASSERT_TRUE(seg::testing::WaitForTcpPort(server.metrics_port, 10s).ok());
+  SEG_ASSERT_OK(server.Start()) << server.log();
+  SEG_ASSERT_OK(seg::testing::WaitForTcpPort(server.metrics_port, 10s));
   const int64_t threads0 = ProcField(server, "Threads");
   ExpectServes(server, "warm-up");
   ASSERT_TRUE(WaitNoClients(server, threads0));
@@ -560,7 +559,7 @@ TEST(StoreServerTest, RandomBytesAndVanishingClientsDoNotStopTheServerNorGrowIt)
         break;
     }
     RawSocket raw(server.port);
-    ASSERT_TRUE(raw.ok());
+    SEG_ASSERT_OK(raw);
     (void)raw.Send(bytes);  // the server may close first; that is fine
   }
   stop = true;
@@ -592,7 +591,7 @@ TEST(StoreServerTest, MutatedCallsOnEveryTransportAndProtocol) {
       ServerProcess server;
       server.transport = t;
       server.protocol = p;
-      ASSERT_TRUE(server.Start().ok()) << server.log();
+      SEG_ASSERT_OK(server.Start()) << server.log();
       std::vector<std::string> valid;
       for (int call = 0; call < 2; ++call) {
         auto mem = std::make_shared<at::transport::TMemoryBuffer>();
@@ -638,7 +637,7 @@ TEST(StoreServerTest, MutatedCallsOnEveryTransportAndProtocol) {
           }
         }
         RawSocket raw(server.port);
-        ASSERT_TRUE(raw.ok());
+        SEG_ASSERT_OK(raw);
         (void)raw.Send(bytes);
         if (i % 20 == 0) {
           hbase::TGet g;
@@ -662,7 +661,7 @@ TEST(StoreServerTest, MutatedCallsOnEveryTransportAndProtocol) {
 TEST(StoreServerTest, ClaimedLengthsAreNotAllocatedBeforeTheBytesArrive) {
   ServerProcess server;
   // client_idle_timeout_ms: also known to older seg-store builds.
-  ASSERT_TRUE(server.Start("server:\n  client_idle_timeout_ms: 1000\n").ok()) << server.log();
+  SEG_ASSERT_OK(server.Start("server:\n  client_idle_timeout_ms: 1000\n")) << server.log();
   ExpectServes(server, "warm-up");
   const int64_t hwm0 = ProcField(server, "VmHWM");
   std::vector<std::unique_ptr<RawSocket>> hostile;
@@ -694,8 +693,8 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
       ServerProcess server;
       server.transport = t;
       server.protocol = p;
-      ASSERT_TRUE(
-          server.Start("server:\n  max_string_bytes: 1024\n  max_rows_per_request: 100\n").ok())
+      SEG_ASSERT_OK(
+          server.Start("server:\n  max_string_bytes: 1024\n  max_rows_per_request: 100\n"))
           << server.log();
       RawClient raw(server.port, t, p);
 
@@ -768,7 +767,7 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
       EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st;
       EXPECT_NE(st.ToString().find("server.max_rows_per_request"), std::string::npos) << st;
       rows.pop_back();
-      EXPECT_TRUE(store->Put("t", rows).ok());
+      SEG_EXPECT_OK(store->Put("t", rows));
     }
   }
 }
@@ -778,16 +777,15 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
 // header claiming too much is refused before anything else is read.
 TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
   ServerProcess server;
-  ASSERT_TRUE(server
-                  .Start("server:\n  request_timeout_ms: 500\n  max_message_bytes: 65536\n"
-                         "  max_string_bytes: 1048576\n")
-                  .ok())
+  SEG_ASSERT_OK(
+      server.Start("server:\n  request_timeout_ms: 500\n  max_message_bytes: 65536\n"
+                   "  max_string_bytes: 1048576\n"))
       << server.log();
   auto deadline = [] { return std::chrono::steady_clock::now() + 10s; };
   // Over max_message_bytes (a 100 KB value in a 64 KB request).
   {
     RawSocket raw(server.port);
-    ASSERT_TRUE(raw.ok());
+    SEG_ASSERT_OK(raw);
     auto mem = std::make_shared<at::transport::TMemoryBuffer>();
     hbase::THBaseServiceClient c(std::make_shared<at::protocol::TBinaryProtocol>(mem));
     c.send_put("t", PutOf("too-big", std::string(100 << 10, 'x')));
@@ -798,7 +796,7 @@ TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
   // although the idle timeout (60 s) has not passed.
   {
     RawSocket raw(server.port);
-    ASSERT_TRUE(raw.ok());
+    SEG_ASSERT_OK(raw);
     auto start = std::chrono::steady_clock::now();
     ASSERT_TRUE(raw.Send(ClaimedStringCall("put", 100)));
     EXPECT_TRUE(raw.WaitClosed(deadline()));
@@ -808,9 +806,9 @@ TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
 
   ServerProcess framed;
   framed.transport = ThriftTransport::kFramed;
-  ASSERT_TRUE(framed.Start("server:\n  max_message_bytes: 65536\n").ok()) << framed.log();
+  SEG_ASSERT_OK(framed.Start("server:\n  max_message_bytes: 65536\n")) << framed.log();
   RawSocket raw(framed.port);
-  ASSERT_TRUE(raw.ok());
+  SEG_ASSERT_OK(raw);
   ASSERT_TRUE(raw.Send(std::string("\x7f\xff\xff\xff", 4)));  // a 2 GB frame, nothing after
   EXPECT_TRUE(raw.WaitClosed(deadline()));
   ExpectServes(framed, "after-frame");
@@ -828,22 +826,18 @@ TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
 TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   ServerProcess server;
   server.metrics_port = seg::testing::PickFreePort();
-  ASSERT_TRUE(server
-                  .Start("server:\n  max_connections: 4\n  client_idle_timeout_ms: 500\n"
-                         "  request_timeout_ms: 1000\n")
-                  .ok())
+  SEG_ASSERT_OK(
+      server.Start("server:\n  max_connections: 4\n  client_idle_timeout_ms: 500\n"
+                   "  request_timeout_ms: 1000\n"))
       << server.log();
   auto connections = [&] { return Connections(server); };
   // The baseline: no client being served (Start()'s probe has gone). The
   // probe connects and closes without a byte, so with TCP_DEFER_ACCEPT the
   // server may take it a little later and drop it at once: a second read
   // could see it, which is why the loop's own read is the one that counts.
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  double baseline = connections();
-  while (baseline != 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);  // polling another process's metrics
-    baseline = connections();
-  }
+  double baseline = -1;
+  EXPECT_TRUE(seg::testing::PollUntil([&] { return (baseline = connections()) == 0; }, 10s,
+                                      "no connections", 5ms));
   ASSERT_EQ(baseline, 0);
   const int64_t threads0 = ProcField(server, "Threads");
 
@@ -885,12 +879,8 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
     });
   }
   // Every slot taken before the well-behaved client connects.
-  deadline = std::chrono::steady_clock::now() + 10s;
-  bool full = false;
-  while (!(full = connections() >= 4) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);  // polling another process's metrics
-  }
-  EXPECT_TRUE(full) << "the slow clients were not all being served";
+  EXPECT_TRUE(seg::testing::PollUntil([&] { return connections() >= 4; }, 10s,
+                                      "every slow client served", 5ms));
   std::atomic<bool> served{false};
   auto start = std::chrono::steady_clock::now();
   std::jthread good([&] {
@@ -924,7 +914,7 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   EXPECT_LE(max_connections, 4);
   EXPECT_LE(max_threads, threads0 + 4) << "threads with no client: " << threads0;
   EXPECT_EQ(trickled_closed, 2) << "trickling clients were not closed";
-  deadline = std::chrono::steady_clock::now() + 10s;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
   for (auto& s : stalled) EXPECT_TRUE(s->WaitClosed(deadline));
   std::cout << "well-behaved client served after "
             << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
@@ -939,8 +929,8 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
 TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
   ServerProcess server;
   server.metrics_port = seg::testing::PickFreePort();
-  ASSERT_TRUE(server.Start("server:\n  client_idle_timeout_ms: 200\n").ok()) << server.log();
-  ASSERT_TRUE(seg::testing::WaitForTcpPort(server.metrics_port, 10s).ok());
+  SEG_ASSERT_OK(server.Start("server:\n  client_idle_timeout_ms: 200\n")) << server.log();
+  SEG_ASSERT_OK(seg::testing::WaitForTcpPort(server.metrics_port, 10s));
   const int64_t threads0 = ProcField(server, "Threads");
   ThriftClientOptions o = server.ClientOptions();
   o.max_connections = 1;
@@ -949,7 +939,7 @@ TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
   so.thrift = o;
   auto store = std::move(*OpenStore(so));
   for (int round = 0; round < 2; ++round) {
-    ASSERT_TRUE(store->Put("t", {{"cam", {Cell{"a", "q", 1, "v" + std::to_string(round)}}}}).ok());
+    SEG_ASSERT_OK(store->Put("t", {{"cam", {Cell{"a", "q", 1, "v" + std::to_string(round)}}}}));
     ASSERT_TRUE(WaitNoClients(server, threads0)) << "the server kept the idle connection";
     Condition c;
     c.family = "a";
@@ -959,17 +949,17 @@ TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
     m.row = "cam";
     m.puts.push_back(Cell{"a", "r", 1, "x"});
     auto applied = store->CheckAndMutate("t", c, m);
-    ASSERT_TRUE(applied.ok()) << applied.status();
+    SEG_ASSERT_OK(applied);
     EXPECT_TRUE(*applied);
     ASSERT_TRUE(WaitNoClients(server, threads0));
     ScanRequest scan;
     scan.start_row = "cam";
     auto scanner = store->OpenScanner("t", scan);
-    ASSERT_TRUE(scanner.ok()) << scanner.status();
+    SEG_ASSERT_OK(scanner);
     ASSERT_TRUE(WaitNoClients(server, threads0));
     std::vector<RowResult> rows;
     Status st = (*scanner)->NextBatch(&rows);
-    ASSERT_TRUE(st.ok()) << st;
+    SEG_ASSERT_OK(st);
     EXPECT_FALSE(rows.empty());
   }
 }
@@ -982,28 +972,27 @@ TEST(StoreServerTest, ListenersBindLoopbackByDefault) {
 
   const int metrics_port = seg::testing::PickFreePort();
   ServerProcess server;
-  ASSERT_TRUE(server.Start("", {"--metrics-port", std::to_string(metrics_port)}).ok())
-      << server.log();
-  ASSERT_TRUE(seg::testing::WaitForTcpPort(metrics_port, 10s).ok());
+  SEG_ASSERT_OK(server.Start("", {"--metrics-port", std::to_string(metrics_port)})) << server.log();
+  SEG_ASSERT_OK(seg::testing::WaitForTcpPort(metrics_port, 10s));
   EXPECT_EQ(seg::testing::ListeningAddresses(server.port), std::vector<std::string>{"127.0.0.1"});
   EXPECT_EQ(seg::testing::ListeningAddresses(metrics_port), std::vector<std::string>{"127.0.0.1"});
 
   // One key per listener moves it.
   const int metrics_port2 = seg::testing::PickFreePort();
   ServerProcess wide;
-  ASSERT_TRUE(wide.Start("server:\n  bind_address: 0.0.0.0\n  metrics_host: 0.0.0.0\n"
-                         "  metrics_port: " +
-                         std::to_string(metrics_port2) + "\n")
-                  .ok())
+  SEG_ASSERT_OK(
+      wide.Start("server:\n  bind_address: 0.0.0.0\n  metrics_host: 0.0.0.0\n"
+                 "  metrics_port: " +
+                 std::to_string(metrics_port2) + "\n"))
       << wide.log();
-  ASSERT_TRUE(seg::testing::WaitForTcpPort(metrics_port2, 10s).ok());
+  SEG_ASSERT_OK(seg::testing::WaitForTcpPort(metrics_port2, 10s));
   EXPECT_EQ(seg::testing::ListeningAddresses(wide.port), std::vector<std::string>{"0.0.0.0"});
   EXPECT_EQ(seg::testing::ListeningAddresses(metrics_port2), std::vector<std::string>{"0.0.0.0"});
 }
 
 TEST(StoreServerTest, AcknowledgedWritesSurviveKill9) {
   ServerProcess server;
-  ASSERT_TRUE(server.Start().ok()) << server.log();
+  SEG_ASSERT_OK(server.Start()) << server.log();
   std::mutex mutex;
   std::vector<std::string> acked;  // rows whose put returned OK
   std::atomic<int> total{0};
@@ -1027,17 +1016,15 @@ TEST(StoreServerTest, AcknowledgedWritesSurviveKill9) {
       }
     });
   }
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (total < 500 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);  // waiting for progress made by other threads
-  }
+  EXPECT_TRUE(
+      seg::testing::PollUntil([&] { return total >= 500; }, 20s, "500 acknowledged puts", 1ms));
   server.child.Signal(SIGKILL);  // mid-stream, right after acknowledgements
-  ASSERT_TRUE(server.child.Wait(10s).ok());
+  SEG_ASSERT_OK(server.child.Wait(10s));
   stop = true;
   for (auto& t : writers) t.join();
   ASSERT_GE(acked.size(), 500u);
 
-  ASSERT_TRUE(server.Start().ok()) << server.log();  // same data dir
+  SEG_ASSERT_OK(server.Start()) << server.log();  // same data dir
   auto store = ClientFor(server);
   std::vector<GetRequest> gets;
   for (const auto& row : acked) {
@@ -1046,7 +1033,7 @@ TEST(StoreServerTest, AcknowledgedWritesSurviveKill9) {
     gets.push_back(g);
   }
   std::vector<RowResult> results;
-  ASSERT_TRUE(store->MultiGet("t", gets, &results).ok());
+  SEG_ASSERT_OK(store->MultiGet("t", gets, &results));
   size_t missing = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i].size() != 2u || results[i].cell(0).value != acked[i]) ++missing;
@@ -1056,13 +1043,13 @@ TEST(StoreServerTest, AcknowledgedWritesSurviveKill9) {
 
 TEST(StoreServerTest, SigtermStopsCleanlyWithClientsConnected) {
   ServerProcess server;
-  ASSERT_TRUE(server.Start().ok());
+  SEG_ASSERT_OK(server.Start());
   auto store = ClientFor(server);  // leaves an idle pooled connection open
   ExpectServes(server, "x");
   RawClient idle(server.port);
   server.child.Signal(SIGTERM);
   auto code = server.child.Wait(15s);
-  ASSERT_TRUE(code.ok()) << "seg-store did not stop on SIGTERM";
+  SEG_ASSERT_OK(code) << "seg-store did not stop on SIGTERM";
   EXPECT_EQ(*code, 0);
 }
 
@@ -1076,9 +1063,9 @@ TEST(StoreServerTest, UnknownConfigKeyFailsStartup) {
   auto child = seg::testing::ChildProcess::Start(
       {SegStoreBinary(), "--config", config, "--data-dir", dir.path() + "/db", "--port", "0"},
       dir.path() + "/log");
-  ASSERT_TRUE(child.ok());
+  SEG_ASSERT_OK(child);
   auto code = child->Wait(15s);
-  ASSERT_TRUE(code.ok());
+  SEG_ASSERT_OK(code);
   EXPECT_EQ(*code, 2);
 }
 
@@ -1099,20 +1086,19 @@ TEST(StoreServerTest, ObserversRegisteredBeforeStartSeeEveryCommittedPut) {
   o.store.data_dir = dir.path() + "/db";
   o.store.tables = ContractTables();
   auto server = StoreServer::Create(o);
-  ASSERT_TRUE(server.ok());
+  SEG_ASSERT_OK(server);
   auto observer = std::make_shared<CountingObserver>();
   (*server)->AddObserver(observer);
-  ASSERT_TRUE((*server)->Start().ok());
+  SEG_ASSERT_OK((*server)->Start());
   ThriftClientOptions co;
   co.port = (*server)->port();
   StoreOptions so;
   so.backend = StoreOptions::Backend::kThrift;
   so.thrift = co;
   auto client = std::move(*OpenStore(so));
-  ASSERT_TRUE(client
-                  ->Put("users", {{"u1", {Cell{"e", "ev1", 100, "x"}, Cell{"e", "ev2", 200, "y"}}},
-                                  {"u2", {Cell{"s", "state", 50, "z"}}}})
-                  .ok());
+  SEG_ASSERT_OK(
+      client->Put("users", {{"u1", {Cell{"e", "ev1", 100, "x"}, Cell{"e", "ev2", 200, "y"}}},
+                            {"u2", {Cell{"s", "state", 50, "z"}}}}));
   {
     // The observer ran before the put was acknowledged.
     std::lock_guard<std::mutex> lock(observer->mutex);
@@ -1160,12 +1146,12 @@ TEST(StoreServerTest, StoresOpenedConcurrentlyFromSeveralThreads) {
     o.store.data_dir = dir.path() + "/" + name;
     o.store.tables = ContractTables();
     auto server = StoreServer::Create(o);
-    EXPECT_TRUE(server.ok()) << server.status();
+    SEG_EXPECT_OK(server);
     return server.ok() ? std::move(*server) : nullptr;
   };
   auto served = make_server("served");
   ASSERT_NE(served, nullptr);
-  ASSERT_TRUE(served->Start().ok());
+  SEG_ASSERT_OK(served->Start());
 
   constexpr int kServers = 2, kClients = 6;
   std::vector<std::unique_ptr<StoreServer>> servers;
@@ -1179,7 +1165,7 @@ TEST(StoreServerTest, StoresOpenedConcurrentlyFromSeveralThreads) {
     threads.emplace_back([&, i] {
       go.arrive_and_wait();
       Status started = servers[i]->Start();
-      EXPECT_TRUE(started.ok()) << started;
+      SEG_EXPECT_OK(started);
     });
   }
   for (int t = 0; t < kClients; ++t) {
@@ -1195,7 +1181,7 @@ TEST(StoreServerTest, StoresOpenedConcurrentlyFromSeveralThreads) {
       }
       std::string row = "concurrent-" + std::to_string(t);
       Status put = (*store)->Put("t", {{row, {Cell{"a", "q", 1, row}}}});
-      EXPECT_TRUE(put.ok()) << put;
+      SEG_EXPECT_OK(put);
       GetRequest g;
       g.row = row;
       auto r = (*store)->Get("t", g);
@@ -1210,13 +1196,13 @@ TEST(StoreServerTest, StoresOpenedConcurrentlyFromSeveralThreads) {
 
 TEST(StoreServerTest, UnreachableServerIsUnavailableStatusNotException) {
   ServerProcess server;
-  ASSERT_TRUE(server.Start().ok());
+  SEG_ASSERT_OK(server.Start());
   auto store = ClientFor(server);
   ExpectServes(server, "before");
-  ASSERT_TRUE(store->Put("t", {{"k", {Cell{"a", "q", 1, "v"}}}}).ok());
+  SEG_ASSERT_OK(store->Put("t", {{"k", {Cell{"a", "q", 1, "v"}}}}));
   // Unreachable: Unavailable after the configured attempts, no exception.
   server.child.Signal(SIGKILL);
-  ASSERT_TRUE(server.child.Wait(10s).ok());
+  SEG_ASSERT_OK(server.child.Wait(10s));
   GetRequest g;
   g.row = "k";
   auto r = store->Get("t", g);
