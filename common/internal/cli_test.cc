@@ -1,4 +1,5 @@
 #include "common/cli.h"
+#include "tests/harness/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -12,10 +13,10 @@ namespace {
 TEST(CliTest, SplitHostPortAcceptsHostsAndRejectsBadPorts) {
   std::string host;
   int32_t port = 0;
-  ASSERT_TRUE(SplitHostPort("127.0.0.1:9090", "--store", &host, &port).ok());
+  SEG_ASSERT_OK(SplitHostPort("127.0.0.1:9090", "--store", &host, &port));
   EXPECT_EQ(host, "127.0.0.1");
   EXPECT_EQ(port, 9090);
-  ASSERT_TRUE(SplitHostPort("[::1]:6379", "--redis", &host, &port).ok());
+  SEG_ASSERT_OK(SplitHostPort("[::1]:6379", "--redis", &host, &port));
   EXPECT_EQ(host, "::1");
   EXPECT_EQ(port, 6379);
   for (const char* bad : {"localhost", "localhost:", ":80", "h:0", "h:65536", "h:12x", "h:-1"}) {
@@ -27,7 +28,7 @@ TEST(CliTest, SplitHostPortAcceptsHostsAndRejectsBadPorts) {
 
 TEST(CliTest, WritePortFileWritesThePortAndLeavesNoTempFile) {
   std::string path = ::testing::TempDir() + "/cli_test_port";
-  ASSERT_TRUE(WritePortFile(path, 4321).ok());
+  SEG_ASSERT_OK(WritePortFile(path, 4321));
   std::ifstream in(path);
   int port = 0;
   in >> port;

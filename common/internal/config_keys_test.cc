@@ -1,4 +1,5 @@
 #include "common/config_keys.h"
+#include "tests/harness/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -15,9 +16,9 @@ TEST(ConfigKeysTest, AnotherBinarysKeyIsIgnoredAndATypoNamesTheNearestKey) {
       "ingest: {events_topic: e}\n"      // known, not read here: ignored
       "segmenter: {notices_topc: x}\n",  // nobody's
       "seg.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   std::string bootstrap;
-  ASSERT_TRUE(config->Get("kafka.bootstrap_servers", &bootstrap).ok());
+  SEG_ASSERT_OK(config->Get("kafka.bootstrap_servers", &bootstrap));
   Status s = CheckConfigKeys(*config);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("unknown key 'segmenter.notices_topc' (did you mean "
@@ -40,27 +41,27 @@ TEST(ConfigKeysTest, WildcardsMatchNamesAndSuggestWithTheKeysOwnNames) {
 
 TEST(ConfigKeysTest, AKeyReadButNotListedIsAnInternalError) {
   auto config = Config::FromString("", "seg.yaml");
-  ASSERT_TRUE(config.ok());
+  SEG_ASSERT_OK(config);
   int64_t v = 0;
-  ASSERT_TRUE(config->Get("ingest.not_a_listed_key", &v).ok());
+  SEG_ASSERT_OK(config->Get("ingest.not_a_listed_key", &v));
   EXPECT_EQ(CheckConfigKeys(*config).code(), StatusCode::kInternal);
 }
 
 TEST(ConfigKeysTest, RenamedKeyMovesToItsNewNameAndBothNamesSetIsAnError) {
   auto config =
       Config::FromString("store: {embedded: {data_dir: /d}}\ningest: {family: f}\n", "seg.yaml");
-  ASSERT_TRUE(config.ok());
-  ASSERT_TRUE(ApplyRenamedKeys(*config).ok());
+  SEG_ASSERT_OK(config);
+  SEG_ASSERT_OK(ApplyRenamedKeys(*config));
   std::string dir, family;
-  ASSERT_TRUE(config->Get("store.data_dir", &dir).ok());
-  ASSERT_TRUE(config->Get("ingest.events_family", &family).ok());
+  SEG_ASSERT_OK(config->Get("store.data_dir", &dir));
+  SEG_ASSERT_OK(config->Get("ingest.events_family", &family));
   EXPECT_EQ(dir, "/d");
   EXPECT_EQ(family, "f");
   EXPECT_FALSE(config->Has("store.embedded"));  // no empty map left behind
-  EXPECT_TRUE(CheckConfigKeys(*config).ok());
+  SEG_EXPECT_OK(CheckConfigKeys(*config));
 
   auto both = Config::FromString("ingest: {family: f, events_family: g}\n", "seg.yaml");
-  ASSERT_TRUE(both.ok());
+  SEG_ASSERT_OK(both);
   Status s = ApplyRenamedKeys(*both);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("ingest.events_family"), std::string::npos) << s;
@@ -72,7 +73,7 @@ TEST(ConfigKeysTest, ExampleFileListsEveryKey) {
   const char* source_dir = std::getenv("SEG_SOURCE_DIR");
   if (source_dir == nullptr) source_dir = SEG_SOURCE_DIR_DEFAULT;
   auto example = Config::LoadFile(std::string(source_dir) + "/config/seg.example.yaml");
-  ASSERT_TRUE(example.ok()) << example.status();
+  SEG_ASSERT_OK(example);
   std::vector<std::string> leaves = example->Leaves();
   for (const auto& leaf : leaves) EXPECT_TRUE(IsKnownConfigKey(leaf)) << "not listed: " << leaf;
   for (std::string_view pattern : AllConfigKeys()) {

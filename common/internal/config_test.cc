@@ -107,15 +107,15 @@ TEST(ConfigTest, PropertyMapKeepsDottedKeysAndFlattensNestedOnes) {
   auto config = Config::FromString(
       "kafka:\n  properties:\n    client.rack: rack-a\n    socket:\n      timeout.ms: 30\n",
       "props.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   std::map<std::string, std::string> props;
   Status s = config->Get("kafka.properties", &props);
-  ASSERT_TRUE(s.ok()) << s;
+  SEG_ASSERT_OK(s);
   EXPECT_EQ(props, (std::map<std::string, std::string>{{"client.rack", "rack-a"},
                                                        {"socket.timeout.ms", "30"}}));
-  EXPECT_TRUE(config->CheckNoUnknownKeys().ok()) << config->CheckNoUnknownKeys();
+  SEG_EXPECT_OK(config->CheckNoUnknownKeys());
   auto listed = Config::FromString("kafka:\n  properties:\n    bad.key: [a, b]\n", "l.yaml");
-  ASSERT_TRUE(listed.ok());
+  SEG_ASSERT_OK(listed);
   s = listed->Get("kafka.properties", &props);
   EXPECT_NE(s.message().find("kafka.properties.bad.key: expected a scalar, got a list"),
             std::string_view::npos)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/config_keys.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::store {
 namespace {
@@ -19,9 +20,9 @@ TEST(StoreOptionsTest, EveryClientKeyLoadsUnderOnePrefix) {
       "  sync: fsync_every_write\n"
       "  tables: {t: {f: {max_versions: 2, ttl_seconds: 10}}}\n",
       "seg.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  SEG_ASSERT_OK(config);
   StoreOptions o;
-  ASSERT_TRUE(o.LoadFrom(*config, "store").ok());
+  SEG_ASSERT_OK(o.LoadFrom(*config, "store"));
   EXPECT_EQ(o.backend, StoreOptions::Backend::kThrift);
   EXPECT_EQ(o.thrift.host, "h");
   EXPECT_EQ(o.thrift.port, 9191);
@@ -37,7 +38,7 @@ TEST(StoreOptionsTest, EveryClientKeyLoadsUnderOnePrefix) {
   ASSERT_EQ(o.embedded.tables.size(), 1u);
   EXPECT_EQ(o.embedded.tables[0].families[0].ttl_ms, 10000);
   // Every key read is on the global list, and none is left over.
-  EXPECT_TRUE(CheckConfigKeys(*config).ok()) << CheckConfigKeys(*config);
+  SEG_EXPECT_OK(CheckConfigKeys(*config));
 }
 
 TEST(StoreOptionsTest, BadValuesNameTheKey) {
@@ -45,7 +46,7 @@ TEST(StoreOptionsTest, BadValuesNameTheKey) {
                            "store: {thrift: {protocol: json}}", "store: {thrift: {port: 0}}",
                            "store: {sync: sometimes}", "store: {backend: embedded}"}) {
     auto config = Config::FromString(yaml, "seg.yaml");
-    ASSERT_TRUE(config.ok());
+    SEG_ASSERT_OK(config);
     StoreOptions o;
     Status s = o.LoadFrom(*config, "store");
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << yaml;
@@ -56,12 +57,12 @@ TEST(StoreOptionsTest, BadValuesNameTheKey) {
 TEST(StoreOptionsTest, OldEmbeddedDataDirLoadsUnderItsNewName) {
   auto config =
       Config::FromString("store: {backend: embedded, embedded: {data_dir: /old}}", "seg.yaml");
-  ASSERT_TRUE(config.ok());
-  ASSERT_TRUE(ApplyRenamedKeys(*config).ok());
+  SEG_ASSERT_OK(config);
+  SEG_ASSERT_OK(ApplyRenamedKeys(*config));
   StoreOptions o;
-  ASSERT_TRUE(o.LoadFrom(*config, "store").ok());
+  SEG_ASSERT_OK(o.LoadFrom(*config, "store"));
   EXPECT_EQ(o.embedded.data_dir, "/old");
-  EXPECT_TRUE(CheckConfigKeys(*config).ok()) << CheckConfigKeys(*config);
+  SEG_EXPECT_OK(CheckConfigKeys(*config));
 }
 
 }  // namespace
