@@ -34,14 +34,20 @@ run() {  # run 1 (notices on) | 0 (peer removed) | 2 (peer on, dry run: nothing 
   SEG_BENCH_NOTICES="$(( $1 == 1 ))" SEG_BENCH_PUTS="$puts" "$bin" --gtest_also_run_disabled_tests \
     --gtest_filter='*BenchLagAndCpu*' 2>&1 | grep '^BENCH' | sed "s/^/run=$1 /" | tee -a "$log" >&2
 }
+cp="$(cat "$SEG_SERVICES_DIR/hbase.classpath"):$SEG_SERVICES_DIR/hbase-notices/seg-hbase-notices.jar"
+# SEG_BENCH_NOTICES_SET="KEY=VALUE ...": extra peer settings for the notices-on
+# runs, e.g. seg.notify.kafka.properties.linger.ms=0 to compare producer settings.
+extra=()
+for kv in ${SEG_BENCH_NOTICES_SET:-}; do extra+=(--set "$kv"); done
+setup() { java -cp "$SEG_SERVICES_DIR/hbase/conf:$cp" org.segengine.notices.Setup "$@" >>"$SEG_SERVICES_DIR/bench-setup.log" 2>&1; }
+bootstrap="$(cat "$SEG_SERVICES_DIR/hbase/notices_bootstrap")"
+[[ ${#extra[@]} -gt 0 ]] && setup --bootstrap "$bootstrap" "${extra[@]}"
 run 1 >/dev/null  # warm-up (JIT), not counted
 run 1 >/dev/null
+run 1 >/dev/null
 : >"$log"
-cp="$(cat "$SEG_SERVICES_DIR/hbase.classpath"):$SEG_SERVICES_DIR/hbase-notices/seg-hbase-notices.jar"
-setup() { java -cp "$SEG_SERVICES_DIR/hbase/conf:$cp" org.segengine.notices.Setup "$@" >>"$SEG_SERVICES_DIR/bench-setup.log" 2>&1; }
 # On and off alternate (peer removed and added again), so that warm-up
 # drifts hit both alike.
-bootstrap="$(cat "$SEG_SERVICES_DIR/hbase/notices_bootstrap")"
 for ((i = 0; i < runs; i++)); do
   run 1
   # The same peer with the endpoint's dry run: HBase's replication source
@@ -50,7 +56,7 @@ for ((i = 0; i < runs; i++)); do
   run 2
   setup --remove
   run 0
-  setup --bootstrap "$bootstrap"
+  setup --bootstrap "$bootstrap" "${extra[@]}"
 done
 python3 - "$log" "$out" "$puts" "$runs" <<'PY'
 import json, re, statistics, sys, datetime, os

@@ -163,6 +163,9 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     // lets a shipment's notices share requests: with 0 every notice was a
     // request of its own (0.14 CPU-ms per notice in the region server).
     p.put(ProducerConfig.LINGER_MS_CONFIG, "100");
+    // No client telemetry push (KIP-714): its sender work showed up in the
+    // region server's profile and nothing here reads it.
+    p.put("enable.metrics.push", "false");
     for (Map.Entry<String, String> e : conf.getPropsWithPrefix(PROPS_PREFIX).entrySet()) {
       p.put(e.getKey(), e.getValue());
     }
