@@ -10,12 +10,19 @@
 // Baseline in the same run: the same pipeline with one store Put per event
 // (IngestOptions::unbatched_puts) on a separate topic and group.
 //
+// For the capacity model (tools/capacity.py): the CPU of producing the
+// batched run's events (client + mock broker), and the store's SST bytes per
+// stored event after a full compaction (seg-store's RocksDB, LZ4 / ZSTD at
+// the bottom level).
+//
 //   ingest_bench [--events 300000] [--unbatched-events 20000] [--users 50000]
 //                [--batch 5000] [--in-flight N] [--json-out FILE]
 // For the "2 cores" figure: taskset -c 0,1 ingest_bench ...
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -31,6 +38,7 @@
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
 #include "store/store.h"
+#include "store/internal/embedded_store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
@@ -183,7 +191,9 @@ int main(int argc, char** argv) {
   Die(store.status(), "store client");
 
   std::fprintf(stderr, "producing %d + %d events...\n", events, unbatched_events);
+  double produce_cpu = ProcessCpuSeconds();
   ProduceEvents(**cluster, "events", events, users, 1);
+  produce_cpu = ProcessCpuSeconds() - produce_cpu;
   ProduceEvents(**cluster, "events-unbatched", unbatched_events, users, 2);
 
   RunResult batched = Ingest(**cluster, store->get(), "events", "bench-batched", events, batch,
@@ -209,6 +219,20 @@ int main(int argc, char** argv) {
       std::printf("  %s\n", line.c_str());
     }
   }
+  // Disk per stored event: every event is a distinct cell (event time +
+  // id digest), so the store holds events + unbatched_events cells.
+  auto* embedded = dynamic_cast<seg::store::internal::EmbeddedStore*>((*server)->store());
+  if (embedded == nullptr) Die(seg::InternalError("not an embedded store"), "compact");
+  Die(embedded->CompactAllForTest(), "compact");
+  int64_t sst_bytes = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir.path() + "/store")) {
+    if (f.is_regular_file() && f.path().extension() == ".sst") sst_bytes += f.file_size();
+  }
+  double bytes_per_event = double(sst_bytes) / double(events + unbatched_events);
+  double produce_per_cpu_s = events / std::max(produce_cpu, 1e-9);
+  std::printf("produce: %.0f events per CPU-second (client + mock broker)\n", produce_per_cpu_s);
+  std::printf("stored: %lld SST bytes after full compaction = %.1f bytes per event\n",
+              static_cast<long long>(sst_bytes), bytes_per_event);
   if (!json_out.empty()) {
     std::ofstream out(json_out);
     out << "{\"ingest_events_per_s\": " << rate << ", \"ingest_unbatched_events_per_s\": " << base
@@ -217,7 +241,9 @@ int main(int argc, char** argv) {
         << ", \"ingest_unbatched_events_per_cpu_s\": " << unbatched.events / unbatched.cpu_seconds
         << ", \"events\": " << batched.events << ", \"unbatched_events\": " << unbatched.events
         << ", \"batch_max_events\": " << batch << ", \"users\": " << users
-        << ", \"batches\": " << batched.batches << ", \"notices\": " << batched.notices << "}\n";
+        << ", \"batches\": " << batched.batches << ", \"notices\": " << batched.notices
+        << ", \"produce_events_per_cpu_s\": " << produce_per_cpu_s
+        << ", \"stored_sst_bytes_per_event\": " << bytes_per_event << "}\n";
   }
   (*server)->Stop();
   return 0;
