@@ -74,8 +74,8 @@ struct NodeMetrics {
   metrics::Counter bad_cells =
       metrics::GetCounter("seg_segmenter_bad_cells_total", "Undecodable event cells skipped");
   // Row length read per evaluation: the capacity model's cells per read.
-  metrics::Counter cells_read =
-      metrics::GetCounter("seg_segmenter_event_cells_read_total", "Event cells read for evaluations");
+  metrics::Counter cells_read = metrics::GetCounter("seg_segmenter_event_cells_read_total",
+                                                    "Event cells read for evaluations");
   metrics::Histogram dwell = metrics::GetHistogram(
       "seg_segmenter_dwell_seconds", "Now minus the notice's Kafka timestamp at consumption", {},
       DelayBucketsSeconds());
