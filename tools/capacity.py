@@ -29,7 +29,8 @@ TOLERANCE = 0.20
 # Keys each component benchmark must provide (bench/results/NAME.json, "figures").
 REQUIRED = {
     "ingest": ["ingest_events_per_cpu_s", "produce_events_per_cpu_s",
-               "stored_sst_bytes_per_event"],
+               "stored_sst_bytes_per_event", "readback_cpu_us_per_row",
+               "readback_cells_per_row", "compaction_cpu_us_per_event"],
     "store": ["put_cells_per_cpu_s_thrift", "multiget_rows_per_cpu_s_thrift", "cells_per_row"],
     "segmenter": ["segmentations_per_s_per_core_with_decode", "hll_updates_per_redis_cpu_s"],
     "stats": ["redis_mb_s16"],
@@ -96,6 +97,14 @@ def unit_costs(r):
     # A multi-get, per cell read (client + server, rows of cells_per_row cells).
     c["store_read_cell"] = 1.0 / (fig(r, "store", "multiget_rows_per_cpu_s_thrift") *
                                   fig(r, "store", "cells_per_row"))
+    # A read's fixed part (per row: the call's share, merge operands folded),
+    # from reading back the young rows ingest_bench wrote (6-7 cells each,
+    # written over many batches) less their cells at the per-cell cost.
+    c["store_read_row"] = max(0.0, fig(r, "ingest", "readback_cpu_us_per_row") / 1e6 -
+                              fig(r, "ingest", "readback_cells_per_row") * c["store_read_cell"])
+    # One full compaction of what ingest_bench stored, per event (a leveled
+    # LSM rewrites a cell a few times over its life: a lower bound).
+    c["store_compaction"] = fig(r, "ingest", "compaction_cpu_us_per_event") / 1e6
     # Scripts + decoding of one user's row (20 scripts, 200-event rows).
     c["segmentation_200"] = 1.0 / fig(r, "segmenter", "segmentations_per_s_per_core_with_decode")
     # One HLL add: the writer's CPU (grouping, FCALL) and Redis's.
@@ -145,7 +154,7 @@ def cpu_per_event(c, shape):
     # script_host_bench: 20 scripts over 200-event rows; the cost scales with both.
     scripts = (c["segmentation_200"] * shape["scripts"] / 20.0 *
                min(shape["cells_per_read"], 2000) / 200.0)
-    read = c["store_read_cell"] * shape["cells_per_read"]
+    read = c["store_read_row"] + c["store_read_cell"] * shape["cells_per_read"]
     per = {
         # The producer (seg-loadgen / the site's collectors) and the broker's share.
         "producer_and_kafka": c["kafka_message"],
@@ -155,6 +164,7 @@ def cpu_per_event(c, shape):
         "segmenter_kafka": c["kafka_message"] * (shape["notices_per_event"] +
                                                  seg * shape["results_per_segmentation"]),
         "store_reads": read * seg,
+        "store_compaction": c["store_compaction"],
         "segmenter_scripts": scripts * seg,
         "bot_observe_row": c["bot_observe_row"] * seg,
         "hll_writer": c["hll_add_writer"] * shape["hll_adds_per_segmentation"] * seg,
@@ -266,7 +276,7 @@ def size(r, w, shape):
     peak = w["peak_events_per_s"]
     u = HW["utilisation"]
     factor = hbase_factor(r) or HW["hbase_cpu_factor"]
-    store_cpu = (c["store_put_cell"] + per["store_reads"]) * factor
+    store_cpu = (c["store_put_cell"] + per["store_reads"] + per["store_compaction"]) * factor
     seg_cpu = (per["segmenter_kafka"] + per["segmenter_scripts"] + per["hll_writer"] +
                per["bot_observe_row"] +
                per["store_reads"] * 0.5)  # the Thrift2 client half of a read
