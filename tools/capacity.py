@@ -154,7 +154,9 @@ def cpu_per_event(c, shape):
     # script_host_bench: 20 scripts over 200-event rows; the cost scales with both.
     scripts = (c["segmentation_200"] * shape["scripts"] / 20.0 *
                min(shape["cells_per_read"], 2000) / 200.0)
-    read = c["store_read_row"] + c["store_read_cell"] * shape["cells_per_read"]
+    # Two rows per evaluation, one multi-get: the user's events (family e)
+    # and its state (family s, ~1 cell) (segmenter/internal/node.cc ReadRows).
+    read = 2 * c["store_read_row"] + c["store_read_cell"] * (shape["cells_per_read"] + 1)
     per = {
         # The producer (seg-loadgen / the site's collectors) and the broker's share.
         "producer_and_kafka": c["kafka_message"],
