@@ -285,10 +285,10 @@ if [[ -n "$ENV_FILE" ]]; then
     for i in "${!PIDS[@]}"; do echo "PID_${NAMES[$i]}=${PIDS[$i]}"; done
     # --real: the JVMs too, so the pipeline benchmark's CPU shares cover them.
     if [[ "$REAL" == 1 ]]; then
-      local_svc="$RUN_DIR/services"
-      [[ -s "$local_svc/kafka/node1.pid" ]] && echo "PID_kafka=$(cat "$local_svc/kafka/node1.pid")"
-      [[ -s "$local_svc/hbase/master.pid" ]] && echo "PID_hbase=$(cat "$local_svc/hbase/master.pid")"
-      [[ -s "$local_svc/hbase/thrift.pid" ]] && echo "PID_hbase_thrift=$(cat "$local_svc/hbase/thrift.pid")"
+      for jvm in kafka:kafka/node1 hbase:hbase/master hbase_thrift:hbase/thrift; do
+        pidfile="$RUN_DIR/services/${jvm#*:}.pid"
+        if [[ -s "$pidfile" ]]; then echo "PID_${jvm%%:*}=$(cat "$pidfile")"; fi
+      done
     fi
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
