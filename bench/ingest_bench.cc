@@ -10,12 +10,19 @@
 // Baseline in the same run: the same pipeline with one store Put per event
 // (IngestOptions::unbatched_puts) on a separate topic and group.
 //
+// For the capacity model (tools/capacity.py): the CPU of producing the
+// batched run's events (client + mock broker), and the store's SST bytes per
+// stored event after a full compaction (seg-store's RocksDB, LZ4 / ZSTD at
+// the bottom level).
+//
 //   ingest_bench [--events 300000] [--unbatched-events 20000] [--users 50000]
 //                [--batch 5000] [--in-flight N] [--json-out FILE]
 // For the "2 cores" figure: taskset -c 0,1 ingest_bench ...
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -30,6 +37,7 @@
 #include "common/metrics.h"
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
+#include "store/internal/embedded_store.h"
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
@@ -183,7 +191,9 @@ int main(int argc, char** argv) {
   Die(store.status(), "store client");
 
   std::fprintf(stderr, "producing %d + %d events...\n", events, unbatched_events);
+  double produce_cpu = ProcessCpuSeconds();
   ProduceEvents(**cluster, "events", events, users, 1);
+  produce_cpu = ProcessCpuSeconds() - produce_cpu;
   ProduceEvents(**cluster, "events-unbatched", unbatched_events, users, 2);
 
   RunResult batched = Ingest(**cluster, store->get(), "events", "bench-batched", events, batch,
@@ -209,6 +219,52 @@ int main(int argc, char** argv) {
       std::printf("  %s\n", line.c_str());
     }
   }
+  // Reading back the rows ingest wrote (every user, 100 rows per multi-get
+  // through Thrift2, client + server CPU): rows written over many batches,
+  // as the segmenters read them, before any compaction folded them.
+  double read_cpu = ProcessCpuSeconds();
+  int64_t read_rows = 0, read_cells = 0;
+  {
+    std::vector<seg::store::GetRequest> gets;
+    std::vector<seg::store::RowResult> results;
+    for (int u = 0; u < users; u += 100) {
+      gets.clear();
+      for (int k = u; k < std::min(users, u + 100); ++k) {
+        seg::store::GetRequest g;
+        g.row = "user-" + std::to_string(k);
+        g.families = {"e"};
+        gets.push_back(std::move(g));
+      }
+      Die((*store)->MultiGet("users", gets, &results), "read back");
+      for (const auto& r : results) {
+        read_rows += r.empty() ? 0 : 1;
+        read_cells += static_cast<int64_t>(r.size());
+      }
+    }
+  }
+  read_cpu = ProcessCpuSeconds() - read_cpu;
+  // Disk per stored event: every event is a distinct cell (event time +
+  // id digest), so the store holds events + unbatched_events cells.
+  auto* embedded = dynamic_cast<seg::store::internal::EmbeddedStore*>((*server)->store());
+  if (embedded == nullptr) Die(seg::InternalError("not an embedded store"), "compact");
+  double compact_cpu = ProcessCpuSeconds();
+  Die(embedded->CompactAllForTest(), "compact");
+  compact_cpu = ProcessCpuSeconds() - compact_cpu;
+  int64_t sst_bytes = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir.path() + "/store")) {
+    if (f.is_regular_file() && f.path().extension() == ".sst") sst_bytes += f.file_size();
+  }
+  double bytes_per_event = double(sst_bytes) / double(events + unbatched_events);
+  double produce_per_cpu_s = events / std::max(produce_cpu, 1e-9);
+  std::printf("produce: %.0f events per CPU-second (client + mock broker)\n", produce_per_cpu_s);
+  std::printf("stored: %lld SST bytes after full compaction = %.1f bytes per event\n",
+              static_cast<long long>(sst_bytes), bytes_per_event);
+  double read_row_us = read_cpu * 1e6 / std::max<int64_t>(read_rows, 1);
+  double cells_per_row = double(read_cells) / double(std::max<int64_t>(read_rows, 1));
+  double compact_us = compact_cpu * 1e6 / double(events + unbatched_events);
+  std::printf("read back: %lld rows, %.1f cells per row, %.1f us CPU per row\n",
+              static_cast<long long>(read_rows), cells_per_row, read_row_us);
+  std::printf("full compaction: %.2f us CPU per stored event\n", compact_us);
   if (!json_out.empty()) {
     std::ofstream out(json_out);
     out << "{\"ingest_events_per_s\": " << rate << ", \"ingest_unbatched_events_per_s\": " << base
@@ -217,7 +273,12 @@ int main(int argc, char** argv) {
         << ", \"ingest_unbatched_events_per_cpu_s\": " << unbatched.events / unbatched.cpu_seconds
         << ", \"events\": " << batched.events << ", \"unbatched_events\": " << unbatched.events
         << ", \"batch_max_events\": " << batch << ", \"users\": " << users
-        << ", \"batches\": " << batched.batches << ", \"notices\": " << batched.notices << "}\n";
+        << ", \"batches\": " << batched.batches << ", \"notices\": " << batched.notices
+        << ", \"produce_events_per_cpu_s\": " << produce_per_cpu_s
+        << ", \"stored_sst_bytes_per_event\": " << bytes_per_event
+        << ", \"readback_cpu_us_per_row\": " << read_row_us
+        << ", \"readback_cells_per_row\": " << cells_per_row
+        << ", \"compaction_cpu_us_per_event\": " << compact_us << "}\n";
   }
   (*server)->Stop();
   return 0;

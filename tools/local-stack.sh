@@ -283,6 +283,13 @@ if [[ -n "$ENV_FILE" ]]; then
     echo "STORE_METRICS=$STORE_METRICS"
     echo "STATS_METRICS=$STATS_METRICS"
     for i in "${!PIDS[@]}"; do echo "PID_${NAMES[$i]}=${PIDS[$i]}"; done
+    # --real: the JVMs too, so the pipeline benchmark's CPU shares cover them.
+    if [[ "$REAL" == 1 ]]; then
+      for jvm in kafka:kafka/node1 hbase:hbase/master hbase_thrift:hbase/thrift; do
+        pidfile="$RUN_DIR/services/${jvm#*:}.pid"
+        if [[ -s "$pidfile" ]]; then echo "PID_${jvm%%:*}=$(cat "$pidfile")"; fi
+      done
+    fi
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
 fi

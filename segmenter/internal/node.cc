@@ -73,6 +73,9 @@ struct NodeMetrics {
       metrics::GetCounter("seg_segmenter_batch_failures_total", "Batch attempts that failed");
   metrics::Counter bad_cells =
       metrics::GetCounter("seg_segmenter_bad_cells_total", "Undecodable event cells skipped");
+  // Row length read per evaluation: the capacity model's cells per read.
+  metrics::Counter cells_read = metrics::GetCounter("seg_segmenter_event_cells_read_total",
+                                                    "Event cells read for evaluations");
   metrics::Histogram dwell = metrics::GetHistogram(
       "seg_segmenter_dwell_seconds", "Now minus the notice's Kafka timestamp at consumption", {},
       DelayBucketsSeconds());
@@ -881,6 +884,7 @@ class NodeImpl : public Node {
       return Status::OK();  // nothing stored (e.g. forgotten since): nothing to recreate
     }
     events_.resize(event_row.size());
+    metrics_.cells_read.Inc(double(event_row.size()));
     size_t n = 0;
     int64_t watermark = 0;
     int64_t oldest = kNever;

@@ -6,10 +6,16 @@
 // launcher's env file. No reachable HBase is a failure, never a skip.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
 
 #include "common/clock.h"
 #include "store/hbase_admin.h"
@@ -109,6 +115,76 @@ TEST(RealHBaseWireTest, DeleteTypeAppliesToFamilyOnlyColumns) {
   SEG_ASSERT_OK(EnsureTables(gw->first, gw->second));
   ExpectDeleteTypeAppliesToFamilyOnlyColumns(
       gw->first, gw->second, "raw-delete-type|" + std::to_string(Clock::Real()->NowMs()));
+}
+
+// TCP states (/proc/net/tcp "st") of this process's sockets to `port`.
+std::vector<int> OwnSocketStates(int port) {
+  std::set<std::string> inodes;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::vector<int> states;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string sl, local, remote, st, queues, tr, retr, uid, timeout, inode;
+      f >> sl >> local >> remote >> st >> queues >> tr >> retr >> uid >> timeout >> inode;
+      auto colon = remote.rfind(':');
+      if (colon == std::string::npos || !inodes.count(inode)) continue;
+      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port) {
+        states.push_back(std::stoi(st, nullptr, 16));
+      }
+    }
+  }
+  return states;
+}
+
+// HBase's gateway closes a connection idle for its read timeout (60 s by
+// default, 15 s in this tier); the pooled connection is then dead on our
+// side (CLOSE_WAIT) and the next call must go through on a new one.
+TEST(RealHBaseWireTest, ClientRecoversAfterGatewayClosesIdleConnection) {
+  constexpr int kEstablished = 0x01, kCloseWait = 0x08;
+  auto gw = Gateway();
+  ASSERT_TRUE(gw.ok()) << gw.status();
+  ASSERT_TRUE(EnsureTables(gw->first, gw->second).ok());
+  StoreOptions o;
+  o.backend = StoreOptions::Backend::kThrift;
+  o.thrift.host = gw->first;
+  o.thrift.port = gw->second;
+  o.thrift.max_connections = 1;
+  auto store = OpenStore(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string row = "idle-close|" + std::to_string(Clock::Real()->NowMs());
+  const std::string table = "users", family = "s";  // ContractTables(): s keeps 3 versions
+  RowPut put;
+  put.row = row;
+  put.cells.push_back(Cell{family, "q", Clock::Real()->NowMs(), "before"});
+  ASSERT_TRUE((*store)->Put(table, {put}).ok());
+  std::vector<int> states = OwnSocketStates(gw->second);
+  ASSERT_EQ(states, std::vector<int>{kEstablished}) << "one pooled connection after the put";
+
+  // Wait (polling, 120 s at most) for the gateway to close it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (OwnSocketStates(gw->second) != std::vector<int>{kCloseWait}) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "the gateway did not close the idle connection in 120 s";
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+
+  put.cells[0].value = "after";
+  put.cells[0].timestamp += 1;
+  ASSERT_TRUE((*store)->Put(table, {put}).ok()) << "a put after the gateway closed the connection";
+  GetRequest get;
+  get.row = row;
+  auto got = (*store)->Get(table, get);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_GE(got->size(), 1u);
+  EXPECT_EQ((*got->begin()).value, "after");  // newest version first
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -18,6 +18,8 @@
 #           $SEG_HBASE_NOTICES_BOOTSTRAP, else at this run dir's `kafka`
 #           (so: SEG_HBASE_NOTICES=1 tools/dev services up kafka hbase).
 #           SEG_HBASE_NOTICES_TOPIC overrides the topic.
+#   hbase with SEG_HBASE_THRIFT_IDLE_MS=N: the gateway closes clients idle
+#           N ms (default 60000, HBase's own).
 #
 # Everything binds 127.0.0.1 on ports this script picks free. Run directory:
 # $SEG_SERVICES_DIR (default build/services): <svc>/ holds data, logs, pids;
@@ -303,6 +305,9 @@ hbase_up() {
   <property><name>hbase.master.info.port</name><value>-1</value></property>
   <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
   <property><name>hbase.thrift.info.port</name><value>-1</value></property>
+  <!-- The gateway closes a client idle this long (HBase's default 60 s);
+       the real tier shortens it to see the client reconnect. -->
+  <property><name>hbase.thrift.server.socket.read.timeout</name><value>${SEG_HBASE_THRIFT_IDLE_MS:-60000}</value></property>
   <property><name>hbase.master.ipc.address</name><value>127.0.0.1</value></property>
   <property><name>hbase.regionserver.ipc.address</name><value>127.0.0.1</value></property>
   <property><name>hbase.unsafe.regionserver.hostname</name><value>127.0.0.1</value></property>

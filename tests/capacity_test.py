@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""tools/capacity.py on the committed bench/results/*.json.
+
+1. Every workload and every resource is in the output (text and --json),
+   with the local check's prediction and the pipeline's measured rate.
+2. --check's exit code agrees with the printed predicted/measured ratio,
+   and a pipeline figure moved outside 20% makes --check exit 1.
+3. A missing result file, invalid JSON, and a figure that is missing or not
+   a positive number each exit 2 with a message naming the file.
+Standard library only.
+"""
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOOL = ROOT / "tools" / "capacity.py"
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "tools"))
+import capacity  # noqa: E402
+
+FAILURES = []
+
+
+def expect(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print(f"FAIL: {what}", file=sys.stderr)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def copy_results(tmp):
+    d = pathlib.Path(tmp) / "results"
+    shutil.copytree(RESULTS, d)
+    return d
+
+
+def edit(path, fn):
+    data = json.loads(path.read_text())
+    fn(data)
+    path.write_text(json.dumps(data))
+
+
+def main():
+    text = run()
+    expect(text.returncode in (0,), f"plain run exits 0, got {text.returncode}: {text.stderr}")
+    for name in capacity.WORKLOADS:
+        expect(name in text.stdout, f"workload {name} in the table")
+    for res in capacity.RESOURCES:
+        expect(res in text.stdout, f"resource {res} in the table")
+    expect("predicted" in text.stdout and "pipeline measured" in text.stdout,
+           "the check's prediction and measured rate are printed")
+
+    js = run("--json")
+    expect(js.returncode == 0, f"--json exits 0: {js.stderr}")
+    out = json.loads(js.stdout)
+    expect(set(out["workloads"]) == set(capacity.WORKLOADS), "every workload in --json")
+    for name, res in out["workloads"].items():
+        for k in capacity.RESOURCES:
+            v = res.get(k)
+            expect(isinstance(v, (int, float)) and v > 0, f"{name}.{k} is a positive number: {v}")
+    ratio = out["check"]["predicted_over_measured"]
+    chk = run("--check")
+    inside = abs(ratio - 1) <= capacity.TOLERANCE
+    expect(chk.returncode == (0 if inside else 1),
+           f"--check exit {chk.returncode} agrees with ratio {ratio}")
+    # A bigger workload needs at least as much of what scales with the rate.
+    a, b = out["workloads"]["follows_5.5B_per_day"], out["workloads"]["1M_events_per_s"]
+    for k in ("segmenter_cores", "kafka_partitions", "network_gbit_s", "storage_tb"):
+        expect(b[k] > a[k], f"1M events/s needs more {k} than 100k/s ({b[k]} vs {a[k]})")
+
+    with tempfile.TemporaryDirectory(prefix="capacity-test-") as tmp:
+        d = copy_results(tmp)
+        # The measured rate moved to 2x the prediction: --check must fail.
+        predicted = out["check"]["predicted_events_per_s"]
+        edit(d / "pipeline.json",
+             lambda x: x["figures"].__setitem__("sustained_events_per_s", predicted * 2))
+        r = run("--results", str(d), "--check")
+        expect(r.returncode == 1 and "off the measured" in r.stderr,
+               f"--check outside 20% exits 1 with a message: {r.returncode} {r.stderr}")
+        r = run("--results", str(d))
+        expect(r.returncode == 0, "without --check a prediction off by 2x still prints, exit 0")
+
+    bad_cases = [
+        ("missing file", lambda d: (d / "store.json").unlink(), "store.json: missing"),
+        ("invalid JSON", lambda d: (d / "ingest.json").write_text("{not json"),
+         "ingest.json: not valid JSON"),
+        ("no figures", lambda d: (d / "segmenter.json").write_text("[1, 2]"),
+         "segmenter.json: no \"figures\""),
+        ("missing figure", lambda d: edit(d / "ingest.json",
+                                          lambda x: x["figures"].pop("ingest_events_per_cpu_s")),
+         "ingest_events_per_cpu_s"),
+        ("zero figure", lambda d: edit(d / "store.json",
+                                       lambda x: x["figures"].__setitem__("cells_per_row", 0)),
+         "cells_per_row"),
+        ("string figure", lambda d: edit(d / "pipeline.json", lambda x: x["figures"].__setitem__(
+            "sustained_events_per_s", "fast")), "sustained_events_per_s"),
+        ("no sustained step", lambda d: edit(d / "pipeline.json", lambda x: x.__setitem__(
+            "detail", {"product": {"steps": []}})), "no sustained step"),
+    ]
+    for what, breaks, message in bad_cases:
+        with tempfile.TemporaryDirectory(prefix="capacity-test-") as tmp:
+            d = copy_results(tmp)
+            breaks(d)
+            r = run("--results", str(d), "--check")
+            expect(r.returncode == 2, f"{what}: exit 2, got {r.returncode}")
+            expect(message in r.stderr and "Traceback" not in r.stderr,
+                   f"{what}: clear message with '{message}', got: {r.stderr.strip()}")
+    print("capacity_test: ok" if not FAILURES else f"capacity_test: {len(FAILURES)} failures")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
