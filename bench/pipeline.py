@@ -511,6 +511,7 @@ def ab(build, args, names):
 def configs_for(args):
     names = args.only.split(",")
     known = dict(CONFIGS)
+    known.update(POLICIES)  # --latency-rate also takes a read policy's name
     return [(n, known[n]) for n in names if n in known]
 
 
@@ -557,6 +558,8 @@ def main():
     if args.latency_rate:
         lat = {}
         for name, sets in configs_for(args):
+            # A name given twice (interleaved repeats) is measured twice.
+            name = next(f"{name}#{i}" for i in range(1, 99) if f"{name}#{i}" not in lat)
             log(f"latency of '{name}' at {args.latency_rate:.0f}/s")
             with tempfile.TemporaryDirectory(prefix="seg-pipeline-") as tmp:
                 stack = Stack(build, sets, args.users, pathlib.Path(tmp), args.real)

@@ -31,20 +31,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(ROOT / "tests/harness"))
 from demo_stack import DemoStack  # noqa: E402
+from checks import FAILURES, check, exit_code  # noqa: E402
 
 PACKAGES = {"kafka": "python3-kafka", "grpc": "python3-grpcio",
             "google.protobuf": "python3-protobuf", "grpc_tools": "python3-grpc-tools"}
-FAILURES = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-        if detail:
-            print("     " + str(detail).replace("\n", "\n     "), flush=True)
-
-
 def example(name, *args, timeout=60):
     r = subprocess.run(["/usr/bin/python3", str(EXAMPLES / name), *args], capture_output=True,
                        text=True, timeout=timeout)
@@ -174,11 +164,7 @@ def main():
             finally:
                 problems = stack.stop()
                 check(not problems, "the stack stops cleanly", "\n".join(problems))
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed", flush=True)
-        return 1
-    print("all checks passed", flush=True)
-    return 0
+    return exit_code()
 
 
 if __name__ == "__main__":

@@ -29,21 +29,11 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests/harness"))
 from demo_stack import DemoStack  # noqa: E402
+from checks import check, exit_code  # noqa: E402
 GUIDE = ROOT / "docs/sdk/first-segment.md"
 EXAMPLE_USER = "u1-108"
 ID_SHAPE = re.compile(r"^u\d+-\d+$")
 USER_LINE = re.compile(r"^(u\d+-\d+)  events=(\d+)  segments=\[(.*)\]$")
-FAILURES = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-        if detail:
-            print("     " + detail.replace("\n", "\n     "), flush=True)
-
-
 def guide_blocks():
     """(section title, language, body) of every fenced block of the guide."""
     section, blocks, lines = "", [], GUIDE.read_text().splitlines()
@@ -212,11 +202,7 @@ def main():
             check(not problems, "the stack stops cleanly", "\n".join(problems))
             check(f"config  {stack.env['SEG_CONFIG']}" in stack.log(),
                   "the demo prints the config's path")
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed", flush=True)
-        return 1
-    print("all checks passed", flush=True)
-    return 0
+    return exit_code()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests/harness"))
+from checks import check, exit_code  # noqa: E402
 SOURCES = ("common", "store", "ingest", "segmenter", "stats", "coprocessor-bridge", "tools")
 REGISTRATION = re.compile(
     r'(?:Get|Make)(Counter|Gauge|Histogram)\(\s*"(seg_[a-z0-9_]+)"')
@@ -32,17 +34,6 @@ REGISTRATION = re.compile(
 # redis-server), a connection the store server closes (labelled by reason).
 NOT_IN_LOCAL_STACK = {"seg_redis_cluster_redirects_total", "seg_redis_cluster_slot_refreshes_total",
                       "seg_store_server_connections_closed_total"}
-FAILURES = []
-
-
-def check(cond, what, detail=""):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-        if detail:
-            print("     " + str(detail), flush=True)
-
-
 def registered():
     """name -> type, from the sources of every binary."""
     found = {}
@@ -158,11 +149,7 @@ def main():
           f"not shown: {sorted(set(metrics) - shown)}", flush=True)
     if args.build_dir:
         check_scrapes(args.build_dir.resolve(), metrics, docs)
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed", flush=True)
-        return 1
-    print("all checks passed", flush=True)
-    return 0
+    return exit_code()
 
 
 if __name__ == "__main__":
