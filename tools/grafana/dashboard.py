@@ -61,7 +61,8 @@ ROWS = [
     ("Segmenters (seg-segmenter)", [
         ("Notices and results", "ops", [
             (rate("seg_segmenter_notices_total"), "notices"),
-            (rate("seg_segmenter_results_total"), "results")]),
+            (rate("seg_segmenter_results_total"), "results"),
+            (rate("seg_segmenter_event_cells_read_total"), "event cells read")]),
         ("Decisions", "ops", [
             (rate("seg_segmenter_decisions_total", "decision"), "{{decision}}")]),
         ("Consumer lag (user-changes)", "short", [
