@@ -397,6 +397,19 @@ TEST_F(KafkaTest, FullQueueIsResourceExhaustedAfterBoundedWait) {
 // product's, or SEG_TEST_ASSIGNMENT_STRATEGY's) split the partitions without
 // overlap and together read every message once. `a_events`: A's rebalance
 // events up to then (not those of its close).
+// Subscribes `consumer` to "events" and polls until it owns all 8 partitions.
+void SubscribeAndOwnAllPartitions(Consumer* consumer, const char* who) {
+  SEG_ASSERT_OK(consumer->Subscribe({"events"}));
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        auto polled = consumer->PollBatch(10, 100ms);
+        SEG_EXPECT_OK(polled);
+        return !polled.ok() || consumer->Assignment()->size() >= 8;
+      },
+      20s, std::string(who) + "'s assignment of 8 partitions", 0ms));
+  ASSERT_EQ(consumer->Assignment()->size(), 8u);
+}
+
 void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::string& group,
                                         const std::string& strategy,
                                         std::vector<RebalanceEvent>* a_events) {
@@ -406,15 +419,7 @@ void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::st
   auto b = MakeConsumer(
       cluster, group, [&](const RebalanceEvent& e) { events_b.push_back(e); }, strategy);
   ASSERT_TRUE(a && b);
-  SEG_ASSERT_OK(a->Subscribe({"events"}));
-  ASSERT_TRUE(seg::testing::PollUntil(
-      [&] {
-        auto polled = a->PollBatch(10, 100ms);
-        SEG_EXPECT_OK(polled);
-        return !polled.ok() || a->Assignment()->size() >= 8;
-      },
-      20s, "a's assignment of 8 partitions", 0ms));
-  ASSERT_EQ(a->Assignment()->size(), 8u);
+  ASSERT_NO_FATAL_FAILURE(SubscribeAndOwnAllPartitions(a.get(), "a"));
 
   SEG_ASSERT_OK(b->Subscribe({"events"}));
   auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -516,15 +521,7 @@ TEST_F(KafkaTest, CloseBeforeFirstAssignmentIsCleanAndBounded) {
       if (with_owner) {
         owner = MakeConsumer(*cluster_, group);
         ASSERT_TRUE(owner);
-        SEG_ASSERT_OK(owner->Subscribe({"events"}));
-        ASSERT_TRUE(seg::testing::PollUntil(
-            [&] {
-              auto polled = owner->PollBatch(10, 100ms);
-              SEG_EXPECT_OK(polled);
-              return !polled.ok() || owner->Assignment()->size() >= 8;
-            },
-            20s, "the owner's assignment of 8 partitions", 0ms));
-        ASSERT_EQ(owner->Assignment()->size(), 8u);
+        ASSERT_NO_FATAL_FAILURE(SubscribeAndOwnAllPartitions(owner.get(), "the owner"));
       }
       std::vector<RebalanceEvent> events;
       auto consumer =
@@ -671,9 +668,7 @@ TEST(KafkaLocalTest, ControlFifoTakesTheBrokerDownAndUp) {
       10s, "the port file", 10ms));
   ASSERT_FALSE(bootstrap.empty()) << "no port file";
   ASSERT_TRUE(std::filesystem::is_fifo(control));
-  auto send = [&](const std::string& line) {
-    std::ofstream(control) << line << "\n";
-  };
+  auto send = [&](const std::string& line) { std::ofstream(control) << line << "\n"; };
 
   KafkaOptions options;
   options.bootstrap_servers = bootstrap;
