@@ -558,8 +558,9 @@ def main():
     if args.latency_rate:
         lat = {}
         for name, sets in configs_for(args):
-            # A name given twice (interleaved repeats) is measured twice.
-            name = next(f"{name}#{i}" for i in range(1, 99) if f"{name}#{i}" not in lat)
+            # A name given again (interleaved repeats) is measured again as NAME#2, ...
+            if name in lat:
+                name = next(f"{name}#{i}" for i in range(2, 99) if f"{name}#{i}" not in lat)
             log(f"latency of '{name}' at {args.latency_rate:.0f}/s")
             with tempfile.TemporaryDirectory(prefix="seg-pipeline-") as tmp:
                 stack = Stack(build, sets, args.users, pathlib.Path(tmp), args.real)
