@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# tools/dev bench hbase_notices [--puts N] [--runs R]: the HBase change-notice
+# tools/dev bench hbase_notices [--puts N] [--runs R] [--rate P]: the HBase change-notice
 # endpoint (coprocessor-bridge/hbase) on real HBase + Kafka.
 #
 # One HBase with the endpoint jar (SEG_HBASE_NOTICES=1, own run dir), warmed
 # by two runs; then R runs with the peer on alternating with R runs with the
 # peer removed (same JVM, so JIT and caches are alike). Each run: N single-row Puts one
-# after the other through Thrift2 (the plain store client). Figures:
+# after the other through Thrift2 (the plain store client), paced at P puts/s
+# (default 1500; 0 = as fast as they go) so that every mode carries the same
+# load. Figures:
 #   notice lag = client got the Put's ack -> the notice consumed from
 #   user-changes (p50/p99 over all runs' notices, median of runs' p50/p99);
 #   CPU of the HBase JVM (master + region server + ZooKeeper: standalone)
@@ -16,9 +18,12 @@
 set -euo pipefail
 out="${1:?usage: hbase_notices.sh OUT.json [--puts N] [--runs R]}"
 shift
-puts=3000 runs=5
+puts=3000 runs=5 rate=1500
 while [[ $# -gt 0 ]]; do
-  case "$1" in --puts) puts="$2"; shift 2 ;; --runs) runs="$2"; shift 2 ;; *) echo "unknown $1" >&2; exit 2 ;; esac
+  case "$1" in
+    --puts) puts="$2"; shift 2 ;; --runs) runs="$2"; shift 2 ;; --rate) rate="$2"; shift 2 ;;
+    *) echo "unknown $1" >&2; exit 2 ;;
+  esac
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${SEG_NOTICES_TEST_BIN:-$ROOT/build/default/coprocessor-bridge/hbase_notices_real_test}"
@@ -31,7 +36,7 @@ SEG_HBASE_NOTICES=1 "$svc" up kafka hbase >&2
 log="$SEG_SERVICES_DIR/bench-notices.log"
 : >"$log"
 run() {  # run 1 (notices on) | 0 (peer removed) | 2 (peer on, dry run: nothing sent)
-  SEG_BENCH_NOTICES="$(( $1 == 1 ))" SEG_BENCH_PUTS="$puts" "$bin" --gtest_also_run_disabled_tests \
+  SEG_BENCH_NOTICES="$(( $1 == 1 ))" SEG_BENCH_PUTS="$puts" SEG_BENCH_PUT_RATE="$rate" "$bin" --gtest_also_run_disabled_tests \
     --gtest_filter='*BenchLagAndCpu*' 2>&1 | grep '^BENCH' | sed "s/^/run=$1 /" | tee -a "$log" >&2
 }
 cp="$(cat "$SEG_SERVICES_DIR/hbase.classpath"):$SEG_SERVICES_DIR/hbase-notices/seg-hbase-notices.jar"
@@ -56,22 +61,27 @@ for ((i = 0; i < runs; i++)); do
   run 2
   setup --remove
   run 0
-  setup --bootstrap "$bootstrap" "${extra[@]}"
+  # Rolled first: a new peer starts at the head of the current WAL and would
+  # re-announce the runs before it inside the next measured run.
+  setup --bootstrap "$bootstrap" --roll-wal "${extra[@]}"
 done
-python3 - "$log" "$out" "$puts" "$runs" <<'PY'
+python3 - "$log" "$out" "$puts" "$runs" "$rate" <<'PY'
 import json, re, statistics, sys, datetime, os
-log, out, puts, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-cpu = {"1": [], "0": [], "2": []}; p50 = []; p99 = []; rate = {"1": [], "0": [], "2": []}
+log, out, puts, runs, offered = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+cpu = {"1": [], "0": [], "2": []}; threads = {"1": [], "0": [], "2": []}; p50 = []; p99 = []; rate = {"1": [], "0": [], "2": []}
 for line in open(log):
     m = re.search(r"run=(\d) BENCH notices=\d puts=\d+ put_rate=(\d+)/s .*cpu_per_1000_puts=([\d.]+)s", line)
     if m:
         rate[m.group(1)].append(int(m.group(2))); cpu[m.group(1)].append(float(m.group(3)))
+    m = re.search(r"run=(\d) BENCH threads_cpu_per_1000_puts (.*)", line)
+    if m:
+        threads[m.group(1)].append({k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)s", m.group(2))})
     m = re.search(r"notice_lag_ms p50=(\d+) p99=(\d+)", line)
     if m:
         p50.append(int(m.group(1))); p99.append(int(m.group(2)))
 med = statistics.median
 f = {
-    "puts_per_run": puts, "runs_each": runs,
+    "puts_per_run": puts, "runs_each": runs, "offered_puts_per_s": offered,
     "notice_lag_p50_ms": med(p50), "notice_lag_p99_ms": med(p99),
     "hbase_cpu_s_per_1000_puts_notices_on": round(med(cpu["1"]), 3),
     "hbase_cpu_s_per_1000_puts_notices_off": round(med(cpu["0"]), 3),
@@ -80,6 +90,20 @@ f = {
     "put_rate_per_s_notices_on": med(rate["1"]), "put_rate_per_s_notices_off": med(rate["0"]),
     "put_rate_per_s_replication_dry_run": med(rate["2"]),
 }
+# The notices' own threads in the notices-on runs (replication source reader
+# and shipper, the endpoint's producer), per 1000 puts, and as a share of the
+# JVM's other threads in the same runs: the direct cost, free of the run-to-run
+# noise of two whole-process figures. GC and JIT are listed beside it.
+for g in ("replication", "producer", "gc", "jit", "other"):
+    for mode, name in (("1", "on"), ("0", "off")):
+        vals = [t.get(g, 0.0) for t in threads[mode]]
+        if vals:
+            f[f"hbase_threads_cpu_s_per_1000_puts_{g}_{name}"] = round(med(vals), 4)
+on_runs = threads["1"]
+if on_runs:
+    direct = [t.get("replication", 0) + t.get("producer", 0) for t in on_runs]
+    rest = [sum(t.values()) - d for t, d in zip(on_runs, direct)]
+    f["notice_threads_cpu_over_rest"] = round(med([d / r for d, r in zip(direct, rest) if r > 0]), 3)
 notes = os.environ.get("SEG_BENCH_NOTES", "")
 json.dump({"name": "hbase_notices", "command": "tools/dev bench hbase_notices", "notes": notes,
            "date": datetime.date.today().isoformat(),

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <algorithm>
@@ -366,9 +367,52 @@ int64_t JvmCpuTicks(const std::string& pid_file) {
   return utime + stime;
 }
 
+// CPU ticks of the JVM's threads by what they do (Linux keeps the first 15
+// characters of a Java thread's name): the replication source's reader and
+// shipper run under "RS_REFRESH_PEER...", the endpoint's producer under
+// "kafka-producer-network-thread", the collector and the JIT under theirs.
+// A whole-process on/off difference on a shared machine is noisier than the
+// effect it measures; these name the threads that exist only for notices.
+std::map<std::string, int64_t> JvmThreadTicks(const std::string& pid_file) {
+  std::ifstream pf(pid_file);
+  std::string pid;
+  pf >> pid;
+  std::map<std::string, int64_t> by_group;
+  const std::string task_dir = "/proc/" + pid + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(task_dir)) {
+    std::ifstream comm_file(task.path() / "comm");
+    std::string comm;
+    std::getline(comm_file, comm);
+    std::ifstream st(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;  // the thread just ended
+    std::istringstream rest(stat.substr(close + 2));
+    std::string f;
+    int64_t ticks = 0;
+    for (int i = 3; i <= 15; ++i) {
+      rest >> f;
+      if (i >= 14) ticks += std::stoll(f);
+    }
+    auto starts = [&](const char* p) { return comm.rfind(p, 0) == 0; };
+    const char* group = starts("RS_REFRESH_PEER")   ? "replication"
+                        : starts("kafka-producer")  ? "producer"
+                        : starts("GC Thread") || starts("G1 ") ? "gc"
+                        : starts("C1 Compiler") || starts("C2 Compiler") ? "jit"
+                                                                          : "other";
+    by_group[group] += ticks;
+  }
+  return by_group;
+}
+
 TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   const char* n_env = std::getenv("SEG_BENCH_PUTS");
   const int n = n_env ? std::atoi(n_env) : 2000;
+  // Puts per second, paced (0: as fast as they go). The modes are compared
+  // at one offered rate: the JVM's background CPU per second (chores, GC,
+  // the WAL reader's polls) then weighs the same per put in every mode.
+  const char* rate_env = std::getenv("SEG_BENCH_PUT_RATE");
+  const double put_rate = rate_env ? std::atof(rate_env) : 0;
   const char* on_env = std::getenv("SEG_BENCH_NOTICES");
   const bool notices = !(on_env && std::string(on_env) == "0");
   std::mutex mu;
@@ -401,8 +445,13 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   }
   const std::string pid_file = ServicesDir() + "/hbase/master.pid";
   int64_t cpu0 = JvmCpuTicks(pid_file);
+  std::map<std::string, int64_t> threads0 = JvmThreadTicks(pid_file);
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
+    if (put_rate > 0) {
+      std::this_thread::sleep_until(t0 + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::duration<double>(i / put_rate)));
+    }
     std::string row = prefix_ + "b" + std::to_string(i);
     SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "q", 1'700'000'000'000 + i, "v"}}}}));
     int64_t now = NowMs();
@@ -427,11 +476,19 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   // notices arrived well within it, or the run fails below).
   std::this_thread::sleep_until(puts_done + std::chrono::seconds(2));
   int64_t cpu1 = JvmCpuTicks(pid_file);
+  std::map<std::string, int64_t> threads1 = JvmThreadTicks(pid_file);
   stop = true;
   if (consumer.joinable()) consumer.join();
   double cpu_s = double(cpu1 - cpu0) / double(sysconf(_SC_CLK_TCK));
   std::printf("BENCH notices=%d puts=%d put_rate=%.0f/s hbase_jvm_cpu=%.2fs cpu_per_1000_puts=%.3fs\n",
               notices, n, n / put_s, cpu_s, cpu_s * 1000.0 / n);
+  std::printf("BENCH threads_cpu_per_1000_puts");
+  for (const char* g : {"replication", "producer", "gc", "jit", "other"}) {
+    // A thread that ended during the run takes its ticks with it: floor at 0.
+    double d = std::max<int64_t>(0, threads1[g] - threads0[g]) / double(sysconf(_SC_CLK_TCK));
+    std::printf(" %s=%.4fs", g, d * 1000.0 / n);
+  }
+  std::printf("\n");
   if (notices) {
     std::vector<int64_t> lag;
     for (auto& [k, t] : acked) {

@@ -64,7 +64,9 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
   private Producer<byte[], byte[]> producer; // null until first use / after a failure / a change
 
   private final AtomicLong delivered = new AtomicLong();
+  private final AtomicLong shipments = new AtomicLong();
   private final AtomicLong failedShipments = new AtomicLong();
+  private long lastReportNs = System.nanoTime(); // replicate() runs on one shipper thread
 
   @Override
   public UUID getPeerUUID() {
@@ -143,8 +145,8 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
   @Override
   protected void doStop() {
     closeProducer(5_000);
-    LOG.info("seg notices: peer {} stopped ({} notices delivered, {} shipments retried)",
-        ctx.getPeerId(), delivered.get(), failedShipments.get());
+    LOG.info("seg notices: peer {} stopped ({} notices delivered in {} shipments, {} shipments "
+        + "retried)", ctx.getPeerId(), delivered.get(), shipments.get(), failedShipments.get());
     notifyStopped();
   }
 
@@ -211,6 +213,8 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
         f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
       }
       delivered.addAndGet(notices.size());
+      shipments.incrementAndGet();
+      report();
       return true;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -226,6 +230,17 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
       closeProducer(0);
       return false;
     }
+  }
+
+  /** Once a minute: how many notices a shipment carries (each costs one flush and its acks). */
+  private void report() {
+    long now = System.nanoTime();
+    if (now - lastReportNs < TimeUnit.MINUTES.toNanos(1)) return;
+    lastReportNs = now;
+    long n = shipments.get();
+    LOG.info("seg notices: peer {}: {} notices in {} shipments ({} per shipment), {} retried",
+        ctx.getPeerId(), delivered.get(), n, n == 0 ? 0 : delivered.get() / n,
+        failedShipments.get());
   }
 
   private synchronized Producer<byte[], byte[]> producer(Settings s) {

@@ -7,6 +7,7 @@ import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hbase.HBaseConfiguration;
 import org.apache.hadoop.hbase.HConstants;
+import org.apache.hadoop.hbase.ServerName;
 import org.apache.hadoop.hbase.TableName;
 import org.apache.hadoop.hbase.client.Admin;
 import org.apache.hadoop.hbase.client.ColumnFamilyDescriptor;
@@ -26,14 +27,20 @@ import org.apache.hadoop.hbase.util.Bytes;
  *
  *   java -cp CONF:HBASE_CLASSPATH:seg-hbase-notices.jar org.segengine.notices.Setup \
  *     --bootstrap HOST:PORT[,...] [--topic user-changes] [--table users] [--families e]
- *     [--peer seg_notices] [--set seg.notify.kafka.properties.NAME=VALUE]...
+ *     [--peer seg_notices] [--set seg.notify.kafka.properties.NAME=VALUE]... [--roll-wal]
  *   ... Setup --remove [--peer seg_notices]
+ *
+ * A new peer starts at the beginning of each region server's current WAL, so
+ * it first re-announces the writes already in that file (harmless
+ * duplicates). --roll-wal rolls every region server's WAL before adding the
+ * peer, so that it starts with the next write: what a benchmark that removes
+ * and adds the peer between runs needs.
  */
 public final class Setup {
   public static void main(String[] args) throws Exception {
     String peer = "seg_notices", bootstrap = null, topic = "user-changes", table = "users";
     String families = "e";
-    boolean remove = false;
+    boolean remove = false, rollWal = false;
     Map<String, String> extra = new HashMap<>();
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
@@ -44,6 +51,7 @@ public final class Setup {
         case "--table" -> table = args[++i];
         case "--families" -> families = args[++i];
         case "--remove" -> remove = true;
+        case "--roll-wal" -> rollWal = true;
         case "--set" -> {
           String kv = args[++i];
           int eq = kv.indexOf('=');
@@ -94,6 +102,9 @@ public final class Setup {
       if (exists) {
         admin.updateReplicationPeerConfig(peer, b.build());
       } else {
+        if (rollWal) {
+          for (ServerName rs : admin.getRegionServers()) admin.rollWALWriter(rs);
+        }
         admin.addReplicationPeer(peer, b.build(), true);
       }
       System.out.println("seg notices: peer " + peer + (exists ? " updated" : " added") + " -> "
