@@ -15,20 +15,20 @@
 //   - on the partition a C++ producer (murmur2_random) picks for the key.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <algorithm>
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
-#include <string>
 #include <sstream>
+#include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "common/clock.h"
@@ -117,7 +117,8 @@ class HBaseNoticesRealTest : public ::testing::Test {
       if (!batch.ok()) continue;
       for (const kafka::Message& m : *batch) {
         std::string key(m.key());
-        if (want.count(key) && !seen.count(key)) seen[key] = Seen{std::string(m.value()), m.partition()};
+        if (want.count(key) && !seen.count(key))
+          seen[key] = Seen{std::string(m.value()), m.partition()};
       }
     }
     (*c)->Close();
@@ -279,7 +280,9 @@ TEST_F(HBaseNoticesRealTest, UpdatingThePeerConfigMovesNoticesToTheNewTopic) {
   ASSERT_EQ(RunSetup("--bootstrap " + bootstrap_ + " --topic " + moved), 0);
   struct Restore {
     std::string bootstrap;
-    ~Restore() { EXPECT_EQ(RunSetup("--bootstrap " + bootstrap), 0) << "peer left on the moved topic"; }
+    ~Restore() {
+      EXPECT_EQ(RunSetup("--bootstrap " + bootstrap), 0) << "peer left on the moved topic";
+    }
   } restore{bootstrap_};
   // The endpoint applies the update asynchronously (a refresh procedure on
   // the region server): write until a row shows up on the new topic.
@@ -336,7 +339,8 @@ TEST_F(HBaseNoticesRealTest, KafkaDownWritesContinueNoticesArriveAfterRestart) {
   std::ifstream log(ServicesDir() + "/hbase/master.log");
   std::string line;
   int refused = 0;
-  while (std::getline(log, line)) refused += line.find("shipment will be retried") != std::string::npos;
+  while (std::getline(log, line))
+    refused += line.find("shipment will be retried") != std::string::npos;
   EXPECT_GT(refused, 0) << "the endpoint never refused a shipment while Kafka was down";
 }
 
@@ -395,11 +399,11 @@ std::map<std::string, int64_t> JvmThreadTicks(const std::string& pid_file) {
       if (i >= 14) ticks += std::stoll(f);
     }
     auto starts = [&](const char* p) { return comm.rfind(p, 0) == 0; };
-    const char* group = starts("RS_REFRESH_PEER")   ? "replication"
-                        : starts("kafka-producer")  ? "producer"
-                        : starts("GC Thread") || starts("G1 ") ? "gc"
+    const char* group = starts("RS_REFRESH_PEER")                        ? "replication"
+                        : starts("kafka-producer")                       ? "producer"
+                        : starts("GC Thread") || starts("G1 ")           ? "gc"
                         : starts("C1 Compiler") || starts("C2 Compiler") ? "jit"
-                                                                          : "other";
+                                                                         : "other";
     by_group[group] += ticks;
   }
   return by_group;
@@ -480,8 +484,9 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   stop = true;
   if (consumer.joinable()) consumer.join();
   double cpu_s = double(cpu1 - cpu0) / double(sysconf(_SC_CLK_TCK));
-  std::printf("BENCH notices=%d puts=%d put_rate=%.0f/s hbase_jvm_cpu=%.2fs cpu_per_1000_puts=%.3fs\n",
-              notices, n, n / put_s, cpu_s, cpu_s * 1000.0 / n);
+  std::printf(
+      "BENCH notices=%d puts=%d put_rate=%.0f/s hbase_jvm_cpu=%.2fs cpu_per_1000_puts=%.3fs\n",
+      notices, n, n / put_s, cpu_s, cpu_s * 1000.0 / n);
   std::printf("BENCH threads_cpu_per_1000_puts");
   for (const char* g : {"replication", "producer", "gc", "jit", "other"}) {
     // A thread that ended during the run takes its ticks with it: floor at 0.
