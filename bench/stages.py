@@ -1,20 +1,28 @@
 #!/usr/bin/env python3
-"""Component benchmarks of the pipeline's first stages, as processes.
+"""Component benchmarks of the pipeline's processes, as they run in it.
 
   bench/stages.py --build-dir build/release --out bench/results/stages.json
   (tools/dev bench stages)
 
 The capacity model (tools/capacity.py) needs the CPU per event of every
-process on the machine. Two of them no in-process benchmark sees as they
-run in the pipeline: seg-loadgen (the traffic) and kafka-local (the mock
-brokers, which scan their log on every fetch); and ingest's store writes
-are costlier in a seg-store that runs for minutes over seg-loadgen's users
-than in ingest_bench's short in-process run. This runs the real binaries,
-with the local stack's flags and seg-loadgen's 50,000 users, in two stages:
+process on the machine. Some of them no in-process benchmark sees as they
+run in the pipeline: seg-loadgen (the traffic), kafka-local (the mock
+brokers, which scan their log on every fetch), seg-segmenter's handling of
+each notice and batch around the parts script_host, bot and segmenter
+benchmarks measure; and ingest's store writes are costlier in a seg-store
+that runs for minutes over seg-loadgen's users than in ingest_bench's short
+in-process run. This runs the real binaries, with the local stack's flags
+and seg-loadgen's 50,000 users, in three stages:
 
   produce: kafka-local (3 brokers, local-stack.sh's topics) + seg-loadgen;
   ingest:  the same + seg-store + seg-ingest (events in, rows written,
-           notices out; nothing consumes the notices).
+           notices out; nothing consumes the notices);
+  segment: the two seg-segmenters in the local stack (local-stack.sh):
+           their CPU with the notices, segmentations and cells read, and
+           kafka-local's; tools/capacity.py takes from it only what the
+           segmenters spend beyond the kernels other benchmarks measure
+           (per notice and per second), and what kafka-local spends beyond
+           the ingest stage's fit (serving the segmenters' group).
 
 Each at several fixed rates; each process's CPU (utime + stime from /proc)
 over the middle of each window. Batching by time (linger, batch windows,
@@ -35,6 +43,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "bench"))
 import stack_status as sm  # noqa: E402
 
 TOPICS = "events:8,events-deadletter:2,user-changes:8,segmentation-results:8"  # local-stack.sh
@@ -165,12 +174,66 @@ def run_stage(name, build, tmp, args, rates):
             log.close()
 
 
+def run_segment_stage(build, tmp, args, rates):
+    """The segmenters in the local stack (local-stack.sh, as bench/pipeline.py
+    starts it): only seg-segmenter's own CPU (and redis-server's) is read."""
+    import pipeline  # bench/pipeline.py: the Stack driver
+    tmp = tmp / "segment"
+    tmp.mkdir()
+    stack = pipeline.Stack(build, {}, args.users, tmp)
+    try:
+        rows = []
+        for i, rate in enumerate([rates[0]] + rates):
+            gen = stack.loadgen(rate, duration=args.seconds)
+            pids = {k: p for k, p in stack.pids.items() if k.startswith(("segmenter", "kafka"))}
+            time.sleep(args.seconds * 0.25)
+            t0, a = stack.snapshot()
+            c0 = {k: cpu_seconds(p) for k, p in pids.items()}
+            r0 = cpu_seconds(stack.pids["redis"])
+            time.sleep(args.seconds * 0.6)
+            t1, b = stack.snapshot()
+            c1 = {k: cpu_seconds(p) for k, p in pids.items()}
+            r1 = cpu_seconds(stack.pids["redis"])
+            stack.finish_loadgen(gen)
+            stack.wait_drained(timeout=60)
+            if i == 0:
+                continue
+            wall = t1 - t0
+
+            def per_s(name, **labels):
+                return (sm.total(b, name, **labels) - sm.total(a, name, **labels)) / wall
+
+            events = per_s("seg_ingest_events_in_total")
+            row = {"rate": rate, "events_per_s": round(events),
+                   "notices_per_s": round(per_s("seg_segmenter_notices_total")),
+                   "segmentations_per_s": round(per_s("seg_segmenter_decisions_total",
+                                                      decision="segmented")),
+                   "cells_read_per_s": round(per_s("seg_segmenter_event_cells_read_total")),
+                   "segmenter_cores": round(sum(c1[k] - c0[k] for k in pids
+                                                if k.startswith("segmenter")) / wall, 4),
+                   # kafka-local whole: capacity.py takes only what the
+                   # segmenters' group adds beyond the ingest stage's fit.
+                   "kafka_cores": round((c1["kafka"] - c0["kafka"]) / wall, 4),
+                   "redis_cores": round((r1 - r0) / wall, 4)}
+            row["notices_per_event"] = round(row["notices_per_s"] / max(events, 1), 3)
+            row["segmentations_per_event"] = round(row["segmentations_per_s"] / max(events, 1), 3)
+            row["segmenter_us_per_event"] = round(row["segmenter_cores"] / max(events, 1) * 1e6, 2)
+            print(f"segment {rate:.0f}: {row}", file=sys.stderr, flush=True)
+            rows.append(row)
+        return rows
+    finally:
+        stack.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--users", type=int, default=50000)
     ap.add_argument("--rates", default="15000,30000,45000")
+    # The whole local stack keeps up with less than ingest alone: on a busy
+    # machine a rate it cannot take says nothing of a segmenter's cost.
+    ap.add_argument("--segment-rates", default="5000,10000,15000")
     ap.add_argument("--seconds", type=float, default=16.0, help="window per rate")
     args = ap.parse_args()
     build = pathlib.Path(args.build_dir)
@@ -189,11 +252,24 @@ def main():
             if stage == "ingest":
                 figures["ingest_kept_up"] = int(all(
                     r["events_per_s"] >= 0.9 * r["offered"] for r in rows))
+        rows = run_segment_stage(build, pathlib.Path(tmp), args,
+                                 [float(r) for r in args.segment_rates.split(",")])
+        steps["segment"] = rows
+        for proc in ("segmenter", "redis"):
+            a, b = fit([(r["events_per_s"], r[f"{proc}_cores"]) for r in rows])
+            figures[f"segment_{proc}_cpu_us_per_event"] = round(a * 1e6, 3)
+            figures[f"segment_{proc}_fixed_cores"] = round(b, 4)
+        for k in ("notices_per_event", "segmentations_per_event"):
+            figures[f"segment_{k}"] = round(sum(r[k] for r in rows) / len(rows), 3)
     figures["users"] = args.users
-    notes = (f"seg-loadgen ({args.users} users, its default linger) at {args.rates} events/s, "
+    notes = (f"seg-loadgen ({args.users} users, its default linger) at {args.rates} events/s "
+             f"(segment stage: {args.segment_rates}), "
              f"{args.seconds:.0f} s each after a warm-up window, CPU from /proc over the middle "
              "60% of each window. produce: kafka-local (3 brokers, local-stack.sh's topics) + "
              "seg-loadgen. ingest: the same + seg-store + seg-ingest (local-stack.sh's flags). "
+             "segment: the local stack (local-stack.sh): the seg-segmenters', kafka-local's and "
+             "redis-server's CPU with notices, segmentations and cells read per second (capacity.py "
+             "takes only what is beyond other benchmarks' kernels and the ingest stage's fit). "
              "STAGE_PROC_cpu_us_per_event and STAGE_PROC_fixed_cores: least-squares cores = a x "
              "rate + b over the rates (a per event, b per second whatever the rate).")
     pathlib.Path(args.out).write_text(json.dumps(
