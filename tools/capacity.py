@@ -4,9 +4,10 @@
   tools/capacity.py [--results DIR] [--pipeline FILE] [--cores N] [--check] [--json]
 
 The model is CPU-seconds per unit of work, each from a component benchmark
-(stages: seg-loadgen, kafka-local, seg-ingest and its seg-store writes as
-processes; store_traffic: seg-store's evaluation reads and state puts;
-segmenter, script_host, bots; stats for Redis), times how much of each unit
+(stages: seg-loadgen, kafka-local, seg-ingest and the segmenters' work
+beyond their kernels, as processes; store_traffic: seg-store's event
+writes, flushes and compactions, evaluation reads and state puts;
+segmenter, script_host, bots: the kernels; stats for Redis), times how much of each unit
 a workload makes per event (its traffic shape), plus the CPU per second some
 processes spend whatever the rate. docs/capacity.md explains every figure
 and assumption.
@@ -98,8 +99,7 @@ def unit_costs(r):
     st = lambda k: fig(r, "stages", k) / 1e6  # noqa: E731
     # The first stages as processes at fixed rates (bench stages, fitted
     # cores = a x rate + b): seg-loadgen; kafka-local taking the events,
-    # serving them to ingest and taking its notices; seg-ingest; seg-store's
-    # event writes, flushes and compactions.
+    # serving them to ingest and taking its notices; seg-ingest.
     c["loadgen_event"] = st("ingest_loadgen_cpu_us_per_event")
     # (kafka-local's a may be 0: all its cost per second.)
     c["kafka_ingest_event"] = fig(r, "stages", "ingest_kafka_cpu_us_per_event", 0.0) / 1e6
