@@ -89,6 +89,14 @@ def log(msg):
     print(f"[pipeline {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def machine_busy_seconds():
+    """CPU-seconds the whole machine has spent busy (all cores, /proc/stat)."""
+    fields = pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / CLK_TCK
+
+
 def cpu_seconds(pid):
     try:
         fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -214,15 +222,23 @@ def window(stack, rate, seconds, warmup_share=0.3):
     gen = stack.loadgen(rate, duration=seconds)
     start = time.monotonic()
     polls = []
+    pids = dict(stack.pids, loadgen=gen.pid)
+    # What the machine spent beside the pipeline's processes (other work on
+    # a shared machine) over the steady part, sampled with each poll.
+    cpu_polls = []
     while gen.poll() is None:
         polls.append(stack.snapshot())
+        cpu_polls.append((machine_busy_seconds(),
+                          sum(cpu_seconds(p) or 0.0 for p in pids.values())))
         time.sleep(0.5)
     sent = stack.finish_loadgen(gen)
-    steady = [p for p in polls if p[0] - start >= warmup_share * seconds]
-    if len(steady) < 3:
-        steady = polls[-3:]
+    steady_i = [i for i, p in enumerate(polls) if p[0] - start >= warmup_share * seconds]
+    if len(steady_i) < 3:
+        steady_i = list(range(max(0, len(polls) - 3), len(polls)))
+    steady = [polls[i] for i in steady_i]
     (t0, a), (t1, b) = steady[0], steady[-1]
     dt = max(t1 - t0, 1e-3)
+    (busy0, own0), (busy1, own1) = cpu_polls[steady_i[0]], cpu_polls[steady_i[-1]]
 
     def rate_of(name, **labels):
         return (sm.total(b, name, **labels) - sm.total(a, name, **labels)) / dt
@@ -243,6 +259,9 @@ def window(stack, rate, seconds, warmup_share=0.3):
                                    for t, s in steady]),
         "ingest_lag_end": sm.total(b, "seg_ingest_consumer_lag_messages"),
         "notice_lag_end": sm.total(b, "seg_segmenter_consumer_lag"),
+        # Cores the pipeline's processes used, and the rest of the machine.
+        "pipeline_cores": (own1 - own0) / dt,
+        "neighbour_cores": max(0.0, (busy1 - busy0) - (own1 - own0)) / dt,
     }
     # Lag "grows" only when its slope is significant AND it is beyond what is
     # normally in flight (a batch or two; the segmenters also hold notices for
@@ -260,7 +279,8 @@ def window(stack, rate, seconds, warmup_share=0.3):
     log(f"  rate {rate:>7.0f}: offered {offered:7.0f}/s, ingest {r['ingest_per_s']:7.0f}/s, "
         f"notices {r['notices_per_s']:6.0f}/s, segmented {r['segmented_per_s']:6.0f}/s, "
         f"lag {r['ingest_lag_end']:.0f} ({r['ingest_lag_slope']:+.0f}/s) "
-        f"{r['notice_lag_end']:.0f} ({r['notice_lag_slope']:+.0f}/s) -> "
+        f"{r['notice_lag_end']:.0f} ({r['notice_lag_slope']:+.0f}/s), cores "
+        f"{r['pipeline_cores']:.2f} + {r['neighbour_cores']:.2f} beside -> "
         f"{'sustained' if r['sustained'] else 'NOT sustained'}")
     return r
 
@@ -680,6 +700,11 @@ def main():
         "e2e_p99_ms": (half or {}).get("e2e_p99_ms"),
         "baseline_no_skips_sustained_events_per_s": sustained("no_skips"),
     }
+    if "neighbour_cores" in main_best:
+        # The cores other work on the machine took at the sustained step:
+        # tools/capacity.py's check predicts for the cores left.
+        figures["sustained_pipeline_cores"] = round(main_best["pipeline_cores"], 3)
+        figures["sustained_neighbour_cores"] = round(main_best["neighbour_cores"], 3)
     b = (results.get("no_skips") or {}).get("best")
     if b:
         figures["baseline_no_skips_segmentations_per_s"] = round(b["segmented_per_s"])

@@ -95,11 +95,16 @@ def main():
         ("no figures", lambda d: (d / "segmenter.json").write_text("[1, 2]"),
          "segmenter.json: no \"figures\""),
         ("missing figure", lambda d: edit(d / "ingest.json",
-                                          lambda x: x["figures"].pop("ingest_events_per_cpu_s")),
-         "ingest_events_per_cpu_s"),
+                                          lambda x: x["figures"].pop("produce_events_per_cpu_s")),
+         "produce_events_per_cpu_s"),
+        ("missing stages figure", lambda d: edit(d / "stages.json", lambda x: x["figures"].pop(
+            "ingest_ingest_cpu_us_per_event")), "ingest_ingest_cpu_us_per_event"),
         ("zero figure", lambda d: edit(d / "store.json",
                                        lambda x: x["figures"].__setitem__("cells_per_row", 0)),
          "cells_per_row"),
+        ("no segment stage", lambda d: edit(d / "stages.json",
+                                            lambda x: x["steps"].pop("segment")),
+         "no segment stage"),
         ("string figure", lambda d: edit(d / "pipeline.json", lambda x: x["figures"].__setitem__(
             "sustained_events_per_s", "fast")), "sustained_events_per_s"),
         ("no sustained step", lambda d: edit(d / "pipeline.json", lambda x: x.__setitem__(

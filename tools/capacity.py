@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Capacity on paper: what a workload needs, from bench/results/*.json.
 
-  tools/capacity.py [--results DIR] [--cores N] [--check] [--json]
+  tools/capacity.py [--results DIR] [--pipeline FILE] [--cores N] [--check] [--json]
 
 The model is CPU-seconds per unit of work, each from a component benchmark
-(store, ingest, segmenter, script_host; stats for Redis), times how much of
-each unit a workload makes per event (its traffic shape). docs/capacity.md
-explains every figure and assumption.
+(stages: seg-loadgen, kafka-local, seg-ingest and the segmenters' work
+beyond their kernels, as processes; store_traffic: seg-store's event
+writes, flushes and compactions, evaluation reads and state puts;
+segmenter, script_host, bots: the kernels; stats for Redis), times how much of each unit
+a workload makes per event (its traffic shape), plus the CPU per second some
+processes spend whatever the rate. docs/capacity.md explains every figure
+and assumption.
 
 Check (--check): the same model on this machine's traffic (seg-loadgen's
 shape, counted by the pipeline benchmark) predicts the pipeline benchmark's
-sustained rate as cores / (CPU-seconds per event summed over every process);
-exits 1 when the prediction is more than 20% off the measured rate. The
-pipeline's rate is only compared against, never an input.
+sustained rate as (cores - fixed CPU per second) / (CPU-seconds per event
+summed over every process); exits 1 when the prediction is more than 20%
+off the measured rate. The pipeline's rate is only compared against, never
+an input.
 
 Exit codes: 0 ok, 1 check outside 20%, 2 a result file missing or malformed.
 Standard library only.
@@ -28,10 +33,13 @@ TOLERANCE = 0.20
 
 # Keys each component benchmark must provide (bench/results/NAME.json, "figures").
 REQUIRED = {
-    "ingest": ["ingest_events_per_cpu_s", "produce_events_per_cpu_s",
-               "stored_sst_bytes_per_event", "readback_cpu_us_per_row",
-               "readback_cells_per_row", "compaction_cpu_us_per_event"],
+    "ingest": ["produce_events_per_cpu_s", "stored_sst_bytes_per_event"],
     "store": ["put_cells_per_cpu_s_thrift", "multiget_rows_per_cpu_s_thrift", "cells_per_row"],
+    "store_traffic": ["event_put_server_us_per_cell", "flush_compaction_us_per_cell",
+                      "read_server_us_per_user", "read_server_us_per_cell",
+                      "read_client_us_per_user", "read_client_us_per_cell",
+                      "state_put_server_us_per_evaluation", "state_put_client_us_per_evaluation"],
+    "stages": ["ingest_loadgen_cpu_us_per_event", "ingest_ingest_cpu_us_per_event"],
     "segmenter": ["segmentations_per_s_per_core_with_decode", "hll_updates_per_redis_cpu_s"],
     "stats": ["redis_mb_s16"],
     "bots": ["new_observe_row_ns"],
@@ -46,12 +54,13 @@ class ResultError(Exception):
     pass
 
 
-def load_results(directory):
-    """{name: json} for every REQUIRED benchmark (and *_real.json when present)."""
+def load_results(directory, pipeline=None):
+    """{name: json} for every REQUIRED benchmark (and *_real.json when present);
+    `pipeline`: another pipeline result to check against (a path)."""
     d = pathlib.Path(directory)
     out = {}
     for name, keys in REQUIRED.items():
-        path = d / f"{name}.json"
+        path = pathlib.Path(pipeline) if name == "pipeline" and pipeline else d / f"{name}.json"
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
@@ -87,24 +96,39 @@ def fig(results, name, key, default=None):
 def unit_costs(r):
     """CPU-seconds per unit of work, each from one component benchmark."""
     c = {}
-    # One Kafka message produced and stored by the broker (client + mock broker).
+    st = lambda k: fig(r, "stages", k) / 1e6  # noqa: E731
+    # The first stages as processes at fixed rates (bench stages, fitted
+    # cores = a x rate + b): seg-loadgen; kafka-local taking the events,
+    # serving them to ingest and taking its notices; seg-ingest.
+    c["loadgen_event"] = st("ingest_loadgen_cpu_us_per_event")
+    # (kafka-local's a may be 0: all its cost per second.)
+    c["kafka_ingest_event"] = fig(r, "stages", "ingest_kafka_cpu_us_per_event", 0.0) / 1e6
+    c["ingest_event"] = st("ingest_ingest_cpu_us_per_event")
+    # seg-store's side of an event write, its flushes and compactions:
+    # store_traffic's 2M events (the stage's 10-s windows catch a compaction
+    # or miss it; its fit moved 6.6-10.2 us between runs).
+    c["store_put_event"] = (fig(r, "store_traffic", "event_put_server_us_per_cell") +
+                            fig(r, "store_traffic", "flush_compaction_us_per_cell")) / 1e6
+    # Their CPU per second whatever the rate (b; a negative fit is taken as 0).
+    c["fixed_cores"] = {p: max(0.0, fig(r, "stages", f"ingest_{p}_fixed_cores", 0.0))
+                        for p in ("loadgen", "kafka", "ingest")}
+    # One Kafka message produced and consumed, client + mock broker, for the
+    # segmenters' notices and results (ingest_bench's producer).
     c["kafka_message"] = 1.0 / fig(r, "ingest", "produce_events_per_cpu_s")
-    # Ingest, whole process: consume events, decode, batch Put through Thrift2
-    # (client + seg-store), produce notices, commit (ingest_bench).
-    c["ingest_event"] = 1.0 / fig(r, "ingest", "ingest_events_per_cpu_s")
-    # Of that, the store's put per cell (client + server, store_bench).
-    c["store_put_cell"] = 1.0 / fig(r, "store", "put_cells_per_cpu_s_thrift")
-    # A multi-get, per cell read (client + server, rows of cells_per_row cells).
-    c["store_read_cell"] = 1.0 / (fig(r, "store", "multiget_rows_per_cpu_s_thrift") *
-                                  fig(r, "store", "cells_per_row"))
-    # A read's fixed part (per row: the call's share, merge operands folded),
-    # from reading back the young rows ingest_bench wrote (6-7 cells each,
-    # written over many batches) less their cells at the per-cell cost.
-    c["store_read_row"] = max(0.0, fig(r, "ingest", "readback_cpu_us_per_row") / 1e6 -
-                              fig(r, "ingest", "readback_cells_per_row") * c["store_read_cell"])
-    # One full compaction of what ingest_bench stored, per event (a leveled
-    # LSM rewrites a cell a few times over its life: a lower bound).
-    c["store_compaction"] = fig(r, "ingest", "compaction_cpu_us_per_event") / 1e6
+    # An evaluation's store calls (store_traffic_bench: seg-loadgen's users
+    # written in ingest batches): the two-row multi-get, server and client,
+    # fitted per user and per event cell returned; the state put.
+    tr = lambda k: fig(r, "store_traffic", k) / 1e6  # noqa: E731
+    c["read_user_server"] = tr("read_server_us_per_user")
+    c["read_cell_server"] = tr("read_server_us_per_cell")
+    c["read_user_client"] = tr("read_client_us_per_user")
+    c["read_cell_client"] = tr("read_client_us_per_cell")
+    c["state_put_server"] = tr("state_put_server_us_per_evaluation")
+    c["state_put_client"] = tr("state_put_client_us_per_evaluation")
+    # A cell of an old, compacted row (store_bench: rows of 200 cells written
+    # at once, client + server): production's 60-day rows are mostly this.
+    c["store_read_cell_compacted"] = 1.0 / (fig(r, "store", "multiget_rows_per_cpu_s_thrift") *
+                                            fig(r, "store", "cells_per_row"))
     # Scripts + decoding of one user's row (20 scripts, 200-event rows).
     c["segmentation_200"] = 1.0 / fig(r, "segmenter", "segmentations_per_s_per_core_with_decode")
     # One HLL add: the writer's CPU (grouping, FCALL) and Redis's.
@@ -113,7 +137,53 @@ def unit_costs(r):
     # The bot blacklist's look at the row a segmentation read (bot_bench:
     # wall time per ObserveRow on shared cores, taken as CPU).
     c["bot_observe_row"] = fig(r, "bots", "new_observe_row_ns") / 1e9
+    # What the segmenters and kafka-local spend per notice and per second
+    # beyond the kernels above (bench stages, segment stage).
+    c.update(segment_stage_fits(r, c))
     return c
+
+
+def fit_line(points):
+    """Least squares y = a * x + b over [(x, y)], a >= 0 (as bench/stages.py)."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    a = max(0.0, sum((x - mx) * (y - my) for x, y in points) / var) if var else 0.0
+    return a, my - a * mx
+
+
+def segment_stage_fits(r, c):
+    """The segment stage of bench stages ran the seg-segmenters in the local
+    stack at fixed rates, counting notices, segmentations and cells read.
+    Of the segmenters' CPU, the kernels other benchmarks measure (scripts,
+    blacklist, HLL writer, store client) are taken out; the rest (polling,
+    notices, batching, offsets, metrics) is fitted per notice and per
+    second. Of kafka-local's, what the ingest stage's fit and the results
+    produced account for is taken out; the rest (serving the segmenters'
+    group its notices) likewise. None of the pipeline benchmark's figures."""
+    rows = r.get("stages", {}).get("steps", {}).get("segment") or []
+    keys = ("events_per_s", "notices_per_s", "segmentations_per_s", "cells_read_per_s",
+            "segmenter_cores", "kafka_cores")
+    rows = [x for x in rows if all(isinstance(x.get(k), (int, float)) for k in keys)]
+    if len({x["notices_per_s"] for x in rows}) < 2:
+        raise ResultError("stages.json: no segment stage with two rates or more "
+                          "(re-run: tools/dev bench stages)")
+    seg_pts, kafka_pts = [], []
+    for x in rows:
+        sg, cells = x["segmentations_per_s"], x["cells_read_per_s"]
+        kernels = (sg * (c["read_user_client"] + c["state_put_client"] + c["bot_observe_row"] +
+                         5 * c["hll_add_writer"]) +
+                   cells * (c["read_cell_client"] +
+                            c["segmentation_200"] * LOCAL_SCRIPTS / 20.0 / 200.0))
+        seg_pts.append((x["notices_per_s"], x["segmenter_cores"] - kernels))
+        kafka_known = (c["kafka_ingest_event"] * x["events_per_s"] + c["fixed_cores"]["kafka"] +
+                       c["kafka_message"] * sg)
+        kafka_pts.append((x["notices_per_s"], x["kafka_cores"] - kafka_known))
+    seg_a, seg_b = fit_line(seg_pts)
+    kafka_a, kafka_b = fit_line(kafka_pts)
+    return {"segmenter_notice": seg_a, "segmenter_fixed_cores": max(0.0, seg_b),
+            "kafka_notice": kafka_a, "kafka_segmenters_fixed_cores": max(0.0, kafka_b)}
 
 
 # The pipeline runs the shipped scripts/ (10 scripts); the row length its
@@ -148,25 +218,31 @@ def local_shape(r):
     }
 
 
-def cpu_per_event(c, shape):
-    """CPU-seconds per event, by process, for a traffic shape."""
+def cpu_per_event(c, shape, read_cell=None):
+    """CPU-seconds per event, by process part, for a traffic shape.
+    read_cell: the server's CPU per event cell read (default: young rows,
+    store_traffic's; production passes compacted rows' from store_bench)."""
     seg = shape["segmentations_per_event"]
+    cells = shape["cells_per_read"]
     # script_host_bench: 20 scripts over 200-event rows; the cost scales with both.
-    scripts = (c["segmentation_200"] * shape["scripts"] / 20.0 *
-               min(shape["cells_per_read"], 2000) / 200.0)
-    # Two rows per evaluation, one multi-get: the user's events (family e)
-    # and its state (family s, ~1 cell) (segmenter/internal/node.cc ReadRows).
-    read = 2 * c["store_read_row"] + c["store_read_cell"] * (shape["cells_per_read"] + 1)
+    scripts = (c["segmentation_200"] * shape["scripts"] / 20.0 * min(cells, 2000) / 200.0)
+    cell_server = c["read_cell_server"] if read_cell is None else read_cell
     per = {
-        # The producer (seg-loadgen / the site's collectors) and the broker's share.
-        "producer_and_kafka": c["kafka_message"],
-        # Ingest incl. its store puts (one cell per event) and notice produce.
-        "ingest_and_store_puts": c["ingest_event"],
-        # A notice consumed, and a result produced, cost a Kafka message each.
-        "segmenter_kafka": c["kafka_message"] * (shape["notices_per_event"] +
-                                                 seg * shape["results_per_segmentation"]),
-        "store_reads": read * seg,
-        "store_compaction": c["store_compaction"],
+        "loadgen": c["loadgen_event"],
+        # kafka-local's events in and out and the notices in (bench stages).
+        "kafka_events": c["kafka_ingest_event"],
+        "ingest": c["ingest_event"],
+        "store_event_writes": c["store_put_event"],
+        # kafka-local serving the segmenters their notices (segment stage),
+        # and a result produced (a Kafka message, ingest_bench).
+        "kafka_notices_results": (c["kafka_notice"] * shape["notices_per_event"] +
+                                  c["kafka_message"] * seg * shape["results_per_segmentation"]),
+        # The segmenters' work per notice beyond the kernels (segment stage).
+        "segmenter_notices": c["segmenter_notice"] * shape["notices_per_event"],
+        "store_evaluation_reads": seg * (c["read_user_server"] + cell_server * cells),
+        "store_state_puts": seg * c["state_put_server"],
+        "segmenter_store_client": seg * (c["read_user_client"] + c["read_cell_client"] * cells +
+                                         c["state_put_client"]),
         "segmenter_scripts": scripts * seg,
         "bot_observe_row": c["bot_observe_row"] * seg,
         "hll_writer": c["hll_add_writer"] * shape["hll_adds_per_segmentation"] * seg,
@@ -179,8 +255,16 @@ def check(r, cores):
     c = unit_costs(r)
     shape = local_shape(r)
     per = cpu_per_event(c, shape)
+    fixed_cores = dict(c["fixed_cores"], segmenter=c["segmenter_fixed_cores"],
+                       kafka_segmenters=c["kafka_segmenters_fixed_cores"])
     total = sum(per.values())
-    predicted = cores / total
+    fixed = sum(fixed_cores.values())
+    # On a shared machine, the cores other work took during the pipeline's
+    # sustained step (measured beside it, not the pipeline's own CPU) are
+    # not the pipeline's to use.
+    neighbours = fig(r, "pipeline", "sustained_neighbour_cores", 0.0)
+    # cores = rate x CPU per event + CPU per second whatever the rate.
+    predicted = (cores - neighbours - fixed) / total
     measured = fig(r, "pipeline", "sustained_events_per_s")
     # Diagnosis only (not an input): the pipeline's own CPU per event by
     # process at half its sustained rate.
@@ -188,9 +272,22 @@ def check(r, cores):
     half = pf.get("half_rate_events_per_s")
     seen = {k[len("cpu_share_"):]: round(v / half * 1e6, 2) for k, v in pf.items()
             if k.startswith("cpu_share_") and isinstance(v, (int, float)) and half}
-    return {"cpu_us_per_event": {k: round(v * 1e6, 2) for k, v in per.items()},
+    # Diagnosis only: the model's cores at the pipeline's half rate and at
+    # its sustained rate beside the pipeline's own (its CPU shares, and the
+    # cores its processes used at the sustained step when recorded).
+    at = {}
+    if half:
+        at["half_rate"] = {"model_cores": round(half * total + fixed, 3),
+                           "pipeline_cores": round(sum(
+                               v for k, v in pf.items() if k.startswith("cpu_share_")), 3)}
+    if pf.get("sustained_pipeline_cores"):
+        at["sustained"] = {"model_cores": round(measured * total + fixed, 3),
+                           "pipeline_cores": pf["sustained_pipeline_cores"]}
+    return {"cores_at_the_pipeline_rates": at,"cpu_us_per_event": {k: round(v * 1e6, 2) for k, v in per.items()},
+            "fixed_cores": {k: round(v, 3) for k, v in fixed_cores.items()},
             "pipeline_cpu_us_per_event_at_half_rate": seen,
             "cpu_us_per_event_total": round(total * 1e6, 2), "cores": cores,
+            "neighbour_cores": neighbours,
             "shape": {k: round(v, 3) for k, v in shape.items()},
             "predicted_events_per_s": round(predicted), "measured_events_per_s": measured,
             "predicted_over_measured": round(predicted / measured, 3)}
@@ -274,14 +371,15 @@ def storage_bytes_per_event(r):
 
 def size(r, w, shape):
     c = unit_costs(r)
-    per = cpu_per_event(c, shape)
+    # 60-day rows are mostly compacted: their cells cost what store_bench's do.
+    per = cpu_per_event(c, shape, read_cell=c["store_read_cell_compacted"])
     peak = w["peak_events_per_s"]
     u = HW["utilisation"]
     factor = hbase_factor(r) or HW["hbase_cpu_factor"]
-    store_cpu = (c["store_put_cell"] + per["store_reads"] + per["store_compaction"]) * factor
-    seg_cpu = (per["segmenter_kafka"] + per["segmenter_scripts"] + per["hll_writer"] +
-               per["bot_observe_row"] +
-               per["store_reads"] * 0.5)  # the Thrift2 client half of a read
+    store_cpu = (per["store_event_writes"] + per["store_evaluation_reads"] +
+                 per["store_state_puts"]) * factor
+    seg_cpu = (per["segmenter_notices"] + per["segmenter_scripts"] + per["hll_writer"] +
+               per["bot_observe_row"] + per["segmenter_store_client"])
     out = {}
     # Storage: bytes per event after compaction; HBase's HFiles when measured
     # (bench hbase_storage), else seg-store's SSTs as an assumption for HBase.
@@ -299,7 +397,7 @@ def size(r, w, shape):
         math.ceil(stored / 1e12 / HW["rs_tb"]), 3)
     out["store_cores"] = round(store_cpu * peak / u, 1)
     out["segmenter_cores"] = math.ceil(seg_cpu * peak / u)
-    out["ingest_cores"] = math.ceil((c["ingest_event"] - c["store_put_cell"]) * peak / u)
+    out["ingest_cores"] = math.ceil(c["ingest_event"] * peak / u)
     # Kafka: events, notices, results.
     mb_s = peak * (HW["event_bytes"] + shape["notices_per_event"] * HW["notice_bytes"] +
                    shape["segmentations_per_event"] * HW["result_bytes"]) / 1e6
@@ -336,17 +434,25 @@ def size(r, w, shape):
 
 
 def render(chk, sizing, notes):
-    lines = ["Check on this machine (model from the store, ingest, segmenter, bots benches):"]
+    lines = ["Check on this machine (model from the stages, store_traffic, ingest, segmenter, "
+             "script_host, bots benches):"]
     for k, v in chk["cpu_us_per_event"].items():
         lines.append(f"  {k:<24} {v:8.2f} us CPU per event")
     lines.append(f"  {'total':<24} {chk['cpu_us_per_event_total']:8.2f} us CPU per event")
+    lines.append("  fixed (cores whatever the rate): " +
+                 ", ".join(f"{k} {v}" for k, v in chk["fixed_cores"].items()) +
+                 f"; total {round(sum(chk['fixed_cores'].values()), 3)}")
     lines.append(f"  shape: {chk['shape']}")
     seen = chk["pipeline_cpu_us_per_event_at_half_rate"]
     if seen:
         lines.append("  pipeline's own CPU per event at half rate (diagnosis, not an input): " +
                      ", ".join(f"{k} {v}" for k, v in seen.items()) +
                      f"; total {round(sum(seen.values()), 2)} us")
-    lines.append(f"  predicted {chk['predicted_events_per_s']:,} events/s on {chk['cores']} cores; "
+    for k, v in chk["cores_at_the_pipeline_rates"].items():
+        lines.append(f"  at the pipeline's {k.replace('_', ' ')} (diagnosis): model "
+                     f"{v['model_cores']} cores, pipeline {v['pipeline_cores']}")
+    lines.append(f"  predicted {chk['predicted_events_per_s']:,} events/s on {chk['cores']} cores "
+                 f"less {chk['neighbour_cores']} taken by other work beside the run; "
                  f"pipeline measured {chk['measured_events_per_s']:,} "
                  f"(predicted/measured {chk['predicted_over_measured']})")
     lines.append("")
@@ -363,12 +469,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--cores", type=float, default=2.0, help="cores the pipeline run had")
+    ap.add_argument("--pipeline", help="check against this pipeline result instead of "
+                    "RESULTS/pipeline.json (e.g. bench/results/pipeline_shared.json)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 when the prediction is more than 20%% off the pipeline's")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = ap.parse_args(argv)
     try:
-        r = load_results(args.results)
+        r = load_results(args.results, args.pipeline)
         chk = check(r, args.cores)
         sizing = {name: size(r, w, prod_shape(w)) for name, w in WORKLOADS.items()}
         notes = [f"storage bytes per event: {storage_bytes_per_event(r)[1]}",
