@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -52,6 +53,16 @@ class StoreContractTest : public ::testing::TestWithParam<StoreBackend> {
   std::unique_ptr<StoreEnv> env_;
   std::string prefix_;
 };
+
+// For Thrift backends whose server forgets idle scanners: writes five rows
+// under `prefix` in `table` (family `family`), reads two through a scanner
+// of two-row batches, stays idle for `idle` (longer than the server's
+// scanner lease: the wait is the condition under test), then expects the
+// scan to resume on a new scanner and return the other three rows once,
+// in order.
+void ExpectScanResumesAfterScannerExpiry(Store* store, const std::string& table,
+                                         const std::string& family, const std::string& prefix,
+                                         std::chrono::milliseconds idle);
 
 // Cases that move the backend's clock: instantiated only for backends whose
 // StoreEnv has a fake_clock() (a seg-store process runs on the real clock; its

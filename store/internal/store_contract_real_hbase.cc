@@ -187,6 +187,38 @@ TEST(RealHBaseWireTest, ClientRecoversAfterGatewayClosesIdleConnection) {
   EXPECT_EQ((*got->begin()).value, "after");  // newest version first
 }
 
+// HBase's gateway forgets a scanner idle for its
+// hbase.client.scanner.timeout.period (60 s by default; this tier's gateway
+// runs with SEG_HBASE_THRIFT_SCANNER_MS, written to the env file): the
+// client resumes the scan after the last row it received.
+TEST(RealHBaseWireTest, ScanResumesAfterTheGatewayForgetsItsScanner) {
+  auto gw = Gateway();
+  ASSERT_TRUE(gw.ok()) << gw.status();
+  ASSERT_TRUE(EnsureTables(gw->first, gw->second).ok());
+  int64_t scanner_ms = 0;
+  {
+    const char* d = std::getenv("SEG_SERVICES_DIR");
+    std::ifstream in(std::string(d && *d ? d : SEG_REAL_SERVICES_DIR) + "/services.env");
+    std::string line;
+    const std::string key = "export HBASE_THRIFT_SCANNER_MS=";
+    while (std::getline(in, line)) {
+      if (line.rfind(key, 0) == 0) scanner_ms = std::stoll(line.substr(key.size()));
+    }
+  }
+  ASSERT_GT(scanner_ms, 0) << "the services env file does not name the gateway's scanner timeout";
+  ASSERT_LE(scanner_ms, 20000) << "start the tier's HBase with SEG_HBASE_THRIFT_SCANNER_MS "
+                                  "(store/CMakeLists.txt) so this test does not idle 60 s";
+  StoreOptions o;
+  o.backend = StoreOptions::Backend::kThrift;
+  o.thrift.host = gw->first;
+  o.thrift.port = gw->second;
+  auto store = OpenStore(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ExpectScanResumesAfterScannerExpiry(store->get(), "users", "s",
+                                      "scan-expiry|" + std::to_string(Clock::Real()->NowMs()) + "|",
+                                      std::chrono::milliseconds(scanner_ms + 2000));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     RealHBase, StoreContractTest,
     ::testing::Values(StoreBackend{"hbase", [] { return std::make_unique<RealHBaseEnv>(); }}),

@@ -2,10 +2,13 @@
 // must show. Row keys carry a per-test prefix, so backends may share a
 // server between tests.
 #include "store/internal/store_contract.h"
-#include "tests/harness/status_matchers.h"
 
 #include <algorithm>
 #include <map>
+#include <thread>
+
+#include "common/metrics.h"
+#include "tests/harness/status_matchers.h"
 
 namespace seg::store::testing {
 namespace {
@@ -577,6 +580,43 @@ TEST_P(StoreContractTest, ExistsMatchesGet) {
   SEG_ASSERT_OK(store()->Put("t", {{R("r"), {C("a", "q", 1, "v")}}}));
   EXPECT_TRUE(*store()->Exists("t", G(R("r"))));
   EXPECT_FALSE(*store()->Exists("t", G(R("absent"))));
+}
+
+void ExpectScanResumesAfterScannerExpiry(Store* store, const std::string& table,
+                                         const std::string& family, const std::string& prefix,
+                                         std::chrono::milliseconds idle) {
+  std::vector<RowPut> puts;
+  for (int i = 0; i < 5; ++i) {
+    RowPut p;
+    p.row = prefix + std::to_string(i);
+    p.cells.push_back(Cell{family, "q", 1000 + i, "v" + std::to_string(i)});
+    puts.push_back(std::move(p));
+  }
+  SEG_ASSERT_OK(store->Put(table, puts));
+  ScanRequest scan;
+  scan.start_row = prefix;
+  scan.stop_row = prefix + "~";
+  scan.families = {family};
+  scan.batch_rows = 2;
+  auto scanner = store->OpenScanner(table, scan);
+  SEG_ASSERT_OK(scanner);
+  std::vector<RowResult> batch;
+  SEG_ASSERT_OK((*scanner)->NextBatch(&batch));
+  std::vector<std::string> rows;
+  for (const RowResult& r : batch) rows.push_back(r.row());
+  ASSERT_EQ(rows, (std::vector<std::string>{prefix + "0", prefix + "1"}));
+  const double reopens0 = metrics::GetCounter("seg_store_thrift_scanner_reopens_total", "").Value();
+  std::this_thread::sleep_for(idle);
+  while (true) {
+    Status s = (*scanner)->NextBatch(&batch);
+    SEG_ASSERT_OK(s) << "the scan did not survive its scanner's expiry";
+    if (batch.empty()) break;
+    for (const RowResult& r : batch) rows.push_back(r.row());
+  }
+  EXPECT_EQ(rows, (std::vector<std::string>{prefix + "0", prefix + "1", prefix + "2", prefix + "3",
+                                            prefix + "4"}));
+  EXPECT_EQ(metrics::GetCounter("seg_store_thrift_scanner_reopens_total", "").Value(), reopens0 + 1)
+      << "the server still knew the scanner: the idle wait did not pass its lease";
 }
 
 }  // namespace seg::store::testing

@@ -964,6 +964,20 @@ TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
   }
 }
 
+// seg-store forgets a scanner idle past server.scanner_lease_ms when it is
+// next asked for (as HBase's gateway does), and the client resumes the scan
+// on a new scanner after the last row it received.
+TEST(StoreServerTest, ScanResumesAfterTheServerForgetsItsScanner) {
+  ServerProcess server;
+  SEG_ASSERT_OK(server.Start("server:\n  scanner_lease_ms: 300\n")) << server.log();
+  StoreOptions so;
+  so.backend = StoreOptions::Backend::kThrift;
+  so.thrift = server.ClientOptions();
+  auto store = OpenStore(so);
+  SEG_ASSERT_OK(store);
+  ExpectScanResumesAfterScannerExpiry(store->get(), "t", "a", "lease|", 900ms);
+}
+
 // Every listener of seg-store binds loopback unless told otherwise.
 TEST(StoreServerTest, ListenersBindLoopbackByDefault) {
   StoreServerOptions defaults;

@@ -14,6 +14,7 @@
 #include <functional>  // before Thrift: TServerSocket.h uses std::function unincluded
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
@@ -465,22 +466,49 @@ Status CheckRowKey(const std::string& row) {
   return Status::OK();
 }
 
+// A scanner that outlives its server-side half: HBase's gateway forgets a
+// scanner idle for hbase.client.scanner.timeout.period (60 s), seg-store
+// after server.scanner_lease_ms, and a lost reply leaves us not knowing
+// which rows the server already handed out. Rows come whole (no TScan
+// batch), so the scan resumes at the row after the last one returned.
 class ThriftScanner final : public Scanner {
  public:
-  ThriftScanner(ThriftStore* store, std::string table, int32_t id, int32_t batch_rows)
-      : store_(store), table_(std::move(table)), id_(id), batch_rows_(batch_rows) {}
+  ThriftScanner(ThriftStore* store, std::string table, hbase::TScan scan, int32_t id,
+                int32_t batch_rows)
+      : store_(store),
+        table_(std::move(table)),
+        scan_(std::move(scan)),
+        id_(id),
+        batch_rows_(batch_rows) {}
   ~ThriftScanner() override { Close().IgnoreError(); }
   Status NextBatch(std::vector<RowResult>* rows) override;
   Status Close() override;
 
  private:
+  Status ReadRows(std::vector<hbase::TResult>* results);
+  Status Reopen();
+
   ThriftStore* store_;
   std::string table_;
+  hbase::TScan scan_;  // startRow moves past each row returned
   int32_t id_;
   int32_t batch_rows_;
   bool done_ = false;
   bool closed_ = false;
 };
+
+// Whether a failed getScannerRows may be resumed on a new scanner: the
+// server no longer knows the id (HBase: "Invalid scanner Id", seg-store:
+// "invalid scanner id N"), or the reply was lost on the way.
+bool ScannerLost(const Status& s) {
+  if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded) {
+    return true;
+  }
+  if (s.code() != StatusCode::kInvalidArgument) return false;
+  std::string m(s.message());
+  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
+  return m.find("invalid scanner id") != std::string::npos;
+}
 
 class ThriftStore final : public Store {
  public:
@@ -687,8 +715,8 @@ class ThriftStore final : public Store {
     TableScope table_scope(t);
     SEG_RETURN_IF_ERROR(
         Call("openScanner", true, [&](THBaseServiceClient& c) { id = c.openScanner(t, tscan); }));
-    return std::unique_ptr<Scanner>(
-        new ThriftScanner(this, t, id, scan.batch_rows > 0 ? scan.batch_rows : 100));
+    return std::unique_ptr<Scanner>(new ThriftScanner(this, t, std::move(tscan), id,
+                                                      scan.batch_rows > 0 ? scan.batch_rows : 100));
   }
 
   Status ScanFirst(std::string_view table, const ScanRequest& scan,
@@ -838,19 +866,53 @@ class ThriftStore final : public Store {
   int open_ = 0;
   metrics::Counter errors_;
   metrics::Counter retries_;
+  metrics::Counter scanner_reopens_ = metrics::GetCounter(
+      "seg_store_thrift_scanner_reopens_total",
+      "Scans resumed on a new server-side scanner (the old one expired or its reply was lost)");
 };
+
+Status ThriftScanner::ReadRows(std::vector<hbase::TResult>* results) {
+  TableScope table_scope(table_);  // HBase reports an unknown table here
+  // Not retried in Call: a lost reply is resumed by Reopen, from the rows we
+  // actually received.
+  return store_->Call("getScannerRows", false, [&](THBaseServiceClient& c) {
+    c.getScannerRows(*results, id_, batch_rows_);
+  });
+}
+
+Status ThriftScanner::Reopen() {
+  const int32_t old_id = id_;
+  TableScope table_scope(table_);
+  SEG_RETURN_IF_ERROR(store_->Call(
+      "openScanner", true, [&](THBaseServiceClient& c) { id_ = c.openScanner(table_, scan_); }));
+  store_->scanner_reopens_.Inc();
+  // The old one may still live (a lost reply): free it, ignoring "unknown".
+  store_->Call("closeScanner", true, [&](THBaseServiceClient& c) { c.closeScanner(old_id); })
+      .IgnoreError();
+  return Status::OK();
+}
 
 Status ThriftScanner::NextBatch(std::vector<RowResult>* rows) {
   rows->clear();
   if (closed_) return FailedPreconditionError("store: scanner closed");
   if (done_) return Status::OK();
   std::vector<hbase::TResult> results;
-  TableScope table_scope(table_);  // HBase reports an unknown table here
-  // Not retried: a lost reply would skip rows silently.
-  SEG_RETURN_IF_ERROR(store_->Call("getScannerRows", false, [&](THBaseServiceClient& c) {
-    c.getScannerRows(results, id_, batch_rows_);
-  }));
-  if (results.empty()) done_ = true;
+  Status s = ReadRows(&results);
+  if (!s.ok() && ScannerLost(s)) {
+    LOG(INFO) << "store thrift: scanner " << id_ << " on " << table_ << " lost (" << s
+              << "), resuming after the last row read";
+    results.clear();
+    SEG_RETURN_IF_ERROR(Reopen());
+    s = ReadRows(&results);
+  }
+  SEG_RETURN_IF_ERROR(s);
+  if (results.empty()) {
+    done_ = true;
+    return Status::OK();
+  }
+  // The next scanner, if one is needed, starts just past the last row: the
+  // smallest key greater than it is the key with a zero byte appended.
+  scan_.__set_startRow(results.back().row + std::string(1, '\0'));
   rows->resize(results.size());
   for (size_t i = 0; i < results.size(); ++i) FromTResult(results[i], &(*rows)[i]);
   return Status::OK();

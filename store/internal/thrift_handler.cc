@@ -233,7 +233,7 @@ void StoreHandler::ExpireScanners() {
   auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(scanners_mutex_);
   for (auto it = scanners_.begin(); it != scanners_.end();) {
-    if (now - it->second->last_used > lease_) {
+    if (now - it->second->last_used.load() > lease_) {
       LOG(INFO) << "store server: scanner " << it->first << " lease expired";
       it = scanners_.erase(it);
     } else {
@@ -261,10 +261,19 @@ int32_t StoreHandler::openScanner(const std::string& table, const hbase::TScan& 
   return id;
 }
 
+// A scanner idle past its lease is gone when next asked for, as in HBase's
+// gateway (its scanner cache expires on access), not only when another
+// scanner is opened.
 std::shared_ptr<StoreHandler::OpenScan> StoreHandler::FindScanner(int32_t id) {
   std::lock_guard<std::mutex> lock(scanners_mutex_);
   auto it = scanners_.find(id);
-  return it == scanners_.end() ? nullptr : it->second;
+  if (it == scanners_.end()) return nullptr;
+  if (std::chrono::steady_clock::now() - it->second->last_used.load() > lease_) {
+    LOG(INFO) << "store server: scanner " << id << " lease expired";
+    scanners_.erase(it);
+    return nullptr;
+  }
+  return it->second;
 }
 
 void StoreHandler::ReadScanner(OpenScan* scan, int32_t num_rows, std::vector<hbase::TResult>* out) {

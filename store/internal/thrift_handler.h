@@ -5,6 +5,7 @@
 // connections.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -61,7 +62,8 @@ class StoreHandler : public hbase::THBaseServiceIf {
     std::unique_ptr<Scanner> scanner;
     std::deque<RowResult> pending;
     bool done = false;
-    std::chrono::steady_clock::time_point last_used;
+    // Read by the expiry under scanners_mutex_ while a reader holds `mutex`.
+    std::atomic<std::chrono::steady_clock::time_point> last_used;
   };
   [[noreturn]] void Throw(const Status& status, const char* method);
   void ThrowIfOverLimits(const char* method);

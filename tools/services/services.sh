@@ -19,7 +19,9 @@
 #           (so: SEG_HBASE_NOTICES=1 tools/dev services up kafka hbase).
 #           SEG_HBASE_NOTICES_TOPIC overrides the topic.
 #   hbase with SEG_HBASE_THRIFT_IDLE_MS=N: the gateway closes clients idle
-#           N ms (default 60000, HBase's own).
+#           N ms (default 60000, HBase's own); with SEG_HBASE_THRIFT_SCANNER_MS=N
+#           it forgets scanners idle N ms (its hbase.client.scanner.timeout.period,
+#           set on the gateway only; default 60000).
 #
 # Everything binds 127.0.0.1 on ports this script picks free. Run directory:
 # $SEG_SERVICES_DIR (default build/services): <svc>/ holds data, logs, pids;
@@ -119,6 +121,8 @@ write_env() {
     if [[ -f "$RUN/hbase/thrift_port" ]]; then
       echo "HBASE_THRIFT_HOST=127.0.0.1"
       echo "HBASE_THRIFT_PORT=$(cat "$RUN/hbase/thrift_port")"
+      [[ -f "$RUN/hbase/thrift_scanner_ms" ]] &&
+        echo "HBASE_THRIFT_SCANNER_MS=$(cat "$RUN/hbase/thrift_scanner_ms")"
     fi
   } >"$ENV_FILE.tmp"
   sed -i 's/^/export /; s/^export #/#/' "$ENV_FILE.tmp"
@@ -336,7 +340,17 @@ EOF
   start_proc "$dir/master.pid" "$dir/master.log" "${java[@]}" -Xmx1g \
     org.apache.hadoop.hbase.master.HMaster start
   echo "$thrift" >"$dir/thrift_port"
-  start_proc "$dir/thrift.pid" "$dir/thrift.log" "${java[@]}" -Xmx512m \
+  echo "${SEG_HBASE_THRIFT_SCANNER_MS:-60000}" >"$dir/thrift_scanner_ms"
+  # The gateway's own conf: the same site plus its scanner timeout (how long
+  # it keeps an idle scanner), which on the master would also be the region
+  # servers' scanner lease. (-D on its command line does not reach it.)
+  mkdir -p "$dir/thrift-conf"
+  cp "$dir/conf/log4j.properties" "$dir/thrift-conf/"
+  sed "s#</configuration>#  <property><name>hbase.client.scanner.timeout.period</name><value>${SEG_HBASE_THRIFT_SCANNER_MS:-60000}</value></property>\n</configuration>#" \
+    "$dir/conf/hbase-site.xml" >"$dir/thrift-conf/hbase-site.xml"
+  local thrift_java=("${java[@]}")
+  thrift_java[-1]="$dir/thrift-conf:$cp"  # the -cp value
+  start_proc "$dir/thrift.pid" "$dir/thrift.log" "${thrift_java[@]}" -Xmx512m \
     org.apache.hadoop.hbase.thrift2.ThriftServer -b 127.0.0.1 -p "$thrift" start
   local deadline=$(($(now) + HBASE_READY_S))
   while ! port_open "$thrift"; do
