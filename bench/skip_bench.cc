@@ -223,9 +223,8 @@ struct SimOptions {
   bool leading_edge = false;
   int64_t follow_delay_ms = 300;
   // Adaptive (FollowUpRule, segmenter/internal/read_policy.h): leading edge
-  // with a window of max_delay_ms, the follow-up due follow_delay_ms after
-  // the ack of the notice that queued it, within [last read + min_delay_ms,
-  // last read + max_delay_ms].
+  // with the follow-up due follow_delay_ms after the ack of the notice that
+  // queued it, within [last read + min_delay_ms, last read + max_delay_ms].
   bool adaptive = false;
   int64_t min_delay_ms = 50;
   int64_t max_delay_ms = 500;
@@ -334,7 +333,7 @@ SimResult Simulate(const seg::bench::BurstyTrace& trace, const std::vector<std::
           continue;
         }
         const int64_t last = last_read_ms[n.user];
-        if (fire - last < (o.adaptive ? o.max_delay_ms : o.follow_delay_ms)) {
+        if (fire - last < o.follow_delay_ms) {
           follow_queued[n.user] = 1;
           follow_key[n.user] = appended_key;
           follow_ups.emplace(o.adaptive

@@ -138,7 +138,7 @@ struct NodeOptions {
   //     read_delay_ms ago (the policy before 2026-12-05; with 300 ms or more
   //     for >= 5x fewer segmentations than notices, at ~300 ms more latency).
   //   kAdaptive: as kLeadingEdge, but a user read within the last
-  //     read_delay_max_ms waits for a follow-up due read_delay_ms after its
+  //     read_delay_ms waits for a follow-up due read_delay_ms after its
   //     oldest waiting notice's write was acknowledged, kept within
   //     [its last read + read_delay_min_ms, + read_delay_max_ms]: a notice
   //     that arrives late has spent its wait already
@@ -148,8 +148,7 @@ struct NodeOptions {
   ReadPolicy read_policy = ReadPolicy::kLeadingEdge;
   int64_t read_delay_ms = 150;
   // kAdaptive's bounds on a follow-up read's distance from the user's last
-  // read: the least coalescing a burst gets (min), and how long after a
-  // read a user still counts as in a burst and the longest wait (max).
+  // read: the least coalescing a burst gets (min), the longest wait (max).
   int64_t read_delay_min_ms = 50;
   int64_t read_delay_max_ms = 500;
   // Batches waiting out their read delay are queued while polling goes on,

@@ -332,7 +332,7 @@ TEST_F(SegmenterNodeTest, LeadingEdgeReadsAtOnceThenOneFollowUpSeesLaterWrites) 
 }
 
 // Adaptive: a quiet user is read as soon as its notice is polled; a burst
-// within read_delay_max_ms of that read coalesces into one follow-up, due
+// within read_delay_ms of that read coalesces into one follow-up, due
 // read_delay_ms after the oldest waiting notice's ack (not after the read,
 // as leading edge would), which sees the newest write: the final state is
 // never missed. A notice that arrives already old has spent its wait and is

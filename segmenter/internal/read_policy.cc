@@ -9,7 +9,7 @@ FollowUpRule::FollowUpRule(const NodeOptions& options)
       delay_ms_(options.read_delay_ms),
       min_ms_(options.read_delay_min_ms),
       max_ms_(std::max(options.read_delay_min_ms, options.read_delay_max_ms)),
-      window_ms_(adaptive_ ? max_ms_ : options.read_delay_ms) {}
+      window_ms_(options.read_delay_ms) {}
 
 int64_t FollowUpRule::FollowUpDueMs(int64_t now_ms, int64_t last_read_ms,
                                     int64_t oldest_acked_ms) const {

@@ -2,9 +2,9 @@
 // (NodeOptions::read_policy; docs/ARCHITECTURE.md, "Read policy").
 //
 // Under both the leading-edge and the adaptive policy a user not read
-// within window_ms(), with nothing queued, is read at once; a user read
-// within it waits for one follow-up read that the notices arriving
-// meanwhile join. This rule says when that follow-up is due:
+// within window_ms() (read_delay_ms), with nothing queued, is read at once;
+// a user read within it waits for one follow-up read that the notices
+// arriving meanwhile join. This rule says when that follow-up is due:
 //   leading edge: at the last read + read_delay_ms, whatever the notice.
 //   adaptive: read_delay_ms after the write of its oldest waiting notice was
 //     acknowledged (acked_at_ms, the ingester's clock), clamped to
@@ -13,11 +13,12 @@
 // that arrives young (the usual 10-50 ms of transport) waits out the rest
 // of its budget and so coalesces with the rest of its burst; one that
 // arrived late (a transport or broker stall, the node behind) has spent its
-// budget already and is read after read_delay_min_ms. Every notice's wait is
-// thus sized to its own age instead of the last read's, which on the bursty
-// trace buys both more coalescing and a lower p99 than a fixed follow-up
-// delay (BENCHMARKS.md, "Event-to-result latency"): the p99 is the notices
-// with a long transport lag, and those no longer wait a full delay on top.
+// budget already and is read read_delay_min_ms after the last read. Every
+// notice's wait is thus sized to its own age instead of the last read's,
+// which on the bursty trace buys a lower p99 than a fixed follow-up delay
+// at as much coalescing or more (BENCHMARKS.md, "Event-to-result latency"):
+// the p99 is the notices with a long transport lag, and those no longer
+// wait a full delay on top.
 // A clock far ahead or behind moves a follow-up within the bounds only:
 // it never decides a skip (the clock-free rule in append_log.h does).
 //
