@@ -128,7 +128,8 @@ struct NodeOptions {
   // cache saves (bench/skip_bench, bursty trace, notices per segmentation
   // and write-to-read p99 in the sim: kDelay 300 ms 6.3x / 610 ms, 500 ms
   // 8.3x / 807 ms; kLeadingEdge 150 ms 3.4x / 285 ms, 200 ms 3.8x / 330 ms, 300 ms
-  // 4.5x / 420 ms).
+  // 4.5x / 420 ms; kAdaptive 150 ms 3.4x / 254 ms, but in the pipeline 1.12-1.17x
+  // leading edge's p99).
   //   kLeadingEdge: a user not read within the last read_delay_ms, with
   //     nothing queued, is read at once; notices arriving while its last
   //     read is younger than read_delay_ms wait for one follow-up read at
