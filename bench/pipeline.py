@@ -68,6 +68,9 @@ POLICIES = [
     ("delay_300ms", {"segmenter.read_policy": "delay", "segmenter.read_delay_ms": "300"}),
     ("delay_500ms", {"segmenter.read_policy": "delay", "segmenter.read_delay_ms": "500"}),
     ("leading_edge_300ms", {"segmenter.read_delay_ms": "300"}),
+    # Follow-ups read_delay_ms after their oldest notice's ack (read_policy.h).
+    ("adaptive", {"segmenter.read_policy": "adaptive"}),
+    ("adaptive_200ms", {"segmenter.read_policy": "adaptive", "segmenter.read_delay_ms": "200"}),
 ]
 PRODUCT_POLICY = "leading_edge_150ms"
 # Where an event's milliseconds go, in path order (histograms over the half-rate window).
@@ -593,6 +596,15 @@ def main():
                 finally:
                     stack.stop()
         figures = {f"{n}_e2e_{q}_ms": v[f"e2e_{q}_ms"] for n, v in lat.items() for q in ("p50", "p99")}
+        # The read policies measured (the product's under its policy's name), side by side.
+        policy_names = dict(POLICIES)
+        by_policy = {(PRODUCT_POLICY + n[7:] if n.startswith("product") else n): v
+                     for n, v in lat.items() if n.split("#")[0] in policy_names or
+                     n.split("#")[0] == "product"}
+        for key in ("e2e_p50_ms", "e2e_p99_ms", "notices_per_segmentation",
+                    "skipped_by_cache_ratio"):
+            if by_policy:
+                figures[f"{key}_by_policy"] = {n: v[key] for n, v in by_policy.items()}
         pathlib.Path(args.out).write_text(json.dumps({"figures": figures, "latency": lat},
                                                      indent=2) + "\n")
         print(json.dumps(figures))

@@ -10,7 +10,8 @@
 #     bots) with the node's defaults (leading edge, read_delay_ms 150:
 #     scenario policy_leading_edge_150ms) against cache and blacklist off,
 #     and final states missed; the delay policy at 300 ms (the >= 5x setting,
-#     the default before issue #18) beside it;
+#     the default before issue #18) and the adaptive policy at the same
+#     read_delay_ms (scenario policy_adaptive_150ms) beside it;
 #   - HLL updates/s (issue #18): segmenter_bench --hll, local redis-server,
 #     2000-user batches at 5 segment-days per user drawn from 100 segments x
 #     2 days: batched calls (FCALL seg_add_users_v2, the node's path) against
@@ -31,7 +32,7 @@ echo "segmenter.sh: script_host_bench (scripts only)" >&2
 timeout 120 "$bin/script_host_bench" --benchmark_filter='BM_Segmentation(WithDecode)?/budget:[01]/users:8$' \
   --benchmark_format=json >"$tmp/scripts.json"
 echo "segmenter.sh: skip_bench bursty trace" >&2
-timeout 150 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,policy_leading_edge_150ms,policy_delay_300ms --json-out "$tmp/skip.json" >/dev/null
+timeout 240 "$bin/skip_bench" --benchmark_filter='^$' --scenarios=keeps_up,policy_leading_edge_150ms,policy_delay_300ms,policy_adaptive_150ms --json-out "$tmp/skip.json" >/dev/null
 echo "segmenter.sh: segmenter_bench --hll" >&2
 timeout 60 "$bin/segmenter_bench" --hll --seconds 3 >"$tmp/hll.json"
 
@@ -45,6 +46,7 @@ with_decode = scripts["BM_SegmentationWithDecode/budget:1/users:8"]["segmentatio
 skip = json.load(open(f"{tmp}/skip.json"))["figures"]
 p = "policy_leading_edge_150ms_"
 d = "policy_delay_300ms_"
+a = "policy_adaptive_150ms_"
 hll = json.load(open(f"{tmp}/hll.json"))
 figures = {
     "segmentations_per_s_per_core": round(rate),
@@ -75,6 +77,13 @@ ratios = {
     "delay_300ms_final_states_missed": skip[d + "final_states_missed"],
     "write_to_read_p99_ms": skip[p + "write_to_read_p99_ms"],
     "delay_300ms_write_to_read_p99_ms": skip[d + "write_to_read_p99_ms"],
+    "adaptive_notices_per_segmentation": skip[a + "notices"] / skip[a + "segmentations"],
+    "adaptive_final_states_missed": skip[a + "final_states_missed"],
+    "adaptive_write_to_read_p99_ms": skip[a + "write_to_read_p99_ms"],
+    "adaptive_over_default_notices_per_segmentation":
+        skip[p + "segmentations"] / skip[a + "segmentations"],
+    "adaptive_over_default_write_to_read_p99":
+        skip[a + "write_to_read_p99_ms"] / skip[p + "write_to_read_p99_ms"],
     "read_delay_0_final_states_missed": skip["final_states_missed"],
     # Per second of redis-server CPU (hll_updates_per_redis_cpu_s, a figure
     # above): the "one Redis core" figure, the robust one on a shared machine.
@@ -94,7 +103,8 @@ notes = (
     f"Scripts: script_host_bench, 20 scripts, 200-event rows, budget checks on, CPU time. "
     "With decode: BM_SegmentationWithDecode (stored cells decoded per user). Skips: skip_bench bursty trace, node defaults (leading edge, "
     "read_delay_ms 150 = scenario policy_leading_edge_150ms); delay_300ms_* = read_policy delay, "
-    "300 ms (scenario policy_delay_300ms); read_delay_0_* = scenario keeps_up; write_to_read = "
+    "300 ms (scenario policy_delay_300ms); adaptive_* = read_policy adaptive, read_delay_ms 150, "
+    "min 50, max 500 (scenario policy_adaptive_150ms); read_delay_0_* = scenario keeps_up; write_to_read = "
     "per notice, acknowledgement to the start of the read covering it, in the simulation. HLL: "
     f"{hll['segments_per_user']} distinct segment-days per user drawn from "
     f"{hll['distinct_segments']} segments x {hll['days']} days, "

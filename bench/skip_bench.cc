@@ -11,9 +11,13 @@
 //    skip rules off (only per-batch de-duplication). Counts notices,
 //    segmentations, and final states missed (users whose last segmentation
 //    read began at or before their last write's acknowledgement; must be 0).
+//    Scenarios policy_*: the node's read policies (NodeOptions::read_policy:
+//    delay, leading edge, adaptive) on the clock-free rule, with each
+//    notice's write-to-read latency.
 //
 // Last line of output: one JSON object {"notices", "segmentations",
-// "segmentations_without_skips", "final_states_missed", "skip_ratio", ...}.
+// "segmentations_without_skips", "final_states_missed", "skip_ratio", ...,
+// "policies": {name: {"notices/segmentations", "final_states_missed", ...}}}.
 // `--json-out FILE` also writes {"figures", "ratios", "notes"} for
 // tools/bench_report.py. `--users_max=N` limits the kernel sizes (CI);
 // `--no_sim` runs the kernels only; `--scenarios=a,b` simulates only those
@@ -215,9 +219,15 @@ struct SimOptions {
   // read more than follow_delay_ms ago, with no follow-up queued, is read in
   // the batch its notice arrives in; one read less than that ago queues one
   // follow-up at that read + follow_delay_ms, which the notices arriving
-  // meanwhile join (min_age_ms stays 0).
+  // meanwhile join (min_age_ms stays 0). Adaptive: see below.
   bool leading_edge = false;
   int64_t follow_delay_ms = 300;
+  // Adaptive (FollowUpRule, segmenter/internal/read_policy.h): leading edge
+  // with the follow-up due follow_delay_ms after the ack of the notice that
+  // queued it, within [last read + min_delay_ms, last read + max_delay_ms].
+  bool adaptive = false;
+  int64_t min_delay_ms = 50;
+  int64_t max_delay_ms = 500;
   bool track_latency = true;
 };
 
@@ -316,16 +326,21 @@ SimResult Simulate(const seg::bench::BurstyTrace& trace, const std::vector<std::
         ++r.deduplicated_in_batch;
         continue;
       }
-      if (o.leading_edge) {
+      if (o.leading_edge || o.adaptive) {
         if (follow_queued[n.user]) {  // joins the queued follow-up
           follow_key[n.user] = std::max(follow_key[n.user], appended_key);
           ++r.deduplicated_in_batch;
           continue;
         }
-        if (fire - last_read_ms[n.user] < o.follow_delay_ms) {
+        const int64_t last = last_read_ms[n.user];
+        if (fire - last < o.follow_delay_ms) {
           follow_queued[n.user] = 1;
           follow_key[n.user] = appended_key;
-          follow_ups.emplace(last_read_ms[n.user] + o.follow_delay_ms, n.user);
+          follow_ups.emplace(o.adaptive
+                                 ? std::clamp(std::min(n.acked_at_ms, fire) + o.follow_delay_ms,
+                                              last + o.min_delay_ms, last + o.max_delay_ms)
+                                 : last + o.follow_delay_ms,
+                             n.user);
           continue;
         }
       }
@@ -557,6 +572,14 @@ int main(int argc, char** argv) {
     o.leading_edge = true;
     o.follow_delay_ms = follow;
     policies.push_back("leading_edge_" + std::to_string(follow) + "ms");
+    scenarios.push_back({"policy_" + policies.back(), o});
+  }
+  for (int64_t budget : {150, 200}) {
+    SimOptions o;
+    o.clock_free = true;
+    o.adaptive = true;
+    o.follow_delay_ms = budget;
+    policies.push_back("adaptive_" + std::to_string(budget) + "ms");
     scenarios.push_back({"policy_" + policies.back(), o});
   }
   std::map<std::string, std::string> policy_json;

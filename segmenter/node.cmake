@@ -8,6 +8,7 @@ if(TARGET seg_store AND TARGET seg_skip AND TARGET seg_script_host AND TARGET se
     ${CMAKE_CURRENT_LIST_DIR}/internal/membership.cc
     ${CMAKE_CURRENT_LIST_DIR}/internal/due_scanner.cc
     ${CMAKE_CURRENT_LIST_DIR}/internal/append_log.cc
+    ${CMAKE_CURRENT_LIST_DIR}/internal/read_policy.cc
     ${CMAKE_CURRENT_LIST_DIR}/internal/adapters.cc
   )
   target_link_libraries(seg_segmenter PUBLIC seg_common seg_skip seg_store seg_script_host
@@ -20,6 +21,7 @@ if(TARGET seg_store AND TARGET seg_skip AND TARGET seg_script_host AND TARGET se
       SOURCES ${CMAKE_CURRENT_LIST_DIR}/internal/membership_test.cc
               ${CMAKE_CURRENT_LIST_DIR}/internal/due_scanner_test.cc
               ${CMAKE_CURRENT_LIST_DIR}/internal/append_log_test.cc
+              ${CMAKE_CURRENT_LIST_DIR}/internal/read_policy_test.cc
       LIBS seg_segmenter seg_testing)
   endif()
 endif()

@@ -128,7 +128,8 @@ struct NodeOptions {
   // cache saves (bench/skip_bench, bursty trace, notices per segmentation
   // and write-to-read p99 in the sim: kDelay 300 ms 6.3x / 610 ms, 500 ms
   // 8.3x / 807 ms; kLeadingEdge 150 ms 3.4x / 285 ms, 200 ms 3.8x / 330 ms, 300 ms
-  // 4.5x / 420 ms).
+  // 4.5x / 420 ms; kAdaptive 150 ms 3.4x / 254 ms, but in the pipeline 1.12-1.17x
+  // leading edge's p99).
   //   kLeadingEdge: a user not read within the last read_delay_ms, with
   //     nothing queued, is read at once; notices arriving while its last
   //     read is younger than read_delay_ms wait for one follow-up read at
@@ -137,10 +138,20 @@ struct NodeOptions {
   //   kDelay: every batch waits until its newest notice was acknowledged
   //     read_delay_ms ago (the policy before 2026-12-05; with 300 ms or more
   //     for >= 5x fewer segmentations than notices, at ~300 ms more latency).
-  // 0 = read at once under either policy.
-  enum class ReadPolicy { kLeadingEdge, kDelay };
+  //   kAdaptive: as kLeadingEdge, but a user read within the last
+  //     read_delay_ms waits for a follow-up due read_delay_ms after its
+  //     oldest waiting notice's write was acknowledged, kept within
+  //     [its last read + read_delay_min_ms, + read_delay_max_ms]: a notice
+  //     that arrives late has spent its wait already
+  //     (segmenter/internal/read_policy.h).
+  // 0 = read at once under any policy.
+  enum class ReadPolicy { kLeadingEdge, kDelay, kAdaptive };
   ReadPolicy read_policy = ReadPolicy::kLeadingEdge;
   int64_t read_delay_ms = 150;
+  // kAdaptive's bounds on a follow-up read's distance from the user's last
+  // read: the least coalescing a burst gets (min), the longest wait (max).
+  int64_t read_delay_min_ms = 50;
+  int64_t read_delay_max_ms = 500;
   // Batches waiting out their read delay are queued while polling goes on,
   // so the delay is paid once per notice, not once per batch behind it.
   // Past this many queued notices polling stops until the oldest is due.

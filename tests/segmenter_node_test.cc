@@ -331,6 +331,81 @@ TEST_F(SegmenterNodeTest, LeadingEdgeReadsAtOnceThenOneFollowUpSeesLaterWrites) 
   EXPECT_EQ(edge[1].entered(0), "loves_cats");
 }
 
+// Adaptive: a quiet user is read as soon as its notice is polled; a burst
+// within read_delay_ms of that read coalesces into one follow-up, due
+// read_delay_ms after the oldest waiting notice's ack (not after the read,
+// as leading edge would), which sees the newest write: the final state is
+// never missed. A notice that arrives already old has spent its wait and is
+// read read_delay_min_ms after the last read. The clock moves only by hand.
+TEST_F(SegmenterNodeTest, AdaptiveReadsAQuietUserAtOnceAndCoalescesABurst) {
+  node_->Close().IgnoreError();
+  FakeClock& clock = fake_clock_;
+  segmenter::NodeOptions options;
+  options.kafka = GroupMemberOptions("segmenter-adaptive");
+  options.group_id = "segmenter-adaptive";
+  options.read_policy = segmenter::NodeOptions::ReadPolicy::kAdaptive;
+  options.read_delay_ms = 1'000;
+  options.read_delay_min_ms = 100;
+  options.read_delay_max_ms = 5'000;
+  auto node = segmenter::CreateNode(options, store_.get(), evaluator_.get(), sink_.get(), &clock);
+  SEG_ASSERT_OK(node);
+  node_ = std::move(*node);
+  metrics::Gauge read_delay = metrics::GetGauge(
+      "seg_segmenter_read_delay_seconds",
+      "Wait the last polled batch got before its read (0: every user read at once)");
+
+  WriteCatEvents("burst-user", 1);
+  WriteCatEvents("quiet-user", 5);
+  const int64_t t0 = clock.NowMs();
+  SendNotice("burst-user", t0);
+  RunNodeUntil(node_.get(), [&] { return node_->stats().segmented == 1; });
+  EXPECT_EQ(node_->stats().queued_notices, 0);  // read at once
+  EXPECT_EQ(read_delay.Value(), 0.0);
+
+  clock.AdvanceMs(200);
+  WriteCatEvents("burst-user", 5);  // now 6 cat events: enters loves_cats
+  for (int i = 0; i < 3; ++i) SendNotice("burst-user", clock.NowMs());
+  SendNotice("quiet-user", clock.NowMs());
+  // quiet-user, never read, is read at once; the burst waits.
+  RunNodeUntil(node_.get(), [&] {
+    return node_->stats().segmented == 2 &&
+           node_->stats().notices + node_->stats().queued_notices == 5;
+  });
+  EXPECT_GE(node_->stats().queued_notices, 3);
+
+  clock.AdvanceMs(800);  // t0 + 1000: leading edge's follow-up time; not adaptive's
+  SEG_ASSERT_OK(node_->RunOnce());
+  clock.AdvanceMs(199);  // t0 + 1199: the ack + 1000 is 1 ms away
+  SEG_ASSERT_OK(node_->RunOnce());
+  EXPECT_EQ(node_->stats().segmented, 2);
+  clock.AdvanceMs(1);
+  RunNodeUntil(node_.get(), [&] { return node_->stats().notices == 5; });
+  EXPECT_EQ(node_->stats().segmented, 3);  // one read for the three notices
+  EXPECT_EQ(node_->stats().skipped_by_cache, 0);
+
+  // 50 ms after that follow-up a notice acknowledged 10 s ago: due at the
+  // follow-up + 100 ms (read_delay_min_ms), not 1 s after now.
+  clock.AdvanceMs(50);
+  SendNotice("burst-user", clock.NowMs() - 10'000);
+  RunNodeUntil(node_.get(), [&] { return node_->stats().queued_notices == 1; });
+  EXPECT_NEAR(read_delay.Value(), 0.05, 1e-9);
+  clock.AdvanceMs(49);
+  SEG_ASSERT_OK(node_->RunOnce());
+  EXPECT_EQ(node_->stats().notices, 5);
+  clock.AdvanceMs(1);
+  RunNodeUntil(node_.get(), [&] { return node_->stats().notices == 6; });
+  EXPECT_EQ(node_->stats().segmented, 4);
+
+  std::vector<SegmentationResult> burst;
+  for (const auto& r : ReadResults(4)) {
+    if (r.user_id() == "burst-user") burst.push_back(r);
+  }
+  ASSERT_EQ(burst.size(), 3u);
+  EXPECT_TRUE(burst[0].segments().empty());
+  ASSERT_EQ(burst[1].entered_size(), 1);  // the follow-up saw the burst's newest write
+  EXPECT_EQ(burst[1].entered(0), "loves_cats");
+}
+
 TEST_F(SegmenterNodeTest, BotIsFlaggedOnceThenSkipped) {
   WriteCatEvents("bot-user", 3);
   const int64_t acked = Clock::Real()->NowMs();

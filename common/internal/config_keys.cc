@@ -104,6 +104,8 @@ constexpr std::string_view kKeys[] = {
     "segmenter.publish_every_segmentation",
     "segmenter.read_delay_ms",
     "segmenter.read_policy",
+    "segmenter.read_delay_min_ms",
+    "segmenter.read_delay_max_ms",
     "segmenter.max_queued_notices",
     "segmenter.skip_cache.enabled",
     "segmenter.skip_cache.bytes",

@@ -37,6 +37,7 @@
 #include "segmenter/internal/append_log.h"
 #include "segmenter/internal/due_scanner.h"
 #include "segmenter/internal/membership.h"
+#include "segmenter/internal/read_policy.h"
 #include "segmenter/segmenter.h"
 #include "segmenter/skip_cache.h"
 #include "stats/stats_writer.h"
@@ -114,6 +115,15 @@ struct NodeMetrics {
   metrics::Histogram schedule_lateness =
       metrics::GetHistogram("seg_segmenter_schedule_lateness_seconds",
                             "Due user fired minus its due time", {}, DelayBucketsSeconds());
+  // The read delay as the policy chose it (adaptive: per user, from its notices' age).
+  metrics::Gauge read_delay = metrics::GetGauge(
+      "seg_segmenter_read_delay_seconds",
+      "Wait the last polled batch got before its read (0: every user read at once)");
+  metrics::Histogram follow_up_wait = metrics::GetHistogram(
+      "seg_segmenter_follow_up_wait_seconds",
+      "Wait of a user read lately until its follow-up read, as scheduled at poll "
+      "(leading_edge and adaptive policies)",
+      {}, DelayBucketsSeconds());
 };
 
 // Why a user is in the group being processed (bits; several may merge).
@@ -134,9 +144,11 @@ struct PendingUser {
   int64_t notices = 0;
   int32_t partition = -1;  // of user-changes: where its due row goes
   uint8_t kinds = 0;       // PendingKind bits
+  int64_t oldest_acked_ms = kNever;  // of its notices' writes (the adaptive read policy)
 
   void Add(const PendingUser& other) {
     newest_event_ms = std::max(newest_event_ms, other.newest_event_ms);
+    oldest_acked_ms = std::min(oldest_acked_ms, other.oldest_acked_ms);
     newest_appended_tick = std::max(newest_appended_tick, other.newest_appended_tick);
     notices += other.notices;
     if (other.partition >= 0) partition = other.partition;
@@ -174,6 +186,7 @@ class NodeImpl : public Node {
         evaluator_(evaluator),
         stats_(stats),
         clock_(clock),
+        follow_up_rule_(options),
         due_scanner_(store, DueScanOptions{options.due_table, options.due_family,
                                            options.due_batch_users, options.batch_max_notices}) {}
 
@@ -374,7 +387,8 @@ class NodeImpl : public Node {
                       append_log_.AppendedBy(msg.partition(), msg.offset(), tick_),
                       1,
                       msg.partition(),
-                      kWrite};
+                      kWrite,
+                      notice_.acked_at_ms() > 0 ? notice_.acked_at_ms() : now};
       if (notice_.kind() == NOTICE_FORGET) {
         add.kinds = kForget;
       } else if (notice_.kind() == NOTICE_DEFINITION_CHANGE) {
@@ -409,21 +423,23 @@ class NodeImpl : public Node {
         q.pending[it->second].Add(add);
       }
     }
-    if (options_.read_policy == NodeOptions::ReadPolicy::kLeadingEdge) {
+    if (options_.read_policy != NodeOptions::ReadPolicy::kDelay) {
       SplitLeadingEdge(q, now);
     } else {
       // Let the newest write's burst settle. Clamp, so a notice stamped by a
       // clock far ahead cannot stall the node.
       q.due_ms = q.pending.empty() ? now : std::min(newest_ack_ms, now) + options_.read_delay_ms;
     }
+    metrics_.read_delay.Set(static_cast<double>(std::max<int64_t>(q.due_ms - now, 0)) / 1e3);
     queued_notices_ += static_cast<int64_t>(batch.size());
     q.batch = std::move(batch);
   }
 
-  // Leading edge: users with new events only, not read within the last
-  // read_delay_ms and with nothing queued, go to q.lead (read with the next
-  // group, i.e. at once); the others stay in q.pending, due when the last
-  // read of each is read_delay_ms old. A user with something queued waits
+  // Leading edge and adaptive: users with new events only, not read within
+  // the rule's window and with nothing queued, go to q.lead (read with the
+  // next group, i.e. at once); the others stay in q.pending, due when the
+  // follow-up of each is (FollowUpRule: read_delay_ms after its last read,
+  // or adaptive). A user with something queued waits
   // behind it, so one user's notices are still processed in poll order.
   void SplitLeadingEdge(QueuedBatch& q, int64_t now) {
     q.due_ms = now;
@@ -432,12 +448,16 @@ class NodeImpl : public Node {
       const uint64_t key = FollowKey(p.user_id);
       const bool queued = follow_ups_.count(key) > 0;
       const int64_t last_read_ms = queued ? -1 : LastReadMs(p.user_id);
-      const bool recent = last_read_ms >= 0 && now - last_read_ms < options_.read_delay_ms;
+      const bool recent = last_read_ms >= 0 && now - last_read_ms < follow_up_rule_.window_ms();
       if (p.WriteOnly() && !queued && !recent) {
         q.lead.push_back(p);
         continue;
       }
-      if (recent) q.due_ms = std::max(q.due_ms, last_read_ms + options_.read_delay_ms);
+      if (recent) {
+        const int64_t due = follow_up_rule_.FollowUpDueMs(now, last_read_ms, p.oldest_acked_ms);
+        metrics_.follow_up_wait.Observe(static_cast<double>(std::max<int64_t>(due - now, 0)) / 1e3);
+        q.due_ms = std::max(q.due_ms, due);
+      }
       ++follow_ups_[key];
       q.pending[kept++] = p;
     }
@@ -465,7 +485,7 @@ class NodeImpl : public Node {
 
   // Drops the follow-up marks of a processed or dropped batch's users.
   void ReleaseFollowUps(const QueuedBatch& q) {
-    if (options_.read_policy != NodeOptions::ReadPolicy::kLeadingEdge) return;
+    if (options_.read_policy == NodeOptions::ReadPolicy::kDelay) return;
     for (const PendingUser& p : q.pending) {
       auto it = follow_ups_.find(FollowKey(p.user_id));
       if (it != follow_ups_.end() && --it->second <= 0) follow_ups_.erase(it);
@@ -593,11 +613,11 @@ class NodeImpl : public Node {
   Status ProcessSurvivors(int64_t now) {
     // The skip rule's order (AppendLog): taken before the multi-get.
     const int64_t read_started_tick = ++tick_;
-    if (options_.read_policy == NodeOptions::ReadPolicy::kLeadingEdge && !pending_.empty()) {
+    if (options_.read_policy != NodeOptions::ReadPolicy::kDelay && !pending_.empty()) {
       // The leading-edge policy's clock for each read tick, kept a while.
       read_starts_.push_back(ReadStart{read_started_tick, now});
       while (read_starts_.size() > 1 &&
-             read_starts_.front().ms < now - options_.read_delay_ms - kReadStartsKeptMs) {
+             read_starts_.front().ms < now - follow_up_rule_.window_ms() - kReadStartsKeptMs) {
         read_starts_.pop_front();
       }
     }
@@ -1090,6 +1110,7 @@ class NodeImpl : public Node {
   Evaluator* evaluator_;
   StatsSink* stats_;
   Clock* clock_;
+  FollowUpRule follow_up_rule_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
   std::unique_ptr<SkipCache> skip_cache_;

@@ -27,10 +27,19 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
       read_policy = ReadPolicy::kLeadingEdge;
     } else if (policy == "delay") {
       read_policy = ReadPolicy::kDelay;
+    } else if (policy == "adaptive") {
+      read_policy = ReadPolicy::kAdaptive;
     } else {
       return InvalidArgumentError(config.source() + ": " + p + ".read_policy '" + policy +
-                                  "': expected leading_edge or delay");
+                                  "': expected leading_edge, delay or adaptive");
     }
+  }
+  SEG_RETURN_IF_ERROR(config.Get(p + ".read_delay_min_ms", &read_delay_min_ms));
+  SEG_RETURN_IF_ERROR(config.Get(p + ".read_delay_max_ms", &read_delay_max_ms));
+  if (read_delay_min_ms < 0 || read_delay_max_ms < read_delay_min_ms) {
+    return InvalidArgumentError(config.source() + ": " + p +
+                                ".read_delay_min_ms must be >= 0 and .read_delay_max_ms >= "
+                                ".read_delay_min_ms");
   }
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_queued_notices", &max_queued_notices));
   SEG_RETURN_IF_ERROR(config.Get(p + ".skip_cache.enabled", &skip_cache_enabled));
