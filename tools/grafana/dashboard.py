@@ -71,6 +71,10 @@ ROWS = [
             (p(0.5, "seg_segmenter_event_to_result_seconds"), "p50"),
             (p(0.99, "seg_segmenter_event_to_result_seconds"), "p99"),
             (p(0.99, "seg_segmenter_dwell_seconds"), "dwell p99")]),
+        ("Read policy waits", "s", [
+            ("max(seg_segmenter_read_delay_seconds)", "read delay"),
+            (p(0.5, "seg_segmenter_follow_up_wait_seconds"), "follow-up wait p50"),
+            (p(0.99, "seg_segmenter_follow_up_wait_seconds"), "follow-up wait p99")]),
         ("Batch latency p99", "s", [
             (p(0.99, "seg_segmenter_batch_seconds"), "batch"),
             (p(0.99, "seg_segmenter_store_seconds"), "store multi-get"),
@@ -149,7 +153,8 @@ ROWS = [
              "closed {{reason}} (5m)")]),
         ("Thrift client errors", "ops", [
             (rate("seg_store_thrift_errors_total", window="5m"), "transport errors"),
-            (rate("seg_store_thrift_retries_total", window="5m"), "retries")]),
+            (rate("seg_store_thrift_retries_total", window="5m"), "retries"),
+            (rate("seg_store_thrift_scanner_reopens_total", window="5m"), "scans resumed")]),
     ]),
     ("Kafka (all clients)", [
         ("Produced / consumed", "ops", [
