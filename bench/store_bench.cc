@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/seg_store_child.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "store/store.h"
@@ -93,22 +94,6 @@ double SelfCpuSeconds() {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
 }
-double ProcCpuSeconds(pid_t pid) {
-  if (pid <= 0) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close_paren + 2));
-  std::string f;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && (fields >> f); ++i) {
-    if (i == 14) utime = std::atof(f.c_str());
-    if (i == 15) stime = std::atof(f.c_str());
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // Throughput per wall second and per CPU second (client + server), the
 // latter stable when other work shares the machine.
 struct Rate {
@@ -117,9 +102,9 @@ struct Rate {
 };
 template <typename Fn>
 Rate Measure(double units, pid_t server, Fn&& fn) {
-  double cpu0 = SelfCpuSeconds() + ProcCpuSeconds(server);
+  double cpu0 = SelfCpuSeconds() + seg::bench::ProcessCpuSeconds(server);
   double wall = fn();
-  double cpu = SelfCpuSeconds() + ProcCpuSeconds(server) - cpu0;
+  double cpu = SelfCpuSeconds() + seg::bench::ProcessCpuSeconds(server) - cpu0;
   return Rate{units / wall, cpu > 0 ? units / cpu : 0};
 }
 
@@ -181,28 +166,11 @@ double RunMultiGets(const std::vector<Store*>& stores, int rows, int total_rows)
   return secs;
 }
 
-// seg-store as a child process; killed on exit.
-struct Child {
-  pid_t pid = -1;
-  ~Child() {
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      int status = 0;
-      waitpid(pid, &status, 0);
-    }
-  }
-};
-
-std::string DefaultSegStore(const char* argv0) {
-  std::filesystem::path self = std::filesystem::absolute(argv0);
-  return (self.parent_path().parent_path() / "store" / "seg-store").string();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   seg::InitLogging(argv[0]);
-  std::string json_out, seg_store = DefaultSegStore(argv[0]);
+  std::string json_out, seg_store = seg::bench::DefaultSegStore(argv[0]);
   int rows = 5000;  // 1,000,000 cells
   int threads = 2;
   int write_buffer_mb = 64;  // in-process memtable size (seg-store uses its default)
@@ -268,37 +236,15 @@ int main(int argc, char** argv) {
   // Through Thrift2 to a seg-store child.
   Rate put_thrift, get_thrift;
   {
-    std::string port_file = dir + "/port";
     // The default schema, with family e's layout as asked.
     std::string config = dir + "/seg-store.yaml";
     std::ofstream(config)
         << "store:\n  tables:\n    users:\n"
         << "      e: {max_versions: 3, ttl_seconds: 5184000, packed_prefix_bytes: " << packed_prefix
         << "}\n      s: {max_versions: 3}\n";
-    std::vector<std::string> args = {seg_store,     "--data-dir", dir + "/served", "--port", "0",
-                                     "--port-file", port_file,    "--config",      config};
-    std::vector<char*> cargs;
-    for (auto& s : args) cargs.push_back(s.data());
-    cargs.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    std::string log = dir + "/seg-store.log";
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    Child child;
-    if (posix_spawn(&child.pid, seg_store.c_str(), &fa, nullptr, cargs.data(), environ) != 0) {
-      std::fprintf(stderr, "cannot start %s\n", seg_store.c_str());
-      return 1;
-    }
-    int port = 0;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!(std::ifstream(port_file) >> port)) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        std::fprintf(stderr, "seg-store did not start; see %s\n", log.c_str());
-        return 1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    seg::bench::SegStoreChild child;
+    if (!child.Start(seg_store, dir, {"--config", config})) return 1;
+    const int port = child.port();
     std::vector<std::unique_ptr<Store>> clients;
     std::vector<Store*> raw;
     for (int t = 0; t < std::max(1, threads); ++t) {
@@ -308,8 +254,8 @@ int main(int argc, char** argv) {
       clients.push_back(std::move(*seg::store::OpenStore(o)));
       raw.push_back(clients.back().get());
     }
-    put_thrift = Measure(cells, child.pid, [&] { return RunPuts(raw, batches); });
-    get_thrift = Measure(get_rows, child.pid, [&] { return RunMultiGets(raw, rows, get_rows); });
+    put_thrift = Measure(cells, child.pid(), [&] { return RunPuts(raw, batches); });
+    get_thrift = Measure(get_rows, child.pid(), [&] { return RunMultiGets(raw, rows, get_rows); });
   }
   std::filesystem::remove_all(dir);
 

@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/seg_store_child.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "ingest/ingest.h"
@@ -110,18 +111,6 @@ double BackgroundCpuUs(pid_t pid) {
   return us;
 }
 
-double ProcessCpuUs(pid_t pid) {
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-  std::string f;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && (fields >> f); ++i) {
-    if (i == 14) utime = std::atof(f.c_str());
-    if (i == 15) stime = std::atof(f.c_str());
-  }
-  return (utime + stime) / double(sysconf(_SC_CLK_TCK)) * 1e6;
-}
-
 void Die(const seg::Status& s, const char* what) {
   if (!s.ok()) {
     std::fprintf(stderr, "store_traffic_bench: %s: %s\n", what, s.ToString().c_str());
@@ -160,29 +149,11 @@ std::pair<double, double> FitRead(const std::vector<ReadCall>& calls, bool serve
   return {(suy * scc - scy * suc) / det, (suu * scy - suc * suy) / det};
 }
 
-struct Child {
-  pid_t pid = -1;
-  void Stop() {
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      int status = 0;
-      waitpid(pid, &status, 0);
-      pid = -1;
-    }
-  }
-  ~Child() { Stop(); }
-};
-
-std::string DefaultSegStore(const char* argv0) {
-  std::filesystem::path self = std::filesystem::absolute(argv0);
-  return (self.parent_path().parent_path() / "store" / "seg-store").string();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   seg::InitLogging(argv[0]);
-  std::string json_out, seg_store = DefaultSegStore(argv[0]);
+  std::string json_out, seg_store = seg::bench::DefaultSegStore(argv[0]);
   int64_t events = 2'000'000;
   int users = 50'000, batch = 5000, read_users = 300;
   int64_t events_per_seed = 500'000;
@@ -225,38 +196,16 @@ int main(int argc, char** argv) {
   const std::string dir = tmpl;
 
   // seg-store with its default config (the schema local-stack.sh serves).
-  const std::string port_file = dir + "/port";
-  std::vector<std::string> args = {seg_store, "--data-dir",  dir + "/data", "--port",
-                                   "0",       "--port-file", port_file};
-  std::vector<char*> cargs;
-  for (auto& s : args) cargs.push_back(s.data());
-  cargs.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  const std::string log = dir + "/seg-store.log";
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  Child child;
-  if (posix_spawn(&child.pid, seg_store.c_str(), &fa, nullptr, cargs.data(), environ) != 0) {
-    std::fprintf(stderr, "cannot start %s\n", seg_store.c_str());
-    return 1;
-  }
-  int port = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!(std::ifstream(port_file) >> port)) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::fprintf(stderr, "seg-store did not start; see %s\n", log.c_str());
-      return 1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  seg::bench::SegStoreChild child;
+  if (!child.Start(seg_store, dir)) return 1;
+  const int port = child.port();
 
   // Three connections; each one's server thread is the task that appears
   // when it makes its first call.
   enum { kEventPut = 0, kRead = 1, kStatePut = 2 };
   Lane lanes[3];
   for (Lane& lane : lanes) {
-    std::set<int> before = Tasks(child.pid);
+    std::set<int> before = Tasks(child.pid());
     seg::store::StoreOptions o;
     o.backend = seg::store::StoreOptions::Backend::kThrift;
     o.thrift.port = port;
@@ -267,7 +216,7 @@ int main(int argc, char** argv) {
     GetRequest g;
     g.row = "warm-up";
     Die(lane.store->MultiGet("users", {g}, &rows), "first call");
-    for (int tid : Tasks(child.pid)) {
+    for (int tid : Tasks(child.pid())) {
       if (!before.count(tid)) lane.server_tid = tid;
     }
     if (lane.server_tid < 0) {
@@ -295,9 +244,9 @@ int main(int argc, char** argv) {
   seg::Event event;
   std::mt19937_64 rng(11);
 
-  const double process0 = ProcessCpuUs(child.pid);
-  const double background0 = BackgroundCpuUs(child.pid);
-  for (Lane& lane : lanes) lane.server_us0 = TaskCpuUs(child.pid, lane.server_tid);
+  const double process0 = seg::bench::ProcessCpuSeconds(child.pid()) * 1e6;
+  const double background0 = BackgroundCpuUs(child.pid());
+  for (Lane& lane : lanes) lane.server_us0 = TaskCpuUs(child.pid(), lane.server_tid);
   int64_t cells = 0, evaluations = 0, cells_read = 0, batches = 0;
   double evaluation_credit = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -378,7 +327,7 @@ int main(int argc, char** argv) {
       probe = gets;
       for (size_t k = 0; k < probe.size(); k += 2) probe[k].newest_cells = 1;
       {
-        const double p0 = TaskCpuUs(child.pid, lanes[kRead].server_tid);
+        const double p0 = TaskCpuUs(child.pid(), lanes[kRead].server_tid);
         const double c0 = ThreadCpuUs();
         Die(lanes[kRead].store->MultiGet("users", probe, &rows), "probe multi-get");
         const double client = ThreadCpuUs() - c0;
@@ -386,11 +335,12 @@ int main(int argc, char** argv) {
         for (size_t k = 0; k < rows.size(); k += 2)
           probe_cells += static_cast<int64_t>(rows[k].size());
         read_calls.push_back(ReadCall{double(n), double(probe_cells),
-                                      TaskCpuUs(child.pid, lanes[kRead].server_tid) - p0, client});
+                                      TaskCpuUs(child.pid(), lanes[kRead].server_tid) - p0,
+                                      client});
         probe_server_us += read_calls.back().server_us;
         probe_client_us += client;
       }
-      const double server0 = TaskCpuUs(child.pid, lanes[kRead].server_tid);
+      const double server0 = TaskCpuUs(child.pid(), lanes[kRead].server_tid);
       double t0 = ThreadCpuUs();
       Die(lanes[kRead].store->MultiGet("users", gets, &rows), "multi-get");
       const double client = ThreadCpuUs() - t0;
@@ -401,7 +351,7 @@ int main(int argc, char** argv) {
         call_cells += static_cast<int64_t>(rows[k].size());
       cells_read += call_cells;
       read_calls.push_back(ReadCall{double(n), double(call_cells),
-                                    TaskCpuUs(child.pid, lanes[kRead].server_tid) - server0,
+                                    TaskCpuUs(child.pid(), lanes[kRead].server_tid) - server0,
                                     client});
       t0 = ThreadCpuUs();
       Die(lanes[kStatePut].store->Put("users", state_puts), "state put");
@@ -416,13 +366,13 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double server[3];
   for (int k = 0; k < 3; ++k)
-    server[k] = TaskCpuUs(child.pid, lanes[k].server_tid) - lanes[k].server_us0;
+    server[k] = TaskCpuUs(child.pid(), lanes[k].server_tid) - lanes[k].server_us0;
   // The probes are not evaluations: out of the read lane's totals (kept in
   // the process's, a small share).
   server[kRead] -= probe_server_us;
   lanes[kRead].client_us -= probe_client_us;
-  const double background = BackgroundCpuUs(child.pid) - background0;
-  const double process = ProcessCpuUs(child.pid) - process0;
+  const double background = BackgroundCpuUs(child.pid()) - background0;
+  const double process = seg::bench::ProcessCpuSeconds(child.pid()) * 1e6 - process0;
   const double other = process - server[0] - server[1] - server[2] - background - probe_server_us;
   child.Stop();
   std::filesystem::remove_all(dir);
