@@ -41,7 +41,7 @@ run() {  # run 1 (notices on) | 0 (peer removed) | 2 (peer on, dry run: nothing 
 }
 cp="$(cat "$SEG_SERVICES_DIR/hbase.classpath"):$SEG_SERVICES_DIR/hbase-notices/seg-hbase-notices.jar"
 # SEG_BENCH_NOTICES_SET="KEY=VALUE ...": extra peer settings for the notices-on
-# runs, e.g. seg.notify.kafka.properties.linger.ms=0 to compare producer settings.
+# runs, e.g. seg.store.notify.kafka.properties.linger.ms=0 to compare producer settings.
 extra=()
 for kv in ${SEG_BENCH_NOTICES_SET:-}; do extra+=(--set "$kv"); done
 setup() { java -cp "$SEG_SERVICES_DIR/hbase/conf:$cp" org.segengine.notices.Setup "$@" >>"$SEG_SERVICES_DIR/bench-setup.log" 2>&1; }
@@ -57,7 +57,7 @@ for ((i = 0; i < runs; i++)); do
   run 1
   # The same peer with the endpoint's dry run: HBase's replication source
   # reads and ships the WAL, the endpoint builds the notices and sends none.
-  setup --bootstrap "$bootstrap" --set seg.notify.dry_run=true
+  setup --bootstrap "$bootstrap" --set seg.store.notify.dry_run=true
   run 2
   setup --remove
   run 0

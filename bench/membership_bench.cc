@@ -282,7 +282,7 @@ void WriteSyntheticDueRows(seg::store::Store* store, int64_t from, int64_t to, i
     put.row = seg::segmenter::DueRowKey(static_cast<int32_t>(i % partitions),
                                         now + 365 * kDayMs + i * 7, id);
     put.cells.push_back(seg::store::Cell{"d", "u", seg::store::kLatestTimestamp, ""});
-    if (puts.size() >= 5000) {  // under seg-store's server.max_rows_per_request
+    if (puts.size() >= 5000) {  // under seg-store's store.server.max_rows_per_request
       CHECK_OK(store->Put("due", puts));
       puts.clear();
     }
@@ -694,8 +694,8 @@ int main(int argc, char** argv) {
                              "    heartbeat: {interval: {ms: 500}}\n"
                              "    fetch: {wait: {max: {ms: 20}}}\n"
                              "    socket: {nagle: {disable: true}}\n"
-                             "segmenter:\n"
-                             "  notices_topic: rss-changes\n"
+                             "topics:\n"
+                             "  changes: rss-changes\n"
                              "scripts:\n"
                              "  reload_check_interval_ms: 0\n";
     for (int run = 0; run < 2; ++run) {

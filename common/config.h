@@ -71,9 +71,11 @@ class Config {
   bool WasRead(std::string_view path) const;
   // Every path a getter asked for, present in the document or not.
   std::vector<std::string> ReadPaths() const;
-  // Moves the subtree at `from` to `to` (a renamed key). InvalidArgument if
-  // both are set; nothing happens when `from` is absent.
-  Status Rename(std::string_view from, std::string_view to);
+  // Moves the subtree at `from` to `to` (a renamed key), merging maps; a
+  // value set under both names must be equal, else InvalidArgument naming
+  // both (and `to_origin`, the old name `to` was moved from, if any).
+  // Nothing happens when `from` is absent.
+  Status Rename(std::string_view from, std::string_view to, std::string_view to_origin = {});
 
   const std::string& source() const;
 

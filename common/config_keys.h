@@ -39,11 +39,18 @@ struct RenamedConfigKey {
 };
 const std::vector<RenamedConfigKey>& RenamedConfigKeys();
 
+// `key` under its new name if it is (or lies under) a renamed key, setting
+// `old_name` to the renamed key; else `key` itself.
+std::string CurrentConfigKey(std::string_view key, std::string_view* old_name);
+
 // Moves every old-named key to its new name, logging a WARNING that names
-// the new key. InvalidArgument if both names are set.
+// the new key. InvalidArgument if two names of one setting (the new and an
+// old one, or two old ones) are set to different values.
 Status ApplyRenamedKeys(Config& config);
 
-// Config::Load + ApplyRenamedKeys: what every binary's --config/--set do.
+// Config::LoadFile + ApplyRenamedKeys, then each "key=value" override
+// (renamed the same way; an override wins over the file): what every
+// binary's --config/--set do.
 StatusOr<Config> LoadBinaryConfig(const std::string& path,
                                   const std::vector<std::string>& overrides);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Every binary's --check-config on config/seg.example.yaml: it loads (exit 0,
 "config OK"), a typo'd key fails with exit 2 naming the nearest known key, a
-renamed key loads with a warning naming the new key.
+renamed key loads with a warning naming the new key, and two old names of
+one setting with different values fail with exit 2 naming both.
 
   check_config_test.py SOURCE_DIR seg-ingest=PATH seg-segmenter=PATH ...
 """
@@ -37,6 +38,9 @@ def main():
         renamed = os.path.join(tmp, "renamed.yaml")
         with open(renamed, "w") as f:
             f.write("ingest:\n  family: e\n")
+        conflict = os.path.join(tmp, "conflict.yaml")
+        with open(conflict, "w") as f:
+            f.write("ingest:\n  changes_topic: a\nsegmenter:\n  notices_topic: b\n")
         example = os.path.join(source_dir, EXAMPLE)
         for name, path in sorted(binaries.items()):
             r = run(command(name, path, example, tmp))
@@ -50,10 +54,16 @@ def main():
                 failures.append(f"{name} on a typo: exit {r.returncode}, want 2 and {want!r}\n"
                                 f"{r.stdout}{r.stderr}")
             r = run(command(name, path, renamed, tmp))
-            want = "ingest.family is renamed ingest.events_family"
+            want = "ingest.family is renamed tables.users.events_family"
             if r.returncode != 0 or want not in r.stderr:
                 failures.append(f"{name} on a renamed key: exit {r.returncode}, want 0 and "
                                 f"{want!r}\n{r.stdout}{r.stderr}")
+            r = run(command(name, path, conflict, tmp))
+            want = ("segmenter.notices_topic is 'b' but topics.changes "
+                    "(set as ingest.changes_topic) is 'a'")
+            if r.returncode != 2 or want not in r.stderr:
+                failures.append(f"{name} on conflicting old keys: exit {r.returncode}, want 2 "
+                                f"and {want!r}\n{r.stdout}{r.stderr}")
     for f in failures:
         print("FAIL:", f, file=sys.stderr)
     print(f"{len(binaries)} binaries, {len(failures)} failures")

@@ -54,10 +54,11 @@ class StoreObserverAdapter : public store::WriteObserver {
   StoreObserverOptions options_;
 };
 
-// Everything `seg-store --notify-kafka` needs, from the `notify.*` keys:
-//   notify: {kafka: {bootstrap_servers, client_id, properties: {..}},
-//            topic, tables: [..], families: [..], max_pending}
-// Store-side notices are on when notify.kafka.bootstrap_servers is set.
+// Everything `seg-store --notify-kafka` needs, from the `store.notify.*`
+// keys and topics.changes:
+//   store.notify: {kafka: {bootstrap_servers, client_id, properties: {..}},
+//                  tables: [..], families: [..], max_pending}
+// Store-side notices are on when store.notify.kafka.bootstrap_servers is set.
 struct StoreNotifyConfig {
   bool enabled = false;
   kafka::KafkaOptions kafka;

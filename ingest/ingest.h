@@ -167,15 +167,15 @@ struct IngestOptions {
   // users (window lapses) until every event that arrived before their due
   // time is stored, so a lagging pipeline sends no exit an event already in
   // Kafka would take back. Written to the segmenters' due table and family
-  // (segmenter.due.*) every watermark_interval_ms while it moves.
+  // (tables.due.*) every watermark_interval_ms while it moves.
   bool watermark_enabled = true;
   int64_t watermark_interval_ms = 200;
   std::string watermark_table = "due";
   std::string watermark_family = "d";
 
-  // Reads `ingest.*` (topics, group_id, batch_*, table, family, validation,
-  // max_poll_interval_ms, sync_commit, watermark.*) and `kafka.*`. Missing keys keep the
-  // defaults.
+  // Reads `ingest.*` (group_id, batch_*, validation, max_poll_interval_ms,
+  // sync_commit, watermark.*), the shared `topics.*` and `tables.*`
+  // (config/seg.example.yaml) and `kafka.*`. Missing keys keep the defaults.
   Status LoadFrom(Config& config);
 };
 

@@ -5,7 +5,7 @@
 //              --set kafka.bootstrap_servers=127.0.0.1:9092 --set store.thrift.port=9090
 //
 // Config keys (all optional; config/seg.example.yaml lists them): kafka.*,
-// ingest.*, store.* (store/store_options.h), ingest.metrics_host (127.0.0.1)
+// ingest.*, topics.*, tables.*, store.* (store/store_options.h), ingest.metrics_host (127.0.0.1)
 // and ingest.metrics_port (-1 = off), clock.offset_ms (tests: this process's
 // clock off the machine's). Other binaries' keys are ignored; a key no binary
 // knows is an error. --check-config validates and exits (0 or 2).

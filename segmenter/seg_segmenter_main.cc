@@ -16,7 +16,7 @@
 //     A backfill thread runs the re-evaluation job of each new version
 //     (segmenter/internal/backfill.h) when it gets the job's lease.
 //   dir: each node loads scripts.dir itself; SIGHUP reloads it.
-// Config keys: config/seg.example.yaml (kafka.*, store.*, segmenter.*,
+// Config keys: config/seg.example.yaml (kafka.*, topics.*, tables.*, store.*, segmenter.*,
 // scripts.*, backfill.*, stats.*); other binaries' keys are ignored, a key no
 // binary knows is an error. --check-config validates and exits.
 // SIGTERM/SIGINT finish the current batch, commit, leave the group and exit 0.

@@ -203,7 +203,8 @@ struct NodeOptions {
   // value. Off for partners whose old code reads null as an empty result.
   bool forget_tombstones = true;
 
-  // Reads `<prefix>.*` keys; unknown keys are left for CheckNoUnknownKeys.
+  // Reads `<prefix>.*` keys, the shared topics.changes/results and
+  // tables.users.*/due.* (config/seg.example.yaml), and kafka.*.
   Status LoadFrom(Config& config, std::string_view prefix = "segmenter");
 };
 

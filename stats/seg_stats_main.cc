@@ -6,7 +6,7 @@
 //
 // Config keys (all optional; config/seg.example.yaml lists them): stats.*
 // (keyspace, limits, stats.redis.*, stats.server.*), stats.user_lookup
-// (answer User from the store: store.*, segmenter.table/state_family).
+// (answer User from the store: store.*, tables.users.name/state_family).
 // Other binaries' keys are ignored; a key no binary knows is an error.
 // --check-config validates and exits.
 // SIGINT/SIGTERM stop it gracefully.
@@ -99,8 +99,8 @@ int main(int argc, char** argv) {
       return seg::InvalidArgumentError("stats.user_lookup: this build has no store library");
 #else
       SEG_RETURN_IF_ERROR(store_options.LoadFrom(*config, "store"));
-      SEG_RETURN_IF_ERROR(config->Get("segmenter.table", &table));
-      SEG_RETURN_IF_ERROR(config->Get("segmenter.state_family", &family));
+      SEG_RETURN_IF_ERROR(config->Get("tables.users.name", &table));
+      SEG_RETURN_IF_ERROR(config->Get("tables.users.state_family", &family));
 #endif
     }
     return seg::CheckConfigKeys(*config);

@@ -7,16 +7,18 @@
 // Flags override the config file (--config FILE, YAML; other binaries' keys
 // are ignored, a key no binary knows is an error; config/seg.example.yaml
 // lists every key; --check-config validates and exits):
-//   server: {bind_address (127.0.0.1), port, transport: buffered|framed,
-//            protocol: binary|compact, max_connections (1024),
-//            client_idle_timeout_ms (60000), request_timeout_ms (60000),
-//            max_message_bytes (256 MB), max_string_bytes (10 MB),
-//            max_rows_per_request (10000), scanner_lease_ms,
-//            metrics_host (127.0.0.1), metrics_port (-1 = off)}
+//   store: {data_dir, sync: process_crash_safe|fsync_every_write,
+//           block_cache_mb, write_buffer_mb, background_jobs,
+//           tables: {<table>: {<family>: {max_versions, ttl_seconds}}},
+//           server: {bind_address (127.0.0.1), port, transport: buffered|framed,
+//                    protocol: binary|compact, max_connections (1024),
+//                    client_idle_timeout_ms (60000), request_timeout_ms (60000),
+//                    max_message_bytes (256 MB), max_string_bytes (10 MB),
+//                    max_rows_per_request (10000), scanner_lease_ms,
+//                    metrics_host (127.0.0.1), metrics_port (-1 = off)},
+//           notify: {kafka: {..}, max_pending, tables, families}}
+//   topics.changes: where store-side notices go (user-changes)
 // Every listener binds loopback unless its address key says otherwise.
-//   store:  {data_dir, sync: process_crash_safe|fsync_every_write,
-//            block_cache_mb, write_buffer_mb, background_jobs,
-//            tables: {<table>: {<family>: {max_versions, ttl_seconds}}}}
 // Without store.tables it serves table `users` with families `e` (60-day
 // TTL) and `s`, 3 versions each. SIGTERM/SIGINT stop it cleanly.
 #include <glog/logging.h>
@@ -51,18 +53,18 @@ int main(int argc, char** argv) {
   std::string notify_kafka;
   app.add_option("--config", config_path, "YAML config file");
   app.add_option("--data-dir", data_dir, "RocksDB directory (store.data_dir)");
-  app.add_option("--port", port, "THBaseService port, 0 = pick a free one (server.port)");
+  app.add_option("--port", port, "THBaseService port, 0 = pick a free one (store.server.port)");
   app.add_option("--port-file", port_file, "write the bound port to this file once serving");
-  app.add_option("--bind", bind, "listen address (server.bind_address, default 127.0.0.1)");
-  app.add_option("--transport", transport, "buffered|framed (server.transport)");
-  app.add_option("--protocol", protocol, "binary|compact (server.protocol)");
+  app.add_option("--bind", bind, "listen address (store.server.bind_address, default 127.0.0.1)");
+  app.add_option("--transport", transport, "buffered|framed (store.server.transport)");
+  app.add_option("--protocol", protocol, "binary|compact (store.server.protocol)");
   app.add_option("--metrics-port", metrics_port,
-                 "serve /metrics on this port, 0 = a free port (server.metrics_port)");
+                 "serve /metrics on this port, 0 = a free port (store.server.metrics_port)");
   app.add_option("--metrics-host", metrics_host,
-                 "address /metrics binds to (server.metrics_host, default 127.0.0.1)");
+                 "address /metrics binds to (store.server.metrics_host, default 127.0.0.1)");
   app.add_option("--notify-kafka", notify_kafka,
                  "store-side change notices: every put to users/e produces a ChangeNotice on "
-                 "user-changes at this bootstrap (notify.kafka.bootstrap_servers)");
+                 "user-changes at this bootstrap (store.notify.kafka.bootstrap_servers)");
   std::vector<std::string> overrides;
   app.add_option("--set", overrides, "key=value override (repeatable)");
   bool check_config = false;
@@ -73,13 +75,15 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
 
   // Flags win over the file and --set: they are the last overrides.
-  if (port >= 0) overrides.push_back("server.port=" + std::to_string(port));
-  if (!bind.empty()) overrides.push_back("server.bind_address=" + bind);
-  if (!transport.empty()) overrides.push_back("server.transport=" + transport);
-  if (!protocol.empty()) overrides.push_back("server.protocol=" + protocol);
-  if (metrics_port >= 0) overrides.push_back("server.metrics_port=" + std::to_string(metrics_port));
-  if (!metrics_host.empty()) overrides.push_back("server.metrics_host=" + metrics_host);
-  if (!notify_kafka.empty()) overrides.push_back("notify.kafka.bootstrap_servers=" + notify_kafka);
+  if (port >= 0) overrides.push_back("store.server.port=" + std::to_string(port));
+  if (!bind.empty()) overrides.push_back("store.server.bind_address=" + bind);
+  if (!transport.empty()) overrides.push_back("store.server.transport=" + transport);
+  if (!protocol.empty()) overrides.push_back("store.server.protocol=" + protocol);
+  if (metrics_port >= 0)
+    overrides.push_back("store.server.metrics_port=" + std::to_string(metrics_port));
+  if (!metrics_host.empty()) overrides.push_back("store.server.metrics_host=" + metrics_host);
+  if (!notify_kafka.empty())
+    overrides.push_back("store.notify.kafka.bootstrap_servers=" + notify_kafka);
   auto config = seg::LoadBinaryConfig(config_path, overrides);
   if (!config.ok()) return FailConfig(config.status());
 
@@ -88,7 +92,7 @@ int main(int argc, char** argv) {
   seg::bridge::StoreNotifyConfig notify;
   seg::Status s = seg::store::LoadStoreServerOptions(*config, &options);
   if (!data_dir.empty()) options.store.data_dir = data_dir;  // a path, not YAML
-  if (s.ok()) s = metrics.LoadFrom(*config, "server");
+  if (s.ok()) s = metrics.LoadFrom(*config, "store.server");
   if (s.ok()) s = seg::bridge::LoadStoreNotifyConfig(*config, &notify);
   if (s.ok()) s = seg::CheckConfigKeys(*config);
   if (s.ok() && options.store.data_dir.empty()) {

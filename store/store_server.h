@@ -55,8 +55,8 @@ struct StoreServerOptions {
   EmbeddedOptions store;                    // data_dir, tables, sync policy, ...
 };
 
-// Reads `store.*` and `server.*` keys (see docs in seg_store_main.cc) over
-// the defaults already in *out. InvalidArgument on bad values.
+// Reads `store.*` keys (store.server.* and the embedded store's; (see docs in seg_store_main.cc)
+// over the defaults already in *out. InvalidArgument on bad values.
 Status LoadStoreServerOptions(Config& config, StoreServerOptions* out);
 
 class StoreServer {

@@ -28,6 +28,7 @@
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/segmenter_group.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
@@ -126,21 +127,8 @@ class MembershipNodeTest : public ::testing::Test {
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["session.timeout.ms"] = "6000";
     reader.properties["heartbeat.interval.ms"] = "500";
-    auto results =
-        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
-          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
-        });
-    SEG_ASSERT_OK(results);
-    results_ = std::move(*results);
-    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
-    ASSERT_TRUE(testing::PollUntil(
-        [&] {
-          auto polled = results_->PollBatch(100, milliseconds(100));
-          SEG_EXPECT_OK(polled);
-          return reader_assigned_ || !polled.ok();
-        },
-        std::chrono::seconds(30), "the results reader's assignment", milliseconds(0)));
-    ASSERT_TRUE(reader_assigned_);
+    ASSERT_NO_FATAL_FAILURE(
+        testing::JoinResultsReader(reader, /*expect_no_results=*/false, &results_));
   }
 
   void TearDown() override {
@@ -332,7 +320,6 @@ class MembershipNodeTest : public ::testing::Test {
   std::unique_ptr<segmenter::Node> node_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> results_;
-  bool reader_assigned_ = false;
 };
 
 bool Has(const google::protobuf::RepeatedPtrField<std::string>& list, const std::string& s) {

@@ -29,6 +29,7 @@
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/segmenter_group.h"
 #include "tests/harness/status_matchers.h"
 
 namespace seg {
@@ -107,21 +108,8 @@ class MembershipProcessTest : public ::testing::Test {
     kafka::KafkaOptions reader = kafka_->ClientOptions("reader");
     reader.properties["session.timeout.ms"] = "6000";
     reader.properties["heartbeat.interval.ms"] = "500";
-    auto results =
-        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
-          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
-        });
-    SEG_ASSERT_OK(results);
-    results_ = std::move(*results);
-    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
-    ASSERT_TRUE(testing::PollUntil(
-        [&] {
-          auto polled = results_->PollBatch(100, milliseconds(100));
-          SEG_EXPECT_OK(polled);
-          return reader_assigned_ || !polled.ok();
-        },
-        seconds(30), "the results reader's assignment", milliseconds(0)));
-    ASSERT_TRUE(reader_assigned_);
+    ASSERT_NO_FATAL_FAILURE(
+        testing::JoinResultsReader(reader, /*expect_no_results=*/false, &results_));
   }
 
   void TearDown() override {
@@ -255,18 +243,7 @@ class MembershipProcessTest : public ::testing::Test {
 
   // Sum of the segmenter group's committed offsets, read without joining it.
   int64_t CommittedNotices() {
-    if (!offsets_) {
-      auto c = kafka::Consumer::Create(kafka_->ClientOptions("offsets"), "segmenter");
-      if (!c.ok()) return -1;
-      offsets_ = std::move(*c);
-    }
-    std::vector<kafka::TopicPartition> parts;
-    for (int32_t p = 0; p < kNoticePartitions; ++p) parts.push_back({"user-changes", p});
-    auto committed = offsets_->Committed(parts, seconds(5));
-    if (!committed.ok()) return -1;
-    int64_t sum = 0;
-    for (const auto& [tp, offset] : *committed) sum += std::max<int64_t>(offset, 0);
-    return sum;
+    return testing::CommittedNotices(*kafka_, kNoticePartitions, &offsets_);
   }
 
   // The user's due times (any partition).
@@ -304,7 +281,6 @@ class MembershipProcessTest : public ::testing::Test {
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> results_;
   std::unique_ptr<kafka::Consumer> offsets_;
-  bool reader_assigned_ = false;
   std::vector<SegmentationResult> received_;
 };
 

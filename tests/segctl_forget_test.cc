@@ -177,9 +177,10 @@ TEST_F(SegctlForgetTest, BinaryTakesIdsFromArgumentsAndFileAndReportsTheCount) {
   std::ofstream(ids) << "file-1\nfile-2\n\nfile-3\n";
   std::string config = dir_.path() + "/seg.yaml";
   // The shared config file: keys segctl does not read are fine.
-  std::ofstream(config) << "kafka:\n  bootstrap_servers: " << cluster_->bootstrap_servers()
-                        << "\nsegmenter:\n  notices_topic: user-changes\n  group_id: segmenters\n"
-                        << "stats:\n  shards: 4\n";
+  std::ofstream(config)
+      << "kafka:\n  bootstrap_servers: " << cluster_->bootstrap_servers()
+      << "\ntopics:\n  changes: user-changes\nsegmenter:\n  group_id: segmenters\n"
+      << "stats:\n  shards: 4\n";
   std::string log = dir_.path() + "/forget.log";
   auto child = seg::testing::ChildProcess::Start(
       {segctl, "forget", "arg-1", "arg-2", "--file", ids, "--config", config}, log);

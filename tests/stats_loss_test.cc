@@ -31,6 +31,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/segmenter_group.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 #include "tools/segctl_stats_rebuild.h"
@@ -133,26 +134,12 @@ class StatsLossTest : public ::testing::Test {
     SEG_ASSERT_OK(producer_->Flush(std::chrono::seconds(10)));
   }
 
-  int64_t CommittedNotices() {
-    if (!offsets_) {
-      auto c = kafka::Consumer::Create(kafka_->ClientOptions("offsets"), "segmenter");
-      if (!c.ok()) return -1;
-      offsets_ = std::move(*c);
-    }
-    std::vector<kafka::TopicPartition> parts;
-    for (int32_t p = 0; p < 4; ++p) parts.push_back({"user-changes", p});
-    auto committed = offsets_->Committed(parts, std::chrono::seconds(5));
-    if (!committed.ok()) return -1;
-    int64_t sum = 0;
-    for (const auto& [tp, offset] : *committed) sum += std::max<int64_t>(offset, 0);
-    return sum;
-  }
-
   void WaitCommitted(int64_t notices) {
     int64_t committed = -1;
     ASSERT_TRUE(testing::PollUntil(
-        [&] { return (committed = CommittedNotices()) == notices; }, std::chrono::seconds(60),
-        std::to_string(notices) + " committed notices", milliseconds(100)))
+        [&] { return (committed = testing::CommittedNotices(*kafka_, 4, &offsets_)) == notices; },
+        std::chrono::seconds(60), std::to_string(notices) + " committed notices",
+        milliseconds(100)))
         << "committed " << committed;
   }
 

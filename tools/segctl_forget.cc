@@ -108,8 +108,8 @@ int ForgetMain(int argc, char** argv) {
   app.add_option("users", users, "user ids");
   app.add_option("--file", file, "one user id per line ('#' comments and blank lines skipped)");
   app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers (kafka.bootstrap_servers)");
-  app.add_option("--topic", topic, "notices topic (default segmenter.notices_topic, user-changes)");
-  app.add_option("--config", config_path, "YAML config (kafka.*, segmenter.notices_topic)");
+  app.add_option("--topic", topic, "change-notice topic (default topics.changes, user-changes)");
+  app.add_option("--config", config_path, "YAML config (kafka.*, topics.changes)");
   app.add_option("--set", overrides, "key=value override (repeatable)")->allow_extra_args(false);
   app.add_option("--timeout-ms", timeout_ms, "wait at most this long for the acks")
       ->capture_default_str();
@@ -140,7 +140,7 @@ int ForgetMain(int argc, char** argv) {
   }
   // The file every binary reads: their keys are ignored, a typo is an error.
   Status s = options.kafka.LoadFrom(*config, "kafka");
-  if (s.ok()) s = config->Get("segmenter.notices_topic", &options.topic);
+  if (s.ok()) s = config->Get("topics.changes", &options.topic);
   if (s.ok()) s = CheckConfigKeys(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "segctl forget: config: %s\n", s.ToString().c_str());

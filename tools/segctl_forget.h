@@ -2,7 +2,7 @@
 // everything about users (issue "Membership that stays true over time",
 // part 5). Publishes one ChangeNotice{user_id, kind = NOTICE_FORGET,
 // acked_at_ms = now} per user to the notices topic (`user-changes`,
-// segmenter.notices_topic), keyed by the user id with the Kafka adapter's
+// topics.changes), keyed by the user id with the Kafka adapter's
 // murmur2_random partitioner, so the notice lands in the user's partition and
 // is handled by its owner after every notice already queued for the user. The
 // segmenter deletes the user's rows, due time and skip-cache entries and
@@ -13,7 +13,7 @@
 // (stats::SweepHllExpiry).
 //
 // Both read their settings the way the other binaries do: --config F
-// (kafka.*, segmenter.notices_topic; stats.* for the sweep) and --set k=v;
+// (kafka.*, topics.changes; stats.* for the sweep) and --set k=v;
 // keys of the shared file that they do not use are ignored.
 #pragma once
 
@@ -32,7 +32,7 @@ namespace seg::tools {
 
 struct ForgetOptions {
   kafka::KafkaOptions kafka;
-  std::string topic = "user-changes";  // segmenter.notices_topic
+  std::string topic = "user-changes";  // topics.changes
   int64_t flush_timeout_ms = 60'000;   // wait at most this long for the acks
   const Clock* clock = nullptr;        // acked_at_ms; nullptr = the real clock
 };
@@ -65,8 +65,8 @@ int StatsAdminMain(int argc, char** argv);
 // `segctl topics create` (tools/segctl_topics.cc).
 int TopicsMain(int argc, char** argv);
 // `segctl check-config --config F [--set k=v]`: loads every key a segctl
-// subcommand reads (kafka.*, stats.*, store.*, segmenter.table,
-// state_family and notices_topic, ingest.events_topic), checks the file
+// subcommand reads (kafka.*, stats.*, store.*, tables.users.name and
+// state_family, topics.changes and events), checks the file
 // against the global key list, prints OK or the errors; exit 0 or 2.
 int CheckConfigMain(int argc, char** argv);
 

@@ -330,7 +330,7 @@ int LoadMain(int argc, char** argv) {
   }
   Status s = options.kafka.LoadFrom(*config, "kafka");
   if (s.ok()) s = options.validation.LoadFrom(*config, "ingest.validation");
-  if (s.ok()) s = config->Get("ingest.events_topic", &options.topic);
+  if (s.ok()) s = config->Get("topics.events", &options.topic);
   if (s.ok()) s = CheckConfigKeys(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "seg-load: config: %s\n", s.ToString().c_str());

@@ -38,8 +38,8 @@ int Rebuild(Config& config, stats::StatsWriterOptions options, const RebuildFlag
   rebuild.all = flags.all;
   store::StoreOptions store_options;
   store_options.backend = store::StoreOptions::Backend::kThrift;
-  Status s = config.Get("segmenter.table", &rebuild.table);
-  if (s.ok()) s = config.Get("segmenter.state_family", &rebuild.family);
+  Status s = config.Get("tables.users.name", &rebuild.table);
+  if (s.ok()) s = config.Get("tables.users.state_family", &rebuild.family);
   if (s.ok() && flags.store_dir.empty()) s = store_options.LoadFrom(config, "store");
   if (s.ok()) s = CheckConfigKeys(config);
   if (!s.ok()) {
@@ -129,7 +129,7 @@ int StatsAdminMain(int argc, char** argv) {
       "after Redis lost its data: PFADD every user not counted since into the segment-days of "
       "its counted marks (family s); idempotent");
   rebuild->add_option("--config", config_path,
-                      "YAML config (stats.*, store.thrift.*, segmenter.table/state_family)");
+                      "YAML config (stats.*, store.thrift.*, tables.users.name/state_family)");
   rebuild->add_option("--set", overrides, "key=value override (repeatable)")
       ->allow_extra_args(false);
   rebuild->add_option("--host", host, "Redis host (stats.redis.host)");
@@ -218,8 +218,8 @@ int CheckConfigMain(int argc, char** argv) {
     store.backend = store::StoreOptions::Backend::kThrift;
     SEG_RETURN_IF_ERROR(store.LoadFrom(*config, "store"));
     std::string text;
-    for (const char* key : {"segmenter.table", "segmenter.state_family", "segmenter.notices_topic",
-                            "ingest.events_topic"}) {
+    for (const char* key :
+         {"tables.users.name", "tables.users.state_family", "topics.changes", "topics.events"}) {
       SEG_RETURN_IF_ERROR(config->Get(key, &text));
     }
     return CheckConfigKeys(*config);

@@ -32,8 +32,8 @@ class StatsWriter;
 namespace seg::tools {
 
 struct RebuildOptions {
-  std::string table = "users";  // segmenter.table
-  std::string family = "s";     // segmenter.state_family
+  std::string table = "users";  // tables.users.name
+  std::string family = "s";     // tables.users.state_family
   std::string start_row;        // resume: the scan starts here ("" = first row)
   int32_t scan_rows = 500;      // rows per scan round trip
   int32_t batch_users = 2000;   // users per WriteBatch

@@ -92,9 +92,8 @@ def emit(cfg, source):
                 for binary in ("ingest", "segmenter", "stats"):
                     sets[binary].append(f"store.thrift.{k}={store[k]}")
     if store.get("table"):
-        sets["ingest"].append(f"ingest.table={store['table']}")
-        sets["segmenter"].append(f"segmenter.table={store['table']}")
-        sets["stats"].append(f"segmenter.table={store['table']}")
+        for binary in ("ingest", "segmenter", "stats"):
+            sets[binary].append(f"tables.users.name={store['table']}")
     redis = cfg.get("redis") or {}
     seeds = redis.get("seeds") or []
     if isinstance(seeds, str):

@@ -32,6 +32,49 @@ void CollectLeaves(const YAML::Node& node, const std::string& prefix,
   }
 }
 
+// A value as text, for comparing and for messages ("'x'", "[a, b]").
+std::string ValueText(const YAML::Node& node) {
+  if (node.IsScalar()) return "'" + node.Scalar() + "'";
+  YAML::Emitter out;
+  out << YAML::Flow << node;
+  return out.c_str();
+}
+
+// Whether `from` and `to` set some value differently: maps are compared key
+// by key (a key only one side sets is no conflict), anything else by value.
+// On a conflict `rel` is its path below both (".a.b") and the values are set.
+bool FindConflict(const YAML::Node& from, const YAML::Node& to, const std::string& rel,
+                  std::string* out_rel, std::string* from_value, std::string* to_value) {
+  if (!to.IsDefined() || to.IsNull() || !from.IsDefined() || from.IsNull()) return false;
+  if (from.IsMap() && to.IsMap()) {
+    for (const auto& kv : from) {
+      std::string key = kv.first.as<std::string>();
+      if (FindConflict(kv.second, to[key], rel + "." + key, out_rel, from_value, to_value)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  if (ValueText(from) == ValueText(to)) return false;
+  *out_rel = rel;
+  *from_value = ValueText(from);
+  *to_value = ValueText(to);
+  return true;
+}
+
+// Adds `from`'s keys to the map `into` (FindConflict found no conflict).
+void MergeInto(YAML::Node into, const YAML::Node& from) {
+  for (const auto& kv : from) {
+    std::string key = kv.first.as<std::string>();
+    YAML::Node existing = into[key];
+    if (existing.IsDefined() && existing.IsMap() && kv.second.IsMap()) {
+      MergeInto(existing, kv.second);
+    } else if (!existing.IsDefined() || existing.IsNull()) {
+      into[key] = kv.second;
+    }
+  }
+}
+
 }  // namespace
 
 struct Config::Impl {
@@ -246,14 +289,17 @@ std::vector<std::string> Config::ReadPaths() const {
   return {impl_->known.begin(), impl_->known.end()};
 }
 
-Status Config::Rename(std::string_view from, std::string_view to) {
+Status Config::Rename(std::string_view from, std::string_view to, std::string_view to_origin) {
   YAML::Node node = impl_->Find(from);
   if (!node.IsDefined()) return Status::OK();
-  if (impl_->Find(to).IsDefined()) {
-    return InvalidArgumentError(impl_->source + ": both " + std::string(from) + " and " +
-                                std::string(to) + " are set; " + std::string(from) +
-                                " is the old name of " + std::string(to) + ", keep only " +
-                                std::string(to));
+  std::string rel, from_value, to_value;
+  if (FindConflict(node, impl_->Find(to), "", &rel, &from_value, &to_value)) {
+    std::string to_name = std::string(to) + rel;
+    if (!to_origin.empty()) to_name += " (set as " + std::string(to_origin) + rel + ")";
+    return InvalidArgumentError(impl_->source + ": " + std::string(from) + rel + " is " +
+                                from_value + " but " + to_name + " is " + to_value + "; " +
+                                std::string(from) + " is an old name of " + std::string(to) +
+                                ": keep only " + std::string(to));
   }
   // Detach from the old parent, then attach under the new path.
   std::vector<std::string> parts = SplitPath(from);
@@ -275,7 +321,12 @@ Status Config::Rename(std::string_view from, std::string_view to) {
     }
     out.push_back(next);
   }
-  out.back()[dest.back()] = moved;
+  YAML::Node existing = out.back()[dest.back()];
+  if (existing.IsDefined() && existing.IsMap() && moved.IsMap()) {
+    MergeInto(existing, moved);
+  } else if (!existing.IsDefined() || existing.IsNull()) {
+    out.back()[dest.back()] = moved;
+  }  // else: equal values, nothing to move
   return Status::OK();
 }
 

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <map>
 
 namespace seg {
 namespace {
@@ -10,6 +11,16 @@ namespace {
 // Every key of every binary. Keep in step with config/seg.example.yaml,
 // which gives each one's default and meaning (config_keys_test checks).
 constexpr std::string_view kKeys[] = {
+    // The data model every binary shares: topics and the store's tables.
+    "topics.events",
+    "topics.deadletter",
+    "topics.changes",
+    "topics.results",
+    "tables.users.name",
+    "tables.users.events_family",
+    "tables.users.state_family",
+    "tables.due.name",
+    "tables.due.family",
     // Kafka client (common/kafka.h), every binary that talks to Kafka.
     "kafka.bootstrap_servers",
     "kafka.client_id",
@@ -38,37 +49,31 @@ constexpr std::string_view kKeys[] = {
     "store.tables.*.*.ttl_seconds",
     "store.tables.*.*.packed_prefix_bytes",
     // seg-store's Thrift2 server and store-side change notices.
-    "server.bind_address",
-    "server.port",
-    "server.transport",
-    "server.protocol",
-    "server.max_connections",
-    "server.client_idle_timeout_ms",
-    "server.request_timeout_ms",
-    "server.max_message_bytes",
-    "server.max_string_bytes",
-    "server.max_rows_per_request",
-    "server.scanner_lease_ms",
-    "server.metrics_host",
-    "server.metrics_port",
-    "notify.kafka.bootstrap_servers",
-    "notify.kafka.client_id",
-    "notify.kafka.queue_full_wait_ms",
-    "notify.kafka.properties.**",
-    "notify.topic",
-    "notify.max_pending",
-    "notify.tables",
-    "notify.families",
-    // seg-ingest (and segctl load: events_topic, validation).
-    "ingest.events_topic",
-    "ingest.deadletter_topic",
-    "ingest.changes_topic",
+    "store.server.bind_address",
+    "store.server.port",
+    "store.server.transport",
+    "store.server.protocol",
+    "store.server.max_connections",
+    "store.server.client_idle_timeout_ms",
+    "store.server.request_timeout_ms",
+    "store.server.max_message_bytes",
+    "store.server.max_string_bytes",
+    "store.server.max_rows_per_request",
+    "store.server.scanner_lease_ms",
+    "store.server.metrics_host",
+    "store.server.metrics_port",
+    "store.notify.kafka.bootstrap_servers",
+    "store.notify.kafka.client_id",
+    "store.notify.kafka.queue_full_wait_ms",
+    "store.notify.kafka.properties.**",
+    "store.notify.max_pending",
+    "store.notify.tables",
+    "store.notify.families",
+    // seg-ingest (and segctl load: validation).
     "ingest.group_id",
     "ingest.batch_max_events",
     "ingest.batch_max_ms",
     "ingest.batch_idle_ms",
-    "ingest.table",
-    "ingest.events_family",
     "ingest.max_poll_interval_ms",
     "ingest.produce_timeout_ms",
     "ingest.sync_commit",
@@ -80,8 +85,6 @@ constexpr std::string_view kKeys[] = {
     "ingest.notices.enabled",
     "ingest.watermark.enabled",
     "ingest.watermark.interval_ms",
-    "ingest.watermark.table",
-    "ingest.watermark.family",
     "ingest.validation.max_event_bytes",
     "ingest.validation.max_user_id_bytes",
     "ingest.validation.max_future_ms",
@@ -91,13 +94,8 @@ constexpr std::string_view kKeys[] = {
     "ingest.metrics_port",
     // seg-segmenter (segtool reads the node keys too).
     "segmenter.group_id",
-    "segmenter.notices_topic",
-    "segmenter.results_topic",
     "segmenter.batch_max_notices",
     "segmenter.batch_max_ms",
-    "segmenter.table",
-    "segmenter.events_family",
-    "segmenter.state_family",
     "segmenter.max_events_per_user",
     "segmenter.history_days",
     "segmenter.unbatched_reads",
@@ -127,8 +125,6 @@ constexpr std::string_view kKeys[] = {
     "segmenter.bots.crawl_min_regular_share",
     "segmenter.bots.crawl_gap_tolerance",
     "segmenter.bots.crawl_min_median_gap_ms",
-    "segmenter.due.table",
-    "segmenter.due.family",
     "segmenter.schedule.enabled",
     "segmenter.schedule.scan_interval_ms",
     "segmenter.schedule.batch_users",
@@ -217,13 +213,39 @@ constexpr std::string_view kOldKeys[] = {
     "stats.store.backend",                        // stats.user_lookup + store.backend
 };
 
-// Old name -> new name, kept for one release.
+// Old name -> new name, kept for one release. Several old names of one
+// meaning (each binary had its own) alias the same new key: set to
+// different values they are an error, since the binaries must agree.
+// A name maps a whole subtree ("server" moves server.port too).
 const std::vector<RenamedConfigKey> kRenamed = {
     {"store.embedded.data_dir", "store.data_dir"},
-    {"ingest.family", "ingest.events_family"},
     {"stats.store.thrift", "store.thrift"},
     {"stats.store.embedded.data_dir", "store.data_dir"},
-    {"stats.store.table", "segmenter.table"},
+    // Topics: every binary's name for one topic.
+    {"ingest.events_topic", "topics.events"},
+    {"ingest.deadletter_topic", "topics.deadletter"},
+    {"ingest.changes_topic", "topics.changes"},
+    {"segmenter.notices_topic", "topics.changes"},
+    {"notify.topic", "topics.changes"},
+    {"segmenter.results_topic", "topics.results"},
+    // Tables and families.
+    {"ingest.table", "tables.users.name"},
+    {"segmenter.table", "tables.users.name"},
+    {"stats.store.table", "tables.users.name"},
+    {"ingest.family", "tables.users.events_family"},
+    {"ingest.events_family", "tables.users.events_family"},
+    {"segmenter.events_family", "tables.users.events_family"},
+    {"segmenter.state_family", "tables.users.state_family"},
+    {"segmenter.due.table", "tables.due.name"},
+    {"ingest.watermark.table", "tables.due.name"},
+    {"segmenter.due.family", "tables.due.family"},
+    {"ingest.watermark.family", "tables.due.family"},
+    // seg-store's own keys, now under store.
+    {"server", "store.server"},
+    {"notify.kafka", "store.notify.kafka"},
+    {"notify.max_pending", "store.notify.max_pending"},
+    {"notify.tables", "store.notify.tables"},
+    {"notify.families", "store.notify.families"},
 };
 
 std::vector<std::string_view> Split(std::string_view path) {
@@ -314,10 +336,27 @@ std::string NearestConfigKey(std::string_view key) {
 
 const std::vector<RenamedConfigKey>& RenamedConfigKeys() { return kRenamed; }
 
+std::string CurrentConfigKey(std::string_view key, std::string_view* old_name) {
+  for (const auto& r : kRenamed) {
+    if (key == r.old_name || (key.size() > r.old_name.size() && key.starts_with(r.old_name) &&
+                              key[r.old_name.size()] == '.')) {
+      if (old_name != nullptr) *old_name = r.old_name;
+      return std::string(r.new_name).append(key.substr(r.old_name.size()));
+    }
+  }
+  return std::string(key);
+}
+
 Status ApplyRenamedKeys(Config& config) {
+  // New name -> the old name moved into it, to name it in a conflict.
+  std::map<std::string_view, std::string_view> moved_from;
   for (const auto& r : kRenamed) {
     if (!config.Has(r.old_name)) continue;
-    SEG_RETURN_IF_ERROR(config.Rename(r.old_name, r.new_name));
+    auto origin = moved_from.find(r.new_name);
+    const bool new_was_set = config.Has(r.new_name);
+    SEG_RETURN_IF_ERROR(
+        config.Rename(r.old_name, r.new_name, origin == moved_from.end() ? "" : origin->second));
+    if (!new_was_set) moved_from.emplace(r.new_name, r.old_name);
     LOG(WARNING) << config.source() << ": " << r.old_name << " is renamed " << r.new_name
                  << "; the old name goes in the next release";
   }
@@ -326,8 +365,37 @@ Status ApplyRenamedKeys(Config& config) {
 
 StatusOr<Config> LoadBinaryConfig(const std::string& path,
                                   const std::vector<std::string>& overrides) {
-  SEG_ASSIGN_OR_RETURN(Config config, Config::Load(path, overrides));
+  SEG_ASSIGN_OR_RETURN(Config config, Config::LoadFile(path));
   SEG_RETURN_IF_ERROR(ApplyRenamedKeys(config));
+  // Overrides win over the file under either name; among themselves, one
+  // setting given under two names must agree (a repeat of one name: the
+  // last wins, as always).
+  std::map<std::string, std::pair<std::string, std::string>> given;  // key -> (as given, value)
+  for (const auto& assignment : overrides) {
+    size_t eq = assignment.find('=');
+    std::string applied = assignment;
+    if (eq != std::string::npos && eq > 0) {
+      std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+      std::string_view old_name;
+      std::string renamed = CurrentConfigKey(key, &old_name);
+      if (renamed != key) {
+        LOG(WARNING) << "--set " << key << ": " << old_name << " is renamed "
+                     << CurrentConfigKey(old_name, nullptr)
+                     << "; the old name goes in the next release";
+        applied = renamed + "=" + value;
+      }
+      auto [it, inserted] = given.try_emplace(renamed, key, value);
+      if (!inserted) {
+        if (it->second.first != key && it->second.second != value) {
+          return InvalidArgumentError("--set " + it->second.first + "=" + it->second.second +
+                                      " and --set " + key + "=" + value + " set " + renamed +
+                                      " to different values");
+        }
+        it->second = {key, value};
+      }
+    }
+    SEG_RETURN_IF_ERROR(config.ApplyOverride(applied).WithContext("--set " + assignment));
+  }
   return config;
 }
 

@@ -44,15 +44,15 @@ void StoreObserverAdapter::OnCommitted(const std::vector<store::RowChange>& chan
 
 Status LoadStoreNotifyConfig(Config& config, StoreNotifyConfig* out) {
   std::string bootstrap;
-  SEG_RETURN_IF_ERROR(config.Get("notify.kafka.bootstrap_servers", &bootstrap));
+  SEG_RETURN_IF_ERROR(config.Get("store.notify.kafka.bootstrap_servers", &bootstrap));
   out->enabled = !bootstrap.empty();
   out->kafka.client_id = "seg-store-bridge";
-  SEG_RETURN_IF_ERROR(out->kafka.LoadFrom(config, "notify.kafka"));
-  SEG_RETURN_IF_ERROR(config.Get("notify.topic", &out->bridge.topic));
-  SEG_RETURN_IF_ERROR(config.Get("notify.max_pending", &out->bridge.max_pending));
-  SEG_RETURN_IF_ERROR(config.Get("notify.tables", &out->observer.tables));
-  SEG_RETURN_IF_ERROR(config.Get("notify.families", &out->observer.families));
-  if (out->bridge.topic.empty()) return InvalidArgumentError("notify.topic must not be empty");
+  SEG_RETURN_IF_ERROR(out->kafka.LoadFrom(config, "store.notify.kafka"));
+  SEG_RETURN_IF_ERROR(config.Get("topics.changes", &out->bridge.topic));
+  SEG_RETURN_IF_ERROR(config.Get("store.notify.max_pending", &out->bridge.max_pending));
+  SEG_RETURN_IF_ERROR(config.Get("store.notify.tables", &out->observer.tables));
+  SEG_RETURN_IF_ERROR(config.Get("store.notify.families", &out->observer.families));
+  if (out->bridge.topic.empty()) return InvalidArgumentError("topics.changes must not be empty");
   return Status::OK();
 }
 

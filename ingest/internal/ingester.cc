@@ -34,15 +34,15 @@ Status CheckOptions(const IngestOptions& o);
 
 Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(kafka.LoadFrom(config, "kafka"));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.events_topic", &events_topic));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.deadletter_topic", &deadletter_topic));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.changes_topic", &changes_topic));
+  SEG_RETURN_IF_ERROR(config.Get("topics.events", &events_topic));
+  SEG_RETURN_IF_ERROR(config.Get("topics.deadletter", &deadletter_topic));
+  SEG_RETURN_IF_ERROR(config.Get("topics.changes", &changes_topic));
   SEG_RETURN_IF_ERROR(config.Get("ingest.group_id", &group_id));
   SEG_RETURN_IF_ERROR(config.Get("ingest.batch_max_events", &batch_max_events));
   SEG_RETURN_IF_ERROR(config.Get("ingest.batch_max_ms", &batch_max_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.batch_idle_ms", &batch_idle_ms));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.table", &table));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.events_family", &family));
+  SEG_RETURN_IF_ERROR(config.Get("tables.users.name", &table));
+  SEG_RETURN_IF_ERROR(config.Get("tables.users.events_family", &family));
   SEG_RETURN_IF_ERROR(config.Get("ingest.max_poll_interval_ms", &max_poll_interval_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.produce_timeout_ms", &produce_timeout_ms));
   SEG_RETURN_IF_ERROR(config.Get("ingest.sync_commit", &sync_commit));
@@ -54,8 +54,8 @@ Status IngestOptions::LoadFrom(Config& config) {
   SEG_RETURN_IF_ERROR(config.Get("ingest.notices.enabled", &notices_enabled));
   SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.enabled", &watermark_enabled));
   SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.interval_ms", &watermark_interval_ms));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.table", &watermark_table));
-  SEG_RETURN_IF_ERROR(config.Get("ingest.watermark.family", &watermark_family));
+  SEG_RETURN_IF_ERROR(config.Get("tables.due.name", &watermark_table));
+  SEG_RETURN_IF_ERROR(config.Get("tables.due.family", &watermark_family));
   SEG_RETURN_IF_ERROR(validation.LoadFrom(config, "ingest.validation"));
   return CheckOptions(*this).WithContext(config.source());
 }

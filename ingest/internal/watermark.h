@@ -30,8 +30,8 @@ namespace seg::ingest {
 
 struct WatermarkOptions {
   std::string topic;          // the events topic
-  std::string table = "due";  // segmenter.due.table
-  std::string family = "d";   // segmenter.due.family
+  std::string table = "due";  // tables.due.name
+  std::string family = "d";   // tables.due.family
   int64_t interval_ms = 200;
 };
 

@@ -8,13 +8,13 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
   const std::string p(prefix);
   SEG_RETURN_IF_ERROR(kafka.LoadFrom(config, "kafka"));
   SEG_RETURN_IF_ERROR(config.Get(p + ".group_id", &group_id));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".notices_topic", &notices_topic));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".results_topic", &results_topic));
+  SEG_RETURN_IF_ERROR(config.Get("topics.changes", &notices_topic));
+  SEG_RETURN_IF_ERROR(config.Get("topics.results", &results_topic));
   SEG_RETURN_IF_ERROR(config.Get(p + ".batch_max_notices", &batch_max_notices));
   SEG_RETURN_IF_ERROR(config.Get(p + ".batch_max_ms", &batch_max_ms));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".table", &table));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".events_family", &events_family));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".state_family", &state_family));
+  SEG_RETURN_IF_ERROR(config.Get("tables.users.name", &table));
+  SEG_RETURN_IF_ERROR(config.Get("tables.users.events_family", &events_family));
+  SEG_RETURN_IF_ERROR(config.Get("tables.users.state_family", &state_family));
   SEG_RETURN_IF_ERROR(config.Get(p + ".max_events_per_user", &max_events_per_user));
   SEG_RETURN_IF_ERROR(config.Get(p + ".history_days", &history_days));
   SEG_RETURN_IF_ERROR(config.Get(p + ".unbatched_reads", &unbatched_reads));
@@ -52,8 +52,8 @@ Status NodeOptions::LoadFrom(Config& config, std::string_view prefix) {
                  << "clock-free (segmenter/internal/append_log.h); remove the key";
   }
   SEG_RETURN_IF_ERROR(bots.LoadFrom(config, p + ".bots", p + ".bot_blacklist"));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".due.table", &due_table));
-  SEG_RETURN_IF_ERROR(config.Get(p + ".due.family", &due_family));
+  SEG_RETURN_IF_ERROR(config.Get("tables.due.name", &due_table));
+  SEG_RETURN_IF_ERROR(config.Get("tables.due.family", &due_family));
   SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.enabled", &schedule_enabled));
   SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.scan_interval_ms", &due_scan_interval_ms));
   SEG_RETURN_IF_ERROR(config.Get(p + ".schedule.batch_users", &due_batch_users));

@@ -28,9 +28,9 @@ namespace at = apache::thrift;
 class ReadyHandler : public at::server::TServerEventHandler {
  public:
   ReadyHandler()
-      : connections_(metrics::GetGauge(
-            "seg_store_server_connections",
-            "Client connections being served, one thread each (at most server.max_connections)")) {}
+      : connections_(metrics::GetGauge("seg_store_server_connections",
+                                       "Client connections being served, one thread each (at most "
+                                       "store.server.max_connections)")) {}
   void preServe() override {
     std::lock_guard<std::mutex> lock(mutex);
     ready = true;
@@ -190,24 +190,25 @@ void StoreServer::Stop() {
 }
 
 Status LoadStoreServerOptions(Config& config, StoreServerOptions* out) {
-  SEG_RETURN_IF_ERROR(config.Get("server.bind_address", &out->bind_address));
-  SEG_RETURN_IF_ERROR(config.Get("server.port", &out->port));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.bind_address", &out->bind_address));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.port", &out->port));
   std::string s;
-  if (config.Has("server.transport")) {
-    SEG_RETURN_IF_ERROR(config.Get("server.transport", &s));
+  if (config.Has("store.server.transport")) {
+    SEG_RETURN_IF_ERROR(config.Get("store.server.transport", &s));
     SEG_RETURN_IF_ERROR(ParseThriftTransport(s, &out->transport));
   }
-  if (config.Has("server.protocol")) {
-    SEG_RETURN_IF_ERROR(config.Get("server.protocol", &s));
+  if (config.Has("store.server.protocol")) {
+    SEG_RETURN_IF_ERROR(config.Get("store.server.protocol", &s));
     SEG_RETURN_IF_ERROR(ParseThriftProtocol(s, &out->protocol));
   }
-  SEG_RETURN_IF_ERROR(config.Get("server.max_connections", &out->max_connections));
-  SEG_RETURN_IF_ERROR(config.Get("server.client_idle_timeout_ms", &out->client_idle_timeout_ms));
-  SEG_RETURN_IF_ERROR(config.Get("server.request_timeout_ms", &out->request_timeout_ms));
-  SEG_RETURN_IF_ERROR(config.Get("server.max_message_bytes", &out->max_message_bytes));
-  SEG_RETURN_IF_ERROR(config.Get("server.max_string_bytes", &out->max_string_bytes));
-  SEG_RETURN_IF_ERROR(config.Get("server.max_rows_per_request", &out->max_rows_per_request));
-  SEG_RETURN_IF_ERROR(config.Get("server.scanner_lease_ms", &out->scanner_lease_ms));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.max_connections", &out->max_connections));
+  SEG_RETURN_IF_ERROR(
+      config.Get("store.server.client_idle_timeout_ms", &out->client_idle_timeout_ms));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.request_timeout_ms", &out->request_timeout_ms));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.max_message_bytes", &out->max_message_bytes));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.max_string_bytes", &out->max_string_bytes));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.max_rows_per_request", &out->max_rows_per_request));
+  SEG_RETURN_IF_ERROR(config.Get("store.server.scanner_lease_ms", &out->scanner_lease_ms));
 
   return LoadEmbeddedOptions(config, "store", &out->store);
 }

@@ -28,6 +28,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "common/metrics.h"
@@ -77,13 +78,19 @@ struct ServerProcess {
   std::string data_dir() const { return dir.path() + "/db"; }
   std::string log() const { return dir.path() + "/seg-store.log"; }
 
-  Status Start(const std::string& extra_yaml = "", std::vector<std::string> extra_args = {}) {
+  // `server_keys`: "key: value" lines of store.server.
+  Status Start(const std::string& server_keys = "", std::vector<std::string> extra_args = {}) {
     std::string config = dir.path() + "/seg-store.yaml";
     std::string port_file = dir.path() + "/port";
     std::remove(port_file.c_str());
     {
       std::ofstream out(config);
-      out << ContractTablesYaml() << extra_yaml;
+      out << ContractTablesYaml();  // the store: block
+      if (!server_keys.empty()) {
+        out << "  server:\n";
+        std::istringstream lines(server_keys);
+        for (std::string line; std::getline(lines, line);) out << "    " << line << "\n";
+      }
     }
     std::vector<std::string> argv = {
         SegStoreBinary(), "--config",   config,        "--data-dir", data_dir(),
@@ -423,7 +430,7 @@ TEST(StoreServerTest, InvalidTypeBytesCloseTheConnection) {
 // Found by fuzz/store_wire_fuzz: Thrift multiplied a container's claimed
 // element count by the least element size in an int (here 252,896,715 x 9
 // bytes for a map<double, string>), an overflow. A claim that cannot fit
-// in server.max_message_bytes now closes the connection before that.
+// in store.server.max_message_bytes now closes the connection before that.
 TEST(StoreServerTest, ContainerClaimsBeyondTheMessageLimitCloseTheConnection) {
   for (ThriftProtocol p : {ThriftProtocol::kCompact, ThriftProtocol::kBinary}) {
     ServerProcess* server = SharedServer(ThriftTransport::kBuffered, p);
@@ -661,7 +668,7 @@ TEST(StoreServerTest, MutatedCallsOnEveryTransportAndProtocol) {
 TEST(StoreServerTest, ClaimedLengthsAreNotAllocatedBeforeTheBytesArrive) {
   ServerProcess server;
   // client_idle_timeout_ms: also known to older seg-store builds.
-  SEG_ASSERT_OK(server.Start("server:\n  client_idle_timeout_ms: 1000\n")) << server.log();
+  SEG_ASSERT_OK(server.Start("client_idle_timeout_ms: 1000\n")) << server.log();
   ExpectServes(server, "warm-up");
   const int64_t hwm0 = ProcField(server, "VmHWM");
   std::vector<std::unique_ptr<RawSocket>> hostile;
@@ -693,15 +700,14 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
       ServerProcess server;
       server.transport = t;
       server.protocol = p;
-      SEG_ASSERT_OK(
-          server.Start("server:\n  max_string_bytes: 1024\n  max_rows_per_request: 100\n"))
+      SEG_ASSERT_OK(server.Start("max_string_bytes: 1024\nmax_rows_per_request: 100\n"))
           << server.log();
       RawClient raw(server.port, t, p);
 
       // A value over max_string_bytes: refused, nothing written.
       std::string err =
           IoErrorOf([&] { raw.client->put("t", PutOf("big", std::string(5000, 'x'))); });
-      EXPECT_NE(err.find("server.max_string_bytes (1024)"), std::string::npos) << err;
+      EXPECT_NE(err.find("store.server.max_string_bytes (1024)"), std::string::npos) << err;
       EXPECT_NE(err.find("5000 bytes"), std::string::npos) << err;
       EXPECT_EQ(GetValue(raw, "big"), "");                         // same connection
       raw.client->put("t", PutOf("big", std::string(1024, 'y')));  // at the limit
@@ -711,7 +717,8 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
       std::vector<hbase::TPut> puts;
       for (int i = 0; i < 101; ++i) puts.push_back(PutOf("r" + std::to_string(i), "v"));
       err = IoErrorOf([&] { raw.client->putMultiple("t", puts); });
-      EXPECT_NE(err.find("101 rows exceed server.max_rows_per_request (100)"), std::string::npos)
+      EXPECT_NE(err.find("101 rows exceed store.server.max_rows_per_request (100)"),
+                std::string::npos)
           << err;
       EXPECT_EQ(GetValue(raw, "r0"), "");
       puts.pop_back();
@@ -722,7 +729,7 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
       for (int i = 0; i < 101; ++i) gets[i].row = "r" + std::to_string(i);
       std::vector<hbase::TResult> results;
       err = IoErrorOf([&] { raw.client->getMultiple(results, "t", gets); });
-      EXPECT_NE(err.find("server.max_rows_per_request"), std::string::npos) << err;
+      EXPECT_NE(err.find("store.server.max_rows_per_request"), std::string::npos) << err;
       gets.pop_back();
       raw.client->getMultiple(results, "t", gets);
       EXPECT_EQ(results.size(), 100u);
@@ -731,7 +738,7 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
       for (int i = 0; i < 101; ++i) dels[i].row = "r" + std::to_string(i);
       std::vector<hbase::TDelete> left;
       err = IoErrorOf([&] { raw.client->deleteMultiple(left, "t", dels); });
-      EXPECT_NE(err.find("server.max_rows_per_request"), std::string::npos) << err;
+      EXPECT_NE(err.find("store.server.max_rows_per_request"), std::string::npos) << err;
       EXPECT_EQ(GetValue(raw, "r5"), "v");
 
       // A scanner batch over the limit; then a batch at it.
@@ -740,7 +747,8 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
       scan.__set_stopRow("s");
       int32_t id = raw.client->openScanner("t", scan);
       err = IoErrorOf([&] { raw.client->getScannerRows(results, id, 101); });
-      EXPECT_NE(err.find("numRows 101 exceeds server.max_rows_per_request"), std::string::npos)
+      EXPECT_NE(err.find("numRows 101 exceeds store.server.max_rows_per_request"),
+                std::string::npos)
           << err;
       raw.client->getScannerRows(results, id, 100);
       EXPECT_EQ(results.size(), 100u);
@@ -765,7 +773,7 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
         rows.push_back({"s" + std::to_string(i), {Cell{"a", "q", 1, "v"}}});
       Status st = store->Put("t", rows);
       EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st;
-      EXPECT_NE(st.ToString().find("server.max_rows_per_request"), std::string::npos) << st;
+      EXPECT_NE(st.ToString().find("store.server.max_rows_per_request"), std::string::npos) << st;
       rows.pop_back();
       SEG_EXPECT_OK(store->Put("t", rows));
     }
@@ -778,8 +786,8 @@ TEST(StoreServerTest, OverLimitRequestsAreRefusedAndTheConnectionCarriesOn) {
 TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
   ServerProcess server;
   SEG_ASSERT_OK(
-      server.Start("server:\n  request_timeout_ms: 500\n  max_message_bytes: 65536\n"
-                   "  max_string_bytes: 1048576\n"))
+      server.Start("request_timeout_ms: 500\nmax_message_bytes: 65536\n"
+                   "max_string_bytes: 1048576\n"))
       << server.log();
   auto deadline = [] { return std::chrono::steady_clock::now() + 10s; };
   // Over max_message_bytes (a 100 KB value in a 64 KB request).
@@ -806,7 +814,7 @@ TEST(StoreServerTest, SlowAndOversizedRequestsCloseTheirConnection) {
 
   ServerProcess framed;
   framed.transport = ThriftTransport::kFramed;
-  SEG_ASSERT_OK(framed.Start("server:\n  max_message_bytes: 65536\n")) << framed.log();
+  SEG_ASSERT_OK(framed.Start("max_message_bytes: 65536\n")) << framed.log();
   RawSocket raw(framed.port);
   SEG_ASSERT_OK(raw);
   ASSERT_TRUE(raw.Send(std::string("\x7f\xff\xff\xff", 4)));  // a 2 GB frame, nothing after
@@ -827,8 +835,8 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   ServerProcess server;
   server.metrics_port = seg::testing::PickFreePort();
   SEG_ASSERT_OK(
-      server.Start("server:\n  max_connections: 4\n  client_idle_timeout_ms: 500\n"
-                   "  request_timeout_ms: 1000\n"))
+      server.Start("max_connections: 4\nclient_idle_timeout_ms: 500\n"
+                   "request_timeout_ms: 1000\n"))
       << server.log();
   auto connections = [&] { return Connections(server); };
   // The baseline: no client being served (Start()'s probe has gone). The
@@ -929,7 +937,7 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
 TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
   ServerProcess server;
   server.metrics_port = seg::testing::PickFreePort();
-  SEG_ASSERT_OK(server.Start("server:\n  client_idle_timeout_ms: 200\n")) << server.log();
+  SEG_ASSERT_OK(server.Start("client_idle_timeout_ms: 200\n")) << server.log();
   SEG_ASSERT_OK(seg::testing::WaitForTcpPort(server.metrics_port, 10s));
   const int64_t threads0 = ProcField(server, "Threads");
   ThriftClientOptions o = server.ClientOptions();
@@ -995,8 +1003,8 @@ TEST(StoreServerTest, ListenersBindLoopbackByDefault) {
   const int metrics_port2 = seg::testing::PickFreePort();
   ServerProcess wide;
   SEG_ASSERT_OK(
-      wide.Start("server:\n  bind_address: 0.0.0.0\n  metrics_host: 0.0.0.0\n"
-                 "  metrics_port: " +
+      wide.Start("bind_address: 0.0.0.0\nmetrics_host: 0.0.0.0\n"
+                 "metrics_port: " +
                  std::to_string(metrics_port2) + "\n"))
       << wide.log();
   SEG_ASSERT_OK(seg::testing::WaitForTcpPort(metrics_port2, 10s));

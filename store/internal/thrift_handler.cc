@@ -42,15 +42,15 @@ void StoreHandler::ThrowIfOverLimits(const char* method) {
 Status StoreHandler::CheckRows(int64_t rows, const char* method) const {
   if (rows <= max_rows_) return Status::OK();
   return InvalidArgumentError(std::string(method) + ": " + std::to_string(rows) +
-                              " rows exceed server.max_rows_per_request (" +
+                              " rows exceed store.server.max_rows_per_request (" +
                               std::to_string(max_rows_) + ")");
 }
 
 void StoreHandler::CheckNumRows(int32_t num_rows, const char* method) {
   if (num_rows <= max_rows_) return;
   Throw(InvalidArgumentError(std::string(method) + ": numRows " + std::to_string(num_rows) +
-                             " exceeds server.max_rows_per_request (" + std::to_string(max_rows_) +
-                             ")"),
+                             " exceeds store.server.max_rows_per_request (" +
+                             std::to_string(max_rows_) + ")"),
         method);
 }
 

@@ -22,7 +22,7 @@ class StoreHandler : public hbase::THBaseServiceIf {
  public:
   // max_rows: the most rows a getMultiple/putMultiple/deleteMultiple may
   // carry and getScannerRows/getScannerResults may ask for
-  // (server.max_rows_per_request).
+  // (store.server.max_rows_per_request).
   StoreHandler(Store* store, int64_t scanner_lease_ms, int32_t max_rows = 10000);
 
   bool exists(const std::string& table, const hbase::TGet& tget) override;

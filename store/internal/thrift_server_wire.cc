@@ -74,7 +74,7 @@ void ServerTransport::Count(uint64_t n) {
     static metrics::Counter too_large = ClosedCounter("request_too_large");
     too_large.Inc();
     throw tt::TTransportException(tt::TTransportException::CORRUPTED_DATA,
-                                  "request larger than server.max_message_bytes (" +
+                                  "request larger than store.server.max_message_bytes (" +
                                       std::to_string(limits_.max_message_bytes) + "); closing " +
                                       Peer());
   }
@@ -85,10 +85,11 @@ void ServerTransport::CheckFits(int64_t n) {
   if (n > limits_.max_message_bytes - static_cast<int64_t>(request_bytes_)) {
     static metrics::Counter too_large = ClosedCounter("request_too_large");
     too_large.Inc();
-    throw tt::TTransportException(
-        tt::TTransportException::CORRUPTED_DATA,
-        "a length of " + std::to_string(n) + " bytes does not fit in server.max_message_bytes (" +
-            std::to_string(limits_.max_message_bytes) + "); closing " + Peer());
+    throw tt::TTransportException(tt::TTransportException::CORRUPTED_DATA,
+                                  "a length of " + std::to_string(n) +
+                                      " bytes does not fit in store.server.max_message_bytes (" +
+                                      std::to_string(limits_.max_message_bytes) + "); closing " +
+                                      Peer());
   }
 }
 
@@ -111,10 +112,10 @@ int ServerTransport::NextReadTimeout() {
       slow.Inc();
       LOG_EVERY_N(WARNING, 100) << "store server: closing " << Peer()
                                 << ": request not received in full within "
-                                   "server.request_timeout_ms ("
+                                   "store.server.request_timeout_ms ("
                                 << limits_.request_timeout_ms << " ms)";
       throw tt::TTransportException(tt::TTransportException::TIMED_OUT,
-                                    "request not received within server.request_timeout_ms");
+                                    "request not received within store.server.request_timeout_ms");
     }
     if (want <= 0 || left < want) want = static_cast<int>(left);
     if (recv_timeout_ms_ > 0 && want <= recv_timeout_ms_ && recv_timeout_ms_ <= want + 100) {
@@ -167,7 +168,7 @@ void ServerTransport::ReadFrameHeader() {
     too_large.Inc();
     throw tt::TTransportException(
         tt::TTransportException::CORRUPTED_DATA,
-        "frame of " + std::to_string(size) + " bytes: more than server.max_message_bytes (" +
+        "frame of " + std::to_string(size) + " bytes: more than store.server.max_message_bytes (" +
             std::to_string(limits_.max_message_bytes) + "); closing " + Peer());
   }
   frame_left_ = size;
@@ -370,10 +371,10 @@ void ServerTransport::SendAll(const uint8_t* data, size_t len) {
         static metrics::Counter slow = ClosedCounter("slow_reader");
         slow.Inc();
         LOG_EVERY_N(WARNING, 100) << "store server: closing " << Peer()
-                                  << ": reply not taken within server.request_timeout_ms ("
+                                  << ": reply not taken within store.server.request_timeout_ms ("
                                   << limits_.request_timeout_ms << " ms)";
         throw tt::TTransportException(tt::TTransportException::TIMED_OUT,
-                                      "reply not taken within server.request_timeout_ms");
+                                      "reply not taken within store.server.request_timeout_ms");
       }
       if (left + 100 < send_timeout_ms_) {  // re-armed only when clearly shorter
         socket_->setSendTimeout(static_cast<int>(left));
@@ -516,10 +517,11 @@ class LimitedProtocol final : public Base {
 
   void CheckClaim(int64_t count, int64_t min_element_bytes) {
     if (count * min_element_bytes > limits_.max_message_bytes) {
-      throw tp::TProtocolException(tp::TProtocolException::SIZE_LIMIT,
-                                   "a container of " + std::to_string(count) +
-                                       " elements does not fit in server.max_message_bytes (" +
-                                       std::to_string(limits_.max_message_bytes) + ")");
+      throw tp::TProtocolException(
+          tp::TProtocolException::SIZE_LIMIT,
+          "a container of " + std::to_string(count) +
+              " elements does not fit in store.server.max_message_bytes (" +
+              std::to_string(limits_.max_message_bytes) + ")");
     }
   }
 
@@ -575,7 +577,7 @@ class LimitedProtocol final : public Base {
       // connection stays in step.
       wire_->Discard(size);
       SetRequestLimitError("a value of " + std::to_string(size) +
-                           " bytes exceeds server.max_string_bytes (" +
+                           " bytes exceeds store.server.max_string_bytes (" +
                            std::to_string(limits_.max_string_bytes) + ")");
       str.clear();
     } else {

@@ -9,12 +9,12 @@
 //   - a string is read in chunks as its bytes arrive (at most about twice
 //     what arrived is allocated); one longer than max_string_bytes is read
 //     and dropped without being stored, and the request is answered with an
-//     error naming server.max_string_bytes;
+//     error naming store.server.max_string_bytes;
 //   - a list, set or map of more than 256 elements is first walked element
 //     by element (skipped, with every byte kept in the read buffer) and
 //     only then handed to the generated code, which sizes its vector: the
 //     vector is allocated for elements that have arrived, never for a
-//     claimed count. Rows per request (server.max_rows_per_request) are
+//     claimed count. Rows per request (store.server.max_rows_per_request) are
 //     checked by the handler once the request is decoded, so an oversized
 //     request gets an error and the connection stays in step;
 //   - a request larger than max_message_bytes closes the connection (an
@@ -43,10 +43,10 @@
 namespace seg::store::internal {
 
 struct WireLimits {
-  int64_t max_message_bytes = 256ll << 20;  // server.max_message_bytes
-  int32_t max_string_bytes = 10 << 20;      // server.max_string_bytes
-  int32_t idle_timeout_ms = 60000;          // server.client_idle_timeout_ms; 0 = none
-  int32_t request_timeout_ms = 60000;       // server.request_timeout_ms; 0 = none
+  int64_t max_message_bytes = 256ll << 20;  // store.server.max_message_bytes
+  int32_t max_string_bytes = 10 << 20;      // store.server.max_string_bytes
+  int32_t idle_timeout_ms = 60000;          // store.server.client_idle_timeout_ms; 0 = none
+  int32_t request_timeout_ms = 60000;       // store.server.request_timeout_ms; 0 = none
   bool framed = false;
 };
 

@@ -27,6 +27,7 @@
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
+#include "tests/harness/segmenter_group.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
 
@@ -68,24 +69,7 @@ class SegmenterFixture : public ::testing::Test {
     if (!parts_.reader_assignment_strategy.empty()) {
       reader.properties["partition.assignment.strategy"] = parts_.reader_assignment_strategy;
     }
-    auto results =
-        kafka::Consumer::Create(reader, "partner", [this](const kafka::RebalanceEvent& e) {
-          if (e.kind == kafka::RebalanceEvent::Kind::kAssigned) reader_assigned_ = true;
-        });
-    SEG_ASSERT_OK(results);
-    results_ = std::move(*results);
-    SEG_ASSERT_OK(results_->Subscribe({"segmentation-results"}));
-    // Join now, while nothing else runs: a reader first polled tens of
-    // seconds after subscribing sometimes waited out a whole read deadline
-    // for its assignment, and the tests' deadlines should not pay for it.
-    ASSERT_TRUE(PollUntil(
-        [&] {
-          auto polled = results_->PollBatch(100, std::chrono::milliseconds(100));
-          SEG_EXPECT_OK(polled);
-          EXPECT_TRUE(!polled.ok() || polled->empty()) << "results before any segmenter ran";
-          return reader_assigned_ || ::testing::Test::HasFailure();
-        },
-        std::chrono::seconds(30), "the results reader's assignment", std::chrono::milliseconds(0)));
+    ASSERT_NO_FATAL_FAILURE(JoinResultsReader(reader, /*expect_no_results=*/true, &results_));
   }
 
   void TearDown() override {
@@ -138,18 +122,7 @@ class SegmenterFixture : public ::testing::Test {
   // Sum of the segmenter group's committed offsets on user-changes, read by
   // a consumer that never joins the group; -1 on error.
   int64_t CommittedNotices() {
-    if (!offsets_) {
-      auto c = kafka::Consumer::Create(kafka_->ClientOptions("offsets"), "segmenter");
-      if (!c.ok()) return -1;
-      offsets_ = std::move(*c);
-    }
-    std::vector<kafka::TopicPartition> parts;
-    for (int32_t p = 0; p < parts_.notice_partitions; ++p) parts.push_back({"user-changes", p});
-    auto committed = offsets_->Committed(parts, std::chrono::seconds(5));
-    if (!committed.ok()) return -1;
-    int64_t sum = 0;
-    for (const auto& [tp, offset] : *committed) sum += std::max<int64_t>(offset, 0);
-    return sum;
+    return seg::testing::CommittedNotices(*kafka_, parts_.notice_partitions, &offsets_);
   }
 
   // Until the group has committed exactly `notices`; `between` runs between
@@ -181,7 +154,6 @@ class SegmenterFixture : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> results_;
-  bool reader_assigned_ = false;
   std::unique_ptr<kafka::Consumer> offsets_;
 };
 

@@ -8,7 +8,7 @@
 //               [--check-config]
 //
 // From the shared config (config/seg.example.yaml) it reads kafka.* (flags
-// win) and ingest.events_topic (--topic wins); other binaries' keys are
+// win) and topics.events (--topic wins); other binaries' keys are
 // ignored, a key no binary knows is an error.
 // --rate 0 sends as fast as the producer takes them. Deterministic from
 // --seed (message content; pacing follows the wall clock). Prints a summary
@@ -54,12 +54,12 @@ int main(int argc, char** argv) {
   std::string config_path, bootstrap, topic_flag;
   std::vector<std::string> overrides;
   bool check_config = false;
-  app.add_option("--config", config_path, "YAML config file (kafka.*, ingest.events_topic)");
+  app.add_option("--config", config_path, "YAML config file (kafka.*, topics.events)");
   app.add_option("--set", overrides, "key=value override (repeatable)");
   app.add_flag("--check-config", check_config, "load and validate the config, then exit");
   app.add_option("--bootstrap", bootstrap,
                  "Kafka bootstrap servers (kafka.bootstrap_servers, default 127.0.0.1:9092)");
-  app.add_option("--topic", topic_flag, "Topic to produce to (ingest.events_topic, events)");
+  app.add_option("--topic", topic_flag, "Topic to produce to (topics.events, events)");
   app.add_option("--users", traffic.users, "Number of users");
   app.add_option("--seed", traffic.seed, "Random seed");
   app.add_option("--bot-share", traffic.bot_share, "Share of users that are bots");
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   SEG_CLI_PARSE(app, argc, argv);
   auto config = seg::LoadBinaryConfig(config_path, overrides);
   seg::Status loaded = config.ok() ? kafka.LoadFrom(*config, "kafka") : config.status();
-  if (loaded.ok()) loaded = config->Get("ingest.events_topic", &topic);
+  if (loaded.ok()) loaded = config->Get("topics.events", &topic);
   if (loaded.ok()) loaded = seg::CheckConfigKeys(*config);
   if (check_config) return seg::cli::ConfigChecked("seg-loadgen", loaded);
   if (!loaded.ok()) return seg::cli::Fail("seg-loadgen", loaded, seg::cli::kExitConfig);

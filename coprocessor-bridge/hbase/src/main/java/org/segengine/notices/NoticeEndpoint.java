@@ -39,26 +39,36 @@ import seg.Segmentation.ChangeNotice;
  * with acks=all; replicate() returns true once Kafka acknowledged them all,
  * false (HBase sleeps and retries) while Kafka is unreachable.
  *
- * Configuration (peer config, else hbase-site.xml):
- *   seg.notify.kafka.bootstrap_servers   required
- *   seg.notify.kafka.client_id           default seg-hbase-notices
- *   seg.notify.kafka.properties.NAME     any Kafka producer property (wins)
- *   seg.notify.topic                     default user-changes
- *   seg.notify.table                     default users (namespace:name)
- *   seg.notify.families                  default e (comma-separated)
- *   seg.notify.ack_timeout_ms            default 30000: wait for acks per shipment
- *   seg.notify.dry_run                   default false; true: build the notices, send
- *                                        nothing (a benchmark's baseline: what HBase's
- *                                        replication source costs without Kafka)
+ * Configuration (peer config, else hbase-site.xml), our YAML's names under
+ * "seg." (config/seg.example.yaml: store.notify.*, topics.changes):
+ *   seg.store.notify.kafka.bootstrap_servers   required
+ *   seg.store.notify.kafka.client_id           default seg-hbase-notices
+ *   seg.store.notify.kafka.properties.NAME     any Kafka producer property (wins)
+ *   seg.topics.changes                         default user-changes
+ *   seg.store.notify.tables                    default users (namespace:name, comma-separated)
+ *   seg.store.notify.families                  default e (comma-separated)
+ *   seg.store.notify.ack_timeout_ms            default 30000: wait for acks per shipment
+ *   seg.store.notify.dry_run                   default false; true: build the notices, send
+ *                                              nothing (a benchmark's baseline: what HBase's
+ *                                              replication source costs without Kafka)
+ * The names before 2026-12 (seg.notify.*, seg.notify.topic, seg.notify.table)
+ * are read when the new one is absent, with a warning, for one release.
  */
 public class NoticeEndpoint extends BaseReplicationEndpoint {
   private static final Logger LOG = LoggerFactory.getLogger(NoticeEndpoint.class);
-  public static final String PREFIX = "seg.notify.";
+  public static final String PREFIX = "seg.store.notify.";
   public static final String PROPS_PREFIX = PREFIX + "kafka.properties.";
+  public static final String TOPIC = "seg.topics.changes";
+  public static final String TABLES = PREFIX + "tables";
+  /** The old names, read when the new one is absent (warned; gone in the next release). */
+  static final String OLD_PREFIX = "seg.notify.";
+  static final String OLD_PROPS_PREFIX = OLD_PREFIX + "kafka.properties.";
+  static final String OLD_TOPIC = OLD_PREFIX + "topic";
+  static final String OLD_TABLE = OLD_PREFIX + "table";
 
   /** What the configuration says; replaced whole when the peer config changes. */
-  private record Settings(String bootstrap, String topic, TableName table, List<byte[]> families,
-      long ackTimeoutMs, boolean dryRun, Properties producerProps) {}
+  private record Settings(String bootstrap, String topic, List<TableName> tables,
+      List<byte[]> families, long ackTimeoutMs, boolean dryRun, Properties producerProps) {}
 
   private volatile Settings settings;
   private Producer<byte[], byte[]> producer; // null until first use / after a failure / a change
@@ -118,18 +128,40 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     }
   }
 
+  /** `name`'s value, else `oldName`'s (with a warning), else `dflt`. */
+  static String get(Configuration conf, String name, String oldName, String dflt) {
+    String v = conf.get(name);
+    if (v != null) return v;
+    v = conf.get(oldName);
+    if (v == null) return dflt;
+    LOG.warn("seg notices: {} is renamed {}; the old name goes in the next release", oldName, name);
+    return v;
+  }
+
+  /** A comma-separated list under `name` (else `oldName`), trimmed, empty items dropped. */
+  static List<String> list(Configuration conf, String name, String oldName, String dflt) {
+    List<String> out = new ArrayList<>();
+    for (String item : get(conf, name, oldName, dflt).split(",")) {
+      if (!item.trim().isEmpty()) out.add(item.trim());
+    }
+    return out;
+  }
+
   static Settings settings(Configuration conf) {
-    String bootstrap = conf.get(PREFIX + "kafka.bootstrap_servers", "").trim();
+    String bootstrap = get(conf, PREFIX + "kafka.bootstrap_servers",
+        OLD_PREFIX + "kafka.bootstrap_servers", "").trim();
     if (bootstrap.isEmpty()) {
       throw new IllegalArgumentException(PREFIX + "kafka.bootstrap_servers is not set");
     }
     List<byte[]> families = new ArrayList<>();
-    for (String f : conf.getTrimmedStrings(PREFIX + "families", "e")) {
+    for (String f : list(conf, PREFIX + "families", OLD_PREFIX + "families", "e")) {
       families.add(f.getBytes(StandardCharsets.UTF_8));
     }
-    return new Settings(bootstrap, conf.get(PREFIX + "topic", "user-changes"),
-        TableName.valueOf(conf.get(PREFIX + "table", "users")), families,
-        conf.getLong(PREFIX + "ack_timeout_ms", 30_000), conf.getBoolean(PREFIX + "dry_run", false),
+    List<TableName> tables = new ArrayList<>();
+    for (String t : list(conf, TABLES, OLD_TABLE, "users")) tables.add(TableName.valueOf(t));
+    return new Settings(bootstrap, get(conf, TOPIC, OLD_TOPIC, "user-changes"), tables, families,
+        Long.parseLong(get(conf, PREFIX + "ack_timeout_ms", OLD_PREFIX + "ack_timeout_ms", "30000")),
+        Boolean.parseBoolean(get(conf, PREFIX + "dry_run", OLD_PREFIX + "dry_run", "false")),
         producerProperties(conf, bootstrap));
   }
 
@@ -138,7 +170,7 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     for (byte[] f : s.families()) {
       fams.append(fams.length() == 0 ? "" : ",").append(new String(f, StandardCharsets.UTF_8));
     }
-    return s.bootstrap() + " topic " + s.topic() + " for " + s.table() + ":" + fams
+    return s.bootstrap() + " topic " + s.topic() + " for " + s.tables() + ":" + fams
         + (s.dryRun() ? " (dry run: nothing is sent)" : "");
   }
 
@@ -153,7 +185,8 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
   static Properties producerProperties(Configuration conf, String bootstrap) {
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-    p.put(ProducerConfig.CLIENT_ID_CONFIG, conf.get(PREFIX + "kafka.client_id", "seg-hbase-notices"));
+    p.put(ProducerConfig.CLIENT_ID_CONFIG,
+        get(conf, PREFIX + "kafka.client_id", OLD_PREFIX + "kafka.client_id", "seg-hbase-notices"));
     p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
     p.put(ProducerConfig.ACKS_CONFIG, "all");
     // A dead cluster must not hold a shipment for minutes: fail fast and let
@@ -168,6 +201,13 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     // No client telemetry push (KIP-714): its sender work showed up in the
     // region server's profile and nothing here reads it.
     p.put("enable.metrics.push", "false");
+    // Old names first, so that a property under the new name wins.
+    Map<String, String> old = conf.getPropsWithPrefix(OLD_PROPS_PREFIX);
+    if (!old.isEmpty()) {
+      LOG.warn("seg notices: {}* is renamed {}*; the old name goes in the next release",
+          OLD_PROPS_PREFIX, PROPS_PREFIX);
+    }
+    for (Map.Entry<String, String> e : old.entrySet()) p.put(e.getKey(), e.getValue());
     for (Map.Entry<String, String> e : conf.getPropsWithPrefix(PROPS_PREFIX).entrySet()) {
       p.put(e.getKey(), e.getValue());
     }
@@ -192,7 +232,7 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     Settings s = settings;
     Notices.Builder rows = new Notices.Builder();
     for (WAL.Entry entry : context.getEntries()) {
-      if (!s.table().equals(entry.getKey().getTableName())) continue;
+      if (!s.tables().contains(entry.getKey().getTableName())) continue;
       long writeTime = entry.getKey().getWriteTime();
       for (Cell cell : entry.getEdit().getCells()) {
         if (wanted(cell, s.families())) rows.add(CellUtil.cloneRow(cell), cell.getTimestamp(), writeTime);

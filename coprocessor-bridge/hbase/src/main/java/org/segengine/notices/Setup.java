@@ -27,7 +27,7 @@ import org.apache.hadoop.hbase.util.Bytes;
  *
  *   java -cp CONF:HBASE_CLASSPATH:seg-hbase-notices.jar org.segengine.notices.Setup \
  *     --bootstrap HOST:PORT[,...] [--topic user-changes] [--table users] [--families e]
- *     [--peer seg_notices] [--set seg.notify.kafka.properties.NAME=VALUE]... [--roll-wal]
+ *     [--peer seg_notices] [--set seg.store.notify.kafka.properties.NAME=VALUE]... [--roll-wal]
  *   ... Setup --remove [--peer seg_notices]
  *
  * A new peer starts at the beginning of each region server's current WAL, so
@@ -95,8 +95,8 @@ public final class Setup {
           .setReplicateAllUserTables(false)
           .setTableCFsMap(tableCfs)
           .putConfiguration(NoticeEndpoint.PREFIX + "kafka.bootstrap_servers", bootstrap)
-          .putConfiguration(NoticeEndpoint.PREFIX + "topic", topic)
-          .putConfiguration(NoticeEndpoint.PREFIX + "table", table)
+          .putConfiguration(NoticeEndpoint.TOPIC, topic)
+          .putConfiguration(NoticeEndpoint.TABLES, table)
           .putConfiguration(NoticeEndpoint.PREFIX + "families", String.join(",", fams));
       for (Map.Entry<String, String> e : extra.entrySet()) b.putConfiguration(e.getKey(), e.getValue());
       if (exists) {
