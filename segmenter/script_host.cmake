@@ -8,23 +8,15 @@ string(FIND "${SEG_SCRIPT_RUNTIME_SOURCE}" ")SEGLUA\"" SEG_RUNTIME_DELIM_POS)
 if(NOT SEG_RUNTIME_DELIM_POS EQUAL -1)
   message(FATAL_ERROR "lua/script_runtime.lua must not contain )SEGLUA\"")
 endif()
-set(SEG_RUNTIME_CC "// Generated from lua/script_runtime.lua by segmenter/script_host.cmake.
+# file(CONFIGURE) rewrites the file only when its content changes.
+file(CONFIGURE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/script_runtime_lua.cc
+  CONTENT "// Generated from lua/script_runtime.lua by segmenter/script_host.cmake.
 #include <cstddef>
 namespace seg::segmenter::internal {
-extern const char kScriptRuntimeLua[] = R\"SEGLUA(")
-string(APPEND SEG_RUNTIME_CC "${SEG_SCRIPT_RUNTIME_SOURCE}")
-string(APPEND SEG_RUNTIME_CC ")SEGLUA\";
+extern const char kScriptRuntimeLua[] = R\"SEGLUA(@SEG_SCRIPT_RUNTIME_SOURCE@)SEGLUA\";
 extern const size_t kScriptRuntimeLuaSize = sizeof(kScriptRuntimeLua) - 1;
 }  // namespace seg::segmenter::internal
-")
-set(SEG_RUNTIME_CC_FILE ${CMAKE_CURRENT_BINARY_DIR}/script_runtime_lua.cc)
-set(SEG_RUNTIME_CC_OLD "")
-if(EXISTS ${SEG_RUNTIME_CC_FILE})
-  file(READ ${SEG_RUNTIME_CC_FILE} SEG_RUNTIME_CC_OLD)
-endif()
-if(NOT SEG_RUNTIME_CC_OLD STREQUAL SEG_RUNTIME_CC)
-  file(WRITE ${SEG_RUNTIME_CC_FILE} "${SEG_RUNTIME_CC}")
-endif()
+" @ONLY)
 
 add_library(seg_script_host STATIC
   ${CMAKE_CURRENT_LIST_DIR}/internal/script_host.cc

@@ -20,10 +20,8 @@
 #include "common/metrics.h"
 #include "stats/stats_service.h"
 #include "stats/stats_writer.h"
-#ifdef SEG_STATS_HAVE_STORE
 #include "store/store.h"
 #include "store/store_options.h"
-#endif
 
 namespace {
 
@@ -95,13 +93,9 @@ int main(int argc, char** argv) {
     SEG_RETURN_IF_ERROR(metrics.LoadFrom(*config, "stats.server"));
     SEG_RETURN_IF_ERROR(config->Get("stats.user_lookup", &user_lookup));
     if (user_lookup) {
-#ifndef SEG_STATS_HAVE_STORE
-      return seg::InvalidArgumentError("stats.user_lookup: this build has no store library");
-#else
       SEG_RETURN_IF_ERROR(store_options.LoadFrom(*config, "store"));
       SEG_RETURN_IF_ERROR(config->Get("segmenter.table", &table));
       SEG_RETURN_IF_ERROR(config->Get("segmenter.state_family", &family));
-#endif
     }
     return seg::CheckConfigKeys(*config);
   };
@@ -110,7 +104,6 @@ int main(int argc, char** argv) {
   if (!loaded.ok()) return FailConfig(loaded);
 
   std::shared_ptr<seg::stats::UserStateLookup> users;
-#ifdef SEG_STATS_HAVE_STORE
   std::unique_ptr<seg::store::Store> store;
   if (user_lookup) {
     auto opened = seg::store::OpenStore(store_options);
@@ -118,7 +111,6 @@ int main(int argc, char** argv) {
     store = std::move(opened).value();
     users = seg::stats::NewStoreUserStateLookup(store.get(), table, family);
   }
-#endif
 
   auto metrics_server = seg::metrics::StartMetricsServer(metrics);
   if (!metrics_server.ok()) return Fail(metrics_server.status().WithContext("metrics"));

@@ -37,11 +37,6 @@ target_link_libraries(seg_stats_service
 add_library(seg::stats_service ALIAS seg_stats_service)
 
 add_executable(seg-stats ${CMAKE_CURRENT_LIST_DIR}/seg_stats_main.cc)
-target_link_libraries(seg-stats PRIVATE seg_stats_service CLI11::CLI11 glog::glog)
-# The store library is built before stats/ (top-level order); UserSegments
-# reads family `s` through it when configured (stats.store.backend).
-option(SEG_STATS_WITH_STORE "seg-stats links the store for UserSegments" ON)
-if(SEG_STATS_WITH_STORE AND TARGET seg_store)
-  target_link_libraries(seg-stats PRIVATE seg_store)
-  target_compile_definitions(seg-stats PRIVATE SEG_STATS_HAVE_STORE)
-endif()
+# UserSegments reads family `s` through the store when configured
+# (stats.store.backend).
+target_link_libraries(seg-stats PRIVATE seg_stats_service seg_store CLI11::CLI11 glog::glog)

@@ -27,15 +27,9 @@
 
 #include "proto/stats.grpc.pb.h"
 #include "tools/segctl_render.h"
-#ifdef SEG_HAVE_SEGCTL_LOAD
 #include "tools/segctl_load.h"
-#endif
-#ifdef SEG_HAVE_SEGCTL_OPS
 #include "tools/segctl_forget.h"
-#endif
-#ifdef SEG_HAVE_SEGCTL_SCRIPTS
 #include "tools/segctl_scripts.h"
-#endif
 
 namespace seg::segctl {
 namespace {
@@ -189,13 +183,10 @@ int Main(int argc, char** argv) {
   auto* user = app.add_subcommand("user", "a user's current segments");
   user->add_option("user_id", user_id)->required();
 
-#ifdef SEG_HAVE_SEGCTL_LOAD
   // `segctl load FILE ...` is handed whole to seg_segctl_load (see main()
   // below); listed here for --help only.
   app.add_subcommand("load", "load a partner file of events into Kafka (see segctl load --help)")
       ->allow_extras();
-#endif
-#ifdef SEG_HAVE_SEGCTL_OPS
   // Handed whole to ForgetMain / StatsAdminMain (see main()); --help only.
   app.add_subcommand("forget", "delete everything about users (see segctl forget --help)")
       ->allow_extras();
@@ -207,14 +198,11 @@ int Main(int argc, char** argv) {
   app.add_subcommand("check-config",
                      "validate --config FILE for segctl's subcommands (also --check-config)")
       ->allow_extras();
-#endif
-#ifdef SEG_HAVE_SEGCTL_SCRIPTS
   // `segctl scripts ...` is handed to ScriptsMain (see main()); --help only.
   app.add_subcommand("scripts",
                      "push or inspect the cluster's segment scripts (see segctl "
                      "scripts --help)")
       ->allow_extras();
-#endif
 
   try {
     app.parse(argc, argv);
@@ -290,13 +278,10 @@ int Main(int argc, char** argv) {
 }  // namespace seg::segctl
 
 int main(int argc, char** argv) {
-#ifdef SEG_HAVE_SEGCTL_LOAD
   // segctl load FILE [flags]: argv[0] becomes "load" for LoadMain.
   if (argc > 1 && std::string_view(argv[1]) == "load") {
     return seg::tools::LoadMain(argc - 1, argv + 1);
   }
-#endif
-#ifdef SEG_HAVE_SEGCTL_OPS
   if (argc > 1 && std::string_view(argv[1]) == "forget") {
     return seg::tools::ForgetMain(argc - 1, argv + 1);
   }
@@ -310,11 +295,8 @@ int main(int argc, char** argv) {
                    std::string_view(argv[1]) == "--check-config")) {
     return seg::tools::CheckConfigMain(argc - 1, argv + 1);
   }
-#endif
-#ifdef SEG_HAVE_SEGCTL_SCRIPTS
   if (argc > 1 && std::string_view(argv[1]) == "scripts") {
     return seg::tools::ScriptsMain(argc - 1, argv + 1);
   }
-#endif
   return seg::segctl::Main(argc, argv);
 }

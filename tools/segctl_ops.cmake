@@ -12,4 +12,3 @@ target_link_libraries(seg_segctl_ops
   PRIVATE CLI11::CLI11 glog::glog)
 add_library(seg::segctl_ops ALIAS seg_segctl_ops)
 target_link_libraries(segctl PRIVATE seg_segctl_ops)
-target_compile_definitions(segctl PRIVATE SEG_HAVE_SEGCTL_OPS)
