@@ -35,7 +35,7 @@
 #include "common/event.h"
 #include "common/kafka.h"
 #include "common/status.h"
-#include "segmenter/bot_blacklist.h"
+#include "segmenter/skip/bot_blacklist.h"
 
 namespace seg::store {
 class Store;

@@ -19,7 +19,7 @@
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
 #include "segmenter/internal/membership.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
 #include "stats/stats_writer.h"
 #include "store/store.h"

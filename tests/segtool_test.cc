@@ -15,7 +15,7 @@
 #include "common/kafka.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
 #include "stats/stats_writer.h"
 #include "store/store.h"

@@ -20,7 +20,7 @@
 #include "common/metrics.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
 #include "stats/redis_cluster.h"
 #include "stats/stats_writer.h"

@@ -1,5 +1,5 @@
 // `segctl scripts`: the cluster-wide segment-script set in the store
-// (segmenter/script_set.h).
+// (segmenter/script_set/script_set.h).
 //
 //   segctl scripts [--store HOST:PORT | --store-dir DIR] [--json] push DIR
 //   segctl scripts [--store HOST:PORT | --store-dir DIR] [--json] status
@@ -19,8 +19,8 @@
 #include <sstream>
 
 #include "common/logging.h"
-#include "segmenter/internal/backfill.h"
-#include "segmenter/script_set.h"
+#include "segmenter/script_set/internal/backfill.h"
+#include "segmenter/script_set/script_set.h"
 #include "store/store.h"
 
 namespace seg::tools {

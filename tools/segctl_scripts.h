@@ -1,5 +1,5 @@
 // `segctl scripts push DIR | status`: the cluster-wide script set
-// (segmenter/script_set.h). Linked into segctl when seg_script_set exists.
+// (segmenter/script_set/script_set.h). Linked into segctl when seg_script_set exists.
 #pragma once
 
 namespace seg::tools {

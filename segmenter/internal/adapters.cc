@@ -7,7 +7,7 @@
 #include <map>
 
 #include "common/clock.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
 #include "stats/stats_writer.h"
 

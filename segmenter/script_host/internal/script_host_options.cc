@@ -1,6 +1,6 @@
 // ScriptHostOptions::LoadFrom: the script host's keys, shared by
 // seg-segmenter and segtool.
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 
 namespace seg::segmenter {
 

@@ -1,4 +1,4 @@
-#include "segmenter/internal/script_host_fixtures.h"
+#include "segmenter/script_host/internal/script_host_fixtures.h"
 
 #include <arpa/inet.h>
 #include <google/protobuf/struct.pb.h>

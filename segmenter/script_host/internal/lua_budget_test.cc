@@ -1,4 +1,4 @@
-#include "segmenter/internal/lua_budget.h"
+#include "segmenter/script_host/internal/lua_budget.h"
 #include "tests/harness/status_matchers.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "segmenter/internal/backfill.h"
+#include "segmenter/script_set/internal/backfill.h"
 
 #include <glog/logging.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-// BotBlacklistTable: see segmenter/bot_blacklist.h for the design.
+// BotBlacklistTable: see segmenter/skip/bot_blacklist.h for the design.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <limits>
 #include <string>
 
-#include "segmenter/internal/bot_blacklist_table.h"
+#include "segmenter/skip/internal/bot_blacklist_table.h"
 
 namespace seg::segmenter {
 namespace {

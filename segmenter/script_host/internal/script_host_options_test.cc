@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "common/config_keys.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {

@@ -1,5 +1,5 @@
 // Source transform and countdown check; the essay is in lua_budget.h.
-#include "segmenter/internal/lua_budget.h"
+#include "segmenter/script_host/internal/lua_budget.h"
 
 #include <time.h>
 

@@ -1,4 +1,4 @@
-#include "segmenter/skip_cache.h"
+#include "segmenter/skip/skip_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "segmenter/internal/skip_cache_table.h"
+#include "segmenter/skip/internal/skip_cache_table.h"
 #include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {

@@ -1,4 +1,4 @@
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "common/metrics.h"
-#include "segmenter/internal/script_host_fixtures.h"
-#include "segmenter/internal/script_host_user.h"
+#include "segmenter/script_host/internal/script_host_fixtures.h"
+#include "segmenter/script_host/internal/script_host_user.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/status_matchers.h"
 

@@ -1,5 +1,5 @@
 // ScriptSet against the embedded store (a real RocksDB directory).
-#include "segmenter/script_set.h"
+#include "segmenter/script_set/script_set.h"
 
 #include <gtest/gtest.h>
 
@@ -8,8 +8,8 @@
 #include <fstream>
 #include <thread>
 
-#include "segmenter/internal/backfill.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
+#include "segmenter/script_set/internal/backfill.h"
 #include "store/store.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"

@@ -75,7 +75,7 @@
 #include <vector>
 
 #include "common/event.h"
-#include "segmenter/internal/lua_abi.h"
+#include "segmenter/script_host/internal/lua_abi.h"
 
 namespace seg::segmenter::internal {
 

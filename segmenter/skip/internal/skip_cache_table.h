@@ -1,5 +1,5 @@
 // SkipCacheTable: the open-addressing implementation behind SkipCache (see
-// segmenter/skip_cache.h for the idea, layout and safety argument). Exposes
+// segmenter/skip/skip_cache.h for the idea, layout and safety argument). Exposes
 // the hashed entry points so tests can place users in chosen buckets.
 // Thread-compatible.
 #pragma once
@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "common/metrics.h"
-#include "segmenter/skip_cache.h"
+#include "segmenter/skip/skip_cache.h"
 
 namespace seg::segmenter::internal {
 

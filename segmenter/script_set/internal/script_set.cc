@@ -1,4 +1,4 @@
-#include "segmenter/script_set.h"
+#include "segmenter/script_set/script_set.h"
 
 #include <glog/logging.h>
 #include <unistd.h>
@@ -9,8 +9,8 @@
 #include <random>
 #include <sstream>
 
-#include "segmenter/internal/backfill.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
+#include "segmenter/script_set/internal/backfill.h"
 #include "store/store.h"
 
 namespace seg::segmenter {

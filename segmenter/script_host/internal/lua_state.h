@@ -23,10 +23,10 @@
 #include <vector>
 
 #include "common/status.h"
-#include "segmenter/internal/lua_abi.h"
-#include "segmenter/internal/lua_budget.h"
-#include "segmenter/internal/script_host_user.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/internal/lua_abi.h"
+#include "segmenter/script_host/internal/lua_budget.h"
+#include "segmenter/script_host/internal/script_host_user.h"
+#include "segmenter/script_host/script_host.h"
 
 struct lua_State;
 struct lua_Debug;

@@ -1,6 +1,6 @@
 // Backfill against the embedded store and librdkafka's mock cluster; time is
 // a FakeClock (lease expiry, rate limit), Kafka waits have deadlines.
-#include "segmenter/internal/backfill.h"
+#include "segmenter/script_set/internal/backfill.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <map>
 
 #include "proto/segmentation.pb.h"
-#include "segmenter/script_set.h"
+#include "segmenter/script_set/script_set.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"

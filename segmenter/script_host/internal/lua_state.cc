@@ -1,4 +1,4 @@
-#include "segmenter/internal/lua_state.h"
+#include "segmenter/script_host/internal/lua_state.h"
 
 #include <luajit-2.1/lua.hpp>
 

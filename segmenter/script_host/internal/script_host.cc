@@ -1,6 +1,6 @@
 // ScriptHost implementation: script-set loading and swapping, per-user
 // evaluation, failure accounting and quarantine, metrics.
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 
 #include <glog/logging.h>
 
@@ -14,9 +14,9 @@
 #include <sstream>
 
 #include "common/metrics.h"
-#include "segmenter/internal/lua_budget.h"
-#include "segmenter/internal/lua_state.h"
-#include "segmenter/internal/script_host_user.h"
+#include "segmenter/script_host/internal/lua_budget.h"
+#include "segmenter/script_host/internal/lua_state.h"
+#include "segmenter/script_host/internal/script_host_user.h"
 
 namespace seg::segmenter {
 

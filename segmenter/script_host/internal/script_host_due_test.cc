@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "common/clock.h"
-#include "segmenter/internal/script_host_fixtures.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/internal/script_host_fixtures.h"
+#include "segmenter/script_host/script_host.h"
 #include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {

@@ -1,10 +1,10 @@
-// SkipCacheTable: see segmenter/skip_cache.h for the design.
+// SkipCacheTable: see segmenter/skip/skip_cache.h for the design.
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
 #include "common/hash.h"
-#include "segmenter/internal/skip_cache_table.h"
+#include "segmenter/skip/internal/skip_cache_table.h"
 
 namespace seg::segmenter {
 

@@ -35,7 +35,7 @@
 #include "common/clock.h"
 #include "common/event.h"
 #include "common/status.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 
 namespace seg::segmenter::internal {
 

@@ -1,4 +1,4 @@
-#include "segmenter/bot_blacklist.h"
+#include "segmenter/skip/bot_blacklist.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
-#include "segmenter/internal/bot_blacklist_table.h"
+#include "segmenter/skip/internal/bot_blacklist_table.h"
 #include "tests/harness/status_matchers.h"
 
 namespace seg::segmenter {

@@ -1,5 +1,5 @@
 // BotBlacklistTable: the fixed-size table behind BotBlacklist (see
-// segmenter/bot_blacklist.h for the idea and layout). Exposes the hashed entry
+// segmenter/skip/bot_blacklist.h for the idea and layout). Exposes the hashed entry
 // point for tests. Thread-compatible.
 #pragma once
 
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "segmenter/bot_blacklist.h"
-#include "segmenter/internal/skip_cache_table.h"
+#include "segmenter/skip/bot_blacklist.h"
+#include "segmenter/skip/internal/skip_cache_table.h"
 
 namespace seg::segmenter::internal {
 
