@@ -42,7 +42,7 @@
 #include "segmenter/script_set/internal/backfill.h"
 #include "segmenter/script_set/script_set.h"
 #include "segmenter/segmenter.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 #include "store/store_options.h"
 

@@ -21,7 +21,7 @@
 #include "segmenter/internal/membership.h"
 #include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "proto/segmentation.pb.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 
 namespace seg::tools {

@@ -2,7 +2,7 @@
 // their segmentation state (family `s`, qualifier `m`) after Redis lost its
 // HyperLogLogs (issue #17 part 3; docs/stats.md "Lost Redis data").
 //
-// The segmenters notice the loss themselves (stats epochs, stats/stats_writer.h)
+// The segmenters notice the loss themselves (stats epochs, stats/writer/stats_writer.h)
 // and count every user they segment afterwards again. A user not segmented
 // since keeps marks of the old epoch and is in no sketch: the rebuild scans
 // the whole table and, for every state whose `counted_epoch` is not its

@@ -39,7 +39,7 @@
 #include "segmenter/segmenter.h"
 #include "segmenter/skip/bot_blacklist.h"
 #include "segmenter/skip/skip_cache.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 
 namespace seg::segmenter {

@@ -7,7 +7,7 @@
 //     shards, so a size or a union is the sum over shards of per-shard
 //     estimates, and the per-shard errors add in quadrature.
 //   - Within a shard the raw HLL strings are fetched (one MGET per shard,
-//     pipelined per node) and merged on the client with stats/hll.h
+//     pipelined per node) and merged on the client with stats/hll/hll.h
 //     (register max, then PFCOUNT's estimator, bit-exact). Setting
 //     `server_side_merge` asks Redis instead (PFCOUNT k1..kn per shard);
 //     intersections always need the registers. Sketches of days before
@@ -43,7 +43,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "proto/segmentation.pb.h"
-#include "stats/redis_cluster.h"
+#include "stats/redis_cluster/redis_cluster.h"
 
 namespace grpc {
 class Service;

@@ -1,4 +1,4 @@
-#include "stats/internal/past_day_cache.h"
+#include "stats/service/internal/past_day_cache.h"
 
 namespace seg::stats::internal {
 

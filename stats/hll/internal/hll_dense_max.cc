@@ -9,8 +9,8 @@
 // (or on other architectures) the portable unpack-then-max path runs.
 #include <cstring>
 
-#include "stats/hll.h"
-#include "stats/internal/hll_internal.h"
+#include "stats/hll/hll.h"
+#include "stats/hll/internal/hll_internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>

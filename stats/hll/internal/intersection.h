@@ -1,5 +1,5 @@
 // Ertl's joint maximum-likelihood estimation on two HyperLogLog register
-// vectors (internal; the public entry points are in stats/hll.h).
+// vectors (internal; the public entry points are in stats/hll/hll.h).
 #pragma once
 
 #include <array>

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "stats/hll.h"
+#include "stats/hll/hll.h"
 
 namespace seg::stats::sim {
 

@@ -37,7 +37,7 @@
 // registers of A and B coincide and where each is the larger, so its error
 // scales with the overlap and the smaller set. Measured figures are in
 // docs/hyperloglog.md (bench: hll_bench --sim).
-#include "stats/internal/intersection.h"
+#include "stats/hll/internal/intersection.h"
 
 #include <algorithm>
 #include <bit>
@@ -48,8 +48,8 @@
 #include <string>
 #include <vector>
 
-#include "stats/hll.h"
-#include "stats/internal/hll_internal.h"
+#include "stats/hll/hll.h"
+#include "stats/hll/internal/hll_internal.h"
 
 namespace seg::stats {
 namespace internal {

@@ -1,4 +1,4 @@
-#include "stats/redis_cluster.h"
+#include "stats/redis_cluster/redis_cluster.h"
 
 #include <array>
 #include <charconv>

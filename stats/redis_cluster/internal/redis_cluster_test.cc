@@ -1,6 +1,6 @@
 // RedisRouter tests: slot hashing, and routing against a real local 3-master
 // Redis Cluster (and a single redis-server).
-#include "stats/redis_cluster.h"
+#include "stats/redis_cluster/redis_cluster.h"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 
 namespace seg::stats {
 

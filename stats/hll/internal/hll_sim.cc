@@ -1,6 +1,6 @@
-#include "stats/internal/hll_sim.h"
+#include "stats/hll/internal/hll_sim.h"
 
-#include "stats/internal/intersection.h"
+#include "stats/hll/internal/intersection.h"
 
 #include <algorithm>
 #include <cmath>

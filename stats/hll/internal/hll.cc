@@ -65,8 +65,8 @@
 #include <cstring>
 
 #include "common/hash.h"
-#include "stats/hll.h"
-#include "stats/internal/hll_internal.h"
+#include "stats/hll/hll.h"
+#include "stats/hll/internal/hll_internal.h"
 
 namespace seg::stats {
 namespace internal {

@@ -1,4 +1,4 @@
-// seg-stats: the segment statistics gRPC server (stats/stats_service.h).
+// seg-stats: the segment statistics gRPC server (stats/service/stats_service.h).
 //
 //   seg-stats [--config seg.yaml] [--set stats.redis.port=6380 ...]
 //             [--host 127.0.0.1] [--port 7710|0] [--port-file F]
@@ -18,8 +18,8 @@
 #include "common/config_keys.h"
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "stats/stats_service.h"
-#include "stats/stats_writer.h"
+#include "stats/service/stats_service.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 #include "store/store_options.h"
 

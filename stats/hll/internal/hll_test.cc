@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "stats/hll.h"
-#include "stats/internal/hll_internal.h"
-#include "stats/internal/hll_sim.h"
-#include "stats/internal/intersection.h"
+#include "stats/hll/hll.h"
+#include "stats/hll/internal/hll_internal.h"
+#include "stats/hll/internal/hll_sim.h"
+#include "stats/hll/internal/intersection.h"
 #include "tests/harness/status_matchers.h"
 
 namespace seg::stats {

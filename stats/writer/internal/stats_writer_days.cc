@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 
 namespace seg::stats {
 namespace {

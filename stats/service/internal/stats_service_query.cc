@@ -1,4 +1,4 @@
-#include "stats/internal/stats_service_query.h"
+#include "stats/service/internal/stats_service_query.h"
 
 #include <glog/logging.h>
 
@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "common/metrics.h"
-#include "stats/internal/hll_internal.h"
+#include "stats/hll/internal/hll_internal.h"
 
 namespace seg::stats::internal {
 namespace {

@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "proto/stats.pb.h"
-#include "stats/hll.h"
-#include "stats/internal/past_day_cache.h"
-#include "stats/stats_service.h"
-#include "stats/stats_writer.h"
+#include "stats/hll/hll.h"
+#include "stats/service/internal/past_day_cache.h"
+#include "stats/service/stats_service.h"
+#include "stats/writer/stats_writer.h"
 
 namespace seg::stats::internal {
 

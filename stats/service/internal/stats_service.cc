@@ -1,7 +1,7 @@
 // The gRPC adapter of seg-stats: SegmentStats handlers over QueryEngine,
 // bearer-token check, Status -> grpc::Status, health checking, reflection,
 // optional TLS.
-#include "stats/stats_service.h"
+#include "stats/service/stats_service.h"
 
 #include <glog/logging.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -15,8 +15,8 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "proto/stats.grpc.pb.h"
-#include "stats/internal/stats_service_query.h"
-#include "stats/stats_writer.h"
+#include "stats/service/internal/stats_service_query.h"
+#include "stats/writer/stats_writer.h"
 
 namespace seg::stats {
 namespace {

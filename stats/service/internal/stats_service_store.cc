@@ -1,6 +1,6 @@
 // UserStateLookup over the wide-row store: the newest cell of family `s`,
 // qualifier `m` of the user's row, a SegmentState proto (segmenter layout).
-#include "stats/stats_service.h"
+#include "stats/service/stats_service.h"
 #include "store/store.h"
 
 namespace seg::stats {

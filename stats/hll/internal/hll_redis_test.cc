@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "common/redis.h"
-#include "stats/hll.h"
-#include "stats/internal/hll_internal.h"
-#include "stats/internal/hll_sim.h"
+#include "stats/hll/hll.h"
+#include "stats/hll/internal/hll_internal.h"
+#include "stats/hll/internal/hll_sim.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
 

@@ -79,7 +79,7 @@
 
 #include "common/config.h"
 #include "common/status.h"
-#include "stats/redis_cluster.h"
+#include "stats/redis_cluster/redis_cluster.h"
 
 namespace seg::stats {
 

@@ -4,7 +4,7 @@
 // pipeline per node), reloads the Lua on every master when a node answers
 // "Function not found" or NOSCRIPT, and resends calls that failed
 // transiently, whole.
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 
 #include <glog/logging.h>
 

@@ -19,7 +19,7 @@
 #include <unordered_map>
 
 #include "common/clock.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 
 namespace seg::stats::internal {
 
