@@ -4,7 +4,7 @@
 seg_add_test(ingest_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/ingest_pipeline_test.cc
           ${CMAKE_CURRENT_LIST_DIR}/ingest_load_test.cc
-  LIBS seg_ingest seg_bridge seg_bridge_store_observer seg_store_server seg_segctl_load
+  LIBS seg_ingest seg_bridge seg_bridge_store_observer seg_store_server seg_segctl
        seg_testing
   TIMEOUT 180
   LABELS integration)

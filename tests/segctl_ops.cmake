@@ -3,7 +3,7 @@
 # proto/segmentation.proto against its previous version (tests/old_segmentation.proto).
 seg_add_test(segctl_forget_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/segctl_forget_test.cc
-  LIBS seg_segctl_ops seg_testing
+  LIBS seg_segctl seg_testing
   TIMEOUT 120
   LABELS integration)
 add_dependencies(segctl_forget_test segctl)

@@ -9,7 +9,7 @@ seg_add_test(stats_test
           ${CMAKE_CURRENT_LIST_DIR}/stats_retention_test.cc
           ${CMAKE_CURRENT_LIST_DIR}/stats_epoch_test.cc
           ${CMAKE_CURRENT_LIST_DIR}/stats_segctl_test.cc
-  LIBS seg_stats_service seg_stats_writer seg_segctl_render seg_testing
+  LIBS seg_stats_service seg_stats_writer seg_segctl seg_testing
   TIMEOUT 300
   LABELS integration)
 target_compile_definitions(stats_test PRIVATE SEG_PROTOC="$<TARGET_FILE:protobuf::protoc>")

@@ -33,7 +33,7 @@
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
-#include "tools/segctl_stats_rebuild.h"
+#include "tools/segctl/stats_rebuild.h"
 
 namespace seg {
 namespace {

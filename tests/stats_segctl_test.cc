@@ -12,7 +12,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
-#include "tools/segctl_render.h"
+#include "tools/segctl/render.h"
 
 namespace seg::segctl {
 namespace {

@@ -1,8 +1,8 @@
 // `segctl stats expire-sweep`: the one-time sweep that gives HLL day keys
 // written before retention existed the expiry the writer now sets on new
-// ones (see tools/segctl_forget.h, stats::SweepHllExpiry).
+// ones (see tools/segctl/forget.h, stats::SweepHllExpiry).
 // `segctl stats rebuild`: counts users again from their `counted` marks
-// after Redis lost its data (tools/segctl_stats_rebuild.h).
+// after Redis lost its data (tools/segctl/stats_rebuild.h).
 #include <glog/logging.h>
 
 #include <CLI/CLI.hpp>
@@ -18,8 +18,8 @@
 #include "stats/writer/stats_writer.h"
 #include "store/store.h"
 #include "store/store_options.h"
-#include "tools/segctl_forget.h"
-#include "tools/segctl_stats_rebuild.h"
+#include "tools/segctl/forget.h"
+#include "tools/segctl/stats_rebuild.h"
 
 namespace seg::tools {
 namespace {

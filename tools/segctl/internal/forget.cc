@@ -1,4 +1,4 @@
-#include "tools/segctl_forget.h"
+#include "tools/segctl/forget.h"
 
 #include <glog/logging.h>
 

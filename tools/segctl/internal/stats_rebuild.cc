@@ -1,4 +1,4 @@
-#include "tools/segctl_stats_rebuild.h"
+#include "tools/segctl/stats_rebuild.h"
 
 #include <glog/logging.h>
 

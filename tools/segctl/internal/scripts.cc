@@ -8,7 +8,7 @@
 // starts its backfill; the segmenters pick it up within
 // scripts.sync_interval_ms. status shows the stored version and the
 // backfill's progress. Exit status: 0 success, 1 error, 2 bad command line.
-#include "tools/segctl_scripts.h"
+#include "tools/segctl/scripts.h"
 
 #include <glog/logging.h>
 

@@ -62,7 +62,7 @@ StatusOr<std::vector<std::string>> ReadUserIdFile(const std::string& path);
 // Exit: 0 done, 1 failure (Kafka, Redis), 2 usage/config error.
 int ForgetMain(int argc, char** argv);
 int StatsAdminMain(int argc, char** argv);
-// `segctl topics create` (tools/segctl_topics.cc).
+// `segctl topics create` (tools/segctl/internal/topics.cc).
 int TopicsMain(int argc, char** argv);
 // `segctl check-config --config F [--set k=v]`: loads every key a segctl
 // subcommand reads (kafka.*, stats.*, store.*, segmenter.table,

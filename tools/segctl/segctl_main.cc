@@ -6,7 +6,7 @@
 //   segctl series cats --last 30 --svg cats.svg
 //   segctl segments
 //   segctl user u123
-//   segctl forget u123 u456 | --file ids.txt     (tools/segctl_forget.h)
+//   segctl forget u123 u456 | --file ids.txt     (tools/segctl/forget.h)
 //   segctl stats expire-sweep [--config seg.yaml]
 //   segctl stats rebuild [--config seg.yaml] [--store HOST:PORT]   (after Redis lost data)
 //   segctl scripts push DIR | status   (the script set in the store: --store HOST:PORT)
@@ -26,10 +26,10 @@
 #include <sstream>
 
 #include "proto/stats.grpc.pb.h"
-#include "tools/segctl_render.h"
-#include "tools/segctl_load.h"
-#include "tools/segctl_forget.h"
-#include "tools/segctl_scripts.h"
+#include "tools/segctl/forget.h"
+#include "tools/segctl/load.h"
+#include "tools/segctl/render.h"
+#include "tools/segctl/scripts.h"
 
 namespace seg::segctl {
 namespace {
@@ -183,7 +183,7 @@ int Main(int argc, char** argv) {
   auto* user = app.add_subcommand("user", "a user's current segments");
   user->add_option("user_id", user_id)->required();
 
-  // `segctl load FILE ...` is handed whole to seg_segctl_load (see main()
+  // `segctl load FILE ...` is handed whole to LoadMain (load.h; see main()
   // below); listed here for --help only.
   app.add_subcommand("load", "load a partner file of events into Kafka (see segctl load --help)")
       ->allow_extras();

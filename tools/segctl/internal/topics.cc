@@ -10,7 +10,7 @@
 #include "common/config.h"
 #include "common/config_keys.h"
 #include "common/kafka.h"
-#include "tools/segctl_forget.h"
+#include "tools/segctl/forget.h"
 
 namespace seg::tools {
 

@@ -1,4 +1,4 @@
-#include "tools/segctl_load.h"
+#include "tools/segctl/load.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

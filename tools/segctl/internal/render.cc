@@ -1,4 +1,4 @@
-#include "tools/segctl_render.h"
+#include "tools/segctl/render.h"
 
 #include <google/protobuf/util/json_util.h>
 
