@@ -145,7 +145,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Filters: compiled into a seg_filter (lua_abi.h FfiFilter) that the host's
--- seg_scan evaluates in C++; see segmenter/script_host/internal/script_host_user.h.
+-- seg_scan evaluates in C++; see segmenter/script_host/internal/event_index.h.
 
 local COMPILED = setmetatable({}, { __mode = "k" })  -- the compiled filters
 local FILTER_MT = { __metatable = false }           -- hidden from scripts

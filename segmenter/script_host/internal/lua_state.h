@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "segmenter/script_host/internal/event_index.h"
 #include "segmenter/script_host/internal/lua_abi.h"
 #include "segmenter/script_host/internal/lua_budget.h"
-#include "segmenter/script_host/internal/script_host_user.h"
 #include "segmenter/script_host/script_host.h"
 
 struct lua_State;

@@ -14,9 +14,9 @@
 #include <sstream>
 
 #include "common/metrics.h"
+#include "segmenter/script_host/internal/event_index.h"
 #include "segmenter/script_host/internal/lua_budget.h"
 #include "segmenter/script_host/internal/lua_state.h"
-#include "segmenter/script_host/internal/script_host_user.h"
 
 namespace seg::segmenter {
 

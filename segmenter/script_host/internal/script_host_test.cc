@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "segmenter/script_host/internal/event_index.h"
 #include "segmenter/script_host/internal/script_host_fixtures.h"
-#include "segmenter/script_host/internal/script_host_user.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/status_matchers.h"
 

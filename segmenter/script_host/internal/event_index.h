@@ -1,4 +1,4 @@
-// UserData and the scan: turn one user's EventViews into the flat arrays the
+// The event index and scan (UserData): turn one user's EventViews into the flat arrays the
 // Lua helpers see (lua_abi.h) and evaluate helper filters over them in C++.
 //
 // The idea. A script helper call (`user:count{type = "page_view",

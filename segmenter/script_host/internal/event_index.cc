@@ -1,4 +1,4 @@
-#include "segmenter/script_host/internal/script_host_user.h"
+#include "segmenter/script_host/internal/event_index.h"
 
 #include <algorithm>
 #include <bit>

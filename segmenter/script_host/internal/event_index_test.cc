@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "segmenter/script_host/internal/script_host_user.h"
+#include "segmenter/script_host/internal/event_index.h"
 
 namespace seg::segmenter::internal {
 namespace {
