@@ -2,8 +2,9 @@
 // event history and returns the segments the user belongs to.
 //
 // Start here. A script (scripts/<name>.lua) declares its name, version, the
-// segments it may emit and `evaluate(user)`; the helper library it sees is
-// documented in scripts/README.md and lua/script_runtime.lua. The host
+// segments it may emit and `evaluate(user)`; what a script sees (contract,
+// helpers, filters, sandbox and limits) is documented once, in
+// docs/sdk/README.md, and implemented by lua/script_runtime.lua. The host
 //   - loads every `*.lua` file of `scripts_dir` into one sandboxed LuaJIT
 //     state (no io, os, ffi, require, load, debug, ...), with a memory cap
 //     for the state and a CPU budget for every call into a script;
