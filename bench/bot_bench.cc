@@ -42,7 +42,7 @@
 #include "common/event_codec.h"
 #include "common/logging.h"
 #include "proto/events.pb.h"
-#include "segmenter/bot_blacklist.h"
+#include "segmenter/skip/bot_blacklist.h"
 #include "tools/loadgen/traffic.h"
 
 namespace {

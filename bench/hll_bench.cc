@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "stats/hll.h"
-#include "stats/internal/hll_internal.h"
-#include "stats/internal/hll_sim.h"
+#include "stats/hll/hll.h"
+#include "stats/hll/internal/hll_internal.h"
+#include "stats/hll/internal/hll_sim.h"
 
 namespace {
 

@@ -20,7 +20,7 @@
 #include "common/event.h"
 #include "common/event_codec.h"
 #include "proto/events.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 
 namespace {
 

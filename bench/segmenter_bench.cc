@@ -46,7 +46,7 @@
 
 #include "common/logging.h"
 #include "common/redis.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/redis_server.h"
 
 namespace {

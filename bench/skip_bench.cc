@@ -1,5 +1,5 @@
-// skip_bench: the segmenter's skip rules (segmenter/skip_cache.h,
-// segmenter/bot_blacklist.h).
+// skip_bench: the segmenter's skip rules (segmenter/skip/skip_cache.h,
+// segmenter/skip/bot_blacklist.h).
 //
 // 1. Kernels (Google Benchmark): ns per SkipCache::ShouldSkip / RecordRead
 //    with 1M and 10M users resident, random users; baseline in the same run:
@@ -29,11 +29,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <functional>
-#include <queue>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <queue>
 #include <random>
 #include <set>
 #include <sstream>
@@ -44,8 +44,8 @@
 #include "bench/bursty_trace.h"
 #include "common/clock.h"
 #include "common/hash.h"
-#include "segmenter/bot_blacklist.h"
-#include "segmenter/skip_cache.h"
+#include "segmenter/skip/bot_blacklist.h"
+#include "segmenter/skip/skip_cache.h"
 
 namespace {
 

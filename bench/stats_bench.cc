@@ -38,10 +38,10 @@
 #include "common/hash.h"
 #include "common/logging.h"
 #include "proto/stats.grpc.pb.h"
-#include "stats/hll.h"
-#include "stats/redis_cluster.h"
-#include "stats/stats_service.h"
-#include "stats/stats_writer.h"
+#include "stats/hll/hll.h"
+#include "stats/redis_cluster/redis_cluster.h"
+#include "stats/service/stats_service.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/redis_server.h"
 
 namespace {

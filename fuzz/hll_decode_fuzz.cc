@@ -1,4 +1,4 @@
-// The Redis HLL decoder (stats/hll.h): what seg-stats does with the bytes a
+// The Redis HLL decoder (stats/hll/hll.h): what seg-stats does with the bytes a
 // GET on a PF* key returns. The first byte picks how the rest is read:
 //   0: the whole string as is;
 //   1: a dense string: header + the rest as packed registers (zero-padded
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "fuzz/fuzz_support.h"
-#include "stats/hll.h"
-#include "stats/internal/hll_internal.h"
+#include "stats/hll/hll.h"
+#include "stats/hll/internal/hll_internal.h"
 
 namespace {
 

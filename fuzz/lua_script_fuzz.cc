@@ -14,7 +14,7 @@
 
 #include "common/event.h"
 #include "fuzz/fuzz_support.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 
 namespace {
 

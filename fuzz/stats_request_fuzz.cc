@@ -16,7 +16,7 @@
 #include <string>
 
 #include "fuzz/fuzz_support.h"
-#include "stats/internal/stats_service_query.h"
+#include "stats/service/internal/stats_service_query.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 -- Segment script runtime: the sandbox, the `segment_script` contract and the
 -- helper library that segment scripts see. Loaded once per Lua state by the
--- C++ script host (segmenter/internal/lua_state.cc), which embeds this file
+-- C++ script host (segmenter/script_host/internal/lua_state.cc), which embeds this file
 -- at build time. Trusted code: it may use the FFI; scripts may not.
 --
 -- What scripts see (the segment_script contract, the helpers of `user`,
@@ -145,7 +145,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Filters: compiled into a seg_filter (lua_abi.h FfiFilter) that the host's
--- seg_scan evaluates in C++; see segmenter/internal/script_host_user.h.
+-- seg_scan evaluates in C++; see segmenter/script_host/internal/event_index.h.
 
 local COMPILED = setmetatable({}, { __mode = "k" })  -- the compiled filters
 local FILTER_MT = { __metatable = false }           -- hidden from scripts

@@ -1,6 +1,6 @@
 #!lua name=segstats
 -- Segment statistics: the Redis procedures the segmenters' stats writer calls
--- (stats/internal/stats_writer.cc). Three functions, three argument contracts:
+-- (stats/writer/internal/stats_writer.cc). Three functions, three argument contracts:
 --
 -- seg_add_users_v2 (the writer's default since issue #18): many users per call.
 -- KEYS: n distinct HyperLogLog keys, hll:{<shard>}:<segment>:<yyyymmdd>, all

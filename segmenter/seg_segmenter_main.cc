@@ -6,7 +6,7 @@
 //
 // Scripts (scripts.source):
 //   store (default): the script set is cluster-wide data in the store
-//     (segmenter/script_set.h). At start the first node of an empty store
+//     (segmenter/script_set/script_set.h). At start the first node of an empty store
 //     pushes its scripts.dir (bootstrap); every other node adopts the stored
 //     set, whatever its own scripts.dir holds. A sync thread polls the stored
 //     version every scripts.sync_interval_ms and, on a change, materializes
@@ -14,7 +14,7 @@
 //     files in scripts.dir while running (when reload_check_interval_ms > 0),
 //     push scripts.dir if it differs from the stored set (dev convenience).
 //     A backfill thread runs the re-evaluation job of each new version
-//     (segmenter/internal/backfill.h) when it gets the job's lease.
+//     (segmenter/script_set/internal/backfill.h) when it gets the job's lease.
 //   dir: each node loads scripts.dir itself; SIGHUP reloads it.
 // Config keys: config/seg.example.yaml (kafka.*, topics.*, tables.*, store.*, segmenter.*,
 // scripts.*, backfill.*, stats.*); other binaries' keys are ignored, a key no
@@ -38,11 +38,11 @@
 #include "common/config_keys.h"
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "segmenter/internal/backfill.h"
-#include "segmenter/script_host.h"
-#include "segmenter/script_set.h"
+#include "segmenter/script_host/script_host.h"
+#include "segmenter/script_set/internal/backfill.h"
+#include "segmenter/script_set/script_set.h"
 #include "segmenter/segmenter.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 #include "store/store_options.h"
 

@@ -4,7 +4,7 @@
 // one multi-get per batch, runs the segment scripts, publishes a
 // SegmentationResult per user, adds the batch's users to per-day
 // HyperLogLogs with a few Redis procedure calls (one per cluster slot and
-// chunk, stats/stats_writer.h), writes the new membership back to family
+// chunk, stats/writer/stats_writer.h), writes the new membership back to family
 // `s`, and only then commits the batch's offsets (docs/ARCHITECTURE.md,
 // "Data flow", steps 1-7). It also keeps memberships true over time: due
 // users are re-segmented when a window lapses (SCHEDULE), DEFINITION_CHANGE
@@ -35,7 +35,7 @@
 #include "common/event.h"
 #include "common/kafka.h"
 #include "common/status.h"
-#include "segmenter/bot_blacklist.h"
+#include "segmenter/skip/bot_blacklist.h"
 
 namespace seg::store {
 class Store;

@@ -40,7 +40,7 @@
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
 #include "proto/stats.grpc.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
 #include "store/store.h"
 #include "tests/harness/local_stack.h"

@@ -15,7 +15,7 @@
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
-#include "tools/segctl_load.h"
+#include "tools/segctl/load.h"
 
 namespace seg::tools {
 namespace {

@@ -10,7 +10,7 @@
 #include "common/event_codec.h"
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
 #include "tools/loadgen/traffic.h"

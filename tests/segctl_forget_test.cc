@@ -17,7 +17,7 @@
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
-#include "tools/segctl_forget.h"
+#include "tools/segctl/forget.h"
 
 namespace seg::tools {
 namespace {

@@ -1,14 +1,12 @@
 # `segctl forget` against librdkafka's mock cluster (the library and the
 # binary), and the rolling-upgrade wire compatibility of
 # proto/segmentation.proto against its previous version (tests/old_segmentation.proto).
-if(TARGET seg_segctl_ops AND TARGET seg_testing)
-  seg_add_test(segctl_forget_test
-    SOURCES ${CMAKE_CURRENT_LIST_DIR}/segctl_forget_test.cc
-    LIBS seg_segctl_ops seg_testing
-    TIMEOUT 120
-    LABELS integration)
-  add_dependencies(segctl_forget_test segctl)
-endif()
+seg_add_test(segctl_forget_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/segctl_forget_test.cc
+  LIBS seg_segctl seg_testing
+  TIMEOUT 120
+  LABELS integration)
+add_dependencies(segctl_forget_test segctl)
 
 # Rolling upgrade at the message level: tests/old_segmentation.proto (package
 # seg.v1) is the previous wire schema; compiled here, test-only.

@@ -22,7 +22,7 @@
 #include "common/kafka.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"

@@ -20,8 +20,8 @@
 
 #include "common/kafka.h"
 #include "proto/segmentation.pb.h"
-#include "segmenter/internal/backfill.h"
-#include "segmenter/script_set.h"
+#include "segmenter/script_set/internal/backfill.h"
+#include "segmenter/script_set/script_set.h"
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"

@@ -13,9 +13,9 @@
 
 #include "common/clock.h"
 #include "common/hash.h"
-#include "stats/hll.h"
-#include "stats/redis_cluster.h"
-#include "stats/stats_writer.h"
+#include "stats/hll/hll.h"
+#include "stats/redis_cluster/redis_cluster.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"

@@ -11,8 +11,8 @@
 
 #include "common/clock.h"
 #include "proto/stats.grpc.pb.h"
-#include "stats/stats_service.h"
-#include "stats/stats_writer.h"
+#include "stats/service/stats_service.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
 

@@ -9,8 +9,8 @@
 
 #include "common/hash.h"
 #include "common/metrics.h"
-#include "stats/redis_cluster.h"
-#include "stats/stats_writer.h"
+#include "stats/redis_cluster/redis_cluster.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"

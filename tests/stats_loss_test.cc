@@ -20,10 +20,10 @@
 #include "common/metrics.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
-#include "stats/redis_cluster.h"
-#include "stats/stats_writer.h"
+#include "stats/redis_cluster/redis_cluster.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 #include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
@@ -34,7 +34,7 @@
 #include "tests/harness/segmenter_group.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/served_store.h"
-#include "tools/segctl_stats_rebuild.h"
+#include "tools/segctl/stats_rebuild.h"
 
 namespace seg {
 namespace {

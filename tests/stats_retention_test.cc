@@ -12,8 +12,8 @@
 
 #include "common/clock.h"
 #include "common/hash.h"
-#include "stats/redis_cluster.h"
-#include "stats/stats_writer.h"
+#include "stats/redis_cluster/redis_cluster.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"

@@ -7,12 +7,12 @@
 #include <fstream>
 #include <sstream>
 
-#include "stats/stats_service.h"
-#include "stats/stats_writer.h"
+#include "stats/service/stats_service.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_server.h"
 #include "tests/harness/status_matchers.h"
-#include "tools/segctl_render.h"
+#include "tools/segctl/render.h"
 
 namespace seg::segctl {
 namespace {

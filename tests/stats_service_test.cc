@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "proto/stats.grpc.pb.h"
-#include "stats/stats_service.h"
-#include "stats/stats_writer.h"
+#include "stats/service/stats_service.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/redis_cluster.h"
@@ -294,8 +294,7 @@ TEST_F(StatsServiceTest, ConcurrentCallsGetTheAnswersOfOneClient) {
         v1::Estimate e = call(kind, &st);
         if (!st.ok()) {
           ++failed;
-        } else if (e.value() != expected[kind].value() ||
-                   e.method() != expected[kind].method()) {
+        } else if (e.value() != expected[kind].value() || e.method() != expected[kind].method()) {
           ++differed;
         }
       }

@@ -11,8 +11,8 @@
 #include <set>
 
 #include "common/hash.h"
-#include "stats/redis_cluster.h"
-#include "stats/stats_writer.h"
+#include "stats/redis_cluster/redis_cluster.h"
+#include "stats/writer/stats_writer.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/redis_cluster.h"
 #include "tests/harness/redis_server.h"

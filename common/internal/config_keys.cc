@@ -135,7 +135,7 @@ constexpr std::string_view kKeys[] = {
     "segmenter.forget_tombstones",
     "segmenter.metrics_host",
     "segmenter.metrics_port",
-    // Script host (segmenter/script_host.h): seg-segmenter, segtool.
+    // Script host (segmenter/script_host/script_host.h): seg-segmenter, segtool.
     "scripts.dir",
     "scripts.cpu_budget_ms",
     "scripts.memory_limit_mb",

@@ -7,9 +7,9 @@
 #include <map>
 
 #include "common/clock.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 
 namespace seg::segmenter {
 namespace {

@@ -4,7 +4,7 @@
 #include <iterator>
 
 #include "segmenter/segmenter.h"
-#include "stats/stats_writer.h"
+#include "stats/writer/stats_writer.h"
 
 namespace seg::segmenter {
 namespace {

@@ -33,14 +33,14 @@
 #include "common/ingest_watermark.h"
 #include "common/metrics.h"
 #include "proto/segmentation.pb.h"
-#include "segmenter/bot_blacklist.h"
 #include "segmenter/internal/append_log.h"
 #include "segmenter/internal/due_scanner.h"
 #include "segmenter/internal/membership.h"
 #include "segmenter/internal/read_policy.h"
 #include "segmenter/segmenter.h"
-#include "segmenter/skip_cache.h"
-#include "stats/stats_writer.h"
+#include "segmenter/skip/bot_blacklist.h"
+#include "segmenter/skip/skip_cache.h"
+#include "stats/writer/stats_writer.h"
 #include "store/store.h"
 
 namespace seg::segmenter {

@@ -19,8 +19,8 @@
 //   seg-chaos-check --bootstrap K --store H:P --stats H:P --scripts DIR
 //                   --messages sent.tsv [--quiet-timeout-s 180]
 #include <glog/logging.h>
-#include <grpcpp/grpcpp.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/grpcpp.h>
 #include <librdkafka/rdkafka.h>
 
 #include <CLI/CLI.hpp>
@@ -41,7 +41,7 @@
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"
 #include "proto/stats.grpc.pb.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
 #include "store/store.h"
 #include "tools/chaos/direct_evaluation.h"
@@ -112,7 +112,7 @@ struct Truth {
     int64_t newest_ms = 0;                   // newest event time
     int64_t last_sent_ms = 0;                // send time of its last valid message
   };
-  std::map<std::string, User> users;  // by user id
+  std::map<std::string, User> users;                               // by user id
   std::map<std::pair<std::string, std::string>, int> deadletters;  // (value, reason) -> count
   std::set<std::string> valid_values;
   int64_t messages = 0, valid = 0, malformed = 0;
@@ -183,8 +183,7 @@ class TopicReader {
     if (partitions == 0) return seg::NotFoundError("no partitions in " + topic);
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
     for (int p = 0; p < partitions; ++p) {
-      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset =
-          RD_KAFKA_OFFSET_BEGINNING;
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     }
     e = rd_kafka_assign(rk, list);
     rd_kafka_topic_partition_list_destroy(list);
@@ -205,8 +204,7 @@ class TopicReader {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 50);
       if (m == nullptr) continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fn(m->partition, m->offset,
-           std::string_view(static_cast<const char*>(m->key), m->key_len),
+        fn(m->partition, m->offset, std::string_view(static_cast<const char*>(m->key), m->key_len),
            std::string_view(static_cast<const char*>(m->payload), m->len));
         next_[m->partition] = std::max(next_[m->partition], m->offset + 1);
       }
@@ -252,7 +250,8 @@ class TopicReader {
     if (!e && md->topic_cnt == 1) {
       const int partitions = md->topics[0].partition_cnt;
       rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-      for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
+      for (int p = 0; p < partitions; ++p)
+        rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
       e = rd_kafka_committed(rk, list, 10000);
       lag = 0;
       for (int i = 0; !e && i < list->cnt; ++i) {
@@ -367,8 +366,7 @@ int main(int argc, char** argv) {
     }
     if (SteadyClock::now() > deadline) break;
   }
-  const double quiet_s =
-      std::chrono::duration<double>(SteadyClock::now() - started).count();
+  const double quiet_s = std::chrono::duration<double>(SteadyClock::now() - started).count();
   const bool quiet = missing == 0 && ingest_lag == 0 && segmenter_lag == 0;
   if (Status s = (*results)->ReadToEnd(SteadyClock::now() + std::chrono::seconds(60), on_result);
       !s.ok()) {
@@ -493,9 +491,9 @@ int main(int argc, char** argv) {
                            std::to_string(watermark),
                        r.segmented_at_ms()});
     } else if (got != direct.segments) {
-      wrong.push_back({id, "segments " + JoinSegments(got) + ", direct " +
-                               JoinSegments(direct.segments),
-                       r.segmented_at_ms()});
+      wrong.push_back(
+          {id, "segments " + JoinSegments(got) + ", direct " + JoinSegments(direct.segments),
+           r.segmented_at_ms()});
     } else if (!r.failed_scripts().empty()) {
       wrong.push_back({id, "failed script " + r.failed_scripts(0), r.segmented_at_ms()});
     }
@@ -582,14 +580,15 @@ int main(int argc, char** argv) {
     << ",\"segmenter_lag\":" << segmenter_lag << ",\"messages\":" << truth.messages
     << ",\"valid_messages\":" << truth.valid << ",\"malformed_messages\":" << truth.malformed
     << ",\"users\":" << truth.users.size() << ",\"expected_cells\":" << expected_cells
-    << ",\"lost_cells\":" << times(lost_sent_ms) << ",\"lost_not_in_topic\":" << lost_not_in_topic << ",\"extra_cells\":" << extra_cells
-    << ",\"changed_cells\":" << changed_cells << ",\"unknown_rows\":" << unknown_rows
-    << ",\"result_messages\":" << result_messages << ",\"compared\":" << compared
-    << ",\"bot_flagged\":[";
+    << ",\"lost_cells\":" << times(lost_sent_ms) << ",\"lost_not_in_topic\":" << lost_not_in_topic
+    << ",\"extra_cells\":" << extra_cells << ",\"changed_cells\":" << changed_cells
+    << ",\"unknown_rows\":" << unknown_rows << ",\"result_messages\":" << result_messages
+    << ",\"compared\":" << compared << ",\"bot_flagged\":[";
   for (size_t i = 0; i < flagged_users.size(); ++i) {
     o << (i ? "," : "") << JsonString(flagged_users[i]);
   }
-  o << "]" << ",\"missing_results\":" << times(missing_sent_ms)
+  o << "]"
+    << ",\"missing_results\":" << times(missing_sent_ms)
     << ",\"unknown_result_users\":" << unknown_result_users.size() << ",\"wrong_results\":[";
   for (size_t i = 0; i < wrong.size(); ++i) {
     o << (i ? "," : "") << "{\"user\":" << JsonString(wrong[i].user)

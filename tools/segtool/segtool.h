@@ -18,7 +18,7 @@
 
 #include "common/config.h"
 #include "common/status.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 #include "segmenter/segmenter.h"
 #include "store/store.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "segmenter/script_host.h"
+#include "segmenter/script_host/script_host.h"
 
 namespace seg::segtool::internal {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "segmenter/internal/script_host_fixtures.h"
+#include "segmenter/script_host/internal/script_host_fixtures.h"
 #include "tools/segtool/internal/hosts.h"
 #include "tools/segtool/internal/trace.h"
 #include "tools/segtool/internal/user_rows.h"

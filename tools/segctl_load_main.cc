@@ -1,9 +1,0 @@
-// seg-load FILE: the standalone entry point of `segctl load` (see
-// tools/segctl_load.h for flags and exit codes).
-#include "common/logging.h"
-#include "tools/segctl_load.h"
-
-int main(int argc, char** argv) {
-  seg::InitLogging(argv[0]);
-  return seg::tools::LoadMain(argc, argv);
-}
