@@ -38,8 +38,8 @@
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
 #include "store/internal/embedded_store.h"
+#include "store/server/store_server.h"
 #include "store/store.h"
-#include "store/store_server.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 

@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/event.h"
 #include "common/status.h"
@@ -51,5 +53,21 @@ Status DecodeEventCell(std::string_view qualifier, std::string_view value, Event
 
 // Parses dotted IPv4 / IPv6 text. Returns false when neither.
 bool ParseIp(std::string_view text, uint32_t* ipv4, std::string* ipv6);
+
+// Event type names as scripts, script fixtures and segtool spell them: the
+// value names of seg.EventType in proto/events.proto, lower-cased, without
+// the enum's own prefix (PAGE_VIEW -> "page_view", EVENT_TYPE_UNSPECIFIED ->
+// "unspecified"). Built once from the generated descriptor, so the proto is
+// the only list; the Lua runtime gets it from the script host (HOST.types).
+
+// The name of type code `type`; empty when the proto has no such value.
+std::string_view EventTypeName(int32_t type);
+
+// The code of a type an event can have (not "unspecified"); -1 when `name`
+// is none of them.
+int32_t EventTypeFromName(std::string_view name);
+
+// Every type an event can have, as (name, code), by code.
+const std::vector<std::pair<std::string, int32_t>>& EventTypes();
 
 }  // namespace seg

@@ -26,8 +26,8 @@
 #include <memory>
 #include <string>
 
-#include "store/internal/thrift_handler.h"
-#include "store/internal/thrift_server_wire.h"
+#include "store/server/internal/thrift_handler.h"
+#include "store/server/internal/thrift_server_wire.h"
 #include "store/store.h"
 
 namespace {

@@ -107,13 +107,11 @@ local SCAN_CTX = ffi.cast("void*", HOST.scan_ctx)
 local C_aborting = HOST.aborting        -- lua_CFunction: true while a call is being aborted
 local MAX_STRING = HOST.max_string_bytes
 
-local TYPES = {
-  page_view = 1, search = 2, click = 3, partner_signal = 4,
-  purchase = 5, app_open = 6, form_submit = 7,
-}
+-- Event type name -> code, from proto/events.proto (the host builds it from
+-- the generated descriptor: common/event_codec.h EventTypes()).
+local TYPES = HOST.types
 local TYPE_NAMES = {}
 for k, v in pairs(TYPES) do TYPE_NAMES[v] = k end
-local MAX_TYPE = 7
 
 local MS_MINUTE, MS_HOUR, MS_DAY = 60000, 3600000, 86400000
 

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "common/status.h"
+#include "store/server/store_server.h"
 #include "store/store.h"
-#include "store/store_server.h"
 
 namespace seg::testing {
 

@@ -1,8 +1,10 @@
 #include "common/event_codec.h"
 
 #include <arpa/inet.h>
+#include <google/protobuf/descriptor.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <vector>
 
@@ -252,6 +254,57 @@ Status DecodeEventCell(std::string_view qualifier, std::string_view value, Event
     if (!ok) return DataLossError("malformed StoredEvent field " + std::to_string(field));
   }
   return Status::OK();
+}
+
+namespace {
+
+struct EventTypeTable {
+  std::vector<std::string> name_of;                     // by code; "" where the proto has none
+  std::vector<std::pair<std::string, int32_t>> events;  // code > 0, by code
+};
+
+const EventTypeTable& EventTypeTableFromProto() {
+  static const EventTypeTable table = [] {
+    // The proto style guide prefixes the zero value with the enum's name.
+    constexpr std::string_view kEnumPrefix = "EVENT_TYPE_";
+    EventTypeTable t;
+    const google::protobuf::EnumDescriptor* d = EventType_descriptor();
+    for (int i = 0; i < d->value_count(); ++i) {
+      const google::protobuf::EnumValueDescriptor* v = d->value(i);
+      if (v->number() < 0) continue;
+      std::string_view proto_name = v->name();
+      if (proto_name.starts_with(kEnumPrefix)) proto_name.remove_prefix(kEnumPrefix.size());
+      std::string name(proto_name);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const auto code = static_cast<size_t>(v->number());
+      if (t.name_of.size() <= code) t.name_of.resize(code + 1);
+      t.name_of[code] = name;
+      if (code > 0) t.events.emplace_back(std::move(name), v->number());
+    }
+    std::sort(t.events.begin(), t.events.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+std::string_view EventTypeName(int32_t type) {
+  const EventTypeTable& t = EventTypeTableFromProto();
+  if (type < 0 || static_cast<size_t>(type) >= t.name_of.size()) return {};
+  return t.name_of[static_cast<size_t>(type)];
+}
+
+int32_t EventTypeFromName(std::string_view name) {
+  for (const auto& [known, code] : EventTypeTableFromProto().events) {
+    if (known == name) return code;
+  }
+  return -1;
+}
+
+const std::vector<std::pair<std::string, int32_t>>& EventTypes() {
+  return EventTypeTableFromProto().events;
 }
 
 }  // namespace seg

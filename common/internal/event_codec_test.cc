@@ -1,6 +1,14 @@
 #include "common/event_codec.h"
 
+#include <google/protobuf/descriptor.h>
 #include <gtest/gtest.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
 
 #include "common/hash.h"
 #include "proto/events.pb.h"
@@ -108,6 +116,61 @@ TEST(EventCodecTest, UnknownGroupsAreSkippedAsByLibprotobuf) {
     EXPECT_FALSE(parsed.ParseFromString(bad));
     EXPECT_EQ(DecodeEventCell(qualifier, bad, &view).code(), StatusCode::kDataLoss);
   }
+}
+
+// The names come from proto/events.proto's descriptor: every value, in
+// code order, lower-cased, the zero value as "unspecified".
+TEST(EventTypeNamesTest, ComeFromTheProtoEnum) {
+  EXPECT_EQ(EventTypeName(EVENT_TYPE_UNSPECIFIED), "unspecified");
+  EXPECT_EQ(EventTypeName(PAGE_VIEW), "page_view");
+  EXPECT_EQ(EventTypeName(PARTNER_SIGNAL), "partner_signal");
+  EXPECT_EQ(EventTypeName(FORM_SUBMIT), "form_submit");
+  EXPECT_EQ(EventTypeName(EventType_MAX + 1), "");
+  EXPECT_EQ(EventTypeName(-1), "");
+
+  const google::protobuf::EnumDescriptor* d = EventType_descriptor();
+  ASSERT_EQ(EventTypes().size(), static_cast<size_t>(d->value_count() - 1));  // all but 0
+  int32_t previous = 0;
+  for (const auto& [name, code] : EventTypes()) {
+    EXPECT_GT(code, previous) << name;  // by code
+    previous = code;
+    std::string upper = name;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_EQ(EventType_Name(static_cast<EventType>(code)), upper);
+    EXPECT_EQ(EventTypeName(code), name);
+    EXPECT_EQ(EventTypeFromName(name), code);
+  }
+}
+
+TEST(EventTypeNamesTest, UnknownNamesAndUnspecifiedAreNotTypes) {
+  EXPECT_EQ(EventTypeFromName("search"), SEARCH);
+  EXPECT_EQ(EventTypeFromName("unspecified"), -1);  // no event has it
+  EXPECT_EQ(EventTypeFromName(""), -1);
+  EXPECT_EQ(EventTypeFromName("PAGE_VIEW"), -1);  // scripts spell them lower-case
+  EXPECT_EQ(EventTypeFromName("page-view"), -1);
+}
+
+// docs/sdk/README.md lists the names for script authors (the filter key
+// `type`); it has to say what the proto says.
+TEST(EventTypeNamesTest, SdkDocListsExactlyTheProtoTypes) {
+  const char* source_dir = std::getenv("SEG_SOURCE_DIR");
+  if (source_dir == nullptr) source_dir = SEG_SOURCE_DIR_DEFAULT;
+  const std::string path = std::string(source_dir) + "/docs/sdk/README.md";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot read " << path;
+  std::string line, row;
+  while (std::getline(in, line)) {
+    if (line.rfind("| `type` |", 0) == 0) row = line.substr(10);
+  }
+  ASSERT_FALSE(row.empty()) << path << " has no \"| `type` |\" row in its filter table";
+  std::vector<std::string> documented;
+  static const std::regex kName("`([a-z_0-9]+)`");
+  for (std::sregex_iterator it(row.begin(), row.end(), kName), end; it != end; ++it) {
+    documented.push_back((*it)[1]);
+  }
+  std::vector<std::string> proto;
+  for (const auto& [name, code] : EventTypes()) proto.push_back(name);
+  EXPECT_EQ(documented, proto) << path << ": the `type` row differs from proto/events.proto";
 }
 
 }  // namespace

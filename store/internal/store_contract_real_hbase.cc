@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "common/clock.h"
-#include "store/hbase_admin.h"
+#include "store/admin/hbase_admin.h"
 #include "store/internal/raw_wire_contract.h"
 #include "store/internal/store_contract.h"
 #include "tests/harness/status_matchers.h"

@@ -9,7 +9,13 @@
 #include <cstring>
 #include <new>
 
+#include "common/event_codec.h"
+#include "proto/events.pb.h"
+
 namespace seg::segmenter::internal {
+
+// A filter's typemask (lua_abi.h FfiFilter) has one bit per type code, 0..30.
+static_assert(EventType_MAX <= 30, "proto/events.proto outgrew FfiFilter.typemask");
 
 namespace {
 
@@ -210,7 +216,7 @@ int LuaState::InitInProtectedMode(lua_State* L) {
       0) {
     lua_error(L);
   }
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 13);
   auto set_ptr = [&](const char* key, void* p) {
     lua_pushlightuserdata(L, p);
     lua_setfield(L, -2, key);
@@ -229,6 +235,13 @@ int LuaState::InitInProtectedMode(lua_State* L) {
   lua_setfield(L, -2, "aborting");
   lua_pushnumber(L, static_cast<lua_Number>(self->limit_ / 2));
   lua_setfield(L, -2, "max_string_bytes");
+  // The event type names scripts filter on, from proto/events.proto.
+  lua_createtable(L, 0, static_cast<int>(EventTypes().size()));
+  for (const auto& [name, code] : EventTypes()) {
+    lua_pushinteger(L, code);
+    lua_setfield(L, -2, name.c_str());
+  }
+  lua_setfield(L, -2, "types");
   lua_call(L, 1, 1);  // -> api table
   if (!lua_istable(L, -1)) luaL_error(L, "runtime did not return its api table");
   lua_getfield(L, -1, "load_script");

@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/event_codec.h"
+
 namespace seg::segmenter::internal {
 namespace {
 
@@ -155,14 +157,7 @@ EventView OwnedEvent::View() const {
   return v;
 }
 
-int32_t EventTypeFromName(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "", "page_view", "search", "click", "partner_signal", "purchase", "app_open", "form_submit"};
-  for (int32_t i = 1; i < 8; ++i) {
-    if (kNames[i] == name) return i;
-  }
-  return -1;
-}
+int32_t EventTypeFromName(std::string_view name) { return seg::EventTypeFromName(name); }
 
 StatusOr<ScriptFixture> ParseScriptFixture(std::string_view json, std::string_view name) {
   Parser p(name);

@@ -70,7 +70,8 @@ StatusOr<ScriptFixture> ParseScriptFixture(std::string_view json, std::string_vi
 // Reads and parses a file; NotFound when it cannot be read.
 StatusOr<ScriptFixture> LoadScriptFixture(const std::string& path);
 
-// Event type code by name ("page_view" -> 1); -1 when unknown.
+// Event type code by name ("page_view" -> 1); -1 when unknown
+// (common/event_codec.h: the names of proto/events.proto).
 int32_t EventTypeFromName(std::string_view name);
 
 struct CaseOutcome {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/event_codec.h"
 #include "common/metrics.h"
 #include "segmenter/script_host/internal/event_index.h"
 #include "segmenter/script_host/internal/script_host_fixtures.h"
@@ -272,6 +273,37 @@ return segment_script {
                                       "first_ok", "host_ok", "id_ok", "ip_ok", "last_ok",
                                       "older_ok", "path_ok", "query_all_ok", "size_ok", "source_ok",
                                       "values_ok", "where_ok", "window_ok"}));
+}
+
+// Scripts know the event types by proto/events.proto's names (the host
+// hands the runtime common/event_codec.h's EventTypes()): each name filters
+// its own events and names them in event tables; another name is an error.
+TEST_F(ScriptHostTest, EveryProtoEventTypeFiltersAndNamesItsEvents) {
+  std::string body;
+  std::vector<OwnedEvent> events;
+  for (const auto& [name, code] : EventTypes()) {
+    const std::string f = "{type = '" + name + "'}";
+    body += "do local e = user:first" + f + "\n  if user:count" + f + " ~= 1 or e.type ~= '" +
+            name + "' then error('" + name + "') end end\n";
+    OwnedEvent e;
+    e.type = code;
+    e.time_ms = kNow - (code + 1) * kDay;
+    events.push_back(e);
+  }
+  body += "return 'x'";
+  dir_.Write("t.lua", BodyScript("t", body));
+  dir_.Write("u.lua",
+             BodyScript("u", "if user:count{type = 'no_such_type'} > 0 then return 'x' end"));
+  auto host = MakeHost();
+  ASSERT_NE(host, nullptr);
+  EvaluationResult r = Eval(*host, events);
+  const ScriptResult* t = Find(r, "t");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->error, "");
+  EXPECT_EQ(t->segments, std::vector<std::string>{"x"});
+  const ScriptResult* u = Find(r, "u");
+  ASSERT_NE(u, nullptr);
+  EXPECT_NE(u->error.find("unknown event type 'no_such_type'"), std::string::npos) << u->error;
 }
 
 TEST_F(ScriptHostTest, ExplainRecordsMatchedEventPositions) {

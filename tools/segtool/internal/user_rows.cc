@@ -83,9 +83,8 @@ void HistoryFromRow(const segmenter::NodeOptions& node, int64_t now_ms, store::R
 }
 
 std::string EventTypeName(int32_t type) {
-  static const char* const kNames[] = {"unspecified",    "page_view", "search",   "click",
-                                       "partner_signal", "purchase",  "app_open", "form_submit"};
-  if (type >= 0 && type < 8) return kNames[type];
+  std::string_view name = seg::EventTypeName(type);  // proto/events.proto's names
+  if (!name.empty()) return std::string(name);
   return "type_" + std::to_string(type);
 }
 

@@ -33,7 +33,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "coprocessor-bridge/store_observer_adapter.h"
-#include "store/store_server.h"
+#include "store/server/store_server.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "store/store_server.h"
+#include "store/server/store_server.h"
 
 #include <glog/logging.h>
 
@@ -13,9 +13,9 @@
 
 #include "common/metrics.h"
 #include "store/internal/embedded_store.h"
-#include "store/internal/thrift_handler.h"
 #include "store/internal/thrift_output.h"
-#include "store/internal/thrift_server_wire.h"
+#include "store/server/internal/thrift_handler.h"
+#include "store/server/internal/thrift_server_wire.h"
 #include "store/store_options.h"
 
 namespace seg::store {

@@ -1,4 +1,4 @@
-#include "store/hbase_admin.h"
+#include "store/admin/hbase_admin.h"
 
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>

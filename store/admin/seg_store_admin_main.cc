@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "store/hbase_admin.h"
+#include "store/admin/hbase_admin.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "store/internal/thrift_handler.h"
+#include "store/server/internal/thrift_handler.h"
 
 #include <glog/logging.h>
 
@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "store/internal/thrift_convert.h"
-#include "store/internal/thrift_server_wire.h"
+#include "store/server/internal/thrift_server_wire.h"
 
 namespace seg::store::internal {
 

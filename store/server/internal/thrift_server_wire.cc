@@ -1,4 +1,4 @@
-#include "store/internal/thrift_server_wire.h"
+#include "store/server/internal/thrift_server_wire.h"
 
 #include <glog/logging.h>
 

@@ -35,7 +35,7 @@
 #include "proto/THBaseService.h"
 #include "store/internal/raw_wire_contract.h"
 #include "store/internal/store_contract.h"
-#include "store/store_server.h"
+#include "store/server/store_server.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
@@ -52,13 +52,7 @@ namespace at = apache::thrift;
 // older seg-store with the hostile-client tests).
 std::string SegStoreBinary() {
   if (const char* other = std::getenv("SEG_STORE_BINARY")) return other;
-  char buf[4096];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n > 0) {
-    std::string self(buf, static_cast<size_t>(n));
-    return self.substr(0, self.rfind('/')) + "/seg-store";
-  }
-  return seg::testing::BinaryDir() + "/store/seg-store";
+  return seg::testing::BinaryDir() + "/store/seg-store";  // this test's build
 }
 
 const char* Name(ThriftTransport t) {
