@@ -245,8 +245,8 @@ Status Config::Get(std::string_view path, std::map<std::string, std::string>* ou
     auto [prefix, map] = pending.back();
     pending.pop_back();
     for (const auto& kv : map) {
-      std::string key = prefix.empty() ? kv.first.as<std::string>()
-                                       : prefix + "." + kv.first.as<std::string>();
+      std::string key =
+          prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>();
       if (kv.second.IsMap()) {
         pending.emplace_back(key, kv.second);
       } else if (kv.second.IsScalar()) {

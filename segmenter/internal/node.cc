@@ -142,8 +142,8 @@ struct PendingUser {
   int64_t newest_event_ms = 0;
   int64_t newest_appended_tick = 0;  // AppendLog's order of events
   int64_t notices = 0;
-  int32_t partition = -1;  // of user-changes: where its due row goes
-  uint8_t kinds = 0;       // PendingKind bits
+  int32_t partition = -1;            // of user-changes: where its due row goes
+  uint8_t kinds = 0;                 // PendingKind bits
   int64_t oldest_acked_ms = kNever;  // of its notices' writes (the adaptive read policy)
 
   void Add(const PendingUser& other) {
