@@ -971,7 +971,7 @@ TEST(StoreServerTest, ClientReplacesPooledConnectionsTheServerClosed) {
 // on a new scanner after the last row it received.
 TEST(StoreServerTest, ScanResumesAfterTheServerForgetsItsScanner) {
   ServerProcess server;
-  SEG_ASSERT_OK(server.Start("server:\n  scanner_lease_ms: 300\n")) << server.log();
+  SEG_ASSERT_OK(server.Start("scanner_lease_ms: 300\n")) << server.log();
   StoreOptions so;
   so.backend = StoreOptions::Backend::kThrift;
   so.thrift = server.ClientOptions();
