@@ -14,7 +14,7 @@
 //     every notice, so the writer may then commit its input offsets. Works
 //     with any HBase (no server-side code).
 //   - store-side: the store's write observer (see
-//     coprocessor-bridge/store_observer_adapter.h) calls Enqueue() from the
+//     coprocessor-bridge/store_observer/store_observer_adapter.h) calls Enqueue() from the
 //     writing thread after each committed put, like an HBase RegionObserver's
 //     postPut/postBatchMutate: any writer to the store triggers notices.
 //     Enqueue never blocks on the network; a background thread re-produces

@@ -25,7 +25,7 @@
 #include "common/kafka.h"
 #include "common/metrics.h"
 #include "coprocessor-bridge/bridge.h"
-#include "coprocessor-bridge/store_observer_adapter.h"
+#include "coprocessor-bridge/store_observer/store_observer_adapter.h"
 #include "ingest/ingest.h"
 #include "proto/events.pb.h"
 #include "proto/segmentation.pb.h"

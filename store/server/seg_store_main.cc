@@ -32,7 +32,7 @@
 #include "common/config_keys.h"
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "coprocessor-bridge/store_observer_adapter.h"
+#include "coprocessor-bridge/store_observer/store_observer_adapter.h"
 #include "store/server/store_server.h"
 
 namespace {

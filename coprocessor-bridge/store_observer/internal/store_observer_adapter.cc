@@ -1,4 +1,4 @@
-#include "coprocessor-bridge/store_observer_adapter.h"
+#include "coprocessor-bridge/store_observer/store_observer_adapter.h"
 
 #include <glog/logging.h>
 
