@@ -31,6 +31,7 @@
 #include "proto/segmentation.pb.h"
 #include "store/server/store_server.h"
 #include "store/store.h"
+#include "tests/harness/consume.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
@@ -158,14 +159,17 @@ class IngestPipelineTest : public ::testing::Test {
         }
       }
     }
-    auto deadline = Clk::now() + timeout;
-    while (acked < values.size() && Clk::now() < deadline) {
-      for (auto& r : (*producer)->PollDeliveries(50ms)) {
-        SEG_EXPECT_OK(r.status);
-        out.position[r.tag] = {r.partition, r.offset};
-        ++acked;
-      }
-    }
+    EXPECT_TRUE(seg::testing::PollUntil(
+        [&] {
+          if (acked >= values.size()) return true;
+          for (auto& r : (*producer)->PollDeliveries(50ms)) {
+            SEG_EXPECT_OK(r.status);
+            out.position[r.tag] = {r.partition, r.offset};
+            ++acked;
+          }
+          return acked >= values.size();
+        },
+        timeout, std::to_string(values.size()) + " delivery reports", 0ms));
     EXPECT_EQ(acked, values.size());
     return out;
   }
@@ -209,25 +213,25 @@ class IngestPipelineTest : public ::testing::Test {
     ASSERT_TRUE(finished) << "RunOnce failed";
   }
 
-  // Reads `topic` with a fresh group until `want` messages or the deadline.
+  // Reads `topic` with a fresh group until `want` messages (or `done()`);
+  // fails when the deadline comes first. Returns how many were read.
   template <typename Fn>
   size_t ReadTopic(const std::string& topic, size_t want, std::chrono::milliseconds timeout,
                    Fn on_message, const std::function<bool()>& done = nullptr) {
     auto consumer = kafka::Consumer::Create(ReaderOptions("reader"),
                                             "reader-" + topic + "-" + std::to_string(++readers_));
     SEG_EXPECT_OK(consumer);
+    if (!consumer.ok()) return 0;
     SEG_EXPECT_OK((*consumer)->Subscribe({topic}));
     size_t n = 0;
-    auto deadline = Clk::now() + timeout;
-    while (n < want && !(done && done()) && Clk::now() < deadline) {
-      auto batch = (*consumer)->PollBatch(5000, 100ms);
-      SEG_EXPECT_OK(batch);
-      if (!batch.ok()) break;
-      for (const kafka::Message& m : *batch) {
-        on_message(m);
-        ++n;
-      }
-    }
+    EXPECT_TRUE(seg::testing::ConsumeUntil(
+        **consumer, [&] { return n >= want || (done && done()); }, timeout,
+        done ? "the awaited messages on " + topic : std::to_string(want) + " messages on " + topic,
+        [&](const kafka::Message& m) {
+          on_message(m);
+          ++n;
+        },
+        {.max_messages = 5000, .wait = 100ms}));
     return n;
   }
 

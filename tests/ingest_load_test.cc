@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/kafka.h"
 #include "proto/events.pb.h"
+#include "tests/harness/consume.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
@@ -45,19 +46,18 @@ class SegLoadTest : public ::testing::Test {
     options.properties["partition.assignment.strategy"] = "roundrobin";
     auto consumer = kafka::Consumer::Create(options, "r" + std::to_string(++n_));
     SEG_EXPECT_OK(consumer);
-    SEG_EXPECT_OK((*consumer)->Subscribe({"events"}));
     std::multiset<std::string> users;
-    auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (users.size() < want && std::chrono::steady_clock::now() < deadline) {
-      auto batch = (*consumer)->PollBatch(1000, 100ms);
-      SEG_EXPECT_OK(batch);
-      for (const kafka::Message& m : *batch) {
-        Event e;
-        EXPECT_TRUE(e.ParseFromArray(m.value().data(), int(m.value().size())));
-        EXPECT_EQ(m.key(), e.user_id());
-        users.insert(e.user_id());
-      }
-    }
+    if (!consumer.ok()) return users;
+    SEG_EXPECT_OK((*consumer)->Subscribe({"events"}));
+    EXPECT_TRUE(seg::testing::ConsumeUntil(
+        **consumer, [&] { return users.size() >= want; }, 30s,
+        std::to_string(want) + " events on events",
+        [&](const kafka::Message& m) {
+          Event e;
+          EXPECT_TRUE(e.ParseFromArray(m.value().data(), int(m.value().size())));
+          EXPECT_EQ(m.key(), e.user_id());
+          users.insert(e.user_id());
+        }));
     return users;
   }
 

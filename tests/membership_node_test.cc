@@ -24,6 +24,7 @@
 #include "stats/writer/stats_writer.h"
 #include "store/server/store_server.h"
 #include "store/store.h"
+#include "tests/harness/consume.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
@@ -208,22 +209,32 @@ class MembershipNodeTest : public ::testing::Test {
     RunUntil(node_.get(), [&] { return node_->stats().notices >= notices; });
   }
 
-  // Reads until `count` results arrived or `within` passed.
-  std::vector<Received> ReadResults(size_t count, milliseconds within = milliseconds(30'000)) {
+  // Reads until `count` results arrived (30 s at most); the caller checks them.
+  std::vector<Received> ReadResults(size_t count) {
     std::vector<Received> out;
-    auto deadline = steady_clock::now() + within;
-    while (out.size() < count && steady_clock::now() < deadline) {
-      auto batch = results_->PollBatch(100, milliseconds(200));
-      if (!batch.ok()) break;
-      for (const auto& m : *batch) {
-        Received& r = out.emplace_back();
-        r.key = std::string(m.key());
-        if (!m.is_tombstone()) {
-          r.result.emplace().ParseFromArray(m.value().data(), static_cast<int>(m.value().size()));
-        }
-      }
-    }
+    EXPECT_TRUE(CollectResults(count, milliseconds(30'000), &out));
     return out;
+  }
+  // What arrives within `window`, up to `at_most` results: for results that
+  // must not come, so running out of time is the expected outcome.
+  std::vector<Received> ReadResultsWithin(milliseconds window, size_t at_most) {
+    std::vector<Received> out;
+    (void)CollectResults(at_most, window, &out);
+    return out;
+  }
+  ::testing::AssertionResult CollectResults(size_t count, milliseconds timeout,
+                                            std::vector<Received>* out) {
+    return testing::ConsumeUntil(
+        *results_, [&] { return out->size() >= count; }, timeout,
+        std::to_string(count) + " segmentation results",
+        [&](const kafka::Message& m) {
+          Received& r = out->emplace_back();
+          r.key = std::string(m.key());
+          if (!m.is_tombstone()) {
+            r.result.emplace().ParseFromArray(m.value().data(), static_cast<int>(m.value().size()));
+          }
+        },
+        {.max_messages = 100, .wait = milliseconds(200)});
   }
 
   // The user's due rows (any partition).
@@ -459,7 +470,7 @@ TEST_F(MembershipNodeTest, NewlyBlacklistedBotExitsOnceAndStateMatches) {
   for (int i = 0; i < 3; ++i) SendNotice("u4", NOTICE_WRITE, 40);  // 121 events > 50
   RunUntilNotices(4);
   // A notice polled before the threshold may still segment; one BOT result follows.
-  auto results = ReadResults(3, milliseconds(3000));
+  auto results = ReadResultsWithin(milliseconds(3000), 3);
   int bots = 0;
   for (const Received& r : results) bots += r.result && r.result->reason() == BOT;
   ASSERT_EQ(bots, 1);
@@ -533,7 +544,7 @@ TEST_F(MembershipNodeTest, DefinitionChangeResultsOnlyForChangedUsersAndRemovedS
   }
   RunUntilNotices(6);
   EXPECT_EQ(node_->stats().definition_changes, 3);
-  auto results = ReadResults(3, milliseconds(3000));  // a third would be wrong
+  auto results = ReadResultsWithin(milliseconds(3000), 3);  // a third would be wrong
   ASSERT_EQ(results.size(), 2u);
   for (const Received& r : results) {
     ASSERT_TRUE(r.result);
@@ -577,7 +588,7 @@ TEST_F(MembershipNodeTest, PreUpgradeUserGetsADueRowFromTheBackfillNotice) {
   SendNotice("old", NOTICE_DEFINITION_CHANGE, 0, clock_.NowMs() - 60'000);
   RunUntilNotices(1);
   EXPECT_EQ(node_->stats().definition_changes, 1);
-  EXPECT_TRUE(ReadResults(1, milliseconds(3000)).empty()) << "the membership did not change";
+  EXPECT_TRUE(ReadResultsWithin(milliseconds(3000), 1).empty()) << "the membership did not change";
   EXPECT_EQ(DueTimes("old"), std::vector<int64_t>{event_ms + 7 * kDayMs});
   SegmentState state = State("old");
   EXPECT_EQ(state.due_ms(), event_ms + 7 * kDayMs);

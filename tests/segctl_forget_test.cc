@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/kafka.h"
 #include "proto/segmentation.pb.h"
+#include "tests/harness/consume.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
@@ -90,19 +91,17 @@ class SegctlForgetTest : public ::testing::Test {
     if (!consumer.ok()) return {};
     SEG_EXPECT_OK((*consumer)->Subscribe({"user-changes"}));
     std::vector<Received> out;
-    auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
-      auto batch = (*consumer)->PollBatch(1000, 100ms);
-      SEG_EXPECT_OK(batch);
-      if (!batch.ok()) break;
-      for (const kafka::Message& m : *batch) {
-        Received r;
-        EXPECT_TRUE(r.notice.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
-        r.key = std::string(m.key());
-        r.partition = m.partition();
-        out.push_back(std::move(r));
-      }
-    }
+    EXPECT_TRUE(seg::testing::ConsumeUntil(
+        **consumer, [&] { return out.size() >= want; }, 30s,
+        std::to_string(want) + " notices on user-changes",
+        [&](const kafka::Message& m) {
+          Received r;
+          EXPECT_TRUE(
+              r.notice.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
+          r.key = std::string(m.key());
+          r.partition = m.partition();
+          out.push_back(std::move(r));
+        }));
     return out;
   }
 

@@ -14,6 +14,7 @@
 
 #include "common/config.h"
 #include "common/kafka.h"
+#include "tests/harness/consume.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/poll.h"
 #include "tests/harness/process.h"
@@ -73,24 +74,28 @@ std::unique_ptr<Consumer> MakeConsumer(const MockKafkaCluster& cluster, const st
   return consumer.ok() ? std::move(consumer).value() : nullptr;
 }
 
-// Polls until `want` messages arrived or `deadline` passes; stores offsets of
-// the first `store_limit` messages only.
-std::vector<Record> Consume(Consumer& consumer, size_t want, std::chrono::milliseconds deadline,
+// Polls until `want` messages arrived (fails when `timeout` passes first);
+// stores offsets of the first `store_limit` messages only, a batch at a time.
+std::vector<Record> Consume(Consumer& consumer, size_t want, std::chrono::milliseconds timeout,
                             size_t store_limit = SIZE_MAX) {
   std::vector<Record> out;
-  auto end = std::chrono::steady_clock::now() + deadline;
-  while (out.size() < want && std::chrono::steady_clock::now() < end) {
-    auto batch = consumer.PollBatch(500, 200ms);
-    SEG_EXPECT_OK(batch);
-    if (!batch.ok()) break;
-    size_t storable =
-        out.size() < store_limit ? std::min(batch->size(), store_limit - out.size()) : 0;
-    SEG_EXPECT_OK(consumer.StoreOffsets(batch->messages().subspan(0, storable)));
-    for (const Message& m : *batch) {
-      EXPECT_EQ(m.header("source").value_or(""), "test");
-      out.push_back(ToRecord(m));
-    }
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        if (out.size() >= want) return true;
+        auto batch = consumer.PollBatch(500, 200ms);
+        SEG_EXPECT_OK(batch);
+        if (!batch.ok()) return true;  // stops at the first error, reported above
+        size_t storable =
+            out.size() < store_limit ? std::min(batch->size(), store_limit - out.size()) : 0;
+        SEG_EXPECT_OK(consumer.StoreOffsets(batch->messages().subspan(0, storable)));
+        for (const Message& m : *batch) {
+          EXPECT_EQ(m.header("source").value_or(""), "test");
+          out.push_back(ToRecord(m));
+        }
+        return out.size() >= want;
+      },
+      timeout, std::to_string(want) + " messages", 0ms))
+      << out.size() << " consumed";
   return out;
 }
 
@@ -311,12 +316,16 @@ TEST_F(KafkaTest, BatchEraseIfKeepsTheOthersInOrder) {
   ASSERT_TRUE(consumer);
   SEG_ASSERT_OK(consumer->Subscribe({"events"}));
   Batch batch;
-  auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (batch.size() < 200 && std::chrono::steady_clock::now() < deadline) {
-    auto polled = consumer->PollBatch(1000, 200ms);
-    SEG_ASSERT_OK(polled);
-    if (polled->size() > batch.size()) batch = std::move(polled).value();
-  }
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        auto polled = consumer->PollBatch(1000, 200ms);
+        SEG_EXPECT_OK(polled);
+        if (!polled.ok()) return true;  // stops at the first error, reported above
+        if (polled->size() > batch.size()) batch = std::move(polled).value();
+        return batch.size() >= 200;
+      },
+      30s, "one batch of 200 messages", 0ms))
+      << "largest batch " << batch.size();
   ASSERT_GE(batch.size(), 200u);
   std::vector<Record> odd;
   size_t even = 0;
@@ -422,15 +431,20 @@ void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::st
   ASSERT_NO_FATAL_FAILURE(SubscribeAndOwnAllPartitions(a.get(), "a"));
 
   SEG_ASSERT_OK(b->Subscribe({"events"}));
-  auto deadline = std::chrono::steady_clock::now() + 30s;
   std::vector<TopicPartition> pa, pb;
-  while (std::chrono::steady_clock::now() < deadline) {
-    SEG_ASSERT_OK(a->PollBatch(10, 50ms));
-    SEG_ASSERT_OK(b->PollBatch(10, 50ms));
-    pa = a->Assignment().value();
-    pb = b->Assignment().value();
-    if (!pa.empty() && !pb.empty() && pa.size() + pb.size() == 8) break;
-  }
+  Status polled;
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        polled = a->PollBatch(10, 50ms).status();
+        if (polled.ok()) polled = b->PollBatch(10, 50ms).status();
+        if (!polled.ok()) return true;  // asserted below
+        pa = a->Assignment().value();
+        pb = b->Assignment().value();
+        return !pa.empty() && !pb.empty() && pa.size() + pb.size() == 8;
+      },
+      30s, "the 8 partitions split between a and b", 0ms))
+      << pa.size() << " + " << pb.size();
+  SEG_ASSERT_OK(polled);
   ASSERT_FALSE(pa.empty());
   ASSERT_FALSE(pb.empty());
   std::set<TopicPartition> all(pa.begin(), pa.end());
@@ -445,11 +459,18 @@ void SplitPartitionsBetweenTwoConsumers(MockKafkaCluster& cluster, const std::st
   for (int i = 0; i < kCount; ++i) SEG_ASSERT_OK((*producer)->Produce("events", Key(i), "v"));
   SEG_ASSERT_OK((*producer)->Flush(10s));
   size_t got_a = 0, got_b = 0;
-  deadline = std::chrono::steady_clock::now() + 20s;
-  while (got_a + got_b < kCount && std::chrono::steady_clock::now() < deadline) {
-    got_a += a->PollBatch(500, 50ms)->size();
-    got_b += b->PollBatch(500, 50ms)->size();
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        auto batch_a = a->PollBatch(500, 50ms);
+        auto batch_b = b->PollBatch(500, 50ms);
+        SEG_EXPECT_OK(batch_a);
+        SEG_EXPECT_OK(batch_b);
+        if (!batch_a.ok() || !batch_b.ok()) return true;  // reported above
+        got_a += batch_a->size();
+        got_b += batch_b->size();
+        return got_a + got_b >= kCount;
+      },
+      20s, std::to_string(kCount) + " messages between a and b", 0ms));
   EXPECT_EQ(got_a + got_b, static_cast<size_t>(kCount));
   EXPECT_GT(got_a, 0u);
   EXPECT_GT(got_b, 0u);
@@ -619,12 +640,9 @@ TEST(KafkaLocalTest, ServesClientsAndStopsOnSigterm) {
   SEG_ASSERT_OK(consumer);
   SEG_ASSERT_OK((*consumer)->Subscribe({"user-changes"}));
   size_t got = 0;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (got < 100 && std::chrono::steady_clock::now() < deadline) {
-    auto batch = (*consumer)->PollBatch(100, 200ms);
-    SEG_ASSERT_OK(batch);
-    got += batch->size();
-  }
+  EXPECT_TRUE(seg::testing::ConsumeUntil(
+      **consumer, [&] { return got >= 100; }, 20s, "100 messages on user-changes",
+      [&](const Message&) { ++got; }, {.max_messages = 100, .wait = 200ms}));
   EXPECT_EQ(got, 100u);
   SEG_ASSERT_OK((*consumer)->Close());
 

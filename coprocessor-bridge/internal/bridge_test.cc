@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/kafka.h"
 #include "proto/segmentation.pb.h"
+#include "tests/harness/consume.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/status_matchers.h"
 
@@ -43,7 +44,7 @@ class BridgeTest : public ::testing::Test {
     SEG_ASSERT_OK(cluster_->CreateTopic("user-changes", 4, 3));
   }
 
-  // Reads notices from user-changes until `want` arrived or the deadline.
+  // Reads notices from user-changes until `want` arrived (fails after `wait`).
   std::vector<std::pair<std::string, ChangeNotice>> ReadNotices(size_t want,
                                                                 std::chrono::milliseconds wait) {
     if (!consumer_) {
@@ -58,16 +59,14 @@ class BridgeTest : public ::testing::Test {
       SEG_EXPECT_OK(consumer_->Subscribe({"user-changes"}));
     }
     std::vector<std::pair<std::string, ChangeNotice>> out;
-    auto end = std::chrono::steady_clock::now() + wait;
-    while (out.size() < want && std::chrono::steady_clock::now() < end) {
-      auto batch = consumer_->PollBatch(1000, 100ms);
-      if (!batch.ok()) break;
-      for (const kafka::Message& m : *batch) {
-        ChangeNotice n;
-        EXPECT_TRUE(n.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
-        out.emplace_back(std::string(m.key()), n);
-      }
-    }
+    EXPECT_TRUE(testing::ConsumeUntil(
+        *consumer_, [&] { return out.size() >= want; }, wait,
+        std::to_string(want) + " notices on user-changes",
+        [&](const kafka::Message& m) {
+          ChangeNotice n;
+          EXPECT_TRUE(n.ParseFromArray(m.value().data(), static_cast<int>(m.value().size())));
+          out.emplace_back(std::string(m.key()), n);
+        }));
     return out;
   }
 

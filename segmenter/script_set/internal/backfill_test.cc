@@ -13,6 +13,7 @@
 
 #include "proto/segmentation.pb.h"
 #include "segmenter/script_set/script_set.h"
+#include "tests/harness/consume.h"
 #include "tests/harness/kafka_cluster.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
@@ -159,17 +160,15 @@ class BackfillTest : public ::testing::TestWithParam<bool> {
     std::vector<std::pair<std::string, ChangeNotice>> out;
     if (!consumer.ok()) return out;
     SEG_EXPECT_OK((*consumer)->Subscribe({"user-changes"}));
-    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (out.size() < want && std::chrono::steady_clock::now() < end) {
-      auto batch = (*consumer)->PollBatch(500, std::chrono::milliseconds(200));
-      SEG_EXPECT_OK(batch);
-      if (!batch.ok()) break;
-      for (const kafka::Message& m : *batch) {
-        ChangeNotice n;
-        EXPECT_TRUE(n.ParseFromString(std::string(m.value())));
-        out.emplace_back(std::string(m.key()), std::move(n));
-      }
-    }
+    EXPECT_TRUE(testing::ConsumeUntil(
+        **consumer, [&] { return out.size() >= want; }, std::chrono::seconds(30),
+        std::to_string(want) + " notices on user-changes",
+        [&](const kafka::Message& m) {
+          ChangeNotice n;
+          EXPECT_TRUE(n.ParseFromString(std::string(m.value())));
+          out.emplace_back(std::string(m.key()), std::move(n));
+        },
+        {.max_messages = 500, .wait = std::chrono::milliseconds(200)}));
     (*consumer)->Close().IgnoreError();
     return out;
   }
