@@ -8,9 +8,9 @@
 #include <chrono>
 #include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
 
@@ -20,27 +20,36 @@ namespace {
 using namespace std::chrono_literals;
 using Addresses = std::vector<std::string>;
 
-// Waits until something listens on `port` and returns where.
+// Waits until something listens on `port` and returns where; else what
+// went wrong, for the caller's comparison to print.
 Addresses ListeningOn(int port, ChildProcess& child) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    Addresses a = ListeningAddresses(port);
-    if (!a.empty()) return a;
-    if (!child.running()) return {"(exited)"};
-    std::this_thread::sleep_for(10ms);  // polling for another process's socket
-  }
-  return {"(nothing listening)"};
+  Addresses a;
+  bool exited = false;
+  ::testing::AssertionResult listening = PollUntil(
+      [&] {
+        a = ListeningAddresses(port);
+        if (!a.empty()) return true;
+        exited = !child.running();
+        return exited;
+      },
+      20s, "a listener on port " + std::to_string(port));
+  if (exited) return {"(exited)"};
+  if (!listening) return {listening.message()};
+  return a;
 }
 
+// The port the child wrote to `path`; -1 when it exited first or never did.
 int ReadPortFile(const std::string& path, ChildProcess& child) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline && child.running()) {
-    std::ifstream in(path);
-    int port = 0;
-    if (in >> port) return port;
-    std::this_thread::sleep_for(10ms);  // polling a file the child writes
-  }
-  return -1;
+  int port = -1;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        std::ifstream in(path);
+        if (in >> port) return true;
+        port = -1;
+        return !child.running();
+      },
+      20s, "the port file " + path));
+  return port;
 }
 
 std::string Log(const std::string& path) {

@@ -448,16 +448,24 @@ return segment_script {
   ASSERT_FALSE(exited) << "shadow exited early: " << ReadAll(log);
   // Until it has taken 3: a notice at a time for users who would enter (the
   // first may land before the group resolved "latest").
-  bool finished = false;
-  for (int i = 1; !finished; i += 3) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline + 30s) << ReadAll(log);
+  int i = 1;
+  auto send_notice = [&] {
     ChangeNotice n;
     n.set_user_id(users[i % 30]);
     n.set_acked_at_ms(now_);
+    i += 3;
     SEG_ASSERT_OK((*producer)->Produce("user-changes", n.user_id(), n.SerializeAsString()));
     SEG_ASSERT_OK((*producer)->Flush(10s));
-    finished = latest->Wait(1s).ok();
-  }
+  };
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        send_notice();  // PollUntil stops at its fatal failure
+        return !HasFatalFailure() && latest->Wait(1s).ok();
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline + 30s -
+                                                            std::chrono::steady_clock::now()),
+      "shadow to take 3 notices and exit", 0ms))
+      << ReadAll(log);
   std::string latest_out = ReadAll(log);
   EXPECT_NE(latest_out.find("from latest"), std::string::npos) << latest_out;
   EXPECT_NE(latest_out.find("final: notices=3 rows=0 evaluated=3 in_segment=3 would_enter=3 "

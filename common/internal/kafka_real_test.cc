@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/kafka.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/process.h"
 #include "tests/harness/status_matchers.h"
 
@@ -143,11 +144,15 @@ TEST_F(RealKafkaTest, GroupSplitsAndCommitOnRevokeHandsOverExactly) {
   auto a = MakeConsumer("g-split", [&](const RebalanceEvent& e) { events_a.push_back(e); });
   ASSERT_TRUE(a);
   std::vector<Record> got;
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (got.size() < kMessages / 2) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "first member got " << got.size();
-    ASSERT_NO_FATAL_FAILURE(PollInto(*a, &got));
-  }
+  // PollInto asserts; PollUntil stops at its first fatal failure.
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        if (got.size() >= kMessages / 2) return true;
+        PollInto(*a, &got);
+        return got.size() >= kMessages / 2;
+      },
+      60s, "half the stream at the first member", 0ms))
+      << "first member got " << got.size();
   // The first member stops taking messages (it still serves the group) while
   // the second joins, so the hand-over falls in the middle of the stream.
   SEG_ASSERT_OK(a->Pause());
@@ -157,21 +162,27 @@ TEST_F(RealKafkaTest, GroupSplitsAndCommitOnRevokeHandsOverExactly) {
     auto assigned = c.Assignment();
     return assigned.ok() ? assigned->size() : size_t{0};
   };
-  deadline = std::chrono::steady_clock::now() + 90s;
-  while (holds(*a) != kPartitions / 2 || holds(*b) != kPartitions / 2) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
-        << "group did not split: " << holds(*a) << " / " << holds(*b);
-    ASSERT_NO_FATAL_FAILURE(PollInto(*a, &got));
-    ASSERT_NO_FATAL_FAILURE(PollInto(*b, &got));
-  }
+  auto split = [&] { return holds(*a) == kPartitions / 2 && holds(*b) == kPartitions / 2; };
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        if (split()) return true;
+        PollInto(*a, &got);
+        if (!HasFatalFailure()) PollInto(*b, &got);
+        return split();
+      },
+      90s, "the group's 4/4 split", 0ms))
+      << "group did not split: " << holds(*a) << " / " << holds(*b);
   ASSERT_LT(got.size(), static_cast<size_t>(kMessages)) << "split after the stream ended";
   SEG_ASSERT_OK(a->Resume());
-  deadline = std::chrono::steady_clock::now() + 90s;
-  while (got.size() < kMessages) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "both members got " << got.size();
-    ASSERT_NO_FATAL_FAILURE(PollInto(*a, &got));
-    ASSERT_NO_FATAL_FAILURE(PollInto(*b, &got));
-  }
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        if (got.size() >= kMessages) return true;
+        PollInto(*a, &got);
+        if (!HasFatalFailure()) PollInto(*b, &got);
+        return got.size() >= kMessages;
+      },
+      90s, "the whole stream at both members", 0ms))
+      << "both members got " << got.size();
   // Nothing more: a duplicate would arrive here.
   for (int i = 0; i < 5; ++i) {
     ASSERT_NO_FATAL_FAILURE(PollInto(*a, &got));
@@ -209,11 +220,14 @@ TEST_F(RealKafkaTest, BrokerStoppedAndRestartedUnderLoadLosesNothing) {
   auto consumer = MakeConsumer("g-outage");
   ASSERT_TRUE(consumer);
   std::vector<Record> got;
-  auto deadline = std::chrono::steady_clock::now() + 90s;
-  while (got.size() < kMessages) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "consumed " << got.size();
-    ASSERT_NO_FATAL_FAILURE(PollInto(*consumer, &got));
-  }
+  ASSERT_TRUE(seg::testing::PollUntil(
+      [&] {
+        if (got.size() >= kMessages) return true;
+        PollInto(*consumer, &got);
+        return got.size() >= kMessages;
+      },
+      90s, "the whole stream", 0ms))
+      << "consumed " << got.size();
   for (int i = 0; i < 5; ++i) ASSERT_NO_FATAL_FAILURE(PollInto(*consumer, &got));
   ASSERT_NO_FATAL_FAILURE(ExpectExactlyOnceInOrder(got));
   SEG_EXPECT_OK(consumer->Close());

@@ -13,6 +13,7 @@
 //   - its bytes equal to what the C++ bridge (seg::bridge::Coalesce +
 //     SerializeToString) builds for the same row and acked_at;
 //   - on the partition a C++ producer (murmur2_random) picks for the key.
+#include <glog/logging.h>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -36,6 +37,8 @@
 #include "coprocessor-bridge/bridge.h"
 #include "proto/segmentation.pb.h"
 #include "store/store.h"
+#include "tests/harness/consume.h"
+#include "tests/harness/poll.h"
 #include "tests/harness/status_matchers.h"
 
 #ifndef SEG_NOTICES_SERVICES_DIR
@@ -100,7 +103,8 @@ class HBaseNoticesRealTest : public ::testing::Test {
   }
 
   // Reads user-changes from the start until every key in `want` has a notice
-  // or `timeout` passes; the first notice per key wins.
+  // or `timeout` passes; the first notice per key wins. Callers compare what
+  // arrived: some wait for every key, some look whether one came in time.
   std::map<std::string, Seen> Collect(const std::set<std::string>& want,
                                       std::chrono::seconds timeout,
                                       const std::string& topic = kTopic) {
@@ -111,16 +115,16 @@ class HBaseNoticesRealTest : public ::testing::Test {
     std::map<std::string, Seen> seen;
     if (!c.ok()) return seen;
     SEG_EXPECT_OK((*c)->Subscribe({topic}));
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (seen.size() < want.size() && std::chrono::steady_clock::now() < deadline) {
-      auto batch = (*c)->PollBatch(500, std::chrono::milliseconds(200));
-      if (!batch.ok()) continue;
-      for (const kafka::Message& m : *batch) {
-        std::string key(m.key());
-        if (want.count(key) && !seen.count(key))
-          seen[key] = Seen{std::string(m.value()), m.partition()};
-      }
-    }
+    ::testing::AssertionResult all_seen = testing::ConsumeUntil(
+        **c, [&] { return seen.size() >= want.size(); }, timeout,
+        std::to_string(want.size()) + " keys' notices on " + topic,
+        [&](const kafka::Message& m) {
+          std::string key(m.key());
+          if (want.count(key) && !seen.count(key))
+            seen[key] = Seen{std::string(m.value()), m.partition()};
+        },
+        {.max_messages = 500, .wait = std::chrono::milliseconds(200)});
+    if (!all_seen) LOG(INFO) << all_seen.message();  // the caller judges
     (*c)->Close();
     return seen;
   }
@@ -238,17 +242,16 @@ TEST_F(HBaseNoticesRealTest, SeparatePutsOfOneUserEachAnnounced) {
   SEG_ASSERT_OK(c);
   SEG_ASSERT_OK((*c)->Subscribe({kTopic}));
   std::vector<ChangeNotice> got;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
-    auto batch = (*c)->PollBatch(500, std::chrono::milliseconds(200));
-    if (!batch.ok()) continue;
-    for (const kafka::Message& m : *batch) {
-      if (m.key() != row) continue;
-      ChangeNotice n;
-      ASSERT_TRUE(n.ParseFromString(std::string(m.value())));
-      got.push_back(n);
-    }
-  }
+  EXPECT_TRUE(testing::ConsumeUntil(
+      **c, [&] { return got.size() >= 2; }, std::chrono::seconds(60),
+      "both of " + row + "'s notices",
+      [&](const kafka::Message& m) {
+        if (m.key() != row) return;
+        ChangeNotice n;
+        ASSERT_TRUE(n.ParseFromString(std::string(m.value())));
+        got.push_back(n);
+      },
+      {.max_messages = 500, .wait = std::chrono::milliseconds(200)}));
   (*c)->Close();
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].newest_event_time_ms(), 1000);
@@ -286,23 +289,26 @@ TEST_F(HBaseNoticesRealTest, UpdatingThePeerConfigMovesNoticesToTheNewTopic) {
   } restore{bootstrap_};
   // The endpoint applies the update asynchronously (a refresh procedure on
   // the region server): write until a row shows up on the new topic.
-  std::set<std::string> on_moved;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (int i = 0; on_moved.empty() && std::chrono::steady_clock::now() < deadline; ++i) {
-    std::string row = prefix_ + "moved" + std::to_string(i);
+  // One more row written, and whether its notice came on `topic` within 5 s
+  // (PollUntil stops at a failed put's fatal failure).
+  int rows = 0;
+  auto put_row = [&](const std::string& row) {
     SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}));
-    if (Collect({row}, std::chrono::seconds(5), moved).count(row)) on_moved.insert(row);
-  }
-  ASSERT_FALSE(on_moved.empty()) << "no notice on " << moved << " after the update";
+  };
+  auto announced_on = [&](const std::string& name, const std::string& topic) {
+    std::string row = prefix_ + name + std::to_string(rows++);
+    put_row(row);
+    return !HasFatalFailure() && Collect({row}, std::chrono::seconds(5), topic).count(row) > 0;
+  };
+  ASSERT_TRUE(testing::PollUntil([&] { return announced_on("moved", moved); },
+                                 std::chrono::seconds(60), "a notice on " + moved,
+                                 std::chrono::milliseconds(0)))
+      << "no notice on " << moved << " after the update";
   ASSERT_EQ(RunSetup("--bootstrap " + bootstrap_), 0);
-  std::set<std::string> back;
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (int i = 0; back.empty() && std::chrono::steady_clock::now() < deadline; ++i) {
-    std::string row = prefix_ + "back" + std::to_string(i);
-    SEG_ASSERT_OK(store_->Put("users", {{row, {{"e", "q", 1000, "v"}}}}));
-    if (Collect({row}, std::chrono::seconds(5)).count(row)) back.insert(row);
-  }
-  EXPECT_FALSE(back.empty()) << "notices did not come back to " << kTopic;
+  EXPECT_TRUE(testing::PollUntil([&] { return announced_on("back", kTopic); },
+                                 std::chrono::seconds(60), std::string("a notice on ") + kTopic,
+                                 std::chrono::milliseconds(0)))
+      << "notices did not come back to " << kTopic;
 }
 
 // Kafka's only broker stopped for ~25 s while writes continue: HBase keeps
@@ -430,12 +436,14 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
     auto c = kafka::Consumer::Create(o, "hbase-notices-bench-" + prefix_);
     SEG_ASSERT_OK(c);
     SEG_ASSERT_OK((*c)->Subscribe({kTopic}));
-    // Wait for the assignment before writing.
-    for (int i = 0; i < 100; ++i) {
-      (void)(*c)->PollBatch(100, std::chrono::milliseconds(100));
-      auto a = (*c)->Assignment();
-      if (a.ok() && !a->empty()) break;
-    }
+    // Wait for the assignment before writing ("latest" would skip earlier notices).
+    ASSERT_TRUE(testing::PollUntil(
+        [&] {
+          (void)(*c)->PollBatch(100, std::chrono::milliseconds(100));
+          auto a = (*c)->Assignment();
+          return a.ok() && !a->empty();
+        },
+        std::chrono::seconds(10), "the bench consumer's assignment", std::chrono::milliseconds(0)));
     consumer = std::thread([&, c = std::move(*c)]() mutable {
       while (!stop) {
         auto batch = c->PollBatch(1000, std::chrono::milliseconds(50));
@@ -465,16 +473,14 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   auto puts_done = std::chrono::steady_clock::now();
   double put_s = std::chrono::duration<double>(puts_done - t0).count();
   if (notices) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (std::chrono::steady_clock::now() < deadline) {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        size_t got = 0;
-        for (auto& [k, t] : acked) got += received.count(k);
-        if (got == acked.size()) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    EXPECT_TRUE(testing::PollUntil(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu);
+          size_t got = 0;
+          for (auto& [k, t] : acked) got += received.count(k);
+          return got == acked.size();
+        },
+        std::chrono::seconds(120), "every put's notice", std::chrono::milliseconds(50)));
   }
   // The same measured tail on and off: 2 s after the last put (on: all
   // notices arrived well within it, or the run fails below).

@@ -93,14 +93,17 @@ struct ServerProcess {
     if (metrics_port > 0) argv.insert(argv.end(), {"--metrics-port", std::to_string(metrics_port)});
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     SEG_ASSIGN_OR_RETURN(child, seg::testing::ChildProcess::Start(argv, log()));
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (true) {
-      std::ifstream in(port_file);
-      if (in >> port) break;
-      if (!child.running()) return InternalError("seg-store exited; see " + log());
-      if (std::chrono::steady_clock::now() > deadline) return DeadlineExceededError("no port file");
-      std::this_thread::sleep_for(5ms);  // polling a file the child writes: nothing to block on
-    }
+    bool exited = false;
+    ::testing::AssertionResult written = seg::testing::PollUntil(
+        [&] {
+          std::ifstream in(port_file);
+          if (in >> port) return true;
+          exited = !child.running();
+          return exited;
+        },
+        20s, "seg-store's port file", 5ms);
+    if (exited) return InternalError("seg-store exited; see " + log());
+    if (!written) return DeadlineExceededError(written.message());
     return seg::testing::WaitForTcpPort(port, 10s);
   }
 
@@ -902,11 +905,14 @@ TEST(StoreServerTest, SlowClientsCannotHoldTheThreads) {
   // While it waits: never more than four clients, nor four client threads.
   double max_connections = 0;
   int64_t max_threads = 0;
-  while (!served && std::chrono::steady_clock::now() - start < 25s) {
-    max_connections = std::max(max_connections, connections());
-    max_threads = std::max(max_threads, ProcField(server, "Threads"));
-    std::this_thread::sleep_for(20ms);  // sampling another process's state
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        if (served) return true;
+        max_connections = std::max(max_connections, connections());
+        max_threads = std::max(max_threads, ProcField(server, "Threads"));
+        return served.load();
+      },
+      25s, "the well-behaved client served", 20ms));  // samples every 20 ms meanwhile
   good.join();
   auto waited = std::chrono::steady_clock::now() - start;
   for (auto& t : tricklers) t.join();  // they end when the server closes them
