@@ -230,17 +230,16 @@ TEST_F(KafkaTest, BrokerOutageLosesNothing) {
   ProduceRange(*producer, "events", kMessages / 2, kMessages);
   // Wait until the other brokers took their share while broker 2's
   // partitions are stuck: the outage is really in the middle of the stream.
-  auto deadline = std::chrono::steady_clock::now() + 20s;
   size_t ok_during_outage = 0, failed = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    for (const auto& r : producer->PollDeliveries(100ms)) {
-      (r.status.ok() ? ok_during_outage : failed)++;
-    }
-    if (ok_during_outage > 0 && producer->InFlight() > 0 &&
-        ok_during_outage + producer->InFlight() >= kMessages / 2) {
-      break;
-    }
-  }
+  EXPECT_TRUE(seg::testing::PollUntil(
+      [&] {
+        for (const auto& r : producer->PollDeliveries(100ms)) {
+          (r.status.ok() ? ok_during_outage : failed)++;
+        }
+        return ok_during_outage > 0 && producer->InFlight() > 0 &&
+               ok_during_outage + producer->InFlight() >= kMessages / 2;
+      },
+      20s, "the other brokers' share delivered while broker 2 is down", 0ms));
   EXPECT_GT(ok_during_outage, 0u);
   EXPECT_GT(producer->InFlight(), 0);
   EXPECT_EQ(failed, 0u);
