@@ -200,7 +200,7 @@ TEST(RedisAclTest, DocumentedUsersRunTheProductAndNothingElse) {
 
   // What no product user may do.
   const std::string key = HllKey("hll", 0, "cats", today);
-  for (const std::string& user : {"seg-writer", "seg-stats", "seg-ops"}) {
+  for (const char* user : {"seg-writer", "seg-stats", "seg-ops"}) {
     SCOPED_TRACE(user);
     EXPECT_TRUE(Refused(SendAs(user, port, {"FLUSHALL"})));
     EXPECT_TRUE(Refused(SendAs(user, port, {"KEYS", "*"})));

@@ -125,7 +125,7 @@ class HBaseNoticesRealTest : public ::testing::Test {
         },
         {.max_messages = 500, .wait = std::chrono::milliseconds(200)});
     if (!all_seen) LOG(INFO) << all_seen.message();  // the caller judges
-    (*c)->Close();
+    (*c)->Close().IgnoreError();
     return seen;
   }
 
@@ -252,7 +252,7 @@ TEST_F(HBaseNoticesRealTest, SeparatePutsOfOneUserEachAnnounced) {
         got.push_back(n);
       },
       {.max_messages = 500, .wait = std::chrono::milliseconds(200)}));
-  (*c)->Close();
+  (*c)->Close().IgnoreError();
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].newest_event_time_ms(), 1000);
   EXPECT_EQ(got[0].event_count(), 1u);
@@ -356,8 +356,9 @@ TEST_F(HBaseNoticesRealTest, KafkaDownWritesContinueNoticesArriveAfterRestart) {
 // (master + region server + ZooKeeper: one JVM in standalone mode). Run
 // with notices off too (SEG_BENCH_NOTICES=0, HBase started without
 // SEG_HBASE_NOTICES) for the CPU baseline. SEG_BENCH_PUTS (default 2000).
-//   build/default/coprocessor-bridge/hbase_notices_real_test \
-//     --gtest_also_run_disabled_tests --gtest_filter=*Bench*
+//   build/default/coprocessor-bridge/hbase_notices_real_test
+//     --gtest_also_run_disabled_tests --gtest_filter=*Bench*  (one command)
+// or bench/hbase_notices.sh, which runs the three modes.
 int64_t JvmCpuTicks(const std::string& pid_file) {
   std::ifstream pf(pid_file);
   std::string pid;
@@ -452,7 +453,7 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
         std::lock_guard<std::mutex> lock(mu);
         for (const kafka::Message& m : *batch) received.emplace(std::string(m.key()), now);
       }
-      c->Close();
+      c->Close().IgnoreError();
     });
   }
   const std::string pid_file = ServicesDir() + "/hbase/master.pid";

@@ -512,7 +512,7 @@ class StatsWriterImpl final : public StatsWriter {
       for (const auto& u : batch) {
         if (u.adds.empty()) continue;
         cmds.push_back(PerUserCall(u));
-        infos.push_back(CallInfo{static_cast<int64_t>(u.adds.size()), &u, 0});
+        infos.push_back(CallInfo{static_cast<int64_t>(u.adds.size()), &u, 0, {}});
       }
     }
     int reloads = 0, retries = 0;
