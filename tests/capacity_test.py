@@ -7,6 +7,8 @@
    and a pipeline figure moved outside 20% makes --check exit 1.
 3. A missing result file, invalid JSON, and a figure that is missing or not
    a positive number each exit 2 with a message naming the file.
+4. The segment stage's split of a cost between notices and segmentations
+   recovers known coefficients, and drops one that comes out negative.
 Standard library only.
 """
 import json
@@ -48,7 +50,26 @@ def edit(path, fn):
     path.write_text(json.dumps(data))
 
 
+def check_fits():
+    # cores = 4 us x notices + 9 us x segmentations + 0.05, at two ratios.
+    pts = [(n, s, 4e-6 * n + 9e-6 * s + 0.05)
+           for n, s in ((2000, 1800), (4000, 3600), (6000, 5400), (4000, 2000), (6000, 3000))]
+    a_n, a_s, b = capacity.fit_notice_and_segmentation(pts)
+    expect(abs(a_n - 4e-6) < 1e-9 and abs(a_s - 9e-6) < 1e-9 and abs(b - 0.05) < 1e-6,
+           f"plane fit recovers 4 us, 9 us, 0.05: got {a_n}, {a_s}, {b}")
+    # One ratio only: the two cannot be told apart, all goes per notice.
+    one_ratio = [(n, 0.9 * n, 13e-6 * n + 0.05) for n in (2000, 4000, 6000, 8000)]
+    a_n, a_s, _ = capacity.fit_notice_and_segmentation(one_ratio)
+    expect(a_s == 0.0 and abs(a_n - 13e-6) < 1e-9, f"one ratio: per notice only, got {a_n}, {a_s}")
+    # Cost falling with segmentations at fixed notices: no negative cost.
+    neg = [(n, s, 10e-6 * n - 2e-6 * s + 0.05)
+           for n, s in ((2000, 1800), (4000, 3600), (6000, 5400), (4000, 2000), (6000, 3000))]
+    a_n, a_s, _ = capacity.fit_notice_and_segmentation(neg)
+    expect(a_n >= 0 and a_s == 0.0, f"negative per-segmentation cost dropped, got {a_n}, {a_s}")
+
+
 def main():
+    check_fits()
     text = run()
     expect(text.returncode in (0,), f"plain run exits 0, got {text.returncode}: {text.stderr}")
     for name in capacity.WORKLOADS:

@@ -153,15 +153,51 @@ def fit_line(points):
     return a, my - a * mx
 
 
+def fit_plane(points):
+    """Least squares y = a1 * x1 + a2 * x2 + b over [(x1, x2, y)] (normal
+    equations, Cramer's rule); None when x1 and x2 do not vary apart."""
+    n = len(points)
+    m1 = sum(p[0] for p in points) / n
+    m2 = sum(p[1] for p in points) / n
+    my = sum(p[2] for p in points) / n
+    s11 = sum((p[0] - m1) ** 2 for p in points)
+    s22 = sum((p[1] - m2) ** 2 for p in points)
+    s12 = sum((p[0] - m1) * (p[1] - m2) for p in points)
+    s1y = sum((p[0] - m1) * (p[2] - my) for p in points)
+    s2y = sum((p[1] - m2) * (p[2] - my) for p in points)
+    det = s11 * s22 - s12 * s12
+    if n < 4 or det <= 1e-9 * s11 * s22:
+        return None
+    a1 = (s1y * s22 - s2y * s12) / det
+    a2 = (s2y * s11 - s1y * s12) / det
+    return a1, a2, my - a1 * m1 - a2 * m2
+
+
+def fit_notice_and_segmentation(points):
+    """cores = a_notice x notices/s + a_seg x segmentations/s + b over
+    [(notices, segmentations, cores)], both a >= 0: a negative one is
+    dropped and the other fitted alone."""
+    plane = fit_plane(points)
+    if plane and plane[0] >= 0 and plane[1] >= 0:
+        return plane
+    if plane and plane[0] < 0:
+        a, b = fit_line([(s, y) for _, s, y in points])
+        return 0.0, a, b
+    a, b = fit_line([(n, y) for n, _, y in points])
+    return a, 0.0, b
+
+
 def segment_stage_fits(r, c):
     """The segment stage of bench stages ran the seg-segmenters in the local
-    stack at fixed rates, counting notices, segmentations and cells read.
-    Of the segmenters' CPU, the kernels other benchmarks measure (scripts,
+    stack at fixed rates, counting notices, segmentations and cells read, in
+    two configurations with different segmentations per notice. Of the
+    segmenters' CPU, the kernels other benchmarks measure (scripts,
     blacklist, HLL writer, store client) are taken out; the rest (polling,
-    notices, batching, offsets, metrics) is fitted per notice and per
-    second. Of kafka-local's, what the ingest stage's fit and the results
-    produced account for is taken out; the rest (serving the segmenters'
-    group its notices) likewise. None of the pipeline benchmark's figures."""
+    notices, batching, results, offsets, metrics) is fitted per notice, per
+    segmentation and per second. Of kafka-local's, what the ingest stage's
+    fit and the results produced account for is taken out; the rest (serving
+    the segmenters' group its notices) likewise. None of the pipeline
+    benchmark's figures."""
     rows = r.get("stages", {}).get("steps", {}).get("segment") or []
     keys = ("events_per_s", "notices_per_s", "segmentations_per_s", "cells_read_per_s",
             "segmenter_cores", "kafka_cores")
@@ -176,14 +212,16 @@ def segment_stage_fits(r, c):
                          5 * c["hll_add_writer"]) +
                    cells * (c["read_cell_client"] +
                             c["segmentation_200"] * LOCAL_SCRIPTS / 20.0 / 200.0))
-        seg_pts.append((x["notices_per_s"], x["segmenter_cores"] - kernels))
+        seg_pts.append((x["notices_per_s"], sg, x["segmenter_cores"] - kernels))
         kafka_known = (c["kafka_ingest_event"] * x["events_per_s"] + c["fixed_cores"]["kafka"] +
                        c["kafka_message"] * sg)
-        kafka_pts.append((x["notices_per_s"], x["kafka_cores"] - kafka_known))
-    seg_a, seg_b = fit_line(seg_pts)
-    kafka_a, kafka_b = fit_line(kafka_pts)
-    return {"segmenter_notice": seg_a, "segmenter_fixed_cores": max(0.0, seg_b),
-            "kafka_notice": kafka_a, "kafka_segmenters_fixed_cores": max(0.0, kafka_b)}
+        kafka_pts.append((x["notices_per_s"], sg, x["kafka_cores"] - kafka_known))
+    seg_n, seg_s, seg_b = fit_notice_and_segmentation(seg_pts)
+    kafka_n, kafka_s, kafka_b = fit_notice_and_segmentation(kafka_pts)
+    return {"segmenter_notice": seg_n, "segmenter_segmentation": seg_s,
+            "segmenter_fixed_cores": max(0.0, seg_b),
+            "kafka_notice": kafka_n, "kafka_segmentation": kafka_s,
+            "kafka_segmenters_fixed_cores": max(0.0, kafka_b)}
 
 
 # The pipeline runs the shipped scripts/ (10 scripts); the row length its
@@ -236,9 +274,12 @@ def cpu_per_event(c, shape, read_cell=None):
         # kafka-local serving the segmenters their notices (segment stage),
         # and a result produced (a Kafka message, ingest_bench).
         "kafka_notices_results": (c["kafka_notice"] * shape["notices_per_event"] +
+                                  c.get("kafka_segmentation", 0.0) * seg +
                                   c["kafka_message"] * seg * shape["results_per_segmentation"]),
-        # The segmenters' work per notice beyond the kernels (segment stage).
-        "segmenter_notices": c["segmenter_notice"] * shape["notices_per_event"],
+        # The segmenters' work per notice and per segmentation beyond the
+        # kernels (segment stage).
+        "segmenter_notices": (c["segmenter_notice"] * shape["notices_per_event"] +
+                              c.get("segmenter_segmentation", 0.0) * seg),
         "store_evaluation_reads": seg * (c["read_user_server"] + cell_server * cells),
         "store_state_puts": seg * c["state_put_server"],
         "segmenter_store_client": seg * (c["read_user_client"] + c["read_cell_client"] * cells +
