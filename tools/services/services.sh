@@ -317,11 +317,14 @@ hbase_up() {
   <property><name>hbase.unsafe.regionserver.hostname</name><value>127.0.0.1</value></property>
   <property><name>hbase.master.hostname</name><value>127.0.0.1</value></property>
   <!-- Replication (the change-notice endpoint, SEG_HBASE_NOTICES=1): look
-       for new WAL entries every 100 ms, not every second (the notice lag),
-       and retry a refused shipment within 10 s (100 ms x up to 100), not
-       HBase's default of up to 300 s. -->
+       for new WAL entries every 100 ms, not every second (the notice lag).
+       HBase 2.6's WAL reader backs off while the WAL is quiet (100 ms, 200,
+       300, ... up to sleepforretries x maxretriesmultiplier), so the cap is
+       also the longest a notice waits after an idle spell: 5 keeps it at
+       0.5 s (HBase's defaults, 1 s x 300, allow 5 minutes). A refused
+       shipment is retried as often. -->
   <property><name>replication.source.sleepforretries</name><value>100</value></property>
-  <property><name>replication.source.maxretriesmultiplier</name><value>100</value></property>
+  <property><name>replication.source.maxretriesmultiplier</name><value>5</value></property>
 </configuration>
 EOF
   cat >"$dir/conf/log4j.properties" <<EOF

@@ -6,9 +6,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
-import java.util.concurrent.Future;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hbase.Cell;
 import org.apache.hadoop.hbase.CellUtil;
@@ -17,6 +19,7 @@ import org.apache.hadoop.hbase.replication.BaseReplicationEndpoint;
 import org.apache.hadoop.hbase.replication.ReplicationPeerConfig;
 import org.apache.hadoop.hbase.wal.WAL;
 import org.apache.hadoop.hbase.wal.WALEdit;
+import org.apache.kafka.clients.producer.Callback;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerConfig;
@@ -104,6 +107,7 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     try {
       settings = settings(ctx.getConfiguration());
       LOG.info("seg notices: peer {} -> {}", ctx.getPeerId(), describe(settings));
+      warnIfIdleBackoffIsLong(ctx.getLocalConfiguration());
       notifyStarted();
     } catch (RuntimeException e) {
       notifyFailed(e);
@@ -125,6 +129,27 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
       LOG.info("seg notices: peer {} updated -> {}", ctx.getPeerId(), describe(next));
     } catch (RuntimeException e) {
       LOG.error("seg notices: peer {} config update ignored: {}", ctx.getPeerId(), e.toString());
+    }
+  }
+
+  /**
+   * HBase 2.6's WAL reader, finding no new entries, waits sleepforretries x
+   * a multiplier that grows by one per empty look up to
+   * maxretriesmultiplier: after an idle spell that product is how long the
+   * next write's notice can wait (HBase's defaults: 1 s x 300 = 5 min).
+   */
+  static long idleBackoffCapMs(Configuration conf) {
+    return conf.getLong("replication.source.sleepforretries", 1000)
+        * conf.getInt("replication.source.maxretriesmultiplier", 300);
+  }
+
+  private static void warnIfIdleBackoffIsLong(Configuration conf) {
+    long capMs = idleBackoffCapMs(conf);
+    if (capMs > 1000) {
+      LOG.warn("seg notices: after an idle spell a notice can wait up to {} ms "
+          + "(replication.source.sleepforretries x replication.source.maxretriesmultiplier); "
+          + "set them to 100 and 5 on the region servers to bound it at 0.5 s "
+          + "(coprocessor-bridge/hbase/README.md)", capMs);
     }
   }
 
@@ -235,7 +260,10 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
       if (!s.tables().contains(entry.getKey().getTableName())) continue;
       long writeTime = entry.getKey().getWriteTime();
       for (Cell cell : entry.getEdit().getCells()) {
-        if (wanted(cell, s.families())) rows.add(CellUtil.cloneRow(cell), cell.getTimestamp(), writeTime);
+        if (wanted(cell, s.families())) {
+          rows.add(cell.getRowArray(), cell.getRowOffset(), cell.getRowLength(), cell.getTimestamp(),
+              writeTime);
+        }
       }
     }
     if (rows.isEmpty()) return true;
@@ -244,14 +272,12 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(s.ackTimeoutMs());
     try {
       Producer<byte[], byte[]> p = producer(s);
-      List<Future<RecordMetadata>> acks = new ArrayList<>(notices.size());
+      Acks acks = new Acks(notices.size());
       for (Map.Entry<byte[], ChangeNotice> n : notices) {
-        acks.add(p.send(new ProducerRecord<>(s.topic(), n.getKey(), n.getValue().toByteArray())));
+        p.send(new ProducerRecord<>(s.topic(), n.getKey(), n.getValue().toByteArray()), acks);
       }
       p.flush(); // send now, in as few requests as the shipment fits
-      for (Future<RecordMetadata> f : acks) {
-        f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-      }
+      acks.await(deadline);
       delivered.addAndGet(notices.size());
       shipments.incrementAndGet();
       report();
@@ -269,6 +295,31 @@ public class NoticeEndpoint extends BaseReplicationEndpoint {
       }
       closeProducer(0);
       return false;
+    }
+  }
+
+  /** Counts a shipment's acknowledgements: one callback, not a future per notice. */
+  static final class Acks implements Callback {
+    private final CountDownLatch pending;
+    private final AtomicReference<Exception> failure = new AtomicReference<>();
+
+    Acks(int n) {
+      pending = new CountDownLatch(n);
+    }
+
+    @Override
+    public void onCompletion(RecordMetadata metadata, Exception e) {
+      if (e != null) failure.compareAndSet(null, e);
+      pending.countDown();
+    }
+
+    /** Returns once all are acknowledged; throws on the first failure or at `deadlineNs`. */
+    void await(long deadlineNs) throws Exception {
+      if (!pending.await(Math.max(0, deadlineNs - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+        throw new TimeoutException(pending.getCount() + " notices not acknowledged in time");
+      }
+      Exception e = failure.get();
+      if (e != null) throw e;
     }
   }
 
