@@ -378,17 +378,14 @@ int64_t JvmCpuTicks(const std::string& pid_file) {
   return utime + stime;
 }
 
-// CPU ticks of the JVM's threads by what they do (Linux keeps the first 15
-// characters of a Java thread's name): the replication source's reader and
-// shipper run under "RS_REFRESH_PEER...", the endpoint's producer under
-// "kafka-producer-network-thread", the collector and the JIT under theirs.
-// A whole-process on/off difference on a shared machine is noisier than the
-// effect it measures; these name the threads that exist only for notices.
-std::map<std::string, int64_t> JvmThreadTicks(const std::string& pid_file) {
+// CPU ticks of the JVM's threads by name (Linux keeps the first 15
+// characters of a Java thread's name; digits are folded to '#', so that the
+// 30 "RpcServer.defau" handlers or "GC Thread#3" add up under one name).
+std::map<std::string, int64_t> JvmThreadTicksByName(const std::string& pid_file) {
   std::ifstream pf(pid_file);
   std::string pid;
   pf >> pid;
-  std::map<std::string, int64_t> by_group;
+  std::map<std::string, int64_t> by_name;
   const std::string task_dir = "/proc/" + pid + "/task";
   for (const auto& task : std::filesystem::directory_iterator(task_dir)) {
     std::ifstream comm_file(task.path() / "comm");
@@ -405,15 +402,32 @@ std::map<std::string, int64_t> JvmThreadTicks(const std::string& pid_file) {
       rest >> f;
       if (i >= 14) ticks += std::stoll(f);
     }
-    auto starts = [&](const char* p) { return comm.rfind(p, 0) == 0; };
-    const char* group = starts("RS_REFRESH_PEER")                        ? "replication"
-                        : starts("kafka-producer")                       ? "producer"
-                        : starts("GC Thread") || starts("G1 ")           ? "gc"
-                        : starts("C1 Compiler") || starts("C2 Compiler") ? "jit"
-                                                                         : "other";
-    by_group[group] += ticks;
+    for (char& c : comm) {
+      if (c >= '0' && c <= '9') c = '#';
+      if (c == ' ') c = '_';  // one token per name in the BENCH line
+    }
+    by_name[comm] += ticks;
   }
-  return by_group;
+  return by_name;
+}
+
+// What a thread does, from its name: the replication source's reader and
+// shipper run under "RS_REFRESH_PEER...", the endpoint's producer under
+// "kafka-producer-network-thread"; "zookeeper" is the ZooKeeper server that
+// standalone HBase runs inside its JVM (production runs it on machines of
+// its own; a shipment's log-position update is one of its writes).
+const char* ThreadGroup(const std::string& name) {
+  auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
+  if (starts("RS_REFRESH_PEER")) return "replication";
+  if (starts("kafka-producer")) return "producer";
+  if (starts("GC_Thread") || starts("G#_")) return "gc";
+  if (starts("C#_Compiler")) return "jit";
+  if (starts("SyncThread") || starts("ProcessThread") || starts("NIOWorkerThread") ||
+      starts("NIOServerCxnFac") || starts("SessionTracker") || starts("ConnnectionExpi") ||
+      starts("RequestThrottle")) {
+    return "zookeeper";
+  }
+  return "other";
 }
 
 TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
@@ -428,6 +442,7 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   const bool notices = !(on_env && std::string(on_env) == "0");
   std::mutex mu;
   std::map<std::string, int64_t> acked, received;
+  std::map<std::string, int64_t> produced;  // the notice's Kafka timestamp (the endpoint's send)
   std::atomic<bool> stop{false};
   std::thread consumer;
   if (notices) {
@@ -455,14 +470,17 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
         if (!batch.ok()) continue;
         int64_t now = NowMs();
         std::lock_guard<std::mutex> lock(mu);
-        for (const kafka::Message& m : *batch) received.emplace(std::string(m.key()), now);
+        for (const kafka::Message& m : *batch) {
+          received.emplace(std::string(m.key()), now);
+          produced.emplace(std::string(m.key()), m.timestamp_ms());
+        }
       }
       c->Close().IgnoreError();
     });
   }
   const std::string pid_file = ServicesDir() + "/hbase/master.pid";
   int64_t cpu0 = JvmCpuTicks(pid_file);
-  std::map<std::string, int64_t> threads0 = JvmThreadTicks(pid_file);
+  std::map<std::string, int64_t> threads0 = JvmThreadTicksByName(pid_file);
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
     if (put_rate > 0) {
@@ -491,18 +509,29 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
   // notices arrived well within it, or the run fails below).
   std::this_thread::sleep_until(puts_done + std::chrono::seconds(2));
   int64_t cpu1 = JvmCpuTicks(pid_file);
-  std::map<std::string, int64_t> threads1 = JvmThreadTicks(pid_file);
+  std::map<std::string, int64_t> threads1 = JvmThreadTicksByName(pid_file);
   stop = true;
   if (consumer.joinable()) consumer.join();
   double cpu_s = double(cpu1 - cpu0) / double(sysconf(_SC_CLK_TCK));
   std::printf(
       "BENCH notices=%d puts=%d put_rate=%.0f/s hbase_jvm_cpu=%.2fs cpu_per_1000_puts=%.3fs\n",
       notices, n, n / put_s, cpu_s, cpu_s * 1000.0 / n);
+  // A thread that ended during the run takes its ticks with it: floor at 0.
+  std::map<std::string, double> by_group, by_name;
+  for (const auto& [name, t1] : threads1) {
+    auto t0 = threads0.find(name);
+    double d = std::max<int64_t>(0, t1 - (t0 == threads0.end() ? 0 : t0->second)) /
+               double(sysconf(_SC_CLK_TCK)) * 1000.0 / n;
+    by_group[ThreadGroup(name)] += d;
+    by_name[name] += d;
+  }
   std::printf("BENCH threads_cpu_per_1000_puts");
-  for (const char* g : {"replication", "producer", "gc", "jit", "other"}) {
-    // A thread that ended during the run takes its ticks with it: floor at 0.
-    double d = std::max<int64_t>(0, threads1[g] - threads0[g]) / double(sysconf(_SC_CLK_TCK));
-    std::printf(" %s=%.4fs", g, d * 1000.0 / n);
+  for (const char* g : {"replication", "producer", "gc", "jit", "zookeeper", "other"}) {
+    std::printf(" %s=%.4fs", g, by_group[g]);
+  }
+  std::printf("\nBENCH thread_names_cpu_per_1000_puts");
+  for (const auto& [name, d] : by_name) {
+    if (d >= 0.0005) std::printf(" %s=%.4fs", name.c_str(), d);
   }
   std::printf("\n");
   if (notices) {
@@ -512,6 +541,21 @@ TEST_F(HBaseNoticesRealTest, DISABLED_BenchLagAndCpu) {
       if (it != received.end()) lag.push_back(it->second - t);
     }
     ASSERT_EQ(lag.size(), acked.size()) << "notices missing";
+    // Where in the run the slow notices were: the worst lag per tenth of
+    // the puts, in put order (a stall at the start differs from one later).
+    // The part until the endpoint sent it (the notice's Kafka timestamp)
+    // and the part until this consumer read it.
+    std::printf("BENCH notice_lag_max_ms_by_tenth (ack->read, ack->sent)");
+    for (int tenth = 0; tenth < 10; ++tenth) {
+      int64_t worst = 0, worst_sent = 0;
+      for (int i = tenth * n / 10; i < (tenth + 1) * n / 10; ++i) {
+        std::string row = prefix_ + "b" + std::to_string(i);
+        worst = std::max(worst, received.at(row) - acked.at(row));
+        worst_sent = std::max(worst_sent, produced.at(row) - acked.at(row));
+      }
+      std::printf(" %lld/%lld", (long long)worst, (long long)worst_sent);
+    }
+    std::printf("\n");
     std::sort(lag.begin(), lag.end());
     auto pct = [&](double p) { return lag[std::min(lag.size() - 1, size_t(p * lag.size()))]; };
     std::printf("BENCH notice_lag_ms p50=%lld p99=%lld max=%lld\n", (long long)pct(0.5),
