@@ -5,8 +5,3 @@ add_test(NAME capacity_test
          COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/capacity_test.py)
 set_tests_properties(capacity_test PROPERTIES TIMEOUT 60)
 
-# bench/pipeline.py's sustained-rate rule on windows it measured (the
-# capacity check's reference rate depends on it).
-add_test(NAME pipeline_keeps_up_test
-         COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/pipeline_keeps_up_test.py)
-set_tests_properties(pipeline_keeps_up_test PROPERTIES TIMEOUT 60)
