@@ -65,6 +65,10 @@ inline constexpr std::string_view kTimeTooOld = "time_too_old";      // < now - 
 inline constexpr std::string_view kUnknownType = "unknown_type";
 inline constexpr std::string_view kBadIp = "bad_ip";
 inline constexpr std::string_view kStoreRejected = "store_rejected";  // store said InvalidArgument
+// Every reason, for series that exist (at 0) before the first dead letter.
+inline constexpr std::string_view kAll[] = {
+    kUndecodable,  kOversized,  kMissingUserId, kUserIdTooLong, kUserIdControlChars,
+    kTimeInFuture, kTimeTooOld, kUnknownType,   kBadIp,         kStoreRejected};
 }  // namespace reason
 
 struct ValidationOptions {

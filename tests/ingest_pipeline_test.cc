@@ -114,6 +114,22 @@ TEST_F(IngestPipelineTest, IngestsDistinctEventsIdempotentlyAndNotifiesAfterAck)
   EXPECT_EQ(committed, 100'000);
 }
 
+// A scrape sees every dead-letter reason from the start, at 0: an alert on
+// rate(seg_ingest_deadletters_total{reason="bad_ip"}) has a series to read,
+// and metrics_scrape_test does not depend on a dead letter having happened.
+TEST_F(IngestPipelineTest, EveryDeadLetterReasonIsServedBeforeTheFirstDeadLetter) {
+  StartInProcessStore();
+  auto ingester = Ingester::Create(Options(), store_.get());
+  SEG_ASSERT_OK(ingester);
+  const std::string text = metrics::RenderText();
+  for (std::string_view r : reason::kAll) {
+    EXPECT_NE(text.find("seg_ingest_deadletters_total{reason=\"" + std::string(r) + "\"}"),
+              std::string::npos)
+        << r;
+  }
+  SEG_ASSERT_OK((*ingester)->Close());
+}
+
 TEST_F(IngestPipelineTest, EachBadInputKindIsDeadLetteredWhileTheBatchLands) {
   StartInProcessStore();
   int64_t now = Clock::Real()->NowMs();

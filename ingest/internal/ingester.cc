@@ -99,7 +99,9 @@ IngesterImpl::IngesterImpl(const IngestOptions& options, store::Store* store, co
           metrics::GetHistogram("seg_ingest_batch_rows", "Rows (users) per store Put", {},
                                 {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000})),
       lag_(metrics::GetGauge("seg_ingest_consumer_lag_messages",
-                             "Messages behind the high watermark of events")) {}
+                             "Messages behind the high watermark of events")) {
+  for (std::string_view r : reason::kAll) DeadLetterCounter(r);
+}
 
 IngesterImpl::~IngesterImpl() { Close().IgnoreError(); }  // Close logs its own failures
 

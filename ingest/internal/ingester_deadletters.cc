@@ -11,6 +11,12 @@
 
 namespace seg::ingest::internal {
 
+metrics::Counter DeadLetterCounter(std::string_view reason) {
+  return metrics::GetCounter("seg_ingest_deadletters_total",
+                             "Messages delivered to the dead-letter topic, by reason",
+                             {{"reason", std::string(reason)}});
+}
+
 Status IngesterImpl::ProduceOneDeadLetter(const kafka::Message& m, const DeadLetterItem& item,
                                           uint64_t tag) {
   DeadLetter letter;
@@ -67,10 +73,7 @@ Status IngesterImpl::AwaitDeadLetters(const std::vector<const kafka::Message*>& 
       }
       if (report->second.ok()) {
         const DeadLetterItem& item = dead[it->second];
-        metrics::GetCounter("seg_ingest_deadletters_total",
-                            "Messages delivered to the dead-letter topic, by reason",
-                            {{"reason", std::string(item.reason)}})
-            .Inc();
+        DeadLetterCounter(item.reason).Inc();
         stats_dead_lettered_++;
       } else {
         LOG_EVERY_N(WARNING, 100) << "ingest: dead letter delivery failed: " << report->second;

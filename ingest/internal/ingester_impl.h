@@ -61,6 +61,11 @@ struct RowBuild {
   std::vector<size_t> messages;
 };
 
+// seg_ingest_deadletters_total{reason}: every reason's series is created at
+// 0 with the ingester, so a scrape (and a rate() over it) sees it before
+// the first dead letter of that kind.
+metrics::Counter DeadLetterCounter(std::string_view reason);
+
 class IngesterImpl : public Ingester {
  public:
   IngesterImpl(const IngestOptions& options, store::Store* store, const Clock* clock);
