@@ -151,29 +151,28 @@ if on_runs:
 # The region server's own CPU: the JVM less the ZooKeeper server that
 # standalone HBase runs inside it (production runs ZooKeeper on machines of
 # its own; the log-position update of every shipment is a ZooKeeper write).
-rs = {}
-for mode, name in (("1", "on"), ("0", "off"), ("2", "dry_run")):
-    vals = [sum(t.values()) - t.get("zookeeper", 0.0) for t in threads[mode]]
-    if vals:
-        rs[name] = med(vals)
-        f[f"region_server_cpu_s_per_1000_puts_{name}"] = round(rs[name], 4)
+def region_server(leave_out):
+    """Median CPU per mode over the JVM's thread groups less `leave_out`."""
+    out = {}
+    for mode, name in (("1", "on"), ("0", "off"), ("2", "dry_run")):
+        vals = [sum(v for g, v in t.items() if g not in leave_out) for t in threads[mode]]
+        if vals:
+            out[name] = med(vals)
+    return out
+def ratios_over_off(cpu_by_mode, suffix):
+    if cpu_by_mode.get("on") and cpu_by_mode.get("off"):
+        f[f"region_server_cpu_on_over_off{suffix}"] = round(cpu_by_mode["on"] / cpu_by_mode["off"], 3)
+        if cpu_by_mode.get("dry_run"):
+            f[f"region_server_cpu_dry_run_over_off{suffix}"] = round(
+                cpu_by_mode["dry_run"] / cpu_by_mode["off"], 3)
+rs = region_server({"zookeeper"})
+for name, v in rs.items():
+    f[f"region_server_cpu_s_per_1000_puts_{name}"] = round(v, 4)
 # The same without the JIT compiler threads: in the bench's 10 minutes C2
 # never settled in the notices JVM (0.003-0.125 s per 1000 puts run to run),
 # which a region server running for days amortises; both figures are kept.
-rs_nojit = {}
-for mode, name in (("1", "on"), ("0", "off"), ("2", "dry_run")):
-    vals = [sum(t.values()) - t.get("zookeeper", 0.0) - t.get("jit", 0.0) for t in threads[mode]]
-    if vals:
-        rs_nojit[name] = med(vals)
-if rs_nojit.get("on") and rs_nojit.get("off"):
-    f["region_server_cpu_on_over_off_without_jit"] = round(rs_nojit["on"] / rs_nojit["off"], 3)
-    if rs_nojit.get("dry_run"):
-        f["region_server_cpu_dry_run_over_off_without_jit"] = round(
-            rs_nojit["dry_run"] / rs_nojit["off"], 3)
-if rs.get("on") and rs.get("off"):
-    f["region_server_cpu_on_over_off"] = round(rs["on"] / rs["off"], 3)
-    if rs.get("dry_run"):
-        f["region_server_cpu_dry_run_over_off"] = round(rs["dry_run"] / rs["off"], 3)
+ratios_over_off(region_server({"zookeeper", "jit"}), "_without_jit")
+ratios_over_off(rs, "")
 detail = {}
 # Where the difference is: thread names whose median CPU differs most on vs off.
 if names["1"] and names["0"]:

@@ -359,23 +359,27 @@ TEST_F(HBaseNoticesRealTest, KafkaDownWritesContinueNoticesArriveAfterRestart) {
 //   build/default/coprocessor-bridge/hbase_notices_real_test
 //     --gtest_also_run_disabled_tests --gtest_filter=*Bench*  (one command)
 // or bench/hbase_notices.sh, which runs the three modes.
-int64_t JvmCpuTicks(const std::string& pid_file) {
-  std::ifstream pf(pid_file);
-  std::string pid;
-  pf >> pid;
-  std::ifstream st("/proc/" + pid + "/stat");
+// utime + stime (clock ticks) from a /proc/.../stat file; -1 when it is gone.
+int64_t StatTicks(const std::filesystem::path& stat_path) {
+  std::ifstream st(stat_path);
   std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
   auto close = stat.rfind(')');
   if (close == std::string::npos) return -1;
   std::istringstream rest(stat.substr(close + 2));
   std::string f;
-  int64_t utime = 0, stime = 0;
+  int64_t ticks = 0;
   for (int i = 3; i <= 15; ++i) {
     rest >> f;
-    if (i == 14) utime = std::stoll(f);
-    if (i == 15) stime = std::stoll(f);
+    if (i >= 14) ticks += std::stoll(f);
   }
-  return utime + stime;
+  return ticks;
+}
+
+int64_t JvmCpuTicks(const std::string& pid_file) {
+  std::ifstream pf(pid_file);
+  std::string pid;
+  pf >> pid;
+  return StatTicks("/proc/" + pid + "/stat");
 }
 
 // CPU ticks of the JVM's threads by name (Linux keeps the first 15
@@ -391,17 +395,8 @@ std::map<std::string, int64_t> JvmThreadTicksByName(const std::string& pid_file)
     std::ifstream comm_file(task.path() / "comm");
     std::string comm;
     std::getline(comm_file, comm);
-    std::ifstream st(task.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
-    auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;  // the thread just ended
-    std::istringstream rest(stat.substr(close + 2));
-    std::string f;
-    int64_t ticks = 0;
-    for (int i = 3; i <= 15; ++i) {
-      rest >> f;
-      if (i >= 14) ticks += std::stoll(f);
-    }
+    int64_t ticks = StatTicks(task.path() / "stat");
+    if (ticks < 0) continue;  // the thread just ended
     for (char& c : comm) {
       if (c >= '0' && c <= '9') c = '#';
       if (c == ' ') c = '_';  // one token per name in the BENCH line
